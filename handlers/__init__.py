@@ -1,0 +1,34 @@
+"""Telegram update handlers: parse, call a service, reply."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    InlineQueryHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.snapshots import RECAPTURE_PREFIX
+from handlers import auth, browse, buttons, links, start
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    """Every handler, in order; the auth gate runs first for every update."""
+    app.add_handler(TypeHandler(Update, auth.gate), group=-1)
+    app.add_handler(CommandHandler("start", start.start))
+    app.add_handler(CommandHandler("help", start.help_command))
+    app.add_handler(CommandHandler("tags", browse.tags_command))
+    app.add_handler(CommandHandler("find", browse.find_command))
+    app.add_handler(CallbackQueryHandler(browse.find_button, pattern=f"^{browse.FIND_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(browse.tag_button, pattern=f"^{browse.TAG_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(buttons.recapture_button, pattern=f"^{RECAPTURE_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(buttons.unknown_button))
+    app.add_handler(InlineQueryHandler(buttons.inline_query))
+    content = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND & ~filters.UpdateType.EDITED
+    app.add_handler(MessageHandler(content, links.on_message, block=False))
+    app.add_handler(MessageHandler(filters.COMMAND, start.help_command))

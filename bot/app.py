@@ -1,0 +1,181 @@
+"""Build the PTB Application from Settings; own the shared resources' life."""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pymongo.errors import PyMongoError
+from telegram import BotCommand, Update
+from telegram.ext import Application, ApplicationBuilder
+
+import handlers
+from bot import scheduler
+from bot.capture import Capturer
+from bot.config import Settings
+from bot.i18n import Texts, en, zh
+from bot.netguard import NetGuard
+from bot.ratelimit import ChatRateLimiter
+from bot.services import SERVICES_KEY, Services, UserLimits
+from bot.snapshots import SnapshotService
+from bot.streaming import ChatPacer
+from bot.summarize import Summarizer
+from storage.repository import LinkStore
+
+log = logging.getLogger(__name__)
+
+SETTINGS_KEY = "linksnap.settings"
+App = Application[Any, Any, Any, Any, Any, Any]
+
+
+class StartupError(Exception):
+    """A resource the bot needs is not there; the message is one clear line."""
+
+
+def build_application(settings: Settings) -> App:
+    """The Application with handlers, limiter and life-cycle hooks; nothing started."""
+    root = settings.api_root
+    app = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .rate_limiter(ChatRateLimiter())
+        .concurrent_updates(True)
+        .connection_pool_size(32)
+        .connect_timeout(10)
+        .read_timeout(30)
+        .write_timeout(60)
+        .pool_timeout(30)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    app.bot_data[SETTINGS_KEY] = settings
+    handlers.register(app)
+    return app
+
+
+async def post_init(app: App) -> None:
+    """Database, browser and LLM client, once for the process."""
+    settings: Settings = app.bot_data[SETTINGS_KEY]
+    store = await _open_store(settings)
+    capturer = Capturer(
+        NetGuard(settings.capture_allow_private),
+        executable=settings.chromium_executable(),
+        ws_endpoint=settings.browser_ws_endpoint,
+        concurrency=settings.capture_concurrency,
+        timeout=settings.capture_timeout,
+    )
+    try:
+        await capturer.start()
+    except Exception as exc:
+        await store.close()
+        raise StartupError(f"cannot start Chromium (CHROMIUM_PATH): {exc}".splitlines()[0]) from exc
+    summarizer = _summarizer(settings)
+    app.bot_data[SERVICES_KEY] = Services(
+        settings=settings,
+        store=store,
+        capturer=capturer,
+        summarizer=summarizer,
+        snapshots=SnapshotService(store, capturer, summarizer, ChatPacer()),
+        limits=UserLimits(settings.user_rate_per_minute),
+    )
+    await _set_commands(app)
+    scheduler.schedule(app)
+
+
+async def _open_store(settings: Settings) -> LinkStore:
+    uri = settings.mongodb_uri.get_secret_value()
+    store = LinkStore.connect(uri)
+    try:
+        await store.ping()
+        await store.ensure_indexes()
+    except PyMongoError as exc:
+        await store.close()
+        where = urllib.parse.urlsplit(uri).hostname or "?"
+        raise StartupError(
+            f"cannot reach the database at {where} (MONGODB_URI): {type(exc).__name__}"
+        ) from exc
+    return store
+
+
+def _summarizer(settings: Settings) -> Summarizer | None:
+    if not settings.summaries_enabled or settings.openai_api_key is None:
+        log.info("summaries off: OPENAI_API_KEY is not set")
+        return None
+    return Summarizer(
+        settings.openai_api_key.get_secret_value(),
+        base_url=str(settings.openai_base_url) if settings.openai_base_url else None,
+        model=settings.openai_model,
+        first_token_timeout=settings.summary_first_token_timeout,
+        stall_timeout=settings.summary_stall_timeout,
+    )
+
+
+def _commands(texts: Texts) -> list[BotCommand]:
+    return [
+        BotCommand("find", texts.cmd_find),
+        BotCommand("tags", texts.cmd_tags),
+        BotCommand("help", texts.cmd_help),
+        BotCommand("start", texts.cmd_start),
+    ]
+
+
+async def _set_commands(app: App) -> None:
+    await app.bot.set_my_commands(_commands(en.TEXTS))
+    await app.bot.set_my_commands(_commands(zh.TEXTS), language_code="zh")
+
+
+async def post_shutdown(app: App) -> None:
+    services: Services | None = app.bot_data.pop(SERVICES_KEY, None)
+    if services is None:
+        return
+    for task in list(services.background):
+        task.cancel()
+    await services.capturer.stop()
+    if services.summarizer is not None:
+        await services.summarizer.close()
+    await services.store.close()
+
+
+@asynccontextmanager
+async def running(app: App, settings: Settings) -> AsyncIterator[App]:
+    """Initialise, start polling (or the webhook server), and stop it all on exit.
+
+    `python -m bot` and the tests both run the bot through here.
+    """
+    await app.initialize()
+    try:
+        await post_init(app)
+        await _start_updates(app, settings)
+        await app.start()
+        yield app
+    finally:
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await post_shutdown(app)
+        await app.shutdown()
+
+
+async def _start_updates(app: App, settings: Settings) -> None:
+    assert app.updater is not None
+    if settings.webhook_url is None:
+        await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, timeout=10)
+        return
+    url = str(settings.webhook_url)
+    await app.updater.start_webhook(
+        listen="0.0.0.0",
+        port=settings.port,
+        url_path=urllib.parse.urlsplit(url).path.lstrip("/"),
+        webhook_url=url,
+        secret_token=settings.webhook_secret.get_secret_value()
+        if settings.webhook_secret
+        else None,
+        allowed_updates=Update.ALL_TYPES,
+    )

@@ -1,0 +1,128 @@
+"""Settings from environment variables or `.env` (pydantic-settings)."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pymongo.uri_parser import parse_uri
+
+DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/linksnap"
+
+
+def _split_list(value: object) -> object:
+    """Accept `a,b c` from the environment as well as a real list."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    telegram_bot_token: SecretStr
+    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    mongodb_uri: SecretStr = SecretStr(DEFAULT_MONGODB_URI)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: AnyHttpUrl | None = None
+    openai_model: str = "gpt-4o-mini"
+    chromium_path: str | None = None
+    browser_ws_endpoint: str | None = None
+    capture_concurrency: int = Field(2, ge=1, le=16)
+    capture_timeout: float = Field(30, gt=0, le=300)
+    capture_allow_private: Annotated[list[str], NoDecode] = []
+    allowed_users: Annotated[list[int], NoDecode] = []
+    webhook_url: AnyHttpUrl | None = None
+    port: int = Field(8080, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    log_level: str = "INFO"
+    user_rate_per_minute: int = Field(20, ge=1)
+    summary_first_token_timeout: float = Field(20, gt=0)
+    summary_stall_timeout: float = Field(20, gt=0)
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        bot_id, _, secret = token.partition(":")
+        if not (bot_id.isdigit() and secret):
+            raise ValueError("expected the form 123456:ABC... given by @BotFather")
+        return SecretStr(token)
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_uri(cls, value: SecretStr) -> SecretStr:
+        uri = value.get_secret_value()
+        try:
+            parsed = parse_uri(uri, connect_timeout=1)
+        except Exception as exc:  # pymongo raises several types for a bad URI
+            raise ValueError(f"not a MongoDB URI ({type(exc).__name__})") from None
+        if not parsed.get("database"):
+            raise ValueError("the URI needs a database name in its path, e.g. .../linksnap")
+        return value
+
+    @field_validator("capture_allow_private", "allowed_users", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("capture_allow_private")
+    @classmethod
+    def _allow_entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not entry.replace("-", "").replace(".", "").isalnum():
+                    raise ValueError(f"{entry!r} is neither a host, an IP nor a CIDR") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @property
+    def token(self) -> str:
+        return self.telegram_bot_token.get_secret_value()
+
+    @property
+    def api_root(self) -> str:
+        return str(self.telegram_api_url).rstrip("/")
+
+    @property
+    def summaries_enabled(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+    def chromium_executable(self) -> str | None:
+        """Configured Chromium, else Debian's, else None (Playwright's own)."""
+        if self.chromium_path:
+            return self.chromium_path
+        for name in ("chromium", "chromium-browser", "google-chrome"):
+            found = shutil.which(name)
+            if found:
+                return found
+        return None
+
+
+def describe_error(exc: Exception) -> str:
+    """One line naming the first bad variable, for a start-up failure."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError) and exc.errors():
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
+        if err["type"] == "missing":
+            return f"configuration error: {name} is required but not set"
+        return f"configuration error: {name} is invalid: {err['msg']}"
+    return f"configuration error: {exc}"

@@ -1,0 +1,53 @@
+"""User-facing text: one module per language (en, zh), chosen by language_code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Every sentence the bot says. Placeholders use str.format; values arrive escaped."""
+
+    locale: str
+    start: str
+    help: str
+    cmd_start: str
+    cmd_help: str
+    cmd_tags: str
+    cmd_find: str
+    no_links: str
+    refused_scheme: str
+    refused_too_long: str
+    refused_malformed: str
+    skipped_links: str
+    too_fast: str
+    not_allowed: str
+    saved_on: str
+    recapture: str
+    failed_link: str
+    capture_reasons: dict[str, str]
+    http_status_note: str
+    summary_heading: str
+    summary_off: str
+    summary_failed: str
+    summary_reasons: dict[str, str]
+    tags_none: str
+    tags_header: str
+    find_none: str
+    find_header: str
+    find_latest_header: str
+    page_of: str
+    stale_button: str
+    db_down: str
+    internal_error: str
+    summary_prompt: str
+
+
+def texts_for(language_code: str | None) -> Texts:
+    """Chinese for zh-* users, English otherwise."""
+    from bot.i18n import en, zh
+
+    if language_code and language_code.lower().startswith("zh"):
+        return zh.TEXTS
+    return en.TEXTS

@@ -1,0 +1,149 @@
+"""Read links, #tags and a note out of a Telegram message; normalise URLs.
+
+Entities come first: Telegram has already found the URLs (`url`), hidden links
+(`text_link`, whose target is `entity.url`) and hashtags, in text and captions alike.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+
+from courlan import normalize_url
+from telegram import Message, MessageEntity
+
+MAX_LINKS = 10
+MAX_URL_LENGTH = 2048
+ACCEPTED_SCHEMES = frozenset({"http", "https"})
+# Schemes people paste that Telegram does not mark as links; named so the reply can say why.
+_SCHEME_WORD = re.compile(
+    r"(?<![\w/])(?:file|data|javascript|vbscript|chrome|chrome-extension|about|ftp|view-source|blob|"
+    r"gopher|ws|wss|smb|ssh|tel|intent|content|jar|ldap|dict|sftp):\S+",
+    re.IGNORECASE,
+)
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+@dataclass
+class Rejected:
+    url: str
+    reason: str  # "scheme", "too_long", "malformed"
+
+
+@dataclass
+class ParsedMessage:
+    urls: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    note: str = ""
+    skipped: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def normalize_tag(raw: str) -> str:
+    return raw.lstrip("#＃").casefold()
+
+
+def _with_scheme(raw: str) -> str:
+    """Telegram marks `example.com/x` as a url; browsers want a scheme."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", raw) or _SCHEME_WORD.fullmatch(raw):
+        return raw
+    return "https://" + raw
+
+
+def check_url(raw: str) -> tuple[str | None, str | None]:
+    """(url to open, None) or (None, rejection reason)."""
+    url = _with_scheme(raw.strip())
+    if len(url) > MAX_URL_LENGTH:
+        return None, "too_long"
+    match = _SCHEME.match(url)
+    scheme = match.group(1).lower() if match else ""
+    if scheme not in ACCEPTED_SCHEMES:
+        return None, "scheme"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return None, "malformed"
+    if not parts.hostname or any(c.isspace() for c in url):
+        return None, "malformed"
+    return url, None
+
+
+def url_key(url: str) -> str:
+    """Identity of a link: case, default port, fragment and tracking parameters removed."""
+    try:
+        normal = normalize_url(url)
+    except (ValueError, UnicodeError):
+        normal = url
+    return urllib.parse.urlsplit(normal)._replace(fragment="").geturl()
+
+
+def _entities(message: Message) -> tuple[str, dict[MessageEntity, str]]:
+    if message.text is not None:
+        return message.text, message.parse_entities()
+    return message.caption or "", message.parse_caption_entities()
+
+
+def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMessage:
+    """Links (capped, de-duplicated), tags and note of one message."""
+    text, entities = _entities(message)
+    out = ParsedMessage()
+    candidates: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for entity, value in sorted(entities.items(), key=lambda item: item[0].offset):
+        if entity.type == MessageEntity.URL:
+            candidates.append(value)
+        elif entity.type == MessageEntity.TEXT_LINK and entity.url:
+            candidates.append(entity.url)
+            continue  # the visible words of a text_link stay in the note
+        elif entity.type == MessageEntity.HASHTAG:
+            tag = normalize_tag(value)
+            if tag and tag not in out.tags:
+                out.tags.append(tag)
+        else:
+            continue
+        spans.append(_span(text, value, spans))
+    if not candidates:
+        candidates = _SCHEME_WORD.findall(text)
+        spans.extend(_span(text, c, spans) for c in candidates)
+    _accept(out, candidates, max_links)
+    out.note = _note(text, spans)
+    return out
+
+
+def _span(text: str, value: str, taken: list[tuple[int, int]]) -> tuple[int, int]:
+    start = 0
+    while True:
+        pos = text.find(value, start)
+        if pos < 0:
+            return (0, 0)
+        if all(not (a <= pos < b) for a, b in taken):
+            return (pos, pos + len(value))
+        start = pos + 1
+
+
+def _accept(out: ParsedMessage, candidates: list[str], max_links: int) -> None:
+    seen: set[str] = set()
+    for raw in candidates:
+        url, reason = check_url(raw)
+        if url is None:
+            out.rejected.append(Rejected(raw[:200], reason or "malformed"))
+            continue
+        key = url_key(url)
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(out.urls) >= max_links:
+            out.skipped += 1
+        else:
+            out.urls.append(url)
+
+
+def _note(text: str, spans: list[tuple[int, int]]) -> str:
+    """The message minus its links and tags, whitespace tidied."""
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    lines = (re.sub(r"\s+", " ", line).strip() for line in "".join(chars).splitlines())
+    return "\n".join(line for line in lines if line)

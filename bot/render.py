@@ -1,0 +1,78 @@
+"""HTML for captions and lists. Everything from a page or a user is escaped here."""
+
+from __future__ import annotations
+
+import html
+import urllib.parse
+from datetime import datetime
+
+from bot.i18n import Texts
+from storage.models import LinkRecord, Page, TagCount
+
+TITLE_MAX = 200
+NOTE_MAX = 300
+
+
+def esc(text: str | None) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def domain(url: str) -> str:
+    host = urllib.parse.urlsplit(url).hostname or url
+    return host.removeprefix("www.")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def tag_list(tags: list[str]) -> str:
+    return " ".join(f"#{esc(tag)}" for tag in tags)
+
+
+def link_title(record: LinkRecord) -> str:
+    """The page title as a link (the URL itself when the page had no title)."""
+    title = _clip(record.title or record.url, TITLE_MAX)
+    return f'<a href="{esc(record.url)}">{esc(title)}</a>'
+
+
+def caption(record: LinkRecord, texts: Texts, *, saved_on: datetime | None = None) -> str:
+    """Screenshot caption: title link, domain, tags, note; well inside 1024."""
+    lines = [f"<b>{link_title(record)}</b>", f"🌐 {esc(domain(record.final_url or record.url))}"]
+    if record.tags:
+        lines.append(tag_list(record.tags))
+    if record.note:
+        lines.append(f"<i>{esc(_clip(record.note, NOTE_MAX))}</i>")
+    if record.http_status and record.http_status >= 400:
+        lines.append(texts.http_status_note.format(status=record.http_status))
+    if saved_on is not None:
+        lines.append(texts.saved_on.format(date=saved_on.strftime("%Y-%m-%d")))
+    return "\n".join(lines)
+
+
+def tags_message(counts: list[TagCount], texts: Texts) -> str:
+    if not counts:
+        return texts.tags_none
+    rows = [f"#{esc(c.tag)} — {c.count}" for c in counts]
+    return "\n".join([texts.tags_header, *rows])
+
+
+def find_message(result: Page, query: str, texts: Texts) -> str:
+    if result.total == 0:
+        return texts.find_none.format(query=esc(query) or "…")
+    header = (
+        texts.find_header.format(query=esc(query), total=result.total)
+        if query
+        else texts.find_latest_header.format(total=result.total)
+    )
+    rows = [
+        _find_row(r, result.page * result.page_size + i + 1) for i, r in enumerate(result.items)
+    ]
+    footer = texts.page_of.format(page=result.page + 1, pages=result.pages)
+    return "\n".join([header, "", *rows, "", footer])
+
+
+def _find_row(record: LinkRecord, number: int) -> str:
+    date = record.created_at.strftime("%Y-%m-%d")
+    tags = f" {tag_list(record.tags)}" if record.tags else ""
+    return f"{number}. {link_title(record)} — {esc(domain(record.url))}, {date}{tags}"

@@ -1,0 +1,40 @@
+"""JobQueue jobs: resume unfinished links at start-up, retry failed summaries later."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram.ext import Application, ContextTypes
+
+from bot.services import get_services
+
+log = logging.getLogger(__name__)
+
+SUMMARY_RETRY_EVERY = 600.0
+
+
+async def resume_unfinished(context: ContextTypes.DEFAULT_TYPE) -> None:
+    services = get_services(context)
+    services.spawn(_resume(context))
+
+
+async def _resume(context: ContextTypes.DEFAULT_TYPE) -> None:
+    count = await get_services(context).snapshots.resume(context.bot)
+    if count:
+        log.info("resumed %d unfinished link(s)", count)
+
+
+async def retry_summaries(context: ContextTypes.DEFAULT_TYPE) -> None:
+    services = get_services(context)
+    services.spawn(services.snapshots.retry_summaries(context.bot))
+
+
+def schedule(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    queue = app.job_queue
+    if queue is None:
+        raise RuntimeError("python-telegram-bot[job-queue] is required")
+    queue.run_once(resume_unfinished, when=0.2, name="resume")
+    queue.run_repeating(
+        retry_summaries, interval=SUMMARY_RETRY_EVERY, first=SUMMARY_RETRY_EVERY, name="summaries"
+    )

@@ -1,0 +1,296 @@
+"""The snapshot flow for one link: record, capture, photo, summary.
+
+A link is written as `pending` before any slow work starts, so nothing acknowledged
+is lost; `resume` picks up whatever a stopped process left unfinished.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from bot import render
+from bot.capture import CaptureError, Capturer, Snapshot
+from bot.i18n import Texts, texts_for
+from bot.links import url_key
+from bot.streaming import ChatPacer, StreamLayout, SummaryEditor
+from bot.summarize import PageText, Summarizer, SummaryError
+from storage.models import LinkRecord, LlmUsage, Screenshot, Status, utcnow
+from storage.repository import LinkStore
+
+log = logging.getLogger(__name__)
+
+PHOTO_MAX_SIDES = 10_000
+PHOTO_MAX_RATIO = 20
+RECAPTURE_PREFIX = "r:"
+
+
+@dataclass(frozen=True)
+class LinkRequest:
+    """Who asked for which links, and where to answer."""
+
+    owner_id: int
+    chat_id: int
+    message_id: int
+    lang_code: str
+    tags: list[str]
+    note: str
+
+
+class SnapshotService:
+    """Runs links through capture and summary, replying through a Bot."""
+
+    def __init__(
+        self,
+        store: LinkStore,
+        capturer: Capturer,
+        summarizer: Summarizer | None,
+        pacer: ChatPacer,
+    ) -> None:
+        self.store = store
+        self.capturer = capturer
+        self.summarizer = summarizer
+        self.pacer = pacer
+        self._told_no_key: set[int] = set()
+
+    async def record(self, request: LinkRequest, urls: list[str]) -> list[tuple[LinkRecord, bool]]:
+        """Write every link before any slow work; (record, created) each."""
+        stored = []
+        for url in urls:
+            fresh = LinkRecord(
+                owner_id=request.owner_id,
+                chat_id=request.chat_id,
+                url=url,
+                url_key=url_key(url),
+                tags=request.tags,
+                note=request.note,
+                lang_code=request.lang_code,
+                source_message_id=request.message_id,
+            )
+            stored.append(await self.store.add_pending(fresh))
+        return stored
+
+    async def handle(self, bot: Bot, record: LinkRecord, created: bool) -> bool:
+        """One link end to end; True when it ended well."""
+        if not created and record.screenshot and record.screenshot.file_id:
+            return await self.show_existing(bot, record)
+        if not created and record.status in (Status.CAPTURING, Status.SUMMARIZING):
+            return True  # already in flight; the tags were merged
+        return await self.run(bot, record)
+
+    async def run(self, bot: Bot, record: LinkRecord) -> bool:
+        texts = texts_for(record.lang_code)
+        await self.store.start_attempt(record.id)
+        try:
+            snap = await self.capturer.capture(record.url, locale=texts.locale)
+        except CaptureError as exc:
+            return await self._failed(bot, record, texts, exc.reason, exc.detail)
+        except Exception:
+            log.exception("capture crashed")
+            return await self._failed(bot, record, texts, "internal", "")
+        await self._save_capture(record, snap)
+        message = await self._send_photo(bot, record, snap, texts)
+        if message is None:
+            return False
+        return await self.summarize(bot, record, message.message_id, texts)
+
+    async def _failed(
+        self, bot: Bot, record: LinkRecord, texts: Texts, reason: str, detail: str
+    ) -> bool:
+        await self.store.update(record.id, status=Status.FAILED, error=f"{reason}: {detail}"[:300])
+        why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
+        text = texts.failed_link.format(url=render.esc(record.url[:300]), reason=why)
+        await _reply(bot, record, text)
+        return False
+
+    async def _save_capture(self, record: LinkRecord, snap: Snapshot) -> None:
+        record.final_url, record.http_status = snap.final_url, snap.http_status
+        record.title, record.description = snap.title, snap.description
+        record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
+        image_id = await self.store.put_image(snap.image, f"{record.id}.jpg")
+        record.screenshot = Screenshot(width=snap.width, height=snap.height, gridfs_id=image_id)
+        await self.store.update(
+            record.id,
+            status=Status.CAPTURED,
+            final_url=snap.final_url,
+            http_status=snap.http_status,
+            title=snap.title,
+            description=snap.description,
+            site_name=snap.site_name,
+            lang=snap.lang,
+            text=snap.text,
+            screenshot=record.screenshot,
+            error=None,
+        )
+        await self.store.set_searchable(record)
+
+    async def _send_photo(
+        self, bot: Bot, record: LinkRecord, snap: Snapshot, texts: Texts
+    ) -> Message | None:
+        caption = self._caption(record, texts)
+        as_document = not _photo_ok(snap.width, snap.height)
+        send = bot.send_document if as_document else bot.send_photo
+        media = {"document" if as_document else "photo": snap.image}
+        try:
+            message = await send(  # type: ignore[operator]
+                chat_id=record.chat_id,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                reply_parameters=_reply_to(record),
+                **media,
+            )
+        except TelegramError as exc:
+            log.warning("sending the snapshot failed: %s", exc)
+            await self.store.update(record.id, status=Status.FAILED, error=f"telegram: {exc}"[:300])
+            return None
+        shot = _screenshot_of(message, record.screenshot, as_document)
+        record.screenshot, record.reply_message_id = shot, message.message_id
+        await self.store.update(record.id, screenshot=shot, reply_message_id=message.message_id)
+        return message
+
+    def _caption(self, record: LinkRecord, texts: Texts) -> str:
+        caption = render.caption(record, texts)
+        if self.summarizer is None and record.chat_id not in self._told_no_key:
+            self._told_no_key.add(record.chat_id)
+            caption += "\n\n" + texts.summary_off
+        return caption
+
+    async def summarize(self, bot: Bot, record: LinkRecord, message_id: int, texts: Texts) -> bool:
+        """Stream the summary into the photo's caption; the record follows along."""
+        if self.summarizer is None:
+            await self.store.update(record.id, status=Status.DONE)
+            return True
+        await self.store.update(record.id, status=Status.SUMMARIZING)
+        layout = StreamLayout(head=render.caption(record, texts), heading=texts.summary_heading)
+        editor = SummaryEditor(bot, record.chat_id, message_id, layout, self.pacer)
+        page = PageText(
+            record.title, record.description, record.text, record.final_url or record.url
+        )
+        stream = self.summarizer.stream(page, texts.summary_prompt)
+        try:
+            async for piece in stream:
+                editor.push(piece)
+        except SummaryError as exc:
+            reason = texts.summary_reasons.get(exc.reason, texts.summary_reasons["server_error"])
+            editor.note(texts.summary_failed.format(reason=reason))
+            await editor.finish()
+            await self.store.update(
+                record.id,
+                status=Status.SUMMARY_FAILED,
+                summary=stream.text,
+                summary_error=exc.reason,
+            )
+            return False
+        await editor.finish()
+        usage = stream.usage
+        llm = LlmUsage(usage.model, usage.prompt_tokens, usage.completion_tokens)
+        await self.store.update(record.id, status=Status.DONE, summary=stream.text, llm=llm)
+        return True
+
+    async def show_existing(self, bot: Bot, record: LinkRecord) -> bool:
+        """A link sent again: the earlier snapshot, its date, and a button to capture afresh."""
+        texts = texts_for(record.lang_code)
+        assert record.screenshot is not None and record.screenshot.file_id is not None
+        caption = render.caption(record, texts, saved_on=record.created_at)
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        texts.recapture, callback_data=f"{RECAPTURE_PREFIX}{record.id}"
+                    )
+                ]
+            ]
+        )
+        send = bot.send_document if record.screenshot.as_document else bot.send_photo
+        media = {
+            "document" if record.screenshot.as_document else "photo": record.screenshot.file_id
+        }
+        try:
+            await send(  # type: ignore[operator]
+                chat_id=record.chat_id,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                reply_parameters=_reply_to(record),
+                **media,
+            )
+        except BadRequest:
+            log.info("stored file_id no longer valid; capturing again")
+            return await self.run(bot, record)
+        return True
+
+    async def resume(self, bot: Bot) -> int:
+        """Finish what a stopped process left behind; returns how many were picked up."""
+        pending = await self.store.unfinished()
+        for record in pending:
+            await self._resume_one(bot, record)
+        return len(pending)
+
+    async def _resume_one(self, bot: Bot, record: LinkRecord) -> None:
+        texts = texts_for(record.lang_code)
+        ok: bool
+        if record.status in (Status.CAPTURED, Status.SUMMARIZING) and record.reply_message_id:
+            ok = await self.summarize(bot, record, record.reply_message_id, texts)
+        else:
+            ok = await self.run(bot, record)
+        if record.source_message_id:
+            await react(bot, record.chat_id, record.source_message_id, "👌" if ok else "🤷")
+
+    async def retry_summaries(self, bot: Bot, min_age: float = 300) -> int:
+        """Summaries that failed a while ago get another go, in place."""
+        older = utcnow() - timedelta(seconds=min_age)
+        records = await self.store.summary_failed(older)
+        for record in records:
+            if record.reply_message_id:
+                await self.summarize(
+                    bot, record, record.reply_message_id, texts_for(record.lang_code)
+                )
+        return len(records)
+
+
+def _photo_ok(width: int, height: int) -> bool:
+    """Telegram's photo rule: sides add up to at most 10000, ratio at most 20."""
+    return width + height <= PHOTO_MAX_SIDES and max(width, height) <= PHOTO_MAX_RATIO * min(
+        width, height
+    )
+
+
+def _screenshot_of(message: Message, shot: Screenshot | None, as_document: bool) -> Screenshot:
+    base = shot or Screenshot(width=0, height=0)
+    if as_document and message.document:
+        file = message.document
+        return Screenshot(
+            base.width, base.height, file.file_id, file.file_unique_id, base.gridfs_id, True
+        )
+    biggest = message.photo[-1]
+    return Screenshot(
+        biggest.width, biggest.height, biggest.file_id, biggest.file_unique_id, base.gridfs_id
+    )
+
+
+def _reply_to(record: LinkRecord) -> ReplyParameters | None:
+    if record.source_message_id is None:
+        return None
+    return ReplyParameters(record.source_message_id, allow_sending_without_reply=True)
+
+
+async def _reply(bot: Bot, record: LinkRecord, text: str) -> None:
+    try:
+        await bot.send_message(
+            record.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=_reply_to(record)
+        )
+    except TelegramError as exc:
+        log.warning("reply failed: %s", exc)
+
+
+async def react(bot: Bot, chat_id: int, message_id: int, emoji: str) -> None:
+    """Set a reaction; a failure here must never stop the work it decorates."""
+    try:
+        await bot.set_message_reaction(chat_id, message_id, emoji)
+    except TelegramError as exc:
+        log.info("reaction %s not set: %s", emoji, exc)

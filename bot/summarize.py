@@ -1,0 +1,149 @@
+"""Page summaries from an OpenAI-compatible model, streamed as they are written."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_CHARS = 12_000  # well inside any current model's context, and cheap
+
+
+@dataclass
+class PageText:
+    title: str | None
+    description: str | None
+    text: str
+    url: str
+
+
+@dataclass
+class Usage:
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class SummaryError(Exception):
+    """The stream ended early; `reason` is a stable code the user text is keyed by."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def build_messages(page: PageText, instruction: str) -> list[dict[str, str]]:
+    """System instruction plus the page as clearly delimited, untrusted material."""
+    body = (page.text or "")[:MAX_PAGE_CHARS]
+    quoted = (
+        f"<page>\n<url>{page.url}</url>\n<title>{page.title or ''}</title>\n"
+        f"<description>{page.description or ''}</description>\n<text>\n{body}\n</text>\n</page>"
+    )
+    return [{"role": "system", "content": instruction}, {"role": "user", "content": quoted}]
+
+
+class Summarizer:
+    """One AsyncOpenAI client for the process."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        model: str = "gpt-4o-mini",
+        first_token_timeout: float = 20,
+        stall_timeout: float = 20,
+    ) -> None:
+        self.model = model
+        self._first_timeout = first_token_timeout
+        self._stall_timeout = stall_timeout
+        # Retries are the scheduler's job: a retry here would hold the user's reply back.
+        self._client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=httpx.Timeout(120, connect=10),
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def stream(self, page: PageText, instruction: str) -> SummaryStream:
+        return SummaryStream(self, build_messages(page, instruction))
+
+    async def _open(self, messages: list[dict[str, str]]) -> openai.AsyncStream:  # type: ignore[type-arg]
+        return await self._client.chat.completions.create(
+            model=self.model,
+            messages=messages,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+            temperature=0.3,
+        )
+
+
+class SummaryStream:
+    """Async iterator of text pieces; `usage` is set once the stream has ended."""
+
+    def __init__(self, owner: Summarizer, messages: list[dict[str, str]]) -> None:
+        self._owner = owner
+        self._messages = messages
+        self.usage = Usage(model=owner.model)
+        self.text = ""
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[str]:
+        owner = self._owner
+        try:
+            stream = await asyncio.wait_for(owner._open(self._messages), owner._first_timeout)
+        except TimeoutError:
+            raise SummaryError("no_first_token") from None
+        except openai.APIError as exc:
+            raise _classify(exc) from None
+        try:
+            async for piece in self._read(stream):
+                self.text += piece
+                yield piece
+        finally:
+            await stream.close()
+
+    async def _read(self, stream: openai.AsyncStream) -> AsyncIterator[str]:  # type: ignore[type-arg]
+        chunks = stream.__aiter__()
+        got_text = False
+        while True:
+            limit = self._owner._stall_timeout if got_text else self._owner._first_timeout
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), limit)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise SummaryError("stalled" if got_text else "no_first_token") from None
+            except (openai.APIError, httpx.HTTPError) as exc:
+                raise _classify(exc) from None
+            if chunk.usage is not None:
+                self.usage.prompt_tokens = chunk.usage.prompt_tokens
+                self.usage.completion_tokens = chunk.usage.completion_tokens
+            if chunk.model:
+                self.usage.model = chunk.model
+            for choice in chunk.choices:
+                if choice.delta and choice.delta.content:
+                    got_text = True
+                    yield choice.delta.content
+
+
+def _classify(exc: Exception) -> SummaryError:
+    if isinstance(exc, openai.RateLimitError):
+        return SummaryError("rate_limited", str(exc)[:200])
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+        return SummaryError("connection", str(exc)[:200])
+    if isinstance(exc, openai.APIStatusError):
+        return SummaryError("server_error", f"HTTP {exc.status_code}")
+    return SummaryError("stream_error", str(exc)[:200])

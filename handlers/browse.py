@@ -1,0 +1,126 @@
+"""/tags, /find and their buttons: a user's own links, by tag and words."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from bot import render
+from bot.links import normalize_tag
+from bot.services import get_services
+from handlers.common import texts_of
+from storage.repository import parse_id
+
+PAGE_SIZE = 10
+TAG_BUTTONS = 24
+FIND_PREFIX = "f:"
+TAG_PREFIX = "t:"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def parse_query(text: str) -> tuple[list[str], str]:
+    """`/find #a #b some words` → (["a", "b"], "some words")."""
+    tags: list[str] = []
+    words: list[str] = []
+    for token in text.split()[1:] if text.startswith("/") else text.split():
+        if token.startswith(("#", "＃")) and len(token) > 1:
+            tag = normalize_tag(token)
+            if tag not in tags:
+                tags.append(tag)
+        else:
+            words.append(token)
+    return tags, " ".join(words)
+
+
+async def tags_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    counts = await get_services(context).store.tag_counts(user.id)
+    buttons = [
+        InlineKeyboardButton(f"#{c.tag} ({c.count})", callback_data=f"{TAG_PREFIX}{c.tag}")
+        for c in counts[:TAG_BUTTONS]
+        if len(f"{TAG_PREFIX}{c.tag}".encode()) <= 64
+    ]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    await message.reply_text(
+        render.tags_message(counts, texts_of(update)),
+        parse_mode=ParseMode.HTML,
+        reply_markup=InlineKeyboardMarkup(rows) if rows else None,
+    )
+
+
+async def find_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    tags, words = parse_query(message.text or "")
+    query_id = await get_services(context).store.queries.save(user.id, tags, words)
+    text, markup = await _find_page(context, user.id, query_id, tags, words, 0, update)
+    await message.reply_text(
+        text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
+    )
+
+
+async def _find_page(
+    context: ContextTypes.DEFAULT_TYPE,
+    owner_id: int,
+    query_id: ObjectId,
+    tags: list[str],
+    words: str,
+    page: int,
+    update: Update,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    store = get_services(context).store
+    result = await store.find(owner_id, tags, words, page=page, page_size=PAGE_SIZE)
+    query = " ".join([*(f"#{t}" for t in tags), words]).strip()
+    text = render.find_message(result, query, texts_of(update))
+    nav = []
+    if page > 0:
+        nav.append(InlineKeyboardButton("◀", callback_data=f"{FIND_PREFIX}{query_id}:{page - 1}"))
+    if page + 1 < result.pages:
+        nav.append(InlineKeyboardButton("▶", callback_data=f"{FIND_PREFIX}{query_id}:{page + 1}"))
+    return text, InlineKeyboardMarkup([nav]) if nav else None
+
+
+async def find_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """◀ ▶: only the user who ran the query can page it."""
+    query, user = update.callback_query, update.effective_user
+    if query is None or user is None or not query.data:
+        return
+    raw_id, _, raw_page = query.data.removeprefix(FIND_PREFIX).partition(":")
+    query_id = parse_id(raw_id)
+    saved = await get_services(context).store.queries.get(user.id, query_id) if query_id else None
+    if saved is None or not raw_page.isdigit() or query_id is None:
+        await query.answer(texts_of(update).stale_button)
+        return
+    await query.answer()
+    text, markup = await _find_page(context, user.id, query_id, *saved, int(raw_page), update)
+    try:
+        await query.edit_message_text(
+            text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
+        )
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
+
+
+async def tag_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A tag tapped in /tags: its links, as /find #tag would list them."""
+    query, user = update.callback_query, update.effective_user
+    if query is None or user is None or not query.data or query.message is None:
+        return
+    tag = normalize_tag(query.data.removeprefix(TAG_PREFIX))
+    await query.answer()
+    query_id = await get_services(context).store.queries.save(user.id, [tag], "")
+    text, markup = await _find_page(context, user.id, query_id, [tag], "", 0, update)
+    await context.bot.send_message(
+        query.message.chat.id,
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+        link_preview_options=NO_PREVIEW,
+    )

@@ -1,0 +1,127 @@
+"""Messages carrying links: react at once, then hand the links to the snapshot service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from pymongo.errors import PyMongoError
+from telegram import Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from bot import render
+from bot.i18n import Texts
+from bot.links import MAX_LINKS, MAX_URL_LENGTH, ParsedMessage, parse_message
+from bot.services import Services, get_services
+from bot.snapshots import LinkRequest, react
+from handlers.common import texts_of
+from storage.models import LinkRecord
+
+log = logging.getLogger(__name__)
+
+COMMENT_WAIT = 3.0  # iOS shares the typed comment as its own message just before the URL
+
+
+@dataclass
+class _Comment:
+    at: float
+    parsed: ParsedMessage
+    used: bool = False
+
+
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    parsed = parse_message(message)
+    texts = texts_of(update)
+    if not parsed.urls:
+        await _no_links(message, parsed, texts, context)
+        return
+    services = get_services(context)
+    await react(context.bot, message.chat_id, message.message_id, "👀")
+    _merge_comment(parsed, context)
+    await _pace(services, user.id, message, texts)
+    request = LinkRequest(
+        owner_id=user.id,
+        chat_id=message.chat_id,
+        message_id=message.message_id,
+        lang_code=user.language_code or "en",
+        tags=parsed.tags,
+        note=parsed.note,
+    )
+    try:
+        stored = await services.snapshots.record(request, parsed.urls)
+    except PyMongoError:
+        log.exception("database unavailable while recording links")
+        await message.reply_text(texts.db_down)
+        await react(context.bot, message.chat_id, message.message_id, "🤷")
+        return
+    await _explain_leftovers(message, parsed, texts)
+    results = await asyncio.gather(
+        *(_one(services, context, rec, created) for rec, created in stored)
+    )
+    ok = all(results) and not parsed.rejected
+    await react(context.bot, message.chat_id, message.message_id, "👌" if ok else "🤷")
+
+
+async def _one(
+    services: Services, context: ContextTypes.DEFAULT_TYPE, rec: LinkRecord, created: bool
+) -> bool:
+    try:
+        return await services.snapshots.handle(context.bot, rec, created)
+    except Exception:
+        log.exception("link processing failed")
+        return False
+
+
+async def _pace(services: Services, user_id: int, message: Message, texts: Texts) -> None:
+    limiter = services.limits.limiter(user_id)
+    if not limiter.has_capacity() and services.limits.should_warn(user_id):
+        seconds = int(60 / services.limits.per_minute) + 1
+        await message.reply_text(texts.too_fast.format(seconds=seconds))
+    await limiter.acquire()
+
+
+def _merge_comment(parsed: ParsedMessage, context: ContextTypes.DEFAULT_TYPE) -> None:
+    data = context.user_data if context.user_data is not None else {}
+    comment: _Comment | None = data.get("linksnap.comment")
+    if comment is None or comment.used or time.monotonic() - comment.at > COMMENT_WAIT:
+        return
+    comment.used = True
+    parsed.tags.extend(t for t in comment.parsed.tags if t not in parsed.tags)
+    parsed.note = "\n".join(n for n in (comment.parsed.note, parsed.note) if n)
+
+
+async def _no_links(
+    message: Message, parsed: ParsedMessage, texts: Texts, context: ContextTypes.DEFAULT_TYPE
+) -> None:
+    if parsed.rejected:
+        await _explain_leftovers(message, parsed, texts)
+        return
+    comment = _Comment(time.monotonic(), parsed)
+    if context.user_data is not None:
+        context.user_data["linksnap.comment"] = comment
+    await asyncio.sleep(COMMENT_WAIT)
+    if not comment.used:
+        await message.reply_text(texts.no_links)
+
+
+async def _explain_leftovers(message: Message, parsed: ParsedMessage, texts: Texts) -> None:
+    """One reply naming refused links and how many were skipped."""
+    lines = []
+    for rejected in parsed.rejected[:5]:
+        url = render.esc(rejected.url[:80])
+        if rejected.reason == "scheme":
+            lines.append(texts.refused_scheme.format(url=url))
+        elif rejected.reason == "too_long":
+            lines.append(texts.refused_too_long.format(limit=MAX_URL_LENGTH))
+        else:
+            lines.append(texts.refused_malformed.format(url=url))
+    if parsed.skipped:
+        lines.append(texts.skipped_links.format(limit=MAX_LINKS, count=parsed.skipped))
+    if lines:
+        await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine (run as root, no prompts).
+# Each step is skipped when its result is already there, so a second run is fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+VENV=.venv
+STAMPS=.stamps
+mkdir -p "$STAMPS"
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || [ -n "${CHROMIUM_PATH:-}" ] || need_apt+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1 \
+  || need_apt+=(fonts-noto-cjk)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+else
+  echo "setup: chromium and fonts present"
+fi
+
+deps_hash=$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$deps_hash" ]; then
+  echo "setup: installing Python packages into $VENV"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev]"
+  echo "$deps_hash" > "$STAMPS/pip"
+else
+  echo "setup: Python packages up to date"
+fi
+
+if [ -z "${MONGODB_URI:-}" ] || [ "${SETUP_FERRETDB:-}" = 1 ]; then
+  src_hash=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/main.go | sha256sum | cut -c1-16)
+  if [ ! -x tools/ferretdb/bin/ferretdb ] || [ "$(cat "$STAMPS/ferretdb" 2>/dev/null)" != "$src_hash" ]; then
+    echo "setup: building FerretDB v1.24.2 (go install)"
+    (cd tools/ferretdb && GOBIN="$PWD/bin" GOFLAGS=-mod=mod go install -ldflags=-checklinkname=0 .)
+    echo "$src_hash" > "$STAMPS/ferretdb"
+  else
+    echo "setup: FerretDB already built"
+  fi
+fi

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Lint, type-check, then the test suite against real parts (FerretDB, Chromium, fakes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
+echo "== mypy"; .venv/bin/mypy bot handlers storage tests
+echo "== pytest"; exec .venv/bin/pytest -q -p no:cacheprovider "$@"

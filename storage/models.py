@@ -1,0 +1,120 @@
+"""Records stored in the `links` collection, as typed objects."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from bson import ObjectId
+
+
+class Status(StrEnum):
+    """Life of a link: pending → capturing → captured → summarizing → done."""
+
+    PENDING = "pending"
+    CAPTURING = "capturing"
+    CAPTURED = "captured"
+    SUMMARIZING = "summarizing"
+    DONE = "done"
+    FAILED = "failed"
+    SUMMARY_FAILED = "summary_failed"
+
+
+UNFINISHED = (Status.PENDING, Status.CAPTURING, Status.CAPTURED, Status.SUMMARIZING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Screenshot:
+    width: int
+    height: int
+    file_id: str | None = None
+    file_unique_id: str | None = None
+    gridfs_id: ObjectId | None = None
+    as_document: bool = False
+
+
+@dataclass
+class LlmUsage:
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class LinkRecord:
+    """One saved link of one user."""
+
+    owner_id: int
+    chat_id: int
+    url: str
+    url_key: str
+    id: ObjectId = field(default_factory=ObjectId)
+    tags: list[str] = field(default_factory=list)
+    note: str = ""
+    lang_code: str = "en"
+    source_message_id: int | None = None
+    final_url: str | None = None
+    http_status: int | None = None
+    title: str | None = None
+    description: str | None = None
+    site_name: str | None = None
+    lang: str | None = None
+    text: str = ""
+    terms: list[str] = field(default_factory=list)
+    summary: str | None = None
+    summary_error: str | None = None
+    llm: LlmUsage | None = None
+    screenshot: Screenshot | None = None
+    reply_message_id: int | None = None
+    status: Status = Status.PENDING
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    checked_at: datetime | None = None
+    alive: bool | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["_id"] = doc.pop("id")
+        doc["status"] = str(self.status)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> LinkRecord:
+        data = dict(doc)
+        data["id"] = data.pop("_id")
+        known = cls.__dataclass_fields__
+        data = {k: v for k, v in data.items() if k in known}
+        if isinstance(data.get("llm"), dict):
+            data["llm"] = LlmUsage(**data["llm"])
+        if isinstance(data.get("screenshot"), dict):
+            data["screenshot"] = Screenshot(**data["screenshot"])
+        data["status"] = Status(data.get("status", Status.PENDING))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TagCount:
+    tag: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a /find result."""
+
+    items: list[LinkRecord]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
