@@ -28,6 +28,7 @@ from storage.repository import LinkStore
 log = logging.getLogger(__name__)
 
 SETTINGS_KEY = "linksnap.settings"
+SHARED_CAPTURER_KEY = "linksnap.shared_capturer"
 App = Application[Any, Any, Any, Any, Any, Any]
 
 
@@ -35,8 +36,12 @@ class StartupError(Exception):
     """A resource the bot needs is not there; the message is one clear line."""
 
 
-def build_application(settings: Settings) -> App:
-    """The Application with handlers, limiter and life-cycle hooks; nothing started."""
+def build_application(settings: Settings, *, capturer: Capturer | None = None) -> App:
+    """The Application with handlers, limiter and life-cycle hooks; nothing started.
+
+    A `capturer` given here is used as is and left running at shutdown (its owner,
+    e.g. a test session sharing one browser, stops it).
+    """
     root = settings.api_root
     app = (
         ApplicationBuilder()
@@ -55,6 +60,7 @@ def build_application(settings: Settings) -> App:
         .build()
     )
     app.bot_data[SETTINGS_KEY] = settings
+    app.bot_data[SHARED_CAPTURER_KEY] = capturer
     handlers.register(app)
     return app
 
@@ -63,18 +69,12 @@ async def post_init(app: App) -> None:
     """Database, browser and LLM client, once for the process."""
     settings: Settings = app.bot_data[SETTINGS_KEY]
     store = await _open_store(settings)
-    capturer = Capturer(
-        NetGuard(settings.capture_allow_private),
-        executable=settings.chromium_executable(),
-        ws_endpoint=settings.browser_ws_endpoint,
-        concurrency=settings.capture_concurrency,
-        timeout=settings.capture_timeout,
-    )
+    shared: Capturer | None = app.bot_data.get(SHARED_CAPTURER_KEY)
     try:
-        await capturer.start()
-    except Exception as exc:
+        capturer = shared or await start_capturer(settings)
+    except StartupError:
         await store.close()
-        raise StartupError(f"cannot start Chromium (CHROMIUM_PATH): {exc}".splitlines()[0]) from exc
+        raise
     summarizer = _summarizer(settings)
     app.bot_data[SERVICES_KEY] = Services(
         settings=settings,
@@ -86,6 +86,23 @@ async def post_init(app: App) -> None:
     )
     await _set_commands(app)
     scheduler.schedule(app)
+
+
+async def start_capturer(settings: Settings) -> Capturer:
+    """The process's one browser, behind the egress guard."""
+    capturer = Capturer(
+        NetGuard(settings.capture_allow_private),
+        executable=settings.chromium_executable(),
+        ws_endpoint=settings.browser_ws_endpoint,
+        concurrency=settings.capture_concurrency,
+        timeout=settings.capture_timeout,
+    )
+    try:
+        await capturer.start()
+    except Exception as exc:
+        await capturer.stop()
+        raise StartupError(f"cannot start Chromium (CHROMIUM_PATH): {exc}".splitlines()[0]) from exc
+    return capturer
 
 
 async def _open_store(settings: Settings) -> LinkStore:
@@ -136,7 +153,8 @@ async def post_shutdown(app: App) -> None:
         return
     for task in list(services.background):
         task.cancel()
-    await services.capturer.stop()
+    if app.bot_data.get(SHARED_CAPTURER_KEY) is None:
+        await services.capturer.stop()
     if services.summarizer is not None:
         await services.summarizer.close()
     await services.store.close()

@@ -1,0 +1,167 @@
+"""The test bed: FerretDB, one Chromium, pages on 127.0.0.1, the Bot API and OpenAI fakes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import start_capturer
+from bot.capture import Capturer
+from bot.config import Settings
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.pages import PageServer, Sentinel
+from tests.harness import BotHarness
+
+ROOT = Path(__file__).resolve().parent.parent
+FERRETDB = ROOT / "tools" / "ferretdb" / "bin" / "ferretdb"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ferretdb exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("ferretdb did not start listening")
+
+
+@pytest.fixture(scope="session")
+def ferretdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway FerretDB (SQLite) on a free port; yields its base URI."""
+    if os.environ.get("TEST_MONGODB_URI"):
+        yield os.environ["TEST_MONGODB_URI"].rstrip("/")
+        return
+    if not FERRETDB.exists():
+        raise RuntimeError(f"{FERRETDB} is missing: run `make test`, which builds it")
+    data = tmp_path_factory.mktemp("ferretdb")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, proc)
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def mongodb_uri(ferretdb: str) -> str:
+    """A fresh database per test, so tests never see each other's records."""
+    return f"{ferretdb}/t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+async def pages() -> AsyncIterator[PageServer]:
+    server = PageServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def sentinel(pages: PageServer) -> AsyncIterator[Sentinel]:
+    """Loopback but outside CAPTURE_ALLOW_PRIVATE=127.0.0.1: must never see a connection."""
+    server = Sentinel("127.0.0.2")
+    await server.start()
+    pages.sentinel_url = server.url
+    yield server
+    await server.stop()
+
+
+def base_env(api_root: str, mongodb_uri: str, **extra: str) -> dict[str, str]:
+    env = {
+        "TELEGRAM_BOT_TOKEN": "123456:TEST-token",
+        "TELEGRAM_API_URL": api_root,
+        "MONGODB_URI": mongodb_uri,
+        "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
+        "CAPTURE_TIMEOUT": "8",
+        "LOG_LEVEL": "INFO",
+    }
+    env.update(extra)
+    return env
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    return Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def capturer() -> AsyncIterator[Capturer]:
+    """One Chromium for the whole test session, as in production one per process."""
+    settings = settings_for(base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x"))
+    shared = await start_capturer(settings)
+    yield shared
+    await shared.stop()
+
+
+@pytest.fixture
+async def botapi() -> AsyncIterator[FakeBotAPI]:
+    api = FakeBotAPI()
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def harness_factory(
+    botapi: FakeBotAPI, mongodb_uri: str, capturer: Capturer, pages: PageServer
+) -> AsyncIterator[object]:
+    """`await make(**env)` starts the real Application against the fakes."""
+    started: list[BotHarness] = []
+
+    async def make(*, shared_browser: bool = True, **extra: str) -> BotHarness:
+        env = base_env(botapi.root, mongodb_uri, **extra)
+        harness = BotHarness(botapi, settings_for(env), pages, capturer if shared_browser else None)
+        await harness.start()
+        started.append(harness)
+        return harness
+
+    yield make
+    for harness in reversed(started):
+        await harness.stop()
+
+
+@pytest.fixture
+async def bot(harness_factory: object) -> BotHarness:
+    """The bot with summaries off (no OpenAI key)."""
+    return await harness_factory()  # type: ignore[operator,no-any-return]
+
+
+@pytest.fixture
+async def bot_llm(harness_factory: object, llm: FakeOpenAI) -> BotHarness:
+    """The bot with summaries from the OpenAI-compatible fake."""
+    harness = await harness_factory(  # type: ignore[operator]
+        openai_api_key="sk-test", openai_base_url=llm.base_url
+    )
+    harness.llm = llm
+    return harness  # type: ignore[no-any-return]

@@ -1,0 +1,96 @@
+"""Drive the real Application: "user 42 sends ..." and then inspect what the bot did."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+from bot.app import build_application, running
+from bot.capture import Capturer
+from bot.config import Settings
+from storage.models import LinkRecord
+from storage.repository import LinkStore
+from tests.fakes.botapi import Call, FakeBotAPI
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.pages import PageServer
+
+DONE_REACTIONS = {"👌", "🤷"}
+
+
+class BotHarness:
+    """One running bot plus a direct line to its database."""
+
+    def __init__(
+        self, api: FakeBotAPI, settings: Settings, pages: PageServer, capturer: Capturer | None
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.pages = pages
+        self.llm: FakeOpenAI | None = None
+        self._capturer = capturer
+        self._stack = AsyncExitStack()
+        self.store = LinkStore.connect(settings.mongodb_uri.get_secret_value())
+
+    async def start(self) -> None:
+        app = build_application(self.settings, capturer=self._capturer)
+        self.app = await self._stack.enter_async_context(running(app, self.settings))
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+        await self.store.close()
+
+    def send(self, user_id: int, text: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The user sends a message; returns it as Telegram delivered it."""
+        return self.api.send_message(user_id, text, **kwargs)
+
+    async def finished(self, message: dict[str, Any], timeout: float = 45) -> str:
+        """Wait for the bot's closing reaction (👌 or 🤷) on a user message."""
+        chat_id, message_id = message["chat"]["id"], message["message_id"]
+        call = await self.api.wait_for(
+            lambda c: c.method == "setMessageReaction"
+            and c.ok
+            and c.params.get("chat_id") == chat_id
+            and c.params.get("message_id") == message_id
+            and _emoji(c) in DONE_REACTIONS,
+            timeout=timeout,
+        )
+        return _emoji(call)
+
+    async def reply_text(self, message: dict[str, Any], timeout: float = 20) -> str:
+        """The text of the bot's next sendMessage answering in that chat."""
+        chat_id = message["chat"]["id"]
+        start = len(self.api.calls)
+        call = await self.api.wait_for(
+            lambda c: c.method == "sendMessage"
+            and c.ok
+            and c.params.get("chat_id") == chat_id
+            and self.api.calls.index(c) >= start - 1,
+            timeout=timeout,
+        )
+        return str(call.result["text"])
+
+    def replies_to(self, message: dict[str, Any], method: str | None = None) -> list[Call]:
+        """Successful bot calls that reply to this user message."""
+        out = []
+        for call in self.api.calls:
+            if not call.ok or (method and call.method != method):
+                continue
+            reply = call.params.get("reply_parameters") or {}
+            if (
+                call.params.get("chat_id") == message["chat"]["id"]
+                and reply.get("message_id") == message["message_id"]
+            ):
+                out.append(call)
+        return out
+
+    def photos_for(self, message: dict[str, Any]) -> list[Call]:
+        return self.replies_to(message, "sendPhoto")
+
+    async def records(self, owner_id: int) -> list[LinkRecord]:
+        docs = self.store.links.find({"owner_id": owner_id}).sort("created_at", 1)
+        return [LinkRecord.from_doc(d) async for d in docs]
+
+
+def _emoji(call: Call) -> str:
+    reaction = call.params.get("reaction") or []
+    return str(reaction[0].get("emoji")) if reaction else ""

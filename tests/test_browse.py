@@ -1,0 +1,139 @@
+"""/tags and /find over a seeded set; owners never see each other's links; restarts resume."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from bot.links import url_key
+from storage.models import LinkRecord, Screenshot, Status
+from tests.harness import BotHarness
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def seed(bot: BotHarness, owner: int, n: int, tags: list[str], prefix: str) -> list[LinkRecord]:
+    records = []
+    for i in range(n):
+        url = f"https://{prefix}.example/{i}"
+        record = LinkRecord(
+            owner_id=owner,
+            chat_id=owner,
+            url=url,
+            url_key=url_key(url),
+            tags=list(tags),
+            title=f"{prefix} {i:02d}",
+            status=Status.DONE,
+            created_at=T0 + timedelta(minutes=len(records) + hash(prefix) % 1000),
+            screenshot=Screenshot(1280, 800, file_id=None),
+        )
+        await bot.store.links.insert_one(record.to_doc())
+        records.append(record)
+    return records
+
+
+async def command(bot: BotHarness, user: int, text: str, language: str = "en") -> dict:
+    sent = bot.send(user, text, language_code=language)
+    call = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user
+        and (c.params.get("reply_parameters") or {}).get("message_id") == sent["message_id"],
+        timeout=20,
+    )
+    return call.result  # type: ignore[no-any-return]
+
+
+async def test_tags_counts_most_used_first(bot: BotHarness) -> None:
+    await seed(bot, 42, 5, ["a", "技术"], "x")
+    await seed(bot, 42, 3, ["a", "b"], "y")
+    await seed(bot, 42, 1, ["c"], "z")
+    reply = await command(bot, 42, "/tags")
+    lines = reply["text"].splitlines()[1:]
+    assert lines == ["#a — 8", "#技术 — 5", "#b — 3", "#c — 1"]
+    buttons = [b["callback_data"] for row in reply["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons[:2] == ["t:a", "t:技术"]
+
+
+async def test_find_requires_all_tags_and_pages_cover_each_once(bot: BotHarness) -> None:
+    both = await seed(bot, 42, 23, ["a", "b"], "both")
+    await seed(bot, 42, 4, ["a"], "onlya")
+    await seed(bot, 42, 4, ["b"], "onlyb")
+    reply = await command(bot, 42, "/find #a #B")
+    assert "23 found" in reply["text"]
+    seen: list[str] = []
+    page = reply
+    for _ in range(3):
+        seen += re.findall(r"both \d\d", page["text"])
+        nav = (page.get("reply_markup") or {}).get("inline_keyboard", [[]])[0]
+        forward = [b for b in nav if b["text"] == "▶"]
+        if not forward:
+            break
+        bot.api.press_button(42, page, forward[0]["callback_data"])
+        edit = await bot.api.wait_for(
+            lambda c, mid=page["message_id"], n=len(bot.api.calls): c.method == "editMessageText"
+            and c.ok and c.params["message_id"] == mid and bot.api.calls.index(c) >= n,
+            timeout=20,
+        )
+        page = edit.result
+    assert sorted(seen) == sorted(r.title for r in both if r.title)
+    assert len(seen) == len(set(seen)) == 23
+    newest_first = [r.title for r in sorted(both, key=lambda r: r.created_at, reverse=True)]
+    assert seen == newest_first
+
+
+async def test_find_with_cjk_tag_and_no_match(bot: BotHarness) -> None:
+    await seed(bot, 42, 2, ["技术"], "cjk")
+    reply = await command(bot, 42, "/find #技术", language="zh-hans")
+    assert "共 2 个" in reply["text"] and "cjk 00" in reply["text"]
+    none = await command(bot, 42, "/find #nothing")
+    assert "No links match #nothing" in none["text"] and "/tags" in none["text"]
+
+
+async def test_users_never_see_each_others_links(bot: BotHarness) -> None:
+    mine = await seed(bot, 1, 12, ["secret"], "alice")
+    await seed(bot, 2, 1, ["own"], "bob")
+    tags = await command(bot, 2, "/tags")
+    assert "secret" not in tags["text"] and "#own — 1" in tags["text"]
+    found = await command(bot, 2, "/find #secret")
+    assert "alice" not in found["text"]
+    alice_page = await command(bot, 1, "/find #secret")
+    forward = alice_page["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    before = len(bot.api.calls)
+    bot.api.press_button(2, alice_page, forward)  # bob presses alice's ▶
+    answer = await bot.api.wait_for(lambda c: c.method == "answerCallbackQuery", timeout=20)
+    assert answer.params.get("text") == "That button has expired."
+    bot.api.press_button(2, alice_page, f"r:{mine[0].id}")  # bob forges a recapture
+    await bot.api.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and bot.api.calls.index(c) > before + 1, timeout=20
+    )
+    edits = [c for c in bot.api.calls[before:] if c.method in {"editMessageText", "sendPhoto"}]
+    assert edits == []
+
+
+async def test_restart_finishes_pending_links(
+    harness_factory: object, botapi: object, mongodb_uri: str, pages: object
+) -> None:
+    """Records a stopped bot left pending/capturing are captured at the next start."""
+    from storage.repository import LinkStore
+
+    user_message = botapi.send_message(42, "earlier message")  # type: ignore[attr-defined]
+    store = LinkStore.connect(mongodb_uri)
+    left = []
+    for name, status in (("left1", Status.PENDING), ("left2", Status.CAPTURING)):
+        url = pages.url(f"/article/{name}")  # type: ignore[attr-defined]
+        record = LinkRecord(
+            owner_id=42, chat_id=42, url=url, url_key=url_key(url), status=status, tags=["old"],
+            source_message_id=user_message["message_id"],
+        )
+        await store.links.insert_one(record.to_doc())
+        left.append(record)
+    await store.close()
+    bot: BotHarness = await harness_factory()  # type: ignore[operator]
+    await bot.api.wait_until(
+        lambda: len(bot.api.calls_of("sendPhoto", ok_only=True)) == 2, timeout=40
+    )
+    await bot.finished(user_message)
+    for record in left:
+        stored = await bot.store.get(42, record.id)
+        assert stored is not None and stored.status == Status.DONE
+        assert stored.title == f"Article {record.url.rsplit('/', 1)[1]}"
+        assert stored.screenshot is not None and stored.screenshot.file_id
