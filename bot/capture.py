@@ -131,6 +131,10 @@ class Capturer:
     def proxy(self) -> GuardProxy:
         return self._proxy
 
+    @property
+    def guard(self) -> NetGuard:
+        return self._guard
+
     async def start(self) -> None:
         await self._proxy.start()
         self._pw = await async_playwright().start()
@@ -168,7 +172,7 @@ class Capturer:
         """Snapshot of `url`; raises CaptureError with a reason code."""
         verdict = await self._guard.check_url(url)
         if not verdict.allowed:
-            raise CaptureError("blocked", verdict.reason)
+            raise CaptureError("dns" if verdict.reason == "unresolvable" else "blocked", verdict.reason)
         async with self._slots:
             try:
                 async with asyncio.timeout(self._timeout + SETTLE_SECONDS + 15):
@@ -204,6 +208,10 @@ class Capturer:
 
     async def _load_and_shoot(self, page: Page, url: str) -> tuple[Snapshot, str]:
         failed: list[str] = []
+        inflight: set[object] = set()
+        page.on("request", lambda req: inflight.add(req))
+        page.on("requestfinished", lambda req: inflight.discard(req))
+        page.on("requestfailed", lambda req: inflight.discard(req))
         page.on(
             "requestfailed",
             lambda req: failed.append(req.url) if req.is_navigation_request() else None,
@@ -218,7 +226,7 @@ class Capturer:
             raise self._navigation_error(exc, failed or [url]) from None
         if response is not None and response.headers.get(BLOCK_HEADER.lower()):
             raise CaptureError("blocked", response.headers[BLOCK_HEADER.lower()])
-        await _settle(page)
+        await _settle(page, inflight)
         image = await page.screenshot(type="jpeg", quality=JPEG_QUALITY, full_page=False)
         meta = await page.evaluate(_META_JS)
         html = await page.content()
@@ -243,13 +251,19 @@ class Capturer:
         return CaptureError(reason, exc.message.splitlines()[0][:200])
 
 
-async def _settle(page: Page) -> None:
-    """Give late content a short, bounded chance: load event, then a quiet network."""
+async def _settle(page: Page, inflight: set[object]) -> None:
+    """Give late content a short, bounded chance: the load event, then no request in flight.
+
+    Polling the in-flight set instead of Playwright's "networkidle" (which always waits
+    500 ms of silence) lets a page that is already complete be shot at once.
+    """
     try:
         await page.wait_for_load_state("load", timeout=SETTLE_SECONDS * 1000)
-        await page.wait_for_load_state("networkidle", timeout=SETTLE_SECONDS * 500)
     except PlaywrightError:
         pass
+    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS / 2
+    while inflight and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def _clean(value: object) -> str | None:

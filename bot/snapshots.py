@@ -58,6 +58,20 @@ class SnapshotService:
         self.pacer = pacer
         self._told_no_key: set[int] = set()
 
+    async def screen(self, urls: list[str]) -> tuple[list[str], list[str]]:
+        """(links the bot may open, links it refuses) — refused ones are never stored.
+
+        A name that does not resolve now is kept: DNS can fail for a while, and the
+        capture then says so.
+        """
+        allowed: list[str] = []
+        refused: list[str] = []
+        for url in urls:
+            verdict = await self.capturer.guard.check_url(url)
+            ok = verdict.allowed or verdict.reason == "unresolvable"
+            (allowed if ok else refused).append(url)
+        return allowed, refused
+
     async def record(self, request: LinkRequest, urls: list[str]) -> list[tuple[LinkRecord, bool]]:
         """Write every link before any slow work; (record, created) each."""
         stored = []

@@ -14,7 +14,7 @@ from telegram.ext import ContextTypes
 
 from bot import render
 from bot.i18n import Texts
-from bot.links import MAX_LINKS, MAX_URL_LENGTH, ParsedMessage, parse_message
+from bot.links import MAX_LINKS, MAX_URL_LENGTH, ParsedMessage, Rejected, parse_message
 from bot.services import Services, get_services
 from bot.snapshots import LinkRequest, react
 from handlers.common import texts_of
@@ -53,8 +53,10 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         tags=parsed.tags,
         note=parsed.note,
     )
+    urls, refused = await services.snapshots.screen(parsed.urls)
+    parsed.rejected.extend(Rejected(url, "blocked") for url in refused)
     try:
-        stored = await services.snapshots.record(request, parsed.urls)
+        stored = await services.snapshots.record(request, urls)
     except PyMongoError:
         log.exception("database unavailable while recording links")
         await message.reply_text(texts.db_down)
@@ -117,6 +119,8 @@ async def _explain_leftovers(message: Message, parsed: ParsedMessage, texts: Tex
         url = render.esc(rejected.url[:80])
         if rejected.reason == "scheme":
             lines.append(texts.refused_scheme.format(url=url))
+        elif rejected.reason == "blocked":
+            lines.append(texts.refused_blocked.format(url=url))
         elif rejected.reason == "too_long":
             lines.append(texts.refused_too_long.format(limit=MAX_URL_LENGTH))
         else:

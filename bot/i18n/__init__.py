@@ -18,6 +18,7 @@ class Texts:
     cmd_find: str
     no_links: str
     refused_scheme: str
+    refused_blocked: str
     refused_too_long: str
     refused_malformed: str
     skipped_links: str

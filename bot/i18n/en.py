@@ -27,6 +27,7 @@ TEXTS = Texts(
     cmd_find="Find links: /find #tag words",
     no_links="I found no link in that message. Send an http:// or https:// link, with #tags if you like.",
     refused_scheme="I can't open <code>{url}</code>: I only accept http:// and https:// web links.",
+    refused_blocked="I won't open <code>{url}</code>: it points to a private or local network address.",
     refused_too_long="That link is longer than {limit} characters, so I skipped it.",
     refused_malformed="<code>{url}</code> is not a valid web address.",
     skipped_links="I take up to {limit} links per message; {count} more were skipped — send them separately.",

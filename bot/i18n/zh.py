@@ -25,6 +25,7 @@ TEXTS = Texts(
     cmd_find="查找链接：/find #标签 关键词",
     no_links="这条消息里没有找到链接。请发送 http:// 或 https:// 链接，可以附上 #标签。",
     refused_scheme="无法打开 <code>{url}</code>：我只接受 http:// 和 https:// 网页链接。",
+    refused_blocked="我不会打开 <code>{url}</code>：它指向私有或本地网络地址。",
     refused_too_long="这个链接超过 {limit} 个字符，已跳过。",
     refused_malformed="<code>{url}</code> 不是有效的网址。",
     skipped_links="每条消息最多处理 {limit} 个链接，另有 {count} 个已跳过，请分开发送。",

@@ -1,0 +1,176 @@
+"""Hostile input: only public pages are opened, and nothing breaks the bot.
+
+Every URL here is an IP literal or `localhost`, so no test resolves a name through the
+machine's resolver; the sentinel on 127.0.0.2 is loopback, outside
+CAPTURE_ALLOW_PRIVATE=127.0.0.1, and must never see a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.fakes.pages import PageServer, Sentinel
+from tests.harness import BotHarness
+
+SCHEMES = [
+    "file:///etc/passwd",
+    "data:text/html,<script>alert(1)</script>",
+    "javascript:alert(document.cookie)",
+    "chrome://settings",
+    "about:blank",
+    "ftp://127.0.0.1/pub/file.txt",
+    "view-source:http://127.0.0.1/",
+    "blob:http://127.0.0.1/0f2c",
+    "gopher://127.0.0.1:70/",
+    "ws://127.0.0.1:1/socket",
+]
+
+
+async def test_sentinel_gets_no_connection(
+    harness_factory: Any, sentinel: Sentinel, pages: PageServer
+) -> None:
+    bot: BotHarness = await harness_factory()
+    direct = bot.send(42, f"{sentinel.url}/direct #x")
+    redirect = bot.send(43, pages.url(f"/redirect?to={sentinel.url}/hop"))
+    embeds = bot.send(44, pages.url("/embeds"))
+    assert await bot.finished(direct) == "🤷"
+    assert await bot.finished(redirect) == "🤷"
+    assert await bot.finished(embeds) == "👌"
+    await asyncio.sleep(0.5)
+    assert sentinel.connections == 0
+    assert await bot.records(42) == []  # refused outright: nothing stored
+    [hop] = await bot.records(43)
+    assert hop.status == "failed" and hop.error and hop.error.startswith("blocked")
+    texts = [c.params["text"] for c in bot.api.calls_of("sendMessage", ok_only=True)]
+    assert any("private or local network" in t for t in texts)
+    assert len(bot.photos_for(embeds)) == 1
+
+
+def corpus(pages: PageServer, sentinel: Sentinel) -> list[tuple[str, str]]:
+    """(message text, what the reply must mention)."""
+    p = pages.url
+    items = [(s, "http:// and https://") for s in SCHEMES]
+    items += [
+        ("http://[::1/", "not a valid web address"),
+        ("https://256.256.256.256/", "not a valid"),
+        ("http://127.0.0.1:99999/", "not a valid"),
+        ("https://127.0.0.1/" + "a" * 2100, "longer than 2048"),
+        (" ".join(p(f"/article/many{i}") for i in range(100)), "90 more were skipped"),
+        ("x" * 1_000_000, "found no link"),
+        ("just words, no link at all", "found no link"),
+        ("#only #tags", "found no link"),
+        ("🙂", "found no link"),
+        (p("/slow"), "did not finish loading"),
+        (p("/hang"), "did not finish loading"),
+        (p("/loop"), "redirects in a loop"),
+        (p("/download"), "file download"),
+        (p("/status/404"), "HTTP 404"),
+        (p("/status/500"), "HTTP 500"),
+        (p("/dialog"), "Dialog page"),
+        (p("/html-title") + " #<b>x", "&lt;b&gt;Bold"),
+        ("<b>note</b> & " + p("/article/note"), "&lt;b&gt;note&lt;/b&gt; &amp;"),
+        (f"https://{pages.host}:{pages.port}/colors", "secure"),  # TLS to a plain-HTTP port
+        (f"http://127.0.0.1:{_closed_port()}/", "refused the connection"),
+        (f"{sentinel.url}/x", "private or local"),
+        ("http://0x7f.0.0.2:80/", "private or local"),
+        ("http://2130706434/", "private or local"),
+        ("http://[::ffff:127.0.0.2]/", "private or local"),
+        ("http://[::1]:8080/", "private or local"),
+        ("http://0.0.0.0/", "private or local"),
+        ("http://169.254.169.254/latest/meta-data/", "private or local"),
+        ("http://127.0.0.3/", "private or local"),
+        (p(f"/redirect?to={sentinel.url}/r"), "private or local"),
+        (p("/tall"), "Tall page"),
+        (p("/big"), "Big page"),
+        ("/find #<script>", "No links match #&lt;script&gt;"),
+        ("/tags", "no tags yet"),
+        ("/nonsense", "How to use linksnap"),
+    ]
+    return items
+
+
+def _closed_port() -> int:
+    from tests.conftest import free_port
+
+    return free_port()
+
+
+async def test_hostile_corpus(
+    harness_factory: Any, sentinel: Sentinel, pages: PageServer
+) -> None:
+    bot: BotHarness = await harness_factory(capture_timeout="3", user_rate_per_minute="100")
+    cases = corpus(pages, sentinel)
+    assert len(cases) >= 40
+    sent = []
+    for i, (text, _) in enumerate(cases):
+        sent.append(bot.send(1000 + i, text))
+    for (text, expect), message in zip(cases, sent, strict=True):
+        said = await _everything_said(bot, message, expect)
+        assert expect in said, (text[:80], said[:500])
+    stranger = bot.api.press_button(999, sent[0], "r:000000000000000000000000")
+    del stranger
+    answer = await bot.api.wait_for(lambda c: c.method == "answerCallbackQuery", timeout=20)
+    assert answer.params.get("text") == "That button has expired."
+    normal = bot.send(5000, pages.url("/colors") + " #fine")
+    assert await bot.finished(normal) == "👌"
+    assert len(bot.photos_for(normal)) == 1
+    assert sentinel.connections == 0
+    refused_owners = [1000 + i for i, (_, e) in enumerate(cases) if "private" in e or "http://" in e]
+    for owner in refused_owners:
+        assert await bot.records(owner) == [], owner
+
+
+async def _everything_said(bot: BotHarness, message: dict[str, Any], expect: str) -> str:
+    """All the bot's replies in that chat so far, waiting until `expect` shows or time runs out."""
+    chat = message["chat"]["id"]
+
+    def said() -> str:
+        out = []
+        for call in bot.api.calls:
+            if call.ok and call.params.get("chat_id") == chat:
+                out.append(str(call.params.get("text") or call.params.get("caption") or ""))
+        return "\n".join(out)
+
+    try:
+        await bot.api.wait_until(lambda: expect in said(), timeout=40)
+    except (TimeoutError, asyncio.TimeoutError):
+        pass
+    return said()
+
+
+async def test_allowed_users_gate_every_update(harness_factory: Any, pages: PageServer) -> None:
+    bot: BotHarness = await harness_factory(allowed_users="42")
+    stranger = bot.send(7, pages.url("/article/stranger") + " #x")
+    refusal = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.params.get("chat_id") == 7, timeout=20
+    )
+    assert "private bot" in refusal.params["text"]
+    bot.send(7, "/find #x")
+    bot.api.press_button(7, stranger, "f:000000000000000000000000:1")
+    await bot.api.wait_for(lambda c: c.method == "answerCallbackQuery", timeout=20)
+    await asyncio.sleep(1)
+    assert await bot.records(7) == []
+    assert len([c for c in bot.api.calls if c.params.get("chat_id") == 7 and c.method == "sendMessage"]) == 1
+    assert pages.hits.get("/article/stranger") is None
+    friend = bot.send(42, pages.url("/article/friend"))
+    assert await bot.finished(friend) == "👌"
+
+
+@pytest.mark.parametrize("rate", ["3"])
+async def test_one_users_burst_never_delays_another(harness_factory: Any, pages: PageServer, rate: str) -> None:
+    bot: BotHarness = await harness_factory(user_rate_per_minute=rate)
+    burst = [bot.send(1, pages.url(f"/article/burst{i}")) for i in range(5)]
+    other = bot.send(2, pages.url("/article/other"))
+    assert await bot.finished(other) == "👌"
+    warned = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.params.get("chat_id") == 1
+        and "sending quickly" in c.params.get("text", ""),
+        timeout=20,
+    )
+    assert warned.ok
+    # The burst's fourth and fifth links wait their turn; the other user's did not.
+    assert pages.hits.get("/article/burst4") is None
+    del burst
