@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
+MAX_FAILURES = 3
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -98,6 +99,7 @@ class SummaryEditor:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.edits = 0
+        self._failures = 0
 
     @property
     def text_message_ids(self) -> list[int]:
@@ -159,6 +161,12 @@ class SummaryEditor:
         except RetryAfter as exc:
             self._pacer.hold(self._chat_id, retry_seconds(exc))
             return False
+        except TelegramError as exc:
+            # A network hiccup: try again on the next turn, but not forever.
+            self._failures += 1
+            log.warning("summary update failed (%d): %s", self._failures, exc)
+            return self._failures >= MAX_FAILURES
+        self._failures = 0
         return True
 
     async def _edit_caption(self, caption: str) -> None:
@@ -207,10 +215,6 @@ class SummaryEditor:
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():
                 log.warning("summary edit refused: %s", exc.message)
-        except RetryAfter:
-            raise
-        except TelegramError as exc:
-            log.warning("summary edit failed: %s", exc)
 
 
 def _split(heading: str, summary: str, tail: str, limit: int = TEXT_LIMIT - 96) -> list[str]:

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
-echo "== mypy"; .venv/bin/mypy bot handlers storage tests
+echo "== mypy"; .venv/bin/mypy bot handlers storage tests benchmarks
 echo "== pytest"; exec .venv/bin/pytest -q -p no:cacheprovider "$@"

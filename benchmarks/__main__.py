@@ -1,0 +1,222 @@
+"""`make bench`: the four targets, measured against the real parts on this machine.
+
+1. 👀 reaction latency: update queued at the Bot API fake → setMessageReaction received.
+2. link → photo vs a bare Playwright screenshot, both on a warm browser, same local page.
+3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
+4. peak memory (bot process + its Chromium) with two captures in flight.
+
+Results print as a table and are written to benchmarks/results.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import async_playwright
+
+from bot.app import build_application, running
+from bot.config import Settings
+from tests.conftest import FERRETDB, free_port
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.openai_server import FakeOpenAI, Script
+from tests.fakes.pages import PageServer
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = int(os.environ.get("BENCH_RUNS", "20"))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), 4),
+        "p95": round(pct(values, 0.95), 4),
+        "max": round(max(values), 4),
+    }
+
+
+def settings(api: FakeBotAPI, mongo: str, **extra: str) -> Settings:
+    env = {
+        "telegram_bot_token": api.token,
+        "telegram_api_url": api.root,
+        "mongodb_uri": mongo,
+        "capture_allow_private": "127.0.0.1",
+        "log_level": "WARNING",
+        "user_rate_per_minute": "1000",
+    }
+    env.update(extra)
+    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
+
+
+async def bench_reaction(api: FakeBotAPI, pages: PageServer) -> dict[str, float]:
+    samples = []
+    for i in range(RUNS):
+        before = len(api.calls)
+        queued = time.monotonic()
+        api.send_message(100 + i, pages.url(f"/article/react{i}"))
+        call = await api.wait_for(
+            lambda c, n=before: c.method == "setMessageReaction" and api.calls.index(c) >= n,
+            timeout=30,
+        )
+        samples.append(call.at - queued)
+        await api.wait_until(lambda n=i: len(api.calls_of("sendPhoto", ok_only=True)) > n, timeout=60)
+    return summary(samples)
+
+
+async def bare_screenshots(url: str) -> list[float]:
+    """The yardstick: a warm browser, a new page, goto, screenshot."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=Settings.model_construct().chromium_executable())
+        samples = []
+        for _ in range(RUNS):
+            start = time.monotonic()
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await page.goto(url)
+            await page.screenshot(type="jpeg", quality=80)
+            await page.close()
+            samples.append(time.monotonic() - start)
+        await browser.close()
+    return samples
+
+
+async def bench_capture(api: FakeBotAPI, pages: PageServer) -> dict[str, Any]:
+    url = pages.url("/article/bench")
+    bare = await bare_screenshots(url)
+    ours = []
+    for i in range(RUNS):
+        before = len(api.calls)
+        queued = time.monotonic()
+        api.send_message(300 + i, f"{url}?run={i}")
+        call = await api.wait_for(
+            lambda c, n=before: c.method == "sendPhoto" and c.ok and api.calls.index(c) >= n,
+            timeout=60,
+        )
+        ours.append(call.at - queued)
+    ratio = statistics.median(ours) / statistics.median(bare)
+    return {"bare": summary(bare), "link_to_photo": summary(ours), "ratio_p50": round(ratio, 3)}
+
+
+async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> dict[str, Any]:
+    chunks = [f"c{i:03d} " for i in range(60)]
+    llm.enqueue(Script(chunks=chunks, interval=0.1))
+    llm.chunk_times.clear()
+    api.send_message(500, pages.url("/article/summary"))
+    await api.wait_for(
+        lambda c: c.method == "setMessageReaction" and c.params.get("chat_id") == 500
+        and c.params["reaction"][0]["emoji"] in {"👌", "🤷"},
+        timeout=90,
+    )
+    edits = [
+        c for c in api.calls
+        if c.method in {"editMessageCaption", "editMessageText"} and c.ok and c.params.get("chat_id") == 500
+    ]
+    lags = []
+    for piece, written in llm.chunk_times:
+        shown = [e.at for e in edits if piece.strip() in str(e.params.get("caption") or e.params.get("text"))]
+        if shown:
+            lags.append(min(shown) - written)
+    flood = [c for c in api.calls if c.error_code == 429]
+    return {"visible_after_written": summary(lags), "edits": len(edits), "flood_errors": len(flood)}
+
+
+def tree_rss(pid: int) -> int:
+    """RSS in bytes of a process and all its descendants (Linux /proc)."""
+    total = 0
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        stack.extend(children.get(current, []))
+    return total
+
+
+async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TELEGRAM_BOT_TOKEN": api.token,
+           "TELEGRAM_API_URL": api.root, "MONGODB_URI": mongo, "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
+           "LOG_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    peak = 0
+    try:
+        await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
+        idle = tree_rss(proc.pid)
+        before = len(api.calls_of("sendPhoto", ok_only=True))
+        for i in range(3):
+            api.send_message(700 + i, f"{pages.url('/big')}?a={i} {pages.url('/tall')}?b={i}")
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                peak = max(peak, tree_rss(proc.pid))
+                if len(api.calls_of("sendPhoto", ok_only=True)) >= before + 2 * (i + 1):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return {"idle_mib": round(idle / 2**20, 1), "peak_mib_two_in_flight": round(peak / 2**20, 1)}
+
+
+async def main() -> None:
+    data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
+    port = free_port()
+    fdb = subprocess.Popen(
+        [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)
+    pages, api, llm = PageServer(), FakeBotAPI(private_burst=1000, private_rate=1000), FakeOpenAI()
+    for server in (pages, api, llm):
+        await server.start()
+    results: dict[str, Any] = {}
+    try:
+        mongo = f"mongodb://127.0.0.1:{port}/bench"
+        async with running(build_application(settings(api, mongo)), settings(api, mongo)):
+            await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
+            results["reaction_s"] = await bench_reaction(api, pages)
+            results["capture_s"] = await bench_capture(api, pages)
+        strict = FakeBotAPI()
+        await strict.start()
+        cfg = settings(strict, mongo + "2", openai_api_key="sk-test", openai_base_url=llm.base_url)
+        async with running(build_application(cfg), cfg):
+            await strict.wait_for(lambda c: c.method == "getUpdates", timeout=60)
+            results["summary_s"] = await bench_summary(strict, llm, pages)
+        await strict.stop()
+        results["memory"] = await bench_memory(api, mongo + "3", pages)
+    finally:
+        for server in (pages, api, llm):
+            await server.stop()
+        fdb.terminate()
+    results["runs"] = RUNS
+    results["machine"] = f"{os.cpu_count()} cores"
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
