@@ -72,14 +72,18 @@ async def bench_reaction(api: FakeBotAPI, pages: PageServer) -> dict[str, float]
             timeout=30,
         )
         samples.append(call.at - queued)
-        await api.wait_until(lambda n=i: len(api.calls_of("sendPhoto", ok_only=True)) > n, timeout=60)
+        await api.wait_until(
+            lambda n=i: len(api.calls_of("sendPhoto", ok_only=True)) > n, timeout=60
+        )
     return summary(samples)
 
 
 async def bare_screenshots(url: str) -> list[float]:
     """The yardstick: a warm browser, a new page, goto, screenshot."""
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=Settings.model_construct().chromium_executable())
+        browser = await pw.chromium.launch(
+            executable_path=Settings.model_construct().chromium_executable()
+        )
         samples = []
         for _ in range(RUNS):
             start = time.monotonic()
@@ -115,17 +119,27 @@ async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> 
     llm.chunk_times.clear()
     api.send_message(500, pages.url("/article/summary"))
     await api.wait_for(
-        lambda c: c.method == "setMessageReaction" and c.params.get("chat_id") == 500
-        and c.params["reaction"][0]["emoji"] in {"👌", "🤷"},
+        lambda c: (
+            c.method == "setMessageReaction"
+            and c.params.get("chat_id") == 500
+            and c.params["reaction"][0]["emoji"] in {"👌", "🤷"}
+        ),
         timeout=90,
     )
     edits = [
-        c for c in api.calls
-        if c.method in {"editMessageCaption", "editMessageText"} and c.ok and c.params.get("chat_id") == 500
+        c
+        for c in api.calls
+        if c.method in {"editMessageCaption", "editMessageText"}
+        and c.ok
+        and c.params.get("chat_id") == 500
     ]
     lags = []
     for piece, written in llm.chunk_times:
-        shown = [e.at for e in edits if piece.strip() in str(e.params.get("caption") or e.params.get("text"))]
+        shown = [
+            e.at
+            for e in edits
+            if piece.strip() in str(e.params.get("caption") or e.params.get("text"))
+        ]
         if shown:
             lags.append(min(shown) - written)
     flood = [c for c in api.calls if c.error_code == 429]
@@ -157,9 +171,15 @@ def tree_rss(pid: int) -> int:
 
 
 async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TELEGRAM_BOT_TOKEN": api.token,
-           "TELEGRAM_API_URL": api.root, "MONGODB_URI": mongo, "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
-           "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_URL": api.root,
+        "MONGODB_URI": mongo,
+        "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -187,7 +207,8 @@ async def main() -> None:
     port = free_port()
     fdb = subprocess.Popen(
         [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     await asyncio.sleep(1.0)
     pages, api, llm = PageServer(), FakeBotAPI(private_burst=1000, private_rate=1000), FakeOpenAI()

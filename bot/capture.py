@@ -8,6 +8,7 @@ run at once, the rest wait their turn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import urllib.parse
@@ -172,7 +173,9 @@ class Capturer:
         """Snapshot of `url`; raises CaptureError with a reason code."""
         verdict = await self._guard.check_url(url)
         if not verdict.allowed:
-            raise CaptureError("dns" if verdict.reason == "unresolvable" else "blocked", verdict.reason)
+            raise CaptureError(
+                "dns" if verdict.reason == "unresolvable" else "blocked", verdict.reason
+            )
         async with self._slots:
             try:
                 async with asyncio.timeout(self._timeout + SETTLE_SECONDS + 15):
@@ -197,7 +200,7 @@ class Capturer:
             locale=locale,
             accept_downloads=False,
             service_workers="block",
-            proxy={"server": self._proxy.url} if self._ws_endpoint else None,  # type: ignore[arg-type]
+            proxy={"server": self._proxy.url} if self._ws_endpoint else None,
         )
         try:
             page = await context.new_page()
@@ -238,7 +241,10 @@ class Capturer:
             image=image,
             width=width,
             height=height,
-            **{k: _clean(v) for k, v in meta.items()},
+            title=_clean(meta.get("title")),
+            description=_clean(meta.get("description")),
+            site_name=_clean(meta.get("site_name")),
+            lang=_clean(meta.get("lang")),
         )
         return snap, html[:MAX_HTML_CHARS]
 
@@ -257,12 +263,10 @@ async def _settle(page: Page, inflight: set[object]) -> None:
     Polling the in-flight set instead of Playwright's "networkidle" (which always waits
     500 ms of silence) lets a page that is already complete be shot at once.
     """
-    try:
+    with contextlib.suppress(PlaywrightError):
         await page.wait_for_load_state("load", timeout=SETTLE_SECONDS * 1000)
-    except PlaywrightError:
-        pass
     deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS / 2
-    while inflight and asyncio.get_running_loop().time() < deadline:
+    while inflight and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import urllib.parse
 from collections import OrderedDict
+from typing import Any
 
 from bot.netguard import NetGuard, Verdict
 
@@ -30,7 +31,7 @@ class GuardProxy:
         self._guard = guard
         self._connect_timeout = connect_timeout
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.refusals: OrderedDict[str, str] = OrderedDict()
         self.blocked = 0
         self.port = 0
@@ -59,7 +60,7 @@ class GuardProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await self._handle(reader, writer)
         except (
@@ -72,7 +73,7 @@ class GuardProxy:
         except Exception:
             log.exception("egress proxy: unexpected error")
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

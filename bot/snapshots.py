@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
+from telegram.ext import ExtBot
 
 from bot import render
 from bot.capture import CaptureError, Capturer, Snapshot
@@ -89,7 +91,7 @@ class SnapshotService:
             stored.append(await self.store.add_pending(fresh))
         return stored
 
-    async def handle(self, bot: Bot, record: LinkRecord, created: bool) -> bool:
+    async def handle(self, bot: ExtBot[Any], record: LinkRecord, created: bool) -> bool:
         """One link end to end; True when it ended well."""
         if not created and record.screenshot and record.screenshot.file_id:
             return await self.show_existing(bot, record)
@@ -97,7 +99,7 @@ class SnapshotService:
             return True  # already in flight; the tags were merged
         return await self.run(bot, record)
 
-    async def run(self, bot: Bot, record: LinkRecord) -> bool:
+    async def run(self, bot: ExtBot[Any], record: LinkRecord) -> bool:
         texts = texts_for(record.lang_code)
         await self.store.start_attempt(record.id)
         try:
@@ -114,7 +116,7 @@ class SnapshotService:
         return await self.summarize(bot, record, message.message_id, texts)
 
     async def _failed(
-        self, bot: Bot, record: LinkRecord, texts: Texts, reason: str, detail: str
+        self, bot: ExtBot[Any], record: LinkRecord, texts: Texts, reason: str, detail: str
     ) -> bool:
         await self.store.update(record.id, status=Status.FAILED, error=f"{reason}: {detail}"[:300])
         why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
@@ -144,20 +146,12 @@ class SnapshotService:
         await self.store.set_searchable(record)
 
     async def _send_photo(
-        self, bot: Bot, record: LinkRecord, snap: Snapshot, texts: Texts
+        self, bot: ExtBot[Any], record: LinkRecord, snap: Snapshot, texts: Texts
     ) -> Message | None:
         caption = self._caption(record, texts)
         as_document = not _photo_ok(snap.width, snap.height)
-        send = bot.send_document if as_document else bot.send_photo
-        media = {"document" if as_document else "photo": snap.image}
         try:
-            message = await send(  # type: ignore[operator]
-                chat_id=record.chat_id,
-                caption=caption,
-                parse_mode=ParseMode.HTML,
-                reply_parameters=_reply_to(record),
-                **media,
-            )
+            message = await _send_media(bot, record, snap.image, caption, as_document=as_document)
         except TelegramError as exc:
             log.warning("sending the snapshot failed: %s", exc)
             await self.store.update(record.id, status=Status.FAILED, error=f"telegram: {exc}"[:300])
@@ -174,7 +168,9 @@ class SnapshotService:
             caption += "\n\n" + texts.summary_off
         return caption
 
-    async def summarize(self, bot: Bot, record: LinkRecord, message_id: int, texts: Texts) -> bool:
+    async def summarize(
+        self, bot: ExtBot[Any], record: LinkRecord, message_id: int, texts: Texts
+    ) -> bool:
         """Stream the summary into the photo's caption; the record follows along."""
         if self.summarizer is None:
             await self.store.update(record.id, status=Status.DONE)
@@ -206,7 +202,7 @@ class SnapshotService:
         await self.store.update(record.id, status=Status.DONE, summary=stream.text, llm=llm)
         return True
 
-    async def show_existing(self, bot: Bot, record: LinkRecord) -> bool:
+    async def show_existing(self, bot: ExtBot[Any], record: LinkRecord) -> bool:
         """A link sent again: the earlier snapshot, its date, and a button to capture afresh."""
         texts = texts_for(record.lang_code)
         assert record.screenshot is not None and record.screenshot.file_id is not None
@@ -220,32 +216,26 @@ class SnapshotService:
                 ]
             ]
         )
-        send = bot.send_document if record.screenshot.as_document else bot.send_photo
-        media = {
-            "document" if record.screenshot.as_document else "photo": record.screenshot.file_id
-        }
+        shot = record.screenshot
+        if shot.file_id is None:
+            return await self.run(bot, record)
         try:
-            await send(  # type: ignore[operator]
-                chat_id=record.chat_id,
-                caption=caption,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                reply_parameters=_reply_to(record),
-                **media,
+            await _send_media(
+                bot, record, shot.file_id, caption, as_document=shot.as_document, markup=markup
             )
         except BadRequest:
             log.info("stored file_id no longer valid; capturing again")
             return await self.run(bot, record)
         return True
 
-    async def resume(self, bot: Bot) -> int:
+    async def resume(self, bot: ExtBot[Any]) -> int:
         """Finish what a stopped process left behind; returns how many were picked up."""
         pending = await self.store.unfinished()
         for record in pending:
             await self._resume_one(bot, record)
         return len(pending)
 
-    async def _resume_one(self, bot: Bot, record: LinkRecord) -> None:
+    async def _resume_one(self, bot: ExtBot[Any], record: LinkRecord) -> None:
         texts = texts_for(record.lang_code)
         ok: bool
         if record.status in (Status.CAPTURED, Status.SUMMARIZING) and record.reply_message_id:
@@ -255,7 +245,7 @@ class SnapshotService:
         if record.source_message_id:
             await react(bot, record.chat_id, record.source_message_id, "👌" if ok else "🤷")
 
-    async def retry_summaries(self, bot: Bot, min_age: float = 300) -> int:
+    async def retry_summaries(self, bot: ExtBot[Any], min_age: float = 300) -> int:
         """Summaries that failed a while ago get another go, in place."""
         older = utcnow() - timedelta(seconds=min_age)
         records = await self.store.summary_failed(older)
@@ -265,6 +255,27 @@ class SnapshotService:
                     bot, record, record.reply_message_id, texts_for(record.lang_code)
                 )
         return len(records)
+
+
+async def _send_media(
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    media: bytes | str,
+    caption: str,
+    *,
+    as_document: bool,
+    markup: InlineKeyboardMarkup | None = None,
+) -> Message:
+    """A photo, or a document when Telegram would refuse the image as a photo."""
+    common: dict[str, object] = {
+        "caption": caption,
+        "parse_mode": ParseMode.HTML,
+        "reply_markup": markup,
+        "reply_parameters": _reply_to(record),
+    }
+    if as_document:
+        return await bot.send_document(record.chat_id, media, **common)  # type: ignore[arg-type]
+    return await bot.send_photo(record.chat_id, media, **common)  # type: ignore[arg-type]
 
 
 def _photo_ok(width: int, height: int) -> bool:
@@ -293,7 +304,7 @@ def _reply_to(record: LinkRecord) -> ReplyParameters | None:
     return ReplyParameters(record.source_message_id, allow_sending_without_reply=True)
 
 
-async def _reply(bot: Bot, record: LinkRecord, text: str) -> None:
+async def _reply(bot: ExtBot[Any], record: LinkRecord, text: str) -> None:
     try:
         await bot.send_message(
             record.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=_reply_to(record)
@@ -302,7 +313,7 @@ async def _reply(bot: Bot, record: LinkRecord, text: str) -> None:
         log.warning("reply failed: %s", exc)
 
 
-async def react(bot: Bot, chat_id: int, message_id: int, emoji: str) -> None:
+async def react(bot: ExtBot[Any], chat_id: int, message_id: int, emoji: str) -> None:
     """Set a reaction; a failure here must never stop the work it decorates."""
     try:
         await bot.set_message_reaction(chat_id, message_id, emoji)

@@ -15,10 +15,12 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup, ReplyParameters
+from telegram import InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 
 from bot.ratelimit import retry_seconds
 
@@ -82,7 +84,7 @@ class SummaryEditor:
 
     def __init__(
         self,
-        bot: Bot,
+        bot: ExtBot[Any],
         chat_id: int,
         photo_message_id: int,
         layout: StreamLayout,

@@ -7,9 +7,14 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionMessageParam,
+    ChatCompletionSystemMessageParam,
+    ChatCompletionUserMessageParam,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +44,16 @@ class SummaryError(Exception):
         self.reason = reason
 
 
-def build_messages(page: PageText, instruction: str) -> list[dict[str, str]]:
+def build_messages(page: PageText, instruction: str) -> list[ChatCompletionMessageParam]:
     """System instruction plus the page as clearly delimited, untrusted material."""
     body = (page.text or "")[:MAX_PAGE_CHARS]
     quoted = (
         f"<page>\n<url>{page.url}</url>\n<title>{page.title or ''}</title>\n"
         f"<description>{page.description or ''}</description>\n<text>\n{body}\n</text>\n</page>"
     )
-    return [{"role": "system", "content": instruction}, {"role": "user", "content": quoted}]
+    system: ChatCompletionSystemMessageParam = {"role": "system", "content": instruction}
+    user: ChatCompletionUserMessageParam = {"role": "user", "content": quoted}
+    return [system, user]
 
 
 class Summarizer:
@@ -69,7 +76,7 @@ class Summarizer:
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
-            timeout=httpx.Timeout(120, connect=10),
+            timeout=openai.Timeout(120, connect=10),
         )
 
     async def close(self) -> None:
@@ -78,10 +85,12 @@ class Summarizer:
     def stream(self, page: PageText, instruction: str) -> SummaryStream:
         return SummaryStream(self, build_messages(page, instruction))
 
-    async def _open(self, messages: list[dict[str, str]]) -> openai.AsyncStream:  # type: ignore[type-arg]
+    async def _open(
+        self, messages: list[ChatCompletionMessageParam]
+    ) -> AsyncStream[ChatCompletionChunk]:
         return await self._client.chat.completions.create(
             model=self.model,
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             stream=True,
             stream_options={"include_usage": True},
             temperature=0.3,
@@ -91,7 +100,7 @@ class Summarizer:
 class SummaryStream:
     """Async iterator of text pieces; `usage` is set once the stream has ended."""
 
-    def __init__(self, owner: Summarizer, messages: list[dict[str, str]]) -> None:
+    def __init__(self, owner: Summarizer, messages: list[ChatCompletionMessageParam]) -> None:
         self._owner = owner
         self._messages = messages
         self.usage = Usage(model=owner.model)
@@ -115,7 +124,7 @@ class SummaryStream:
         finally:
             await stream.close()
 
-    async def _read(self, stream: openai.AsyncStream) -> AsyncIterator[str]:  # type: ignore[type-arg]
+    async def _read(self, stream: AsyncStream[ChatCompletionChunk]) -> AsyncIterator[str]:
         chunks = stream.__aiter__()
         got_text = False
         while True:
@@ -126,8 +135,12 @@ class SummaryStream:
                 return
             except TimeoutError:
                 raise SummaryError("stalled" if got_text else "no_first_token") from None
-            except (openai.APIError, httpx.HTTPError) as exc:
+            except openai.RateLimitError as exc:
                 raise _classify(exc) from None
+            except Exception as exc:  # the SDK's transport errors are not all APIError
+                if not got_text:
+                    raise _classify(exc) from None
+                raise SummaryError("stream_error", str(exc)[:200]) from None
             if chunk.usage is not None:
                 self.usage.prompt_tokens = chunk.usage.prompt_tokens
                 self.usage.completion_tokens = chunk.usage.completion_tokens
@@ -142,7 +155,7 @@ class SummaryStream:
 def _classify(exc: Exception) -> SummaryError:
     if isinstance(exc, openai.RateLimitError):
         return SummaryError("rate_limited", str(exc)[:200])
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+    if isinstance(exc, openai.APIConnectionError):
         return SummaryError("connection", str(exc)[:200])
     if isinstance(exc, openai.APIStatusError):
         return SummaryError("server_error", f"HTTP {exc.status_code}")

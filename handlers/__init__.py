@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -17,7 +19,7 @@ from bot.snapshots import RECAPTURE_PREFIX
 from handlers import auth, browse, buttons, links, start
 
 
-def register(app: Application) -> None:  # type: ignore[type-arg]
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Every handler, in order; the auth gate runs first for every update."""
     app.add_handler(TypeHandler(Update, auth.gate), group=-1)
     app.add_handler(CommandHandler("start", start.start))

@@ -179,7 +179,7 @@ class QueryStore:
         result = await self.queries.insert_one(
             {"owner_id": owner_id, "tags": tags, "words": words, "created_at": utcnow()}
         )
-        return result.inserted_id  # type: ignore[no-any-return]
+        return result.inserted_id
 
     async def get(self, owner_id: int, query_id: ObjectId) -> tuple[list[str], str] | None:
         doc = await self.queries.find_one({"_id": query_id, "owner_id": owner_id})

@@ -47,11 +47,13 @@ class BotHarness:
         """Wait for the bot's closing reaction (👌 or 🤷) on a user message."""
         chat_id, message_id = message["chat"]["id"], message["message_id"]
         call = await self.api.wait_for(
-            lambda c: c.method == "setMessageReaction"
-            and c.ok
-            and c.params.get("chat_id") == chat_id
-            and c.params.get("message_id") == message_id
-            and _emoji(c) in DONE_REACTIONS,
+            lambda c: (
+                c.method == "setMessageReaction"
+                and c.ok
+                and c.params.get("chat_id") == chat_id
+                and c.params.get("message_id") == message_id
+                and _emoji(c) in DONE_REACTIONS
+            ),
             timeout=timeout,
         )
         return _emoji(call)
@@ -61,10 +63,12 @@ class BotHarness:
         chat_id = message["chat"]["id"]
         start = len(self.api.calls)
         call = await self.api.wait_for(
-            lambda c: c.method == "sendMessage"
-            and c.ok
-            and c.params.get("chat_id") == chat_id
-            and self.api.calls.index(c) >= start - 1,
+            lambda c: (
+                c.method == "sendMessage"
+                and c.ok
+                and c.params.get("chat_id") == chat_id
+                and self.api.calls.index(c) >= start - 1
+            ),
             timeout=timeout,
         )
         return str(call.result["text"])

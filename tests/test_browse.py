@@ -12,7 +12,9 @@ from tests.harness import BotHarness
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def seed(bot: BotHarness, owner: int, n: int, tags: list[str], prefix: str) -> list[LinkRecord]:
+async def seed(
+    bot: BotHarness, owner: int, n: int, tags: list[str], prefix: str
+) -> list[LinkRecord]:
     records = []
     for i in range(n):
         url = f"https://{prefix}.example/{i}"
@@ -35,8 +37,12 @@ async def seed(bot: BotHarness, owner: int, n: int, tags: list[str], prefix: str
 async def command(bot: BotHarness, user: int, text: str, language: str = "en") -> dict:
     sent = bot.send(user, text, language_code=language)
     call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user
-        and (c.params.get("reply_parameters") or {}).get("message_id") == sent["message_id"],
+        lambda c: (
+            c.method == "sendMessage"
+            and c.ok
+            and c.params["chat_id"] == user
+            and (c.params.get("reply_parameters") or {}).get("message_id") == sent["message_id"]
+        ),
         timeout=20,
     )
     return call.result  # type: ignore[no-any-return]
@@ -69,8 +75,12 @@ async def test_find_requires_all_tags_and_pages_cover_each_once(bot: BotHarness)
             break
         bot.api.press_button(42, page, forward[0]["callback_data"])
         edit = await bot.api.wait_for(
-            lambda c, mid=page["message_id"], n=len(bot.api.calls): c.method == "editMessageText"
-            and c.ok and c.params["message_id"] == mid and bot.api.calls.index(c) >= n,
+            lambda c, mid=page["message_id"], n=len(bot.api.calls): (
+                c.method == "editMessageText"
+                and c.ok
+                and c.params["message_id"] == mid
+                and bot.api.calls.index(c) >= n
+            ),
             timeout=20,
         )
         page = edit.result
@@ -103,7 +113,8 @@ async def test_users_never_see_each_others_links(bot: BotHarness) -> None:
     assert answer.params.get("text") == "That button has expired."
     bot.api.press_button(2, alice_page, f"r:{mine[0].id}")  # bob forges a recapture
     await bot.api.wait_for(
-        lambda c: c.method == "answerCallbackQuery" and bot.api.calls.index(c) > before + 1, timeout=20
+        lambda c: c.method == "answerCallbackQuery" and bot.api.calls.index(c) > before + 1,
+        timeout=20,
     )
     edits = [c for c in bot.api.calls[before:] if c.method in {"editMessageText", "sendPhoto"}]
     assert edits == []
@@ -121,7 +132,12 @@ async def test_restart_finishes_pending_links(
     for name, status in (("left1", Status.PENDING), ("left2", Status.CAPTURING)):
         url = pages.url(f"/article/{name}")  # type: ignore[attr-defined]
         record = LinkRecord(
-            owner_id=42, chat_id=42, url=url, url_key=url_key(url), status=status, tags=["old"],
+            owner_id=42,
+            chat_id=42,
+            url=url,
+            url_key=url_key(url),
+            status=status,
+            tags=["old"],
             source_message_id=user_message["message_id"],
         )
         await store.links.insert_one(record.to_doc())

@@ -98,9 +98,7 @@ def _closed_port() -> int:
     return free_port()
 
 
-async def test_hostile_corpus(
-    harness_factory: Any, sentinel: Sentinel, pages: PageServer
-) -> None:
+async def test_hostile_corpus(harness_factory: Any, sentinel: Sentinel, pages: PageServer) -> None:
     bot: BotHarness = await harness_factory(capture_timeout="3", user_rate_per_minute="100")
     cases = corpus(pages, sentinel)
     assert len(cases) >= 40
@@ -118,7 +116,9 @@ async def test_hostile_corpus(
     assert await bot.finished(normal) == "👌"
     assert len(bot.photos_for(normal)) == 1
     assert sentinel.connections == 0
-    refused_owners = [1000 + i for i, (_, e) in enumerate(cases) if "private" in e or "http://" in e]
+    refused_owners = [
+        1000 + i for i, (_, e) in enumerate(cases) if "private" in e or "http://" in e
+    ]
     for owner in refused_owners:
         assert await bot.records(owner) == [], owner
 
@@ -153,21 +153,31 @@ async def test_allowed_users_gate_every_update(harness_factory: Any, pages: Page
     await bot.api.wait_for(lambda c: c.method == "answerCallbackQuery", timeout=20)
     await asyncio.sleep(1)
     assert await bot.records(7) == []
-    assert len([c for c in bot.api.calls if c.params.get("chat_id") == 7 and c.method == "sendMessage"]) == 1
+    assert (
+        len(
+            [c for c in bot.api.calls if c.params.get("chat_id") == 7 and c.method == "sendMessage"]
+        )
+        == 1
+    )
     assert pages.hits.get("/article/stranger") is None
     friend = bot.send(42, pages.url("/article/friend"))
     assert await bot.finished(friend) == "👌"
 
 
 @pytest.mark.parametrize("rate", ["3"])
-async def test_one_users_burst_never_delays_another(harness_factory: Any, pages: PageServer, rate: str) -> None:
+async def test_one_users_burst_never_delays_another(
+    harness_factory: Any, pages: PageServer, rate: str
+) -> None:
     bot: BotHarness = await harness_factory(user_rate_per_minute=rate)
     burst = [bot.send(1, pages.url(f"/article/burst{i}")) for i in range(5)]
     other = bot.send(2, pages.url("/article/other"))
     assert await bot.finished(other) == "👌"
     warned = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.params.get("chat_id") == 1
-        and "sending quickly" in c.params.get("text", ""),
+        lambda c: (
+            c.method == "sendMessage"
+            and c.params.get("chat_id") == 1
+            and "sending quickly" in c.params.get("text", "")
+        ),
         timeout=20,
     )
     assert warned.ok

@@ -14,7 +14,9 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def message(text: str, entities: list[tuple[str, str, str | None]], *, caption: bool = False) -> Message:
+def message(
+    text: str, entities: list[tuple[str, str, str | None]], *, caption: bool = False
+) -> Message:
     """Build a Message whose entities point at the given substrings (UTF-16 offsets)."""
     built = []
     for kind, value, url in entities:
@@ -24,7 +26,9 @@ def message(text: str, entities: list[tuple[str, str, str | None]], *, caption: 
     chat = Chat(1, "private")
     user = User(1, "Ann", False)
     if caption:
-        return Message(1, datetime.now(UTC), chat, from_user=user, caption=text, caption_entities=built)
+        return Message(
+            1, datetime.now(UTC), chat, from_user=user, caption=text, caption_entities=built
+        )
     return Message(1, datetime.now(UTC), chat, from_user=user, text=text, entities=built)
 
 
@@ -40,8 +44,11 @@ def test_text_link_target_comes_from_entity_url_and_words_stay() -> None:
     parsed = parse_message(
         message(
             text,
-            [("text_link", "great post", "https://blog.example/p/1"), ("hashtag", "#技术", None),
-             ("hashtag", "#AI", None)],
+            [
+                ("text_link", "great post", "https://blog.example/p/1"),
+                ("hashtag", "#技术", None),
+                ("hashtag", "#AI", None),
+            ],
         )
     )
     assert parsed.urls == ["https://blog.example/p/1"]

@@ -67,7 +67,11 @@ async def test_ios_bare_url_with_comment_just_before(bot: BotHarness) -> None:
     [record] = await bot.records(42)
     assert record.tags == ["reading"] and record.note == "for the weekend"
     assert len(bot.photos_for(sent)) == 1
-    assert not [c for c in bot.api.calls_of("sendMessage") if c.params.get("chat_id") == comment["chat"]["id"]]
+    assert not [
+        c
+        for c in bot.api.calls_of("sendMessage")
+        if c.params.get("chat_id") == comment["chat"]["id"]
+    ]
 
 
 async def test_forwarded_text_link_and_photo_caption(bot: BotHarness) -> None:
@@ -78,8 +82,12 @@ async def test_forwarded_text_link_and_photo_caption(bot: BotHarness) -> None:
         {"type": "text_link", "offset": start, "length": len("this post"), "url": target},
         {"type": "hashtag", "offset": text.index("#fwd"), "length": 4},
     ]
-    origin = {"type": "channel", "chat": {"id": -1001, "type": "channel", "title": "News"},
-              "message_id": 9, "date": int(time.time())}
+    origin = {
+        "type": "channel",
+        "chat": {"id": -1001, "type": "channel", "title": "News"},
+        "message_id": 9,
+        "date": int(time.time()),
+    }
     forwarded = bot.send(42, text, entities=entities, forward_origin=origin)
     captioned = bot.send(43, caption=f"pic {bot.pages.url('/article/cap')} #pic", photo=True)
     assert await bot.finished(forwarded) == "👌"
@@ -101,7 +109,9 @@ async def test_three_links_in_one_message(bot: BotHarness) -> None:
     photos = bot.photos_for(sent)
     assert len(photos) == 3
     assert sorted(p.result["caption"].split("\n")[0] for p in photos) == [
-        "Article one", "Article three", "Article two"
+        "Article one",
+        "Article three",
+        "Article two",
     ]
 
 
@@ -128,6 +138,10 @@ async def test_recapture_button_captures_again(bot: BotHarness) -> None:
     second = bot.send(42, url)
     await bot.finished(second)
     [again] = bot.photos_for(second)
-    bot.api.press_button(42, again.result, again.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    bot.api.press_button(
+        42, again.result, again.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    )
     await bot.api.wait_until(lambda: bot.pages.hits.get("/article/re") == 2, timeout=30)
-    await bot.api.wait_until(lambda: len(bot.api.calls_of("sendPhoto", ok_only=True)) == 3, timeout=30)
+    await bot.api.wait_until(
+        lambda: len(bot.api.calls_of("sendPhoto", ok_only=True)) == 3, timeout=30
+    )

@@ -16,8 +16,14 @@ from tests.fakes.botapi import FakeBotAPI
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_bot(env: dict[str, str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MONGODB_", "OPENAI_"))}
+def run_bot(
+    env: dict[str, str], cwd: Path, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "MONGODB_", "OPENAI_"))
+    }
     clean.update(env)
     return subprocess.run(
         [sys.executable, "-m", "bot"],
@@ -75,7 +81,9 @@ async def test_python_m_bot_answers_start(
     api = FakeBotAPI()
     await api.start()
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MONGODB_", "OPENAI_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "MONGODB_", "OPENAI_"))
     }
     env.update(
         PYTHONPATH=str(ROOT),
@@ -84,14 +92,21 @@ async def test_python_m_bot_answers_start(
         MONGODB_URI=f"{ferretdb}/startup_{language.replace('-', '_')}",
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         await api.wait_for(lambda c: c.method == "getUpdates", timeout=30)
         sent = api.send_message(7, "/start", language_code=language)
         call = await api.wait_for(
-            lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == sent["chat"]["id"],
+            lambda c: (
+                c.method == "sendMessage" and c.ok and c.params["chat_id"] == sent["chat"]["id"]
+            ),
             timeout=20,
         )
         assert expected in call.result["text"]

@@ -83,7 +83,9 @@ async def test_group_pace_and_retry_after(harness_factory: Any, llm: FakeOpenAI)
     assert first_edit.at > photo.at
 
 
-async def test_long_summary_continues_in_text_messages(harness_factory: Any, llm: FakeOpenAI) -> None:
+async def test_long_summary_continues_in_text_messages(
+    harness_factory: Any, llm: FakeOpenAI
+) -> None:
     bot = await start_bot(harness_factory, llm)
     chunks = [f"sentence number {i} is here to make the summary long. " for i in range(110)]
     llm.enqueue(Script(chunks=chunks, interval=0.0))
@@ -102,7 +104,9 @@ async def test_long_summary_continues_in_text_messages(harness_factory: Any, llm
     assert "Summary" not in caption and len(caption) <= 1024
 
 
-async def run_failure(harness_factory: Any, llm: FakeOpenAI, script: Script, reason: str, note: str) -> None:
+async def run_failure(
+    harness_factory: Any, llm: FakeOpenAI, script: Script, reason: str, note: str
+) -> None:
     bot = await start_bot(harness_factory, llm)
     llm.enqueue(script)
     sent = bot.send(42, bot.pages.url(f"/article/{reason}"))
@@ -133,13 +137,17 @@ async def test_stall_mid_stream(harness_factory: Any, llm: FakeOpenAI) -> None:
     await run_failure(harness_factory, llm, script, "stalled", "stopped sending")
 
 
-async def test_five_links_stream_to_their_own_messages(harness_factory: Any, llm: FakeOpenAI) -> None:
+async def test_five_links_stream_to_their_own_messages(
+    harness_factory: Any, llm: FakeOpenAI
+) -> None:
     bot = await start_bot(harness_factory, llm)
 
     def respond(body: dict[str, Any]) -> Script:
         title = re.search(r"<title>(.*?)</title>", body["messages"][-1]["content"])
         name = title.group(1) if title else "?"
-        return Script(chunks=[f"About {name}: "] + [f"{name} point {i}. " for i in range(12)], interval=0.05)
+        return Script(
+            chunks=[f"About {name}: "] + [f"{name} point {i}. " for i in range(12)], interval=0.05
+        )
 
     llm.responder = respond
     urls = [bot.pages.url(f"/article/five{i}") for i in range(5)]

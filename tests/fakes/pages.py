@@ -92,11 +92,15 @@ class PageServer:
     async def _article(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         paragraphs = [f"This is article {name}. " + "It talks about snapshots and tags. " * 8] * 4
-        return web.Response(text=article_html(f"Article {name}", paragraphs), content_type="text/html")
+        return web.Response(
+            text=article_html(f"Article {name}", paragraphs), content_type="text/html"
+        )
 
     async def _zh(self, request: web.Request) -> web.Response:
         paragraphs = ["这是一篇关于网页快照和标签管理的中文文章。" * 6] * 3
-        return web.Response(text=article_html("中文测试页面", paragraphs, "zh"), content_type="text/html")
+        return web.Response(
+            text=article_html("中文测试页面", paragraphs, "zh"), content_type="text/html"
+        )
 
     async def _redirect(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(request.query.get("to", "/colors"))
@@ -136,7 +140,9 @@ class PageServer:
 
     async def _html_title(self, request: web.Request) -> web.Response:
         title = "&lt;b&gt;Bold&lt;/b&gt; &amp; <i>co</i>"
-        page = f"<html><head><title>{title}</title></head><body><p>markup in title</p></body></html>"
+        page = (
+            f"<html><head><title>{title}</title></head><body><p>markup in title</p></body></html>"
+        )
         return web.Response(text=page, content_type="text/html")
 
     async def _embeds(self, request: web.Request) -> web.Response:
@@ -154,7 +160,8 @@ var x = new XMLHttpRequest(); x.open("GET", "{target}/xhr"); x.send();</script>
 
     async def _tall(self, request: web.Request) -> web.Response:
         page = article_html("Tall page", ["Tall. "] * 10).replace(
-            "<body>", '<body><div style="height:50000px;background:linear-gradient(red,blue)"></div>'
+            "<body>",
+            '<body><div style="height:50000px;background:linear-gradient(red,blue)"></div>',
         )
         return web.Response(text=page, content_type="text/html")
 
