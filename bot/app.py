@@ -10,6 +10,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 from telegram import BotCommand, Update
+from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application, ApplicationBuilder
 
 import handlers
@@ -55,8 +56,6 @@ def build_application(settings: Settings, *, capturer: Capturer | None = None) -
         .read_timeout(30)
         .write_timeout(60)
         .pool_timeout(30)
-        .post_init(post_init)
-        .post_shutdown(post_shutdown)
         .build()
     )
     app.bot_data[SETTINGS_KEY] = settings
@@ -84,8 +83,6 @@ async def post_init(app: App) -> None:
         snapshots=SnapshotService(store, capturer, summarizer, ChatPacer()),
         limits=UserLimits(settings.user_rate_per_minute),
     )
-    await _set_commands(app)
-    scheduler.schedule(app)
 
 
 async def start_capturer(settings: Settings) -> Capturer:
@@ -166,9 +163,11 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
 
     `python -m bot` and the tests both run the bot through here.
     """
-    await app.initialize()
+    await post_init(app)
     try:
-        await post_init(app)
+        await _initialize(app, settings)
+        await _set_commands(app)
+        scheduler.schedule(app)
         await _start_updates(app, settings)
         await app.start()
         yield app
@@ -179,6 +178,19 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
             await app.stop()
         await post_shutdown(app)
         await app.shutdown()
+
+
+async def _initialize(app: App, settings: Settings) -> None:
+    """app.initialize() (it calls getMe), with failures told in one line."""
+    try:
+        await app.initialize()
+    except InvalidToken:
+        raise StartupError("Telegram rejected TELEGRAM_BOT_TOKEN (check it with @BotFather)") from None
+    except NetworkError as exc:
+        where = urllib.parse.urlsplit(settings.api_root).hostname
+        raise StartupError(
+            f"cannot reach the Bot API at {where} (TELEGRAM_API_URL): {type(exc).__name__}"
+        ) from None
 
 
 async def _start_updates(app: App, settings: Settings) -> None:

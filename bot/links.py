@@ -23,6 +23,7 @@ _SCHEME_WORD = re.compile(
     re.IGNORECASE,
 )
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+_GLUED_SCHEME = re.compile(r"(?<![\w-])(?:view-source|blob|jar|feed|filesystem):$", re.IGNORECASE)
 
 
 @dataclass
@@ -93,7 +94,9 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
     spans: list[tuple[int, int]] = []
     for entity, value in sorted(entities.items(), key=lambda item: item[0].offset):
         if entity.type == MessageEntity.URL:
-            candidates.append(value)
+            # `view-source:http://…`: Telegram links the http part; the user meant the whole.
+            prefix = _GLUED_SCHEME.search(text[: _span(text, value, spans)[0]])
+            candidates.append(prefix.group(0) + value if prefix else value)
         elif entity.type == MessageEntity.TEXT_LINK and entity.url:
             candidates.append(entity.url)
             continue  # the visible words of a text_link stay in the note

@@ -19,7 +19,12 @@ def start_update(update_id: int, user_id: int, language: str) -> dict[str, Any]:
             "message_id": 1,
             "date": int(time.time()),
             "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
-            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language},
+            "from": {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": "Ann",
+                "language_code": language,
+            },
             "text": "/start",
             "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
         },
@@ -42,7 +47,10 @@ async def test_webhook_serves_port_and_checks_secret(harness_factory: Any) -> No
         ok = await http.post(
             url,
             data=json.dumps(start_update(2, 7, "zh-hans")),
-            headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value", "Content-Type": "application/json"},
+            headers={
+                "X-Telegram-Bot-Api-Secret-Token": "s3cret-value",
+                "Content-Type": "application/json",
+            },
         )
         assert ok.status == 200
     reply = await bot.api.wait_for(lambda c: c.method == "sendMessage" and c.ok, timeout=20)

@@ -1,0 +1,737 @@
+"""A Bot API server for tests, as strict as Telegram where the bot could go wrong.
+
+The real PTB Application talks to it over HTTP (`ApplicationBuilder.base_url`). It
+rejects what Telegram rejects (lengths, markup, photo dimensions, reactions, unknown
+parameters), answers 429 with `retry_after` when a chat is flooded, records every
+call, and lets a test play users: messages, forwards, shares and button presses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import itertools
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from PIL import Image, UnidentifiedImageError
+
+from tests.fakes.telegram_rules import (
+    ALLOWED_REACTIONS,
+    KNOWN_PARAMS,
+    ApiError,
+    detect_entities,
+    parse_html,
+    utf16_len,
+)
+
+JSON_FIELDS = {
+    "reply_markup",
+    "reply_parameters",
+    "reaction",
+    "entities",
+    "caption_entities",
+    "commands",
+    "scope",
+    "link_preview_options",
+    "allowed_updates",
+    "media",
+    "results",
+}
+INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "from_chat_id", "cache_time"}
+BOOL_FIELDS = {
+    "disable_notification",
+    "protect_content",
+    "show_alert",
+    "is_personal",
+    "is_big",
+    "drop_pending_updates",
+    "show_caption_above_media",
+    "has_spoiler",
+    "allow_sending_without_reply",
+}
+LIMITED = re.compile(r"^(send|edit|copy|forward)")
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    files: dict[str, bytes]
+    at: float
+    ok: bool = False
+    error_code: int | None = None
+    description: str | None = None
+    result: Any = None
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+@dataclass
+class _Injection:
+    seconds: int
+    methods: set[str] | None
+    times: int
+
+
+@dataclass
+class _Chat:
+    info: dict[str, Any]
+    next_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
+class FakeBotAPI:
+    """aiohttp server on 127.0.0.1 speaking the Bot API."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST-token",
+        *,
+        bot_username: str = "linksnap_test_bot",
+        private_burst: float = 10,
+        private_rate: float = 1.0,
+        group_burst: float = 5,
+        group_rate: float = 20 / 60,
+        global_rate: float = 30,
+    ) -> None:
+        self.token = token
+        self.bot_id = int(token.split(":")[0])
+        self.bot_user = {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "linksnap",
+            "username": bot_username,
+        }
+        self.root = ""
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.flood_violations: list[Call] = []
+        self._limits = {
+            "private": (private_burst, private_rate),
+            "group": (group_burst, group_rate),
+        }
+        self._global = _Bucket(global_rate, time.monotonic())
+        self._global_rate = global_rate
+        self._buckets: dict[int, _Bucket] = {}
+        self._blocked: dict[int, float] = {}
+        self._injections: dict[int, list[_Injection]] = {}
+        self._chats: dict[int, _Chat] = {}
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._new_update = asyncio.Event()
+        self._files: dict[str, tuple[bytes, int, int]] = {}
+        self._callbacks: dict[str, bool] = {}
+        self._callback_ids = itertools.count(1)
+        self._commands: dict[str, list[dict[str, Any]]] = {}
+        self._webhook: dict[str, Any] = {}
+        self._runner: web.AppRunner | None = None
+
+    # --- server life -------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=60 * 2**20)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.root = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        self._new_update.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- what tests use ----------------------------------------------------------
+
+    def calls_of(
+        self, method: str, chat_id: int | None = None, *, ok_only: bool = False
+    ) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method
+            and (chat_id is None or c.params.get("chat_id") == chat_id)
+            and (c.ok or not ok_only)
+        ]
+
+    async def wait_for(self, predicate: Callable[[Call], bool], timeout: float = 30) -> Call:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for call in self.calls[seen:]:
+                if predicate(call):
+                    return call
+            seen = len(self.calls)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no matching call within {timeout}s; last: {self._tail()}")
+            await asyncio.sleep(0.01)
+
+    async def wait_until(self, cond: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout}s; last: {self._tail()}")
+            await asyncio.sleep(0.01)
+
+    def _tail(self) -> str:
+        return "; ".join(
+            f"{c.method}{'' if c.ok else ' ✗ ' + str(c.description)}" for c in self.calls[-6:]
+        )
+
+    def message_text(self, chat_id: int, message_id: int) -> str | None:
+        message = self.messages.get((chat_id, message_id))
+        if message is None:
+            return None
+        return message.get("text", message.get("caption"))
+
+    def download(self, file_id: str) -> bytes:
+        return self._files[file_id][0]
+
+    def inject_retry_after(
+        self, chat_id: int, seconds: int, *, methods: set[str] | None = None, times: int = 1
+    ) -> None:
+        self._injections.setdefault(chat_id, []).append(_Injection(seconds, methods, times))
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        update.setdefault("update_id", next(self._update_ids))
+        self._updates.append(update)
+        self._new_update.set()
+        return int(update["update_id"])
+
+    def send_message(
+        self,
+        user_id: int,
+        text: str | None = None,
+        *,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+        language_code: str = "en",
+        first_name: str = "Ann",
+        entities: list[dict[str, Any]] | None = None,
+        caption: str | None = None,
+        caption_entities: list[dict[str, Any]] | None = None,
+        photo: bool = False,
+        forward_origin: dict[str, Any] | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user writes to the bot; returns the Message as delivered."""
+        user = {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": first_name,
+            "language_code": language_code,
+        }
+        chat = self._chat(chat_id if chat_id is not None else user_id, chat_type, first_name)
+        message: dict[str, Any] = {
+            "message_id": next(chat.next_id),
+            "date": int(time.time()),
+            "chat": chat.info,
+            "from": user,
+        }
+        if photo:
+            message["photo"] = [self._photo_size(b"user-photo", 320, 240)]
+            body, ents = caption if caption is not None else text, caption_entities
+            if body is not None:
+                message["caption"] = body
+                message["caption_entities"] = ents if ents is not None else detect_entities(body)
+        elif text is not None:
+            message["text"] = text
+            message["entities"] = entities if entities is not None else detect_entities(text)
+        if forward_origin is not None:
+            message["forward_origin"] = forward_origin
+        if reply_to_message_id is not None:
+            message["reply_to_message"] = self.messages[(chat.info["id"], reply_to_message_id)]
+        for key in ("entities", "caption_entities"):
+            if key in message and not message[key]:
+                del message[key]
+        self.messages[(chat.info["id"], message["message_id"])] = message
+        self.push_update({"message": message})
+        return message
+
+    def press_button(
+        self, user_id: int, message: dict[str, Any], data: str, *, language_code: str = "en"
+    ) -> dict[str, Any]:
+        query_id = str(next(self._callback_ids))
+        self._callbacks[query_id] = False
+        query = {
+            "id": query_id,
+            "from": {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": "Ann",
+                "language_code": language_code,
+            },
+            "chat_instance": "ci-1",
+            "message": message,
+            "data": data,
+        }
+        self.push_update({"callback_query": query})
+        return query
+
+    # --- transport ---------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params, files = await _read_params(request)
+        canonical = _canonical(method)
+        call = Call(canonical, params, files, time.monotonic())
+        self.calls.append(call)
+        if request.match_info["token"] != self.token:
+            return self._fail(call, ApiError(401, "Unauthorized"))
+        handler = getattr(self, f"_m_{canonical}", None)
+        if handler is None:
+            return self._fail(call, ApiError(404, "Not Found"))
+        try:
+            _check_known(canonical, params)
+            self._flood(call)
+            result = await handler(params, files)
+        except ApiError as exc:
+            return self._fail(call, exc)
+        call.ok, call.result = True, result
+        return web.json_response({"ok": True, "result": result})
+
+    def _fail(self, call: Call, exc: ApiError) -> web.Response:
+        call.ok, call.error_code, call.description = False, exc.code, exc.description
+        body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
+        if exc.parameters:
+            body["parameters"] = exc.parameters
+        return web.json_response(body, status=exc.code)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".")[0]
+        if file_id not in self._files:
+            return web.Response(status=404)
+        return web.Response(body=self._files[file_id][0], content_type="image/jpeg")
+
+    # --- flood control -----------------------------------------------------------
+
+    def _flood(self, call: Call) -> None:
+        chat_id = call.params.get("chat_id")
+        if not isinstance(chat_id, int):
+            return
+        now = call.at
+        until = self._blocked.get(chat_id, 0.0)
+        if now < until:
+            self.flood_violations.append(call)
+            raise _too_many(until - now)
+        for injection in self._injections.get(chat_id, []):
+            if injection.times > 0 and (
+                injection.methods is None or call.method in injection.methods
+            ):
+                injection.times -= 1
+                self._blocked[chat_id] = now + injection.seconds
+                raise _too_many(injection.seconds)
+        if not LIMITED.match(call.method):
+            return
+        burst, rate = self._limits["private" if chat_id > 0 else "group"]
+        bucket = self._buckets.setdefault(chat_id, _Bucket(burst, now))
+        for b, cap, r in (
+            (bucket, burst, rate),
+            (self._global, self._global_rate, self._global_rate),
+        ):
+            b.tokens = min(cap, b.tokens + (now - b.stamp) * r)
+            b.stamp = now
+        if bucket.tokens < 1 or self._global.tokens < 1:
+            wait = max((1 - bucket.tokens) / rate, (1 - self._global.tokens) / self._global_rate)
+            seconds = max(1, math.ceil(wait))
+            self._blocked[chat_id] = now + seconds
+            raise _too_many(seconds)
+        bucket.tokens -= 1
+        self._global.tokens -= 1
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _chat(self, chat_id: int, chat_type: str = "private", name: str = "Ann") -> _Chat:
+        if chat_id not in self._chats:
+            info: dict[str, Any] = {"id": chat_id, "type": chat_type}
+            if chat_type == "private":
+                info["first_name"] = name
+            else:
+                info["title"] = f"Group {chat_id}"
+            self._chats[chat_id] = _Chat(info)
+        return self._chats[chat_id]
+
+    def _known_chat(self, params: dict[str, Any]) -> _Chat:
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int) or chat_id not in self._chats:
+            raise ApiError(400, "Bad Request: chat not found")
+        return self._chats[chat_id]
+
+    def _message(self, params: dict[str, Any], missing: str) -> dict[str, Any]:
+        chat = self._known_chat(params)
+        message = self.messages.get((chat.info["id"], params.get("message_id", -1)))
+        if message is None:
+            raise ApiError(400, f"Bad Request: {missing}")
+        return message
+
+    def _photo_size(self, data: bytes, width: int, height: int) -> dict[str, Any]:
+        unique = hashlib.sha256(data).hexdigest()[:16]
+        file_id = f"AgAC{unique}{len(self._files):04d}"
+        self._files[file_id] = (data, width, height)
+        return {
+            "file_id": file_id,
+            "file_unique_id": unique,
+            "width": width,
+            "height": height,
+            "file_size": len(data),
+        }
+
+    def _new_bot_message(self, chat: _Chat, params: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": next(chat.next_id),
+            "date": int(time.time()),
+            "chat": chat.info,
+            "from": self.bot_user,
+        }
+        reply = params.get("reply_parameters") or {}
+        reply_id = reply.get("message_id") or params.get("reply_to_message_id")
+        if reply_id:
+            original = self.messages.get((chat.info["id"], reply_id))
+            if original is None and not reply.get("allow_sending_without_reply"):
+                raise ApiError(400, "Bad Request: message to be replied not found")
+            if original is not None:
+                message["reply_to_message"] = {
+                    k: v for k, v in original.items() if k != "reply_to_message"
+                }
+        if params.get("reply_markup"):
+            _check_markup(params["reply_markup"])
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+    def _store(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.messages[(message["chat"]["id"], message["message_id"])] = message
+        return message
+
+    def _photo_upload(
+        self, params: dict[str, Any], files: dict[str, bytes], field: str
+    ) -> dict[str, Any]:
+        value = params.get(field)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = files.get(value.removeprefix("attach://"))
+        data = files.get(field, value)
+        if isinstance(data, str):
+            if data not in self._files:
+                raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            stored, width, height = self._files[data]
+            return {
+                "file_id": data,
+                "file_unique_id": hashlib.sha256(stored).hexdigest()[:16],
+                "width": width,
+                "height": height,
+                "file_size": len(stored),
+            }
+        if not isinstance(data, bytes):
+            raise ApiError(400, f"Bad Request: there is no {field} in the request")
+        return self._decode_image(data, field)
+
+    def _decode_image(self, data: bytes, field: str) -> dict[str, Any]:
+        if field == "document":
+            if len(data) > 50 * 2**20:
+                raise ApiError(400, "Bad Request: file is too big")
+            return self._photo_size(data, 0, 0)
+        if len(data) > 10 * 2**20:
+            raise ApiError(400, "Bad Request: file is too big")
+        try:
+            width, height = Image.open(io.BytesIO(data)).size
+        except (UnidentifiedImageError, OSError):
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
+        if width + height > 10000 or max(width, height) > 20 * min(width, height):
+            raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        return self._photo_size(data, width, height)
+
+    def _apply_text(
+        self, message: dict[str, Any], key: str, params: dict[str, Any], limit: int
+    ) -> None:
+        raw = params.get(key) or ""
+        if params.get("parse_mode") == "HTML":
+            plain, entities = parse_html(raw)
+        else:
+            plain, entities = (
+                raw,
+                params.get("entities" if key == "text" else "caption_entities") or [],
+            )
+        if key == "text" and not plain.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if utf16_len(plain) > limit:
+            kind = "message is too long" if key == "text" else "message caption is too long"
+            raise ApiError(400, f"Bad Request: {kind}")
+        message[key] = plain
+        ents_key = "entities" if key == "text" else "caption_entities"
+        message.pop(ents_key, None)
+        if entities:
+            message[ents_key] = entities
+
+    # --- methods -----------------------------------------------------------------
+
+    async def _m_getMe(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return {
+            **self.bot_user,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    async def _m_getUpdates(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        offset = params.get("offset") or 0
+        if offset:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        timeout = float(params.get("timeout") or 0)
+        deadline = time.monotonic() + timeout
+        while not self._updates and time.monotonic() < deadline:
+            self._new_update.clear()
+            try:
+                await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+            if self._runner is None:
+                break
+        limit = params.get("limit") or 100
+        return self._updates[:limit]
+
+    async def _m_deleteWebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        self._webhook = {}
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    async def _m_setWebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        if not str(params.get("url", "")).startswith("https://"):
+            raise ApiError(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
+        self._webhook = dict(params)
+        return True
+
+    async def _m_getWebhookInfo(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return {
+            "url": self._webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+
+    async def _m_setMyCommands(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        commands = params.get("commands")
+        if not isinstance(commands, list) or not 1 <= len(commands) <= 100:
+            raise ApiError(400, "Bad Request: BOT_COMMANDS_TOO_MUCH")
+        for command in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command", ""))):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description", ""))) <= 256:
+                raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        self._commands[str(params.get("language_code") or "")] = commands
+        return True
+
+    async def _m_getMyCommands(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return self._commands.get(str(params.get("language_code") or ""), [])
+
+    async def _m_deleteMyCommands(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        self._commands.pop(str(params.get("language_code") or ""), None)
+        return True
+
+    async def _m_close(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return True
+
+    async def _m_logOut(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return True
+
+    async def _m_sendMessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._known_chat(params)
+        message = self._new_bot_message(chat, params)
+        self._apply_text(message, "text", params, 4096)
+        return self._store(message)
+
+    async def _m_sendPhoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._known_chat(params)
+        size = self._photo_upload(params, files, "photo")
+        message = self._new_bot_message(chat, params)
+        self._apply_text(message, "caption", params, 1024)
+        thumb = dict(size, file_id=size["file_id"] + "s", width=90, height=56)
+        self._files[thumb["file_id"]] = self._files[size["file_id"]]
+        message["photo"] = [thumb, size]
+        return self._store(message)
+
+    async def _m_sendDocument(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._known_chat(params)
+        size = self._photo_upload(params, files, "document")
+        message = self._new_bot_message(chat, params)
+        self._apply_text(message, "caption", params, 1024)
+        message["document"] = {k: size[k] for k in ("file_id", "file_unique_id", "file_size")}
+        return self._store(message)
+
+    async def _m_sendChatAction(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        self._known_chat(params)
+        return True
+
+    async def _edit(self, params: dict[str, Any], key: str, limit: int) -> Any:
+        message = self._message(params, "message to edit not found")
+        if key not in message and key == "text":
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        if key == "caption" and "text" in message:
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        updated = dict(message)
+        self._apply_text(updated, key, params, limit)
+        markup = params.get("reply_markup")
+        if markup:
+            _check_markup(markup)
+            updated["reply_markup"] = markup
+        else:
+            updated.pop("reply_markup", None)
+        if _same(updated, message):
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup of the specified message are exactly the same as a current content and "
+                "reply markup of the message",
+            )
+        updated["edit_date"] = int(time.time())
+        return self._store(updated)
+
+    async def _m_editMessageText(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return await self._edit(params, "text", 4096)
+
+    async def _m_editMessageCaption(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return await self._edit(params, "caption", 1024)
+
+    async def _m_editMessageReplyMarkup(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        message = self._message(params, "message to edit not found")
+        updated = dict(message, reply_markup=params.get("reply_markup"))
+        if _same(updated, message):
+            raise ApiError(400, "Bad Request: message is not modified")
+        return self._store(updated)
+
+    async def _m_deleteMessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        message = self._message(params, "message to delete not found")
+        del self.messages[(message["chat"]["id"], message["message_id"])]
+        return True
+
+    async def _m_setMessageReaction(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        self._message(params, "message to react not found")
+        reaction = params.get("reaction") or []
+        if not isinstance(reaction, list) or len(reaction) > 1:
+            raise ApiError(400, "Bad Request: REACTIONS_TOO_MANY")
+        for item in reaction:
+            if item.get("type") != "emoji" or item.get("emoji") not in ALLOWED_REACTIONS:
+                raise ApiError(400, "Bad Request: REACTION_INVALID")
+        return True
+
+    async def _m_answerCallbackQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        query_id = str(params.get("callback_query_id"))
+        if self._callbacks.get(query_id, True):
+            raise ApiError(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+            )
+        if len(str(params.get("text") or "")) > 200:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        self._callbacks[query_id] = True
+        return True
+
+    async def _m_answerInlineQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return True
+
+    async def _m_getFile(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        file_id = str(params.get("file_id"))
+        if file_id not in self._files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        data = self._files[file_id][0]
+        return {
+            "file_id": file_id,
+            "file_unique_id": hashlib.sha256(data).hexdigest()[:16],
+            "file_size": len(data),
+            "file_path": f"photos/{file_id}.jpg",
+        }
+
+
+def _too_many(seconds: float) -> ApiError:
+    retry = max(1, math.ceil(seconds))
+    return ApiError(429, f"Too Many Requests: retry after {retry}", {"retry_after": retry})
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("text", "caption", "entities", "caption_entities", "reply_markup")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _canonical(method: str) -> str:
+    lowered = method.lower()
+    for name in KNOWN_PARAMS:
+        if name.lower() == lowered:
+            return name
+    return method
+
+
+def _check_known(method: str, params: dict[str, Any]) -> None:
+    allowed = KNOWN_PARAMS.get(method)
+    if allowed is None:
+        return
+    for name in params:
+        if name not in allowed:
+            raise ApiError(400, f"Bad Request: unknown parameter {name}")
+
+
+def _check_markup(markup: Any) -> None:
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if rows is None:
+        return
+    for row in rows:
+        for button in row:
+            actions = [k for k in button if k != "text"]
+            if len(actions) != 1 or not button.get("text"):
+                raise ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+
+
+async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    raw: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name is None or not hasattr(part, "read"):
+                continue
+            data = await part.read()  # type: ignore[union-attr]
+            if part.filename:  # type: ignore[union-attr]
+                files[part.name] = bytes(data)
+            else:
+                raw[part.name] = bytes(data).decode()
+    elif request.content_type == "application/json":
+        body = await request.json()
+        raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+    elif request.can_read_body:
+        form = await request.post()
+        raw = {k: str(v) for k, v in form.items()}
+    else:
+        raw = dict(request.query)
+    return {k: _decode(k, v) for k, v in raw.items()}, files
+
+
+def _decode(name: str, value: str) -> Any:
+    if name in JSON_FIELDS:
+        return json.loads(value)
+    if name in INT_FIELDS:
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if name in BOOL_FIELDS:
+        return value.lower() == "true"
+    return value
