@@ -59,6 +59,7 @@ class SnapshotService:
         self.summarizer = summarizer
         self.pacer = pacer
         self._told_no_key: set[int] = set()
+        self._started = utcnow()
 
     async def screen(self, urls: list[str]) -> tuple[list[str], list[str]]:
         """(links the bot may open, links it refuses) — refused ones are never stored.
@@ -88,7 +89,11 @@ class SnapshotService:
                 lang_code=request.lang_code,
                 source_message_id=request.message_id,
             )
-            stored.append(await self.store.add_pending(fresh))
+            record, created = await self.store.add_pending(fresh)
+            if not created:  # answer where and to what the user sent it this time
+                record.chat_id, record.source_message_id = request.chat_id, request.message_id
+                record.lang_code = request.lang_code
+            stored.append((record, created))
         return stored
 
     async def handle(self, bot: ExtBot[Any], record: LinkRecord, created: bool) -> bool:
@@ -230,7 +235,7 @@ class SnapshotService:
 
     async def resume(self, bot: ExtBot[Any]) -> int:
         """Finish what a stopped process left behind; returns how many were picked up."""
-        pending = await self.store.unfinished()
+        pending = await self.store.unfinished(before=self._started)
         for record in pending:
             await self._resume_one(bot, record)
         return len(pending)

@@ -120,8 +120,10 @@ class LinkStore:
         )
         await self.update(record.id, terms=terms)
 
-    async def unfinished(self, limit: int = 500) -> list[LinkRecord]:
-        cursor = self.links.find({"status": {"$in": [str(s) for s in UNFINISHED]}})
+    async def unfinished(self, before: datetime, limit: int = 500) -> list[LinkRecord]:
+        """Links left mid-way by an earlier process (untouched since `before`)."""
+        query = {"status": {"$in": [str(s) for s in UNFINISHED]}, "updated_at": {"$lt": before}}
+        cursor = self.links.find(query)
         return [
             LinkRecord.from_doc(d) async for d in cursor.sort("updated_at", ASCENDING).limit(limit)
         ]

@@ -32,11 +32,14 @@ class BotHarness:
         self.store = LinkStore.connect(settings.mongodb_uri.get_secret_value())
 
     async def start(self) -> None:
+        self.api.release_polls(False)
         app = build_application(self.settings, capturer=self._capturer)
         self.app = await self._stack.enter_async_context(running(app, self.settings))
 
     async def stop(self) -> None:
+        self.api.release_polls()
         await self._stack.aclose()
+        self.api.release_polls(False)
         await self.store.close()
 
     def send(self, user_id: int, text: str | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -136,6 +136,7 @@ class FakeBotAPI:
         self._commands: dict[str, list[dict[str, Any]]] = {}
         self._webhook: dict[str, Any] = {}
         self._runner: web.AppRunner | None = None
+        self._releasing = False
 
     # --- server life -------------------------------------------------------------
 
@@ -204,6 +205,11 @@ class FakeBotAPI:
         self, chat_id: int, seconds: int, *, methods: set[str] | None = None, times: int = 1
     ) -> None:
         self._injections.setdefault(chat_id, []).append(_Injection(seconds, methods, times))
+
+    def release_polls(self, releasing: bool = True) -> None:
+        """Answer long polls at once (a bot is stopping), or stop doing so."""
+        self._releasing = releasing
+        self._new_update.set()
 
     def push_update(self, update: dict[str, Any]) -> int:
         update.setdefault("update_id", next(self._update_ids))
@@ -492,7 +498,7 @@ class FakeBotAPI:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         timeout = float(params.get("timeout") or 0)
         deadline = time.monotonic() + timeout
-        while not self._updates and time.monotonic() < deadline:
+        while not self._updates and not self._releasing and time.monotonic() < deadline:
             self._new_update.clear()
             try:
                 await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
