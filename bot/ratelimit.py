@@ -22,12 +22,15 @@ from telegram.ext import BaseRateLimiter
 log = logging.getLogger(__name__)
 
 JSON = bool | dict[str, Any] | list[dict[str, Any]]
+# ExtBot drops a falsy rate_limit_args before it reaches the limiter, so "no retries" is -1.
+NO_RETRY = -1
 
 
 class ChatRateLimiter(BaseRateLimiter[int]):
     """30 calls/s overall, 20/min per group, and per-chat RetryAfter blocks.
 
-    `rate_limit_args` is the number of retries after a RetryAfter (default `max_retries`).
+    `rate_limit_args` is the number of retries after a RetryAfter (default `max_retries`;
+    `NO_RETRY` to get the RetryAfter at once).
     """
 
     def __init__(self, max_retries: int = 3, group_per_minute: float = 20) -> None:
@@ -59,7 +62,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         rate_limit_args: int | None,
     ) -> JSON:
         chat_id = _chat_key(data.get("chat_id"))
-        retries = self._max_retries if rate_limit_args is None else rate_limit_args
+        retries = self._max_retries if rate_limit_args is None else max(0, rate_limit_args)
         for attempt in range(retries + 1):
             await self._wait_turn(chat_id, endpoint)
             try:

@@ -22,7 +22,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from bot.ratelimit import retry_seconds
+from bot.ratelimit import NO_RETRY, retry_seconds
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class SummaryEditor:
                 caption=caption,
                 parse_mode=ParseMode.HTML,
                 reply_markup=self._layout.markup,
-                rate_limit_args=0,
+                rate_limit_args=NO_RETRY,
             )
         )
         self._caption.sent = caption
@@ -193,7 +193,7 @@ class SummaryEditor:
             text=text,
             parse_mode=ParseMode.HTML,
             reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True),
-            rate_limit_args=0,
+            rate_limit_args=NO_RETRY,
         )
         self.edits += 1
         self._overflow.append(_Target(message.message_id, sent=text))
@@ -205,7 +205,7 @@ class SummaryEditor:
                 message_id=target.message_id,
                 text=text,
                 parse_mode=ParseMode.HTML,
-                rate_limit_args=0,
+                rate_limit_args=NO_RETRY,
             )
         )
         target.sent = text
