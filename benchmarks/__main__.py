@@ -67,14 +67,9 @@ async def bench_reaction(api: FakeBotAPI, pages: PageServer) -> dict[str, float]
         before = len(api.calls)
         queued = time.monotonic()
         api.send_message(100 + i, pages.url(f"/article/react{i}"))
-        call = await api.wait_for(
-            lambda c, n=before: c.method == "setMessageReaction" and api.calls.index(c) >= n,
-            timeout=30,
-        )
+        call = await api.wait_for(lambda c: c.method == "setMessageReaction", 30, since=before)
         samples.append(call.at - queued)
-        await api.wait_until(
-            lambda n=i: len(api.calls_of("sendPhoto", ok_only=True)) > n, timeout=60
-        )
+        await api.wait_for(lambda c: c.method == "sendPhoto" and c.ok, 60, since=before)
     return summary(samples)
 
 
@@ -104,10 +99,7 @@ async def bench_capture(api: FakeBotAPI, pages: PageServer) -> dict[str, Any]:
         before = len(api.calls)
         queued = time.monotonic()
         api.send_message(300 + i, f"{url}?run={i}")
-        call = await api.wait_for(
-            lambda c, n=before: c.method == "sendPhoto" and c.ok and api.calls.index(c) >= n,
-            timeout=60,
-        )
+        call = await api.wait_for(lambda c: c.method == "sendPhoto" and c.ok, 60, since=before)
         ours.append(call.at - queued)
     ratio = statistics.median(ours) / statistics.median(bare)
     return {"bare": summary(bare), "link_to_photo": summary(ours), "ratio_p50": round(ratio, 3)}
@@ -205,8 +197,12 @@ async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[s
 async def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
     port = free_port()
-    fdb = subprocess.Popen(
-        [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
+    fdb = await asyncio.create_subprocess_exec(
+        str(FERRETDB),
+        "--listen-addr",
+        f"127.0.0.1:{port}",
+        "--sqlite-url",
+        f"file:{data}/",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -233,6 +229,7 @@ async def main() -> None:
         for server in (pages, api, llm):
             await server.stop()
         fdb.terminate()
+        await fdb.wait()
     results["runs"] = RUNS
     results["machine"] = f"{os.cpu_count()} cores"
     print(json.dumps(results, indent=2, ensure_ascii=False))

@@ -185,7 +185,9 @@ async def _initialize(app: App, settings: Settings) -> None:
     try:
         await app.initialize()
     except InvalidToken:
-        raise StartupError("Telegram rejected TELEGRAM_BOT_TOKEN (check it with @BotFather)") from None
+        raise StartupError(
+            "Telegram rejected TELEGRAM_BOT_TOKEN (check it with @BotFather)"
+        ) from None
     except NetworkError as exc:
         where = urllib.parse.urlsplit(settings.api_root).hostname
         raise StartupError(

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from bot.egress import BLOCK_HEADER, GuardProxy
+from bot.egress import BLOCK_HEADER, UPSTREAM_HEADER, GuardProxy
 from bot.netguard import NetGuard
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,8 @@ class Capturer:
             raise self._navigation_error(exc, failed or [url]) from None
         if response is not None and response.headers.get(BLOCK_HEADER.lower()):
             raise CaptureError("blocked", response.headers[BLOCK_HEADER.lower()])
+        if response is not None and response.headers.get(UPSTREAM_HEADER.lower()):
+            raise CaptureError(response.headers[UPSTREAM_HEADER.lower()])
         await _settle(page, inflight)
         image = await page.screenshot(type="jpeg", quality=JPEG_QUALITY, full_page=False)
         meta = await page.evaluate(_META_JS)
@@ -251,9 +253,13 @@ class Capturer:
     def _navigation_error(self, exc: PlaywrightError, urls: list[str]) -> CaptureError:
         reason = classify_error(exc.message)
         for failed_url in reversed(urls):
-            refusal = self._proxy.refusal_for(urllib.parse.urlsplit(failed_url).hostname)
+            host = urllib.parse.urlsplit(failed_url).hostname
+            refusal = self._proxy.refusal_for(host)
             if refusal:
                 return CaptureError("blocked", refusal)
+            upstream = self._proxy.upstream_error_for(host)
+            if upstream and reason == "unreachable":
+                return CaptureError(upstream)
         return CaptureError(reason, exc.message.splitlines()[0][:200])
 
 

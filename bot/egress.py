@@ -20,6 +20,7 @@ from bot.netguard import NetGuard, Verdict
 log = logging.getLogger(__name__)
 
 BLOCK_HEADER = "X-Linksnap-Blocked"
+UPSTREAM_HEADER = "X-Linksnap-Upstream"
 _HEAD_LIMIT = 64 * 1024
 _PIPE_CHUNK = 64 * 1024
 
@@ -33,6 +34,7 @@ class GuardProxy:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refusals: OrderedDict[str, str] = OrderedDict()
+        self.upstream_errors: OrderedDict[str, str] = OrderedDict()
         self.blocked = 0
         self.port = 0
 
@@ -55,7 +57,11 @@ class GuardProxy:
 
     def refusal_for(self, host: str | None) -> str | None:
         """Why the last connection to `host` was refused, if it was."""
-        return self.refusals.get((host or "").lower().strip("[]"))
+        return self.refusals.get(_key(host))
+
+    def upstream_error_for(self, host: str | None) -> str | None:
+        """Why the last connection to `host` failed upstream ("refused", "timeout")."""
+        return self.upstream_errors.get(_key(host))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -85,7 +91,9 @@ class GuardProxy:
             verdict = await self._check(host, port)
             if not verdict.allowed:
                 return await _refuse(writer, verdict.reason)
-            upstream = await self._open(verdict, port)
+            upstream = await self._open(host, verdict, port)
+            if upstream is None:
+                return await _refuse(writer, self.upstream_errors[_key(host)], upstream=True)
             writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             await writer.drain()
             return await _splice(reader, writer, *upstream)
@@ -96,7 +104,11 @@ class GuardProxy:
         verdict = await self._check(parts.hostname, port)
         if not verdict.allowed:
             return await _refuse(writer, verdict.reason)
-        up_reader, up_writer = await self._open(verdict, port)
+        opened = await self._open(parts.hostname, verdict, port)
+        if opened is None:
+            reason = self.upstream_errors[_key(parts.hostname)]
+            return await _refuse(writer, reason, upstream=True)
+        up_reader, up_writer = opened
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         up_writer.write(f"{method} {path} {version}\r\n".encode("latin-1") + _forward_headers(rest))
         await _splice(reader, writer, up_reader, up_writer)
@@ -105,26 +117,39 @@ class GuardProxy:
         verdict = await self._guard.check_host(host, port)
         if not verdict.allowed:
             self.blocked += 1
-            key = host.lower().strip("[]")
-            self.refusals[key] = verdict.reason
-            self.refusals.move_to_end(key)
-            while len(self.refusals) > 256:
-                self.refusals.popitem(last=False)
+            _remember(self.refusals, host, verdict.reason)
             log.info("egress blocked: reason=%s port=%s", verdict.reason, port)
         return verdict
 
     async def _open(
-        self, verdict: Verdict, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        last: Exception | None = None
+        self, host: str, verdict: Verdict, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to the first checked address that answers; None (and why) if none."""
+        reason = "refused"
         for address in verdict.addresses:
             try:
                 return await asyncio.wait_for(
                     asyncio.open_connection(address, port, limit=_PIPE_CHUNK), self._connect_timeout
                 )
-            except (OSError, TimeoutError) as exc:
-                last = exc
-        raise ConnectionError(f"no address answered: {last}")
+            except TimeoutError:
+                reason = "timeout"
+            except OSError:
+                reason = "refused"
+        _remember(self.upstream_errors, host, reason)
+        return None
+
+
+def _key(host: str | None) -> str:
+    return (host or "").lower().strip("[]")
+
+
+def _remember(table: OrderedDict[str, str], host: str, reason: str) -> None:
+    """Keep the latest reason per host, for the capture to explain a failure; bounded."""
+    key = _key(host)
+    table[key] = reason
+    table.move_to_end(key)
+    while len(table) > 256:
+        table.popitem(last=False)
 
 
 def _split_authority(target: str, default_port: int) -> tuple[str, int]:
@@ -150,11 +175,14 @@ def _forward_headers(raw: bytes) -> bytes:
     return b"\r\n".join(kept) + b"\r\n\r\n"
 
 
-async def _refuse(writer: asyncio.StreamWriter, reason: str) -> None:
-    body = f"linksnap refused this destination ({reason})".encode()
+async def _refuse(writer: asyncio.StreamWriter, reason: str, *, upstream: bool = False) -> None:
+    status, header = (
+        ("502 Bad Gateway", UPSTREAM_HEADER) if upstream else ("403 Forbidden", BLOCK_HEADER)
+    )
+    body = f"linksnap could not open this destination ({reason})".encode()
     writer.write(
-        b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-        + f"{BLOCK_HEADER}: {reason}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nConnection: close\r\n".encode()
+        + f"{header}: {reason}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
     with contextlib.suppress(ConnectionError):

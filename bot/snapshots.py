@@ -61,18 +61,19 @@ class SnapshotService:
         self._told_no_key: set[int] = set()
         self._started = utcnow()
 
-    async def screen(self, urls: list[str]) -> tuple[list[str], list[str]]:
-        """(links the bot may open, links it refuses) — refused ones are never stored.
-
-        A name that does not resolve now is kept: DNS can fail for a while, and the
-        capture then says so.
+    async def screen(self, urls: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        """(links the bot may open, [(link, "blocked" or "malformed")]) — refused ones are
+        never stored. A name that does not resolve now is kept: DNS can fail for a while,
+        and the capture then says so.
         """
         allowed: list[str] = []
-        refused: list[str] = []
+        refused: list[tuple[str, str]] = []
         for url in urls:
             verdict = await self.capturer.guard.check_url(url)
-            ok = verdict.allowed or verdict.reason == "unresolvable"
-            (allowed if ok else refused).append(url)
+            if verdict.allowed or verdict.reason == "unresolvable":
+                allowed.append(url)
+            else:
+                refused.append((url, "malformed" if verdict.reason == "malformed" else "blocked"))
         return allowed, refused
 
     async def record(self, request: LinkRequest, urls: list[str]) -> list[tuple[LinkRecord, bool]]:

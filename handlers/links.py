@@ -54,7 +54,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         note=parsed.note,
     )
     urls, refused = await services.snapshots.screen(parsed.urls)
-    parsed.rejected.extend(Rejected(url, "blocked") for url in refused)
+    parsed.rejected.extend(Rejected(url, reason) for url, reason in refused)
     try:
         stored = await services.snapshots.record(request, urls)
     except PyMongoError:

@@ -61,21 +61,6 @@ class BotHarness:
         )
         return _emoji(call)
 
-    async def reply_text(self, message: dict[str, Any], timeout: float = 20) -> str:
-        """The text of the bot's next sendMessage answering in that chat."""
-        chat_id = message["chat"]["id"]
-        start = len(self.api.calls)
-        call = await self.api.wait_for(
-            lambda c: (
-                c.method == "sendMessage"
-                and c.ok
-                and c.params.get("chat_id") == chat_id
-                and self.api.calls.index(c) >= start - 1
-            ),
-            timeout=timeout,
-        )
-        return str(call.result["text"])
-
     def replies_to(self, message: dict[str, Any], method: str | None = None) -> list[Call]:
         """Successful bot calls that reply to this user message."""
         out = []

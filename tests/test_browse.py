@@ -16,7 +16,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 async def seed(
     bot: BotHarness, owner: int, n: int, tags: list[str], prefix: str
 ) -> list[LinkRecord]:
-    records = []
+    records: list[LinkRecord] = []
     for i in range(n):
         url = f"https://{prefix}.example/{i}"
         record = LinkRecord(
@@ -40,11 +40,9 @@ async def command(bot: BotHarness, user: int, text: str, language: str = "en") -
     start = len(bot.api.calls)
     bot.send(user, text, language_code=language)
     call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage"
-        and c.ok
-        and c.params["chat_id"] == user
-        and bot.api.calls.index(c) >= start,
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
         timeout=20,
+        since=start,
     )
     return call.result  # type: ignore[no-any-return]
 
@@ -74,15 +72,10 @@ async def test_find_requires_all_tags_and_pages_cover_each_once(bot: BotHarness)
         forward = [b for b in nav if b["text"] == "▶"]
         if not forward:
             break
+        before = len(bot.api.calls)
         bot.api.press_button(42, page, forward[0]["callback_data"])
         edit = await bot.api.wait_for(
-            lambda c, mid=page["message_id"], n=len(bot.api.calls): (
-                c.method == "editMessageText"
-                and c.ok
-                and c.params["message_id"] == mid
-                and bot.api.calls.index(c) >= n
-            ),
-            timeout=20,
+            lambda c: c.method == "editMessageText" and c.ok, timeout=20, since=before
         )
         page = edit.result
     assert sorted(seen) == sorted(r.title for r in both if r.title)

@@ -43,8 +43,8 @@ async def test_photo_shows_the_page_pixels(bot: BotHarness) -> None:
     sent = bot.send(42, bot.pages.url("/colors"))
     await bot.finished(sent)
     [photo] = bot.photos_for(sent)
-    image = Image.open(io.BytesIO(bot.api.download(photo.result["photo"][-1]["file_id"])))
-    image = image.convert("RGB")
+    raw = Image.open(io.BytesIO(bot.api.download(photo.result["photo"][-1]["file_id"])))
+    image = raw.convert("RGB")
     w, h = image.size
     assert (w, h) == (1280, 800)
     spots = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -46,7 +47,7 @@ async def test_sixty_chunks_over_six_seconds_private(harness_factory: Any, llm: 
     edits = [c for c in edits_in(bot, 42) if c.ok]
     assert 2 <= len(edits) <= 8, len(edits)
     texts = [summary_of(c.result["caption"]) for c in edits]
-    for earlier, later in zip(texts, texts[1:], strict=False):
+    for earlier, later in itertools.pairwise(texts):
         assert later.startswith(earlier.rstrip())
     final = bot.api.message_text(42, photo.result["message_id"]) or ""
     assert summary_of(final) == "".join(chunks).strip()
@@ -71,7 +72,7 @@ async def test_group_pace_and_retry_after(harness_factory: Any, llm: FakeOpenAI)
     bot.api.inject_retry_after(group, 3)
     assert await bot.finished(sent, timeout=60) == "👌"
     edits = [c for c in edits_in(bot, group) if c.ok]
-    gaps = [b.at - a.at for a, b in zip(edits, edits[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(edits)]
     assert all(g >= 2.5 for g in gaps), gaps
     limited = [c for c in bot.api.calls if c.error_code == 429]
     assert limited, "the injected 429 was never hit"

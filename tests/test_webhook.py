@@ -34,7 +34,7 @@ def start_update(update_id: int, user_id: int, language: str) -> dict[str, Any]:
 async def test_webhook_serves_port_and_checks_secret(harness_factory: Any) -> None:
     port = free_port()
     bot: BotHarness = await harness_factory(
-        webhook_url=f"https://bot.example/hook/abc", port=str(port), webhook_secret="s3cret-value"
+        webhook_url="https://bot.example/hook/abc", port=str(port), webhook_secret="s3cret-value"
     )
     [hook] = bot.api.calls_of("setWebhook", ok_only=True)
     assert hook.params["url"] == "https://bot.example/hook/abc"

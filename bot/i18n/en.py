@@ -43,7 +43,7 @@ TEXTS = Texts(
         "reset": "the server closed the connection without a page",
         "unreachable": "the site could not be reached",
         "redirect_loop": "the page redirects in a loop",
-        "tls": "the site's security certificate is not valid",
+        "tls": "a secure (TLS) connection to the site failed",
         "download": "the link starts a file download, not a page",
         "blocked": "it points to a private or local network address, which I never open",
         "aborted": "the page stopped loading",

@@ -41,7 +41,7 @@ TEXTS = Texts(
         "reset": "服务器未返回网页就断开了连接",
         "unreachable": "无法连接到该网站",
         "redirect_loop": "网页陷入循环跳转",
-        "tls": "网站的安全证书无效",
+        "tls": "无法与网站建立安全（TLS）连接",
         "download": "该链接会下载文件，而不是网页",
         "blocked": "它指向私有或本地网络地址，我不会打开",
         "aborted": "网页停止了加载",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from PIL import Image, UnidentifiedImageError
 
 from tests.fakes.telegram_rules import (
@@ -144,7 +144,7 @@ class FakeBotAPI:
         app = web.Application(client_max_size=60 * 2**20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -168,9 +168,12 @@ class FakeBotAPI:
             and (c.ok or not ok_only)
         ]
 
-    async def wait_for(self, predicate: Callable[[Call], bool], timeout: float = 30) -> Call:
+    async def wait_for(
+        self, predicate: Callable[[Call], bool], timeout: float = 30, *, since: int = 0
+    ) -> Call:
+        """The first call from index `since` on (recorded already or yet to come) matching."""
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = since
         while True:
             for call in self.calls[seen:]:
                 if predicate(call):
@@ -712,10 +715,10 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
     if request.content_type.startswith("multipart/"):
         reader = await request.multipart()
         async for part in reader:
-            if part.name is None or not hasattr(part, "read"):
+            if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
-            data = await part.read()  # type: ignore[union-attr]
-            if part.filename:  # type: ignore[union-attr]
+            data = await part.read()
+            if part.filename:
                 files[part.name] = bytes(data)
             else:
                 raw[part.name] = bytes(data).decode()

@@ -198,16 +198,20 @@ def detect_entities(text: str) -> list[dict[str, Any]]:
     command = _COMMAND.match(text)
     if command:
         add(0, command.end(), "bot_command")
-    for match in _EMAIL.finditer(text):
-        add(match.start(), match.end(), "email")
-    for match in _URL.finditer(text):
-        end = match.end()
-        while end > match.start() and text[end - 1] in _TRAILING:
-            end -= 1
-        add(match.start(), end, "url")
-    for match in _HASHTAG.finditer(text):
-        if not match.group(1).isdigit():
-            add(match.start(), match.end(), "hashtag")
+    # Token by token keeps detection linear on huge pastes (whole-text regexes backtrack).
+    for token in re.finditer(r"\S+", text):
+        base, word = token.start(), token.group(0)
+        if len(word) > 10000:
+            continue
+        for pattern, kind in ((_EMAIL, "email"), (_URL, "url")):
+            for match in pattern.finditer(word) if ("@" in word or kind == "url") else ():
+                end = match.end()
+                while end > match.start() and word[end - 1] in _TRAILING:
+                    end -= 1
+                add(base + match.start(), base + end, kind)
+        for match in _HASHTAG.finditer(word):
+            if not match.group(1).isdigit():
+                add(base + match.start(), base + match.end(), "hashtag")
     return [
         {"type": kind, "offset": utf16_len(text[:start]), "length": utf16_len(text[start:end])}
         for start, end, kind in sorted(found)
