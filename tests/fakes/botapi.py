@@ -31,6 +31,7 @@ from tests.fakes.telegram_rules import (
     parse_html,
     utf16_len,
 )
+from tests.fakes.web import serve
 
 JSON_FIELDS = {
     "reply_markup",
@@ -144,11 +145,8 @@ class FakeBotAPI:
         app = web.Application(client_max_size=60 * 2**20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.root = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, port = await serve(app)
+        self.root = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         self._new_update.set()

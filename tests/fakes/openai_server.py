@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.web import serve
+
 KNOWN_FIELDS = {
     "model",
     "messages",
@@ -81,11 +83,8 @@ class FakeOpenAI:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+        self._runner, port = await serve(app)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
 
     async def stop(self) -> None:
         if self._runner is not None:

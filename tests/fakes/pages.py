@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.web import serve
+
 # Quadrant colours of /colors: the test reads these back from the uploaded JPEG.
 QUADRANTS = {
     "top_left": (255, 0, 0),
@@ -71,11 +73,8 @@ class PageServer:
                 web.get("/big", self._big),
             ]
         )
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, port = await serve(app, self.host)
+        self.port = port
 
     async def stop(self) -> None:
         if self._runner is not None:

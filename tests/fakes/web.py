@@ -1,0 +1,13 @@
+"""Start an aiohttp app on a free loopback port: shared by every fake server."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, int]:
+    # A short shutdown timeout: a test's stalled requests must not hold teardown for a minute.
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, host, 0).start()
+    return runner, int(runner.addresses[0][1])
