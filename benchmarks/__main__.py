@@ -138,8 +138,12 @@ async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> 
     return {"visible_after_written": summary(lags), "edits": len(edits), "flood_errors": len(flood)}
 
 
-def tree_rss(pid: int) -> int:
-    """RSS in bytes of a process and all its descendants (Linux /proc)."""
+def tree_pss(pid: int) -> int:
+    """Proportional set size in bytes of a process and all its descendants (Linux /proc).
+
+    PSS, not RSS: Chromium's processes share most of their pages, and RSS would count
+    those once per process.
+    """
     total = 0
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -153,8 +157,8 @@ def tree_rss(pid: int) -> int:
     while stack:
         current = stack.pop()
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             pass
@@ -172,19 +176,21 @@ async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[s
         "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
     }
+    mark = len(api.calls)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     peak = 0
     try:
-        await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
-        idle = tree_rss(proc.pid)
+        await api.wait_for(lambda c: c.method == "getUpdates", timeout=60, since=mark)
+        await asyncio.sleep(1)
+        idle = tree_pss(proc.pid)
         before = len(api.calls_of("sendPhoto", ok_only=True))
         for i in range(3):
             api.send_message(700 + i, f"{pages.url('/big')}?a={i} {pages.url('/tall')}?b={i}")
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
-                peak = max(peak, tree_rss(proc.pid))
+                peak = max(peak, tree_pss(proc.pid))
                 if len(api.calls_of("sendPhoto", ok_only=True)) >= before + 2 * (i + 1):
                     break
                 await asyncio.sleep(0.05)
