@@ -151,3 +151,12 @@ async def test_restart_finishes_pending_links(
         assert stored is not None and stored.status == Status.DONE
         assert stored.title == f"Article {record.url.rsplit('/', 1)[1]}"
         assert stored.screenshot is not None and stored.screenshot.file_id
+
+
+async def test_help_in_both_languages(bot: BotHarness) -> None:
+    english = await command(bot, 51, "/help")
+    assert "How to use linksnap" in english["text"] and "up to 10 links" in english["text"]
+    chinese = await command(bot, 52, "/help", language="zh-TW")
+    assert "使用说明" in chinese["text"]
+    unknown = await command(bot, 53, "/bogus")
+    assert "How to use linksnap" in unknown["text"]
