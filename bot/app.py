@@ -172,6 +172,9 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
         await app.start()
         yield app
     finally:
+        services = app.bot_data.get(SERVICES_KEY)
+        if isinstance(services, Services):
+            services.stopping.set()  # links waiting their turn stay pending for the next start
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
         if app.running:

@@ -51,6 +51,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-extensions",
     "--mute-audio",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--no-pings",
+    "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,Translate,MediaRouter",
 ]
 
 

@@ -21,6 +21,21 @@ log = logging.getLogger(__name__)
 
 BLOCK_HEADER = "X-Linksnap-Blocked"
 UPSTREAM_HEADER = "X-Linksnap-Upstream"
+# Chromium's own background services (component updates, account cookies), which it
+# calls whatever the flags say. Refused here without a DNS lookup: a capture never needs
+# them, and the machine's resolver should not see a query per browser start.
+BROWSER_SERVICE_HOSTS = frozenset(
+    {
+        "update.googleapis.com",
+        "accounts.google.com",
+        "clients2.google.com",
+        "clientservices.googleapis.com",
+        "optimizationguide-pa.googleapis.com",
+        "safebrowsingohttpgateway.googleapis.com",
+        "content-autofill.googleapis.com",
+        "android.clients.google.com",
+    }
+)
 _HEAD_LIMIT = 64 * 1024
 _PIPE_CHUNK = 64 * 1024
 
@@ -114,6 +129,8 @@ class GuardProxy:
         await _splice(reader, writer, up_reader, up_writer)
 
     async def _check(self, host: str, port: int) -> Verdict:
+        if _key(host).rstrip(".") in BROWSER_SERVICE_HOSTS:
+            return Verdict(False, "browser_service")
         verdict = await self._guard.check_host(host, port)
         if not verdict.allowed:
             self.blocked += 1

@@ -48,6 +48,7 @@ class Services:
     snapshots: SnapshotService
     limits: UserLimits
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Keep a reference to fire-and-forget work so it is neither collected nor lost."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
@@ -319,7 +319,7 @@ async def _reply(bot: ExtBot[Any], record: LinkRecord, text: str) -> None:
         log.warning("reply failed: %s", exc)
 
 
-async def react(bot: ExtBot[Any], chat_id: int, message_id: int, emoji: str) -> None:
+async def react(bot: Bot, chat_id: int, message_id: int, emoji: str) -> None:
     """Set a reaction; a failure here must never stop the work it decorates."""
     try:
         await bot.set_message_reaction(chat_id, message_id, emoji)

@@ -44,30 +44,47 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     services = get_services(context)
     await react(context.bot, message.chat_id, message.message_id, "👀")
     _merge_comment(parsed, context)
-    await _pace(services, user.id, message, texts)
+    stored = await _record(services, message, user.id, user.language_code or "en", parsed, texts)
+    if stored is None:
+        return
+    await _explain_leftovers(message, parsed, texts)
+    # Recorded first, paced second: a link acknowledged with 👀 survives a restart while
+    # it waits its turn behind this user's own rate limit.
+    if not await _pace(services, user.id, message, texts):
+        return
+    results = await asyncio.gather(
+        *(_one(services, context, rec, created) for rec, created in stored)
+    )
+    ok = all(results) and not parsed.rejected
+    await react(context.bot, message.chat_id, message.message_id, "👌" if ok else "🤷")
+
+
+async def _record(
+    services: Services,
+    message: Message,
+    user_id: int,
+    lang_code: str,
+    parsed: ParsedMessage,
+    texts: Texts,
+) -> list[tuple[LinkRecord, bool]] | None:
+    """Screen and store the links; None (after saying so) when the database is down."""
     request = LinkRequest(
-        owner_id=user.id,
+        owner_id=user_id,
         chat_id=message.chat_id,
         message_id=message.message_id,
-        lang_code=user.language_code or "en",
+        lang_code=lang_code,
         tags=parsed.tags,
         note=parsed.note,
     )
     urls, refused = await services.snapshots.screen(parsed.urls)
     parsed.rejected.extend(Rejected(url, reason) for url, reason in refused)
     try:
-        stored = await services.snapshots.record(request, urls)
+        return await services.snapshots.record(request, urls)
     except PyMongoError:
         log.exception("database unavailable while recording links")
         await message.reply_text(texts.db_down)
-        await react(context.bot, message.chat_id, message.message_id, "🤷")
-        return
-    await _explain_leftovers(message, parsed, texts)
-    results = await asyncio.gather(
-        *(_one(services, context, rec, created) for rec, created in stored)
-    )
-    ok = all(results) and not parsed.rejected
-    await react(context.bot, message.chat_id, message.message_id, "👌" if ok else "🤷")
+        await react(message.get_bot(), message.chat_id, message.message_id, "🤷")
+        return None
 
 
 async def _one(
@@ -80,12 +97,18 @@ async def _one(
         return False
 
 
-async def _pace(services: Services, user_id: int, message: Message, texts: Texts) -> None:
+async def _pace(services: Services, user_id: int, message: Message, texts: Texts) -> bool:
+    """Wait for this user's turn; False when the bot is stopping first (links stay pending)."""
     limiter = services.limits.limiter(user_id)
     if not limiter.has_capacity() and services.limits.should_warn(user_id):
         seconds = int(60 / services.limits.per_minute) + 1
         await message.reply_text(texts.too_fast.format(seconds=seconds))
-    await limiter.acquire()
+    turn = asyncio.ensure_future(limiter.acquire())
+    stopping = asyncio.ensure_future(services.stopping.wait())
+    done, pending = await asyncio.wait({turn, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return turn in done
 
 
 def _merge_comment(parsed: ParsedMessage, context: ContextTypes.DEFAULT_TYPE) -> None:
