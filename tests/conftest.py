@@ -43,24 +43,29 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
     raise RuntimeError("ferretdb did not start listening")
 
 
-@pytest.fixture(scope="session")
-def ferretdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway FerretDB (SQLite) on a free port; yields its base URI."""
-    if os.environ.get("TEST_MONGODB_URI"):
-        yield os.environ["TEST_MONGODB_URI"].rstrip("/")
-        return
+def start_ferretdb(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A FerretDB (SQLite) process on a free port, and its base URI."""
     if not FERRETDB.exists():
         raise RuntimeError(f"{FERRETDB} is missing: run `make test`, which builds it")
-    data = tmp_path_factory.mktemp("ferretdb")
     port = free_port()
     proc = subprocess.Popen(
         [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    _wait_port(port, proc)
+    return proc, f"mongodb://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def ferretdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway FerretDB (SQLite) on a free port; yields its base URI."""
+    if os.environ.get("TEST_MONGODB_URI"):
+        yield os.environ["TEST_MONGODB_URI"].rstrip("/")
+        return
+    proc, uri = start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
     try:
-        _wait_port(port, proc)
-        yield f"mongodb://127.0.0.1:{port}"
+        yield uri
     finally:
         proc.terminate()
         proc.wait(10)

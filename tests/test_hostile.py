@@ -203,3 +203,29 @@ async def test_one_users_burst_never_delays_another(
     assert len(records) == 5
     assert sum(r.status == "pending" for r in records) == 2
     del burst
+
+
+async def test_dead_database_gets_a_clear_reply(
+    botapi: Any, pages: PageServer, capturer: Any, tmp_path: Any
+) -> None:
+    """The database dies under a running bot: the user is told, nothing crashes."""
+    from tests.conftest import base_env, settings_for, start_ferretdb
+    from tests.harness import BotHarness
+
+    proc, uri = start_ferretdb(tmp_path)
+    bot = BotHarness(botapi, settings_for(base_env(botapi.root, f"{uri}/dead")), pages, capturer)
+    await bot.start()
+    try:
+        proc.kill()
+        proc.wait(10)
+        sent = bot.send(42, pages.url("/article/nodb") + " #x")
+        assert await bot.finished(sent, timeout=40) == "🤷"
+        texts = [c.params["text"] for c in botapi.calls_of("sendMessage", ok_only=True)]
+        assert any("database is not answering" in t for t in texts)
+        assert pages.hits.get("/article/nodb") is None
+        bot.send(43, "/start")
+        await botapi.wait_for(
+            lambda c: c.method == "sendMessage" and c.params.get("chat_id") == 43, timeout=20
+        )
+    finally:
+        await bot.stop()
