@@ -1,0 +1,101 @@
+"""The Bot API fake is as strict as Telegram: proven here with a real PTB Bot."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+from PIL import Image
+from telegram import Bot, Message
+from telegram.error import BadRequest, RetryAfter
+
+from tests.fakes.botapi import FakeBotAPI
+
+
+@pytest.fixture
+async def tg(botapi: FakeBotAPI) -> AsyncIterator[Bot]:
+    botapi.send_message(7, "hi")  # a chat exists only once a user has written
+    bot = Bot(botapi.token, base_url=f"{botapi.root}/bot", base_file_url=f"{botapi.root}/file/bot")
+    async with bot:
+        yield bot
+
+
+def jpeg(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 10, 10)).save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        ({"text": "x" * 4097}, "message is too long"),
+        ({"text": "<b>unclosed", "parse_mode": "HTML"}, "can't parse entities"),
+        ({"text": "a < b", "parse_mode": "HTML"}, "can't parse entities"),
+        ({"text": "<script>x</script>", "parse_mode": "HTML"}, "can't parse entities"),
+        ({"text": "ok", "api_kwargs": {"bogus": 1}}, "unknown parameter bogus"),
+        ({"text": "   "}, "message text is empty"),
+    ],
+)
+async def test_send_message_rejections(tg: Bot, call: dict, error: str) -> None:
+    with pytest.raises(BadRequest, match=f"(?i){error}"):
+        await tg.send_message(7, **call)
+
+
+async def test_html_is_measured_after_parsing(tg: Bot, botapi: FakeBotAPI) -> None:
+    text = "<b>" + "é" * 4096 + "</b>"
+    message = await tg.send_message(7, text, parse_mode="HTML")
+    assert botapi.message_text(7, message.message_id) == "é" * 4096
+    with pytest.raises(BadRequest, match="(?i)too long"):
+        await tg.send_message(7, "🙂" * 2049)  # 4098 UTF-16 units
+
+
+async def test_photo_rules(tg: Bot) -> None:
+    ok = await tg.send_photo(7, jpeg(1280, 800), caption="c" * 1024)
+    assert ok.photo[-1].width == 1280
+    with pytest.raises(BadRequest, match="(?i)PHOTO_INVALID_DIMENSIONS"):
+        await tg.send_photo(7, jpeg(100, 3000))
+    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+        await tg.send_photo(7, jpeg(10, 10), caption="c" * 1025)
+    with pytest.raises(BadRequest, match="(?i)IMAGE_PROCESS_FAILED"):
+        await tg.send_photo(7, b"not an image")
+    again = await tg.send_photo(7, ok.photo[-1].file_id)
+    assert again.photo[-1].file_id == ok.photo[-1].file_id
+
+
+async def test_reactions_and_edits(tg: Bot) -> None:
+    message: Message = await tg.send_message(7, "hello")
+    assert await tg.set_message_reaction(7, message.message_id, "👌")
+    with pytest.raises(BadRequest, match="(?i)REACTION_INVALID"):
+        await tg.set_message_reaction(7, message.message_id, "✅")
+    with pytest.raises(BadRequest, match="(?i)not modified"):
+        await tg.edit_message_text("hello", 7, message.message_id)
+    with pytest.raises(BadRequest, match="(?i)message to edit not found"):
+        await tg.edit_message_text("x", 7, 9999)
+    with pytest.raises(BadRequest, match="(?i)chat not found"):
+        await tg.send_message(123456789, "nobody wrote from here")
+
+
+async def test_flood_control_answers_retry_after(tg: Bot, botapi: FakeBotAPI) -> None:
+    with pytest.raises(RetryAfter) as caught:
+        for i in range(12):
+            await tg.send_message(7, f"quick {i}")
+    assert caught.value.retry_after.total_seconds() >= 1  # type: ignore[union-attr]
+    with pytest.raises(RetryAfter):
+        await tg.set_message_reaction(7, 1, "👌")
+    assert len(botapi.flood_violations) == 1
+
+
+def test_entities_use_utf16_offsets(botapi: FakeBotAPI) -> None:
+    text = "Title 🙂\nhttps://a.example/x?y=1 #技术 #AI 🙂 example.org/p"
+    sent = botapi.send_message(7, text)
+    message = Message.de_json(sent, None)  # type: ignore[arg-type]
+    assert message is not None
+    found = {e.type: [] for e in message.entities}
+    for entity, value in message.parse_entities().items():
+        found[entity.type].append(value)
+    assert found == {
+        "url": ["https://a.example/x?y=1", "example.org/p"],
+        "hashtag": ["#技术", "#AI"],
+    }
