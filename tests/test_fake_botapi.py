@@ -39,7 +39,7 @@ def jpeg(width: int, height: int) -> bytes:
     ],
 )
 async def test_send_message_rejections(tg: Bot, call: dict, error: str) -> None:
-    with pytest.raises(BadRequest, match=f"(?i){error}"):
+    with pytest.raises(BadRequest, match=rf"(?i){error}"):
         await tg.send_message(7, **call)
 
 
@@ -47,18 +47,18 @@ async def test_html_is_measured_after_parsing(tg: Bot, botapi: FakeBotAPI) -> No
     text = "<b>" + "é" * 4096 + "</b>"
     message = await tg.send_message(7, text, parse_mode="HTML")
     assert botapi.message_text(7, message.message_id) == "é" * 4096
-    with pytest.raises(BadRequest, match="(?i)too long"):
+    with pytest.raises(BadRequest, match=r"(?i)too long"):
         await tg.send_message(7, "🙂" * 2049)  # 4098 UTF-16 units
 
 
 async def test_photo_rules(tg: Bot) -> None:
     ok = await tg.send_photo(7, jpeg(1280, 800), caption="c" * 1024)
     assert ok.photo[-1].width == 1280
-    with pytest.raises(BadRequest, match="(?i)PHOTO_INVALID_DIMENSIONS"):
+    with pytest.raises(BadRequest, match=r"(?i)PHOTO_INVALID_DIMENSIONS"):
         await tg.send_photo(7, jpeg(100, 3000))
-    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
         await tg.send_photo(7, jpeg(10, 10), caption="c" * 1025)
-    with pytest.raises(BadRequest, match="(?i)IMAGE_PROCESS_FAILED"):
+    with pytest.raises(BadRequest, match=r"(?i)IMAGE_PROCESS_FAILED"):
         await tg.send_photo(7, b"not an image")
     again = await tg.send_photo(7, ok.photo[-1].file_id)
     assert again.photo[-1].file_id == ok.photo[-1].file_id
@@ -67,13 +67,13 @@ async def test_photo_rules(tg: Bot) -> None:
 async def test_reactions_and_edits(tg: Bot) -> None:
     message: Message = await tg.send_message(7, "hello")
     assert await tg.set_message_reaction(7, message.message_id, "👌")
-    with pytest.raises(BadRequest, match="(?i)REACTION_INVALID"):
+    with pytest.raises(BadRequest, match=r"(?i)REACTION_INVALID"):
         await tg.set_message_reaction(7, message.message_id, "✅")
-    with pytest.raises(BadRequest, match="(?i)not modified"):
+    with pytest.raises(BadRequest, match=r"(?i)not modified"):
         await tg.edit_message_text("hello", 7, message.message_id)
-    with pytest.raises(BadRequest, match="(?i)message to edit not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
         await tg.edit_message_text("x", 7, 9999)
-    with pytest.raises(BadRequest, match="(?i)chat not found"):
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
         await tg.send_message(123456789, "nobody wrote from here")
 
 
@@ -92,7 +92,7 @@ def test_entities_use_utf16_offsets(botapi: FakeBotAPI) -> None:
     sent = botapi.send_message(7, text)
     message = Message.de_json(sent, None)  # type: ignore[arg-type]
     assert message is not None
-    found = {e.type: [] for e in message.entities}
+    found: dict[str, list[str]] = {e.type: [] for e in message.entities}
     for entity, value in message.parse_entities().items():
         found[entity.type].append(value)
     assert found == {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 from PIL import Image
 
@@ -145,3 +146,13 @@ async def test_recapture_button_captures_again(bot: BotHarness) -> None:
     await bot.api.wait_until(
         lambda: len(bot.api.calls_of("sendPhoto", ok_only=True)) == 3, timeout=30
     )
+
+
+async def test_browser_is_relaunched_after_it_dies(bot: BotHarness, capturer: Any) -> None:
+    browser = capturer._browser  # the process's one browser
+    await browser.close()  # as if Chromium crashed
+    assert not browser.is_connected()
+    sent = bot.send(42, bot.pages.url("/article/phoenix"))
+    assert await bot.finished(sent) == "👌"
+    assert len(bot.photos_for(sent)) == 1
+    assert capturer._browser is not browser and capturer._browser.is_connected()
