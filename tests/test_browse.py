@@ -160,3 +160,16 @@ async def test_help_in_both_languages(bot: BotHarness) -> None:
     assert "使用说明" in chinese["text"]
     unknown = await command(bot, 53, "/bogus")
     assert "How to use linksnap" in unknown["text"]
+
+
+async def test_find_by_words_in_english_and_chinese(bot: BotHarness) -> None:
+    sent = bot.send(42, bot.pages.url("/zh") + " #读书 留着周末看")
+    await bot.finished(sent)
+    sent = bot.send(42, bot.pages.url("/article/words") + " #read")
+    await bot.finished(sent)
+    chinese = await command(bot, 42, "/find 快照", language="zh-hans")
+    assert "中文测试页面" in chinese["text"] and "Article words" not in chinese["text"]
+    note = await command(bot, 42, "/find #读书 周末")
+    assert "中文测试页面" in note["text"]
+    english = await command(bot, 42, "/find Snapshots TAGS")
+    assert "Article words" in english["text"] and "中文测试页面" not in english["text"]

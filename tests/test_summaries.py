@@ -162,3 +162,22 @@ async def test_five_links_stream_to_their_own_messages(
         expected = f"About {title}: " + "".join(f"{title} point {i}. " for i in range(12))
         assert final == expected.strip()
     assert not bot.api.flood_violations
+
+
+async def test_failed_summary_is_retried_in_place(harness_factory: Any, llm: FakeOpenAI) -> None:
+    bot = await start_bot(harness_factory, llm)
+    llm.enqueue(Script(chunks=words(5), status=500))
+    sent = bot.send(42, bot.pages.url("/article/retry"))
+    await bot.finished(sent, timeout=60)
+    [record] = await bot.records(42)
+    assert record.status == Status.SUMMARY_FAILED and record.summary_error == "server_error"
+    llm.enqueue(Script(chunks=["Second ", "time ", "lucky."]))
+    from bot.services import SERVICES_KEY
+
+    services = bot.app.bot_data[SERVICES_KEY]
+    assert await services.snapshots.retry_summaries(bot.app.bot, min_age=0) == 1
+    [record] = await bot.records(42)
+    assert record.status == Status.DONE and record.summary == "Second time lucky."
+    [photo] = bot.photos_for(sent)
+    final = bot.api.message_text(42, photo.result["message_id"]) or ""
+    assert summary_of(final) == "Second time lucky." and "stopped" not in final
