@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 PHOTO_MAX_SIDES = 10_000
 PHOTO_MAX_RATIO = 20
 RECAPTURE_PREFIX = "r:"
+MAX_SUMMARY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,10 @@ class SnapshotService:
         if self.summarizer is None:
             await self.store.update(record.id, status=Status.DONE)
             return True
-        await self.store.update(record.id, status=Status.SUMMARIZING)
+        record.summary_attempts += 1
+        await self.store.update(
+            record.id, status=Status.SUMMARIZING, summary_attempts=record.summary_attempts
+        )
         layout = StreamLayout(head=render.caption(record, texts), heading=texts.summary_heading)
         editor = SummaryEditor(bot, record.chat_id, message_id, layout, self.pacer)
         page = PageText(
@@ -254,7 +258,7 @@ class SnapshotService:
     async def retry_summaries(self, bot: ExtBot[Any], min_age: float = 300) -> int:
         """Summaries that failed a while ago get another go, in place."""
         older = utcnow() - timedelta(seconds=min_age)
-        records = await self.store.summary_failed(older)
+        records = await self.store.summary_failed(older, MAX_SUMMARY_ATTEMPTS)
         for record in records:
             if record.reply_message_id:
                 await self.summarize(

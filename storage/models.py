@@ -69,6 +69,7 @@ class LinkRecord:
     terms: list[str] = field(default_factory=list)
     summary: str | None = None
     summary_error: str | None = None
+    summary_attempts: int = 0
     llm: LlmUsage | None = None
     screenshot: Screenshot | None = None
     reply_message_id: int | None = None

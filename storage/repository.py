@@ -128,9 +128,15 @@ class LinkStore:
             LinkRecord.from_doc(d) async for d in cursor.sort("updated_at", ASCENDING).limit(limit)
         ]
 
-    async def summary_failed(self, older_than: datetime, limit: int = 20) -> list[LinkRecord]:
-        """Summaries that broke off, oldest first, for the retry job."""
-        query = {"status": str(Status.SUMMARY_FAILED), "updated_at": {"$lt": older_than}}
+    async def summary_failed(
+        self, older_than: datetime, max_attempts: int, limit: int = 20
+    ) -> list[LinkRecord]:
+        """Summaries that broke off and may be tried again, oldest first."""
+        query = {
+            "status": str(Status.SUMMARY_FAILED),
+            "updated_at": {"$lt": older_than},
+            "summary_attempts": {"$lt": max_attempts},
+        }
         cursor = self.links.find(query).sort("updated_at", ASCENDING).limit(limit)
         return [LinkRecord.from_doc(d) async for d in cursor]
 

@@ -178,6 +178,7 @@ async def test_failed_summary_is_retried_in_place(harness_factory: Any, llm: Fak
     assert await services.snapshots.retry_summaries(bot.app.bot, min_age=0) == 1
     [record] = await bot.records(42)
     assert record.status == Status.DONE and record.summary == "Second time lucky."
+    assert record.summary_attempts == 2
     [photo] = bot.photos_for(sent)
     final = bot.api.message_text(42, photo.result["message_id"]) or ""
     assert summary_of(final) == "Second time lucky." and "stopped" not in final
