@@ -65,14 +65,14 @@ def find_message(result: Page, query: str, texts: Texts) -> str:
         if query
         else texts.find_latest_header.format(total=result.total)
     )
-    rows = [
-        _find_row(r, result.page * result.page_size + i + 1) for i, r in enumerate(result.items)
-    ]
+    first = result.page * result.page_size + 1
+    rows = [_find_row(r, first + i, texts) for i, r in enumerate(result.items)]
     footer = texts.page_of.format(page=result.page + 1, pages=result.pages)
     return "\n".join([header, "", *rows, "", footer])
 
 
-def _find_row(record: LinkRecord, number: int) -> str:
+def _find_row(record: LinkRecord, number: int, texts: Texts) -> str:
     date = record.created_at.strftime("%Y-%m-%d")
     tags = f" {tag_list(record.tags)}" if record.tags else ""
-    return f"{number}. {link_title(record)} — {esc(domain(record.url))}, {date}{tags}"
+    gone = f" {texts.link_gone}" if record.alive is False else ""
+    return f"{number}. {link_title(record)} — {esc(domain(record.url))}, {date}{tags}{gone}"

@@ -19,6 +19,7 @@ from telegram.ext import ExtBot
 from bot import render
 from bot.capture import CaptureError, Capturer, Snapshot
 from bot.i18n import Texts, texts_for
+from bot.linkrot import is_alive
 from bot.links import url_key
 from bot.streaming import ChatPacer, StreamLayout, SummaryEditor
 from bot.summarize import PageText, Summarizer, SummaryError
@@ -254,6 +255,17 @@ class SnapshotService:
             ok = await self.run(bot, record)
         if record.source_message_id:
             await react(bot, record.chat_id, record.source_message_id, "👌" if ok else "🤷")
+
+    async def check_links(self, max_age: float = 7 * 86400) -> int:
+        """Mark saved links alive or gone; unknown answers (timeouts, 5xx) change nothing."""
+        records = await self.store.due_for_check(utcnow() - timedelta(seconds=max_age))
+        for record in records:
+            alive = await is_alive(self.capturer.guard, record.final_url or record.url)
+            fields: dict[str, object] = {"checked_at": utcnow()}
+            if alive is not None:
+                fields["alive"] = alive
+            await self.store.update(record.id, **fields)
+        return len(records)
 
     async def retry_summaries(self, bot: ExtBot[Any], min_age: float = 300) -> int:
         """Summaries that failed a while ago get another go, in place."""

@@ -140,6 +140,15 @@ class LinkStore:
         cursor = self.links.find(query).sort("updated_at", ASCENDING).limit(limit)
         return [LinkRecord.from_doc(d) async for d in cursor]
 
+    async def due_for_check(self, checked_before: datetime, limit: int = 50) -> list[LinkRecord]:
+        """Captured links not checked since `checked_before` (never-checked first)."""
+        query = {
+            "status": {"$in": [str(Status.DONE), str(Status.SUMMARY_FAILED)]},
+            "$or": [{"checked_at": None}, {"checked_at": {"$lt": checked_before}}],
+        }
+        cursor = self.links.find(query, {"text": 0, "terms": 0}).sort("checked_at", ASCENDING)
+        return [LinkRecord.from_doc(d) async for d in cursor.limit(limit)]
+
     async def tag_counts(self, owner_id: int, limit: int = 100) -> list[TagCount]:
         pipeline: list[Doc] = [
             {"$match": {"owner_id": owner_id}},

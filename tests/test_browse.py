@@ -173,3 +173,21 @@ async def test_find_by_words_in_english_and_chinese(bot: BotHarness) -> None:
     assert "中文测试页面" in note["text"]
     english = await command(bot, 42, "/find Snapshots TAGS")
     assert "Article words" in english["text"] and "中文测试页面" not in english["text"]
+
+
+async def test_link_rot_check_marks_gone_links(bot: BotHarness) -> None:
+    live = bot.send(42, bot.pages.url("/article/alive") + " #rot")
+    await bot.finished(live)
+    dead_url = bot.pages.url("/status/404")
+    dead = bot.send(42, dead_url + " #rot")
+    await bot.finished(dead)
+    from bot.services import SERVICES_KEY
+
+    services = bot.app.bot_data[SERVICES_KEY]
+    assert await services.snapshots.check_links(max_age=0) == 2
+    by_url = {r.url: r for r in await bot.records(42)}
+    assert by_url[dead_url].alive is False and by_url[dead_url].checked_at is not None
+    assert by_url[bot.pages.url("/article/alive")].alive is True
+    found = await command(bot, 42, "/find #rot")
+    gone_lines = [line for line in found["text"].splitlines() if "gone" in line]
+    assert len(gone_lines) == 1 and "Error 404" in gone_lines[0]

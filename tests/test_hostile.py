@@ -229,3 +229,22 @@ async def test_dead_database_gets_a_clear_reply(
         )
     finally:
         await bot.stop()
+
+
+async def test_link_check_never_reaches_private_hosts(
+    harness_factory: Any, sentinel: Sentinel, pages: PageServer
+) -> None:
+    """The link-rot check goes through the same guard, redirects included."""
+    from bot.services import SERVICES_KEY
+
+    bot: BotHarness = await harness_factory()
+    sent = bot.send(42, pages.url("/article/moved"))
+    await bot.finished(sent)
+    [record] = await bot.records(42)
+    hop = pages.url(f"/redirect?to={sentinel.url}/rot")
+    await bot.store.update(record.id, url=hop, final_url=hop)
+    services = bot.app.bot_data[SERVICES_KEY]
+    assert await services.snapshots.check_links(max_age=0) == 1
+    [record] = await bot.records(42)
+    assert record.checked_at is not None and record.alive is None
+    assert sentinel.connections == 0

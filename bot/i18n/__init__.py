@@ -39,6 +39,7 @@ class Texts:
     find_header: str
     find_latest_header: str
     page_of: str
+    link_gone: str
     stale_button: str
     db_down: str
     internal_error: str

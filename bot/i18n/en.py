@@ -69,6 +69,7 @@ TEXTS = Texts(
     find_header="Links with {query} — {total} found:",
     find_latest_header="Your latest links — {total} saved:",
     page_of="page {page}/{pages}",
+    link_gone="⚠️ gone (the page no longer answers)",
     stale_button="That button has expired.",
     db_down="⚠️ My database is not answering right now, so I couldn't save this. Please send it again in a few minutes.",
     internal_error="⚠️ Something went wrong on my side. Please try again.",

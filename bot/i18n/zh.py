@@ -67,6 +67,7 @@ TEXTS = Texts(
     find_header="带有 {query} 的链接，共 {total} 个：",
     find_latest_header="你最近保存的链接，共 {total} 个：",
     page_of="第 {page}/{pages} 页",
+    link_gone="⚠️ 已失效（网页不再可访问）",
     stale_button="该按钮已失效。",
     db_down="⚠️ 数据库暂时无响应，这条未能保存。请过几分钟再发一次。",
     internal_error="⚠️ 我这边出了问题，请再试一次。",

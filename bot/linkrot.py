@@ -1,0 +1,72 @@
+"""Is a saved link still there? A light HTTP check, through the same guard as captures."""
+
+from __future__ import annotations
+
+import socket
+import urllib.parse
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from bot.netguard import NetGuard
+
+MAX_REDIRECTS = 5
+GONE = frozenset({404, 410, 451})
+REQUEST_SECONDS = 15
+
+
+class _Pinned(AbstractResolver):
+    """Resolve only to the addresses the guard checked, so DNS cannot change its answer."""
+
+    def __init__(self, addresses: tuple[str, ...]) -> None:
+        self._addresses = addresses
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in self._addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def is_alive(guard: NetGuard, url: str) -> bool | None:
+    """True if the page answers, False if it is gone (404/410/451), None if unknown."""
+    for _ in range(MAX_REDIRECTS + 1):
+        verdict = await guard.check_url(url)
+        if not verdict.allowed:
+            return None
+        status, location = await _fetch_head(url, verdict.addresses)
+        if status is None:
+            return None
+        if location is None:
+            return status < 400 if status not in GONE else False
+        url = urllib.parse.urljoin(url, location)
+    return None
+
+
+async def _fetch_head(url: str, addresses: tuple[str, ...]) -> tuple[int | None, str | None]:
+    """(status, redirect target) of a GET that reads no body; (None, None) on failure."""
+    connector = aiohttp.TCPConnector(resolver=_Pinned(addresses), limit=1)
+    client_timeout = aiohttp.ClientTimeout(total=REQUEST_SECONDS)
+    headers: dict[str, Any] = {"User-Agent": "linksnap-linkcheck/1.0"}
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session,
+            session.get(url, allow_redirects=False, headers=headers) as response,
+        ):
+            redirect = response.headers.get("Location") if 300 <= response.status < 400 else None
+            return response.status, redirect
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return None, None
