@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pymongo.errors import PyMongoError
 from telegram import Message, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.ext import ContextTypes
 
 from bot import render
@@ -127,6 +127,8 @@ async def _no_links(
     if parsed.rejected:
         await _explain_leftovers(message, parsed, texts)
         return
+    if message.chat.type != ChatType.PRIVATE:
+        return  # in a group, people talk; only links are the bot's business
     comment = _Comment(time.monotonic(), parsed)
     if context.user_data is not None:
         context.user_data["linksnap.comment"] = comment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from typing import Any
@@ -156,3 +157,16 @@ async def test_browser_is_relaunched_after_it_dies(bot: BotHarness, capturer: An
     assert await bot.finished(sent) == "👌"
     assert len(bot.photos_for(sent)) == 1
     assert capturer._browser is not browser and capturer._browser.is_connected()
+
+
+async def test_group_chatter_without_links_gets_no_reply(bot: BotHarness) -> None:
+    group = -100500
+    bot.send(42, "lunch at noon?", chat_id=group, chat_type="supergroup")
+    sent = bot.send(
+        43, bot.pages.url("/article/grp") + " #team", chat_id=group, chat_type="supergroup"
+    )
+    assert await bot.finished(sent) == "👌"
+    [record] = await bot.records(43)
+    assert record.chat_id == group and record.tags == ["team"]
+    await asyncio.sleep(3.5)  # past the wait for a share's follow-up link
+    assert bot.api.calls_of("sendMessage", group) == []
