@@ -35,7 +35,7 @@ else
 fi
 
 if [ -z "${MONGODB_URI:-}" ] || [ "${SETUP_FERRETDB:-}" = 1 ]; then
-  src_hash=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/main.go | sha256sum | cut -c1-16)
+  src_hash=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/*.go | sha256sum | cut -c1-16)
   if [ ! -x tools/ferretdb/bin/ferretdb ] || [ "$(cat "$STAMPS/ferretdb" 2>/dev/null)" != "$src_hash" ]; then
     echo "setup: building FerretDB v1.24.2 (go install)"
     (cd tools/ferretdb && GOBIN="$PWD/bin" GOFLAGS="-mod=mod -buildvcs=false" go install -ldflags=-checklinkname=0 .)
