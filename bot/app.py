@@ -17,13 +17,14 @@ import handlers
 from bot import scheduler
 from bot.capture import Capturer
 from bot.config import Settings
+from bot.egress import GuardProxy
 from bot.i18n import Texts, en, zh
 from bot.netguard import NetGuard
-from bot.ratelimit import ChatRateLimiter
+from bot.outbound import Outbound, Pace
 from bot.services import SERVICES_KEY, Services, UserLimits
 from bot.snapshots import SnapshotService
-from bot.streaming import ChatPacer
 from bot.summarize import Summarizer
+from storage.models import LinkRecord
 from storage.repository import LinkStore
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def build_application(settings: Settings, *, capturer: Capturer | None = None) -
         .token(settings.token)
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
-        .rate_limiter(ChatRateLimiter())
+        .rate_limiter(Outbound(_pace(settings)))
         .concurrent_updates(True)
         .connection_pool_size(32)
         .connect_timeout(10)
@@ -64,6 +65,16 @@ def build_application(settings: Settings, *, capturer: Capturer | None = None) -
     return app
 
 
+def _pace(settings: Settings) -> Pace:
+    return Pace(
+        private_burst=settings.telegram_private_burst,
+        private_per_second=settings.telegram_private_per_second,
+        group_burst=min(settings.telegram_private_burst, settings.telegram_group_per_minute),
+        group_per_minute=settings.telegram_group_per_minute,
+        overall_per_second=settings.telegram_overall_per_second,
+    )
+
+
 async def post_init(app: App) -> None:
     """Database, browser and LLM client, once for the process."""
     settings: Settings = app.bot_data[SETTINGS_KEY]
@@ -75,24 +86,29 @@ async def post_init(app: App) -> None:
         await store.close()
         raise
     summarizer = _summarizer(settings)
+    outbound = app.bot.rate_limiter
+    assert isinstance(outbound, Outbound)
     app.bot_data[SERVICES_KEY] = Services(
         settings=settings,
         store=store,
         capturer=capturer,
         summarizer=summarizer,
-        snapshots=SnapshotService(store, capturer, summarizer, ChatPacer()),
+        snapshots=SnapshotService(store, capturer, summarizer, outbound),
         limits=UserLimits(settings.user_rate_per_minute),
+        outbound=outbound,
     )
 
 
 async def start_capturer(settings: Settings) -> Capturer:
     """The process's one browser, behind the egress guard."""
+    guard = NetGuard(settings.capture_allow_private)
     capturer = Capturer(
-        NetGuard(settings.capture_allow_private),
+        guard,
         executable=settings.chromium_executable(),
         ws_endpoint=settings.browser_ws_endpoint,
         concurrency=settings.capture_concurrency,
         timeout=settings.capture_timeout,
+        proxy=GuardProxy.from_settings(guard, settings),
     )
     try:
         await capturer.start()
@@ -148,8 +164,7 @@ async def post_shutdown(app: App) -> None:
     services: Services | None = app.bot_data.pop(SERVICES_KEY, None)
     if services is None:
         return
-    for task in list(services.background):
-        task.cancel()
+    await services.drain(0)
     if app.bot_data.get(SHARED_CAPTURER_KEY) is None:
         await services.capturer.stop()
     if services.summarizer is not None:
@@ -168,19 +183,29 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
         await _initialize(app, settings)
         await _set_commands(app)
         scheduler.schedule(app)
+        services: Services = app.bot_data[SERVICES_KEY]
+        leftovers = await services.snapshots.leftovers()  # before any update can touch them
         await _start_updates(app, settings)
         await app.start()
+        _resume(services, app, leftovers)
         yield app
     finally:
-        services = app.bot_data.get(SERVICES_KEY)
-        if isinstance(services, Services):
-            services.stopping.set()  # links waiting their turn stay pending for the next start
         if app.updater is not None and app.updater.running:
-            await app.updater.stop()
+            await app.updater.stop()  # no new updates; what is in flight may finish
+        services_or_none = app.bot_data.get(SERVICES_KEY)
+        if isinstance(services_or_none, Services):
+            await services_or_none.drain(settings.shutdown_grace)
         if app.running:
             await app.stop()
         await post_shutdown(app)
         await app.shutdown()
+
+
+def _resume(services: Services, app: App, leftovers: list[LinkRecord]) -> None:
+    if not leftovers:
+        return
+    log.info("resuming %d link(s) an earlier process left unfinished", len(leftovers))
+    services.spawn(services.snapshots.resume(app.bot, leftovers))
 
 
 async def _initialize(app: App, settings: Settings) -> None:

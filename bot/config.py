@@ -10,6 +10,8 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pymongo.uri_parser import parse_uri
 
+from bot.netguard import parse_allow_entry
+
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/linksnap"
 
 
@@ -38,6 +40,13 @@ class Settings(BaseSettings):
     capture_concurrency: int = Field(2, ge=1, le=16)
     capture_timeout: float = Field(30, gt=0, le=300)
     capture_allow_private: Annotated[list[str], NoDecode] = []
+    # egress / capture guard: the proxy every capture goes through (bot/egress.py)
+    egress_proxy_listen: str = "127.0.0.1:0"
+    egress_proxy_url: AnyHttpUrl | None = None
+    egress_max_connections: int = Field(256, ge=8, le=10_000)
+    egress_max_connections_per_capture: int = Field(64, ge=4, le=1_000)
+    egress_idle_timeout: float = Field(20, gt=0, le=600)
+    capture_max_mb: float = Field(64, gt=0, le=4_096)
     allowed_users: Annotated[list[int], NoDecode] = []
     webhook_url: AnyHttpUrl | None = None
     port: int = Field(8080, ge=1, le=65535)
@@ -46,6 +55,12 @@ class Settings(BaseSettings):
     user_rate_per_minute: int = Field(20, ge=1)
     summary_first_token_timeout: float = Field(20, gt=0)
     summary_stall_timeout: float = Field(20, gt=0)
+    # delivery: how the bot paces Telegram (see bot/outbound.py) and stops
+    telegram_private_burst: int = Field(3, ge=1, le=30)
+    telegram_private_per_second: float = Field(1.0, gt=0, le=30)
+    telegram_group_per_minute: float = Field(20, gt=0, le=600)
+    telegram_overall_per_second: float = Field(30, gt=0, le=1000)
+    shutdown_grace: float = Field(20, ge=0, le=600)
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -76,12 +91,21 @@ class Settings(BaseSettings):
     @field_validator("capture_allow_private")
     @classmethod
     def _allow_entries(cls, value: list[str]) -> list[str]:
+        # The guard's own parser, so what passes here is exactly what the guard applies.
         for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                if not entry.replace("-", "").replace(".", "").isalnum():
-                    raise ValueError(f"{entry!r} is neither a host, an IP nor a CIDR") from None
+            parse_allow_entry(entry)
+        return value
+
+    @field_validator("egress_proxy_listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        host, port = split_listen(value)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError("expected IP:port, e.g. 127.0.0.1:0 or 0.0.0.0:8899") from None
+        if not 0 <= port < 65536:
+            raise ValueError("port out of range")
         return value
 
     @field_validator("log_level")
@@ -113,6 +137,14 @@ class Settings(BaseSettings):
             if found:
                 return found
         return None
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """`127.0.0.1:0`, `[::1]:8899` → (host, port); ValueError if it is not that shape."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError("expected IP:port, e.g. 127.0.0.1:0 or 0.0.0.0:8899")
+    return host.strip("[]"), int(port)
 
 
 def describe_error(exc: Exception) -> str:

@@ -15,17 +15,6 @@ SUMMARY_RETRY_EVERY = 600.0
 LINK_CHECK_EVERY = 6 * 3600.0
 
 
-async def resume_unfinished(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = get_services(context)
-    services.spawn(_resume(context))
-
-
-async def _resume(context: ContextTypes.DEFAULT_TYPE) -> None:
-    count = await get_services(context).snapshots.resume(context.bot)
-    if count:
-        log.info("resumed %d unfinished link(s)", count)
-
-
 async def retry_summaries(context: ContextTypes.DEFAULT_TYPE) -> None:
     services = get_services(context)
     services.spawn(services.snapshots.retry_summaries(context.bot))
@@ -40,7 +29,6 @@ def schedule(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     queue = app.job_queue
     if queue is None:
         raise RuntimeError("python-telegram-bot[job-queue] is required")
-    queue.run_once(resume_unfinished, when=0.2, name="resume")
     queue.run_repeating(
         retry_summaries, interval=SUMMARY_RETRY_EVERY, first=SUMMARY_RETRY_EVERY, name="summaries"
     )

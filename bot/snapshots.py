@@ -6,24 +6,31 @@ is lost; `resume` picks up whatever a stopped process left unfinished.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from cachetools import TTLCache
+from pymongo.errors import ConnectionFailure
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
 from bot import render
 from bot.capture import CaptureError, Capturer, Snapshot
+from bot.durable import durably
 from bot.i18n import Texts, texts_for
 from bot.linkrot import is_alive
 from bot.links import url_key
-from bot.streaming import ChatPacer, StreamLayout, SummaryEditor
+from bot.outbound import ACK, Outbound, Priority, Send, is_passing
+from bot.streaming import StreamLayout, SummaryEditor
 from bot.summarize import PageText, Summarizer, SummaryError
-from storage.models import LinkRecord, LlmUsage, Screenshot, Status, utcnow
+from storage.models import UNFINISHED, LinkRecord, LlmUsage, Screenshot, Status, utcnow
 from storage.repository import LinkStore
 
 log = logging.getLogger(__name__)
@@ -54,14 +61,14 @@ class SnapshotService:
         store: LinkStore,
         capturer: Capturer,
         summarizer: Summarizer | None,
-        pacer: ChatPacer,
+        outbound: Outbound,
     ) -> None:
         self.store = store
         self.capturer = capturer
         self.summarizer = summarizer
-        self.pacer = pacer
-        self._told_no_key: set[int] = set()
-        self._started = utcnow()
+        self.outbound = outbound
+        # Chats told once that summaries are off; bounded, a repeat after eviction is harmless.
+        self._told_no_key: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=7 * 86400)
 
     async def screen(self, urls: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
         """(links the bot may open, [(link, "blocked" or "malformed")]) — refused ones are
@@ -78,8 +85,15 @@ class SnapshotService:
                 refused.append((url, "malformed" if verdict.reason == "malformed" else "blocked"))
         return allowed, refused
 
-    async def record(self, request: LinkRequest, urls: list[str]) -> list[tuple[LinkRecord, bool]]:
-        """Write every link before any slow work; (record, created) each."""
+    async def record(
+        self,
+        request: LinkRequest,
+        urls: list[str],
+        *,
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[tuple[LinkRecord, bool]]:
+        """Write every link before any slow work; (record, created) each. While the
+        database is down this waits for it (`on_wait` tells the user once)."""
         stored = []
         for url in urls:
             fresh = LinkRecord(
@@ -92,19 +106,35 @@ class SnapshotService:
                 lang_code=request.lang_code,
                 source_message_id=request.message_id,
             )
-            record, created = await self.store.add_pending(fresh)
+            record, created = await durably(
+                functools.partial(self.store.add_pending, fresh), on_wait=on_wait
+            )
+            on_wait = None
             if not created:  # answer where and to what the user sent it this time
                 record.chat_id, record.source_message_id = request.chat_id, request.message_id
                 record.lang_code = request.lang_code
             stored.append((record, created))
         return stored
 
+    async def process(self, bot: ExtBot[Any], record: LinkRecord, created: bool) -> bool:
+        """One link end to end; a database outage on the way is waited out, and the link
+        continues from what its record says was done."""
+        try:
+            return await self.handle(bot, record, created)
+        except ConnectionFailure:
+            log.warning("database lost mid-way; the link continues when it is back")
+        fresh = await durably(lambda: self.store.get(record.owner_id, record.id))
+        if fresh is None:
+            return False
+        fresh.source_message_id = record.source_message_id
+        return await self._continue(bot, fresh, texts_for(record.lang_code))
+
     async def handle(self, bot: ExtBot[Any], record: LinkRecord, created: bool) -> bool:
         """One link end to end; True when it ended well."""
         if not created and record.screenshot and record.screenshot.file_id:
             return await self.show_existing(bot, record)
-        if not created and record.status in (Status.CAPTURING, Status.SUMMARIZING):
-            return True  # already in flight; the tags were merged
+        if not created and record.status in UNFINISHED:
+            return True  # already on its way (here, or resumed after a restart); tags merged
         return await self.run(bot, record)
 
     async def run(self, bot: ExtBot[Any], record: LinkRecord) -> bool:
@@ -118,7 +148,13 @@ class SnapshotService:
             log.exception("capture crashed")
             return await self._failed(bot, record, texts, "internal", "")
         await self._save_capture(record, snap)
-        message = await self._send_photo(bot, record, snap, texts)
+        return await self._deliver(bot, record, snap.image, texts)
+
+    async def _deliver(
+        self, bot: ExtBot[Any], record: LinkRecord, image: bytes, texts: Texts
+    ) -> bool:
+        """The photo the user is owed, then its summary."""
+        message = await self._send_photo(bot, record, image, texts)
         if message is None:
             return False
         return await self.summarize(bot, record, message.message_id, texts)
@@ -154,25 +190,36 @@ class SnapshotService:
         await self.store.set_searchable(record)
 
     async def _send_photo(
-        self, bot: ExtBot[Any], record: LinkRecord, snap: Snapshot, texts: Texts
+        self, bot: ExtBot[Any], record: LinkRecord, image: bytes, texts: Texts
     ) -> Message | None:
+        """Send the photo; it stays owed (status captured, no reply id) until acknowledged."""
         caption = self._caption(record, texts)
-        as_document = not _photo_ok(snap.width, snap.height)
+        shot = record.screenshot or Screenshot(width=0, height=0)
+        as_document = not _photo_ok(shot.width, shot.height)
         try:
-            message = await _send_media(bot, record, snap.image, caption, as_document=as_document)
+            message = await _send_media(bot, record, image, caption, as_document=as_document)
         except TelegramError as exc:
-            log.warning("sending the snapshot failed: %s", exc)
+            if is_passing(exc):  # only when the bot is stopping: delivered at the next start
+                log.info("snapshot left owed for the next start: %s", exc)
+                return None
+            log.warning("Telegram refused the snapshot: %s", exc)
             await self.store.update(record.id, status=Status.FAILED, error=f"telegram: {exc}"[:300])
             return None
         shot = _screenshot_of(message, record.screenshot, as_document)
         record.screenshot, record.reply_message_id = shot, message.message_id
-        await self.store.update(record.id, screenshot=shot, reply_message_id=message.message_id)
+        # Delivered: say so at once, and hold on to it through an outage (a lost
+        # acknowledgement would send the photo twice).
+        await durably(
+            lambda: self.store.update(
+                record.id, screenshot=shot, reply_message_id=message.message_id
+            )
+        )
         return message
 
     def _caption(self, record: LinkRecord, texts: Texts) -> str:
         caption = render.caption(record, texts)
         if self.summarizer is None and record.chat_id not in self._told_no_key:
-            self._told_no_key.add(record.chat_id)
+            self._told_no_key[record.chat_id] = True
             caption += "\n\n" + texts.summary_off
         return caption
 
@@ -188,26 +235,32 @@ class SnapshotService:
             record.id, status=Status.SUMMARIZING, summary_attempts=record.summary_attempts
         )
         layout = StreamLayout(head=render.caption(record, texts), heading=texts.summary_heading)
-        editor = SummaryEditor(bot, record.chat_id, message_id, layout, self.pacer)
+        editor = SummaryEditor(bot, record.chat_id, message_id, layout, self.outbound)
         page = PageText(
             record.title, record.description, record.text, record.final_url or record.url
         )
         stream = self.summarizer.stream(page, texts.summary_prompt)
+        reason: str | None = None
         try:
             async for piece in stream:
                 editor.push(piece)
         except SummaryError as exc:
-            reason = texts.summary_reasons.get(exc.reason, texts.summary_reasons["server_error"])
-            editor.note(texts.summary_failed.format(reason=reason))
-            await editor.finish()
+            reason = exc.reason
+        except asyncio.CancelledError:
+            await editor.cancel()  # stopping: the record stays `summarizing` for the next start
+            raise
+        except Exception:
+            log.exception("summary broke off")
+            reason = "internal"
+        if reason is not None:
+            why = texts.summary_reasons.get(reason, texts.summary_reasons["server_error"])
+            editor.note(texts.summary_failed.format(reason=why))
+        await editor.finish()
+        if reason is not None:
             await self.store.update(
-                record.id,
-                status=Status.SUMMARY_FAILED,
-                summary=stream.text,
-                summary_error=exc.reason,
+                record.id, status=Status.SUMMARY_FAILED, summary=stream.text, summary_error=reason
             )
             return False
-        await editor.finish()
         usage = stream.usage
         llm = LlmUsage(usage.model, usage.prompt_tokens, usage.completion_tokens)
         await self.store.update(record.id, status=Status.DONE, summary=stream.text, llm=llm)
@@ -239,22 +292,36 @@ class SnapshotService:
             return await self.run(bot, record)
         return True
 
-    async def resume(self, bot: ExtBot[Any]) -> int:
-        """Finish what a stopped process left behind; returns how many were picked up."""
-        pending = await self.store.unfinished(before=self._started)
-        for record in pending:
-            await self._resume_one(bot, record)
-        return len(pending)
+    async def leftovers(self) -> list[LinkRecord]:
+        """What an earlier process left unfinished. Read before updates flow, so a
+        redelivered update cannot make a leftover look like fresh work."""
+        return await self.store.unfinished(before=utcnow())
+
+    async def resume(self, bot: ExtBot[Any], records: list[LinkRecord]) -> int:
+        """Finish what a stopped process left behind, each link where it stopped."""
+        await asyncio.gather(*(self._resume_one(bot, record) for record in records))
+        return len(records)
 
     async def _resume_one(self, bot: ExtBot[Any], record: LinkRecord) -> None:
         texts = texts_for(record.lang_code)
-        ok: bool
-        if record.status in (Status.CAPTURED, Status.SUMMARIZING) and record.reply_message_id:
-            ok = await self.summarize(bot, record, record.reply_message_id, texts)
-        else:
-            ok = await self.run(bot, record)
+        try:
+            ok = await self._continue(bot, record, texts)
+        except Exception:
+            log.exception("resuming a link failed")
+            ok = False
         if record.source_message_id:
             await react(bot, record.chat_id, record.source_message_id, "👌" if ok else "🤷")
+
+    async def _continue(self, bot: ExtBot[Any], record: LinkRecord, texts: Texts) -> bool:
+        if record.status not in UNFINISHED:
+            return record.status == Status.DONE
+        if record.reply_message_id:  # the photo was delivered: only the summary is owed
+            return await self.summarize(bot, record, record.reply_message_id, texts)
+        shot = record.screenshot
+        if record.status == Status.CAPTURED and shot and shot.gridfs_id:
+            image = await self.store.get_image(shot.gridfs_id)
+            return await self._deliver(bot, record, image, texts)
+        return await self.run(bot, record)
 
     async def check_links(self, max_age: float = 7 * 86400) -> int:
         """Mark saved links alive or gone; unknown answers (timeouts, 5xx) change nothing."""
@@ -335,9 +402,13 @@ async def _reply(bot: ExtBot[Any], record: LinkRecord, text: str) -> None:
         log.warning("reply failed: %s", exc)
 
 
-async def react(bot: Bot, chat_id: int, message_id: int, emoji: str) -> None:
-    """Set a reaction; a failure here must never stop the work it decorates."""
+async def react(bot: ExtBot[Any], chat_id: int, message_id: int, emoji: str) -> None:
+    """Set a reaction; a failure here must never stop the work it decorates.
+
+    👀 goes ahead of everything in the chat; the closing reaction after the replies.
+    """
+    send = ACK if emoji == "👀" else Send(Priority.FINAL)
     try:
-        await bot.set_message_reaction(chat_id, message_id, emoji)
+        await bot.set_message_reaction(chat_id, message_id, emoji, rate_limit_args=send)
     except TelegramError as exc:
         log.info("reaction %s not set: %s", emoji, exc)

@@ -2,9 +2,10 @@
 
 Text goes into the screenshot's caption while it fits (1024); past that the summary
 moves to a text message replying to the photo, continuing in further messages past
-4096. Edits are coalesced by a per-chat pacer (about one a second in private chats,
-one every three seconds in groups), never repeat the last text, wait out RetryAfter
-and then send the latest text, and the final text always lands.
+4096. Intermediate edits take the chat's next turn on the outbound path and render the
+newest text inside it, so they coalesce by themselves and never outrun Telegram's
+limits; a failed intermediate edit is simply superseded by the next. The final text is
+sent as calls that must land.
 """
 
 from __future__ import annotations
@@ -13,54 +14,30 @@ import asyncio
 import html
 import logging
 import re
-import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
-from bot.ratelimit import NO_RETRY, retry_seconds
+from bot.outbound import PROGRESS, Outbound, Priority, Send
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
-MAX_FAILURES = 3
 _TAG = re.compile(r"<[^>]+>")
+_FINAL_EDIT = Send(Priority.FINAL)
+_FINAL_NEW = Send(Priority.NEW)
 
 
 def visible_len(markup: str) -> int:
     """Length Telegram counts for HTML text: tags removed, entities decoded, UTF-16 units."""
     plain = html.unescape(_TAG.sub("", markup))
     return len(plain.encode("utf-16-le")) // 2
-
-
-class ChatPacer:
-    """Spaces out edits per chat, shared by every reply streaming into that chat."""
-
-    def __init__(self, private_interval: float = 1.0, group_interval: float = 3.0) -> None:
-        self._private = private_interval
-        self._group = group_interval
-        self._next: dict[int, float] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
-
-    async def turn(self, chat_id: int) -> None:
-        """Wait until this chat may see its next edit, and claim it."""
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        async with lock:
-            wait = self._next.get(chat_id, 0.0) - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            interval = self._private if chat_id > 0 else self._group
-            self._next[chat_id] = time.monotonic() + interval
-
-    def hold(self, chat_id: int, seconds: float) -> None:
-        """Telegram said RetryAfter: nothing for this chat until it has passed."""
-        until = time.monotonic() + seconds
-        self._next[chat_id] = max(self._next.get(chat_id, 0.0), until)
 
 
 @dataclass
@@ -88,12 +65,12 @@ class SummaryEditor:
         chat_id: int,
         photo_message_id: int,
         layout: StreamLayout,
-        pacer: ChatPacer,
+        outbound: Outbound,
     ) -> None:
         self._bot = bot
         self._chat_id = chat_id
         self._layout = layout
-        self._pacer = pacer
+        self._outbound = outbound
         self._summary = ""
         self._caption = _Target(photo_message_id, sent=layout.head)
         self._overflow: list[_Target] = []
@@ -101,7 +78,6 @@ class SummaryEditor:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.edits = 0
-        self._failures = 0
 
     @property
     def text_message_ids(self) -> list[int]:
@@ -117,11 +93,17 @@ class SummaryEditor:
         self._wake()
 
     async def finish(self) -> None:
-        """Send whatever is not yet shown and stop."""
+        """Send whatever is not yet shown, as calls that must land, and stop."""
         self._closing = True
         self._wake()
+        assert self._task is not None
+        await self._task
+
+    async def cancel(self) -> None:
+        """Stop without sending more (the process is stopping)."""
         if self._task is not None:
-            await self._task
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def _wake(self) -> None:
         self._dirty.set()
@@ -129,15 +111,15 @@ class SummaryEditor:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._dirty.wait()
-            await self._pacer.turn(self._chat_id)
-            self._dirty.clear()
-            done = await self._flush()
-            if self._closing and done and not self._dirty.is_set():
-                return
-            if not done:
-                self._dirty.set()
+            if self._closing:
+                break
+            async with self._outbound.turn(self._chat_id, Priority.PROGRESS):
+                self._dirty.clear()
+                await self._step(PROGRESS, PROGRESS)
+        while await self._step(_FINAL_EDIT, _FINAL_NEW):
+            pass
 
     def _render(self) -> tuple[str, list[str]]:
         """Caption and overflow texts for the current summary."""
@@ -149,42 +131,45 @@ class SummaryEditor:
             return caption, []
         return self._layout.head, _split(self._layout.heading, self._summary.strip(), tail)
 
-    async def _flush(self) -> bool:
-        """Bring Telegram in line with the render; False when it must be retried."""
+    async def _step(self, edit: Send, new: Send) -> bool:
+        """Make the first call that brings Telegram closer to the render; False if none."""
         caption, texts = self._render()
         try:
             if caption != self._caption.sent:
-                await self._edit_caption(caption)
+                await self._edit_caption(caption, edit)
+                return True
             for index, text in enumerate(texts):
                 if index >= len(self._overflow):
-                    await self._send_overflow(text)
-                elif text != self._overflow[index].sent:
-                    await self._edit_text(self._overflow[index], text)
-        except RetryAfter as exc:
-            self._pacer.hold(self._chat_id, retry_seconds(exc))
-            return False
+                    await self._send_overflow(text, new)
+                    return True
+                if text != self._overflow[index].sent:
+                    await self._edit_text(self._overflow[index], text, edit)
+                    return True
+        except BadRequest as exc:
+            log.warning("summary update refused: %s", exc.message)
+            return False  # the message is gone or refused: nothing more to do here
         except TelegramError as exc:
-            # A network hiccup: try again on the next turn, but not forever.
-            self._failures += 1
-            log.warning("summary update failed (%d): %s", self._failures, exc)
-            return self._failures >= MAX_FAILURES
-        self._failures = 0
-        return True
+            if edit is not PROGRESS:
+                raise  # a final call gives up only when the bot stops: left owed
+            log.info("intermediate summary edit skipped: %s", exc)
+            self._dirty.set()
+        return False
 
-    async def _edit_caption(self, caption: str) -> None:
-        await self._call(
+    async def _edit_caption(self, caption: str, send: Send) -> None:
+        await _unless_unchanged(
             self._bot.edit_message_caption(
                 chat_id=self._chat_id,
                 message_id=self._caption.message_id,
                 caption=caption,
                 parse_mode=ParseMode.HTML,
                 reply_markup=self._layout.markup,
-                rate_limit_args=NO_RETRY,
+                rate_limit_args=send,
             )
         )
+        self.edits += 1
         self._caption.sent = caption
 
-    async def _send_overflow(self, text: str) -> None:
+    async def _send_overflow(self, text: str, send: Send) -> None:
         reply_to = (
             self._overflow[-1].message_id if self._overflow else self._caption.message_id
         ) or 0
@@ -193,30 +178,32 @@ class SummaryEditor:
             text=text,
             parse_mode=ParseMode.HTML,
             reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True),
-            rate_limit_args=NO_RETRY,
+            rate_limit_args=send,
         )
         self.edits += 1
         self._overflow.append(_Target(message.message_id, sent=text))
 
-    async def _edit_text(self, target: _Target, text: str) -> None:
-        await self._call(
+    async def _edit_text(self, target: _Target, text: str, send: Send) -> None:
+        await _unless_unchanged(
             self._bot.edit_message_text(
                 chat_id=self._chat_id,
                 message_id=target.message_id,
                 text=text,
                 parse_mode=ParseMode.HTML,
-                rate_limit_args=NO_RETRY,
+                rate_limit_args=send,
             )
         )
+        self.edits += 1
         target.sent = text
 
-    async def _call(self, request: object) -> None:
-        try:
-            await request  # type: ignore[misc]
-            self.edits += 1
-        except BadRequest as exc:
-            if "not modified" not in exc.message.lower():
-                log.warning("summary edit refused: %s", exc.message)
+
+async def _unless_unchanged(call: Awaitable[object]) -> None:
+    """An edit Telegram calls "not modified" has already landed (e.g. before a restart)."""
+    try:
+        await call
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
 
 
 def _split(heading: str, summary: str, tail: str, limit: int = TEXT_LIMIT - 96) -> list[str]:

@@ -16,7 +16,7 @@ from telegram.ext import (
 )
 
 from bot.snapshots import RECAPTURE_PREFIX
-from handlers import auth, browse, buttons, links, start
+from handlers import auth, browse, buttons, errors, links, start
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -34,3 +34,4 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     content = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND & ~filters.UpdateType.EDITED
     app.add_handler(MessageHandler(content, links.on_message, block=False))
     app.add_handler(MessageHandler(filters.COMMAND, start.help_command))
+    app.add_error_handler(errors.on_error)

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo.errors import PyMongoError
 from telegram import Message, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.ext import ContextTypes
+from telegram.ext import ContextTypes, ExtBot
 
 from bot import render
 from bot.i18n import Texts
@@ -33,6 +34,7 @@ class _Comment:
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Screen, record and acknowledge; the slow work runs as a tracked task."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
@@ -46,17 +48,31 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     _merge_comment(parsed, context)
     stored = await _record(services, message, user.id, user.language_code or "en", parsed, texts)
     if stored is None:
+        await react(context.bot, message.chat_id, message.message_id, "🤷")
         return
     await _explain_leftovers(message, parsed, texts)
+    ok = not parsed.rejected
+    services.spawn(_process(services, context.bot, message, user.id, texts, stored, ok))
+
+
+async def _process(
+    services: Services,
+    bot: ExtBot[Any],
+    message: Message,
+    user_id: int,
+    texts: Texts,
+    stored: list[tuple[LinkRecord, bool]],
+    ok: bool,
+) -> None:
     # Recorded first, paced second: a link acknowledged with 👀 survives a restart while
     # it waits its turn behind this user's own rate limit.
-    if not await _pace(services, user.id, message, texts):
+    if not await _pace(services, user_id, message, texts):
         return
     results = await asyncio.gather(
-        *(_one(services, context, rec, created) for rec, created in stored)
+        *(services.snapshots.process(bot, rec, created) for rec, created in stored)
     )
-    ok = all(results) and not parsed.rejected
-    await react(context.bot, message.chat_id, message.message_id, "👌" if ok else "🤷")
+    done = "👌" if all(results) and ok else "🤷"
+    await react(bot, message.chat_id, message.message_id, done)
 
 
 async def _record(
@@ -67,7 +83,8 @@ async def _record(
     parsed: ParsedMessage,
     texts: Texts,
 ) -> list[tuple[LinkRecord, bool]] | None:
-    """Screen and store the links; None (after saying so) when the database is down."""
+    """Screen and store the links. While the database is down, say so once and keep
+    trying for a while; None (after saying so) if it does not come back."""
     request = LinkRequest(
         owner_id=user_id,
         chat_id=message.chat_id,
@@ -78,23 +95,16 @@ async def _record(
     )
     urls, refused = await services.snapshots.screen(parsed.urls)
     parsed.rejected.extend(Rejected(url, reason) for url, reason in refused)
+
+    async def told() -> None:
+        await message.reply_text(texts.db_down_wait)
+
     try:
-        return await services.snapshots.record(request, urls)
+        return await services.snapshots.record(request, urls, on_wait=told)
     except PyMongoError:
         log.exception("database unavailable while recording links")
         await message.reply_text(texts.db_down)
-        await react(message.get_bot(), message.chat_id, message.message_id, "🤷")
         return None
-
-
-async def _one(
-    services: Services, context: ContextTypes.DEFAULT_TYPE, rec: LinkRecord, created: bool
-) -> bool:
-    try:
-        return await services.snapshots.handle(context.bot, rec, created)
-    except Exception:
-        log.exception("link processing failed")
-        return False
 
 
 async def _pace(services: Services, user_id: int, message: Message, texts: Texts) -> bool:

@@ -123,10 +123,16 @@ async def capturer() -> AsyncIterator[Capturer]:
 
 @pytest.fixture
 async def botapi() -> AsyncIterator[FakeBotAPI]:
+    """The strict Bot API fake. A call inside a chat's retry_after window (a flood
+    violation) fails the test that made it, unless the test says it expects one."""
     api = FakeBotAPI()
     await api.start()
     yield api
     await api.stop()
+    if not api.violations_expected:
+        assert not api.flood_violations, [
+            f"{c.method} chat={c.params.get('chat_id')}" for c in api.flood_violations
+        ]
 
 
 @pytest.fixture

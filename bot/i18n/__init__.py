@@ -42,6 +42,8 @@ class Texts:
     link_gone: str
     stale_button: str
     db_down: str
+    db_down_wait: str
+    db_down_read: str
     internal_error: str
     summary_prompt: str
 

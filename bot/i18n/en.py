@@ -48,6 +48,8 @@ TEXTS = Texts(
         "blocked": "it points to a private or local network address, which I never open",
         "aborted": "the page stopped loading",
         "browser": "the browser failed on this page",
+        "too_large": "the page sent more data than I download for one snapshot",
+        "busy": "I am opening too many pages right now; please try again in a minute",
         "internal": "something went wrong on my side; please try again later",
     },
     http_status_note="⚠️ The page answered HTTP {status}.",
@@ -62,6 +64,7 @@ TEXTS = Texts(
         "stalled": "the AI service stopped sending in the middle",
         "connection": "the AI service could not be reached",
         "empty": "the page had no text to summarise",
+        "internal": "something went wrong on my side",
     },
     tags_none="You have no tags yet. Send a link with #tags to start.",
     tags_header="<b>Your tags</b> (most used first):",
@@ -72,6 +75,8 @@ TEXTS = Texts(
     link_gone="⚠️ gone (the page no longer answers)",
     stale_button="That button has expired.",
     db_down="⚠️ My database is not answering right now, so I couldn't save this. Please send it again in a few minutes.",
+    db_down_wait="⚠️ My database is not answering right now. I'm holding on to your link and will save it as soon as the database is back.",
+    db_down_read="⚠️ My database is not answering right now. Please try again in a minute.",
     internal_error="⚠️ Something went wrong on my side. Please try again.",
     summary_prompt=(
         "Summarise the web page quoted below for someone deciding whether to read it. "

@@ -46,6 +46,8 @@ TEXTS = Texts(
         "blocked": "它指向私有或本地网络地址，我不会打开",
         "aborted": "网页停止了加载",
         "browser": "浏览器无法处理该网页",
+        "too_large": "网页发送的数据超过了我为一次快照下载的上限",
+        "busy": "我现在同时打开的网页太多，请过一分钟再试",
         "internal": "我这边出了问题，请稍后再试",
     },
     http_status_note="⚠️ 网页返回 HTTP {status}。",
@@ -60,6 +62,7 @@ TEXTS = Texts(
         "stalled": "AI 服务在中途停止发送",
         "connection": "无法连接 AI 服务",
         "empty": "网页没有可供摘要的文字",
+        "internal": "我这边出了点问题",
     },
     tags_none="你还没有标签。发送带 #标签 的链接开始吧。",
     tags_header="<b>你的标签</b>（按使用次数）：",
@@ -70,6 +73,8 @@ TEXTS = Texts(
     link_gone="⚠️ 已失效（网页不再可访问）",
     stale_button="该按钮已失效。",
     db_down="⚠️ 数据库暂时无响应，这条未能保存。请过几分钟再发一次。",
+    db_down_wait="⚠️ 我的数据库暂时没有响应。我会先记住你的链接，数据库一恢复就保存。",
+    db_down_read="⚠️ 我的数据库暂时没有响应，请过一分钟再试。",
     internal_error="⚠️ 我这边出了问题，请再试一次。",
     summary_prompt=(
         "请为下面引用的网页写一个摘要，帮助读者决定是否阅读。"

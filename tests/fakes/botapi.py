@@ -100,9 +100,9 @@ class FakeBotAPI:
         token: str = "123456:TEST-token",
         *,
         bot_username: str = "linksnap_test_bot",
-        private_burst: float = 10,
+        private_burst: float = 3,
         private_rate: float = 1.0,
-        group_burst: float = 5,
+        group_burst: float = 3,
         group_rate: float = 20 / 60,
         global_rate: float = 30,
     ) -> None:
@@ -118,6 +118,7 @@ class FakeBotAPI:
         self.calls: list[Call] = []
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.flood_violations: list[Call] = []
+        self.violations_expected = False  # a test of the fake itself may set this
         self._limits = {
             "private": (private_burst, private_rate),
             "group": (group_burst, group_rate),

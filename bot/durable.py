@@ -1,0 +1,56 @@
+"""Database calls that wait out an outage instead of losing work the user was promised.
+
+A link that was acknowledged must not be lost because the database went away for a
+while: the pipeline's reads and writes retry with backoff while MongoDB is unreachable,
+and give up (raising) only after `patience` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pymongo.errors import ConnectionFailure
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PATIENCE = 600.0
+
+
+async def durably(
+    call: Callable[[], Awaitable[T]],
+    *,
+    on_wait: Callable[[], Awaitable[None]] | None = None,
+    patience: float = PATIENCE,
+) -> T:
+    """`await call()`, retried while the database is unreachable; `on_wait` runs once,
+    at the first failure (to tell the user)."""
+    told = False
+
+    async def before_sleep(state: RetryCallState) -> None:
+        nonlocal told
+        if not told:
+            told = True
+            log.warning("database not answering; waiting for it (up to %.0f s)", patience)
+            if on_wait is not None:
+                await on_wait()
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(ConnectionFailure),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        stop=stop_after_delay(patience),
+        before_sleep=before_sleep,
+        reraise=True,
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -1,0 +1,336 @@
+"""The one outbound path: every Bot API call that writes to a chat is paced here.
+
+It is PTB's rate-limiter seam (`ApplicationBuilder.rate_limiter`), so no call can go
+around it. Each chat has a lane that hands out turns one at a time, highest priority
+first, and only when the chat's token bucket (a small burst, then about one call a
+second in private chats, 20 a minute in groups) and the overall bucket (30 a second)
+allow it: the bot paces ahead of Telegram instead of discovering its limits. A
+`RetryAfter` holds the whole lane until it has passed. A call that must land (a photo,
+a final summary) is retried through 429s and passing network faults until Telegram
+acknowledges it; only a permanent refusal (bad request, bot blocked) ends it.
+
+Intermediate summary edits take a turn first and render their text inside it
+(`Outbound.turn`), so each edit carries the newest text rather than the text of the
+moment it joined the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.ext import BaseRateLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+log = logging.getLogger(__name__)
+
+JSON = bool | dict[str, Any] | list[dict[str, Any]]
+MAX_BACKOFF = 30.0
+MAX_IDLE_LANES = 256
+# Calls that do not write to a chat: never queued behind a chat's messages.
+UNPACED = frozenset(
+    {
+        "getMe",
+        "getUpdates",
+        "setMyCommands",
+        "getMyCommands",
+        "deleteMyCommands",
+        "deleteWebhook",
+        "setWebhook",
+        "getWebhookInfo",
+        "answerCallbackQuery",
+        "answerInlineQuery",
+        "getFile",
+        "getChat",
+        "close",
+        "logOut",
+    }
+)
+_COUNTED = ("send", "edit", "copy", "forward")  # what Telegram's message limits count
+
+
+class Priority(IntEnum):
+    """Order inside one chat; lower goes first."""
+
+    ACK = 0  # 👀: the user sees at once that the bot heard
+    NEW = 1  # new messages, photos, documents
+    FINAL = 2  # final edits and closing reactions
+    PROGRESS = 3  # intermediate summary edits
+
+
+@dataclass(frozen=True)
+class Send:
+    """`rate_limit_args` of one call."""
+
+    priority: Priority | None = None  # None: from the endpoint
+    must_land: bool = True  # retry 429s and passing faults until acknowledged
+    granted: bool = False  # the caller already holds this chat's turn (Outbound.turn)
+
+
+PROGRESS = Send(Priority.PROGRESS, must_land=False, granted=True)
+ACK = Send(Priority.ACK, must_land=False)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """Telegram's limits as the bot paces them (configurable; see README)."""
+
+    private_burst: float = 3
+    private_per_second: float = 1.0
+    group_burst: float = 3
+    group_per_minute: float = 20
+    overall_per_second: float = 30
+    # Requests arrive at Telegram a few ms after they leave and not always in the same
+    # spacing; pacing this much slower keeps the two clocks from disagreeing.
+    margin: float = 0.1
+
+
+class _Bucket:
+    def __init__(self, capacity: float, per_second: float, margin: float) -> None:
+        self.capacity = capacity
+        self.rate = per_second / (1 + margin)
+        self.tokens = capacity
+        self.stamp = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait(self) -> float:
+        self._refill()
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        self._refill()
+        self.tokens -= 1
+
+    @property
+    def full(self) -> bool:
+        self._refill()
+        return self.tokens >= self.capacity
+
+
+_order = itertools.count()
+
+
+class _Lane:
+    """One chat: turns one at a time, by priority, when the buckets allow."""
+
+    def __init__(self, bucket: _Bucket, overall: _Bucket) -> None:
+        self._bucket = bucket
+        self._overall = overall
+        self._queue: list[tuple[int, int, bool, asyncio.Future[None]]] = []
+        self._busy = False
+        self._held_until = 0.0
+        self._changed = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        return (
+            not self._busy
+            and not self._queue
+            and self._held_until <= time.monotonic()
+            and self._bucket.full
+        )
+
+    def hold(self, seconds: float) -> None:
+        """Telegram said RetryAfter: nothing for this chat until it has passed."""
+        self._held_until = max(self._held_until, time.monotonic() + seconds + 0.05)
+        self._changed.set()
+
+    async def acquire(self, priority: Priority, counted: bool) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (priority, next(_order), counted, future))
+        self._changed.set()
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # granted just as the caller gave up
+            raise
+
+    def release(self) -> None:
+        self._busy = False
+        self._changed.set()
+
+    async def _run(self) -> None:
+        while self._queue:
+            self._changed.clear()
+            delay = self._delay()
+            if delay is None:
+                continue
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), delay)
+                continue
+            _, _, counted, future = heapq.heappop(self._queue)
+            if counted:
+                self._bucket.take()
+                self._overall.take()
+            self._busy = True
+            future.set_result(None)
+
+    def _delay(self) -> float | None:
+        """Seconds until the head of the queue may go; None when it was dropped."""
+        if self._busy:
+            return 3600.0  # until release() says otherwise
+        _, _, counted, future = self._queue[0]
+        if future.done():  # its caller was cancelled while waiting
+            heapq.heappop(self._queue)
+            return None
+        delay = self._held_until - time.monotonic()
+        if delay <= 0 and counted:
+            delay = max(self._bucket.wait(), self._overall.wait())
+        return delay
+
+
+class Outbound(BaseRateLimiter[Send]):
+    """PTB rate limiter that is the bot's one outbound path (see module docstring)."""
+
+    def __init__(self, pace: Pace | None = None) -> None:
+        self.pace = pace or Pace()
+        self._overall = _Bucket(self.pace.overall_per_second, self.pace.overall_per_second, 0.1)
+        self._lanes: dict[int | str, _Lane] = {}
+        self.stopping = asyncio.Event()
+
+    async def initialize(self) -> None:
+        self.stopping.clear()
+
+    async def shutdown(self) -> None:
+        self.stopping.set()
+
+    def _lane(self, chat: int | str) -> _Lane:
+        lane = self._lanes.get(chat)
+        if lane is None:
+            if len(self._lanes) >= MAX_IDLE_LANES:
+                for key in [k for k, v in self._lanes.items() if v.idle]:
+                    del self._lanes[key]
+            lane = _Lane(self._chat_bucket(chat), self._overall)
+            self._lanes[chat] = lane
+        return lane
+
+    def _chat_bucket(self, chat: int | str) -> _Bucket:
+        p = self.pace
+        if isinstance(chat, int) and chat > 0:
+            return _Bucket(p.private_burst, p.private_per_second, p.margin)
+        return _Bucket(p.group_burst, p.group_per_minute / 60, p.margin)
+
+    @contextlib.asynccontextmanager
+    async def turn(
+        self, chat_id: int, priority: Priority = Priority.PROGRESS
+    ) -> AsyncIterator[None]:
+        """Hold this chat's next turn; make exactly one counted call inside, with `PROGRESS`."""
+        lane = self._lane(chat_id)
+        await lane.acquire(priority, counted=True)
+        try:
+            yield
+        finally:
+            lane.release()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, JSON]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: Send | None,
+    ) -> JSON:
+        send = rate_limit_args or Send()
+        chat = _chat_key(data.get("chat_id"))
+        if chat is None or endpoint in UNPACED:
+            return await callback(*args, **kwargs)
+        lane = self._lane(chat)
+        if send.granted:
+            return await _call_once(lane, callback, args, kwargs, endpoint)
+        priority = send.priority if send.priority is not None else _priority_of(endpoint)
+        counted = endpoint.startswith(_COUNTED)
+        async for attempt in self._retrying(send):
+            with attempt:
+                await lane.acquire(priority, counted)
+                try:
+                    return await _call_once(lane, callback, args, kwargs, endpoint)
+                finally:
+                    lane.release()
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _retrying(self, send: Send) -> AsyncRetrying:
+        def stop(state: RetryCallState) -> bool:
+            return not send.must_land or self.stopping.is_set()
+
+        return AsyncRetrying(
+            retry=retry_if_exception(is_passing),
+            wait=_backoff,
+            stop=stop,
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+
+
+async def _call_once(
+    lane: _Lane,
+    callback: Callable[..., Coroutine[Any, Any, JSON]],
+    args: Any,
+    kwargs: dict[str, Any],
+    endpoint: str,
+) -> JSON:
+    try:
+        return await callback(*args, **kwargs)
+    except RetryAfter as exc:
+        lane.hold(retry_seconds(exc))
+        log.info("flood control: %s held for %.0f s", endpoint, retry_seconds(exc))
+        raise
+
+
+def is_passing(exc: BaseException) -> bool:
+    """A failure that trying again can cure: 429, 5xx, timeouts, dropped connections."""
+    if isinstance(exc, RetryAfter):
+        return True
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
+
+
+def _backoff(state: RetryCallState) -> float:
+    """No extra wait after a 429 (the lane's hold is the wait); doubling after a fault."""
+    outcome = state.outcome
+    if outcome is not None and isinstance(outcome.exception(), RetryAfter):
+        return 0.0
+    return float(min(MAX_BACKOFF, 0.5 * 2 ** (state.attempt_number - 1)))
+
+
+def _log_retry(state: RetryCallState) -> None:
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    if not isinstance(exc, RetryAfter):
+        log.warning("Bot API call failed (%s); trying again", type(exc).__name__)
+
+
+def _priority_of(endpoint: str) -> Priority:
+    return Priority.NEW if endpoint.startswith(("send", "copy", "forward")) else Priority.FINAL
+
+
+def _chat_key(raw: object) -> int | str | None:
+    if raw is None:
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        return str(raw)
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """RetryAfter's delay in seconds, whether PTB gives an int or a timedelta."""
+    delay = exc.retry_after
+    return float(delay if isinstance(delay, int | float) else delay.total_seconds())

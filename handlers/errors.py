@@ -1,0 +1,32 @@
+"""The one place an unexpected error is logged and told to the user."""
+
+from __future__ import annotations
+
+import logging
+
+from pymongo.errors import PyMongoError
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from handlers.common import texts_of
+
+log = logging.getLogger(__name__)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the update id and the exception; tell the user, in their language."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)
+    if not isinstance(update, Update):
+        return
+    texts = texts_of(update)
+    text = texts.db_down_read if isinstance(error, PyMongoError) else texts.internal_error
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(text[:200], show_alert=True)
+        elif update.effective_message is not None:
+            await update.effective_message.reply_text(text)
+    except TelegramError as exc:
+        log.info("could not tell the user about the error: %s", exc)
