@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.parse
 from typing import Any
@@ -12,7 +13,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from bot.netguard import NetGuard
 
 MAX_REDIRECTS = 5
-GONE = frozenset({404, 410, 451})
+GONE = frozenset({404, 410})
 REQUEST_SECONDS = 15
 
 
@@ -42,18 +43,39 @@ class _Pinned(AbstractResolver):
 
 
 async def is_alive(guard: NetGuard, url: str) -> bool | None:
-    """True if the page answers, False if it is gone (404/410/451), None if unknown."""
+    """True if the page answers; False if it is gone (404, 410, or its name no longer
+    resolves); None when the answer says nothing about the page itself (401, 403, 429,
+    5xx, a timeout, a refused connection): check again later."""
     for _ in range(MAX_REDIRECTS + 1):
+        url = as_browser_would(url)
         verdict = await guard.check_url(url)
+        if verdict.reason == "unresolvable":
+            return False
         if not verdict.allowed:
             return None
         status, location = await _fetch_head(url, verdict.addresses)
         if status is None:
             return None
         if location is None:
-            return status < 400 if status not in GONE else False
+            return _judge(status)
         url = urllib.parse.urljoin(url, location)
     return None
+
+
+def _judge(status: int) -> bool | None:
+    if status in GONE:
+        return False
+    return True if status < 400 else None
+
+
+def as_browser_would(url: str) -> str:
+    """The URL as the URL standard reads it, which is how the guard judged it: tabs and
+    newlines dropped and, in http(s), a backslash is a slash. Without this an HTTP client
+    could read `http://a.example\\@127.0.0.1/` as a request to 127.0.0.1."""
+    cleaned = re.sub(r"[\t\n\r]", "", url.strip())
+    if cleaned.lower().startswith(("http:", "https:")):
+        cleaned = cleaned.replace("\\", "/")
+    return cleaned
 
 
 async def _fetch_head(url: str, addresses: tuple[str, ...]) -> tuple[int | None, str | None]:
