@@ -30,8 +30,8 @@ async def seed(
             created_at=T0 + timedelta(minutes=len(records) + hash(prefix) % 1000),
             screenshot=Screenshot(1280, 800, file_id=None),
         )
-        await bot.store.links.insert_one(record.to_doc())
         records.append(record)
+    assert await bot.store.import_links(records) == n  # through the storage code, as imports
     return records
 
 
@@ -134,8 +134,8 @@ async def test_restart_finishes_pending_links(
             tags=["old"],
             source_message_id=user_message["message_id"],
         )
-        await store.links.insert_one(record.to_doc())
         left.append(record)
+    assert await store.import_links(left) == 2
     await store.close()
     bot: BotHarness = await harness_factory()  # type: ignore[operator]
     await bot.api.wait_until(

@@ -1,0 +1,92 @@
+"""One-time start-up migration of databases written before the split data model.
+
+Version 1 (before issue 10) kept page text and a terms array in every `links` document
+and found a user's URL by scanning. Version 2 moves the heavy fields to `link_texts`
+(terms space-joined), adds the `link_keys` and `work` documents, and drops the indexes
+nothing queries any more. Each step is an idempotent upsert or unset by `_id`, so a
+migration cut short, or run by two processes at once, ends in the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+
+from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
+
+log = logging.getLogger(__name__)
+Doc = dict[str, Any]
+SCHEMA_ID = "schema"
+SCHEMA_VERSION = 2
+OLD_INDEXES = ("owner_id_1_tags_1_created_at_-1", "owner_id_1_terms_1", "status_1_updated_at_1")
+_BATCH = 500
+
+
+async def migrate(db: AsyncDatabase[Doc]) -> None:
+    meta = db["meta"]
+    state = await meta.find_one({"_id": SCHEMA_ID})
+    if state is not None and int(state.get("version", 0)) >= SCHEMA_VERSION:
+        return
+    links = db["links"]
+    if await links.find_one({}, {"_id": 1}) is not None:
+        started = time.monotonic()
+        log.info(
+            "migrating links to data model v%d (page text out of link documents)", SCHEMA_VERSION
+        )
+        moved = await _split(db)
+        log.info("migration done: %d links in %.1f s", moved, time.monotonic() - started)
+    for name in OLD_INDEXES:
+        with contextlib.suppress(OperationFailure):  # never made, or already dropped
+            await links.drop_index(name)
+    await meta.update_one({"_id": SCHEMA_ID}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True)
+
+
+async def _split(db: AsyncDatabase[Doc]) -> int:
+    ops: dict[str, list[UpdateOne]] = {"links": [], "link_texts": [], "link_keys": [], "work": []}
+    count = 0
+    async for doc in db["links"].find({}, batch_size=_BATCH):
+        count += 1
+        link_id = doc["_id"]
+        if any(name in doc for name in HEAVY_FIELDS):
+            terms = doc.get("terms") or []
+            heavy = {"text": doc.get("text") or "", "terms": " ".join(map(str, terms))}
+            ops["link_texts"].append(UpdateOne({"_id": link_id}, {"$set": heavy}, upsert=True))
+            ops["links"].append(
+                UpdateOne({"_id": link_id}, {"$unset": dict.fromkeys(HEAVY_FIELDS, "")})
+            )
+        key = key_id(doc["owner_id"], doc["url_key"])
+        ops["link_keys"].append(
+            UpdateOne(
+                {"_id": key},
+                {"$set": {"link_id": link_id, "owner_id": doc["owner_id"]}},
+                upsert=True,
+            )
+        )
+        status = str(doc.get("status", "pending"))
+        if status in WORK_STATES:
+            entry = {
+                "status": status,
+                "updated_at": doc.get("updated_at"),
+                "owner_id": doc["owner_id"],
+            }
+            ops["work"].append(UpdateOne({"_id": link_id}, {"$set": entry}, upsert=True))
+        if count % _BATCH == 0:
+            await _flush(db, ops)
+    await _flush(db, ops)
+    return count
+
+
+async def _flush(db: AsyncDatabase[Doc], ops: dict[str, list[UpdateOne]]) -> None:
+    # Texts before unsetting them from the links, so a cut-short run loses nothing.
+    for name in ("link_texts", "link_keys", "work", "links"):
+        if ops[name]:
+            coll: AsyncCollection[Doc] = db[name]
+            await coll.bulk_write(ops[name], ordered=False)
+            ops[name] = []

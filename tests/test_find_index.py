@@ -1,0 +1,234 @@
+"""The derived /find index stays equal to what MongoDB holds: after adds, retags, deletes,
+restarts, writes from other processes, and the migration of an old database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from bot.links import url_key
+from storage.models import LinkRecord, Status
+from storage.repository import LinkStore
+from storage.terms import terms_for, tokenize
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+WORDS = ["apple", "banana", "cherry", "快照", "周末", "delta"]
+TAGS = ["a", "b", "c", "技术"]
+
+
+def link(owner: int, n: int, tags: list[str], text: str = "", minutes: int = 0) -> LinkRecord:
+    url = f"https://site{owner}.example/{n}"
+    return LinkRecord(
+        owner_id=owner,
+        chat_id=owner,
+        url=url,
+        url_key=url_key(url),
+        tags=tags,
+        title=f"page {owner}-{n}",
+        text=text,
+        status=Status.DONE,
+        created_at=T0 + timedelta(minutes=minutes or n),
+    )
+
+
+@pytest.fixture
+async def store(mongodb_uri: str, tmp_path: Path) -> LinkStore:
+    s = LinkStore.connect(mongodb_uri, index_path=tmp_path / "a.sqlite")
+    await s.ensure_indexes()
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+async def titles(store: LinkStore, owner: int, tags: list[str], words: str = "") -> list[str]:
+    page = await store.find(owner, tags, words, page_size=100)
+    assert page.total == len(page.items)
+    return [r.title or "" for r in page.items]
+
+
+async def test_index_follows_add_retag_delete_and_restart(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path
+) -> None:
+    one, _ = await store.add_pending(link(7, 1, ["a", "b"]))
+    two, _ = await store.add_pending(link(7, 2, ["a"]))
+    await store.update(two.id, text="Cherry blossoms 周末快照", status=Status.DONE)
+    two.text = "Cherry blossoms 周末快照"
+    await store.set_searchable(two)
+    assert await titles(store, 7, ["a"]) == ["page 7-2", "page 7-1"]
+    assert await titles(store, 7, [], "cherry 快照") == ["page 7-2"]
+    assert [(c.tag, c.count) for c in await store.tag_counts(7)] == [("a", 2), ("b", 1)]
+
+    # The same URL again: tags merge, no second link.
+    again, created = await store.add_pending(link(7, 1, ["c"]))
+    assert not created and again.id == one.id and set(again.tags) == {"a", "b", "c"}
+    assert await titles(store, 7, ["c"]) == ["page 7-1"]
+
+    assert await store.set_tags(7, two.id, ["b"])
+    assert not await store.set_tags(8, two.id, ["stolen"])  # not the owner's link
+    assert await titles(store, 7, ["a"]) == ["page 7-1"]
+    assert await titles(store, 7, ["a", "b"]) == ["page 7-1"]
+    assert await titles(store, 7, ["b"]) == ["page 7-2", "page 7-1"]
+
+    assert not await store.delete(8, one.id)
+    assert await store.delete(7, one.id)
+    assert await titles(store, 7, ["a"]) == []
+    assert [(c.tag, c.count) for c in await store.tag_counts(7)] == [("b", 1)]
+    assert await titles(store, 7, [], "周末") == ["page 7-2"]
+
+    # A restart: the same file catches up; a missing file is rebuilt from MongoDB.
+    await store.add_pending(link(7, 3, ["b"]))
+    for path in (tmp_path / "a.sqlite", tmp_path / "fresh.sqlite"):
+        restarted = LinkStore.connect(mongodb_uri, index_path=path)
+        try:
+            assert await titles(restarted, 7, ["b"]) == ["page 7-3", "page 7-2"]
+            assert await titles(restarted, 7, [], "blossoms") == ["page 7-2"]
+            assert [(c.tag, c.count) for c in await restarted.tag_counts(7)] == [("b", 2)]
+        finally:
+            await restarted.close()
+
+
+async def test_writes_from_other_processes_are_seen(mongodb_uri: str, tmp_path: Path) -> None:
+    """Stores with their own index files (other machines) and one sharing a file."""
+    front = LinkStore.connect(mongodb_uri, index_path=tmp_path / "front.sqlite")
+    worker = LinkStore.connect(mongodb_uri, index_path=tmp_path / "worker.sqlite")
+    shared = LinkStore.connect(mongodb_uri, index_path=tmp_path / "front.sqlite")
+    try:
+        await front.ensure_indexes()
+        assert await titles(front, 5, ["x"]) == []
+        record, _ = await worker.add_pending(link(5, 1, ["x"]))
+        assert await titles(front, 5, ["x"]) == ["page 5-1"]
+        await worker.update(record.id, title="renamed")
+        await front.add_pending(link(5, 2, ["x"]))
+        results = await asyncio.gather(
+            titles(front, 5, ["x"]), titles(shared, 5, ["x"]), titles(worker, 5, ["x"])
+        )
+        assert results == [["page 5-2", "renamed"]] * 3
+    finally:
+        for s in (front, worker, shared):
+            await s.close()
+
+
+async def test_same_url_from_two_processes_is_one_link(mongodb_uri: str, tmp_path: Path) -> None:
+    a = LinkStore.connect(mongodb_uri, index_path=tmp_path / "a.sqlite")
+    b = LinkStore.connect(mongodb_uri, index_path=tmp_path / "b.sqlite")
+    try:
+        await a.ensure_indexes()
+        results = await asyncio.gather(
+            *(s.add_pending(link(9, 1, [t])) for s, t in ((a, "one"), (b, "two")) * 3)
+        )
+        assert sum(created for _, created in results) == 1
+        assert len({r.id for r, _ in results}) == 1
+        assert await a.links.count_documents({"owner_id": 9}) == 1
+        assert await titles(b, 9, []) == ["page 9-1"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_find_equals_a_plain_filter_over_the_records(store: LinkStore) -> None:
+    """Random links, retags and deletes; every query answers what the records say."""
+    rng = random.Random(10)
+    records: dict[ObjectId, LinkRecord] = {}
+    batch = []
+    for n in range(120):
+        owner = rng.choice([1, 2, 3])
+        text = " ".join(rng.sample(WORDS, 2))
+        batch.append(link(owner, n, rng.sample(TAGS, rng.randint(0, 2)), text, rng.randint(1, 30)))
+    assert await store.import_links(batch) == 120
+    records.update((r.id, r) for r in batch)
+    for r in rng.sample(batch, 20):
+        r.tags = rng.sample(TAGS, rng.randint(0, 3))
+        await store.set_tags(r.owner_id, r.id, r.tags)
+    for r in rng.sample(batch, 15):
+        assert await store.delete(r.owner_id, r.id)
+        records.pop(r.id, None)
+
+    def expected(owner: int, tags: list[str], words: str) -> list[ObjectId]:
+        wanted = set(tokenize(words))
+        hits = [
+            r
+            for r in records.values()
+            if r.owner_id == owner
+            and set(tags) <= set(r.tags)
+            and wanted <= set(terms_for(r.title, r.note, r.description, r.site_name, r.text))
+        ]
+        hits.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return [r.id for r in hits]
+
+    for owner in (1, 2, 3, 4):
+        counts = {}
+        for r in records.values():
+            if r.owner_id == owner:
+                for tag in set(r.tags):
+                    counts[tag] = counts.get(tag, 0) + 1
+        got = {c.tag: c.count for c in await store.tag_counts(owner)}
+        assert got == counts
+        for _ in range(15):
+            tags = rng.sample(TAGS, rng.randint(0, 2))
+            words = " ".join(rng.sample(WORDS, rng.randint(0, 2)))
+            want = expected(owner, tags, words)
+            pages = []
+            for page in range(3):
+                result = await store.find(owner, tags, words, page=page, page_size=4)
+                assert result.total == len(want), (owner, tags, words)
+                pages += [r.id for r in result.items]
+            assert pages == want[:12], (owner, tags, words)
+
+
+async def test_old_database_is_migrated_once(
+    mongodb_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Documents written before the split (text and a terms array inside each link)."""
+    old = LinkStore.connect(mongodb_uri, index_path=tmp_path / "old.sqlite")
+    done = link(3, 1, ["old"], "Migrated page about 快照")
+    done.terms = terms_for(done.title, done.text)
+    pending = link(3, 2, ["old"])
+    pending.status = Status.CAPTURING
+    await old.links.insert_many([done.to_doc(), pending.to_doc()])
+    await old.close()
+
+    store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "new.sqlite")
+    try:
+        with caplog.at_level(logging.INFO, logger="storage.migrate"):
+            await store.ensure_indexes()
+            await store.ensure_indexes()
+        lines = [r.getMessage() for r in caplog.records if r.name == "storage.migrate"]
+        assert len([m for m in lines if m.startswith("migrating links")]) == 1, lines
+        raw = await store.links.find_one({"_id": done.id})
+        assert raw is not None and "text" not in raw and "terms" not in raw
+        stored = await store.get(3, done.id)
+        assert stored is not None and stored.text == done.text
+        assert await titles(store, 3, [], "快照") == ["page 3-1"]
+        assert await titles(store, 3, ["old"]) == ["page 3-2", "page 3-1"]
+        again, created = await store.add_pending(link(3, 1, ["new"]))
+        assert not created and again.id == done.id
+        left = await store.unfinished(before=datetime.now(UTC) + timedelta(seconds=1))
+        assert [r.id for r in left] == [pending.id]
+    finally:
+        await store.close()
+
+
+async def test_finished_links_leave_the_work_collection(store: LinkStore) -> None:
+    fresh = link(4, 1, ["w"])
+    fresh.status = Status.PENDING
+    record, _ = await store.add_pending(fresh)
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert [r.id for r in await store.unfinished(before=later)] == [record.id]
+    await store.start_attempt(record.id)
+    await store.update(record.id, status=Status.SUMMARY_FAILED, summary_attempts=1)
+    assert await store.unfinished(before=later) == []
+    assert [r.id for r in await store.summary_failed(later, max_attempts=3)] == [record.id]
+    await store.update(record.id, status=Status.DONE)
+    assert await store.summary_failed(later, max_attempts=3) == []
+    assert await store.work.count_documents({}) == 0
+    due = await store.due_for_check(later)
+    assert [r.id for r in due] == [record.id]
+    await store.update(record.id, checked_at=datetime.now(UTC), alive=False)
+    assert await store.due_for_check(datetime.now(UTC) - timedelta(minutes=1)) == []
+    [listed] = (await store.find(4, ["w"])).items
+    assert listed.alive is False
