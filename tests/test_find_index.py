@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,10 +39,10 @@ def link(owner: int, n: int, tags: list[str], text: str = "", minutes: int = 0) 
 
 
 @pytest.fixture
-async def store(mongodb_uri: str, tmp_path: Path) -> LinkStore:
+async def store(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[LinkStore]:
     s = LinkStore.connect(mongodb_uri, index_path=tmp_path / "a.sqlite")
     await s.ensure_indexes()
-    yield s  # type: ignore[misc]
+    yield s
     await s.close()
 
 
@@ -161,7 +162,7 @@ async def test_find_equals_a_plain_filter_over_the_records(store: LinkStore) -> 
         return [r.id for r in hits]
 
     for owner in (1, 2, 3, 4):
-        counts = {}
+        counts: dict[str, int] = {}
         for r in records.values():
             if r.owner_id == owner:
                 for tag in set(r.tags):
