@@ -11,17 +11,26 @@ import asyncio
 import contextlib
 import io
 import logging
-import urllib.parse
 from dataclasses import dataclass, field
 
 import trafilatura
 from PIL import Image
-from playwright.async_api import Browser, Page, Playwright, async_playwright
+from playwright.async_api import Browser, Page, Playwright, Request, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from bot.egress import BLOCK_HEADER, UPSTREAM_HEADER, GuardProxy
+from bot.capture_error import CaptureError
+from bot.egress import EgressSession, GuardProxy
 from bot.netguard import NetGuard
+from bot.pageguard import (
+    NavigationWatch,
+    check_browser_switches,
+    final_refusal,
+    pending_refresh,
+    proxy_answer,
+)
+
+__all__ = ["CHROMIUM_ARGS", "CaptureError", "Capturer", "Snapshot", "classify_error"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +50,12 @@ _META_JS = """() => {
   };
 }"""
 
+# WebRTC sends STUN/TURN/ICE over UDP straight out of the machine, around any HTTP
+# proxy; this policy keeps it to proxied TCP only (the `--force-` variant alone does not).
+WEBRTC_SWITCH = "--webrtc-ip-handling-policy=disable_non_proxied_udp"
+
 CHROMIUM_ARGS = [
+    WEBRTC_SWITCH,
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-quic",
@@ -56,15 +70,6 @@ CHROMIUM_ARGS = [
     "--no-pings",
     "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,Translate,MediaRouter",
 ]
-
-
-class CaptureError(Exception):
-    """A capture that could not produce a snapshot; `reason` is a stable code."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass
@@ -121,13 +126,16 @@ class Capturer:
         ws_endpoint: str | None = None,
         concurrency: int = 2,
         timeout: float = 30.0,
+        args: list[str] | None = None,
+        proxy: GuardProxy | None = None,
     ) -> None:
         self._guard = guard
+        self._args = list(CHROMIUM_ARGS if args is None else args)
         self._executable = executable
         self._ws_endpoint = ws_endpoint
         self._timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
-        self._proxy = GuardProxy(guard)
+        self._proxy = proxy or GuardProxy(guard)
         self._pw: Playwright | None = None
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
@@ -159,15 +167,22 @@ class Capturer:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
             assert self._pw is not None, "Capturer.start() first"
-            proxy = {"server": self._proxy.url}
             if self._ws_endpoint:
-                self._browser = await self._pw.chromium.connect(self._ws_endpoint)
+                browser = await self._pw.chromium.connect(self._ws_endpoint)
+                try:
+                    await check_browser_switches(browser, self._proxy)
+                except BaseException:
+                    await _quietly(browser.close())
+                    raise
+                self._browser = browser
             else:
+                # The launch-wide proxy has no credential: anything outside a capture's
+                # own context (which carries one) is answered 407 and goes nowhere.
                 self._browser = await self._pw.chromium.launch(
                     executable_path=self._executable,
                     headless=True,
-                    args=CHROMIUM_ARGS,
-                    proxy=proxy,  # type: ignore[arg-type]
+                    args=self._args,
+                    proxy={"server": self._proxy.url},
                     chromium_sandbox=False,
                 )
             log.info("browser ready: %s", self._browser.version)
@@ -199,46 +214,53 @@ class Capturer:
             return await self._in_context(await self._ensure_browser(), url, locale)
 
     async def _in_context(self, browser: Browser, url: str, locale: str) -> tuple[Snapshot, str]:
-        context = await browser.new_context(
-            viewport=VIEWPORT,  # type: ignore[arg-type]
-            locale=locale,
-            accept_downloads=False,
-            service_workers="block",
-            proxy={"server": self._proxy.url} if self._ws_endpoint else None,
-        )
+        session = self._proxy.open_session()
         try:
-            page = await context.new_page()
-            page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
-            return await self._load_and_shoot(page, url)
+            context = await browser.new_context(
+                viewport=VIEWPORT,  # type: ignore[arg-type]
+                locale=locale,
+                accept_downloads=False,
+                service_workers="block",
+                proxy=session.proxy_settings(self._proxy.url),  # type: ignore[arg-type]
+            )
+            try:
+                page = await context.new_page()
+                page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
+                return await self._load_and_shoot(page, url, session)
+            except PlaywrightError:
+                if session.over_budget:
+                    raise CaptureError("too_large") from None
+                raise
+            finally:
+                await _quietly(context.close())
         finally:
-            await _quietly(context.close())
+            self._proxy.close_session(session)
 
-    async def _load_and_shoot(self, page: Page, url: str) -> tuple[Snapshot, str]:
-        failed: list[str] = []
-        inflight: set[object] = set()
-        page.on("request", lambda req: inflight.add(req))
-        page.on("requestfinished", lambda req: inflight.discard(req))
-        page.on("requestfailed", lambda req: inflight.discard(req))
-        page.on(
-            "requestfailed",
-            lambda req: failed.append(req.url) if req.is_navigation_request() else None,
-        )
+    async def _load_and_shoot(
+        self, page: Page, url: str, session: EgressSession
+    ) -> tuple[Snapshot, str]:
+        watch = NavigationWatch(page)
         try:
             response = await page.goto(
                 url, wait_until="domcontentloaded", timeout=self._timeout * 1000
             )
         except PlaywrightTimeout:
-            raise CaptureError("timeout") from None
+            raise CaptureError("too_large" if session.over_budget else "timeout") from None
         except PlaywrightError as exc:
-            raise self._navigation_error(exc, failed or [url]) from None
-        if response is not None and response.headers.get(BLOCK_HEADER.lower()):
-            raise CaptureError("blocked", response.headers[BLOCK_HEADER.lower()])
-        if response is not None and response.headers.get(UPSTREAM_HEADER.lower()):
-            raise CaptureError(response.headers[UPSTREAM_HEADER.lower()])
-        await _settle(page, inflight)
-        image = await page.screenshot(type="jpeg", quality=JPEG_QUALITY, full_page=False)
-        meta = await page.evaluate(_META_JS)
-        html = await page.content()
+            raise self._navigation_error(exc, watch.failed_urls or [url], session) from None
+        try:
+            await self._refuse_if_moved(page, url, session, watch)
+            await self._settle(page, watch)
+            await self._refuse_if_moved(page, url, session, watch)
+            image = await page.screenshot(type="jpeg", quality=JPEG_QUALITY, full_page=False)
+            meta = await page.evaluate(_META_JS)
+            html = await page.content()
+        except PlaywrightError:
+            # A page that navigates away mid-shot breaks the shot; where it went says why.
+            await self._refuse_if_moved(page, url, session, watch)
+            raise
+        # The page may have moved on while it was being shot.
+        await self._refuse_if_moved(page, url, session, watch)
         width, height = Image.open(io.BytesIO(image)).size
         snap = Snapshot(
             url=url,
@@ -254,20 +276,49 @@ class Capturer:
         )
         return snap, html[:MAX_HTML_CHARS]
 
-    def _navigation_error(self, exc: PlaywrightError, urls: list[str]) -> CaptureError:
+    async def _settle(self, page: Page, watch: NavigationWatch) -> None:
+        """`_settle`, then a meta refresh due within the settle time: refused, or followed."""
+        await _settle(page, watch.inflight)
+        refresh = await pending_refresh(page)
+        if refresh is None or refresh[0] > SETTLE_SECONDS:
+            return
+        delay, target = refresh
+        if target.partition(":")[0].lower() not in {"http", "https"}:
+            return  # Chromium refuses a refresh to any other scheme itself
+        verdict = await self._guard.check_url(target)
+        if not verdict.allowed and verdict.reason != "unresolvable":
+            raise CaptureError("blocked", verdict.reason)
+        before = page.url
+        with contextlib.suppress(PlaywrightError):
+            await page.wait_for_url(
+                lambda now: now != before,
+                wait_until="load",
+                timeout=(delay + SETTLE_SECONDS) * 1000,
+            )
+        await _settle(page, watch.inflight)
+
+    async def _refuse_if_moved(
+        self, page: Page, url: str, session: EgressSession, watch: NavigationWatch
+    ) -> None:
+        refusal = await final_refusal(page, url, self._guard, session, watch)
+        if refusal is not None:
+            raise refusal
+
+    def _navigation_error(
+        self, exc: PlaywrightError, urls: list[str], session: EgressSession
+    ) -> CaptureError:
+        if session.over_budget:
+            return CaptureError("too_large")
         reason = classify_error(exc.message)
         for failed_url in reversed(urls):
-            host = urllib.parse.urlsplit(failed_url).hostname
-            refusal = self._proxy.refusal_for(host)
-            if refusal:
-                return CaptureError("blocked", refusal)
-            upstream = self._proxy.upstream_error_for(host)
-            if upstream and reason == "unreachable":
-                return CaptureError(upstream)
+            # An upstream failure explains only a failed tunnel; other errors keep their own.
+            answer = proxy_answer(session, failed_url, upstream=reason == "unreachable")
+            if answer is not None:
+                return answer
         return CaptureError(reason, exc.message.splitlines()[0][:200])
 
 
-async def _settle(page: Page, inflight: set[object]) -> None:
+async def _settle(page: Page, inflight: set[Request]) -> None:
     """Give late content a short, bounded chance: the load event, then no request in flight.
 
     Polling the in-flight set instead of Playwright's "networkidle" (which always waits

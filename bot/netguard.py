@@ -173,35 +173,72 @@ async def _system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+@dataclass(frozen=True)
+class AllowEntry:
+    """One CAPTURE_ALLOW_PRIVATE exception: a host name or network, on one port or all."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    host: str | None
+    port: int | None
+
+    def covers_ip(self, ip: IP, port: int) -> bool:
+        net = self.network
+        return (
+            net is not None
+            and ip.version == net.version
+            and ip in net
+            and self.port in (None, port)
+        )
+
+    def covers_host(self, host: str, port: int) -> bool:
+        return self.host == host and self.port in (None, port)
+
+
+def parse_allow_entry(entry: str) -> AllowEntry:
+    """`host`, `IP`, `CIDR`, each optionally with `:port` (`[IPv6]:port`, `[CIDR]:port`).
+
+    Raises ValueError naming the entry when it is none of these.
+    """
+    text = entry.strip()
+    address, port = text, None
+    if text.startswith("["):
+        inner, bracket, tail = text[1:].partition("]")
+        if not bracket or (tail and not tail.startswith(":")):
+            raise ValueError(f"CAPTURE_ALLOW_PRIVATE entry {entry!r} is not a host, IP or CIDR")
+        address, port = inner, _entry_port(entry, tail[1:]) if tail else None
+    elif text.count(":") == 1:
+        address, _, port_text = text.partition(":")
+        port = _entry_port(entry, port_text)
+    try:
+        return AllowEntry(ipaddress.ip_network(address, strict=False), None, port)
+    except ValueError:
+        pass
+    try:
+        host = parse_host(address)
+    except Blocked:
+        raise ValueError(
+            f"CAPTURE_ALLOW_PRIVATE entry {entry!r} is not a host, IP or CIDR"
+        ) from None
+    if isinstance(host, str):
+        return AllowEntry(None, host, port)
+    return AllowEntry(ipaddress.ip_network(host), None, port)
+
+
+def _entry_port(entry: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"CAPTURE_ALLOW_PRIVATE entry {entry!r} has no valid port (1-65535)")
+    return int(text)
+
+
 class NetGuard:
-    """The decision, with CAPTURE_ALLOW_PRIVATE's exceptions (hosts, IPs or CIDRs)."""
+    """The decision, with CAPTURE_ALLOW_PRIVATE's exceptions (hosts, IPs or CIDRs, ports)."""
 
     def __init__(self, allow: Iterable[str] = (), *, resolver: Resolver | None = None) -> None:
-        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        self._hosts: set[str] = set()
-        for entry in allow:
-            self._add_allowed(entry)
+        self._allow = [parse_allow_entry(entry) for entry in allow]
         self._resolve = resolver or _system_resolver
 
-    def _add_allowed(self, entry: str) -> None:
-        try:
-            self._networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-            return
-        except ValueError:
-            pass
-        try:
-            host = parse_host(entry)
-        except Blocked:
-            raise ValueError(
-                f"CAPTURE_ALLOW_PRIVATE entry {entry!r} is not a host, IP or CIDR"
-            ) from None
-        if isinstance(host, str):
-            self._hosts.add(host)
-        else:
-            self._networks.append(ipaddress.ip_network(host))
-
-    def _allowed_ip(self, ip: IP) -> bool:
-        return any(ip.version == net.version and ip in net for net in self._networks)
+    def _allowed_ip(self, ip: IP, port: int) -> bool:
+        return any(entry.covers_ip(ip, port) for entry in self._allow)
 
     def check_scheme(self, url: str) -> Verdict:
         match = re.match(r"\s*([a-zA-Z][a-zA-Z0-9+.-]*):", url)
@@ -235,7 +272,7 @@ class NetGuard:
         except Blocked as exc:
             return Verdict(False, exc.reason)
         if isinstance(parsed, str):
-            if parsed in self._hosts:
+            if any(entry.covers_host(parsed, port) for entry in self._allow):
                 return Verdict(True, "ok", tuple(await self._addresses(parsed, port)))
             try:
                 addresses = [
@@ -250,7 +287,7 @@ class NetGuard:
             addresses = [parsed]
         for ip in addresses:
             reason = classify_ip(ip)
-            if reason != "ok" and not self._allowed_ip(ip):
+            if reason != "ok" and not self._allowed_ip(ip, port):
                 return Verdict(False, reason, tuple(str(a) for a in addresses))
         return Verdict(True, "ok", tuple(str(a) for a in addresses))
 

@@ -176,3 +176,54 @@ async def bot_llm(harness_factory: object, llm: FakeOpenAI) -> BotHarness:
     )
     harness.llm = llm
     return harness  # type: ignore[no-any-return]
+
+
+# --- egress guard and remote browsers (issue 9) ---
+
+
+@pytest.fixture(scope="session")
+def remote_browser() -> Iterator[str]:
+    """Playwright's browser server on loopback, launched with the bot's switches."""
+    from tests.remote_browser import RemoteBrowser
+
+    server = RemoteBrowser()
+    endpoint = server.start()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def remote_capturer(remote_browser: str) -> AsyncIterator[Capturer]:
+    """The bot's capturer driving the remote browser server (BROWSER_WS_ENDPOINT)."""
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x")
+    env["BROWSER_WS_ENDPOINT"] = remote_browser
+    shared = await start_capturer(settings_for(env))
+    yield shared
+    await shared.stop()
+
+
+@pytest.fixture(params=["local", "remote"])
+def either_capturer(
+    request: pytest.FixtureRequest, capturer: Capturer, remote_capturer: Capturer
+) -> Capturer:
+    """Run a test once with the local Chromium and once through the remote browser server."""
+    return capturer if request.param == "local" else remote_capturer
+
+
+@pytest.fixture
+async def either_harness_factory(
+    botapi: FakeBotAPI, mongodb_uri: str, either_capturer: Capturer, pages: PageServer
+) -> AsyncIterator[object]:
+    """`harness_factory`, with the browser of `either_capturer`."""
+    started: list[BotHarness] = []
+
+    async def make(**extra: str) -> BotHarness:
+        env = base_env(botapi.root, mongodb_uri, **extra)
+        harness = BotHarness(botapi, settings_for(env), pages, either_capturer)
+        await harness.start()
+        started.append(harness)
+        return harness
+
+    yield make
+    for harness in reversed(started):
+        await harness.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -31,9 +32,9 @@ SCHEMES = [
 
 
 async def test_sentinel_gets_no_connection(
-    harness_factory: Any, sentinel: Sentinel, pages: PageServer
+    either_harness_factory: Any, sentinel: Sentinel, pages: PageServer
 ) -> None:
-    bot: BotHarness = await harness_factory()
+    bot: BotHarness = await either_harness_factory()
     direct = bot.send(42, f"{sentinel.url}/direct #x")
     redirect = bot.send(43, pages.url(f"/redirect?to={sentinel.url}/hop"))
     embeds = bot.send(44, pages.url("/embeds"))
@@ -50,7 +51,7 @@ async def test_sentinel_gets_no_connection(
     assert len(bot.photos_for(embeds)) == 1
 
 
-def corpus(pages: PageServer, sentinel: Sentinel) -> list[tuple[str, str]]:
+def corpus(pages: PageServer, sentinel: Sentinel, proxy_port: int) -> list[tuple[str, str]]:
     """(message text, what the reply must mention)."""
     p = pages.url
     items = [(s, "http:// and https://") for s in SCHEMES]
@@ -84,6 +85,9 @@ def corpus(pages: PageServer, sentinel: Sentinel) -> list[tuple[str, str]]:
         ("http://169.254.169.254/latest/meta-data/", "private or local"),
         ("http://127.0.0.3/", "private or local"),
         (p(f"/redirect?to={sentinel.url}/r"), "private or local"),
+        # The egress proxy's own port, although CAPTURE_ALLOW_PRIVATE allows 127.0.0.1.
+        (f"http://127.0.0.1:{proxy_port}/", "private or local"),
+        (p(f"/redirect?to=http://127.0.0.1:{proxy_port}/"), "private or local"),
         (p("/tall"), "Tall page"),
         (p("/big"), "Big page"),
         ("/find #<script>", "No links match #&lt;script&gt;"),
@@ -99,9 +103,11 @@ def _closed_port() -> int:
     return free_port()
 
 
-async def test_hostile_corpus(harness_factory: Any, sentinel: Sentinel, pages: PageServer) -> None:
-    bot: BotHarness = await harness_factory(capture_timeout="3", user_rate_per_minute="100")
-    cases = corpus(pages, sentinel)
+async def test_hostile_corpus(
+    either_harness_factory: Any, either_capturer: Any, sentinel: Sentinel, pages: PageServer
+) -> None:
+    bot: BotHarness = await either_harness_factory(capture_timeout="3", user_rate_per_minute="100")
+    cases = corpus(pages, sentinel, either_capturer.proxy.port)
     assert len(cases) >= 40
     sent = []
     for i, (text, _) in enumerate(cases):
@@ -120,11 +126,48 @@ async def test_hostile_corpus(harness_factory: Any, sentinel: Sentinel, pages: P
     refused_owners = [
         1000 + i
         for i, (text, e) in enumerate(cases)
-        if ("private" in e or "http://" in e) and not text.startswith(pages.url("/"))
+        # Links to 127.0.0.1 (allowed) are stored first and refused by the proxy later.
+        if ("private" in e or "http://" in e) and not text.startswith("http://127.0.0.1:")
     ]
     assert len(refused_owners) >= 15
     for owner in refused_owners:
         assert await bot.records(owner) == [], owner
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("kind", ["script-redirect", "meta-refresh"])
+async def test_late_redirect_to_a_refused_address(
+    either_harness_factory: Any, sentinel: Sentinel, pages: PageServer, kind: str, scheme: str
+) -> None:
+    """A page that moves itself (script, meta refresh) to a refused address is no snapshot."""
+    bot: BotHarness = await either_harness_factory()
+    target = f"{scheme}://{sentinel.host}:{sentinel.port}/late"
+    sent = bot.send(42, pages.url(f"/{kind}?to={urllib.parse.quote(target)}") + " #late")
+    assert await bot.finished(sent) == "🤷"
+    [record] = await bot.records(42)
+    assert record.status == "failed"
+    assert record.error and record.error.startswith("blocked"), record.error
+    assert record.screenshot is None
+    assert bot.photos_for(sent) == []
+    texts = [c.params["text"] for c in bot.api.calls_of("sendMessage", ok_only=True)]
+    assert any("private or local network" in t for t in texts)
+    assert sentinel.connections == 0
+
+
+async def test_late_redirect_to_an_allowed_page_is_captured(
+    either_harness_factory: Any, pages: PageServer
+) -> None:
+    """The same pages moving to an allowed address still give a snapshot of where they ended."""
+    bot: BotHarness = await either_harness_factory()
+    script = bot.send(42, pages.url("/script-redirect?to=/article/landed"))
+    meta = bot.send(43, pages.url("/meta-refresh?to=/article/refreshed"))
+    assert await bot.finished(script) == "👌"
+    assert await bot.finished(meta) == "👌"
+    [landed] = await bot.records(42)
+    [refreshed] = await bot.records(43)
+    assert landed.final_url == pages.url("/article/landed")
+    assert refreshed.final_url == pages.url("/article/refreshed")
+    assert len(bot.photos_for(script)) == 1 and len(bot.photos_for(meta)) == 1
 
 
 async def _everything_said(bot: BotHarness, message: dict[str, Any], expect: str) -> str:

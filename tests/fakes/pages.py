@@ -49,6 +49,7 @@ class PageServer:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.sentinel_url = ""  # set by the fixture: where /embeds points
+        self.endless_bytes = 0  # what /endless managed to send before the client let go
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -71,6 +72,9 @@ class PageServer:
                 web.get("/embeds", self._embeds),
                 web.get("/tall", self._tall),
                 web.get("/big", self._big),
+                web.get("/script-redirect", self._script_redirect),
+                web.get("/meta-refresh", self._meta_refresh),
+                web.get("/endless", self._endless),
             ]
         )
         self._runner, port = await serve(app, self.host)
@@ -167,6 +171,35 @@ var x = new XMLHttpRequest(); x.open("GET", "{target}/xhr"); x.send();</script>
     async def _big(self, request: web.Request) -> web.Response:
         paragraphs = ["Lots of words in a very big page. " * 50] * 1500
         return web.Response(text=article_html("Big page", paragraphs), content_type="text/html")
+
+    async def _script_redirect(self, request: web.Request) -> web.Response:
+        target = html.escape(request.query.get("to", "/colors"))
+        page = f"""<!doctype html><html><head><title>Moving on</title>
+<script>location.href = "{target}";</script></head><body><p>Moving on.</p></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
+    async def _meta_refresh(self, request: web.Request) -> web.Response:
+        target = html.escape(request.query.get("to", "/colors"))
+        page = f"""<!doctype html><html><head><title>Refreshing</title>
+<meta http-equiv="refresh" content="0;url={target}"></head><body><p>Refreshing.</p></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        """A page that does not stop sending (256 MiB at most, so a test stays bounded)."""
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        await response.write(b"<!doctype html><html><head><title>Endless</title></head><body>")
+        chunk = b"<p>" + b"more " * 12_000 + b"</p>\n"
+        sent = 0
+        try:
+            while sent < 256 * 1024 * 1024:
+                await response.write(chunk)
+                sent += len(chunk)
+                self.endless_bytes += len(chunk)
+            await asyncio.sleep(3600)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
 
 
 class Sentinel:
