@@ -1,9 +1,10 @@
-"""`make bench`: the four targets, measured against the real parts on this machine.
+"""`make bench`: the targets, measured against the real parts on this machine.
 
 1. 👀 reaction latency: update queued at the Bot API fake → setMessageReaction received.
 2. link → photo vs a bare Playwright screenshot, both on a warm browser, same local page.
 3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
 4. peak memory (bot process + its Chromium) with two captures in flight.
+5. /find and /tags at 100 000 links (benchmarks/find.py; `python -m benchmarks find` alone).
 
 Results print as a table and are written to benchmarks/results.json.
 """
@@ -243,4 +244,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # `python -m benchmarks find` runs the find bench alone; no argument runs all five.
+    if sys.argv[1:] != ["find"]:
+        asyncio.run(main())
+    from benchmarks import find
+
+    find.main()

@@ -87,13 +87,14 @@ class Journal:
             return seq
 
     async def read(self, after: int, upto: int) -> tuple[list[ObjectId], int]:
-        """Link ids of entries after..upto, each once, and the last entry read."""
+        """Link ids of the entries after `after` up to the first missing one (at most
+        `upto`), each once, and the number of the last entry read."""
         seen: dict[ObjectId, None] = {}
         last = after
         for seq in range(after + 1, upto + 1):
             doc = await self.entry(seq)
             if doc is None:
-                break  # only with a dropped journal; the epoch check then rebuilds
+                break
             seen.update(dict.fromkeys(doc.get("ids", [])))
             last = seq
         return list(seen), last

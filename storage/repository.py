@@ -236,6 +236,11 @@ class LinkStore:
         self, link_id: ObjectId, owner_id: int | None, status: str, when: datetime
     ) -> None:
         if owner_id is None:
+            done = await self.work.update_one(
+                {"_id": link_id}, {"$set": {"status": str(status), "updated_at": when}}
+            )
+            if done.matched_count:
+                return  # the common case: a link moving on between in-flight states
             doc = await self.links.find_one({"_id": link_id}, {"owner_id": 1})
             owner_id = doc["owner_id"] if doc else None
         await self.work.update_one(

@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 T = TypeVar("T")
 
-REBUILD_AFTER = 2000  # entries behind: reading every link is then cheaper than replaying
+# Entries (or links named by them) behind: one pass over the collections is then cheaper
+# than an `_id` look-up per link.
+REBUILD_AFTER = 2000
 _BATCH = 1000
 
 
@@ -125,13 +127,15 @@ class SearchIndex:
         pos = await self._run(catalog.position, epoch)  # again: another process may have moved it
         if pos is not None and pos > 0 and await self.journal.entry(pos) is None:
             pos = None  # the journal was dropped: positions mean nothing now
-        head = await self.journal.head(pos or 0)
-        if pos is None or head - pos > REBUILD_AFTER:
-            await self._rebuild_locked(
-                catalog, epoch, head, reason="new" if pos is None else "behind"
-            )
+        if pos is None:
+            await self._rebuild_locked(catalog, epoch, await self.journal.head(), reason="new")
             return
-        ids, last = await self.journal.read(pos, head)
+        # Read on until the first missing entry: each look-up is one needed anyway.
+        ids, last = await self.journal.read(pos, pos + REBUILD_AFTER)
+        if last == pos + REBUILD_AFTER or len(ids) > REBUILD_AFTER:
+            head = await self.journal.head(last)
+            await self._rebuild_locked(catalog, epoch, head, reason="far behind")
+            return
         upserts, deletes = await self._states(ids)
         await self._run(catalog.commit_applied, epoch, last, upserts, deletes)
 

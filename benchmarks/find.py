@@ -1,0 +1,244 @@
+"""`python -m benchmarks find`: /find and /tags at 100 000 links on the embedded FerretDB.
+
+Seeds BENCH_FIND_LINKS links (default 100 000; 10 % one user's, the rest spread over
+900 users; 50 tags; ~2 KB of text and its terms each) through `LinkStore.import_links`
+into a fresh FerretDB started as `make run` starts it, then times what the handlers
+call: `/find` = `queries.save` + `find`, `/tags` = `tag_counts`. Also the writes a
+capture makes (`_id` updates) and the same queries for an empty and a small user.
+The last line is `find p95 N ms`, N the largest p95 of the read measurements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.links import url_key
+from storage.models import LinkRecord, Screenshot, Status, utcnow
+from storage.repository import LinkStore
+from tests.conftest import start_ferretdb
+
+ROOT = Path(__file__).resolve().parent.parent
+LINKS = int(os.environ.get("BENCH_FIND_LINKS", "100000"))
+SAMPLES = int(os.environ.get("BENCH_FIND_SAMPLES", "60"))
+BIG, SMALL, EMPTY = 1, 2, 3
+OTHERS = 900
+TAGS = [f"t{i}" for i in range(50)]
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+rng = random.Random(2026)
+_LATIN = [
+    "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9)))
+    for _ in range(4000)
+]
+_HAN = [chr(0x4E00 + rng.randrange(2000)) + chr(0x4E00 + rng.randrange(2000)) for _ in range(400)]
+COMMON_WORD = _LATIN[0]  # drawn into most texts, so `/find word` matches thousands
+CJK_WORD = _HAN[0]
+
+
+def page_text() -> str:
+    words = rng.choices(_LATIN, k=250) + rng.choices(_HAN, k=40)
+    if rng.random() < 0.6:
+        words.append(COMMON_WORD)
+    if rng.random() < 0.3:
+        words.append(CJK_WORD)
+    rng.shuffle(words)
+    return " ".join(words)  # ~2 KB, ~300 distinct terms with the CJK bigrams
+
+
+def make_link(owner: int, n: int) -> LinkRecord:
+    url = f"https://site{n % 997}.example/{owner}/{n}"
+    return LinkRecord(
+        owner_id=owner,
+        chat_id=owner,
+        url=url,
+        url_key=url_key(url),
+        tags=rng.sample(TAGS, rng.randint(1, 3)),
+        title=f"Page {n} {rng.choice(_LATIN)}",
+        final_url=url,
+        http_status=200,
+        text=page_text(),
+        status=Status.DONE,
+        screenshot=Screenshot(1280, 800, file_id=f"file{n}"),
+        created_at=T0 + timedelta(seconds=n * 7 + rng.randrange(5)),
+    )
+
+
+def owners() -> list[int]:
+    """Link owners in seeding order: BIG holds 10 %, SMALL 100, EMPTY none."""
+    big = LINKS // 10
+    small = min(100, LINKS - big)
+    rest = LINKS - big - small
+    out = [BIG] * big + [SMALL] * small + [10 + i % OTHERS for i in range(rest)]
+    rng.shuffle(out)
+    return out
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "n": len(ordered),
+        "p50": round(ordered[len(ordered) // 2], 2),
+        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+        "max": round(ordered[-1], 2),
+    }
+
+
+async def timed(fn: Callable[[], Awaitable[Any]], runs: int = SAMPLES) -> dict[str, float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return stats(samples)
+
+
+async def seed(store: LinkStore) -> dict[str, float]:
+    started = time.monotonic()
+    batch: list[LinkRecord] = []
+    made = 0
+    for n, owner in enumerate(owners()):
+        batch.append(make_link(owner, n))
+        if len(batch) == 2000:
+            made += await store.import_links(batch)
+            batch = []
+    made += await store.import_links(batch)
+    seeded = time.monotonic() - started
+    started = time.monotonic()
+    await store.index.sync()  # the derived index, built from the collections
+    return {
+        "links": made,
+        "seed_s": round(seeded, 1),
+        "index_build_s": round(time.monotonic() - started, 1),
+    }
+
+
+async def find_cmd(store: LinkStore, owner: int, tags: list[str], words: str, page: int) -> None:
+    """What /find and its ▶ button do with the database."""
+    await store.queries.save(owner, tags, words)
+    await store.find(owner, tags, words, page=page, page_size=10)
+
+
+async def reads(store: LinkStore, owner: int) -> dict[str, dict[str, float]]:
+    def one_tag(page: int) -> Callable[[], Awaitable[None]]:
+        return lambda: find_cmd(store, owner, [rng.choice(TAGS)], "", page)
+
+    return {
+        "/find #tag (page 1)": await timed(one_tag(0)),
+        "/find #tag (page 5)": await timed(one_tag(4)),
+        "/find #a #b": await timed(lambda: find_cmd(store, owner, rng.sample(TAGS, 2), "", 0)),
+        "/find word": await timed(lambda: find_cmd(store, owner, [], COMMON_WORD, 0)),
+        "/find 中文词": await timed(lambda: find_cmd(store, owner, [], CJK_WORD, 0)),
+        "/tags": await timed(lambda: store.tag_counts(owner)),
+    }
+
+
+async def writes(store: LinkStore) -> dict[str, Any]:
+    """The writes a capture makes, on a database of LINKS links."""
+    ids = [r.id for r in (await store.find(BIG, [], "", page=0, page_size=200)).items]
+    per_op: dict[str, list[float]] = {}
+
+    async def clock(name: str, call: Awaitable[Any]) -> None:
+        start = time.perf_counter()
+        await call
+        per_op.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+
+    for link_id in ids[:SAMPLES]:
+        await clock(
+            "update (link-rot check)", store.update(link_id, checked_at=utcnow(), alive=True)
+        )
+    lookups = await timed(lambda: store.links.find_one({"_id": rng.choice(ids)}))
+    mixed: list[float] = []
+    await store.index.sync()
+    for n in range(SAMPLES):
+        record = make_link(BIG, LINKS + n)
+        record.status = Status.PENDING
+        await clock("add_pending", store.add_pending(record))
+        await clock("start_attempt", store.start_attempt(record.id))
+        await clock(
+            "update (capture)",
+            store.update(record.id, status=Status.CAPTURED, title="t", text=record.text),
+        )
+        await clock("set_searchable", store.set_searchable(record))
+        await clock("update (done)", store.update(record.id, status=Status.DONE))
+        # The next /find replays these writes from the journal first.
+        start = time.perf_counter()
+        await find_cmd(store, BIG, [record.tags[0]], "", 0)
+        mixed.append((time.perf_counter() - start) * 1000)
+    every = [v for values in per_op.values() for v in values]
+    return {
+        "_id find_one": lookups,
+        **{name: stats(values) for name, values in per_op.items()},
+        "all capture writes": stats(every),
+        "/find right after a capture": stats(mixed),
+    }
+
+
+async def run(uri: str, index_path: Path) -> dict[str, Any]:
+    store = LinkStore.connect(uri, index_path=index_path)
+    try:
+        await store.ensure_indexes()
+        results: dict[str, Any] = {"seed": await seed(store)}
+        results["writes_ms"] = await writes(store)
+        await store.index.sync()
+        results["big_user_ms"] = await reads(store, BIG)
+        results["small_user_ms"] = await reads(store, SMALL)
+        results["empty_user_ms"] = await reads(store, EMPTY)
+    finally:
+        await store.close()
+    worst = max(
+        m["p95"]
+        for group in ("big_user_ms", "small_user_ms", "empty_user_ms")
+        for m in results[group].values()
+    )
+    worst = max(worst, results["writes_ms"]["/find right after a capture"]["p95"])
+    results["find_p95_ms"] = worst
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    seed = results["seed"]
+    print(
+        f"seeded {seed['links']} links in {seed['seed_s']} s; index built in {seed['index_build_s']} s"
+    )
+    print(f"{'measurement':36} {'big user':>18} {'small user':>18} {'empty user':>18}")
+    for name in results["big_user_ms"]:
+        cells = [
+            f"{results[g][name]['p50']:7.2f} /{results[g][name]['p95']:7.2f}"
+            for g in ("big_user_ms", "small_user_ms", "empty_user_ms")
+        ]
+        print(f"{name:36} " + " ".join(f"{c:>18}" for c in cells))
+    print("writes (p50 / p95 ms):")
+    for name, m in results["writes_ms"].items():
+        print(f"  {name:34} {m['p50']:7.2f} /{m['p95']:7.2f}")
+
+
+def main() -> None:
+    """A fresh FerretDB (SQLite, as `make run` starts it) for the run, stopped after."""
+    data = Path(tempfile.mkdtemp(prefix="bench-find-"))
+    proc, base = start_ferretdb(data)
+    try:
+        results = asyncio.run(run(f"{base}/linksnap", data / "index.sqlite"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    out = ROOT / "benchmarks" / "results.json"  # beside the other benches' numbers
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**previous, "find": results}, indent=2, ensure_ascii=False) + "\n")
+    print_table(results)
+    print(f"find p95 {results['find_p95_ms']:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
