@@ -166,3 +166,57 @@ def test_bad_allow_entry_is_refused() -> None:
 def test_verdict_pins_the_checked_addresses() -> None:
     assert classify_ip(parse_host("8.8.8.8")) == "ok"  # type: ignore[arg-type]
     assert parse_host("Bücher.Example.") == "xn--bcher-kva.example"
+
+
+async def test_allow_entry_with_a_port_opens_only_that_port(no_sockets: None) -> None:
+    asked: list[str] = []
+    guard = NetGuard(
+        ["127.0.0.1:8080", "[::1]:9000", "10.0.0.0/8:443", "localhost:3000"],
+        resolver=fake_resolver(asked),
+    )
+    allowed = [
+        "http://127.0.0.1:8080/",
+        "http://[::1]:9000/x",
+        "https://10.1.2.3/",
+        "http://localhost:3000/",
+    ]
+    refused = [
+        "http://127.0.0.1:8081/",
+        "http://127.0.0.1/",
+        "http://[::1]:9001/",
+        "http://10.1.2.3:80/",
+        "http://localhost:3001/",
+        "http://127.0.0.2:8080/",
+    ]
+    for url in allowed:
+        assert (await guard.check_url(url)).allowed, url
+    for url in refused:
+        assert not (await guard.check_url(url)).allowed, url
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http", "[::1", "[::1]x", "exa mple:80", ":80"],
+)
+def test_bad_allow_entry_with_a_port_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="CAPTURE_ALLOW_PRIVATE"):
+        NetGuard([entry])
+
+
+def test_settings_check_allow_entries_as_the_guard_does() -> None:
+    from pydantic import ValidationError
+
+    from tests.conftest import base_env, settings_for
+
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x")
+    env["CAPTURE_ALLOW_PRIVATE"] = "127.0.0.1:8080, [::1]:9000 intranet.local:443 10.0.0.0/8"
+    settings = settings_for(env)
+    assert settings.capture_allow_private == [
+        "127.0.0.1:8080",
+        "[::1]:9000",
+        "intranet.local:443",
+        "10.0.0.0/8",
+    ]
+    env["CAPTURE_ALLOW_PRIVATE"] = "127.0.0.1:99999"
+    with pytest.raises(ValidationError, match="port"):
+        settings_for(env)

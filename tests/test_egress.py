@@ -1,0 +1,234 @@
+"""The egress proxy is a door into the bot's network: only a capture's own credential opens it.
+
+Raw clients speak to the proxy on 127.0.0.1 the way any local process could; the pages
+behind it are on 127.0.0.1 too (allowed, as in every test). Nothing here leaves loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, EgressSession, GuardProxy
+from bot.netguard import NetGuard
+from bot.services import SERVICES_KEY
+from tests.conftest import free_port
+from tests.fakes.pages import PageServer, Sentinel
+from tests.harness import BotHarness
+
+IDLE = 1.5
+
+
+def _auth(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return f"Proxy-Authorization: Basic {token}\r\n"
+
+
+def _with(session: EgressSession) -> str:
+    return _auth(session.username, session.password)
+
+
+async def _ask(port: int, request: str) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
+    """Send a request head to the proxy; its status line and headers, and the open stream."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request.encode("latin-1"))
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    return head.decode("latin-1"), reader, writer
+
+
+async def _status(port: int, request: str) -> str:
+    head, _, writer = await _ask(port, request)
+    writer.close()
+    return head
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[GuardProxy]:
+    limits = EgressLimits(max_connections=6, max_connections_per_capture=4, idle_timeout=IDLE)
+    server = GuardProxy(NetGuard(["127.0.0.1"]), limits=limits)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_no_credential_no_tunnel(proxy: GuardProxy, pages: PageServer) -> None:
+    live = proxy.open_session()
+    revoked = proxy.open_session()
+    proxy.close_session(revoked)
+    target = f"127.0.0.1:{pages.port}"
+    wrong = [
+        "",
+        _auth(live.username, "not-the-password"),
+        _auth("someone", live.password),
+        _with(revoked),
+        f"Proxy-Authorization: Bearer {live.password}\r\n",
+        "Proxy-Authorization: Basic !!!\r\n",
+    ]
+    for header in wrong:
+        head = await _status(
+            proxy.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{header}\r\n"
+        )
+        assert head.startswith("HTTP/1.1 407"), (header, head)
+        assert 'Proxy-Authenticate: Basic realm="linksnap"' in head
+        url = pages.url("/article/noauth")
+        head = await _status(proxy.port, f"GET {url} HTTP/1.1\r\nHost: {target}\r\n{header}\r\n")
+        assert head.startswith("HTTP/1.1 407"), (header, head)
+    assert pages.hits.get("/article/noauth") is None
+    # The capture's own credential opens both kinds of request.
+    head, reader, writer = await _ask(
+        proxy.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(live)}\r\n"
+    )
+    assert head.startswith("HTTP/1.1 200")
+    writer.write(f"GET /article/authed HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    url = pages.url("/article/plain")
+    head = await _status(proxy.port, f"GET {url} HTTP/1.1\r\nHost: {target}\r\n{_with(live)}\r\n")
+    assert head.startswith("HTTP/1.1 200")
+    assert pages.hits.get("/article/authed") == 1 and pages.hits.get("/article/plain") == 1
+
+
+async def test_own_port_is_never_a_destination(pages: PageServer) -> None:
+    """Whatever CAPTURE_ALLOW_PRIVATE says, a page cannot reach the proxy through itself."""
+    port = free_port()
+    guard = NetGuard([f"127.0.0.1:{port}", "0.0.0.0/0", "::/0"])
+    server = GuardProxy(guard, port=port)
+    await server.start()
+    try:
+        session = server.open_session()
+        for target in (f"127.0.0.1:{port}", f"127.0.0.2:{port}", f"[::ffff:127.0.0.1]:{port}"):
+            head = await _status(
+                port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+            )
+            assert head.startswith("HTTP/1.1 403"), (target, head)
+            assert f"{BLOCK_HEADER}: proxy" in head
+        # The same allow-list still lets the page server through: only the own port is shut.
+        target = f"127.0.0.1:{pages.port}"
+        head = await _status(
+            port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+        )
+        assert head.startswith("HTTP/1.1 200")
+    finally:
+        await server.stop()
+
+
+async def test_connections_are_capped_per_capture_and_in_total(
+    proxy: GuardProxy, pages: PageServer
+) -> None:
+    target = f"127.0.0.1:{pages.port}"
+    request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{{auth}}\r\n"
+    first, second = proxy.open_session(), proxy.open_session()
+    held = []
+    try:
+        for _ in range(4):
+            head, _, writer = await _ask(proxy.port, request.format(auth=_with(first)))
+            assert head.startswith("HTTP/1.1 200")
+            held.append(writer)
+        head = await _status(proxy.port, request.format(auth=_with(first)))
+        assert head.startswith("HTTP/1.1 502") and f"{UPSTREAM_HEADER}: busy" in head
+        assert first.upstream_error_for("127.0.0.1", pages.port) == "busy"
+        # Another capture has its own allowance, up to the total of 6.
+        for _ in range(2):
+            head, _, writer = await _ask(proxy.port, request.format(auth=_with(second)))
+            assert head.startswith("HTTP/1.1 200")
+            held.append(writer)
+        head = await _status(proxy.port, request.format(auth=_with(second)))
+        assert head.startswith("HTTP/1.1 502") and f"{UPSTREAM_HEADER}: busy" in head
+    finally:
+        for writer in held:
+            writer.close()
+
+
+async def test_idle_tunnel_is_closed_but_a_busy_one_is_not(
+    proxy: GuardProxy, pages: PageServer
+) -> None:
+    target = f"127.0.0.1:{pages.port}"
+    session = proxy.open_session()
+    request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+    _, idle_reader, idle_writer = await _ask(proxy.port, request)
+    _, busy_reader, busy_writer = await _ask(proxy.port, request)
+    # The busy tunnel carries a request every IDLE/3 s for 2×IDLE: it must stay open.
+    for i in range(6):
+        busy_writer.write(f"GET /article/busy{i} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        status = await asyncio.wait_for(busy_reader.readuntil(b"\r\n"), 10)
+        assert status.startswith(b"HTTP/1.1 200"), i
+        await _drain_response(busy_reader)
+        await asyncio.sleep(IDLE / 3)
+    # By now the idle one has been closed by the proxy: it reads end-of-stream.
+    assert await asyncio.wait_for(idle_reader.read(), 5) == b""
+    idle_writer.close()
+    busy_writer.close()
+
+
+async def _drain_response(reader: asyncio.StreamReader) -> None:
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode("latin-1").lower()
+    length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
+    await asyncio.wait_for(reader.readexactly(length), 10)
+
+
+async def test_500_idle_connections_do_not_stop_captures(
+    harness_factory: Any, pages: PageServer
+) -> None:
+    """A local process opens 500 connections and sends nothing: captures go on, idlers go."""
+    bot: BotHarness = await harness_factory(shared_browser=False, egress_idle_timeout="3")
+    proxy = bot.app.bot_data[SERVICES_KEY].capturer.proxy
+    idlers = [await asyncio.open_connection("127.0.0.1", proxy.port) for _ in range(500)]
+    sent = bot.send(42, pages.url("/colors") + " #despite")
+    assert await bot.finished(sent) == "👌"
+    assert len(bot.photos_for(sent)) == 1
+
+    async def closed(reader: asyncio.StreamReader) -> bool:
+        with contextlib.suppress(ConnectionError):
+            return await reader.read() == b""
+        return True  # reset by the proxy: closed as well
+
+    # Every idler is closed by the proxy within its idle timeout (3 s) and some slack.
+    results = await asyncio.wait_for(asyncio.gather(*(closed(r) for r, _ in idlers)), 15)
+    assert all(results)
+    for _, writer in idlers:
+        writer.close()
+    # And the proxy holds none of them any more.
+    await bot.api.wait_until(lambda: proxy.connections == 0, timeout=10)
+
+
+async def test_byte_budget_stops_an_endless_page(harness_factory: Any, pages: PageServer) -> None:
+    bot: BotHarness = await harness_factory(
+        shared_browser=False, capture_max_mb="2", capture_timeout="20"
+    )
+    before = pages.endless_bytes
+    sent = bot.send(42, pages.url("/endless"))
+    assert await bot.finished(sent, timeout=60) == "🤷"
+    texts = [c.params["text"] for c in bot.api.calls_of("sendMessage", ok_only=True)]
+    assert any("more data than I download" in t for t in texts), texts
+    [record] = await bot.records(42)
+    assert record.error and record.error.startswith("too_large")
+    # The page got out little more than the budget (socket buffers), not an endless stream.
+    assert pages.endless_bytes - before < 16 * 1024 * 1024
+
+
+async def test_allow_entry_with_a_port_opens_only_that_port(
+    harness_factory: Any, pages: PageServer
+) -> None:
+    """CAPTURE_ALLOW_PRIVATE=127.0.0.1:PORT: that service is captured, its neighbours are not."""
+    neighbour = Sentinel("127.0.0.1")
+    await neighbour.start()
+    try:
+        bot: BotHarness = await harness_factory(
+            shared_browser=False, capture_allow_private=f"127.0.0.1:{pages.port}"
+        )
+        ok = bot.send(42, pages.url("/colors"))
+        direct = bot.send(43, f"{neighbour.url}/direct")
+        hop = bot.send(44, pages.url(f"/redirect?to={neighbour.url}/hop"))
+        assert await bot.finished(ok) == "👌"
+        assert await bot.finished(direct) == "🤷"
+        assert await bot.finished(hop) == "🤷"
+        assert len(bot.photos_for(ok)) == 1
+        assert neighbour.connections == 0
+    finally:
+        await neighbour.stop()
