@@ -93,9 +93,12 @@ async def post_init(app: App) -> None:
         store=store,
         capturer=capturer,
         summarizer=summarizer,
-        snapshots=SnapshotService(store, capturer, summarizer, outbound),
+        snapshots=SnapshotService(
+            store, capturer, summarizer, outbound, db_patience=settings.database_patience
+        ),
         limits=UserLimits(settings.user_rate_per_minute),
         outbound=outbound,
+        stopping=outbound.stopping,  # one signal: pacing, retries and waits all stop
     )
 
 

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     telegram_group_per_minute: float = Field(20, gt=0, le=600)
     telegram_overall_per_second: float = Field(30, gt=0, le=1000)
     shutdown_grace: float = Field(20, ge=0, le=600)
+    database_patience: float = Field(600, gt=0, le=86_400)
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -7,6 +7,7 @@ and give up (raising) only after `patience` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -19,10 +20,23 @@ from tenacity import (
     stop_after_delay,
     wait_exponential,
 )
+from tenacity.stop import stop_base
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _UntilSet(stop_base):
+    """Stop retrying once the bot is stopping."""
+
+    def __init__(self, event: asyncio.Event | None) -> None:
+        self._event = event
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._event is not None and self._event.is_set()
+
+
 PATIENCE = 600.0
 
 
@@ -31,9 +45,11 @@ async def durably(
     *,
     on_wait: Callable[[], Awaitable[None]] | None = None,
     patience: float = PATIENCE,
+    stopping: asyncio.Event | None = None,
 ) -> T:
     """`await call()`, retried while the database is unreachable; `on_wait` runs once,
-    at the first failure (to tell the user)."""
+    at the first failure (to tell the user). Gives up once `stopping` is set: what was
+    recorded stays for the next start."""
     told = False
 
     async def before_sleep(state: RetryCallState) -> None:
@@ -47,7 +63,7 @@ async def durably(
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(ConnectionFailure),
         wait=wait_exponential(multiplier=0.5, max=10),
-        stop=stop_after_delay(patience),
+        stop=stop_after_delay(patience) | _UntilSet(stopping),
         before_sleep=before_sleep,
         reraise=True,
     ):

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cachetools import TTLCache
 from pymongo.errors import ConnectionFailure
@@ -23,7 +23,7 @@ from telegram.ext import ExtBot
 
 from bot import render
 from bot.capture import CaptureError, Capturer, Snapshot
-from bot.durable import durably
+from bot.durable import PATIENCE, durably
 from bot.i18n import Texts, texts_for
 from bot.linkrot import is_alive
 from bot.links import url_key
@@ -34,6 +34,7 @@ from storage.models import UNFINISHED, LinkRecord, LlmUsage, Screenshot, Status,
 from storage.repository import LinkStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PHOTO_MAX_SIDES = 10_000
 PHOTO_MAX_RATIO = 20
@@ -62,8 +63,12 @@ class SnapshotService:
         capturer: Capturer,
         summarizer: Summarizer | None,
         outbound: Outbound,
+        *,
+        db_patience: float = PATIENCE,
     ) -> None:
         self.store = store
+        self.db_patience = db_patience
+        self.stopping = outbound.stopping
         self.capturer = capturer
         self.summarizer = summarizer
         self.outbound = outbound
@@ -106,7 +111,7 @@ class SnapshotService:
                 lang_code=request.lang_code,
                 source_message_id=request.message_id,
             )
-            record, created = await durably(
+            record, created = await self._durably(
                 functools.partial(self.store.add_pending, fresh), on_wait=on_wait
             )
             on_wait = None
@@ -116,6 +121,15 @@ class SnapshotService:
             stored.append((record, created))
         return stored
 
+    async def _durably(
+        self,
+        call: Callable[[], Awaitable[T]],
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> T:
+        return await durably(
+            call, on_wait=on_wait, patience=self.db_patience, stopping=self.stopping
+        )
+
     async def process(self, bot: ExtBot[Any], record: LinkRecord, created: bool) -> bool:
         """One link end to end; a database outage on the way is waited out, and the link
         continues from what its record says was done."""
@@ -123,7 +137,7 @@ class SnapshotService:
             return await self.handle(bot, record, created)
         except ConnectionFailure:
             log.warning("database lost mid-way; the link continues when it is back")
-        fresh = await durably(lambda: self.store.get(record.owner_id, record.id))
+        fresh = await self._durably(lambda: self.store.get(record.owner_id, record.id))
         if fresh is None:
             return False
         fresh.source_message_id = record.source_message_id
@@ -209,7 +223,7 @@ class SnapshotService:
         record.screenshot, record.reply_message_id = shot, message.message_id
         # Delivered: say so at once, and hold on to it through an outage (a lost
         # acknowledgement would send the photo twice).
-        await durably(
+        await self._durably(
             lambda: self.store.update(
                 record.id, screenshot=shot, reply_message_id=message.message_id
             )

@@ -256,7 +256,8 @@ async def test_dead_database_gets_a_clear_reply(
     from tests.harness import BotHarness
 
     proc, uri = start_ferretdb(tmp_path)
-    bot = BotHarness(botapi, settings_for(base_env(botapi.root, f"{uri}/dead")), pages, capturer)
+    env = base_env(botapi.root, f"{uri}/dead", database_patience="5")
+    bot = BotHarness(botapi, settings_for(env), pages, capturer)
     await bot.start()
     try:
         proc.kill()
