@@ -22,6 +22,8 @@ import (
 func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
 	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite URI (a directory, ending in /)")
+	handler := flag.String("handler", "sqlite", "backend: sqlite (the default), or postgresql to measure it")
+	postgresURL := flag.String("postgresql-url", "", "PostgreSQL URL for --handler=postgresql")
 	level := flag.String("log-level", "warn", "debug, info, warn or error")
 	sweep := flag.Duration("id-index-sweep", 500*time.Millisecond, "how often to add missing _id path indexes")
 	flag.Parse()
@@ -33,10 +35,11 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: *sqliteURL,
+		Listener:      ferretdb.ListenerConfig{TCP: *listen},
+		Logger:        logger,
+		Handler:       *handler,
+		SQLiteURL:     *sqliteURL,
+		PostgreSQLURL: *postgresURL,
 	})
 	if err != nil {
 		logger.Error("ferretdb: start failed", "error", err)
@@ -50,8 +53,10 @@ func main() {
 		logger.Error("ferretdb: bad --sqlite-url", "error", err)
 		os.Exit(1)
 	}
-	indexer := &idIndexer{dir: dir, logger: logger, seen: map[string][2]fileStamp{}}
-	go indexer.run(ctx, *sweep)
+	if *handler == "sqlite" {
+		indexer := &idIndexer{dir: dir, logger: logger, seen: map[string][2]fileStamp{}}
+		go indexer.run(ctx, *sweep)
+	}
 
 	logger.Info("ferretdb listening", "addr", *listen, "sqlite", *sqliteURL)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
