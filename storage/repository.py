@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import sqlite3
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from gridfs import AsyncGridFSBucket
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from storage.catalog import Catalog
@@ -158,8 +159,8 @@ class LinkStore:
     async def _warm_index(self) -> None:
         try:
             await self.index.sync()
-        except Exception:  # the first /find will try again and report
-            log.exception("search index: warm-up failed")
+        except (PyMongoError, sqlite3.Error) as exc:  # the first /find tries again
+            log.warning("search index: warm-up failed: %s", type(exc).__name__)
 
     # -- writes ----------------------------------------------------------------------
 
