@@ -43,11 +43,11 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
     raise RuntimeError("ferretdb did not start listening")
 
 
-def start_ferretdb(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A FerretDB (SQLite) process on a free port, and its base URI."""
+def start_ferretdb(data: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A FerretDB (SQLite) process on a free port (or `port`), and its base URI."""
     if not FERRETDB.exists():
         raise RuntimeError(f"{FERRETDB} is missing: run `make test`, which builds it")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
         stdout=subprocess.DEVNULL,

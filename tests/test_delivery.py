@@ -1,0 +1,259 @@
+"""Every link gets its snapshot: bursts under Telegram's flood control, a killed process,
+a database that goes away, and timers on a machine booted a moment ago.
+
+The Bot API fake floods like Telegram (burst 3 then 1/s per private chat, 20/min per
+group, 30/s overall) and the `botapi` fixture fails any test that made a call inside a
+`retry_after` window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bot.services
+from storage.models import Status
+from tests.conftest import base_env, settings_for, start_ferretdb
+from tests.fakes.botapi import Call, FakeBotAPI
+from tests.fakes.openai_server import FakeOpenAI, Script
+from tests.fakes.pages import PageServer
+from tests.harness import BotHarness
+
+ROOT = Path(__file__).resolve().parent.parent
+COUNTED = re.compile(r"^(send|edit|copy|forward)")
+
+
+def summary_for(body: dict[str, Any]) -> Script:
+    """A summary that names its page, streamed in 12 chunks, so each reply can be checked."""
+    text = " ".join(str(m.get("content")) for m in body["messages"] if m.get("role") == "user")
+    found = re.search(r"This is article ([\w-]+)\.", text)
+    name = found.group(1) if found else "?"
+    return Script(chunks=[f"About {name}:", *(f" point{i}" for i in range(11))], interval=0.08)
+
+
+def expected_summary(name: str) -> str:
+    return f"About {name}:" + "".join(f" point{i}" for i in range(11))
+
+
+def counted_calls(api: FakeBotAPI, chat_id: int) -> list[Call]:
+    return [
+        c
+        for c in api.calls
+        if c.ok and c.params.get("chat_id") == chat_id and COUNTED.match(c.method)
+    ]
+
+
+def max_in_window(calls: list[Call], window: float) -> int:
+    stamps = [c.at for c in calls]
+    return max(
+        (sum(1 for t in stamps[i:] if t - s < window) for i, s in enumerate(stamps)), default=0
+    )
+
+
+@pytest.mark.timeout(300)
+async def test_burst_from_three_users_and_a_group(harness_factory: Any, llm: FakeOpenAI) -> None:
+    llm.responder = summary_for
+    bot: BotHarness = await harness_factory(openai_api_key="sk-test", openai_base_url=llm.base_url)
+    sent: list[tuple[dict[str, Any], str]] = []
+    for i in range(10):  # three users, ten links each, within three seconds
+        for user in (101, 102, 103):
+            name = f"u{user}-{i}"
+            sent.append((bot.send(user, bot.pages.url(f"/article/{name}") + " #burst"), name))
+            await asyncio.sleep(0.09)
+    group = -100500
+    for i in range(5):
+        name = f"g-{i}"
+        message = bot.send(104, bot.pages.url(f"/article/{name}"), chat_id=group, chat_type="group")
+        sent.append((message, name))
+    for message, _ in sent:
+        assert await bot.finished(message, timeout=240) == "👌"
+
+    for message, name in sent:
+        [photo] = bot.photos_for(message)  # exactly one snapshot per link
+        final = bot.api.message_text(message["chat"]["id"], photo.result["message_id"]) or ""
+        assert final.endswith(expected_summary(name)), (name, final[-200:])
+    assert [c for c in bot.api.calls if c.error_code == 429] == []  # paced ahead, never told
+    for user in (101, 102, 103):
+        calls = counted_calls(bot.api, user)
+        assert max_in_window(calls, 10.0) <= 3 + 10  # burst 3, then 1 a second
+    group_calls = counted_calls(bot.api, group)
+    assert max_in_window(group_calls, 60.0) <= 20
+    records = [r for user in (101, 102, 103, 104) for r in await bot.records(user)]
+    assert len(records) == 35 and {r.status for r in records} == {Status.DONE}
+
+
+def _bot_env(api: FakeBotAPI, mongodb_uri: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "MONGODB_", "OPENAI_", "CAPTURE_"))
+    }
+    env.update(base_env(api.root, mongodb_uri), PYTHONPATH=str(ROOT), SHUTDOWN_GRACE="5")
+    return env
+
+
+async def _start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.timeout(300)
+async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
+    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path
+) -> None:
+    env = _bot_env(botapi, mongodb_uri)
+    first = await _start(env, tmp_path)
+    try:
+        await botapi.wait_for(lambda c: c.method == "getUpdates", timeout=60)
+        sent = [botapi.send_message(42, pages.url(f"/article/kill-{i}")) for i in range(20)]
+        photos = lambda: botapi.calls_of("sendPhoto", 42, ok_only=True)  # noqa: E731
+        await botapi.wait_until(lambda: len(photos()) >= 5, timeout=120)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    at_kill = len(photos())
+    second = await _start(env, tmp_path)
+    try:
+        await botapi.wait_until(
+            lambda: all(
+                any(
+                    c.method == "sendPhoto"
+                    and c.ok
+                    and (c.params.get("reply_parameters") or {}).get("message_id")
+                    == m["message_id"]
+                    for c in botapi.calls
+                )
+                for m in sent
+            ),
+            timeout=180,
+        )
+        store_done = await _all_done(env["MONGODB_URI"], 42, 20)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 60)
+    per_link = Counter(
+        (c.params.get("reply_parameters") or {}).get("message_id")
+        for c in botapi.calls_of("sendPhoto", 42, ok_only=True)
+    )
+    assert set(per_link) == {m["message_id"] for m in sent}
+    doubled = [mid for mid, n in per_link.items() if n > 1]
+    # Only a send in flight at the instant of the kill may repeat: at most one per
+    # capture slot (CAPTURE_CONCURRENCY defaults to 2).
+    assert len(doubled) <= 2 and max(per_link.values()) <= 2, (at_kill, per_link)
+    assert store_done
+    assert second.returncode == 0
+
+
+async def _all_done(uri: str, owner: int, count: int, timeout: float = 60) -> bool:
+    from storage.repository import LinkStore
+
+    store = LinkStore.connect(uri)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            docs = [d async for d in store.links.find({"owner_id": owner}, {"status": 1})]
+            if len(docs) == count and all(d["status"] == Status.DONE for d in docs):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+    finally:
+        await store.close()
+
+
+@pytest.mark.timeout(300)
+async def test_database_gone_for_twenty_seconds_loses_nothing(
+    botapi: FakeBotAPI, pages: PageServer, capturer: Any, tmp_path: Path
+) -> None:
+    data = tmp_path / "db"
+    data.mkdir()
+    proc, uri = start_ferretdb(data)
+    port = uri.rsplit(":", 1)[1]
+    env = base_env(botapi.root, f"{uri}/outage")
+    harness = BotHarness(botapi, settings_for(env), pages, capturer)
+    await harness.start()
+    try:
+        sent = [harness.send(42, pages.url(f"/article/outage-{i}")) for i in range(4)]
+        await asyncio.sleep(1.0)
+        proc.terminate()
+        proc.wait(10)
+        down_at = time.monotonic()
+        for i in range(4, 10):
+            sent.append(harness.send(42, pages.url(f"/article/outage-{i}")))
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(max(0.0, 20 - (time.monotonic() - down_at)))
+        proc, again = start_ferretdb(data, port=int(port))
+        assert again == uri
+        for message in sent:
+            assert await harness.finished(message, timeout=120) == "👌"
+        for message in sent:
+            assert len(harness.photos_for(message)) == 1
+        texts = [c.params["text"] for c in botapi.calls_of("sendMessage", 42, ok_only=True)]
+        assert any("database is not answering" in t for t in texts)
+        records = await harness.records(42)
+        assert len(records) == 10 and {r.status for r in records} == {Status.DONE}
+    finally:
+        await harness.stop()
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def fresh_boot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot's clock reads as on a machine booted a second ago."""
+    base = time.monotonic()
+    monkeypatch.setattr(bot.services, "clock", lambda: time.monotonic() - base + 1.0)
+
+
+async def test_stranger_is_told_once_on_a_fresh_machine(
+    fresh_boot: None, harness_factory: Any
+) -> None:
+    harness: BotHarness = await harness_factory(allowed_users="1")
+    for text in ("hello", "https://example.com/page", "/find #x"):
+        harness.send(777, text)
+        await asyncio.sleep(0.2)
+    await harness.api.wait_until(
+        lambda: bool(harness.api.calls_of("sendMessage", 777, ok_only=True)), timeout=10
+    )
+    await asyncio.sleep(2.0)  # the later messages had their chance to be answered
+    replies = harness.api.calls_of("sendMessage", 777, ok_only=True)
+    assert len(replies) == 1 and "private bot" in replies[0].params["text"]
+
+
+async def test_fast_sender_is_warned_in_the_first_minute(
+    fresh_boot: None, harness_factory: Any
+) -> None:
+    harness: BotHarness = await harness_factory(user_rate_per_minute="2")
+    sent = [harness.send(42, harness.pages.url(f"/article/fast-{i}")) for i in range(4)]
+    await harness.finished(sent[0], timeout=60)
+    await harness.api.wait_until(
+        lambda: any(
+            "sending quickly" in c.params.get("text", "")
+            for c in harness.api.calls_of("sendMessage", 42, ok_only=True)
+        ),
+        timeout=20,
+    )
+    warnings = [
+        c
+        for c in harness.api.calls_of("sendMessage", 42, ok_only=True)
+        if "sending quickly" in c.params.get("text", "")
+    ]
+    assert len(warnings) == 1  # once a minute, not once a message
