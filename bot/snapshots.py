@@ -207,6 +207,13 @@ class SnapshotService:
         self, bot: ExtBot[Any], record: LinkRecord, image: bytes, texts: Texts
     ) -> Message | None:
         """Send the photo; it stays owed (status captured, no reply id) until acknowledged."""
+        # Shielded: once started, a stop lets the send and its acknowledgement finish
+        # together, so a clean stop never leaves a delivered photo marked as owed.
+        return await asyncio.shield(self._send_and_ack(bot, record, image, texts))
+
+    async def _send_and_ack(
+        self, bot: ExtBot[Any], record: LinkRecord, image: bytes, texts: Texts
+    ) -> Message | None:
         caption = self._caption(record, texts)
         shot = record.screenshot or Screenshot(width=0, height=0)
         as_document = not _photo_ok(shot.width, shot.height)

@@ -163,6 +163,36 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
     assert second.returncode == 0
 
 
+@pytest.mark.timeout(300)
+async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
+    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path
+) -> None:
+    env = _bot_env(botapi, mongodb_uri)
+    first = await _start(env, tmp_path)
+    await botapi.wait_for(lambda c: c.method == "getUpdates", timeout=60)
+    sent = [botapi.send_message(42, pages.url(f"/article/term-{i}")) for i in range(12)]
+    await botapi.wait_until(lambda: bool(botapi.calls_of("sendPhoto", 42, ok_only=True)), 60)
+    first.send_signal(signal.SIGTERM)
+    stopped_at = time.monotonic()
+    await asyncio.wait_for(first.wait(), 60)
+    assert first.returncode == 0
+    assert time.monotonic() - stopped_at < 5 + 15  # the grace, plus closing the browser
+    delivered = len(botapi.calls_of("sendPhoto", 42, ok_only=True))
+    assert delivered < 12  # some links were left for the next start
+    second = await _start(env, tmp_path)
+    try:
+        done = await _all_done(env["MONGODB_URI"], 42, 12, timeout=120)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 60)
+    assert done
+    per_link = Counter(
+        (c.params.get("reply_parameters") or {}).get("message_id")
+        for c in botapi.calls_of("sendPhoto", 42, ok_only=True)
+    )
+    assert per_link == {m["message_id"]: 1 for m in sent}  # a clean stop repeats nothing
+
+
 async def _all_done(uri: str, owner: int, count: int, timeout: float = 60) -> bool:
     from storage.repository import LinkStore
 
