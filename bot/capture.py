@@ -277,7 +277,11 @@ class Capturer:
         return snap, html[:MAX_HTML_CHARS]
 
     async def _settle(self, page: Page, watch: NavigationWatch) -> None:
-        """`_settle`, then a meta refresh due within the settle time: refused, or followed."""
+        """`_settle`, then follow a meta refresh due within the settle time.
+
+        A refresh fires some time after the load event; followed, the page ends where the
+        refresh takes it, and the final check refuses it there if that is refused.
+        """
         await _settle(page, watch.inflight)
         refresh = await pending_refresh(page)
         if refresh is None or refresh[0] > SETTLE_SECONDS:
@@ -285,9 +289,6 @@ class Capturer:
         delay, target = refresh
         if target.partition(":")[0].lower() not in {"http", "https"}:
             return  # Chromium refuses a refresh to any other scheme itself
-        verdict = await self._guard.check_url(target)
-        if not verdict.allowed and verdict.reason != "unresolvable":
-            raise CaptureError("blocked", verdict.reason)
         before = page.url
         with contextlib.suppress(PlaywrightError):
             await page.wait_for_url(

@@ -118,6 +118,39 @@ async def test_own_port_is_never_a_destination(pages: PageServer) -> None:
         await server.stop()
 
 
+async def test_waiting_connections_are_bounded(pages: PageServer) -> None:
+    """Sockets that never send a request: beyond the total cap the oldest are dropped at once."""
+    limits = EgressLimits(max_connections=6, max_connections_per_capture=4, idle_timeout=600)
+    server = GuardProxy(NetGuard(["127.0.0.1"]), limits=limits)
+    await server.start()
+    try:
+        idlers = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+
+        async def dropped(reader: asyncio.StreamReader) -> None:
+            with contextlib.suppress(ConnectionError):
+                await reader.read()
+
+        # The 14 oldest are dropped long before their (600 s) idle timeout.
+        await asyncio.wait_for(asyncio.gather(*(dropped(r) for r, _ in idlers[:14])), 15)
+
+        async def settled() -> None:
+            while server.connections != 6:  # noqa: ASYNC110 (the proxy finishing its drops)
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(settled(), 5)
+        # A capture still gets through (evicting one more idler).
+        session = server.open_session()
+        target = f"127.0.0.1:{pages.port}"
+        head = await _status(
+            server.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+        )
+        assert head.startswith("HTTP/1.1 200")
+        for _, writer in idlers:
+            writer.close()
+    finally:
+        await server.stop()
+
+
 async def test_connections_are_capped_per_capture_and_in_total(
     proxy: GuardProxy, pages: PageServer
 ) -> None:

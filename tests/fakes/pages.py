@@ -180,8 +180,9 @@ var x = new XMLHttpRequest(); x.open("GET", "{target}/xhr"); x.send();</script>
 
     async def _meta_refresh(self, request: web.Request) -> web.Response:
         target = html.escape(request.query.get("to", "/colors"))
+        delay = int(request.query.get("delay", "0"))
         page = f"""<!doctype html><html><head><title>Refreshing</title>
-<meta http-equiv="refresh" content="0;url={target}"></head><body><p>Refreshing.</p></body></html>"""
+<meta http-equiv="refresh" content="{delay};url={target}"></head><body><p>Refreshing.</p></body></html>"""
         return web.Response(text=page, content_type="text/html")
 
     async def _endless(self, request: web.Request) -> web.StreamResponse:
