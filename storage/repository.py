@@ -95,11 +95,12 @@ def _stored(value: Any) -> Any:
     return value
 
 
-def default_index_path(uri: str, db_name: str) -> Path:
-    """One file per server and database, under ./data/index/ like FerretDB's own data."""
+def default_index_path(uri: str, db_name: str, directory: Path = DEFAULT_INDEX_DIR) -> Path:
+    """One file per server and database, by default under ./data/index/ beside
+    FerretDB's own data."""
     nodes = ",".join(f"{h}:{p}" for h, p in parse_uri(uri)["nodelist"])
     digest = hashlib.sha256(f"{nodes}/{db_name}".encode()).hexdigest()[:12]
-    return DEFAULT_INDEX_DIR / f"{db_name}-{digest}.sqlite"
+    return directory / f"{db_name}-{digest}.sqlite"
 
 
 class LinkStore:
@@ -128,13 +129,21 @@ class LinkStore:
 
     @classmethod
     def connect(
-        cls, uri: str, *, timeout_ms: int = 5000, index_path: Path | str | None = None
+        cls,
+        uri: str,
+        *,
+        timeout_ms: int = 5000,
+        index_path: Path | str | None = None,
+        index_dir: Path | str | None = None,
     ) -> LinkStore:
+        """`index_path` names the derived index file; else one is chosen in `index_dir`
+        (default ./data/index) for this server and database."""
         client: AsyncMongoClient[Doc] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, appname="linksnap"
         )
         db = client.get_default_database()
-        return cls(client, db, index_path=index_path or default_index_path(uri, db.name))
+        path = index_path or default_index_path(uri, db.name, Path(index_dir or DEFAULT_INDEX_DIR))
+        return cls(client, db, index_path=path)
 
     async def close(self) -> None:
         if self._warm is not None:
@@ -267,6 +276,39 @@ class LinkStore:
         if status is not None and status not in WORK_STATES:
             await self.work.delete_one({"_id": link_id})
         await self.journal.append([link_id])
+
+    async def save_capture(self, record: LinkRecord) -> None:
+        """A capture's result: page fields, text, screenshot, its terms, status captured.
+
+        One call for what `update(...)` plus `set_searchable` do in two.
+        """
+        record.terms = terms_for(
+            record.title, record.note, record.description, record.site_name, record.text
+        )
+        await self.update(
+            record.id,
+            status=Status.CAPTURED,
+            final_url=record.final_url,
+            http_status=record.http_status,
+            title=record.title,
+            description=record.description,
+            site_name=record.site_name,
+            lang=record.lang,
+            screenshot=record.screenshot,
+            error=None,
+            text=record.text,
+            terms=record.terms,
+        )
+
+    async def mark_failed(self, link_id: ObjectId, error: str) -> None:
+        await self.update(link_id, status=Status.FAILED, error=error[:300])
+
+    async def set_alive(self, link_id: ObjectId, alive: bool | None) -> None:
+        """A link-rot check's answer; None (unknown) records only that it was checked."""
+        fields: dict[str, Any] = {"checked_at": utcnow()}
+        if alive is not None:
+            fields["alive"] = alive
+        await self.update(link_id, **fields)
 
     async def start_attempt(self, link_id: ObjectId) -> None:
         now = utcnow()

@@ -223,6 +223,10 @@ async def test_finished_links_leave_the_work_collection(store: LinkStore) -> Non
     later = datetime.now(UTC) + timedelta(seconds=5)
     assert [r.id for r in await store.unfinished(before=later)] == [record.id]
     await store.start_attempt(record.id)
+    record.title, record.text = "Captured title", "Words from the page about 周末快照"
+    await store.save_capture(record)
+    assert await titles(store, 4, ["w"], "周末 page") == ["Captured title"]
+    assert [r.id for r in await store.unfinished(before=later)] == [record.id]
     await store.update(record.id, status=Status.SUMMARY_FAILED, summary_attempts=1)
     assert await store.unfinished(before=later) == []
     assert [r.id for r in await store.summary_failed(later, max_attempts=3)] == [record.id]
@@ -231,7 +235,7 @@ async def test_finished_links_leave_the_work_collection(store: LinkStore) -> Non
     assert await store.summary_failed(later, max_attempts=3) == []
     due = await store.due_for_check(later)
     assert [r.id for r in due] == [record.id]
-    await store.update(record.id, checked_at=datetime.now(UTC), alive=False)
+    await store.set_alive(record.id, False)
     assert await store.due_for_check(datetime.now(UTC) - timedelta(minutes=1)) == []
     [listed] = (await store.find(4, ["w"])).items
     assert listed.alive is False
