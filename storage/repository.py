@@ -33,7 +33,6 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from gridfs import AsyncGridFSBucket
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -41,6 +40,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from storage.catalog import Catalog
+from storage.images import ImageStore
 from storage.journal import Journal
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
 from storage.migrate import migrate
@@ -123,7 +123,7 @@ class LinkStore:
         self.journal = Journal(db["changes"])
         path = index_path or DEFAULT_INDEX_DIR / f"{db.name}.sqlite"
         self.index = SearchIndex(self.links, self.texts, self.journal, path)
-        self.shots = AsyncGridFSBucket(db, bucket_name="screenshots")
+        self.images = ImageStore(db)
         self.queries = QueryStore(db)
         self._warm: asyncio.Task[None] | None = None
 
@@ -476,11 +476,11 @@ class LinkStore:
         return Page(items=items, total=total, page=page, page_size=page_size)
 
     async def put_image(self, data: bytes, filename: str) -> ObjectId:
-        return await self.shots.upload_from_stream(filename, data)
+        return await self.images.put(data, filename)
 
     async def get_image(self, file_id: ObjectId) -> bytes:
-        stream = await self.shots.open_download_stream(file_id)
-        return await stream.read()
+        """The bytes; raises ImageNotFound (a LookupError) when there are none."""
+        return await self.images.get(file_id)
 
 
 async def _insert_many(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[int]:
