@@ -267,3 +267,15 @@ async def test_ferretdb_answers_id_lookups_from_an_index(mongodb_uri: str) -> No
         assert (await db["probe"].find_one({"_id": ids[7]}) or {}).get("n") == 7
     finally:
         await client.close()
+
+
+async def test_page_words_never_pass_for_another_owner(store: LinkStore) -> None:
+    """Word search is scoped by an owner token; a page that contains the text of that
+    token ("u1", "$u1") must not show up in user 1's results."""
+    theirs = link(5, 1, ["t"], "u1 $u1 secret plans")
+    mine = link(1, 2, ["t"], "my own notes")
+    assert await store.import_links([theirs, mine]) == 2
+    assert await titles(store, 1, [], "secret") == []
+    assert await titles(store, 1, [], "u1") == []
+    assert await titles(store, 5, [], "secret") == ["page 5-1"]
+    assert await titles(store, 1, [], "notes") == ["page 1-2"]
