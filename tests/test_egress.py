@@ -265,3 +265,32 @@ async def test_allow_entry_with_a_port_opens_only_that_port(
         assert neighbour.connections == 0
     finally:
         await neighbour.stop()
+
+
+async def test_proxy_listens_where_configured() -> None:
+    """EGRESS_PROXY_LISTEN / EGRESS_PROXY_URL: where it listens and what a browser is told."""
+    from tests.conftest import base_env, settings_for
+
+    port = free_port()
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x")
+    env.update(
+        EGRESS_PROXY_LISTEN=f"127.0.0.1:{port}",
+        EGRESS_PROXY_URL=f"http://127.0.0.1:{port}",
+        EGRESS_IDLE_TIMEOUT="7",
+        CAPTURE_MAX_MB="3",
+    )
+    settings = settings_for(env)
+    server = GuardProxy.from_settings(NetGuard(settings.capture_allow_private), settings)
+    await server.start()
+    try:
+        assert server.port == port
+        assert server.url == f"http://127.0.0.1:{port}"
+        assert server.limits.idle_timeout == 7
+        assert server.limits.max_bytes_per_capture == 3 * 1024 * 1024
+        head = await _status(port, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+        assert head.startswith("HTTP/1.1 407")
+    finally:
+        await server.stop()
+    env["EGRESS_PROXY_LISTEN"] = "bot-host:8899"
+    with pytest.raises(ValueError, match="IP:port"):
+        settings_for(env)
