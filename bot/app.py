@@ -123,7 +123,7 @@ async def start_capturer(settings: Settings) -> Capturer:
 
 async def _open_store(settings: Settings) -> LinkStore:
     uri = settings.mongodb_uri.get_secret_value()
-    store = LinkStore.connect(uri)
+    store = LinkStore.connect(uri, index_dir=settings.search_index_dir)
     try:
         await store.ping()
         await store.ensure_indexes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,8 @@ from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness
 
 ROOT = Path(__file__).resolve().parent.parent
+# The derived /find index files of every test database: kept out of ./data.
+INDEX_DIR = tempfile.mkdtemp(prefix="linksnap-test-index-")
 FERRETDB = ROOT / "tools" / "ferretdb" / "bin" / "ferretdb"
 
 
@@ -103,6 +106,7 @@ def base_env(api_root: str, mongodb_uri: str, **extra: str) -> dict[str, str]:
         "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
         "CAPTURE_TIMEOUT": "8",
         "LOG_LEVEL": "INFO",
+        "SEARCH_INDEX_DIR": INDEX_DIR,
     }
     env.update(extra)
     return env

@@ -29,7 +29,9 @@ class BotHarness:
         self.llm: FakeOpenAI | None = None
         self._capturer = capturer
         self._stack = AsyncExitStack()
-        self.store = LinkStore.connect(settings.mongodb_uri.get_secret_value())
+        self.store = LinkStore.connect(
+            settings.mongodb_uri.get_secret_value(), index_dir=settings.search_index_dir
+        )
 
     async def start(self) -> None:
         self.api.release_polls(False)

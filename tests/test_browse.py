@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.links import url_key
 from storage.models import LinkRecord, Screenshot, Status
+from tests.conftest import INDEX_DIR
 from tests.harness import BotHarness
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,7 +122,7 @@ async def test_restart_finishes_pending_links(
     from storage.repository import LinkStore
 
     user_message = botapi.send_message(42, "earlier message")  # type: ignore[attr-defined]
-    store = LinkStore.connect(mongodb_uri)
+    store = LinkStore.connect(mongodb_uri, index_dir=INDEX_DIR)
     left = []
     for name, status in (("left1", Status.PENDING), ("left2", Status.CAPTURING)):
         url = pages.url(f"/article/{name}")  # type: ignore[attr-defined]

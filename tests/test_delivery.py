@@ -22,7 +22,7 @@ import pytest
 
 import bot.services
 from storage.models import Status
-from tests.conftest import base_env, settings_for, start_ferretdb
+from tests.conftest import INDEX_DIR, base_env, settings_for, start_ferretdb
 from tests.fakes.botapi import Call, FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.fakes.pages import PageServer
@@ -196,7 +196,7 @@ async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
 async def _all_done(uri: str, owner: int, count: int, timeout: float = 60) -> bool:
     from storage.repository import LinkStore
 
-    store = LinkStore.connect(uri)
+    store = LinkStore.connect(uri, index_dir=INDEX_DIR)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
