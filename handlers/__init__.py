@@ -15,8 +15,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.snapshots import RECAPTURE_PREFIX
-from handlers import auth, browse, buttons, errors, links, start
+from handlers import auth, browse, buttons, errors, links, manage, start
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -26,12 +25,11 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CommandHandler("help", start.help_command))
     app.add_handler(CommandHandler("tags", browse.tags_command))
     app.add_handler(CommandHandler("find", browse.find_command))
-    app.add_handler(CallbackQueryHandler(browse.find_button, pattern=f"^{browse.FIND_PREFIX}"))
-    app.add_handler(CallbackQueryHandler(browse.tag_button, pattern=f"^{browse.TAG_PREFIX}"))
-    app.add_handler(CallbackQueryHandler(buttons.recapture_button, pattern=f"^{RECAPTURE_PREFIX}"))
-    app.add_handler(CallbackQueryHandler(buttons.unknown_button))
+    app.add_handler(CallbackQueryHandler(buttons.on_button))  # decoded by bot/callbacks.py
     app.add_handler(InlineQueryHandler(buttons.inline_query))
+    app.add_handler(MessageHandler(manage.RETAG_REPLY, manage.on_retag_reply))
     content = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND & ~filters.UpdateType.EDITED
     app.add_handler(MessageHandler(content, links.on_message, block=False))
     app.add_handler(MessageHandler(filters.COMMAND, start.help_command))
     app.add_error_handler(errors.on_error)
+    manage.schedule(app)

@@ -8,16 +8,14 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot import render
+from bot import callbacks, render
+from bot.callbacks import FindPage, TagLinks
 from bot.links import normalize_tag
 from bot.services import get_services
 from handlers.common import texts_of
-from storage.repository import parse_id
 
 PAGE_SIZE = 10
 TAG_BUTTONS = 24
-FIND_PREFIX = "f:"
-TAG_PREFIX = "t:"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -40,10 +38,11 @@ async def tags_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if message is None or user is None:
         return
     counts = await get_services(context).store.tag_counts(user.id)
+    codec = callbacks.codec_for(context.bot.token)
     buttons = [
-        InlineKeyboardButton(f"#{c.tag} ({c.count})", callback_data=f"{TAG_PREFIX}{c.tag}")
+        codec.button(f"#{c.tag} ({c.count})", TagLinks(c.tag), user.id)
         for c in counts[:TAG_BUTTONS]
-        if len(f"{TAG_PREFIX}{c.tag}".encode()) <= 64
+        if codec.fits(TagLinks(c.tag))
     ]
     rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
     await message.reply_text(
@@ -78,27 +77,27 @@ async def _find_page(
     result = await store.find(owner_id, tags, words, page=page, page_size=PAGE_SIZE)
     query = " ".join([*(f"#{t}" for t in tags), words]).strip()
     text = render.find_message(result, query, texts_of(update))
-    nav = []
+    codec = callbacks.codec_for(context.bot.token)
+    nav: list[InlineKeyboardButton] = []
     if page > 0:
-        nav.append(InlineKeyboardButton("◀", callback_data=f"{FIND_PREFIX}{query_id}:{page - 1}"))
+        nav.append(codec.button("◀", FindPage(query_id, page - 1), owner_id))
     if page + 1 < result.pages:
-        nav.append(InlineKeyboardButton("▶", callback_data=f"{FIND_PREFIX}{query_id}:{page + 1}"))
+        nav.append(codec.button("▶", FindPage(query_id, page + 1), owner_id))
     return text, InlineKeyboardMarkup([nav]) if nav else None
 
 
-async def find_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """◀ ▶: only the user who ran the query can page it."""
+async def find_button(update: Update, context: ContextTypes.DEFAULT_TYPE, action: FindPage) -> None:
+    """◀ ▶: only the user who ran the query can page it (the codec and the saved query
+    both check)."""
     query, user = update.callback_query, update.effective_user
-    if query is None or user is None or not query.data:
+    if query is None or user is None:
         return
-    raw_id, _, raw_page = query.data.removeprefix(FIND_PREFIX).partition(":")
-    query_id = parse_id(raw_id)
-    saved = await get_services(context).store.queries.get(user.id, query_id) if query_id else None
-    if saved is None or not raw_page.isdigit() or query_id is None:
+    saved = await get_services(context).store.queries.get(user.id, action.query_id)
+    if saved is None:
         await query.answer(texts_of(update).stale_button)
         return
     await query.answer()
-    text, markup = await _find_page(context, user.id, query_id, *saved, int(raw_page), update)
+    text, markup = await _find_page(context, user.id, action.query_id, *saved, action.page, update)
     try:
         await query.edit_message_text(
             text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
@@ -108,12 +107,12 @@ async def find_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             raise
 
 
-async def tag_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def tag_button(update: Update, context: ContextTypes.DEFAULT_TYPE, action: TagLinks) -> None:
     """A tag tapped in /tags: its links, as /find #tag would list them."""
     query, user = update.callback_query, update.effective_user
-    if query is None or user is None or not query.data or query.message is None:
+    if query is None or user is None or query.message is None:
         return
-    tag = normalize_tag(query.data.removeprefix(TAG_PREFIX))
+    tag = normalize_tag(action.tag)
     await query.answer()
     query_id = await get_services(context).store.queries.save(user.id, [tag], "")
     text, markup = await _find_page(context, user.id, query_id, [tag], "", 0, update)

@@ -1,37 +1,71 @@
-"""The 🔄 button under a re-sent snapshot: capture that link afresh."""
+"""Every inline button press: decoded once (bot/callbacks.py), then handed to its handler."""
 
 from __future__ import annotations
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot import callbacks
+from bot.callbacks import (
+    AddTag,
+    Delete,
+    EditTags,
+    FindPage,
+    Recapture,
+    StaleButton,
+    TagLinks,
+    Undo,
+)
+from bot.pipeline import intake
 from bot.services import get_services
-from bot.snapshots import RECAPTURE_PREFIX
+from handlers import browse, manage
 from handlers.common import texts_of
-from storage.repository import parse_id
 
 
-async def recapture_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Only the link's owner can trigger it; a forged or stale id does nothing."""
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Data not made by this bot for the presser (forged, someone else's, or from a
+    version that no longer understands it) is answered as expired and does nothing."""
     query, user = update.callback_query, update.effective_user
-    if query is None or user is None or not query.data:
+    if query is None or user is None:
         return
+    try:
+        action = callbacks.codec_for(context.bot.token).decode(query.data, user.id)
+    except StaleButton:
+        await query.answer(texts_of(update).stale_button)
+        return
+    match action:
+        case Recapture():
+            await recapture(update, context, action)
+        case FindPage():
+            await browse.find_button(update, context, action)
+        case TagLinks():
+            await browse.tag_button(update, context, action)
+        case EditTags():
+            await manage.edit_tags(update, context, action)
+        case AddTag():
+            await manage.add_tag(update, context, action)
+        case Delete():
+            await manage.delete(update, context, action)
+        case Undo():
+            await manage.undo(update, context, action)
+
+
+async def recapture(update: Update, context: ContextTypes.DEFAULT_TYPE, action: Recapture) -> None:
+    """🔄: capture the owner's link afresh; another user's or a gone link does nothing."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
     services = get_services(context)
-    link_id = parse_id(query.data.removeprefix(RECAPTURE_PREFIX))
-    record = await services.store.get(user.id, link_id) if link_id else None
+    record = await services.store.get(user.id, action.link_id)
     if record is None:
         await query.answer(texts_of(update).stale_button)
         return
     await query.answer()
     with_reply = query.message.message_id if query.message else None
     record.source_message_id = with_reply or record.source_message_id
-    services.spawn(services.snapshots.run(context.bot, record))
-
-
-async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Data we never issued (forged, or from an old version): answer and do nothing."""
-    if update.callback_query:
-        await update.callback_query.answer(texts_of(update).stale_button)
+    if query.message is not None:
+        record.chat_id = query.message.chat.id  # the new photo answers where the tap was
+    await intake.requeue(services.pipeline, record)
+    services.wake_workers()
 
 
 async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

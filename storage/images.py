@@ -8,6 +8,7 @@ as on MongoDB. Images stored in GridFS before this layout are still read from th
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from bson import Binary, ObjectId
@@ -63,6 +64,16 @@ class ImageStore:
                 raise ImageNotFound(f"chunk {n} of image {image_id} is missing")
             parts.append(bytes(doc["data"]))
         return b"".join(parts)
+
+    async def delete(self, image_id: ObjectId) -> None:
+        """Remove the bytes (header first: a half-deleted image reads as missing)."""
+        header = await self.headers.find_one_and_delete({"_id": image_id})
+        if header is not None:
+            for n in range(int(header["chunks"])):
+                await self.chunks.delete_one({"_id": chunk_id(image_id, n)})
+            return
+        with contextlib.suppress(NoFile):  # never stored, or already gone
+            await self.legacy.delete(image_id)
 
     async def _legacy(self, image_id: ObjectId) -> bytes:
         try:

@@ -46,6 +46,45 @@ class Texts:
     db_down_read: str
     internal_error: str
     summary_prompt: str
+    # managing links (issue 12)
+    btn_tags: str
+    btn_delete: str
+    btn_undo: str
+    tags_how: str
+    tags_how_none: str
+    tag_added: str
+    retag_no_link: str
+    deleted_toast: str
+    deleted_undo: str
+    deleted_for_good: str
+    undo_expired: str
+    undo_conflict: str
+    restored: str
+    cmd_export: str
+    cmd_stats: str
+    export_empty: str
+    export_progress: str
+    export_done: str
+    export_caption_html: str
+    export_caption_json: str
+    export_too_big: str
+    import_reading: str
+    import_progress: str
+    import_done: str
+    import_invalid: str
+    import_too_big: str
+    import_unknown: str
+    import_malformed: str
+    import_empty: str
+    import_stopped: str
+    import_busy: str
+    inline_none: str
+    inline_switch: str
+    stats: str
+    stats_model: str
+    stats_no_tokens: str
+    tag_prompt: str
+    help_manage: str
 
 
 def texts_for(language_code: str | None) -> Texts:

@@ -1,0 +1,298 @@
+"""Managing links through the real Application: retag by reply, delete with undo, delete
+for good; the button codec's owner check and 64-byte limit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from telegram.ext import JobQueue
+
+from bot.callbacks import (
+    MAX_DATA,
+    Action,
+    AddTag,
+    Codec,
+    Delete,
+    FindPage,
+    Recapture,
+    StaleButton,
+    TagLinks,
+    Undo,
+    codec_for,
+    snapshot_keyboard,
+)
+from bot.i18n import texts_for
+from bot.manage import Retag, parse_retag
+from storage.images import ImageNotFound
+from storage.models import LinkRecord, utcnow
+from tests.harness import BotHarness
+
+# --- the codec ---------------------------------------------------------------------
+
+
+def test_codec_round_trip_owner_check_and_size() -> None:
+    codec = Codec(b"secret")
+    link = ObjectId()
+    actions: list[Action] = [
+        Recapture(link),
+        Delete(link),
+        Undo(link),
+        AddTag(link, "机器学习"),
+        FindPage(ObjectId(), 12),
+        TagLinks("reading_list"),
+    ]
+    for action in actions:
+        data = codec.encode(action, 42)
+        assert len(data.encode()) <= MAX_DATA
+        assert codec.decode(data, 42) == action
+        with pytest.raises(StaleButton):
+            codec.decode(data, 43)  # another user pressing the owner's button
+        with pytest.raises(StaleButton):
+            Codec(b"other").decode(data, 42)  # not made by this bot
+    tampered = codec.encode(Delete(link), 42)
+    other = str(ObjectId())
+    with pytest.raises(StaleButton):
+        codec.decode(tampered[:2] + other[:16] + tampered[18:], 42)
+    assert not codec.fits(AddTag(link, "x" * 40))  # would pass 64 bytes
+    assert not codec.fits(TagLinks("two words"))
+    with pytest.raises(ValueError):
+        codec.encode(TagLinks("a" * 60), 42)
+    for junk in ["", "zz", "d:abc:12345678", "x" * 65, "t:a:b:c"]:
+        with pytest.raises(StaleButton):
+            codec.decode(junk, 42)
+
+
+def test_codec_reads_buttons_made_before_it() -> None:
+    codec = Codec(b"secret")
+    link = ObjectId()
+    assert codec.decode(f"r:{link}", 7) == Recapture(link)  # the store checks the owner
+    assert codec.decode(f"f:{link}:3", 7) == FindPage(link, 3)
+    assert codec.decode("t:Reading", 7) == TagLinks("reading")
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("#a #B", Retag(["a", "b"], [])),
+        ("-#a  #c ＃技术", Retag(["c", "技术"], ["a"])),
+        ("#a words", None),
+        ("", None),
+        ("-a", None),
+    ],
+)
+def test_parse_retag(text: str, want: Retag | None) -> None:
+    assert parse_retag(text) == want
+
+
+# --- through the bot ---------------------------------------------------------------
+
+
+async def snapshot(bot: BotHarness, user: int, path: str, tags: str = "") -> dict[str, Any]:
+    """The user sends a link; the bot's photo message."""
+    sent = bot.send(user, f"{bot.pages.url(path)} {tags}".strip())
+    assert await bot.finished(sent) == "👌"
+    [photo] = bot.photos_for(sent)
+    return photo.result  # type: ignore[no-any-return]
+
+
+async def command(bot: BotHarness, user: int, text: str) -> str:
+    start = len(bot.api.calls)
+    bot.send(user, text)
+    call = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
+        timeout=20,
+        since=start,
+    )
+    return str(call.result["text"])
+
+
+async def caption_edit(bot: BotHarness, message: dict[str, Any], since: int) -> dict[str, Any]:
+    call = await bot.api.wait_for(
+        lambda c: (
+            c.method == "editMessageCaption"
+            and c.ok
+            and c.params.get("message_id") == message["message_id"]
+        ),
+        timeout=20,
+        since=since,
+    )
+    return call.result  # type: ignore[no-any-return]
+
+
+async def answer(bot: BotHarness, since: int) -> str:
+    call = await bot.api.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and c.ok, timeout=20, since=since
+    )
+    return str(call.params.get("text") or "")
+
+
+async def record_of(bot: BotHarness, owner: int) -> LinkRecord:
+    [record] = await bot.records(owner)
+    return record
+
+
+def press(bot: BotHarness, user: int, message: dict[str, Any], data: str) -> int:
+    start = len(bot.api.calls)
+    bot.api.press_button(user, message, data)
+    return start
+
+
+def jobs(bot: BotHarness) -> JobQueue[Any]:
+    assert bot.app.job_queue is not None
+    return bot.app.job_queue
+
+
+def buttons_of(message: dict[str, Any]) -> dict[str, str]:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return {b["text"]: b["callback_data"] for row in rows for b in row}
+
+
+async def test_retag_by_reply_edits_caption_and_shows_in_tags_and_find(bot: BotHarness) -> None:
+    photo = await snapshot(bot, 42, "/article/retag", "#a #b")
+    start = len(bot.api.calls)
+    reply = bot.send(42, "#c -#a", reply_to_message_id=photo["message_id"])
+    edited = await caption_edit(bot, photo, start)
+    tag_line = [line for line in edited["caption"].splitlines() if line.startswith("#")]
+    assert tag_line == ["#b #c"]
+    assert set(buttons_of(edited)) == {"🏷 Tags", "🗑 Delete", "🔄 Capture again"}
+    await bot.api.wait_for(
+        lambda c: (
+            c.method == "setMessageReaction"
+            and c.params.get("message_id") == reply["message_id"]
+            and c.params["reaction"][0]["emoji"] == "👌"
+        ),
+        since=start,
+    )
+    assert (await record_of(bot, 42)).tags == ["b", "c"]
+    tags = await command(bot, 42, "/tags")
+    assert "#b — 1" in tags and "#c — 1" in tags and "#a" not in tags
+    assert "Article retag" in await command(bot, 42, "/find #c")
+    assert "No links match #a" in await command(bot, 42, "/find #a")
+    # Nothing but a reply of tags is taken as a retag: a plain reply is a message again.
+    assert not bot.replies_to(reply, "sendMessage")
+
+
+async def test_reply_to_someone_elses_snapshot_changes_nothing(bot: BotHarness) -> None:
+    group = -100777
+    sent = bot.send(
+        42, bot.pages.url("/article/grp-tags") + " #mine", chat_id=group, chat_type="group"
+    )
+    assert await bot.finished(sent) == "👌"
+    [photo] = bot.photos_for(sent)
+    start = len(bot.api.calls)
+    bot.send(
+        43,
+        "#theirs -#mine",
+        chat_id=group,
+        chat_type="group",
+        reply_to_message_id=photo.result["message_id"],
+    )
+    told = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == group,
+        since=start,
+    )
+    assert "can't tell which of your links" in told.params["text"]
+    assert (await record_of(bot, 42)).tags == ["mine"]
+    assert not [c for c in bot.api.calls[start:] if c.method == "editMessageCaption"]
+
+
+async def test_delete_undo_then_delete_for_good(bot: BotHarness) -> None:
+    photo = await snapshot(bot, 42, "/article/gone", "#tmp")
+    record = await record_of(bot, 42)
+    assert record.screenshot is not None and record.screenshot.gridfs_id is not None
+    image_id = record.screenshot.gridfs_id
+    assert await bot.store.get_image(image_id)
+    codec = codec_for(bot.settings.token)
+    keyboard = snapshot_keyboard(codec, record, texts_for("en"))
+    delete = keyboard.inline_keyboard[0][1].callback_data
+    assert isinstance(delete, str)
+
+    # Someone else pressing the owner's 🗑 (say in a group) does nothing.
+    start = press(bot, 43, photo, delete)
+    assert await answer(bot, start) == "That button has expired."
+    assert await bot.store.get(42, record.id) is not None
+
+    start = press(bot, 42, photo, delete)
+    assert "Undo" in await answer(bot, start)
+    hidden = await caption_edit(bot, photo, start)
+    assert hidden["caption"].startswith("🗑 Deleted") and "Article gone" in hidden["caption"]
+    assert list(buttons_of(hidden)) == ["↩ Undo"]
+    assert await bot.store.get(42, record.id) is None
+    assert "#tmp" not in await command(bot, 42, "/tags")
+    assert "No links match #tmp" in await command(bot, 42, "/find #tmp")
+
+    start = press(bot, 42, hidden, buttons_of(hidden)["↩ Undo"])
+    assert await answer(bot, start) == "Restored."
+    back = await caption_edit(bot, photo, start)
+    assert "Article gone" in back["caption"] and "🗑 Delete" in buttons_of(back)
+    assert not jobs(bot).get_jobs_by_name(f"purge:{record.id}")  # timer stopped
+    assert "#tmp — 1" in await command(bot, 42, "/tags")
+    assert "Article gone" in await command(bot, 42, "/find #tmp")
+
+    start = press(bot, 42, back, buttons_of(back)["🗑 Delete"])
+    await answer(bot, start)
+    hidden = await caption_edit(bot, photo, start)
+    [job] = jobs(bot).get_jobs_by_name(f"purge:{record.id}")
+    start = len(bot.api.calls)
+    await job.run(bot.app)  # the minute is over
+    final = await caption_edit(bot, photo, start)
+    assert final["caption"].startswith("🗑 Deleted for good") and not final.get("reply_markup")
+    with pytest.raises(ImageNotFound):
+        await bot.store.get_image(image_id)
+    assert await bot.store.texts.find_one({"_id": record.id}) is None
+    assert await bot.store.db["trash"].find_one({"_id": record.id}) is None
+    assert await bot.records(42) == []
+    start = press(bot, 42, hidden, buttons_of(hidden)["↩ Undo"])
+    assert "Too late" in await answer(bot, start)
+    assert "No links match #tmp" in await command(bot, 42, "/find #tmp")
+
+    # The URL can be saved afresh.
+    again = await snapshot(bot, 42, "/article/gone", "#new")
+    assert again["message_id"] != photo["message_id"]
+    assert (await record_of(bot, 42)).tags == ["new"]
+
+
+async def test_deletes_left_by_a_stopped_process_are_swept(bot: BotHarness) -> None:
+    photo = await snapshot(bot, 42, "/article/swept")
+    record = await record_of(bot, 42)
+    codec = codec_for(bot.settings.token)
+    start = press(bot, 42, photo, codec.encode(Delete(record.id), 42))
+    await caption_edit(bot, photo, start)
+    for job in jobs(bot).get_jobs_by_name(f"purge:{record.id}"):
+        job.schedule_removal()  # as if the process had stopped
+    await bot.store.db["trash"].update_one(
+        {"_id": record.id}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}}
+    )
+    [sweep] = jobs(bot).get_jobs_by_name("trash-sweep")
+    start = len(bot.api.calls)
+    await sweep.run(bot.app)
+    final = await caption_edit(bot, photo, start)
+    assert final["caption"].startswith("🗑 Deleted for good")
+    assert await bot.store.db["trash"].find_one({"_id": record.id}) is None
+    assert record.screenshot is not None and record.screenshot.gridfs_id is not None
+    with pytest.raises(ImageNotFound):
+        await bot.store.get_image(record.screenshot.gridfs_id)
+
+
+async def test_suggested_tag_button_adds_the_tag(bot: BotHarness) -> None:
+    photo = await snapshot(bot, 42, "/article/suggest", "#one")
+    record = await record_of(bot, 42)
+    codec = codec_for(bot.settings.token)
+    keyboard = snapshot_keyboard(codec, record, texts_for("en"), ["python", "one", "web"])
+    labels = [b.text for b in keyboard.inline_keyboard[1]]
+    assert labels == ["＋#python", "＋#web"]  # a tag it already has is not offered
+    start = len(bot.api.calls)
+    edit = await bot.app.bot.edit_message_reply_markup(
+        42, photo["message_id"], reply_markup=keyboard
+    )
+    assert edit
+    shown = bot.api.messages[(42, photo["message_id"])]
+    start = press(bot, 42, shown, keyboard.inline_keyboard[1][0].callback_data)  # type: ignore[arg-type]
+    assert await answer(bot, start) == "Added #python"
+    edited = await caption_edit(bot, photo, start)
+    assert "#one #python" in edited["caption"]
+    assert "＋#web" in buttons_of(edited) and "＋#python" not in buttons_of(edited)
+    assert (await record_of(bot, 42)).tags == ["one", "python"]
