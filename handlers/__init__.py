@@ -15,7 +15,18 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import auth, browse, buttons, errors, links, manage, start
+from handlers import (
+    auth,
+    browse,
+    buttons,
+    errors,
+    inline,
+    links,
+    manage,
+    start,
+    stats,
+    transfer,
+)
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -25,9 +36,12 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CommandHandler("help", start.help_command))
     app.add_handler(CommandHandler("tags", browse.tags_command))
     app.add_handler(CommandHandler("find", browse.find_command))
+    app.add_handler(CommandHandler("export", transfer.export_command, block=False))
+    app.add_handler(CommandHandler("stats", stats.stats_command))
     app.add_handler(CallbackQueryHandler(buttons.on_button))  # decoded by bot/callbacks.py
-    app.add_handler(InlineQueryHandler(buttons.inline_query))
+    app.add_handler(InlineQueryHandler(inline.on_inline_query))
     app.add_handler(MessageHandler(manage.RETAG_REPLY, manage.on_retag_reply))
+    app.add_handler(MessageHandler(transfer.IMPORT_FILE, transfer.on_file, block=False))
     content = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND & ~filters.UpdateType.EDITED
     app.add_handler(MessageHandler(content, links.on_message, block=False))
     app.add_handler(MessageHandler(filters.COMMAND, start.help_command))

@@ -66,9 +66,3 @@ async def recapture(update: Update, context: ContextTypes.DEFAULT_TYPE, action: 
         record.chat_id = query.message.chat.id  # the new photo answers where the tap was
     await intake.requeue(services.pipeline, record)
     services.wake_workers()
-
-
-async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Inline mode is not offered; answer empty so clients stop waiting."""
-    if update.inline_query:
-        await update.inline_query.answer([], cache_time=10, is_personal=True)

@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import math
+import mimetypes
 import re
 import time
 from collections.abc import Callable
@@ -59,6 +60,7 @@ BOOL_FIELDS = {
     "allow_sending_without_reply",
 }
 LIMITED = re.compile(r"^(send|edit|copy|forward)")
+GETFILE_LIMIT = 20 * 2**20
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Call:
     files: dict[str, bytes]
     at: float
     ok: bool = False
+    filenames: dict[str, str] = field(default_factory=dict)
     error_code: int | None = None
     description: str | None = None
     result: Any = None
@@ -135,10 +138,15 @@ class FakeBotAPI:
         self._files: dict[str, tuple[bytes, int, int]] = {}
         self._callbacks: dict[str, bool] = {}
         self._callback_ids = itertools.count(1)
+        self._file_meta: dict[str, dict[str, Any]] = {}  # documents: file_name, mime_type
+        self._inline: dict[str, bool] = {}  # inline query id -> answered
+        self._inline_ids = itertools.count(1)
+        self.inline_answers: dict[str, dict[str, Any]] = {}
         self._commands: dict[str, list[dict[str, Any]]] = {}
         self._webhook: dict[str, Any] = {}
         self._runner: web.AppRunner | None = None
         self._releasing = False
+        self._filenames: dict[str, str] = {}
 
     # --- server life -------------------------------------------------------------
 
@@ -269,6 +277,78 @@ class FakeBotAPI:
         self.push_update({"message": message})
         return message
 
+    def stored_photo(self, data: bytes, width: int, height: int) -> str:
+        """A photo Telegram already holds (as if the bot had sent it); its file_id."""
+        return str(self._photo_size(data, width, height)["file_id"])
+
+    def send_document(
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+        language_code: str = "en",
+    ) -> dict[str, Any]:
+        """A user sends a file (as a document); returns the Message as delivered."""
+        unique = hashlib.sha256(data).hexdigest()[:16]
+        file_id = f"BQAC{unique}{len(self._files):04d}"
+        self._files[file_id] = (data, 0, 0)
+        mime = mime_type or mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+        self._file_meta[file_id] = {"file_name": file_name, "mime_type": mime}
+        user = {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language_code}
+        chat = self._chat(chat_id if chat_id is not None else user_id, chat_type)
+        message: dict[str, Any] = {
+            "message_id": next(chat.next_id),
+            "date": int(time.time()),
+            "chat": chat.info,
+            "from": user,
+            "document": {
+                "file_id": file_id,
+                "file_unique_id": unique,
+                "file_name": file_name,
+                "mime_type": mime,
+                "file_size": len(data),
+            },
+        }
+        if caption:
+            message["caption"] = caption
+            entities = detect_entities(caption)
+            if entities:
+                message["caption_entities"] = entities
+        self.messages[(chat.info["id"], message["message_id"])] = message
+        self.push_update({"message": message})
+        return message
+
+    def send_inline_query(
+        self, user_id: int, query: str, *, offset: str = "", language_code: str = "en"
+    ) -> str:
+        """A user types `@bot query` in some chat; returns the inline query's id."""
+        if len(query) > 256:
+            raise ValueError("Telegram cuts inline queries at 256 characters")
+        query_id = str(next(self._inline_ids))
+        self._inline[query_id] = False
+        self.push_update(
+            {
+                "inline_query": {
+                    "id": query_id,
+                    "from": {
+                        "id": user_id,
+                        "is_bot": False,
+                        "first_name": "Ann",
+                        "language_code": language_code,
+                    },
+                    "query": query,
+                    "offset": offset,
+                    "chat_type": "sender",
+                }
+            }
+        )
+        return query_id
+
     def press_button(
         self, user_id: int, message: dict[str, Any], data: str, *, language_code: str = "en"
     ) -> dict[str, Any]:
@@ -293,9 +373,10 @@ class FakeBotAPI:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params, files = await _read_params(request)
+        params, files, filenames = await _read_params(request)
         canonical = _canonical(method)
-        call = Call(canonical, params, files, time.monotonic())
+        call = Call(canonical, params, files, time.monotonic(), filenames=filenames)
+        self._filenames = filenames
         self.calls.append(call)
         if request.match_info["token"] != self.token:
             return self._fail(call, ApiError(401, "Unauthorized"))
@@ -324,7 +405,8 @@ class FakeBotAPI:
         file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".")[0]
         if file_id not in self._files:
             return web.Response(status=404)
-        return web.Response(body=self._files[file_id][0], content_type="image/jpeg")
+        mime = self._file_meta.get(file_id, {}).get("mime_type", "image/jpeg")
+        return web.Response(body=self._files[file_id][0], content_type=mime)
 
     # --- flood control -----------------------------------------------------------
 
@@ -491,7 +573,7 @@ class FakeBotAPI:
             **self.bot_user,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": True,
         }
 
     async def _m_getUpdates(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
@@ -579,6 +661,11 @@ class FakeBotAPI:
         message = self._new_bot_message(chat, params)
         self._apply_text(message, "caption", params, 1024)
         message["document"] = {k: size[k] for k in ("file_id", "file_unique_id", "file_size")}
+        name = self._filenames.get("document")
+        if name:
+            mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            message["document"].update(file_name=name, mime_type=mime)
+            self._file_meta[size["file_id"]] = {"file_name": name, "mime_type": mime}
         return self._store(message)
 
     async def _m_sendChatAction(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
@@ -652,18 +739,85 @@ class FakeBotAPI:
         return True
 
     async def _m_answerInlineQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        query_id = str(params.get("inline_query_id"))
+        if self._inline.get(query_id, True):
+            raise ApiError(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+            )
+        results = params.get("results")
+        if not isinstance(results, list):
+            raise ApiError(400, "Bad Request: can't parse inline query results JSON object")
+        if len(results) > 50:
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        if len(str(params.get("next_offset") or "").encode()) > 64:
+            raise ApiError(400, "Bad Request: NEXT_OFFSET_INVALID")
+        ids: set[str] = set()
+        for result in results:
+            self._check_inline_result(result)
+            if result["id"] in ids:
+                raise ApiError(400, "Bad Request: RESULT_ID_DUPLICATE")
+            ids.add(result["id"])
+        self._inline[query_id] = True
+        self.inline_answers[query_id] = params
         return True
+
+    def _check_inline_result(self, result: Any) -> None:
+        if not isinstance(result, dict) or not isinstance(result.get("id"), str):
+            raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+        if not 1 <= len(result["id"].encode()) <= 64:
+            raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+        kind = result.get("type")
+        if kind == "photo":
+            if "photo_file_id" in result:
+                self._known_file(result["photo_file_id"])
+            elif not (result.get("photo_url") and result.get("thumbnail_url")):
+                raise ApiError(400, "Bad Request: PHOTO_INVALID")
+        elif kind == "document":
+            if not result.get("title"):
+                raise ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+            self._known_file(result.get("document_file_id"))
+        elif kind == "article":
+            if not result.get("title"):
+                raise ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content") or {}
+            if not content.get("message_text"):
+                raise ApiError(400, "Bad Request: MESSAGE_EMPTY")
+            self._check_text(content, "message_text", 4096)
+        else:
+            raise ApiError(400, "Bad Request: RESULT_TYPE_INVALID")
+        if "caption" in result:
+            self._check_text(result, "caption", 1024)
+        if result.get("reply_markup"):
+            _check_markup(result["reply_markup"])
+
+    def _known_file(self, file_id: object) -> None:
+        if not isinstance(file_id, str) or file_id not in self._files:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+
+    def _check_text(self, holder: dict[str, Any], key: str, limit: int) -> None:
+        raw = str(holder.get(key) or "")
+        plain = parse_html(raw)[0] if holder.get("parse_mode") == "HTML" else raw
+        if utf16_len(plain) > limit:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
 
     async def _m_getFile(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         file_id = str(params.get("file_id"))
         if file_id not in self._files:
             raise ApiError(400, "Bad Request: invalid file_id")
         data = self._files[file_id][0]
+        meta = self._file_meta.get(file_id)
+        if len(data) > GETFILE_LIMIT:  # bots download at most 20 MB through getFile
+            raise ApiError(400, "Bad Request: file is too big")
+        path = f"photos/{file_id}.jpg"
+        if meta is not None:
+            ext = (meta.get("file_name") or "").rpartition(".")[2]
+            path = f"documents/{file_id}.{ext}" if ext else f"documents/{file_id}"
         return {
             "file_id": file_id,
             "file_unique_id": hashlib.sha256(data).hexdigest()[:16],
             "file_size": len(data),
-            "file_path": f"photos/{file_id}.jpg",
+            "file_path": path,
         }
 
 
@@ -708,9 +862,12 @@ def _check_markup(markup: Any) -> None:
                 raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
 
 
-async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+async def _read_params(
+    request: web.Request,
+) -> tuple[dict[str, Any], dict[str, bytes], dict[str, str]]:
     raw: dict[str, str] = {}
     files: dict[str, bytes] = {}
+    filenames: dict[str, str] = {}
     if request.content_type.startswith("multipart/"):
         reader = await request.multipart()
         async for part in reader:
@@ -719,6 +876,7 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
             data = await part.read()
             if part.filename:
                 files[part.name] = bytes(data)
+                filenames[part.name] = part.filename
             else:
                 raw[part.name] = bytes(data).decode()
     elif request.content_type == "application/json":
@@ -729,7 +887,7 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
         raw = {k: str(v) for k, v in form.items()}
     else:
         raw = dict(request.query)
-    return {k: _decode(k, v) for k, v in raw.items()}, files
+    return {k: _decode(k, v) for k, v in raw.items()}, files, filenames
 
 
 def _decode(name: str, value: str) -> Any:

@@ -1,0 +1,85 @@
+"""/stats: one user's numbers, from the listing index and the screenshots' headers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from storage import bulk
+from storage.models import Status
+from storage.repository import LinkStore
+
+_CAPTURED = {
+    str(Status.CAPTURED),
+    "delivering",  # the pipeline's stage between capture and summary
+    str(Status.SUMMARIZING),
+    str(Status.DONE),
+    str(Status.SUMMARY_FAILED),
+}
+_WAITING = {str(Status.PENDING), str(Status.CAPTURING)}
+
+
+@dataclass
+class Stats:
+    links: int = 0
+    tags: int = 0
+    captured_this_month: int = 0
+    failed_this_month: int = 0
+    waiting: int = 0
+    screenshot_bytes: int = 0
+    # model -> (prompt tokens, completion tokens)
+    tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def tally(docs: list[dict[str, Any]], since: datetime, stats: Stats, images: set[ObjectId]) -> None:
+    """Add one page of listing documents to `stats` (and their screenshot ids to `images`)."""
+    prompt: Counter[str] = Counter()
+    completion: Counter[str] = Counter()
+    for doc in docs:
+        status = str(doc.get("status"))
+        created = doc.get("created_at")
+        recent = isinstance(created, datetime) and created >= since
+        if status in _WAITING:
+            stats.waiting += 1
+        elif recent and status in _CAPTURED:
+            stats.captured_this_month += 1
+        elif recent and status == str(Status.FAILED):
+            stats.failed_this_month += 1
+        llm = doc.get("llm")
+        if isinstance(llm, dict) and llm.get("model"):
+            prompt[llm["model"]] += int(llm.get("prompt_tokens") or 0)
+            completion[llm["model"]] += int(llm.get("completion_tokens") or 0)
+        shot = doc.get("screenshot")
+        if isinstance(shot, dict) and isinstance(shot.get("gridfs_id"), ObjectId):
+            images.add(shot["gridfs_id"])
+    for model in prompt.keys() | completion.keys():
+        p, c = stats.tokens.get(model, (0, 0))
+        stats.tokens[model] = (p + prompt[model], c + completion[model])
+
+
+async def user_stats(store: LinkStore, owner_id: int, now: datetime) -> Stats:
+    stats = Stats()
+    stats.links, stats.tags = await bulk.owner_counts(store, owner_id)
+    images: set[ObjectId] = set()
+    since = month_start(now)
+    async for page in bulk.owner_docs(store, owner_id):
+        tally(page, since, stats, images)
+    stats.screenshot_bytes = await bulk.image_bytes(store, images)
+    return stats
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"

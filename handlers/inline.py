@@ -1,0 +1,82 @@
+"""Inline mode: `@bot words #tag` in any chat lists the user's own matching links."""
+
+from __future__ import annotations
+
+from telegram import (
+    InlineQueryResultArticle,
+    InlineQueryResultCachedDocument,
+    InlineQueryResultCachedPhoto,
+    InputTextMessageContent,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from bot import render
+from bot.i18n import Texts
+from bot.services import get_services
+from handlers.browse import parse_query
+from handlers.common import texts_of
+from storage.models import LinkRecord
+
+PAGE_SIZE = 20  # Telegram allows 50; 20 photos keep a page quick to load
+CACHE_SECONDS = 10  # a retag or delete shows up almost at once
+
+InlineResult = (
+    InlineQueryResultCachedPhoto | InlineQueryResultCachedDocument | InlineQueryResultArticle
+)
+
+
+def inline_result(record: LinkRecord, texts: Texts) -> InlineResult:
+    """The stored screenshot (by its Telegram file_id) with the snapshot's caption; a text
+    result for a link that has no screenshot yet."""
+    title = (record.title or record.url)[:200]
+    tags = " ".join(f"#{t}" for t in record.tags)
+    description = " · ".join(x for x in (render.domain(record.final_url or record.url), tags) if x)
+    caption = render.caption(record, texts)
+    shot = record.screenshot
+    if shot is not None and shot.file_id and shot.as_document:
+        return InlineQueryResultCachedDocument(
+            id=str(record.id),
+            title=title,
+            document_file_id=shot.file_id,
+            description=description,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+        )
+    if shot is not None and shot.file_id:
+        return InlineQueryResultCachedPhoto(
+            id=str(record.id),
+            photo_file_id=shot.file_id,
+            title=title,
+            description=description,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+        )
+    return InlineQueryResultArticle(
+        id=str(record.id),
+        title=title,
+        input_message_content=InputTextMessageContent(caption, parse_mode=ParseMode.HTML),
+        url=record.url,
+        description=description,
+    )
+
+
+async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A page of the asker's links; strangers never get here (handlers/auth.py)."""
+    query, user = update.inline_query, update.effective_user
+    if query is None or user is None:
+        return
+    tags, words = parse_query(query.query)
+    page = int(query.offset) if query.offset.isdigit() else 0
+    store = get_services(context).store
+    found = await store.find(user.id, tags, words, page=page, page_size=PAGE_SIZE)
+    texts = texts_of(update)
+    results = [inline_result(record, texts) for record in found.items]
+    more = page + 1 < found.pages and bool(found.items)
+    await query.answer(
+        results,
+        cache_time=CACHE_SECONDS,
+        is_personal=True,
+        next_offset=str(page + 1) if more else "",
+    )

@@ -1,0 +1,356 @@
+"""Export and import: the file formats, and through the real Application and FerretDB."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot import bookmarks
+from bot.bookmarks import Malformed, NoLinks, UnknownFormat
+from bot.links import url_key
+from storage.models import LinkRecord, Status
+from tests.fakes.botapi import Call
+from tests.harness import BotHarness
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+# --- formats -------------------------------------------------------------------------
+
+CHROME = """<!DOCTYPE NETSCAPE-Bookmark-file-1>
+<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=UTF-8">
+<TITLE>Bookmarks</TITLE>
+<H1>Bookmarks</H1>
+<DL><p>
+    <DT><H3 ADD_DATE="1" PERSONAL_TOOLBAR_FOLDER="true">Bookmarks bar</H3>
+    <DL><p>
+        <DT><A HREF="https://a.example/1" ADD_DATE="1700000000">One &amp; only</A>
+        <DT><H3>Dev Tools</H3>
+        <DL><p>
+            <DT><A HREF="https://a.example/2" ADD_DATE="1700000001" TAGS="py,Web Dev">Two</A>
+            <DD>why I kept it
+&lt;with&gt; an escaped tag
+            <DT><A HREF="javascript:alert(1)">bookmarklet</A>
+        </DL><p>
+        <DT><A HREF="https://a.example/3">Three</A>
+    </DL><p>
+    <DT><H3>读书</H3>
+    <DL><p>
+        <DT><A HREF="https://a.example/2">Two again</A>
+    </DL><p>
+</DL><p>
+"""
+
+
+def test_netscape_folders_tags_notes_and_dates() -> None:
+    parsed = bookmarks.parse(CHROME.encode())
+    assert parsed.kind == "Netscape HTML"
+    by_url = {b.url: b for b in parsed.bookmarks}
+    assert list(by_url) == ["https://a.example/1", "https://a.example/2", "https://a.example/3"]
+    one, two, three = by_url.values()
+    assert one.title == "One & only" and one.tags == []  # the toolbar is no tag
+    assert one.created_at == datetime.fromtimestamp(1700000000, UTC)
+    assert two.tags == ["dev_tools", "py", "web_dev", "读书"]  # folders, TAGS, both folders
+    assert two.note == "why I kept it\n<with> an escaped tag"
+    assert three.tags == [] and three.note == ""
+    assert parsed.invalid == 1 and parsed.repeats == 1 and parsed.entries == 4
+
+
+def test_pocket_raindrop_karakeep_csv_json_text() -> None:
+    pocket_html = (
+        "<!DOCTYPE html><html><body><h1>Unread</h1><ul>"
+        '<li><a href="https://p.example/a" time_added="1600000000" tags="x,y">A</a></li>'
+        "</ul></body></html>"
+    )
+    [a] = bookmarks.parse(pocket_html.encode()).bookmarks
+    assert a.tags == ["x", "y"] and a.created_at and a.created_at.year == 2020
+    raindrop = (
+        "id,title,note,excerpt,url,folder,tags,created\n"
+        '1,Rain,my note,,https://r.example/1,Work/AI,"ml, Deep Learning",2024-01-02T03:04:05.000Z\n'
+        "2,Bad,,,ftp://r.example/2,,,\n"
+    )
+    parsed = bookmarks.parse(raindrop.encode())
+    assert parsed.kind == "CSV" and parsed.invalid == 1
+    [r] = parsed.bookmarks
+    assert r.tags == ["work", "ai", "ml", "deep_learning"] and r.note == "my note"
+    assert r.created_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    pocket_csv = "title,url,time_added,tags,status\nP,https://p.example/c,1700000000,a|b,unread\n"
+    [c] = bookmarks.parse(pocket_csv.encode()).bookmarks
+    assert c.tags == ["a", "b"] and c.title == "P"
+    karakeep = {
+        "bookmarks": [
+            {
+                "createdAt": 1700000000,
+                "title": "K",
+                "tags": ["Self Hosted"],
+                "content": {"type": "link", "url": "https://k.example/"},
+                "note": "n",
+            }
+        ]
+    }
+    [k] = bookmarks.parse(json.dumps(karakeep).encode()).bookmarks
+    assert (k.url, k.tags, k.note) == ("https://k.example/", ["self_hosted"], "n")
+    text = "see https://t.example/a, and (https://t.example/b).\nhttps://t.example/a again"
+    parsed = bookmarks.parse(text.encode())
+    assert [b.url for b in parsed.bookmarks] == ["https://t.example/a", "https://t.example/b"]
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", UnknownFormat),
+        (b"PK\x03\x04\x14\x00", UnknownFormat),
+        (b"\xff\xfe\xfd not text \xc3\x28", UnknownFormat),
+        (b'{"format": "linksnap", "links": [{"url": "https://x.example/"', Malformed),
+        (b'{"something": "else"}', Malformed),
+        (b"just some words, no links", NoLinks),
+        (b"<!DOCTYPE NETSCAPE-Bookmark-file-1><DL><p></DL>", NoLinks),
+    ],
+)
+def test_files_that_cannot_be_imported(data: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        bookmarks.parse(data)
+
+
+def test_exports_read_back() -> None:
+    docs = [
+        {
+            "_id": "x",
+            "url": "https://e.example/?a=1&b=<2>",
+            "title": 'Quote " and <b>',
+            "tags": ["a", "技术"],
+            "note": "line one\nline & two",
+            "created_at": T0,
+        }
+    ]
+    page = bookmarks.NETSCAPE_HEAD + bookmarks.netscape_entry(docs[0]) + bookmarks.NETSCAPE_TAIL
+    [back] = bookmarks.parse(page.encode()).bookmarks
+    assert (back.url, back.title, back.tags, back.note) == (
+        "https://e.example/?a=1&b=<2>",
+        'Quote " and <b>',
+        ["a", "技术"],
+        "line one\nline & two",
+    )
+    assert back.created_at == T0
+    body = bookmarks.json_head(T0) + bookmarks.json_entry(docs[0], first=True) + bookmarks.JSON_TAIL
+    assert json.loads(body)["links"][0]["created_at"] == T0.isoformat()
+    [again] = bookmarks.parse(body.encode()).bookmarks
+    assert (again.title, again.tags, again.note) == (back.title, back.tags, back.note)
+
+
+# --- through the bot -----------------------------------------------------------------
+
+
+async def seed(bot: BotHarness, owner: int, n: int) -> list[LinkRecord]:
+    records = []
+    for i in range(n):
+        url = bot.pages.url(f"/article/seed{i}?q=a&b")  # loopback: a later capture resolves nothing
+        records.append(
+            LinkRecord(
+                owner_id=owner,
+                chat_id=owner,
+                url=url,
+                url_key=url_key(url),
+                tags=["seed", f"n{i % 3}"],
+                note=f"note {i} <kept> & 中文" if i % 2 else "",
+                title=f"Seed {i} 标题",
+                status=Status.DONE,
+                summary=f"summary {i}",
+                created_at=T0 + timedelta(minutes=i),
+            )
+        )
+    assert await bot.store.import_links(records) == n
+    return records
+
+
+def documents_to(bot: BotHarness, chat_id: int, since: int) -> list[Call]:
+    return [
+        c
+        for c in bot.api.calls[since:]
+        if c.method == "sendDocument" and c.ok and c.params["chat_id"] == chat_id
+    ]
+
+
+async def final_text(bot: BotHarness, chat_id: int, message_id: int, word: str) -> str:
+    await bot.api.wait_until(
+        lambda: word in (bot.api.message_text(chat_id, message_id) or ""), timeout=90
+    )
+    return str(bot.api.message_text(chat_id, message_id))
+
+
+async def import_file(
+    bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
+) -> tuple[str, int]:
+    """Send a file; the import message's closing text, and its message id."""
+    start = len(bot.api.calls)
+    bot.api.send_document(user, data, name)
+    reply = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
+        timeout=30,
+        since=start,
+    )
+    message_id = reply.result["message_id"]
+    return await final_text(bot, user, message_id, word), message_id
+
+
+def summary(record: LinkRecord) -> tuple[str, str | None, list[str], str]:
+    return record.url, record.title, sorted(record.tags), record.note
+
+
+async def test_export_then_import_into_fresh_users(bot: BotHarness) -> None:
+    mine = await seed(bot, 42, 7)
+    start = len(bot.api.calls)
+    bot.send(42, "/export")
+    await bot.api.wait_until(lambda: len(documents_to(bot, 42, start)) == 2, timeout=30)
+    html_doc, json_doc = documents_to(bot, 42, start)
+    assert html_doc.result["document"]["file_name"].endswith(".html")
+    assert json_doc.result["document"]["file_name"].endswith(".json")
+    html_data = bot.api.download(html_doc.result["document"]["file_id"])
+    json_data = bot.api.download(json_doc.result["document"]["file_id"])
+    assert html_data.startswith(b"<!DOCTYPE NETSCAPE-Bookmark-file-1>")
+    exported = json.loads(json_data)
+    assert exported["format"] == "linksnap" and len(exported["links"]) == 7
+    assert {"summary", "status", "created_at", "tags", "note", "id"} <= set(exported["links"][0])
+
+    want = sorted(summary(r) for r in mine)
+    done, _ = await import_file(bot, 43, html_data, "bookmarks.html")
+    assert "7 new links saved, 0 duplicates" in done
+    assert sorted(summary(r) for r in await bot.records(43)) == want
+    done, _ = await import_file(bot, 44, json_data, "linksnap.json")
+    assert "7 new links saved" in done
+    got = await bot.records(44)
+    assert sorted(summary(r) for r in got) == want
+    assert sorted(r.created_at for r in got) == sorted(r.created_at for r in mine)
+    assert {r.summary for r in got} == {r.summary for r in mine}
+    marked = await bot.store.links.find_one({"owner_id": 44})
+    assert marked is not None and marked["imported"] is True
+    queued = [w async for w in bot.store.work.find({"owner_id": 44})]
+    assert queued and all(w["prio"] == 1 for w in queued)  # behind every link sent by hand
+    found = await command(bot, 44, "/find #n1 标题")
+    assert "Seed 1 标题" in found
+
+    # The same file again: all duplicates, nothing doubled.
+    done, _ = await import_file(bot, 44, json_data, "linksnap.json")
+    assert "0 new links saved, 7 duplicates" in done
+    assert len(await bot.records(44)) == 7
+
+
+async def command(bot: BotHarness, user: int, text: str) -> str:
+    start = len(bot.api.calls)
+    bot.send(user, text)
+    call = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
+        timeout=20,
+        since=start,
+    )
+    return str(call.result["text"])
+
+
+def big_bookmark_file(bot: BotHarness, count: int, repeats: int) -> bytes:
+    """`count` entries in nested folders, the last `repeats` of them naming earlier pages."""
+    lines = ["<!DOCTYPE NETSCAPE-Bookmark-file-1>", "<TITLE>Bookmarks</TITLE>", "<DL><p>"]
+    unique = count - repeats
+    per_folder = 50
+    for start in range(0, count, per_folder):
+        top, sub = f"Topic {start // 1000}", f"Part {start // per_folder}"
+        lines += [f"<DT><H3>{top}</H3>", "<DL><p>", f"<DT><H3>{sub}</H3>", "<DL><p>"]
+        for i in range(start, min(start + per_folder, count)):
+            n = i if i < unique else i - unique  # the last ones repeat the first pages
+            url = bot.pages.url(f"/article/imp{n}")
+            lines.append(f'<DT><A HREF="{url}" ADD_DATE="{1700000000 + n}">Imported {n}</A>')
+        lines += ["</DL><p>", "</DL><p>"]
+    lines.append("</DL><p>")
+    return "\n".join(lines).encode()
+
+
+async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_first(
+    bot: BotHarness,
+) -> None:
+    data = big_bookmark_file(bot, 5000, 100)
+    start = len(bot.api.calls)
+    bot.api.send_document(42, data, "bookmarks.html")
+    reply = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
+        timeout=30,
+        since=start,
+    )
+    progress_id = reply.result["message_id"]
+    # Once the first imported links are queued, the user sends a link by hand.
+    await bot.api.wait_until(
+        lambda: "saved" in (bot.api.message_text(42, progress_id) or ""), timeout=60
+    )
+    by_hand = bot.send(42, bot.pages.url("/article/by-hand") + " #now")
+    assert await bot.finished(by_hand, timeout=90) == "👌"
+    assert len(bot.photos_for(by_hand)) == 1
+    imported_done = await bot.store.links.count_documents(
+        {"owner_id": 42, "imported": True, "status": {"$nin": ["pending", "capturing"]}}
+    )
+    assert imported_done < 5
+    done = await final_text(bot, 42, progress_id, "Imported")
+    assert "4900 new links saved, 100 duplicates" in done
+    edits = [
+        c
+        for c in bot.api.calls[start:]
+        if c.method == "editMessageText" and c.ok and c.params.get("message_id") == progress_id
+    ]
+    assert len(edits) >= 3  # reading → at least one count → done
+    shown = [e.params["text"] for e in edits[:-1] if "saved" in e.params["text"]]
+    assert shown and all(" / 5000 saved" in t for t in shown)
+    assert await bot.store.links.count_documents({"owner_id": 42, "imported": True}) == 4900
+    first = await bot.store.links.find_one({"owner_id": 42, "url": bot.pages.url("/article/imp0")})
+    # It is also among the repeats (in the last folder): one link with both folders' tags.
+    assert first is not None and first["tags"] == ["topic_0", "part_0", "topic_4", "part_98"]
+    last = await bot.store.links.find_one(
+        {"owner_id": 42, "url": bot.pages.url("/article/imp4899")}
+    )
+    assert last is not None and last["tags"] == ["topic_4", "part_97"]
+    # What /tags lists (read from the store: the chat is busy with the capture replies).
+    counts = {c.tag: c.count for c in await bot.store.tag_counts(42, limit=500)}
+    assert counts["topic_0"] == 1000 and counts["part_0"] == 50 and counts["now"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "answer"),
+    [
+        (
+            "broken.json",
+            b'{"format": "linksnap", "links": [{"url": "https://x.example/"',
+            "couldn't read that JSON file: line 1",
+        ),
+        ("paper.pdf", b"%PDF-1.7\n" + b"x" * 2000, "can't import that file"),
+        ("notes.txt", "没有链接的笔记".encode(), "found no web links"),
+    ],
+)
+async def test_bad_files_get_a_clear_reply_and_store_nothing(
+    bot: BotHarness, name: str, data: bytes, answer: str
+) -> None:
+    text, _ = await import_file(bot, 42, data, name, word="Nothing was imported")
+    assert answer in text
+    assert await bot.records(42) == []
+
+
+async def test_thirty_megabytes_is_refused_before_download(bot: BotHarness) -> None:
+    start = len(bot.api.calls)
+    bot.api.send_document(42, b"<DL>" + b" " * (30 * 2**20), "huge.html")
+    reply = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
+        timeout=20,
+        since=start,
+    )
+    assert "30 MB" in reply.params["text"] and "20 MB" in reply.params["text"]
+    assert not [c for c in bot.api.calls[start:] if c.method == "getFile"]
+    await asyncio.sleep(0.5)
+    assert await bot.records(42) == []
+
+
+async def test_chinese_user_gets_chinese_import_replies(bot: BotHarness) -> None:
+    start = len(bot.api.calls)
+    bot.api.send_document(42, b"%PDF-1.4", "a.pdf", language_code="zh-hans")
+    reply = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
+        since=start,
+    )
+    text = await final_text(bot, 42, reply.result["message_id"], "未导入")
+    assert "无法导入这个文件" in text
