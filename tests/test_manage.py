@@ -25,9 +25,10 @@ from bot.callbacks import (
     snapshot_keyboard,
 )
 from bot.i18n import texts_for
+from bot.links import url_key
 from bot.manage import Retag, parse_retag
 from storage.images import ImageNotFound
-from storage.models import LinkRecord, utcnow
+from storage.models import LinkRecord, LlmUsage, Screenshot, Status, utcnow
 from tests.harness import BotHarness
 
 # --- the codec ---------------------------------------------------------------------
@@ -98,9 +99,9 @@ async def snapshot(bot: BotHarness, user: int, path: str, tags: str = "") -> dic
     return photo.result  # type: ignore[no-any-return]
 
 
-async def command(bot: BotHarness, user: int, text: str) -> str:
+async def command(bot: BotHarness, user: int, text: str, language: str = "en") -> str:
     start = len(bot.api.calls)
-    bot.send(user, text)
+    bot.send(user, text, language_code=language)
     call = await bot.api.wait_for(
         lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
         timeout=20,
@@ -296,3 +297,59 @@ async def test_suggested_tag_button_adds_the_tag(bot: BotHarness) -> None:
     assert "#one #python" in edited["caption"]
     assert "＋#web" in buttons_of(edited) and "＋#python" not in buttons_of(edited)
     assert (await record_of(bot, 42)).tags == ["one", "python"]
+
+
+async def test_stats_counts_only_the_users_own(bot: BotHarness) -> None:
+    now = utcnow()
+    image = await bot.store.put_image(b"x" * 300_000, "a.jpg")
+    other_image = await bot.store.put_image(b"y" * 900_000, "b.jpg")
+
+    def link(owner: int, n: int, status: Status, **fields: Any) -> LinkRecord:
+        url = f"https://stats.example/{owner}/{n}"
+        return LinkRecord(
+            owner_id=owner, chat_id=owner, url=url, url_key=url_key(url), status=status, **fields
+        )
+
+    usage = LlmUsage("gpt-4o-mini", 1000, 200)
+    await bot.store.import_links(
+        [
+            link(
+                42,
+                1,
+                Status.DONE,
+                tags=["a", "b"],
+                llm=usage,
+                created_at=now,
+                screenshot=Screenshot(1280, 800, gridfs_id=image),
+            ),
+            link(
+                42, 2, Status.DONE, tags=["a"], llm=LlmUsage("gpt-4o-mini", 10, 5), created_at=now
+            ),
+            link(
+                42,
+                3,
+                Status.DONE,
+                llm=LlmUsage("other-model", 7, 3),
+                created_at=now - timedelta(days=40),
+            ),
+            link(42, 4, Status.FAILED, created_at=now),
+            link(42, 5, Status.PENDING, created_at=now),
+            link(
+                43,
+                1,
+                Status.DONE,
+                tags=["z"],
+                llm=usage,
+                created_at=now,
+                screenshot=Screenshot(1280, 800, gridfs_id=other_image),
+            ),
+        ]
+    )
+    text = await command(bot, 42, "/stats")
+    assert "Links: 5" in text and "Tags: 2" in text
+    assert "This month: 2 captured, 1 failed, 1 waiting" in text
+    assert "Screenshots: 293.0 KB" in text
+    assert "gpt-4o-mini: 1010 prompt + 205 completion" in text
+    assert "other-model: 7 prompt + 3 completion" in text
+    chinese = await command(bot, 44, "/stats", language="zh-hans")
+    assert "链接：0" in chinese and "LLM 用量：无" in chinese
