@@ -19,6 +19,7 @@ from openai.types.chat import (
 log = logging.getLogger(__name__)
 
 MAX_PAGE_CHARS = 12_000  # well inside any current model's context, and cheap
+TAG_PAGE_CHARS = 3_000  # enough to tell what a page is about
 
 
 @dataclass
@@ -84,6 +85,21 @@ class Summarizer:
 
     def stream(self, page: PageText, instruction: str) -> SummaryStream:
         return SummaryStream(self, build_messages(page, instruction))
+
+    async def propose_tags(self, page: PageText, instruction: str) -> str:
+        """The model's short answer to a tag request (not streamed: a few words).
+
+        Raises openai.APIError (or a timeout) like any request; callers treat tags as
+        optional.
+        """
+        messages = build_messages(
+            PageText(page.title, page.description, (page.text or "")[:TAG_PAGE_CHARS], page.url),
+            instruction,
+        )
+        reply = await self._client.chat.completions.create(
+            model=self.model, messages=messages, temperature=0.2, max_tokens=40
+        )
+        return (reply.choices[0].message.content or "") if reply.choices else ""
 
     async def _open(
         self, messages: list[ChatCompletionMessageParam]

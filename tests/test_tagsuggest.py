@@ -1,0 +1,161 @@
+"""Tag suggestions: never a near-twin of a tag the user has; with and without a model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.i18n import texts_for
+from bot.links import url_key
+from bot.summarize import Summarizer
+from bot.tagsuggest import from_page, near_twins, parse_model_tags, resolve, suggest
+from storage.models import LinkRecord, Status
+from tests.fakes.openai_server import FakeOpenAI, Script, message_text
+from tests.harness import BotHarness
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("js", "javascript"),
+        ("AI", "ai"),
+        ("ai", "artificial_intelligence"),
+        ("ml", "machine_learning"),
+        ("machine-learning", "MachineLearning"),
+        ("tool", "tools"),
+        ("k8s", "kubernetes"),
+        ("postgres", "postgresql"),
+        ("golang", "go"),
+        ("javascirpt", "javascript"),  # a typo in a long word
+        ("colour", "colours"),
+        ("人工智能", "ai"),
+        ("读书", "reading"),
+        ("nlp", "natural_language_processing"),
+        ("docs", "documentation"),
+    ],
+)
+def test_near_twins(a: str, b: str) -> None:
+    assert near_twins(a, b) and near_twins(b, a)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("java", "javascript"),
+        ("python2", "python3"),
+        ("go", "rust"),
+        ("news", "new"),
+        ("css", "cs"),
+        ("ai", "api"),
+        ("react", "redux"),
+        ("读书", "读写"),
+        ("ios", "io"),
+    ],
+)
+def test_not_twins(a: str, b: str) -> None:
+    assert not near_twins(a, b) and not near_twins(b, a)
+
+
+@pytest.mark.parametrize(
+    ("proposed", "existing", "on_link", "want"),
+    [
+        # A twin of the user's tag becomes their tag.
+        (["js", "webdev"], ["javascript"], [], ["javascript", "webdev"]),
+        (["AI", "Tools"], ["ai", "tool"], [], ["ai", "tool"]),
+        (["machine learning"], ["ml"], [], ["ml"]),
+        # Nothing the link has, nor a twin of it.
+        (["javascript", "ai"], ["javascript"], ["js"], ["ai"]),
+        (["#Rust", "rust", "RUST"], [], [], ["rust"]),
+        # Two proposals that are twins of each other count once; at most three.
+        (["k8s", "kubernetes", "a", "b", "c"], [], [], ["k8s", "a", "b"]),
+        (["人工智能", "ai"], ["ai"], [], ["ai"]),
+        (["", "#", "!!"], [], [], []),
+    ],
+)
+def test_resolve(
+    proposed: list[str], existing: list[str], on_link: list[str], want: list[str]
+) -> None:
+    got = resolve(proposed, existing, on_link)
+    assert got == want
+    for tag in got:  # the promise itself: no offered tag twins a tag the user has, unless it is it
+        assert all(tag == e or not near_twins(tag, e) for e in existing)
+        assert not any(near_twins(tag, t) for t in on_link)
+
+
+def test_from_page_uses_own_tags_whose_words_appear() -> None:
+    existing = ["python", "machine_learning", "机器学习", "cooking", "rust"]
+    got = from_page(
+        existing, ["rust"], "Python tips", None, "On machine learning and 机器学习 with Rust"
+    )
+    assert got == ["python", "machine_learning"]  # 机器学习 is machine_learning's twin
+    assert from_page(existing, [], "菜谱", None, "") == []
+
+
+def test_parse_model_tags() -> None:
+    assert parse_model_tags("#rust #web-dev, #数据库") == ["rust", "web-dev", "数据库"]
+    assert parse_model_tags("rust, go") == ["rust", "go"]
+
+
+async def _user_with_tags(bot: BotHarness, owner: int, tags: dict[str, int]) -> None:
+    records = []
+    for tag, count in tags.items():
+        for i in range(count):
+            url = f"https://{tag}.example/{i}"
+            records.append(
+                LinkRecord(
+                    owner_id=owner,
+                    chat_id=owner,
+                    url=url,
+                    url_key=url_key(url),
+                    tags=[tag],
+                    status=Status.DONE,
+                    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                )
+            )
+    await bot.store.import_links(records)
+
+
+def _page(owner: int, tags: list[str]) -> LinkRecord:
+    url = "https://page.example/post"
+    return LinkRecord(
+        owner_id=owner,
+        chat_id=owner,
+        url=url,
+        url_key=url_key(url),
+        tags=tags,
+        title="Writing async JavaScript with AI helpers",
+        text="A post about JavaScript, ai tools and reading lists.",
+    )
+
+
+async def test_model_proposals_mapped_onto_the_users_tags(bot: BotHarness, llm: FakeOpenAI) -> None:
+    await _user_with_tags(bot, 42, {"javascript": 5, "ai": 3, "reading": 1})
+    seen: list[dict[str, Any]] = []
+
+    def answer(body: dict[str, Any]) -> Script:
+        seen.append(body)
+        return Script(chunks=["#JS #AI #webdev #javascript"])
+
+    llm.responder = answer
+    summarizer = Summarizer("sk-test", base_url=llm.base_url)
+    try:
+        got = await suggest(bot.store, summarizer, _page(42, ["reading"]), texts_for("en"))
+        assert got == ["javascript", "ai", "webdev"]
+        system = message_text(seen[0]["messages"][0]["content"])
+        assert "#javascript #ai #reading" in system  # most used first, sent to the model
+        assert "stream" not in seen[0]
+        # The model fails: the page's words still find the user's own tags.
+        llm.responder = None
+        llm.enqueue(Script(chunks=[], status=500))
+        got = await suggest(bot.store, summarizer, _page(42, ["ai"]), texts_for("en"))
+        assert got == ["javascript", "reading"]
+    finally:
+        await summarizer.close()
+
+
+async def test_without_a_model_own_tags_from_the_page(bot: BotHarness) -> None:
+    await _user_with_tags(bot, 42, {"javascript": 2, "cooking": 4})
+    got = await suggest(bot.store, None, _page(42, []), texts_for("zh-hans"))
+    assert got == ["javascript"]
