@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from bot import bookmarks
 from bot.bookmarks import Malformed, NoLinks, UnknownFormat
@@ -354,3 +356,41 @@ async def test_chinese_user_gets_chinese_import_replies(bot: BotHarness) -> None
     )
     text = await final_text(bot, 42, reply.result["message_id"], "未导入")
     assert "无法导入这个文件" in text
+
+
+async def test_large_export_shows_progress(bot: BotHarness) -> None:
+    await seed(bot, 42, 1200)
+    start = len(bot.api.calls)
+    bot.send(42, "/export")
+    await bot.api.wait_until(lambda: len(documents_to(bot, 42, start)) == 2, timeout=60)
+    progress = next(
+        c for c in bot.api.calls[start:] if c.method == "sendMessage" and c.params["chat_id"] == 42
+    )
+    assert "Exporting… 0 / 1200" in progress.params["text"]
+    text = await final_text(bot, 42, progress.result["message_id"], "Exported")
+    assert text == "📤 Exported 1200 links."
+    json_doc = documents_to(bot, 42, start)[1]
+    exported = json.loads(bot.api.download(json_doc.result["document"]["file_id"]))
+    assert len({link["url"] for link in exported["links"]}) == 1200
+
+
+async def test_database_failing_mid_import_says_how_far_it_got(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage import bulk
+
+    real = bulk.record_imported
+    calls = 0
+
+    async def failing_second_batch(*args: Any, **kwargs: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ServerSelectionTimeoutError("database gone")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "record_imported", failing_second_batch)
+    data = big_bookmark_file(bot, 600, 0)
+    text, _ = await import_file(bot, 42, data, "big.html", word="stopped")
+    assert "stopped after 250 of 600" in text and "send the file again" in text
+    assert len(await bot.records(42)) == 250
