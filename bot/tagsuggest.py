@@ -19,6 +19,9 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 
+from telegram import InlineKeyboardMarkup
+
+from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import Texts
 from bot.summarize import PageText, Summarizer
 from storage.models import LinkRecord
@@ -206,3 +209,20 @@ async def suggest(
             if found:
                 return found
     return from_page(existing, record.tags, *page_words)
+
+
+async def snapshot_markup(
+    bot_token: str,
+    store: LinkStore,
+    summarizer: Summarizer | None,
+    record: LinkRecord,
+    texts: Texts,
+) -> InlineKeyboardMarkup:
+    """The keyboard a finished snapshot shows: 🏷 🗑 🔄 and up to three ＋#tag buttons.
+    Never raises for the suggestions (a failure only leaves them out)."""
+    try:
+        tags = await suggest(store, summarizer, record, texts)
+    except Exception:  # the buttons are a nicety: a database hiccup must not cost the reply
+        log.warning("tag suggestions failed", exc_info=True)
+        tags = []
+    return snapshot_keyboard(codec_for(bot_token), record, texts, tags)

@@ -37,6 +37,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CommandHandler("tags", browse.tags_command))
     app.add_handler(CommandHandler("find", browse.find_command))
     app.add_handler(CommandHandler("export", transfer.export_command, block=False))
+    app.add_handler(CommandHandler("import", transfer.import_command))
     app.add_handler(CommandHandler("stats", stats.stats_command))
     app.add_handler(CallbackQueryHandler(buttons.on_button))  # decoded by bot/callbacks.py
     app.add_handler(InlineQueryHandler(inline.on_inline_query))

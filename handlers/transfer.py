@@ -91,6 +91,13 @@ async def export_command(update: Update, context: Context) -> None:
         await progress.finish(texts.export_done.format(total=files.count))
 
 
+async def import_command(update: Update, context: Context) -> None:
+    """/import: how to import (the file itself is the command)."""
+    if update.effective_message is not None:
+        text = texts_of(update).import_how.format(limit=MAX_IMPORT_MB)
+        await update.effective_message.reply_text(text)
+
+
 async def on_file(update: Update, context: Context) -> None:
     """A bookmark file: read it whole, then record its links with one progress message."""
     message, user = update.effective_message, update.effective_user

@@ -7,10 +7,18 @@ from typing import Any
 
 import pytest
 
+from bot.callbacks import AddTag, codec_for
 from bot.i18n import texts_for
 from bot.links import url_key
 from bot.summarize import Summarizer
-from bot.tagsuggest import from_page, near_twins, parse_model_tags, resolve, suggest
+from bot.tagsuggest import (
+    from_page,
+    near_twins,
+    parse_model_tags,
+    resolve,
+    snapshot_markup,
+    suggest,
+)
 from storage.models import LinkRecord, Status
 from tests.fakes.openai_server import FakeOpenAI, Script, message_text
 from tests.harness import BotHarness
@@ -159,3 +167,13 @@ async def test_without_a_model_own_tags_from_the_page(bot: BotHarness) -> None:
     await _user_with_tags(bot, 42, {"javascript": 2, "cooking": 4})
     got = await suggest(bot.store, None, _page(42, []), texts_for("zh-hans"))
     assert got == ["javascript"]
+
+
+async def test_snapshot_markup_offers_suggestions_as_buttons(bot: BotHarness) -> None:
+    await _user_with_tags(bot, 42, {"javascript": 2})
+    record = _page(42, [])
+    markup = await snapshot_markup(bot.settings.token, bot.store, None, record, texts_for("en"))
+    rows = [[b.text for b in row] for row in markup.inline_keyboard]
+    assert rows == [["🏷 Tags", "🗑 Delete", "🔄 Capture again"], ["＋#javascript"]]
+    data = markup.inline_keyboard[1][0].callback_data
+    assert codec_for(bot.settings.token).decode(str(data), 42) == AddTag(record.id, "javascript")

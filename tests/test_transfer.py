@@ -394,3 +394,7 @@ async def test_database_failing_mid_import_says_how_far_it_got(
     text, _ = await import_file(bot, 42, data, "big.html", word="stopped")
     assert "stopped after 250 of 600" in text and "send the file again" in text
     assert len(await bot.records(42)) == 250
+
+
+async def test_import_command_explains(bot: BotHarness) -> None:
+    assert "send me the file" in await command(bot, 42, "/import")

@@ -85,6 +85,8 @@ class Texts:
     stats_no_tokens: str
     tag_prompt: str
     help_manage: str
+    import_how: str
+    cmd_import: str
 
 
 def texts_for(language_code: str | None) -> Texts:
