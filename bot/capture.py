@@ -1,25 +1,52 @@
-"""Open a page in the one long-lived Chromium and take its snapshot.
+"""Open a link in the one long-lived Chromium and make its snapshot (or a file of it).
 
 One browser per process (launching costs far more than a capture); a fresh context
 per capture so pages never share cookies or storage; a semaphore bounds how many
-run at once, the rest wait their turn.
+run at once, the rest wait their turn. Every capture, whatever it makes, goes through
+the same guard (link screen, egress proxy with a per-capture credential, final-URL
+check) and the same budget (bot/budget.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import trafilatura
 from PIL import Image
-from playwright.async_api import Browser, Page, Playwright, Request, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Response,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from bot.capture_error import CaptureError
+from bot import archive, budget, documents, pdfrender
+from bot.capture_error import (
+    CaptureError,
+    DownloadRefused,
+    FileTooLarge,
+    NotAPage,
+    UnreadableFile,
+)
+from bot.capture_types import (
+    Artifact,
+    ArtifactKind,
+    CaptureOptions,
+    Snapshot,
+    SnapshotKind,
+)
+from bot.consent import ConsentWatch, load_rules
 from bot.egress import EgressSession, GuardProxy
 from bot.netguard import NetGuard
 from bot.pageguard import (
@@ -30,12 +57,26 @@ from bot.pageguard import (
     proxy_answer,
 )
 
-__all__ = ["CHROMIUM_ARGS", "CaptureError", "Capturer", "Snapshot", "classify_error"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "Artifact",
+    "ArtifactKind",
+    "CaptureError",
+    "CaptureOptions",
+    "Capturer",
+    "Snapshot",
+    "SnapshotKind",
+    "classify_error",
+]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VIEWPORT = {"width": 1280, "height": 800}
-SETTLE_SECONDS = 2.0
+SETTLE_SECONDS = 2.0  # a meta refresh due within this long is followed
+LAZY_SECONDS = 3.0  # scrolling for lazy content gets at least this long (files on demand)
+SHOT_TIMEOUT = 15.0
+ARTIFACT_EXTRA = 60.0  # printing or shooting a very long page takes a while
 MAX_HTML_CHARS = 3_000_000
 MAX_TEXT_CHARS = 20_000
 JPEG_QUALITY = 80
@@ -71,23 +112,6 @@ CHROMIUM_ARGS = [
     "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,Translate,MediaRouter",
 ]
 
-
-@dataclass
-class Snapshot:
-    url: str
-    final_url: str
-    http_status: int | None
-    image: bytes
-    width: int
-    height: int
-    title: str | None = None
-    description: str | None = None
-    site_name: str | None = None
-    lang: str | None = None
-    text: str = ""
-    redirects: list[str] = field(default_factory=list)
-
-
 _NET_ERRORS = {
     "ERR_NAME_NOT_RESOLVED": "dns",
     "ERR_NAME_RESOLUTION_FAILED": "dns",
@@ -115,6 +139,24 @@ def classify_error(message: str) -> str:
     return "browser"
 
 
+@dataclass(eq=False)
+class _Visit:
+    """One opened link: its page, guard state and what the budget made of it."""
+
+    url: str
+    context: BrowserContext
+    page: Page
+    session: EgressSession
+    watch: NavigationWatch
+    consent: ConsentWatch | None
+    response: Response | None
+    deadline: float  # loop time at which the capture budget ends
+    kind: SnapshotKind = SnapshotKind.PAGE
+    content_type: str | None = None
+    partial: bool = False
+    downloaded: bool = False  # the navigation became a download: nothing in the page
+
+
 class Capturer:
     """Owns Playwright, the browser and the egress proxy for the whole process."""
 
@@ -128,6 +170,7 @@ class Capturer:
         timeout: float = 30.0,
         args: list[str] | None = None,
         proxy: GuardProxy | None = None,
+        options: CaptureOptions | None = None,
     ) -> None:
         self._guard = guard
         self._args = list(CHROMIUM_ARGS if args is None else args)
@@ -136,6 +179,8 @@ class Capturer:
         self._timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
         self._proxy = proxy or GuardProxy(guard)
+        self.options = options or CaptureOptions()
+        self._consent_script: str | None = None
         self._pw: Playwright | None = None
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
@@ -150,6 +195,12 @@ class Capturer:
 
     async def start(self) -> None:
         await self._proxy.start()
+        if self.options.consent:
+            rules = await asyncio.to_thread(load_rules, self.options.consent_rules_dir)
+            # Known banners stay hidden for as long as a capture can last, unless the
+            # library finds nothing to do (then it shows them again itself).
+            hide_for = self._timeout + self.options.budget + ARTIFACT_EXTRA
+            self._consent_script = rules.script(hide_for) if rules else None
         self._pw = await async_playwright().start()
         await self._ensure_browser()
 
@@ -188,32 +239,67 @@ class Capturer:
             log.info("browser ready: %s", self._browser.version)
             return self._browser
 
+    # --- what the bot calls ---
+
     async def capture(self, url: str, *, locale: str = "en-US") -> Snapshot:
-        """Snapshot of `url`; raises CaptureError with a reason code."""
+        """Snapshot of `url`; raises CaptureError (or a subclass) with a reason code.
+
+        A page still loading when the budget runs out is shot as it stands
+        (`partial`); it fails only when nothing rendered at all.
+        """
+        snap, html = await self._run(url, locale, self._snapshot)
+        return await asyncio.to_thread(_with_text, snap, html)
+
+    async def full_page(self, url: str, *, locale: str = "en-US") -> Artifact:
+        """JPEG of the whole page (lazy content scrolled in), cut at FULL_PAGE_MAX_HEIGHT."""
+        return await self._run(url, locale, self._full_page, extra=ARTIFACT_EXTRA)
+
+    async def pdf(self, url: str, *, locale: str = "en-US") -> Artifact:
+        """The page printed to PDF by Chromium."""
+        return await self._run(url, locale, self._print, extra=ARTIFACT_EXTRA)
+
+    async def mhtml(self, url: str, *, locale: str = "en-US") -> Artifact:
+        """The page as one MHTML file (opens offline in Chromium-based browsers)."""
+        return await self._run(url, locale, self._mhtml, extra=ARTIFACT_EXTRA)
+
+    # --- one visit, through the guard and the budget ---
+
+    async def _run(
+        self,
+        url: str,
+        locale: str,
+        action: Callable[[_Visit], Awaitable[T]],
+        *,
+        extra: float = 0.0,
+    ) -> T:
         verdict = await self._guard.check_url(url)
         if not verdict.allowed:
             raise CaptureError(
                 "dns" if verdict.reason == "unresolvable" else "blocked", verdict.reason
             )
+        limit = self._timeout + self.options.budget + self.options.consent_wait + 15 + extra
         async with self._slots:
             try:
-                async with asyncio.timeout(self._timeout + SETTLE_SECONDS + 15):
-                    snap, html = await self._capture_once(url, locale)
+                async with asyncio.timeout(limit):
+                    return await self._in_browser(url, locale, action)
             except TimeoutError:
                 raise CaptureError("timeout") from None
-        return await asyncio.to_thread(_with_text, snap, html)
 
-    async def _capture_once(self, url: str, locale: str) -> tuple[Snapshot, str]:
+    async def _in_browser(
+        self, url: str, locale: str, action: Callable[[_Visit], Awaitable[T]]
+    ) -> T:
         browser = await self._ensure_browser()
         try:
-            return await self._in_context(browser, url, locale)
+            return await self._in_context(browser, url, locale, action)
         except PlaywrightError as exc:
             if browser.is_connected():
                 raise CaptureError(classify_error(exc.message), exc.message[:200]) from None
             log.warning("browser died during a capture; relaunching")
-            return await self._in_context(await self._ensure_browser(), url, locale)
+            return await self._in_context(await self._ensure_browser(), url, locale, action)
 
-    async def _in_context(self, browser: Browser, url: str, locale: str) -> tuple[Snapshot, str]:
+    async def _in_context(
+        self, browser: Browser, url: str, locale: str, action: Callable[[_Visit], Awaitable[T]]
+    ) -> T:
         session = self._proxy.open_session()
         try:
             context = await browser.new_context(
@@ -224,9 +310,22 @@ class Capturer:
                 proxy=session.proxy_settings(self._proxy.url),  # type: ignore[arg-type]
             )
             try:
+                consent = None
+                if self._consent_script is not None:
+                    consent = ConsentWatch()
+                    await consent.attach(context, self._consent_script)
                 page = await context.new_page()
                 page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
-                return await self._load_and_shoot(page, url, session)
+                visit = await self._open(url, context, page, session, consent)
+                try:
+                    result = await action(visit)
+                except PlaywrightError:
+                    # A page that navigates away mid-shot breaks the shot; where it went says why.
+                    await self._refuse_if_moved(visit)
+                    raise
+                # The page may have moved on while it was being shot.
+                await self._refuse_if_moved(visit)
+                return result
             except PlaywrightError:
                 if session.over_budget:
                     raise CaptureError("too_large") from None
@@ -236,53 +335,70 @@ class Capturer:
         finally:
             self._proxy.close_session(session)
 
-    async def _load_and_shoot(
-        self, page: Page, url: str, session: EgressSession
-    ) -> tuple[Snapshot, str]:
+    async def _open(
+        self,
+        url: str,
+        context: BrowserContext,
+        page: Page,
+        session: EgressSession,
+        consent: ConsentWatch | None,
+    ) -> _Visit:
+        """Navigate until the server answers; a page then loads within the budget."""
         watch = NavigationWatch(page)
+        if consent is not None:
+            consent.watch_page(page)
+        downloaded = False
         try:
-            response = await page.goto(
-                url, wait_until="domcontentloaded", timeout=self._timeout * 1000
-            )
+            response = await page.goto(url, wait_until="commit", timeout=self._timeout * 1000)
         except PlaywrightTimeout:
             raise CaptureError("too_large" if session.over_budget else "timeout") from None
         except PlaywrightError as exc:
-            raise self._navigation_error(exc, watch.failed_urls or [url], session) from None
-        try:
-            await self._refuse_if_moved(page, url, session, watch)
-            await self._settle(page, watch)
-            await self._refuse_if_moved(page, url, session, watch)
-            image = await page.screenshot(type="jpeg", quality=JPEG_QUALITY, full_page=False)
-            meta = await page.evaluate(_META_JS)
-            html = await page.content()
-        except PlaywrightError:
-            # A page that navigates away mid-shot breaks the shot; where it went says why.
-            await self._refuse_if_moved(page, url, session, watch)
-            raise
-        # The page may have moved on while it was being shot.
-        await self._refuse_if_moved(page, url, session, watch)
-        width, height = Image.open(io.BytesIO(image)).size
-        snap = Snapshot(
-            url=url,
-            final_url=page.url,
-            http_status=response.status if response is not None else None,
-            image=image,
-            width=width,
-            height=height,
-            title=_clean(meta.get("title")),
-            description=_clean(meta.get("description")),
-            site_name=_clean(meta.get("site_name")),
-            lang=_clean(meta.get("lang")),
-        )
-        return snap, html[:MAX_HTML_CHARS]
+            response = self._download(exc, watch)
+            if response is None:
+                raise self._navigation_error(exc, watch.failed_urls or [url], session) from None
+            downloaded = True
+        deadline = asyncio.get_running_loop().time() + self.options.budget
+        visit = _Visit(url, context, page, session, watch, consent, response, deadline)
+        visit.downloaded = downloaded
+        if response is not None:
+            visit.content_type = documents.media_type(response.headers)
+            visit.kind = documents.kind_of(visit.content_type) or SnapshotKind.PAGE
+        await self._refuse_if_moved(visit)
+        if visit.kind is SnapshotKind.PAGE:
+            await self._load(visit)
+        return visit
 
-    async def _settle(self, page: Page, watch: NavigationWatch) -> None:
-        """`_settle`, then follow a meta refresh due within the settle time.
+    def _download(self, exc: PlaywrightError, watch: NavigationWatch) -> Response | None:
+        """The response of a navigation that became a download, if it is a file we keep."""
+        response = watch.last_response
+        if classify_error(exc.message) != "download" or response is None:
+            return None
+        content_type = documents.media_type(response.headers)
+        if documents.kind_of(content_type) is None:
+            raise DownloadRefused(content_type, documents.declared_size(response.headers))
+        return response
+
+    async def _load(self, visit: _Visit) -> None:
+        """Settle within the budget; past it, stop loading and keep what rendered."""
+        page = visit.page
+        if await budget.settle(page, visit.watch.inflight, visit.deadline):
+            await self._follow_refresh(visit)
+        else:
+            visit.partial = True
+            log.info("capture budget (%.0f s) ran out; stopping the page", self.options.budget)
+            await budget.stop_loading(page)
+            if not await budget.has_body(page):
+                await self._refuse_if_moved(visit)
+                raise CaptureError("timeout", "nothing rendered within the capture budget")
+        await self._refuse_if_moved(visit)
+
+    async def _follow_refresh(self, visit: _Visit) -> None:
+        """Follow a meta refresh due within the settle time.
 
         A refresh fires some time after the load event; followed, the page ends where the
         refresh takes it, and the final check refuses it there if that is refused.
         """
-        await _settle(page, watch.inflight)
+        page = visit.page
         refresh = await pending_refresh(page)
         if refresh is None or refresh[0] > SETTLE_SECONDS:
             return
@@ -293,15 +409,19 @@ class Capturer:
         with contextlib.suppress(PlaywrightError):
             await page.wait_for_url(
                 lambda now: now != before,
-                wait_until="load",
+                wait_until="commit",
                 timeout=(delay + SETTLE_SECONDS) * 1000,
             )
-        await _settle(page, watch.inflight)
+        loop = asyncio.get_running_loop()
+        visit.deadline = max(visit.deadline, loop.time() + SETTLE_SECONDS)
+        if not await budget.settle(page, visit.watch.inflight, visit.deadline):
+            visit.partial = True
+            await budget.stop_loading(page)
 
-    async def _refuse_if_moved(
-        self, page: Page, url: str, session: EgressSession, watch: NavigationWatch
-    ) -> None:
-        refusal = await final_refusal(page, url, self._guard, session, watch)
+    async def _refuse_if_moved(self, visit: _Visit) -> None:
+        refusal = await final_refusal(
+            visit.page, visit.url, self._guard, visit.session, visit.watch
+        )
         if refusal is not None:
             raise refusal
 
@@ -318,18 +438,178 @@ class Capturer:
                 return answer
         return CaptureError(reason, exc.message.splitlines()[0][:200])
 
+    async def _dismiss_consent(self, visit: _Visit) -> None:
+        if visit.consent is not None:
+            wait = self.options.consent_wait
+            await visit.consent.settle(visit.page, min(wait, 1.0) if visit.partial else wait)
+            if visit.consent.dismissed or visit.consent.failed:
+                log.info("consent banner: %s", visit.consent.summary())
 
-async def _settle(page: Page, inflight: set[Request]) -> None:
-    """Give late content a short, bounded chance: the load event, then no request in flight.
+    # --- the snapshot ---
 
-    Polling the in-flight set instead of Playwright's "networkidle" (which always waits
-    500 ms of silence) lets a page that is already complete be shot at once.
-    """
-    with contextlib.suppress(PlaywrightError):
-        await page.wait_for_load_state("load", timeout=SETTLE_SECONDS * 1000)
-    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS / 2
-    while inflight and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+    async def _snapshot(self, visit: _Visit) -> tuple[Snapshot, str]:
+        if visit.kind is SnapshotKind.PDF:
+            return await self._pdf_file(visit), ""
+        if visit.kind is SnapshotKind.IMAGE:
+            snap = await self._image_file(visit)
+            if snap is not None:
+                return snap, ""
+            visit.kind = SnapshotKind.PAGE  # Chromium may still draw what Pillow cannot read
+            await self._load(visit)
+        await self._dismiss_consent(visit)
+        page = visit.page
+        image = await _shot(page)
+        meta = await page.evaluate(_META_JS)
+        html = await page.content()
+        width, height = Image.open(io.BytesIO(image)).size
+        snap = Snapshot(
+            url=visit.url,
+            final_url=page.url,
+            http_status=visit.response.status if visit.response is not None else None,
+            image=image,
+            width=width,
+            height=height,
+            title=_clean(meta.get("title")),
+            description=_clean(meta.get("description")),
+            site_name=_clean(meta.get("site_name")),
+            lang=_clean(meta.get("lang")),
+            partial=visit.partial,
+        )
+        return snap, html[:MAX_HTML_CHARS]
+
+    async def _pdf_file(self, visit: _Visit) -> Snapshot:
+        """A PDF link: the file itself, its first page drawn, its text."""
+        assert visit.response is not None
+        limit = self.options.document_max_bytes
+        declared = documents.declared_size(visit.response.headers)
+        if declared is not None and declared > limit:
+            raise FileTooLarge("pdf", declared, limit)
+        final_url = visit.response.url
+        # Chromium's viewer is reading the file too; closing the page stops that.
+        await _quietly(asyncio.wait_for(visit.page.close(), 5))
+        data = await self._fetch(visit, final_url, "pdf", limit)
+        documents.check_pdf(data)
+        try:
+            preview = await pdfrender.render(data)
+        except pdfrender.PdfUnreadable as exc:
+            raise UnreadableFile(f"pdf: {exc}") from None
+        name = documents.file_name(final_url, SnapshotKind.PDF, visit.content_type)
+        return Snapshot(
+            url=visit.url,
+            final_url=final_url,
+            http_status=visit.response.status,
+            image=preview.image,
+            width=preview.width,
+            height=preview.height,
+            title=_clean(preview.title) or _clean(_first_line(preview.text)) or name,
+            text=preview.text,
+            kind=SnapshotKind.PDF,
+            original=data,
+            content_type="application/pdf",
+            file_name=name,
+        )
+
+    async def _fetch(self, visit: _Visit, url: str, what: str, limit: int) -> bytes:
+        refused_before = set(visit.session.refusals)
+        try:
+            return await documents.fetch(visit.context, url, what, limit, self._timeout)
+        except (CaptureError, PlaywrightError) as exc:
+            if visit.session.over_budget:
+                raise CaptureError("too_large") from None
+            refused = set(visit.session.refusals) - refused_before
+            if refused:
+                raise CaptureError("blocked", visit.session.refusals[refused.pop()]) from None
+            if isinstance(exc, CaptureError):
+                raise
+            raise CaptureError("unreachable", exc.message[:200]) from None
+
+    async def _image_file(self, visit: _Visit) -> Snapshot | None:
+        """An image link: the file and a JPEG of it; None to shoot it as a page instead."""
+        assert visit.response is not None
+        limit = self.options.document_max_bytes
+        declared = documents.declared_size(visit.response.headers)
+        if declared is not None and declared > limit:
+            raise FileTooLarge("image", declared, limit)
+        final_url = visit.response.url
+        if visit.downloaded:
+            data = await self._fetch(visit, final_url, "image", limit)
+        else:
+            try:
+                wait = max(0.5, budget.remaining(visit.deadline))
+                data = await asyncio.wait_for(visit.response.body(), wait)
+            except (PlaywrightError, TimeoutError):
+                return None
+        if len(data) > limit:
+            raise FileTooLarge("image", len(data), limit)
+        try:
+            image, width, height = await asyncio.to_thread(documents.image_preview, data)
+        except UnreadableFile:
+            if visit.downloaded:
+                raise
+            return None
+        name = documents.file_name(final_url, SnapshotKind.IMAGE, visit.content_type)
+        return Snapshot(
+            url=visit.url,
+            final_url=final_url,
+            http_status=visit.response.status,
+            image=image,
+            width=width,
+            height=height,
+            title=name,
+            kind=SnapshotKind.IMAGE,
+            original=data,
+            content_type=visit.content_type,
+            file_name=name,
+        )
+
+    # --- files on demand ---
+
+    async def _prepared(self, visit: _Visit) -> Page:
+        """A page ready for a file: a page (not a PDF or image), banners gone, lazy content in."""
+        if visit.kind is not SnapshotKind.PAGE:
+            raise NotAPage(visit.kind.value)
+        await self._dismiss_consent(visit)
+        loop = asyncio.get_running_loop()
+        until = max(visit.deadline, loop.time() + LAZY_SECONDS)
+        await archive.scroll_through(
+            visit.page, visit.watch.inflight, until, self.options.full_page_max_height
+        )
+        return visit.page
+
+    def _finished(self, visit: _Visit, artifact: Artifact) -> Artifact:
+        limit = self.options.archive_max_bytes
+        if len(artifact.data) > limit:
+            raise FileTooLarge(artifact.kind.value, len(artifact.data), limit)
+        return dataclasses.replace(artifact, partial=visit.partial)
+
+    async def _full_page(self, visit: _Visit) -> Artifact:
+        page = await self._prepared(visit)
+        shot = await archive.full_page(page, self.options.full_page_max_height)
+        return self._finished(visit, shot)
+
+    async def _print(self, visit: _Visit) -> Artifact:
+        page = await self._prepared(visit)
+        return self._finished(visit, await archive.print_pdf(page))
+
+    async def _mhtml(self, visit: _Visit) -> Artifact:
+        page = await self._prepared(visit)
+        return self._finished(visit, await archive.mhtml(visit.context, page))
+
+
+async def _shot(page: Page) -> bytes:
+    try:
+        return await page.screenshot(
+            type="jpeg", quality=JPEG_QUALITY, full_page=False, timeout=SHOT_TIMEOUT * 1000
+        )
+    except PlaywrightTimeout:
+        raise CaptureError("timeout", "the page drew nothing to shoot") from None
+
+
+def _first_line(text: str) -> str | None:
+    for line in text.splitlines():
+        if line.strip():
+            return line
+    return None
 
 
 def _clean(value: object) -> str | None:

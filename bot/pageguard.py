@@ -41,6 +41,9 @@ class NavigationWatch:
     navigations: list[_Navigation] = field(default_factory=list)
     inflight: set[Request] = field(default_factory=set)
     checked: set[str] = field(default_factory=set)
+    # The main frame's latest response, also for a navigation that became a download
+    # (its headers say what the file is; Playwright's goto gives no response then).
+    last_response: Response | None = None
 
     def __post_init__(self) -> None:
         # Playwright wraps handlers by setting an attribute: plain functions only.
@@ -65,6 +68,7 @@ class NavigationWatch:
 
     def _response(self, response: Response) -> None:
         if self._main_navigation(response.request):
+            self.last_response = response
             headers = response.headers
             marked = BLOCK_HEADER.lower() in headers or UPSTREAM_HEADER.lower() in headers
             self.navigations.append(_Navigation(response.url, failed=False, proxy_marked=marked))

@@ -6,6 +6,7 @@ import html
 import urllib.parse
 from datetime import datetime
 
+from bot.capture_error import CaptureError, DownloadRefused, FileTooLarge
 from bot.i18n import Texts
 from storage.models import LinkRecord, Page, TagCount
 
@@ -36,8 +37,13 @@ def link_title(record: LinkRecord) -> str:
     return f'<a href="{esc(record.url)}">{esc(title)}</a>'
 
 
-def caption(record: LinkRecord, texts: Texts, *, saved_on: datetime | None = None) -> str:
-    """Screenshot caption: title link, domain, tags, note; well inside 1024."""
+def caption(
+    record: LinkRecord, texts: Texts, *, saved_on: datetime | None = None, partial: bool = False
+) -> str:
+    """Screenshot caption: title link, domain, tags, note; well inside 1024.
+
+    `partial`: the snapshot was taken when the capture budget ran out (Snapshot.partial).
+    """
     lines = [f"<b>{link_title(record)}</b>", f"🌐 {esc(domain(record.final_url or record.url))}"]
     if record.tags:
         lines.append(tag_list(record.tags))
@@ -45,9 +51,35 @@ def caption(record: LinkRecord, texts: Texts, *, saved_on: datetime | None = Non
         lines.append(f"<i>{esc(_clip(record.note, NOTE_MAX))}</i>")
     if record.http_status and record.http_status >= 400:
         lines.append(texts.http_status_note.format(status=record.http_status))
+    if partial:
+        lines.append(texts.partial_note)
     if saved_on is not None:
         lines.append(texts.saved_on.format(date=saved_on.strftime("%Y-%m-%d")))
     return "\n".join(lines)
+
+
+def file_size(size: int) -> str:
+    """1 536 → "1.5 KB"; binary units, as Telegram shows file sizes."""
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def capture_reason(exc: CaptureError, texts: Texts) -> str:
+    """Why a capture failed, in the user's language (escaped; sizes and types where known)."""
+    if isinstance(exc, DownloadRefused):
+        size = file_size(exc.size) if exc.size is not None else texts.size_unknown
+        kind = esc(exc.content_type or "?")
+        return texts.file_download_refused.format(type=kind, size=size)
+    if isinstance(exc, FileTooLarge) and exc.size is not None:
+        what = texts.file_kinds.get(exc.what, exc.what)
+        return texts.file_too_large.format(
+            what=esc(what), size=file_size(exc.size), limit=file_size(exc.limit)
+        )
+    return texts.capture_reasons.get(exc.reason, texts.capture_reasons["browser"])
 
 
 def tags_message(counts: list[TagCount], texts: Texts) -> str:

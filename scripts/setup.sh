@@ -16,6 +16,9 @@ command -v chromium >/dev/null 2>&1 || [ -n "${CHROMIUM_PATH:-}" ] || need_apt+=
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
 # The WebRTC test makes its own network namespace (tests/test_webrtc.py).
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# Consent-banner rules come from npm (below); tests read produced PDFs with pdftotext.
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
@@ -34,6 +37,18 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$deps
   echo "$deps_hash" > "$STAMPS/pip"
 else
   echo "setup: Python packages up to date"
+fi
+
+# Consent-banner rules (bot/consent.py): DuckDuckGo's autoconsent, pinned by
+# tools/autoconsent/package-lock.json; `npm update` there brings newer rules.
+consent_hash=$(sha256sum tools/autoconsent/package-lock.json | cut -c1-16)
+if [ ! -f tools/autoconsent/node_modules/@duckduckgo/autoconsent/dist/autoconsent.playwright.js ] \
+  || [ "$(cat "$STAMPS/autoconsent" 2>/dev/null)" != "$consent_hash" ]; then
+  echo "setup: installing consent-banner rules (npm ci in tools/autoconsent)"
+  npm ci --prefix tools/autoconsent --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$consent_hash" > "$STAMPS/autoconsent"
+else
+  echo "setup: consent-banner rules present"
 fi
 
 if [ -z "${MONGODB_URI:-}" ] || [ "${SETUP_FERRETDB:-}" = 1 ]; then

@@ -87,6 +87,12 @@ class Texts:
     help_manage: str
     import_how: str
     cmd_import: str
+    # capture fidelity (issue 13)
+    partial_note: str
+    file_download_refused: str
+    file_too_large: str
+    file_kinds: dict[str, str]
+    size_unknown: str
 
 
 def texts_for(language_code: str | None) -> Texts:

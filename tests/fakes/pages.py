@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import cmp, documents
 from tests.fakes.web import serve
 
 # Quadrant colours of /colors: the test reads these back from the uploaded JPEG.
@@ -50,6 +52,8 @@ class PageServer:
         self.port = 0
         self.sentinel_url = ""  # set by the fixture: where /embeds points
         self.endless_bytes = 0  # what /endless managed to send before the client let go
+        self.consent_choices: list[tuple[str, str]] = []  # (platform, choice) from /cmp/choice
+        self.styles_pending = 0  # /never.css requests still waiting (they never finish)
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -75,6 +79,19 @@ class PageServer:
                 web.get("/script-redirect", self._script_redirect),
                 web.get("/meta-refresh", self._meta_refresh),
                 web.get("/endless", self._endless),
+                # capture fidelity (issue 13)
+                web.get("/cmp/choice", self._cmp_choice),
+                web.get("/cmp/{platform}", self._cmp_page),
+                web.get("/cmp/{platform}/loader.js", self._cmp_loader),
+                web.get("/blocked-css", self._blocked_css),
+                web.get("/never.css", self._never_css),
+                web.get("/lazy", self._lazy),
+                web.get("/long", self._long),
+                web.get("/swatch/{r}-{g}-{b}.png", self._swatch),
+                web.get("/report.pdf", self._report_pdf),
+                web.get("/report-download", self._report_download),
+                web.get("/huge.pdf", self._huge_pdf),
+                web.get("/photo.png", self._photo),
             ]
         )
         self._runner, port = await serve(app, self.host)
@@ -201,6 +218,104 @@ var x = new XMLHttpRequest(); x.open("GET", "{target}/xhr"); x.send();</script>
         except (ConnectionError, RuntimeError):
             pass
         return response
+
+    # --- capture fidelity (issue 13) ---
+
+    async def _cmp_page(self, request: web.Request) -> web.Response:
+        platform = request.match_info["platform"]
+        if platform not in cmp.PLATFORMS:
+            raise web.HTTPNotFound()
+        return web.Response(text=cmp.page(platform), content_type="text/html")
+
+    async def _cmp_loader(self, request: web.Request) -> web.Response:
+        platform = request.match_info["platform"]
+        if platform not in cmp.PLATFORMS:
+            raise web.HTTPNotFound()
+        return web.Response(text=cmp.loader(platform), content_type="text/javascript")
+
+    async def _cmp_choice(self, request: web.Request) -> web.Response:
+        self.consent_choices.append((request.query["cmp"], request.query["choice"]))
+        return web.Response(status=204)
+
+    async def _blocked_css(self, request: web.Request) -> web.Response:
+        """An article whose stylesheet in <head> never arrives (a dead CDN)."""
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Slow stylesheet</title><link rel="stylesheet" href="/never.css">
+</head><body style="margin:0;background:rgb{BLOCKED_CSS_COLOUR}">
+<h1>The article was drawn long ago</h1><p>Only its stylesheet never came.</p></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
+    async def _never_css(self, request: web.Request) -> web.Response:
+        self.styles_pending += 1
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            self.styles_pending -= 1
+        return web.Response(text="", content_type="text/css")
+
+    async def _lazy(self, request: web.Request) -> web.Response:
+        """Images far below the fold: one native `loading=lazy`, one set by a script on view."""
+        native, scripted = LAZY_IMAGES["native"], LAZY_IMAGES["scripted"]
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lazy images</title>
+<style>body{{margin:0;height:{LAZY_HEIGHT}px;background:#eee;position:relative}}
+img{{position:absolute;left:100px;width:400px;height:300px}}</style></head><body>
+<h1>Scroll down for the pictures</h1>
+<img loading="lazy" style="top:{native[1]}px" src="/swatch/{"-".join(map(str, native[0]))}.png">
+<img id="scripted" style="top:{scripted[1]}px" data-src="/swatch/{"-".join(map(str, scripted[0]))}.png">
+<script>new IntersectionObserver((entries, observer) => entries.forEach((e) => {{
+  if (e.isIntersecting) {{ e.target.src = e.target.dataset.src; observer.unobserve(e.target); }}
+}})).observe(document.getElementById("scripted"));</script></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
+    async def _long(self, request: web.Request) -> web.Response:
+        """A page `height` px tall in LONG_BANDS colour bands, text at the top and the bottom."""
+        height = int(request.query.get("height", "20000"))
+        band = height // len(LONG_BANDS)
+        bands = "".join(
+            f'<div style="height:{band}px;background:rgb{c}"></div>' for c in LONG_BANDS
+        )
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Long page</title>
+<style>body{{margin:0}} p{{position:absolute;left:20px;font:24px sans-serif;color:#fff}}</style>
+</head><body><p style="top:10px">Top of the long page</p>{bands}
+<p style="top:{height - 60}px">Bottom of the long page</p></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
+    async def _swatch(self, request: web.Request) -> web.Response:
+        colour = tuple(int(request.match_info[k]) for k in "rgb")
+        return web.Response(body=documents.swatch(colour), content_type="image/png")  # type: ignore[arg-type]
+
+    async def _report_pdf(self, request: web.Request) -> web.Response:
+        return web.Response(body=documents.REPORT_PDF, content_type="application/pdf")
+
+    async def _report_download(self, request: web.Request) -> web.Response:
+        """The same PDF, offered as an attachment under a URL that does not say .pdf."""
+        return web.Response(
+            body=documents.REPORT_PDF,
+            headers={
+                "Content-Type": "application/pdf",
+                "Content-Disposition": 'attachment; filename="report.pdf"',
+            },
+        )
+
+    async def _huge_pdf(self, request: web.Request) -> web.StreamResponse:
+        """A PDF that says it is 500 MB; it sends a few bytes, then nothing."""
+        response = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+        response.content_length = 500 * 1024 * 1024
+        await response.prepare(request)
+        await response.write(b"%PDF-1.4\n")
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await asyncio.sleep(3600)
+        return response
+
+    async def _photo(self, request: web.Request) -> web.Response:
+        return web.Response(body=documents.PHOTO_PNG, content_type="image/png")
+
+
+BLOCKED_CSS_COLOUR = (0, 128, 255)
+# colour, top (px) of each picture on /lazy
+LAZY_HEIGHT = 6000
+LAZY_IMAGES = {"native": ((200, 40, 40), 3000), "scripted": ((40, 170, 40), 4800)}
+LONG_BANDS = [(200, 30, 30), (30, 150, 30), (30, 30, 200), (220, 180, 0), (120, 0, 160)]
 
 
 class Sentinel:

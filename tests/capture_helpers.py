@@ -1,0 +1,51 @@
+"""Shared by the capture-fidelity and archive tests: a capturer with small limits, pixels."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+from PIL import Image
+
+from bot.capture import Capturer
+from bot.capture_types import CaptureOptions
+from bot.config import Settings
+from bot.netguard import NetGuard
+
+SMALL = CaptureOptions(budget=2.0, consent=False, archive_max_bytes=100_000)
+
+
+@pytest.fixture(scope="session")
+async def small_capturer() -> AsyncIterator[Capturer]:
+    """Its own Chromium: a 2 s budget, no consent rules, files capped at 100 kB."""
+    capturer = Capturer(
+        NetGuard(["127.0.0.1"]),
+        executable=Settings.model_construct().chromium_executable(),
+        timeout=8,
+        options=SMALL,
+    )
+    await capturer.start()
+    yield capturer
+    await capturer.stop()
+
+
+def rgb(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def close(got: object, want: tuple[int, int, int], tolerance: int = 24) -> bool:
+    assert isinstance(got, tuple)
+    return all(abs(g - w) <= tolerance for g, w in zip(got, want, strict=False))
+
+
+def share(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 30) -> float:
+    """The fraction of the picture (sampled on a 160x100 grid) in `colour`."""
+    small = image.resize((160, 100))
+    hits = sum(
+        1
+        for y in range(small.height)
+        for x in range(small.width)
+        if close(small.getpixel((x, y)), colour, tolerance)
+    )
+    return hits / (small.width * small.height)

@@ -1,0 +1,149 @@
+"""Snapshots worth keeping (issue 13): slow pages, consent banners, PDF and image links.
+
+At the Capturer level through real Chromium and the egress proxy, pages on 127.0.0.1;
+pixel checks on the JPEGs the capture returns (what the bot stores and sends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot import render
+from bot.capture import Capturer, CaptureError, SnapshotKind
+from bot.capture_error import DownloadRefused, FileTooLarge
+from bot.i18n import texts_for
+from storage.models import LinkRecord
+from tests.capture_helpers import close, rgb, share, small_capturer
+from tests.fakes import cmp, documents
+from tests.fakes.pages import BLOCKED_CSS_COLOUR, PageServer
+
+__all__ = ["small_capturer"]  # a fixture, imported for pytest
+
+
+async def test_a_stylesheet_that_never_arrives_gives_a_partial_shot(
+    small_capturer: Capturer, pages: PageServer
+) -> None:
+    """Chromium paints nothing while a <head> stylesheet is pending; at the budget the
+    capture stops the page and keeps what it drew, marked partial."""
+    started = time.monotonic()
+    snap = await small_capturer.capture(pages.url("/blocked-css"))
+    elapsed = time.monotonic() - started
+    print(f"blocked stylesheet: photo after {elapsed:.2f} s (budget 2 s)")
+    assert snap.partial and snap.kind is SnapshotKind.PAGE
+    # The stylesheet request never finished: the shot did not wait for it.
+    assert pages.styles_pending >= 1
+    image = rgb(snap.image)
+    assert image.size == (1280, 800)
+    assert share(image, BLOCKED_CSS_COLOUR) > 0.8
+    assert snap.title == "Slow stylesheet"
+    assert "Only its stylesheet never came" in snap.text
+
+
+async def test_a_page_that_loads_is_not_partial(
+    small_capturer: Capturer, pages: PageServer
+) -> None:
+    snap = await small_capturer.capture(pages.url("/colors"))
+    assert not snap.partial
+    assert close(rgb(snap.image).getpixel((320, 200)), (255, 0, 0))
+
+
+async def test_nothing_drawn_is_still_a_failure(
+    small_capturer: Capturer, pages: PageServer
+) -> None:
+    """A page whose HTML stops mid-<head> has nothing to show: the capture fails."""
+    with pytest.raises(CaptureError) as caught:
+        await small_capturer.capture(pages.url("/hang"))
+    assert caught.value.reason == "timeout"
+
+
+@pytest.mark.parametrize("platform", cmp.PLATFORMS)
+async def test_consent_banners_are_gone_from_the_shot(
+    capturer: Capturer, pages: PageServer, platform: str
+) -> None:
+    snap = await capturer.capture(pages.url(f"/cmp/{platform}"))
+    image = rgb(snap.image)
+    assert share(image, cmp.BANNER) == 0
+    assert share(image, cmp.ARTICLE) > 0.8
+    # Dismissed by opting out (the platform's own reject path), not merely hidden.
+    await _wait_for(lambda: (platform, "reject") in pages.consent_choices)
+    assert (platform, "accept") not in pages.consent_choices
+
+
+@pytest.mark.parametrize("platform", cmp.PLATFORMS)
+async def test_without_the_rules_the_banner_covers_the_article(
+    small_capturer: Capturer, pages: PageServer, platform: str
+) -> None:
+    """The control: the same pages shot with consent handling off show the banner."""
+    assert not small_capturer.options.consent
+    image = rgb((await small_capturer.capture(pages.url(f"/cmp/{platform}"))).image)
+    assert share(image, cmp.BANNER) > 0.5
+
+
+async def test_a_pdf_link_gives_the_pdf_its_first_page_and_its_text(
+    capturer: Capturer, pages: PageServer
+) -> None:
+    for path in ("/report.pdf", "/report-download"):  # shown inline, and as an attachment
+        snap = await capturer.capture(pages.url(path))
+        assert snap.kind is SnapshotKind.PDF, path
+        assert snap.original == documents.REPORT_PDF
+        assert snap.content_type == "application/pdf"
+        assert snap.file_name and snap.file_name.endswith(".pdf")
+        assert snap.title == "Zebra report"
+        assert "Quarterly zebra report" in snap.text and "Page two" in snap.text
+        page = rgb(snap.image)
+        assert page.width == snap.width == 1280
+        assert close(page.getpixel((640, 40)), documents.PDF_COLOUR)
+        assert close(page.getpixel((640, page.height - 40)), (255, 255, 255))
+
+
+async def test_an_image_link_gives_the_image(capturer: Capturer, pages: PageServer) -> None:
+    snap = await capturer.capture(pages.url("/photo.png"))
+    assert snap.kind is SnapshotKind.IMAGE
+    assert snap.original == documents.PHOTO_PNG
+    assert snap.content_type == "image/png" and snap.file_name == "photo.png"
+    assert (snap.width, snap.height) == (640, 480)
+    assert close(rgb(snap.image).getpixel((320, 240)), documents.PHOTO_COLOUR)
+
+
+async def test_other_downloads_are_refused_with_what_they_are(
+    capturer: Capturer, pages: PageServer
+) -> None:
+    with pytest.raises(DownloadRefused) as caught:
+        await capturer.capture(pages.url("/download"))
+    refused = caught.value
+    assert refused.reason == "download"
+    assert (refused.content_type, refused.size) == ("application/octet-stream", 2048)
+    said = render.capture_reason(refused, texts_for("en"))
+    assert "file download (application/octet-stream, 2.0 KB)" in said
+    assert "application/octet-stream" in render.capture_reason(refused, texts_for("zh"))
+
+
+async def test_a_file_over_the_cap_is_refused_before_it_is_fetched(
+    capturer: Capturer, pages: PageServer
+) -> None:
+    """/huge.pdf says 500 MB and then sends nothing: refused on its header alone."""
+    with pytest.raises(FileTooLarge) as caught:
+        await capturer.capture(pages.url("/huge.pdf"))
+    assert caught.value.size == 500 * 1024 * 1024
+    assert caught.value.limit == capturer.options.document_max_bytes
+    said = render.capture_reason(caught.value, texts_for("en"))
+    assert "the PDF is 500.0 MB; I keep files of up to 20.0 MB" in said
+
+
+def test_the_caption_says_partial_in_the_users_language() -> None:
+    record = LinkRecord(owner_id=1, chat_id=1, url="https://example.org/", url_key="k")
+    for lang in ("en", "zh"):
+        texts = texts_for(lang)
+        assert texts.partial_note in render.caption(record, texts, partial=True)
+        assert texts.partial_note not in render.caption(record, texts)
+
+
+async def _wait_for(predicate: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
