@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     database_patience: float = Field(600, gt=0, le=86_400)
     # where the derived /find and /tags index (SQLite, rebuilt from MongoDB) is kept
     search_index_dir: str = "data/index"
+    # capture fidelity: budget, consent banners, full page / PDF / archive (bot/capture.py)
+    capture_budget: float = Field(8, gt=0, le=120)
+    capture_consent: bool = True
+    consent_rules_dir: str | None = None
+    consent_wait: float = Field(3, ge=0, le=30)
+    full_page_max_height: int = Field(30_000, ge=800, le=60_000)
+    archive_max_mb: float = Field(45, gt=0, le=2_000)
+    document_max_mb: float = Field(20, gt=0, le=2_000)
 
     @field_validator("telegram_bot_token")
     @classmethod
