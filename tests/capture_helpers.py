@@ -13,12 +13,14 @@ from bot.capture_types import CaptureOptions
 from bot.config import Settings
 from bot.netguard import NetGuard
 
-SMALL = CaptureOptions(budget=2.0, consent=False, archive_max_bytes=100_000)
+SMALL = CaptureOptions(
+    budget=2.0, consent=False, archive_max_bytes=100_000, document_max_bytes=1_000
+)
 
 
 @pytest.fixture(scope="session")
 async def small_capturer() -> AsyncIterator[Capturer]:
-    """Its own Chromium: a 2 s budget, no consent rules, files capped at 100 kB."""
+    """Its own Chromium: a 2 s budget, no consent rules, files capped at 100 kB, links' files at 1 kB."""
     capturer = Capturer(
         NetGuard(["127.0.0.1"]),
         executable=Settings.model_construct().chromium_executable(),

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bot import render
-from bot.capture import Capturer, CaptureError, SnapshotKind
+from bot.capture import CaptureError, Capturer, SnapshotKind
 from bot.capture_error import DownloadRefused, FileTooLarge
 from bot.i18n import texts_for
 from storage.models import LinkRecord
@@ -131,6 +131,17 @@ async def test_a_file_over_the_cap_is_refused_before_it_is_fetched(
     assert caught.value.limit == capturer.options.document_max_bytes
     said = render.capture_reason(caught.value, texts_for("en"))
     assert "the PDF is 500.0 MB; I keep files of up to 20.0 MB" in said
+
+
+async def test_a_file_whose_size_shows_only_as_it_arrives_is_capped(
+    small_capturer: Capturer, pages: PageServer
+) -> None:
+    limit = small_capturer.options.document_max_bytes
+    assert len(documents.REPORT_PDF) > limit
+    for path, what in (("/report-chunked.pdf", "pdf"), ("/photo.png", "image")):
+        with pytest.raises(FileTooLarge) as caught:
+            await small_capturer.capture(pages.url(path))
+        assert (caught.value.what, caught.value.limit) == (what, limit), path
 
 
 def test_the_caption_says_partial_in_the_users_language() -> None:

@@ -90,6 +90,7 @@ class PageServer:
                 web.get("/swatch/{r}-{g}-{b}.png", self._swatch),
                 web.get("/report.pdf", self._report_pdf),
                 web.get("/report-download", self._report_download),
+                web.get("/report-chunked.pdf", self._report_chunked),
                 web.get("/huge.pdf", self._huge_pdf),
                 web.get("/photo.png", self._photo),
             ]
@@ -296,6 +297,15 @@ img{{position:absolute;left:100px;width:400px;height:300px}}</style></head><body
                 "Content-Disposition": 'attachment; filename="report.pdf"',
             },
         )
+
+    async def _report_chunked(self, request: web.Request) -> web.StreamResponse:
+        """The same PDF with no Content-Length: its size shows only as it arrives."""
+        response = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(documents.REPORT_PDF)
+        await response.write_eof()
+        return response
 
     async def _huge_pdf(self, request: web.Request) -> web.StreamResponse:
         """A PDF that says it is 500 MB; it sends a few bytes, then nothing."""
