@@ -42,7 +42,7 @@ async def test_a_20000_px_page_comes_whole_as_a_document(
     for i, colour in enumerate(LONG_BANDS):
         assert close(image.getpixel((640, i * band + band // 2)), colour), i
     # Too tall for a Telegram photo (width + height <= 10000): it goes as a document.
-    assert shot.width + shot.height > 10_000
+    assert image.width + image.height > 10_000
     assert shot.file_name.endswith(".jpg") and len(shot.data) < 50 * 1024 * 1024
 
 
