@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import bson
@@ -27,6 +27,7 @@ from storage.catalog import Catalog
 from storage.keys import WORK_STATES, key_id
 from storage.models import LinkRecord
 from storage.repository import LinkStore, light_doc, text_doc
+from storage.search import entry_of
 from storage.terms import terms_for
 
 Doc = dict[str, Any]
@@ -48,6 +49,10 @@ async def _insert_many(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[int]:
     return set()
 
 
+def _ms(when: datetime) -> datetime:
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
 async def record_imported(
     store: LinkStore, records: list[LinkRecord], *, prio: int, turn: float
 ) -> int:
@@ -57,6 +62,9 @@ async def record_imported(
         {"_id": key_id(r.owner_id, r.url_key), "link_id": r.id, "owner_id": r.owner_id}
         for r in records
     ]
+    for r in records:  # as stored (BSON keeps milliseconds), so the index matches a replay
+        r.created_at = _ms(r.created_at)
+        r.updated_at = _ms(r.updated_at)
     refused = await _insert_many(store.keys, keys)
     fresh = [r for i, r in enumerate(records) if i not in refused]
     if not fresh:
@@ -86,7 +94,12 @@ async def record_imported(
         docs.append(doc)
     await _insert_many(store.links, docs)
     await _insert_many(store.texts, [text_doc(r) for r in fresh])
-    await store.journal.append([r.id for r in fresh])
+    seq = await store.journal.append([r.id for r in fresh])
+    # The /find index takes these as written: reading thousands back by `_id` (or the
+    # rebuild that many pending changes trigger) costs far more than the import itself.
+    await store.index.apply_written(
+        seq, [entry_of(d, r.terms) for d, r in zip(docs, fresh, strict=True)]
+    )
     return len(fresh)
 
 

@@ -123,6 +123,53 @@ class SearchIndex:
             raise
         return catalog
 
+    async def apply_written(self, seq: int, written: list[Entry]) -> None:
+        """Journal entry `seq` names exactly the links in `written`, just written by this
+        process (a bulk import): store them without reading them back by `_id`.
+
+        Entries before `seq` are replayed as usual; entries after it (say a worker moved
+        one of these links on meanwhile) are replayed by the next sync, so the index still
+        ends at every link's current state. When the file is new, foreign or held by
+        another process, this falls back to the ordinary sync.
+        """
+        async with self._lock:
+            catalog = await self._open()
+            epoch = await self._epoch_of()
+            pos = await self._run(catalog.position, epoch)
+            if pos is None or pos >= seq:
+                await self._sync()
+                return
+            try:
+                await self._run(catalog.begin)
+            except sqlite3.OperationalError:
+                return  # another process is rebuilding: it reads these links itself
+            try:
+                pos = await self._run(catalog.position, epoch)  # again, under the lock
+                if pos is None or pos >= seq:
+                    await self._run(catalog.rollback)
+                    return
+                ids, last = await self.journal.read(pos, seq - 1)
+                if last != seq - 1 or len(ids) > REBUILD_AFTER:
+                    await self._run(catalog.rollback)
+                    await self._sync()  # a gap, or far behind: the ordinary way
+                    return
+                upserts, deletes = await self._states(ids)
+                # One transaction: the entries before ours as read now, then ours as written.
+                await self._run(catalog.commit_applied, epoch, seq, [*upserts, *written], deletes)
+            except BaseException:
+                await self._run(catalog.rollback)
+                raise
+
+    async def _open(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = await self._run(Catalog, self.path)
+        return self._catalog
+
+    async def _epoch_of(self) -> str:
+        if self._epoch is None:
+            self._epoch = await self.journal.epoch()
+        return self._epoch
+
     async def _replay_locked(self, catalog: Catalog, epoch: str) -> None:
         pos = await self._run(catalog.position, epoch)  # again: another process may have moved it
         if pos is not None and pos > 0 and await self.journal.entry(pos) is None:
