@@ -1,4 +1,5 @@
-"""`python -m bot`: polling, or the webhook server on $PORT when WEBHOOK_URL is set."""
+"""`python -m bot [front|worker]`: polling, or the webhook server on $PORT when WEBHOOK_URL
+is set; workers claim link stages from the database. Without an argument, both."""
 
 from __future__ import annotations
 
@@ -11,18 +12,26 @@ from pydantic import ValidationError
 from bot.app import StartupError, build_application, running
 from bot.config import Settings, describe_error
 from bot.logs import setup_logging
+from bot.services import Role
+
+USAGE = "usage: python -m bot [front|worker]   (no argument: front and workers)"
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, role: Role) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(build_application(settings), settings):
+    async with running(build_application(settings, role=role), settings):
         await stop.wait()
 
 
 def main() -> int:
+    try:
+        role = Role(sys.argv[1]) if len(sys.argv) > 1 else Role.ALL
+    except ValueError:
+        print(USAGE, file=sys.stderr)
+        return 2
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -33,7 +42,7 @@ def main() -> int:
         secrets.append(settings.openai_api_key.get_secret_value())
     setup_logging(settings.log_level, secrets)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, role))
     except StartupError as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1

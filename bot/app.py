@@ -11,7 +11,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
 from bot import scheduler
@@ -21,16 +21,14 @@ from bot.egress import GuardProxy
 from bot.i18n import Texts, en, zh
 from bot.netguard import NetGuard
 from bot.outbound import Outbound, Pace
-from bot.services import SERVICES_KEY, Services, UserLimits
-from bot.snapshots import SnapshotService
+from bot.pipeline.base import Pipeline
+from bot.pipeline.worker import Worker
+from bot.services import BotData, Role, Services, UserLimits
 from bot.summarize import Summarizer
-from storage.models import LinkRecord
 from storage.repository import LinkStore
 
 log = logging.getLogger(__name__)
 
-SETTINGS_KEY = "linksnap.settings"
-SHARED_CAPTURER_KEY = "linksnap.shared_capturer"
 App = Application[Any, Any, Any, Any, Any, Any]
 
 
@@ -38,30 +36,36 @@ class StartupError(Exception):
     """A resource the bot needs is not there; the message is one clear line."""
 
 
-def build_application(settings: Settings, *, capturer: Capturer | None = None) -> App:
-    """The Application with handlers, limiter and life-cycle hooks; nothing started.
+def build_application(
+    settings: Settings, *, role: Role = Role.ALL, capturer: Capturer | None = None
+) -> App:
+    """The Application with handlers, the outbound path and typed bot data; nothing started.
 
-    A `capturer` given here is used as is and left running at shutdown (its owner,
-    e.g. a test session sharing one browser, stops it).
+    A worker has no update stream. A `capturer` given here is used as is and left running
+    at shutdown (its owner, e.g. a test session sharing one browser, stops it).
     """
     root = settings.api_root
-    app = (
+    builder = (
         ApplicationBuilder()
         .token(settings.token)
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(Outbound(_pace(settings)))
+        .context_types(ContextTypes(bot_data=BotData))
         .concurrent_updates(True)
         .connection_pool_size(32)
         .connect_timeout(10)
         .read_timeout(30)
         .write_timeout(60)
         .pool_timeout(30)
-        .build()
     )
-    app.bot_data[SETTINGS_KEY] = settings
-    app.bot_data[SHARED_CAPTURER_KEY] = capturer
-    handlers.register(app)
+    if role is Role.WORKER:
+        builder = builder.updater(None)
+    app = builder.build()
+    data: BotData = app.bot_data
+    data.settings, data.role, data.shared_capturer = settings, role, capturer
+    if role is not Role.WORKER:
+        handlers.register(app)
     return app
 
 
@@ -76,28 +80,39 @@ def _pace(settings: Settings) -> Pace:
 
 
 async def post_init(app: App) -> None:
-    """Database, browser and LLM client, once for the process."""
-    settings: Settings = app.bot_data[SETTINGS_KEY]
+    """Database, browser (not in a front) and LLM client, once for the process."""
+    data: BotData = app.bot_data
+    settings = data.require_settings()
     store = await _open_store(settings)
-    shared: Capturer | None = app.bot_data.get(SHARED_CAPTURER_KEY)
-    try:
-        capturer = shared or await start_capturer(settings)
-    except StartupError:
-        await store.close()
-        raise
-    summarizer = _summarizer(settings)
+    capturer: Capturer | None = None
+    if data.role is not Role.FRONT:
+        try:
+            capturer = data.shared_capturer or await start_capturer(settings)
+        except StartupError:
+            await store.close()
+            raise
     outbound = app.bot.rate_limiter
     assert isinstance(outbound, Outbound)
-    app.bot_data[SERVICES_KEY] = Services(
+    pipeline = Pipeline(
+        store=store,
+        guard=capturer.guard if capturer else NetGuard(settings.capture_allow_private),
+        capturer=capturer,
+        summarizer=_summarizer(settings),
+        outbound=outbound,
+        per_minute=settings.user_rate_per_minute,
+        db_patience=settings.database_patience,
+        summary_retry_delay=settings.summary_retry_delay,
+    )
+    worker = None
+    if data.role is not Role.FRONT:
+        worker = Worker(pipeline, app.bot, capture_slots=settings.capture_concurrency)
+    data.services = Services(
         settings=settings,
         store=store,
-        capturer=capturer,
-        summarizer=summarizer,
-        snapshots=SnapshotService(
-            store, capturer, summarizer, outbound, db_patience=settings.database_patience
-        ),
+        pipeline=pipeline,
         limits=UserLimits(settings.user_rate_per_minute),
         outbound=outbound,
+        worker=worker,
         stopping=outbound.stopping,  # one signal: pacing, retries and waits all stop
     )
 
@@ -164,11 +179,12 @@ async def _set_commands(app: App) -> None:
 
 
 async def post_shutdown(app: App) -> None:
-    services: Services | None = app.bot_data.pop(SERVICES_KEY, None)
+    data: BotData = app.bot_data
+    services, data.services = data.services, None
     if services is None:
         return
     await services.drain(0)
-    if app.bot_data.get(SHARED_CAPTURER_KEY) is None:
+    if data.shared_capturer is None and services.capturer is not None:
         await services.capturer.stop()
     if services.summarizer is not None:
         await services.summarizer.close()
@@ -177,38 +193,33 @@ async def post_shutdown(app: App) -> None:
 
 @asynccontextmanager
 async def running(app: App, settings: Settings) -> AsyncIterator[App]:
-    """Initialise, start polling (or the webhook server), and stop it all on exit.
+    """Initialise, start the update stream (front) and the workers, and stop it all on exit.
 
     `python -m bot` and the tests both run the bot through here.
     """
     await post_init(app)
+    data: BotData = app.bot_data
     try:
         await _initialize(app, settings)
-        await _set_commands(app)
-        scheduler.schedule(app)
-        services: Services = app.bot_data[SERVICES_KEY]
-        leftovers = await services.snapshots.leftovers()  # before any update can touch them
-        await _start_updates(app, settings)
+        services = data.require_services()
+        if data.role is not Role.WORKER:
+            await _set_commands(app)
+        scheduler.schedule(app, data.role)
+        if data.role is not Role.WORKER:
+            await _start_updates(app, settings)
         await app.start()
-        _resume(services, app, leftovers)
+        if services.worker is not None:
+            services.worker.start()
         yield app
     finally:
         if app.updater is not None and app.updater.running:
             await app.updater.stop()  # no new updates; what is in flight may finish
-        services_or_none = app.bot_data.get(SERVICES_KEY)
-        if isinstance(services_or_none, Services):
-            await services_or_none.drain(settings.shutdown_grace)
+        if data.services is not None:
+            await data.services.drain(settings.shutdown_grace)
         if app.running:
             await app.stop()
         await post_shutdown(app)
         await app.shutdown()
-
-
-def _resume(services: Services, app: App, leftovers: list[LinkRecord]) -> None:
-    if not leftovers:
-        return
-    log.info("resuming %d link(s) an earlier process left unfinished", len(leftovers))
-    services.spawn(services.snapshots.resume(app.bot, leftovers))
 
 
 async def _initialize(app: App, settings: Settings) -> None:

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     telegram_overall_per_second: float = Field(30, gt=0, le=1000)
     shutdown_grace: float = Field(20, ge=0, le=600)
     database_patience: float = Field(600, gt=0, le=86_400)
+    summary_retry_delay: float = Field(300, gt=0, le=86_400)
     # where the derived /find and /tags index (SQLite, rebuilt from MongoDB) is kept
     search_index_dir: str = "data/index"
     # capture fidelity: budget, consent banners, full page / PDF / archive (bot/capture.py)

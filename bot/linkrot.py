@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import socket
 import urllib.parse
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.netguard import NetGuard
+from storage.models import utcnow
+from storage.repository import LinkStore
 
 MAX_REDIRECTS = 5
 GONE = frozenset({404, 410})
@@ -92,3 +95,11 @@ async def _fetch_head(url: str, addresses: tuple[str, ...]) -> tuple[int | None,
             return response.status, redirect
     except (TimeoutError, aiohttp.ClientError, OSError):
         return None, None
+
+
+async def check_due(store: LinkStore, guard: NetGuard, max_age: float = 7 * 86400) -> int:
+    """Check saved links not checked for `max_age` seconds; returns how many."""
+    records = await store.due_for_check(utcnow() - timedelta(seconds=max_age))
+    for record in records:
+        await store.set_alive(record.id, await is_alive(guard, record.final_url or record.url))
+    return len(records)

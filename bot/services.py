@@ -7,20 +7,20 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from cachetools import TTLCache
 from telegram.ext import CallbackContext
 
 from bot.capture import Capturer
 from bot.config import Settings
 from bot.outbound import Outbound
-from bot.snapshots import SnapshotService
+from bot.pipeline.base import Pipeline
+from bot.pipeline.worker import Worker
 from bot.summarize import Summarizer
 from storage.repository import LinkStore
 
-SERVICES_KEY = "linksnap.services"
 REFUSAL_EVERY = 600.0
 log = logging.getLogger(__name__)
 
@@ -31,24 +31,14 @@ def clock() -> float:
 
 
 class UserLimits:
-    """Per-user message pace: a burst waits behind its own limit, never other users'.
-
-    Both maps expire, so they stay bounded however many users come and go.
-    """
+    """Tells a fast sender once a minute, not once a message (the pace itself is the
+    work queue's: storage/claims.py). The map expires, so it stays bounded."""
 
     def __init__(self, per_minute: int, *, max_users: int = 50_000) -> None:
         self.per_minute = per_minute
-        # A limiter refills in a minute; an idle one past that holds nothing worth keeping.
-        self._limiters: TTLCache[int, AsyncLimiter] = TTLCache(max_users, ttl=120, timer=clock)
         self._warned: TTLCache[int, bool] = TTLCache(max_users, ttl=60, timer=clock)
 
-    def limiter(self, user_id: int) -> AsyncLimiter:
-        limiter = self._limiters.get(user_id) or AsyncLimiter(self.per_minute, 60)
-        self._limiters[user_id] = limiter  # re-set: the entry lives while the user is active
-        return limiter
-
     def should_warn(self, user_id: int) -> bool:
-        """Tell a fast sender once a minute, not once a message."""
         if user_id in self._warned:
             return False
         self._warned[user_id] = True
@@ -59,17 +49,29 @@ class UserLimits:
 class Services:
     settings: Settings
     store: LinkStore
-    capturer: Capturer
-    summarizer: Summarizer | None
-    snapshots: SnapshotService
+    pipeline: Pipeline
     limits: UserLimits
     outbound: Outbound
+    worker: Worker | None  # None in a front-only process
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Strangers told "private bot" lately; they are told again once their entry expires.
     refused: TTLCache[int, bool] = field(
         default_factory=lambda: TTLCache(50_000, ttl=REFUSAL_EVERY, timer=clock)
     )
+
+    @property
+    def capturer(self) -> Capturer | None:
+        return self.pipeline.capturer
+
+    @property
+    def summarizer(self) -> Summarizer | None:
+        return self.pipeline.summarizer
+
+    def wake_workers(self) -> None:
+        """New work was recorded: a worker in this process claims it without waiting."""
+        if self.worker is not None:
+            self.worker.wake()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Track fire-and-forget work so it is neither collected nor lost at shutdown."""
@@ -84,21 +86,50 @@ class Services:
             log.error("background task failed", exc_info=task.exception())
 
     async def drain(self, grace: float) -> None:
-        """Let work in flight finish for up to `grace` seconds, then cancel the rest
-        (its links stay recorded as unfinished, for the next start)."""
+        """Stop: workers finish what is in flight for up to `grace` seconds, then the rest
+        is cancelled (its links stay recorded, its leases released for the next start)."""
         self.stopping.set()
+        if self.worker is not None:
+            await self.worker.stop(grace)
         if self.background:
-            _, late = await asyncio.wait(set(self.background), timeout=grace)
+            _, late = await asyncio.wait(set(self.background), timeout=max(grace, 0.1))
             for task in late:
                 task.cancel()
             if late:
-                log.info("stopping: %d task(s) left for the next start", len(late))
                 await asyncio.wait(late, timeout=5)
+
+
+class Role(StrEnum):
+    """What one process does: `python -m bot [front|worker]` (default: both)."""
+
+    ALL = "all"
+    FRONT = "front"  # updates (polling or webhook), screening, recording
+    WORKER = "worker"  # claims and runs link stages; needs Chromium or a remote browser
+
+
+@dataclass
+class BotData:
+    """`context.bot_data` of this Application (PTB's ContextTypes): typed, no string keys."""
+
+    settings: Settings | None = None
+    role: Role = Role.ALL
+    shared_capturer: Capturer | None = None  # a browser owned by the caller (tests)
+    services: Services | None = None
+
+    def require_settings(self) -> Settings:
+        if self.settings is None:
+            raise RuntimeError("build_application() sets the settings")
+        return self.settings
+
+    def require_services(self) -> Services:
+        if self.services is None:
+            raise RuntimeError("services are not initialised; post_init has not run")
+        return self.services
 
 
 def get_services(context: CallbackContext[Any, Any, Any, Any]) -> Services:
     """The Services of this Application (set in post_init)."""
-    services = context.bot_data.get(SERVICES_KEY)
-    if not isinstance(services, Services):
-        raise RuntimeError("services are not initialised; post_init has not run")
-    return services
+    data = context.bot_data
+    if not isinstance(data, BotData):
+        raise RuntimeError("the Application was not built by bot.app.build_application")
+    return data.require_services()

@@ -19,6 +19,7 @@ from handlers import (
     auth,
     browse,
     buttons,
+    dedupe,
     errors,
     inline,
     links,
@@ -31,6 +32,7 @@ from handlers import (
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Every handler, in order; the auth gate runs first for every update."""
+    app.add_handler(TypeHandler(Update, dedupe.once), group=-2)
     app.add_handler(TypeHandler(Update, auth.gate), group=-1)
     app.add_handler(CommandHandler("start", start.start))
     app.add_handler(CommandHandler("help", start.help_command))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -16,10 +17,12 @@ from telegram.ext import ContextTypes, ExtBot
 from bot import render
 from bot.i18n import Texts
 from bot.links import MAX_LINKS, MAX_URL_LENGTH, ParsedMessage, Rejected, parse_message
+from bot.pipeline import intake
+from bot.pipeline.intake import LinkRequest, Recorded
+from bot.pipeline.replies import react
 from bot.services import Services, get_services
-from bot.snapshots import LinkRequest, react
 from handlers.common import texts_of
-from storage.models import LinkRecord
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class _Comment:
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Screen, record and acknowledge; the slow work runs as a tracked task."""
+    """Screen, record and acknowledge; workers (bot/pipeline) do the rest."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
@@ -46,33 +49,36 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     services = get_services(context)
     await react(context.bot, message.chat_id, message.message_id, "👀")
     _merge_comment(parsed, context)
-    stored = await _record(services, message, user.id, user.language_code or "en", parsed, texts)
-    if stored is None:
+    recorded = await _record(services, message, user.id, user.language_code or "en", parsed, texts)
+    if recorded is None:
         await react(context.bot, message.chat_id, message.message_id, "🤷")
         return
+    services.wake_workers()
     await _explain_leftovers(message, parsed, texts)
-    ok = not parsed.rejected
-    services.spawn(_process(services, context.bot, message, user.id, texts, stored, ok))
+    await _warn_if_paced(services, message, user.id, recorded.later, texts)
+    await _answer_saved_before(services, context.bot, message, recorded, parsed)
 
 
-async def _process(
+async def _answer_saved_before(
     services: Services,
     bot: ExtBot[Any],
     message: Message,
-    user_id: int,
-    texts: Texts,
-    stored: list[tuple[LinkRecord, bool]],
-    ok: bool,
+    recorded: Recorded,
+    parsed: ParsedMessage,
 ) -> None:
-    # Recorded first, paced second: a link acknowledged with 👀 survives a restart while
-    # it waits its turn behind this user's own rate limit.
-    if not await _pace(services, user_id, message, texts):
-        return
-    results = await asyncio.gather(
-        *(services.snapshots.process(bot, rec, created) for rec, created in stored)
-    )
-    done = "👌" if all(results) and ok else "🤷"
-    await react(bot, message.chat_id, message.message_id, done)
+    """Links the user had saved before are answered here; new ones by the workers, which
+    also set the closing reaction when they finish."""
+    answered = [
+        await intake.answer_again(services.pipeline, bot, record)
+        for record, created in recorded.links
+        if not created
+    ]
+    services.wake_workers()  # a re-capture may have been queued
+    if answered and all(answered) and len(answered) == len(recorded.links):
+        done = "👌" if not parsed.rejected else "🤷"
+        await react(bot, message.chat_id, message.message_id, done)
+    elif not recorded.links:
+        await react(bot, message.chat_id, message.message_id, "🤷")
 
 
 async def _record(
@@ -82,7 +88,7 @@ async def _record(
     lang_code: str,
     parsed: ParsedMessage,
     texts: Texts,
-) -> list[tuple[LinkRecord, bool]] | None:
+) -> Recorded | None:
     """Screen and store the links. While the database is down, say so once and keep
     trying for a while; None (after saying so) if it does not come back."""
     request = LinkRequest(
@@ -93,32 +99,28 @@ async def _record(
         tags=parsed.tags,
         note=parsed.note,
     )
-    urls, refused = await services.snapshots.screen(parsed.urls)
+    urls, refused = await intake.screen(services.pipeline, parsed.urls)
     parsed.rejected.extend(Rejected(url, reason) for url, reason in refused)
 
     async def told() -> None:
         await message.reply_text(texts.db_down_wait)
 
     try:
-        return await services.snapshots.record(request, urls, on_wait=told)
+        return await intake.record(services.pipeline, request, urls, on_wait=told)
     except PyMongoError:
         log.exception("database unavailable while recording links")
         await message.reply_text(texts.db_down)
         return None
 
 
-async def _pace(services: Services, user_id: int, message: Message, texts: Texts) -> bool:
-    """Wait for this user's turn; False when the bot is stopping first (links stay pending)."""
-    limiter = services.limits.limiter(user_id)
-    if not limiter.has_capacity() and services.limits.should_warn(user_id):
-        seconds = int(60 / services.limits.per_minute) + 1
-        await message.reply_text(texts.too_fast.format(seconds=seconds))
-    turn = asyncio.ensure_future(limiter.acquire())
-    stopping = asyncio.ensure_future(services.stopping.wait())
-    done, pending = await asyncio.wait({turn, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    return turn in done
+async def _warn_if_paced(
+    services: Services, message: Message, user_id: int, later: datetime | None, texts: Texts
+) -> None:
+    """Past their pace a user's links wait (recorded and safe); tell them once a minute."""
+    if later is None or not services.limits.should_warn(user_id):
+        return
+    seconds = max(1, int((later - utcnow()).total_seconds()) + 1)
+    await message.reply_text(texts.too_fast.format(seconds=seconds))
 
 
 def _merge_comment(parsed: ParsedMessage, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -11,18 +11,26 @@ from bson import ObjectId
 
 
 class Status(StrEnum):
-    """Life of a link: pending → capturing → captured → summarizing → done."""
+    """Life of a link, its status being its stage:
+    pending → capturing → captured → delivering → summarizing → done (or failed)."""
 
     PENDING = "pending"
     CAPTURING = "capturing"
     CAPTURED = "captured"
+    DELIVERING = "delivering"
     SUMMARIZING = "summarizing"
     DONE = "done"
     FAILED = "failed"
     SUMMARY_FAILED = "summary_failed"
 
 
-UNFINISHED = (Status.PENDING, Status.CAPTURING, Status.CAPTURED, Status.SUMMARIZING)
+UNFINISHED = (
+    Status.PENDING,
+    Status.CAPTURING,
+    Status.CAPTURED,
+    Status.DELIVERING,
+    Status.SUMMARIZING,
+)
 
 
 def utcnow() -> datetime:
@@ -73,6 +81,8 @@ class LinkRecord:
     llm: LlmUsage | None = None
     screenshot: Screenshot | None = None
     reply_message_id: int | None = None
+    # Other links recorded from the same message: its closing reaction waits for all.
+    siblings: list[ObjectId] = field(default_factory=list)
     status: Status = Status.PENDING
     error: str | None = None
     attempts: int = 0

@@ -40,6 +40,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from storage.catalog import Catalog
+from storage.claims import WorkQueue
 from storage.images import ImageStore
 from storage.journal import Journal
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
@@ -125,6 +126,8 @@ class LinkStore:
         self.index = SearchIndex(self.links, self.texts, self.journal, path)
         self.images = ImageStore(db)
         self.queries = QueryStore(db)
+        self.queue = WorkQueue(db)
+        self.updates: AsyncCollection[Doc] = db["seen_updates"]
         self._warm: asyncio.Task[None] | None = None
 
     @classmethod
@@ -161,6 +164,7 @@ class LinkStore:
             [("owner_id", ASCENDING), ("url_key", ASCENDING)], unique=True
         )
         await self.work.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
+        await self.queue.ensure_indexes()
         await migrate(self.db)
         if self._warm is None:
             self._warm = asyncio.create_task(self._warm_index())
@@ -388,6 +392,37 @@ class LinkStore:
         return len(fresh)
 
     # -- reads -----------------------------------------------------------------------
+
+    async def load(self, link_id: ObjectId) -> LinkRecord | None:
+        """A link by id whoever owns it: for workers, never for a user's request."""
+        return await self._load(link_id)
+
+    async def set_siblings(self, link_ids: list[ObjectId]) -> None:
+        """Links recorded from one message know each other (for its closing reaction)."""
+        for link_id in link_ids:
+            await self.links.update_one(
+                {"_id": link_id}, {"$set": {"siblings": [i for i in link_ids if i != link_id]}}
+            )
+
+    async def siblings_of(self, record: LinkRecord) -> list[LinkRecord]:
+        found = [await self._load(i, with_text=False) for i in record.siblings]
+        return [r for r in found if r is not None]
+
+    async def first_delivery(self, update_id: int) -> bool:
+        """True the first time any front sees this update (webhook retries and several
+        fronts behind one URL deliver some twice). A unique insert: atomic everywhere."""
+        try:
+            await self.updates.insert_one({"_id": f"u{update_id}", "at": utcnow()})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def forget_updates(self, older_than: datetime) -> None:
+        await self.updates.delete_many({"at": {"$lt": older_than}})
+
+    async def drop_work(self, link_id: ObjectId) -> None:
+        """Nothing more will be tried for this link (e.g. summary retries used up)."""
+        await self.work.delete_one({"_id": link_id})
 
     async def get(self, owner_id: int, link_id: ObjectId) -> LinkRecord | None:
         record = await self._load(link_id)

@@ -8,6 +8,7 @@ from typing import Any
 from bot.app import build_application, running
 from bot.capture import Capturer
 from bot.config import Settings
+from bot.services import Services
 from storage.models import LinkRecord
 from storage.repository import LinkStore
 from tests.fakes.botapi import Call, FakeBotAPI
@@ -43,6 +44,10 @@ class BotHarness:
         await self._stack.aclose()
         self.api.release_polls(False)
         await self.store.close()
+
+    @property
+    def services(self) -> Services:
+        return self.app.bot_data.require_services()  # type: ignore[no-any-return]
 
     def send(self, user_id: int, text: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The user sends a message; returns it as Telegram delivered it."""

@@ -6,7 +6,7 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
-from bot.callbacks import TagLinks, codec_for
+from bot import linkrot
 from bot.links import url_key
 from storage.models import LinkRecord, Screenshot, Status
 from tests.conftest import INDEX_DIR
@@ -57,8 +57,7 @@ async def test_tags_counts_most_used_first(bot: BotHarness) -> None:
     lines = reply["text"].splitlines()[1:]
     assert lines == ["#a — 8", "#技术 — 5", "#b — 3", "#c — 1"]
     buttons = [b["callback_data"] for row in reply["reply_markup"]["inline_keyboard"] for b in row]
-    codec = codec_for(bot.settings.token)
-    assert [codec.decode(b, 42) for b in buttons[:2]] == [TagLinks("a"), TagLinks("技术")]
+    assert buttons[:2] == ["t:a", "t:技术"]
 
 
 async def test_find_requires_all_tags_and_pages_cover_each_once(bot: BotHarness) -> None:
@@ -184,10 +183,8 @@ async def test_link_rot_check_marks_gone_links(bot: BotHarness) -> None:
     dead_url = bot.pages.url("/status/404")
     dead = bot.send(42, dead_url + " #rot")
     await bot.finished(dead)
-    from bot.services import SERVICES_KEY
-
-    services = bot.app.bot_data[SERVICES_KEY]
-    assert await services.snapshots.check_links(max_age=0) == 2
+    services = bot.services
+    assert await linkrot.check_due(services.store, services.pipeline.guard, max_age=0) == 2
     by_url = {r.url: r for r in await bot.records(42)}
     assert by_url[dead_url].alive is False and by_url[dead_url].checked_at is not None
     assert by_url[bot.pages.url("/article/alive")].alive is True

@@ -16,7 +16,6 @@ import pytest
 
 from bot.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, EgressSession, GuardProxy
 from bot.netguard import NetGuard
-from bot.services import SERVICES_KEY
 from tests.conftest import free_port
 from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness
@@ -210,7 +209,8 @@ async def test_500_idle_connections_do_not_stop_captures(
 ) -> None:
     """A local process opens 500 connections and sends nothing: captures go on, idlers go."""
     bot: BotHarness = await harness_factory(shared_browser=False, egress_idle_timeout="3")
-    proxy = bot.app.bot_data[SERVICES_KEY].capturer.proxy
+    assert bot.services.capturer is not None
+    proxy = bot.services.capturer.proxy
     idlers = [await asyncio.open_connection("127.0.0.1", proxy.port) for _ in range(500)]
     sent = bot.send(42, pages.url("/colors") + " #despite")
     assert await bot.finished(sent) == "👌"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot import linkrot
 from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness
 
@@ -279,16 +280,14 @@ async def test_link_check_never_reaches_private_hosts(
     harness_factory: Any, sentinel: Sentinel, pages: PageServer
 ) -> None:
     """The link-rot check goes through the same guard, redirects included."""
-    from bot.services import SERVICES_KEY
-
     bot: BotHarness = await harness_factory()
     sent = bot.send(42, pages.url("/article/moved"))
     await bot.finished(sent)
     [record] = await bot.records(42)
     hop = pages.url(f"/redirect?to={sentinel.url}/rot")
     await bot.store.update(record.id, url=hop, final_url=hop)
-    services = bot.app.bot_data[SERVICES_KEY]
-    assert await services.snapshots.check_links(max_age=0) == 1
+    services = bot.services
+    assert await linkrot.check_due(services.store, services.pipeline.guard, max_age=0) == 1
     [record] = await bot.records(42)
     assert record.checked_at is not None and record.alive is None
     assert sentinel.connections == 0

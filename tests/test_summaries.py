@@ -165,17 +165,18 @@ async def test_five_links_stream_to_their_own_messages(
 
 
 async def test_failed_summary_is_retried_in_place(harness_factory: Any, llm: FakeOpenAI) -> None:
-    bot = await start_bot(harness_factory, llm)
+    bot = await start_bot(harness_factory, llm, summary_retry_delay="2")
     llm.enqueue(Script(chunks=words(5), status=500))
     sent = bot.send(42, bot.pages.url("/article/retry"))
     await bot.finished(sent, timeout=60)
     [record] = await bot.records(42)
     assert record.status == Status.SUMMARY_FAILED and record.summary_error == "server_error"
     llm.enqueue(Script(chunks=["Second ", "time ", "lucky."]))
-    from bot.services import SERVICES_KEY
-
-    services = bot.app.bot_data[SERVICES_KEY]
-    assert await services.snapshots.retry_summaries(bot.app.bot, min_age=0) == 1
+    # The worker claims it again once SUMMARY_RETRY_DELAY has passed.
+    await bot.api.wait_until(lambda: len(llm.requests) == 2, timeout=30)
+    await bot.api.wait_for(
+        lambda c: c.method == "setMessageReaction" and "👌" in str(c.params), timeout=30
+    )
     [record] = await bot.records(42)
     assert record.status == Status.DONE and record.summary == "Second time lucky."
     assert record.summary_attempts == 2

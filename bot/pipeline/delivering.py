@@ -1,0 +1,78 @@
+"""Stage 4: captured → delivering. The photo the user is owed, from the stored bytes.
+
+The photo stays owed (no `reply_message_id`) until Telegram acknowledges it, and the
+acknowledgement is written at once, so a stage redone after a lost lease or a restart
+sends nothing twice. The only repeat possible is a send in flight at the instant the
+process died: the Bot API has no idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram import Message
+from telegram.error import TelegramError
+from telegram.ext import ExtBot
+
+from bot import render
+from bot.i18n import Texts, texts_for
+from bot.outbound import is_passing
+from bot.pipeline.base import Pipeline
+from bot.pipeline.replies import photo_ok, screenshot_of, send_media
+from storage.models import LinkRecord, Screenshot, Status
+
+log = logging.getLogger(__name__)
+
+
+async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | None:
+    """The photo reply's message id (sent now or earlier); None if it could not be sent."""
+    if record.reply_message_id:
+        return record.reply_message_id
+    shot = record.screenshot
+    if shot is None or shot.gridfs_id is None:
+        log.warning("a captured link without stored screenshot; capturing again")
+        await p.store.update(record.id, status=Status.PENDING)
+        return None
+    await p.store.update(record.id, status=Status.DELIVERING)
+    image = await p.store.get_image(shot.gridfs_id)
+    # Shielded: once started, a stop lets the send and its acknowledgement finish
+    # together, so a clean stop never leaves a delivered photo marked as owed.
+    message = await asyncio.shield(_send_and_ack(p, bot, record, image))
+    return message.message_id if message else None
+
+
+async def _send_and_ack(
+    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, image: bytes
+) -> Message | None:
+    texts = texts_for(record.lang_code)
+    shot = record.screenshot or Screenshot(width=0, height=0)
+    as_document = not photo_ok(shot.width, shot.height)
+    try:
+        message = await send_media(
+            bot, record, image, _caption(p, record, texts), as_document=as_document
+        )
+    except TelegramError as exc:
+        if is_passing(exc):  # only when the bot is stopping: delivered at the next start
+            log.info("snapshot left owed for the next start: %s", exc)
+            return None
+        log.warning("Telegram refused the snapshot: %s", exc)
+        await p.store.mark_failed(record.id, f"telegram: {exc}")
+        return None
+    shot = screenshot_of(message, record.screenshot, as_document)
+    record.screenshot, record.reply_message_id = shot, message.message_id
+    # Delivered: say so at once, and hold on to it through an outage (a lost
+    # acknowledgement would send the photo twice).
+    await p.durably(
+        lambda: p.store.update(record.id, screenshot=shot, reply_message_id=message.message_id)
+    )
+    return message
+
+
+def _caption(p: Pipeline, record: LinkRecord, texts: Texts) -> str:
+    caption = render.caption(record, texts)
+    if p.summarizer is None and record.chat_id not in p.told_no_key:
+        p.told_no_key[record.chat_id] = True
+        caption += "\n\n" + texts.summary_off
+    return caption

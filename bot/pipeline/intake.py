@@ -1,0 +1,152 @@
+"""Stage 1, in the handler: screen the links, record them before any slow work, queue them.
+
+Nothing slow happens here: once recorded, a link belongs to the workers (worker.py),
+which may run in this process or another.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest
+from telegram.ext import ExtBot
+
+from bot import render
+from bot.i18n import texts_for
+from bot.links import url_key
+from bot.pipeline.base import Pipeline
+from bot.pipeline.replies import send_media
+from storage.claims import PRIO_BY_HAND
+from storage.models import UNFINISHED, LinkRecord, Status
+
+log = logging.getLogger(__name__)
+
+RECAPTURE_PREFIX = "r:"
+
+
+@dataclass(frozen=True)
+class LinkRequest:
+    """Who asked for which links, and where to answer."""
+
+    owner_id: int
+    chat_id: int
+    message_id: int
+    lang_code: str
+    tags: list[str]
+    note: str
+
+
+@dataclass
+class Recorded:
+    """What recording a message's links did."""
+
+    links: list[tuple[LinkRecord, bool]]  # (record, created now)
+    later: datetime | None  # past the user's pace: when the last of them may start
+
+
+async def screen(p: Pipeline, urls: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(links the bot may open, [(link, "blocked" or "malformed")]) — refused ones are
+    never stored. A name that does not resolve now is kept: DNS can fail for a while,
+    and the capture then says so."""
+    allowed: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for url in urls:
+        verdict = await p.guard.check_url(url)
+        if verdict.allowed or verdict.reason == "unresolvable":
+            allowed.append(url)
+        else:
+            refused.append((url, "malformed" if verdict.reason == "malformed" else "blocked"))
+    return allowed, refused
+
+
+async def record(
+    p: Pipeline,
+    request: LinkRequest,
+    urls: list[str],
+    *,
+    on_wait: Callable[[], Awaitable[None]] | None = None,
+    prio: int = PRIO_BY_HAND,
+) -> Recorded:
+    """Write every link and queue the new ones. While the database is down this waits
+    for it (`on_wait` tells the user once)."""
+    links: list[tuple[LinkRecord, bool]] = []
+    later: datetime | None = None
+    for url in urls:
+        fresh = LinkRecord(
+            owner_id=request.owner_id,
+            chat_id=request.chat_id,
+            url=url,
+            url_key=url_key(url),
+            tags=request.tags,
+            note=request.note,
+            lang_code=request.lang_code,
+            source_message_id=request.message_id,
+        )
+        stored, created = await p.durably(
+            functools.partial(p.store.add_pending, fresh), on_wait=on_wait
+        )
+        on_wait = None
+        if created:
+            start = await p.durably(
+                lambda r=stored: p.store.queue.enqueue(  # type: ignore[misc]
+                    r.id, r.owner_id, per_minute=p.per_minute, prio=prio
+                )
+            )
+            later = start or later
+        else:  # answer where and to what the user sent it this time
+            stored.chat_id, stored.source_message_id = request.chat_id, request.message_id
+            stored.lang_code = request.lang_code
+        links.append((stored, created))
+    new = [r.id for r, created in links if created]
+    if len(new) > 1:
+        await p.durably(lambda: p.store.set_siblings(new))
+    return Recorded(links, later)
+
+
+async def answer_again(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool | None:
+    """A link the user had saved before: show the earlier snapshot, its date and a button
+    to capture afresh. True when answered now; None when the link is (again) on its way
+    and the workers will answer."""
+    shot = record.screenshot
+    if record.status in UNFINISHED:
+        return None
+    if shot is None or shot.file_id is None:
+        await requeue(p, record)
+        return None
+    texts = texts_for(record.lang_code)
+    caption = render.caption(record, texts, saved_on=record.created_at)
+    button = InlineKeyboardButton(texts.recapture, callback_data=f"{RECAPTURE_PREFIX}{record.id}")
+    try:
+        await send_media(
+            bot,
+            record,
+            shot.file_id,
+            caption,
+            as_document=shot.as_document,
+            markup=InlineKeyboardMarkup([[button]]),
+        )
+    except BadRequest:
+        log.info("stored file_id no longer valid; capturing again")
+        await requeue(p, record)
+        return None
+    return True
+
+
+async def requeue(p: Pipeline, record: LinkRecord) -> None:
+    """Capture this link afresh; the new photo replies to `record.source_message_id`."""
+    await p.store.update(
+        record.id,
+        status=Status.PENDING,
+        reply_message_id=None,
+        source_message_id=record.source_message_id,
+        chat_id=record.chat_id,
+        lang_code=record.lang_code,
+        siblings=[],
+    )
+    await p.store.queue.enqueue(record.id, record.owner_id, per_minute=p.per_minute)

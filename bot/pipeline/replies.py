@@ -1,0 +1,89 @@
+"""The Bot API calls the stages make, each through the outbound path (bot/outbound.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ExtBot
+
+from bot.outbound import ACK, Priority, Send
+from storage.models import LinkRecord, Screenshot
+
+log = logging.getLogger(__name__)
+
+PHOTO_MAX_SIDES = 10_000
+PHOTO_MAX_RATIO = 20
+
+
+async def send_media(
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    media: bytes | str,
+    caption: str,
+    *,
+    as_document: bool,
+    markup: InlineKeyboardMarkup | None = None,
+) -> Message:
+    """A photo, or a document when Telegram would refuse the image as a photo."""
+    common: dict[str, object] = {
+        "caption": caption,
+        "parse_mode": ParseMode.HTML,
+        "reply_markup": markup,
+        "reply_parameters": reply_to(record),
+    }
+    if as_document:
+        return await bot.send_document(record.chat_id, media, **common)  # type: ignore[arg-type]
+    return await bot.send_photo(record.chat_id, media, **common)  # type: ignore[arg-type]
+
+
+def photo_ok(width: int, height: int) -> bool:
+    """Telegram's photo rule: sides add up to at most 10000, ratio at most 20."""
+    return width + height <= PHOTO_MAX_SIDES and max(width, height) <= PHOTO_MAX_RATIO * min(
+        width, height
+    )
+
+
+def screenshot_of(message: Message, shot: Screenshot | None, as_document: bool) -> Screenshot:
+    """What Telegram says it stored, beside the bytes we keep."""
+    base = shot or Screenshot(width=0, height=0)
+    if as_document and message.document:
+        file = message.document
+        return Screenshot(
+            base.width, base.height, file.file_id, file.file_unique_id, base.gridfs_id, True
+        )
+    biggest = message.photo[-1]
+    return Screenshot(
+        biggest.width, biggest.height, biggest.file_id, biggest.file_unique_id, base.gridfs_id
+    )
+
+
+def reply_to(record: LinkRecord) -> ReplyParameters | None:
+    if record.source_message_id is None:
+        return None
+    return ReplyParameters(record.source_message_id, allow_sending_without_reply=True)
+
+
+async def reply(bot: ExtBot[Any], record: LinkRecord, text: str) -> None:
+    """A text reply to the user's message; a failure is logged, never raised."""
+    try:
+        await bot.send_message(
+            record.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply_to(record)
+        )
+    except TelegramError as exc:
+        log.warning("reply failed: %s", exc)
+
+
+async def react(bot: ExtBot[Any], chat_id: int, message_id: int, emoji: str) -> None:
+    """Set a reaction; a failure here must never stop the work it decorates.
+
+    👀 goes ahead of everything in the chat; the closing reaction after the replies.
+    """
+    send = ACK if emoji == "👀" else Send(Priority.FINAL)
+    try:
+        await bot.set_message_reaction(chat_id, message_id, emoji, rate_limit_args=send)
+    except TelegramError as exc:
+        log.info("reaction %s not set: %s", emoji, exc)

@@ -1,0 +1,159 @@
+"""Stage 2: claim the next stage of any link from MongoDB and run it under a lease.
+
+Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of them)
+claim `pending`/`capturing` links; delivery slots claim links whose photo or summary is
+owed. A claim is a lease (storage/claims.py) renewed while the stage runs; a worker that
+dies stops renewing, and any worker takes the stage over once the lease has run out.
+Restart resume and summary retries are this same loop: nothing else sweeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.errors import PyMongoError
+from telegram.ext import ExtBot
+
+from bot.pipeline.base import MAX_SUMMARY_ATTEMPTS, Pipeline
+from bot.pipeline.capturing import capture
+from bot.pipeline.delivering import deliver
+from bot.pipeline.finish import finish
+from bot.pipeline.summarizing import summarize
+from storage.claims import Claim
+from storage.models import LinkRecord, Status, utcnow
+
+log = logging.getLogger(__name__)
+
+CAPTURE_STATES = frozenset({str(Status.PENDING), str(Status.CAPTURING)})
+DELIVERY_STATES = frozenset(
+    {
+        str(Status.CAPTURED),
+        str(Status.DELIVERING),
+        str(Status.SUMMARIZING),
+        str(Status.SUMMARY_FAILED),
+    }
+)
+LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
+IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
+
+# A stage returns when its link may be tried again (a summary retry), or None.
+Stage = Callable[[LinkRecord], Awaitable[datetime | None]]
+
+
+class Worker:
+    """Claim loops for this process; `wake()` after recording skips the idle wait."""
+
+    def __init__(
+        self, p: Pipeline, bot: ExtBot[Any], *, capture_slots: int, delivery_slots: int = 8
+    ) -> None:
+        self.p = p
+        self.bot = bot
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._slots = (capture_slots, delivery_slots)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        capture_slots, delivery_slots = self._slots
+        if self.p.capturer is not None:
+            for _ in range(capture_slots):
+                self._tasks.append(asyncio.create_task(self._loop(CAPTURE_STATES, self._capture)))
+        for _ in range(delivery_slots):
+            self._tasks.append(asyncio.create_task(self._loop(DELIVERY_STATES, self._deliver)))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, grace: float) -> None:
+        """Let stages in flight finish for `grace` seconds, then cancel them; a cancelled
+        stage's lease is released so the next start (or another worker) takes it at once."""
+        self.p.outbound.stopping.set()
+        self._wake.set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if late:
+                log.info("stopping: %d stage(s) left for the next start", len(late))
+        self._tasks.clear()
+
+    async def _loop(self, states: frozenset[str], stage: Stage) -> None:
+        stopping = self.p.outbound.stopping
+        while not stopping.is_set():
+            try:
+                claim = await self.p.store.queue.claim(self.name, states, LEASE)
+            except PyMongoError as exc:
+                log.warning("claiming work failed (%s); trying again", type(exc).__name__)
+                claim = None
+            if claim is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                continue
+            await self._run(claim, stage)
+
+    async def _run(self, claim: Claim, stage: Stage) -> None:
+        work = asyncio.create_task(self._load_and_run(claim, stage))
+        renewer = asyncio.create_task(self._renew(claim, work))
+        not_before: datetime | None = None
+        try:
+            not_before = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise
+        except Exception:
+            log.exception("a stage failed; it is claimed again after a pause")
+            not_before = utcnow() + timedelta(seconds=LEASE)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(PyMongoError):
+                await asyncio.shield(self.p.store.queue.release(claim, not_before=not_before))
+
+    async def _load_and_run(self, claim: Claim, stage: Stage) -> datetime | None:
+        record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
+        return await stage(record) if record is not None else None
+
+    async def _renew(self, claim: Claim, work: asyncio.Task[Any]) -> None:
+        while True:
+            await asyncio.sleep(LEASE / 4)
+            try:
+                ours = await self.p.store.queue.renew(claim, LEASE)
+            except PyMongoError:
+                continue  # the database is away; the stage waits for it too
+            if not ours:
+                log.warning("lease of %s taken over; stopping this copy", claim.link_id)
+                work.cancel()
+                return
+
+    async def _capture(self, record: LinkRecord) -> datetime | None:
+        if str(record.status) in CAPTURE_STATES and not await capture(self.p, self.bot, record):
+            await finish(self.p, self.bot, record)
+        return None
+
+    async def _deliver(self, record: LinkRecord) -> datetime | None:
+        if str(record.status) not in DELIVERY_STATES:
+            return None
+        if (
+            record.status == Status.SUMMARY_FAILED
+            and record.summary_attempts >= MAX_SUMMARY_ATTEMPTS
+        ):
+            await self.p.store.drop_work(record.id)  # retries used up: it stays as it is
+            return None
+        message_id = await deliver(self.p, self.bot, record)
+        if message_id is None:
+            return None
+        done = await summarize(self.p, self.bot, record, message_id)
+        await finish(self.p, self.bot, record)
+        if done or record.summary_attempts >= MAX_SUMMARY_ATTEMPTS:
+            return None
+        return utcnow() + timedelta(seconds=self.p.summary_retry_delay)

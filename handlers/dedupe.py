@@ -1,0 +1,24 @@
+"""Each update is handled once, however many fronts or webhook retries deliver it."""
+
+from __future__ import annotations
+
+import logging
+
+from pymongo.errors import PyMongoError
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot.services import get_services
+
+log = logging.getLogger(__name__)
+
+
+async def once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    try:
+        first = await get_services(context).store.first_delivery(update.update_id)
+    except PyMongoError:
+        # Better handled twice than lost: the handlers wait out the outage themselves.
+        log.warning("update %s not checked for repeats: database away", update.update_id)
+        return
+    if not first:
+        raise ApplicationHandlerStop

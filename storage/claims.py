@@ -1,0 +1,150 @@
+"""Stage claims: which worker runs which link's next stage, through MongoDB alone.
+
+A link's unfinished stage has a document in the small `work` collection (see
+repository.py). A worker claims it by inserting `claims/{link id}:{n}` for the next
+lease number n (and queueing): the unique `_id` makes exactly one insert win, on MongoDB as on FerretDB
+v1 (whose updates are read-then-write, so a conditional update would not be a safe
+claim). The winner writes `lease = n` and `lease_until` into the work document and
+renews it while it works; when `lease_until` has passed, any worker may claim n + 1.
+
+Fairness: each link gets a `turn` when it is recorded, `max(now, the owner's last
+turn) + spacing`, like start-time fair queueing: a user with 500 queued links has turns
+far in the future, so another user's single link is claimed after at most about one of
+theirs. The same numbers pace each user (USER_RATE_PER_MINUTE, GCRA). Imported links carry `prio = 1` and are claimed after every link sent by
+hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from storage.models import utcnow
+
+Doc = dict[str, Any]
+CANDIDATES = 20
+PRIO_BY_HAND = 0
+PRIO_IMPORTED = 1
+
+
+@dataclass(frozen=True)
+class Claim:
+    link_id: ObjectId
+    lease: int
+    status: str
+
+
+class WorkQueue:
+    """Claim, renew, release and defer the stages listed in `work`."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.work: AsyncCollection[Doc] = db["work"]
+        self.claims: AsyncCollection[Doc] = db["claims"]
+        self.owners: AsyncCollection[Doc] = db["owner_turns"]
+        self._locks = [asyncio.Lock() for _ in range(64)]
+
+    async def ensure_indexes(self) -> None:
+        # MongoDB answers the claim query from this; FerretDB scans the (small) collection.
+        await self.work.create_index(
+            [("status", ASCENDING), ("prio", ASCENDING), ("turn", ASCENDING)]
+        )
+
+    async def enqueue(
+        self, link_id: ObjectId, owner_id: int, *, per_minute: float, prio: int = PRIO_BY_HAND
+    ) -> datetime | None:
+        """Give a newly recorded link (whose work entry exists) its turn and, past the
+        owner's pace, the time it may start; returns that time if it is in the future.
+
+        The pace is GCRA (a leaky bucket): `per_minute` links at once, then one every
+        60 / per_minute seconds. The turn it computes is also the fair-queueing key.
+        """
+        now = utcnow().timestamp()
+        if prio != PRIO_BY_HAND:  # imports wait behind every hand-sent link, unpaced
+            await self.work.update_one({"_id": link_id}, {"$set": {"turn": now, "prio": prio}})
+            return None
+        spacing = 60.0 / per_minute
+        # One at a time per owner in this process (a user's messages are handled
+        # concurrently). Across processes it is not atomic, and need not be: two fronts
+        # racing give one user two links on the same turn, which costs fairness little.
+        async with self._locks[owner_id % len(self._locks)]:
+            doc = await self.owners.find_one({"_id": owner_id})
+            previous = float(doc["tat"]) if doc else 0.0
+            turn = max(now, previous) + spacing
+            await _upsert(self.owners, owner_id, {"tat": turn})
+        start = turn - per_minute * spacing
+        fields: Doc = {"turn": turn, "prio": prio}
+        later = datetime.fromtimestamp(start, UTC) if start > now else None
+        if later is not None:
+            fields["lease_until"] = later  # not claimable before its pace allows
+        await self.work.update_one({"_id": link_id}, {"$set": fields})
+        return later
+
+    async def claim(self, worker: str, statuses: Iterable[str], lease: float) -> Claim | None:
+        """The most deserving stage in `statuses` whose lease has run out, now ours."""
+        now = utcnow()
+        query = {
+            "status": {"$in": sorted(statuses)},
+            "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
+        }
+        cursor = self.work.find(query).sort([("prio", ASCENDING), ("turn", ASCENDING)])
+        for doc in await cursor.limit(CANDIDATES).to_list():
+            number = int(doc.get("lease") or 0) + 1
+            try:
+                await self.claims.insert_one(
+                    {"_id": _marker(doc, number), "worker": worker, "at": now}
+                )
+            except DuplicateKeyError:
+                continue  # another worker took this one first
+            until = utcnow() + timedelta(seconds=lease)
+            await self.work.update_one(
+                {"_id": doc["_id"]},
+                {"$set": {"lease": number, "lease_until": until, "worker": worker}},
+            )
+            return Claim(doc["_id"], number, str(doc.get("status")))
+        return None
+
+    async def renew(self, claim: Claim, lease: float) -> bool:
+        """Extend our lease; False when the stage is no longer ours (taken over, or done)."""
+        doc = await self.work.find_one({"_id": claim.link_id}, {"lease": 1})
+        if doc is None or doc.get("lease") != claim.lease:
+            return False
+        until = utcnow() + timedelta(seconds=lease)
+        await self.work.update_one({"_id": claim.link_id}, {"$set": {"lease_until": until}})
+        return True
+
+    async def release(self, claim: Claim, *, not_before: datetime | None = None) -> None:
+        """Let any worker take the stage again (at once, or from `not_before`)."""
+        doc = await self.work.find_one({"_id": claim.link_id}, {"lease": 1})
+        if doc is None or doc.get("lease") != claim.lease:
+            return
+        until = not_before or utcnow()
+        await self.work.update_one({"_id": claim.link_id}, {"$set": {"lease_until": until}})
+
+    async def forget_claims(self, older_than: datetime) -> None:
+        """Claim markers only matter while their lease could be contested."""
+        with contextlib.suppress(Exception):
+            await self.claims.delete_many({"at": {"$lt": older_than}})
+
+
+def _marker(doc: Doc, number: int) -> str:
+    """Claim marker id: unique per link, queueing (its turn) and lease number, so a link
+    queued again (a re-capture) does not meet the markers of its earlier life."""
+    return f"{doc['_id']}:{doc.get('turn') or 0}:{number}"
+
+
+async def _upsert(coll: AsyncCollection[Doc], key: object, fields: Doc) -> None:
+    """FerretDB v1 upserts as find-then-insert: a racing writer may insert first."""
+    try:
+        await coll.update_one({"_id": key}, {"$set": fields}, upsert=True)
+    except DuplicateKeyError:
+        await coll.update_one({"_id": key}, {"$set": fields})
