@@ -25,6 +25,7 @@ from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Worker
 from bot.services import BotData, Role, Services, UserLimits
 from bot.summarize import Summarizer
+from storage.pacing import SendLedger
 from storage.repository import LinkStore
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ async def post_init(app: App) -> None:
             raise
     outbound = app.bot.rate_limiter
     assert isinstance(outbound, Outbound)
+    if data.role is not Role.ALL:  # other processes write to the same chats
+        outbound.ledger = SendLedger(store.db)
     pipeline = Pipeline(
         store=store,
         guard=capturer.guard if capturer else NetGuard(settings.capture_allow_private),

@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from pymongo.errors import PyMongoError
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from storage.pacing import SendLedger
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +205,9 @@ class Outbound(BaseRateLimiter[Send]):
 
     def __init__(self, pace: Pace | None = None) -> None:
         self.pace = pace or Pace()
+        # Set when several processes share one bot (front/worker roles): their calls to
+        # one chat then take turns through MongoDB as well (storage/pacing.py).
+        self.ledger: SendLedger | None = None
         self._overall = _Bucket(self.pace.overall_per_second, self.pace.overall_per_second, 0.1)
         self._lanes: dict[int | str, _Lane] = {}
         self.stopping = asyncio.Event()
@@ -254,15 +260,17 @@ class Outbound(BaseRateLimiter[Send]):
         if chat is None or endpoint in UNPACED:
             return await callback(*args, **kwargs)
         lane = self._lane(chat)
-        if send.granted:
-            return await _call_once(lane, callback, args, kwargs, endpoint)
-        priority = send.priority if send.priority is not None else _priority_of(endpoint)
         counted = endpoint.startswith(_COUNTED)
+        if send.granted:
+            await self._shared_turn(chat, counted)
+            return await self._call_once(chat, lane, callback, args, kwargs, endpoint)
+        priority = send.priority if send.priority is not None else _priority_of(endpoint)
         async for attempt in self._retrying(send):
             with attempt:
                 await lane.acquire(priority, counted)
                 try:
-                    return await _call_once(lane, callback, args, kwargs, endpoint)
+                    await self._shared_turn(chat, counted)
+                    return await self._call_once(chat, lane, callback, args, kwargs, endpoint)
                 finally:
                     lane.release()
         raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -279,20 +287,45 @@ class Outbound(BaseRateLimiter[Send]):
             before_sleep=_log_retry,
         )
 
+    async def _shared_turn(self, chat: int | str, counted: bool) -> None:
+        """With other processes: wait out their RetryAfter, and take a shared slot."""
+        if self.ledger is None:
+            return
+        try:
+            wait = await self.ledger.held_for(chat)
+            if counted:
+                wait = max(wait, await self.ledger.reserve(chat, self._interval(chat)))
+        except PyMongoError:
+            return  # the database is away: this process's own pace still holds
+        if wait > 0:
+            await asyncio.sleep(wait)
 
-async def _call_once(
-    lane: _Lane,
-    callback: Callable[..., Coroutine[Any, Any, JSON]],
-    args: Any,
-    kwargs: dict[str, Any],
-    endpoint: str,
-) -> JSON:
-    try:
-        return await callback(*args, **kwargs)
-    except RetryAfter as exc:
-        lane.hold(retry_seconds(exc))
-        log.info("flood control: %s held for %.0f s", endpoint, retry_seconds(exc))
-        raise
+    def _interval(self, chat: int | str) -> float:
+        p = self.pace
+        per_second = (
+            p.private_per_second if isinstance(chat, int) and chat > 0 else p.group_per_minute / 60
+        )
+        return (1 + p.margin) / per_second
+
+    async def _call_once(
+        self,
+        chat: int | str,
+        lane: _Lane,
+        callback: Callable[..., Coroutine[Any, Any, JSON]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+    ) -> JSON:
+        try:
+            return await callback(*args, **kwargs)
+        except RetryAfter as exc:
+            seconds = retry_seconds(exc)
+            lane.hold(seconds)
+            log.info("flood control: %s held for %.0f s", endpoint, seconds)
+            if self.ledger is not None:
+                with contextlib.suppress(PyMongoError):
+                    await self.ledger.hold(chat, time.time() + seconds + 0.05)
+            raise
 
 
 def is_passing(exc: BaseException) -> bool:

@@ -15,6 +15,7 @@ from telegram.ext import Application, ContextTypes
 from bot import linkrot
 from bot.services import Role, get_services
 from storage.models import utcnow
+from storage.pacing import SendLedger
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
     older = utcnow() - KEEP_MARKERS
     await store.queue.forget_claims(older)
     await store.forget_updates(older)
+    await SendLedger(store.db).forget(utcnow() - timedelta(minutes=10))
 
 
 def schedule(app: Application[Any, Any, Any, Any, Any, Any], role: Role) -> None:

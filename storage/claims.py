@@ -7,10 +7,11 @@ v1 (whose updates are read-then-write, so a conditional update would not be a sa
 claim). The winner writes `lease = n` and `lease_until` into the work document and
 renews it while it works; when `lease_until` has passed, any worker may claim n + 1.
 
-Fairness: each link gets a `turn` when it is recorded, `max(now, the owner's last
-turn) + spacing`, like start-time fair queueing: a user with 500 queued links has turns
-far in the future, so another user's single link is claimed after at most about one of
-theirs. The same numbers pace each user (USER_RATE_PER_MINUTE, GCRA). Imported links carry `prio = 1` and are claimed after every link sent by
+Fairness is start-time fair queueing: a link's `turn` is `max(the turn at the head of
+the queue, its owner's last turn) + 1`. A user with 500 queued links holds turns
+head+1 … head+500, so another user's single link gets head+1 and is claimed after at
+most about one of theirs. Separately each user is paced (USER_RATE_PER_MINUTE, GCRA):
+past the pace a link is not claimable before its time. Imported links carry `prio = 1` and are claimed after every link sent by
 hand.
 """
 
@@ -62,32 +63,33 @@ class WorkQueue:
     async def enqueue(
         self, link_id: ObjectId, owner_id: int, *, per_minute: float, prio: int = PRIO_BY_HAND
     ) -> datetime | None:
-        """Give a newly recorded link (whose work entry exists) its turn and, past the
-        owner's pace, the time it may start; returns that time if it is in the future.
-
-        The pace is GCRA (a leaky bucket): `per_minute` links at once, then one every
-        60 / per_minute seconds. The turn it computes is also the fair-queueing key.
+        """Give a newly recorded link (whose work entry exists) its fair turn and, past
+        the owner's pace, the time it may start; returns that time if it is in the future.
         """
         now = utcnow().timestamp()
         if prio != PRIO_BY_HAND:  # imports wait behind every hand-sent link, unpaced
             await self.work.update_one({"_id": link_id}, {"$set": {"turn": now, "prio": prio}})
             return None
-        spacing = 60.0 / per_minute
         # One at a time per owner in this process (a user's messages are handled
         # concurrently). Across processes it is not atomic, and need not be: two fronts
         # racing give one user two links on the same turn, which costs fairness little.
         async with self._locks[owner_id % len(self._locks)]:
-            doc = await self.owners.find_one({"_id": owner_id})
-            previous = float(doc["tat"]) if doc else 0.0
-            turn = max(now, previous) + spacing
-            await _upsert(self.owners, owner_id, {"tat": turn})
-        start = turn - per_minute * spacing
+            doc = await self.owners.find_one({"_id": owner_id}) or {}
+            turn = max(await self._head_turn(), float(doc.get("turn", 0.0))) + 1.0
+            pace = _gcra(now, float(doc.get("tat", 0.0)), per_minute)
+            await _upsert(self.owners, owner_id, {"turn": turn, "tat": pace.tat})
         fields: Doc = {"turn": turn, "prio": prio}
-        later = datetime.fromtimestamp(start, UTC) if start > now else None
+        later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
         if later is not None:
             fields["lease_until"] = later  # not claimable before its pace allows
         await self.work.update_one({"_id": link_id}, {"$set": fields})
         return later
+
+    async def _head_turn(self) -> float:
+        """Start-time fair queueing's virtual time: the turn at the head of the queue."""
+        cursor = self.work.find({"prio": PRIO_BY_HAND, "turn": {"$ne": None}}, {"turn": 1})
+        head = await cursor.sort("turn", ASCENDING).limit(1).to_list()
+        return float(head[0]["turn"]) if head else 0.0
 
     async def claim(self, worker: str, statuses: Iterable[str], lease: float) -> Claim | None:
         """The most deserving stage in `statuses` whose lease has run out, now ours."""
@@ -148,3 +150,16 @@ async def _upsert(coll: AsyncCollection[Doc], key: object, fields: Doc) -> None:
         await coll.update_one({"_id": key}, {"$set": fields}, upsert=True)
     except DuplicateKeyError:
         await coll.update_one({"_id": key}, {"$set": fields})
+
+
+@dataclass(frozen=True)
+class _Pace:
+    tat: float  # theoretical arrival time of the owner's next link
+    start: float  # when this link may start
+
+
+def _gcra(now: float, tat: float, per_minute: float) -> _Pace:
+    """GCRA (a leaky bucket): `per_minute` links at once, then one every 60/per_minute s."""
+    spacing = 60.0 / per_minute
+    new_tat = max(now, tat) + spacing
+    return _Pace(new_tat, new_tat - per_minute * spacing)

@@ -9,10 +9,8 @@ group, 30/s overall) and the `botapi` fixture fails any test that made a call in
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,11 +20,12 @@ import pytest
 
 import bot.services
 from storage.models import Status
-from tests.conftest import INDEX_DIR, base_env, settings_for, start_ferretdb
+from tests.conftest import base_env, settings_for, start_ferretdb
 from tests.fakes.botapi import Call, FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
+from tests.processes import all_done, bot_env, start
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTED = re.compile(r"^(send|edit|copy|forward)")
@@ -91,34 +90,12 @@ async def test_burst_from_three_users_and_a_group(harness_factory: Any, llm: Fak
     assert len(records) == 35 and {r.status for r in records} == {Status.DONE}
 
 
-def _bot_env(api: FakeBotAPI, mongodb_uri: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "MONGODB_", "OPENAI_", "CAPTURE_"))
-    }
-    env.update(base_env(api.root, mongodb_uri), PYTHONPATH=str(ROOT), SHUTDOWN_GRACE="5")
-    return env
-
-
-async def _start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.timeout(300)
 async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
     botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path
 ) -> None:
-    env = _bot_env(botapi, mongodb_uri)
-    first = await _start(env, tmp_path)
+    env = bot_env(botapi, mongodb_uri)
+    first = await start(env, tmp_path)
     try:
         await botapi.wait_for(lambda c: c.method == "getUpdates", timeout=60)
         sent = [botapi.send_message(42, pages.url(f"/article/kill-{i}")) for i in range(20)]
@@ -131,7 +108,7 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
             first.kill()
             await first.wait()
     at_kill = len(photos())
-    second = await _start(env, tmp_path)
+    second = await start(env, tmp_path)
     try:
         await botapi.wait_until(
             lambda: all(
@@ -146,7 +123,7 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
             ),
             timeout=180,
         )
-        store_done = await _all_done(env["MONGODB_URI"], 42, 20)
+        store_done = await all_done(env["MONGODB_URI"], [42], 20)
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.wait_for(second.wait(), 60)
@@ -167,8 +144,8 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
 async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
     botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path
 ) -> None:
-    env = _bot_env(botapi, mongodb_uri)
-    first = await _start(env, tmp_path)
+    env = bot_env(botapi, mongodb_uri)
+    first = await start(env, tmp_path)
     await botapi.wait_for(lambda c: c.method == "getUpdates", timeout=60)
     sent = [botapi.send_message(42, pages.url(f"/article/term-{i}")) for i in range(12)]
     await botapi.wait_until(lambda: bool(botapi.calls_of("sendPhoto", 42, ok_only=True)), 60)
@@ -179,9 +156,9 @@ async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
     assert time.monotonic() - stopped_at < 5 + 15  # the grace, plus closing the browser
     delivered = len(botapi.calls_of("sendPhoto", 42, ok_only=True))
     assert delivered < 12  # some links were left for the next start
-    second = await _start(env, tmp_path)
+    second = await start(env, tmp_path)
     try:
-        done = await _all_done(env["MONGODB_URI"], 42, 12, timeout=120)
+        done = await all_done(env["MONGODB_URI"], [42], 12, timeout=120)
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.wait_for(second.wait(), 60)
@@ -191,22 +168,6 @@ async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
         for c in botapi.calls_of("sendPhoto", 42, ok_only=True)
     )
     assert per_link == {m["message_id"]: 1 for m in sent}  # a clean stop repeats nothing
-
-
-async def _all_done(uri: str, owner: int, count: int, timeout: float = 60) -> bool:
-    from storage.repository import LinkStore
-
-    store = LinkStore.connect(uri, index_dir=INDEX_DIR)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            docs = [d async for d in store.links.find({"owner_id": owner}, {"status": 1})]
-            if len(docs) == count and all(d["status"] == Status.DONE for d in docs):
-                return True
-            await asyncio.sleep(0.2)
-        return False
-    finally:
-        await store.close()
 
 
 @pytest.mark.timeout(300)
