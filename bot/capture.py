@@ -46,7 +46,7 @@ from bot.capture_types import (
     Snapshot,
     SnapshotKind,
 )
-from bot.consent import ConsentWatch, load_rules
+from bot.consent import ConsentRules, ConsentWatch, load_rules, prehide_script
 from bot.egress import EgressSession, GuardProxy
 from bot.netguard import NetGuard
 from bot.pageguard import (
@@ -180,7 +180,7 @@ class Capturer:
         self._slots = asyncio.Semaphore(concurrency)
         self._proxy = proxy or GuardProxy(guard)
         self.options = options or CaptureOptions()
-        self._consent_script: str | None = None
+        self._consent: tuple[ConsentRules, str, str] | None = None  # rules, library, prehide
         self._pw: Playwright | None = None
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
@@ -195,14 +195,23 @@ class Capturer:
 
     async def start(self) -> None:
         await self._proxy.start()
-        if self.options.consent:
-            rules = await asyncio.to_thread(load_rules, self.options.consent_rules_dir)
-            # Known banners stay hidden for as long as a capture can last, unless the
-            # library finds nothing to do (then it shows them again itself).
-            hide_for = self._timeout + self.options.budget + ARTIFACT_EXTRA
-            self._consent_script = rules.script(hide_for) if rules else None
         self._pw = await async_playwright().start()
-        await self._ensure_browser()
+        browser = await self._ensure_browser()
+        if self.options.consent:
+            await self._load_consent(browser)
+
+    async def _load_consent(self, browser: Browser) -> None:
+        rules = await asyncio.to_thread(load_rules, self.options.consent_rules_dir)
+        if rules is None:
+            return
+        # The library keeps what it handles hidden for as long as a capture can last.
+        library = rules.library(self._timeout + self.options.budget + ARTIFACT_EXTRA)
+        try:
+            prehide = await prehide_script(browser, library)
+        except PlaywrightError as exc:
+            log.error("consent banners will not be dismissed: the rules did not start (%s)", exc)
+            return
+        self._consent = (rules, library, prehide)
 
     async def stop(self) -> None:
         if self._browser is not None:
@@ -311,9 +320,10 @@ class Capturer:
             )
             try:
                 consent = None
-                if self._consent_script is not None:
-                    consent = ConsentWatch()
-                    await consent.attach(context, self._consent_script)
+                if self._consent is not None:
+                    rules, library, prehide = self._consent
+                    consent = ConsentWatch(rules, library)
+                    await context.add_init_script(prehide)
                 page = await context.new_page()
                 page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
                 visit = await self._open(url, context, page, session, consent)
@@ -345,8 +355,6 @@ class Capturer:
     ) -> _Visit:
         """Navigate until the server answers; a page then loads within the budget."""
         watch = NavigationWatch(page)
-        if consent is not None:
-            consent.watch_page(page)
         downloaded = False
         try:
             response = await page.goto(url, wait_until="commit", timeout=self._timeout * 1000)
