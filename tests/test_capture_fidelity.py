@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
@@ -18,7 +19,7 @@ from bot.i18n import texts_for
 from storage.models import LinkRecord
 from tests.capture_helpers import close, rgb, share, small_capturer
 from tests.fakes import cmp, documents
-from tests.fakes.pages import BLOCKED_CSS_COLOUR, PageServer
+from tests.fakes.pages import BLOCKED_CSS_COLOUR, PageServer, Sentinel
 
 __all__ = ["small_capturer"]  # a fixture, imported for pytest
 
@@ -83,10 +84,10 @@ async def test_without_the_rules_the_banner_covers_the_article(
 
 
 async def test_a_pdf_link_gives_the_pdf_its_first_page_and_its_text(
-    capturer: Capturer, pages: PageServer
+    either_capturer: Capturer, pages: PageServer
 ) -> None:
     for path in ("/report.pdf", "/report-download"):  # shown inline, and as an attachment
-        snap = await capturer.capture(pages.url(path))
+        snap = await either_capturer.capture(pages.url(path))
         assert snap.kind is SnapshotKind.PDF, path
         assert snap.original == documents.REPORT_PDF
         assert snap.content_type == "application/pdf"
@@ -97,6 +98,18 @@ async def test_a_pdf_link_gives_the_pdf_its_first_page_and_its_text(
         assert page.width == snap.width == 1280
         assert close(page.getpixel((640, 40)), documents.PDF_COLOUR)
         assert close(page.getpixel((640, page.height - 40)), (255, 255, 255))
+
+
+async def test_the_pdf_is_fetched_again_through_the_guard(
+    capturer: Capturer, pages: PageServer, sentinel: Sentinel
+) -> None:
+    """The file is read with a second request (the viewer gives no access to it): a server
+    that answers it with a redirect to a refused address gets a refusal, not a fetch."""
+    url = pages.url(f"/flip/{uuid.uuid4().hex}.pdf?to={sentinel.url}/file.pdf")
+    with pytest.raises(CaptureError) as caught:
+        await capturer.capture(url)
+    assert caught.value.reason == "blocked"
+    assert sentinel.connections == 0
 
 
 async def test_an_image_link_gives_the_image(capturer: Capturer, pages: PageServer) -> None:

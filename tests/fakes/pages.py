@@ -91,6 +91,7 @@ class PageServer:
                 web.get("/report.pdf", self._report_pdf),
                 web.get("/report-download", self._report_download),
                 web.get("/report-chunked.pdf", self._report_chunked),
+                web.get("/flip/{key}.pdf", self._flip_pdf),
                 web.get("/huge.pdf", self._huge_pdf),
                 web.get("/photo.png", self._photo),
             ]
@@ -297,6 +298,12 @@ img{{position:absolute;left:100px;width:400px;height:300px}}</style></head><body
                 "Content-Disposition": 'attachment; filename="report.pdf"',
             },
         )
+
+    async def _flip_pdf(self, request: web.Request) -> web.Response:
+        """A PDF the first time; every later request is sent on to `to` (the sentinel)."""
+        if self.hits[request.path] > 1:
+            raise web.HTTPFound(request.query["to"])
+        return web.Response(body=documents.REPORT_PDF, content_type="application/pdf")
 
     async def _report_chunked(self, request: web.Request) -> web.StreamResponse:
         """The same PDF with no Content-Length: its size shows only as it arrives."""
