@@ -206,11 +206,16 @@ class Capturer:
             return
         # The library keeps what it handles hidden for as long as a capture can last.
         library = rules.library(self._timeout + self.options.budget + ARTIFACT_EXTRA)
+        session = self._proxy.open_session()
         try:
-            prehide = await prehide_script(browser, library)
+            prehide = await prehide_script(
+                browser, library, session.proxy_settings(self._proxy.url)
+            )
         except PlaywrightError as exc:
             log.error("consent banners will not be dismissed: the rules did not start (%s)", exc)
             return
+        finally:
+            self._proxy.close_session(session)
         self._consent = (rules, library, prehide)
 
     async def stop(self) -> None:

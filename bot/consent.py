@@ -232,13 +232,14 @@ def load_rules(directory: str | None) -> ConsentRules | None:
     return rules
 
 
-async def prehide_script(browser: Browser, library: str) -> str:
+async def prehide_script(browser: Browser, library: str, proxy: dict[str, str]) -> str:
     """The init script with the library's own prehide selectors, read from the library.
 
     The library builds them from its coded and JSON rules when it starts; it is run
-    once here, on an empty page, and its style is kept.
+    once here, on an empty page (no network; `proxy` is a capture credential all the
+    same, so this context is no way around the guard), and its style is kept.
     """
-    context = await browser.new_context()
+    context = await browser.new_context(proxy=proxy)  # type: ignore[arg-type]
     try:
         page = await context.new_page()
         await page.set_content("<!doctype html><html><head></head><body></body></html>")
