@@ -1,7 +1,8 @@
 """Deleted links, held for a while so the user can undo, then gone with their files.
 
-Hiding moves the link's document out of `links` into `trash` (`{_id: link id, owner_id,
-link, expires_at, chat_id, message_id}`), so everything that lists links (/find, /tags,
+Hiding moves the link's document (and its `work` entry, if it is unfinished) out of
+`links` into `trash` (`{_id: link id, owner_id, link, work, expires_at, chat_id,
+message_id}`), so everything that lists links (/find, /tags,
 inline, export) stops showing it at once through the change journal, and the URL can be
 saved afresh. Undo puts it back; purge deletes it with its page text and screenshot.
 
@@ -75,10 +76,12 @@ class Trash:
         doc = await store.links.find_one({"_id": link_id})
         if doc is None or doc.get("owner_id") != owner_id:
             return None
+        work = await store.work.find_one({"_id": link_id})
         entry = {
             "_id": link_id,
             "owner_id": owner_id,
             "link": doc,
+            "work": work,  # its place in the queue, lease and all, for an undo
             "expires_at": utcnow() + keep_for,
             "chat_id": chat_id,
             "message_id": message_id,
@@ -114,13 +117,16 @@ class Trash:
             raise UndoConflict(str(link_id)) from None
         with contextlib.suppress(DuplicateKeyError):
             await store.links.insert_one(doc)
-        status = str(doc.get("status"))
-        if status in WORK_STATES:
-            await store.work.update_one(
-                {"_id": link_id},
-                {"$set": {"status": status, "updated_at": utcnow(), "owner_id": owner_id}},
-                upsert=True,
-            )
+        work = entry.get("work")
+        if isinstance(work, dict):
+            await store.work.replace_one({"_id": link_id}, work, upsert=True)
+        elif str(doc.get("status")) in WORK_STATES:
+            fields = {
+                "status": str(doc.get("status")),
+                "updated_at": utcnow(),
+                "owner_id": owner_id,
+            }
+            await store.work.update_one({"_id": link_id}, {"$set": fields}, upsert=True)
         await store.journal.append([link_id])
         return LinkRecord.from_doc(doc)
 

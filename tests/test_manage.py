@@ -29,6 +29,9 @@ from bot.links import url_key
 from bot.manage import Retag, parse_retag
 from storage.images import ImageNotFound
 from storage.models import LinkRecord, LlmUsage, Screenshot, Status, utcnow
+from storage.repository import LinkStore
+from storage.trash import Trash, UndoConflict, UndoExpired
+from tests.conftest import INDEX_DIR
 from tests.harness import BotHarness
 
 # --- the codec ---------------------------------------------------------------------
@@ -353,3 +356,40 @@ async def test_stats_counts_only_the_users_own(bot: BotHarness) -> None:
     assert "other-model: 7 prompt + 3 completion" in text
     chinese = await command(bot, 44, "/stats", language="zh-hans")
     assert "链接：0" in chinese and "LLM 用量：无" in chinese
+
+
+async def test_undo_puts_an_unfinished_link_back_in_its_queue_place(mongodb_uri: str) -> None:
+    """Storage level (no workers running): hide then restore keeps the work entry as it was."""
+    store = LinkStore.connect(mongodb_uri, index_dir=INDEX_DIR)
+    try:
+        await store.ensure_indexes()
+        url = "https://queue.example/a"
+        record = LinkRecord(owner_id=42, chat_id=42, url=url, url_key=url_key(url), tags=["q"])
+        assert await store.import_links([record]) == 1
+        await store.work.update_one(
+            {"_id": record.id}, {"$set": {"prio": 1, "turn": 5.0, "lease": 3}}
+        )
+        queued = await store.work.find_one({"_id": record.id})
+        trash = Trash(store)
+        assert await trash.hide(43, record.id, keep_for=timedelta(seconds=60)) is None  # not theirs
+        assert await trash.hide(42, record.id, keep_for=timedelta(seconds=60)) is not None
+        assert await store.work.find_one({"_id": record.id}) is None
+        assert (await store.find(42, ["q"])).total == 0
+        with pytest.raises(UndoExpired):
+            await trash.restore(43, record.id)
+        back = await trash.restore(42, record.id)
+        assert back.id == record.id and back.tags == ["q"]
+        assert await store.work.find_one({"_id": record.id}) == queued
+        assert (await store.find(42, ["q"])).total == 1
+        with pytest.raises(UndoExpired):
+            await trash.restore(42, record.id)  # once
+        # Saved again while hidden: the deleted copy cannot come back.
+        await trash.hide(42, record.id, keep_for=timedelta(seconds=60))
+        again = LinkRecord(owner_id=42, chat_id=42, url=url, url_key=url_key(url))
+        await store.add_pending(again)
+        with pytest.raises(UndoConflict):
+            await trash.restore(42, record.id)
+        assert await trash.purge(record.id) is not None
+        assert [r.id for r in (await store.find(42, [])).items] == [again.id]
+    finally:
+        await store.close()
