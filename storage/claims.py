@@ -4,8 +4,8 @@ A link's unfinished stage has a document in the small `work` collection (see
 repository.py). A worker claims it by inserting `claims/{link id}:{n}` for the next
 lease number n (and queueing): the unique `_id` makes exactly one insert win, on MongoDB as on FerretDB
 v1 (whose updates are read-then-write, so a conditional update would not be a safe
-claim). The winner writes `lease = n` and `lease_until` into the work document and
-renews it while it works; when `lease_until` has passed, any worker may claim n + 1.
+claim). The winner writes `lease = n` and `until` into the link's `leases` document and
+renews it while it works; when `until` has passed, any worker may claim n + 1.
 
 Fairness is start-time fair queueing: a link's `turn` is `max(the turn at the head of
 the queue, its owner's last turn) + 1`. A user with 500 queued links holds turns
@@ -52,6 +52,10 @@ class WorkQueue:
         self.work: AsyncCollection[Doc] = db["work"]
         self.claims: AsyncCollection[Doc] = db["claims"]
         self.owners: AsyncCollection[Doc] = db["owner_turns"]
+        # Lease state lives apart from `work`: FerretDB v1 writes whole documents back, so
+        # two writers of different fields of one document can lose each other's write.
+        # Only a claim's winner (and then its holder) writes a link's lease document.
+        self.leases: AsyncCollection[Doc] = db["leases"]
         self._locks = [asyncio.Lock() for _ in range(64)]
 
     async def ensure_indexes(self) -> None:
@@ -80,9 +84,9 @@ class WorkQueue:
             await _upsert(self.owners, owner_id, {"turn": turn, "tat": pace.tat})
         fields: Doc = {"turn": turn, "prio": prio}
         later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
-        if later is not None:
-            fields["lease_until"] = later  # not claimable before its pace allows
         await self.work.update_one({"_id": link_id}, {"$set": fields})
+        if later is not None:  # not claimable before its pace allows
+            await _upsert(self.leases, link_id, {"until": later})
         return later
 
     async def _head_turn(self) -> float:
@@ -94,48 +98,67 @@ class WorkQueue:
     async def claim(self, worker: str, statuses: Iterable[str], lease: float) -> Claim | None:
         """The most deserving stage in `statuses` whose lease has run out, now ours."""
         now = utcnow()
-        query = {
-            "status": {"$in": sorted(statuses)},
-            "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
-        }
+        # Only queued links (with a turn): until `enqueue` has written it, the front is
+        # the one writer of the work document, so no update of it is lost.
+        query = {"status": {"$in": sorted(statuses)}, "turn": {"$ne": None}}
         cursor = self.work.find(query).sort([("prio", ASCENDING), ("turn", ASCENDING)])
-        for doc in await cursor.limit(CANDIDATES).to_list():
-            number = int(doc.get("lease") or 0) + 1
+        docs = await cursor.limit(CANDIDATES).to_list()
+        held = {
+            d["_id"]: d
+            async for d in self.leases.find({"_id": {"$in": [doc["_id"] for doc in docs]}})
+        }
+        for doc in docs:
+            current = held.get(doc["_id"], {})
+            until = current.get("until")
+            if until is not None and until > now:
+                continue
+            number = int(current.get("lease") or 0) + 1
             try:
                 await self.claims.insert_one(
                     {"_id": _marker(doc, number), "worker": worker, "at": now}
                 )
             except DuplicateKeyError:
                 continue  # another worker took this one first
-            until = utcnow() + timedelta(seconds=lease)
-            await self.work.update_one(
-                {"_id": doc["_id"]},
-                {"$set": {"lease": number, "lease_until": until, "worker": worker}},
-            )
+            fields = {
+                "lease": number,
+                "until": utcnow() + timedelta(seconds=lease),
+                "worker": worker,
+            }
+            await _upsert(self.leases, doc["_id"], fields)
             return Claim(doc["_id"], number, str(doc.get("status")))
         return None
 
     async def renew(self, claim: Claim, lease: float) -> bool:
         """Extend our lease; False when the stage is no longer ours (taken over, or done)."""
-        doc = await self.work.find_one({"_id": claim.link_id}, {"lease": 1})
+        doc = await self.leases.find_one({"_id": claim.link_id})
         if doc is None or doc.get("lease") != claim.lease:
             return False
         until = utcnow() + timedelta(seconds=lease)
-        await self.work.update_one({"_id": claim.link_id}, {"$set": {"lease_until": until}})
+        await self.leases.update_one({"_id": claim.link_id}, {"$set": {"until": until}})
         return True
 
     async def release(self, claim: Claim, *, not_before: datetime | None = None) -> None:
         """Let any worker take the stage again (at once, or from `not_before`)."""
-        doc = await self.work.find_one({"_id": claim.link_id}, {"lease": 1})
+        doc = await self.leases.find_one({"_id": claim.link_id})
         if doc is None or doc.get("lease") != claim.lease:
             return
         until = not_before or utcnow()
-        await self.work.update_one({"_id": claim.link_id}, {"$set": {"lease_until": until}})
+        await self.leases.update_one({"_id": claim.link_id}, {"$set": {"until": until}})
+
+    async def adopt_orphans(self, older_than: datetime) -> int:
+        """Work left without a turn (a front that died between recording and queueing, or
+        an older version's records) is queued at the front: it has waited longest."""
+        orphans = self.work.find({"turn": None, "updated_at": {"$lt": older_than}}, {"_id": 1})
+        ids = [doc["_id"] async for doc in orphans]
+        for link_id in ids:
+            await self.work.update_one({"_id": link_id}, {"$set": {"turn": 0.0, "prio": 0}})
+        return len(ids)
 
     async def forget_claims(self, older_than: datetime) -> None:
         """Claim markers only matter while their lease could be contested."""
         with contextlib.suppress(Exception):
             await self.claims.delete_many({"at": {"$lt": older_than}})
+            await self.leases.delete_many({"until": {"$lt": older_than}})
 
 
 def _marker(doc: Doc, number: int) -> str:

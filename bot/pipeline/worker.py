@@ -42,6 +42,7 @@ DELIVERY_STATES = frozenset(
     }
 )
 LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
+ORPHAN_AGE = 30.0  # seconds a work entry may wait for its turn before it is adopted
 IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
 
 # A stage returns when its link may be tried again (a summary retry), or None.
@@ -62,12 +63,24 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._adopt()))
         capture_slots, delivery_slots = self._slots
         if self.p.capturer is not None:
             for _ in range(capture_slots):
                 self._tasks.append(asyncio.create_task(self._loop(CAPTURE_STATES, self._capture)))
         for _ in range(delivery_slots):
             self._tasks.append(asyncio.create_task(self._loop(DELIVERY_STATES, self._deliver)))
+
+    async def _adopt(self) -> None:
+        """Queue what a front left unqueued (it died between recording and queueing)."""
+        try:
+            found = await self.p.store.queue.adopt_orphans(utcnow() - timedelta(seconds=ORPHAN_AGE))
+        except PyMongoError as exc:
+            log.warning("could not look for unqueued links: %s", type(exc).__name__)
+            return
+        if found:
+            log.info("queued %d link(s) left unqueued", found)
+            self.wake()
 
     def wake(self) -> None:
         self._wake.set()
