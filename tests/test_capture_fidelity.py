@@ -7,17 +7,23 @@ pixel checks on the JPEGs the capture returns (what the bot stores and sends).
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from bot import render
 from bot.capture import CaptureError, Capturer, SnapshotKind
 from bot.capture_error import DownloadRefused, FileTooLarge
+from bot.capture_types import CaptureOptions
+from bot.consent import DEFAULT_RULES_DIR, load_rules
 from bot.i18n import texts_for
 from storage.models import LinkRecord
 from tests.capture_helpers import close, rgb, share, small_capturer
+from tests.conftest import base_env, settings_for
 from tests.fakes import cmp, documents
 from tests.fakes.pages import BLOCKED_CSS_COLOUR, PageServer, Sentinel
 
@@ -155,6 +161,26 @@ async def test_a_file_whose_size_shows_only_as_it_arrives_is_capped(
         with pytest.raises(FileTooLarge) as caught:
             await small_capturer.capture(pages.url(path))
         assert (caught.value.what, caught.value.limit) == (what, limit), path
+
+
+def test_rules_come_from_the_installed_package_or_the_configured_copy(tmp_path: Path) -> None:
+    """Newer rules are a package update (or CONSENT_RULES_DIR), not a code change."""
+    installed = load_rules(None)
+    assert installed is not None and installed.rule_count > 100
+    copy = tmp_path / "autoconsent"
+    shutil.copytree(DEFAULT_RULES_DIR / "dist", copy / "dist")
+    shutil.copytree(DEFAULT_RULES_DIR / "rules", copy / "rules")
+    (copy / "package.json").write_text(json.dumps({"version": "99.0.0"}))
+    assert (rules := load_rules(str(copy))) is not None and rules.version == "99.0.0"
+    assert load_rules(str(tmp_path / "missing")) is None  # banners left alone, with a warning
+
+
+def test_settings_reach_the_capturer() -> None:
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x")
+    env.update(CAPTURE_BUDGET="5", CONSENT_WAIT="1", ARCHIVE_MAX_MB="2", DOCUMENT_MAX_MB="3")
+    options = CaptureOptions.from_settings(settings_for(env))
+    assert (options.budget, options.consent_wait) == (5, 1)
+    assert (options.archive_max_bytes, options.document_max_bytes) == (2 * 2**20, 3 * 2**20)
 
 
 def test_the_caption_says_partial_in_the_users_language() -> None:
