@@ -197,16 +197,7 @@ async def test_allowed_users_gate_every_update(harness_factory: Any, pages: Page
     bot.send(7, "/find #x")
     bot.api.press_button(7, stranger, "f:000000000000000000000000:1")
     await bot.api.wait_for(lambda c: c.method == "answerCallbackQuery", timeout=20)
-    bot.api.push_update(
-        {
-            "inline_query": {
-                "id": "iq1",
-                "from": {"id": 7, "is_bot": False, "first_name": "Eve"},
-                "query": "secret",
-                "offset": "",
-            }
-        }
-    )
+    bot.api.send_inline_query(7, "secret")
     inline = await bot.api.wait_for(lambda c: c.method == "answerInlineQuery", timeout=20)
     assert inline.ok and inline.params["results"] == []
     await asyncio.sleep(1)

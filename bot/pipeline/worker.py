@@ -42,7 +42,6 @@ DELIVERY_STATES = frozenset(
     }
 )
 LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
-ORPHAN_AGE = 30.0  # seconds a work entry may wait for its turn before it is adopted
 IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
 
 # A stage returns when its link may be tried again (a summary retry), or None.
@@ -74,7 +73,8 @@ class Worker:
     async def _adopt(self) -> None:
         """Queue what a front left unqueued (it died between recording and queueing)."""
         try:
-            found = await self.p.store.queue.adopt_orphans(utcnow() - timedelta(seconds=ORPHAN_AGE))
+            # Whatever waits unqueued when a worker starts was left by an earlier process.
+            found = await self.p.store.queue.adopt_orphans(utcnow())
         except PyMongoError as exc:
             log.warning("could not look for unqueued links: %s", type(exc).__name__)
             return
