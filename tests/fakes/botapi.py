@@ -223,6 +223,11 @@ class FakeBotAPI:
 
     def push_update(self, update: dict[str, Any]) -> int:
         update.setdefault("update_id", next(self._update_ids))
+        # A query Telegram delivered may be answered (once); ids never delivered may not.
+        if "inline_query" in update:
+            self._inline.setdefault(str(update["inline_query"]["id"]), False)
+        if "callback_query" in update:
+            self._callbacks.setdefault(str(update["callback_query"]["id"]), False)
         self._updates.append(update)
         self._new_update.set()
         return int(update["update_id"])
