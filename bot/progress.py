@@ -57,12 +57,17 @@ class ProgressMessage:
                 self._dirty.clear()
                 await self._edit(self._render(), PROGRESS)
 
-    async def finish(self, text: str) -> None:
-        """Stop the intermediate edits and show `text` (a call that must land)."""
+    async def finish(self, text: str, priority: Priority = Priority.FINAL) -> None:
+        """Stop the intermediate edits and show `text` (a call that must land).
+
+        `Priority.NEW` puts it among the chat's new messages: for the one answer a user's
+        action is owed (an import's result), which final edits of other work must not
+        hold back.
+        """
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._edit(text, _FINAL)
+        await self._edit(text, _FINAL if priority is Priority.FINAL else Send(priority))
 
     async def _edit(self, text: str, send: Send) -> None:
         if text == self._sent:

@@ -13,6 +13,7 @@ from telegram.ext import ContextTypes, filters
 from bot import bookmarks, render
 from bot.bookmarks import ImportRefused, Malformed, NoLinks
 from bot.i18n import Texts
+from bot.outbound import Priority
 from bot.progress import ProgressMessage
 from bot.services import get_services
 from bot.transfer import (
@@ -77,7 +78,7 @@ async def export_command(update: Update, context: Context) -> None:
     if max(len(files.netscape), len(files.json)) > MAX_UPLOAD_BYTES:
         text = texts.export_too_big.format(limit=MAX_UPLOAD_BYTES // 2**20)
         if progress is not None:
-            await progress.finish(text)
+            await progress.finish(text, Priority.NEW)
         else:
             await message.reply_text(text)
         return
@@ -88,7 +89,7 @@ async def export_command(update: Update, context: Context) -> None:
     ):
         await message.reply_document(data, filename=name, caption=caption)
     if progress is not None:
-        await progress.finish(texts.export_done.format(total=files.count))
+        await progress.finish(texts.export_done.format(total=files.count), Priority.NEW)
 
 
 async def import_command(update: Update, context: Context) -> None:
@@ -146,10 +147,12 @@ async def _import(
         parsed = bookmarks.parse(raw)
     except BadRequest as exc:  # "file is too big": the size was not in the message
         log.info("import file not fetched: %s", exc.message)
-        await progress.finish(texts.import_too_big.format(size="?", limit=MAX_IMPORT_MB))
+        await progress.finish(
+            texts.import_too_big.format(size="?", limit=MAX_IMPORT_MB), Priority.NEW
+        )
         return
     except ImportRefused as exc:
-        await progress.finish(_refusal(exc, texts))
+        await progress.finish(_refusal(exc, texts), Priority.NEW)
         return
 
     def moved(now: ImportCounts) -> None:
@@ -170,15 +173,17 @@ async def _import(
     except ImportStopped as stopped:
         log.warning("import stopped by a database error", exc_info=stopped.__cause__)
         c = stopped.counts
-        await progress.finish(texts.import_stopped.format(name=name, saved=c.saved, total=c.total))
+        await progress.finish(
+            texts.import_stopped.format(name=name, saved=c.saved, total=c.total), Priority.NEW
+        )
         return
     services.wake_workers()
     invalid = texts.import_invalid.format(count=counts.invalid) if counts.invalid else ""
-    await progress.finish(
-        texts.import_done.format(
-            name=name, saved=counts.saved, duplicates=counts.duplicates, invalid=invalid
-        )
+    done = texts.import_done.format(
+        name=name, saved=counts.saved, duplicates=counts.duplicates, invalid=invalid
     )
+    # Among new messages: the imported links' own capture replies must not hold it back.
+    await progress.finish(done, Priority.NEW)
 
 
 def _refusal(exc: ImportRefused, texts: Texts) -> str:
