@@ -171,6 +171,9 @@ def _commands(texts: Texts) -> list[BotCommand]:
     return [
         BotCommand("find", texts.cmd_find),
         BotCommand("tags", texts.cmd_tags),
+        BotCommand("export", texts.cmd_export),
+        BotCommand("import", texts.cmd_import),
+        BotCommand("stats", texts.cmd_stats),
         BotCommand("help", texts.cmd_help),
         BotCommand("start", texts.cmd_start),
     ]

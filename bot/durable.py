@@ -12,11 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
@@ -51,6 +51,16 @@ async def durably(
     at the first failure (to tell the user). Gives up once `stopping` is set: what was
     recorded stays for the next start."""
     told = False
+    lost = False  # an attempt met the outage: its writes may have been half done
+
+    def worth_retrying(exc: BaseException) -> bool:
+        # After a lost connection, a retry can meet the half of its own write that did
+        # land (a unique key already there); the call is written to converge on retry.
+        nonlocal lost
+        if isinstance(exc, ConnectionFailure):
+            lost = True
+            return True
+        return lost and isinstance(exc, DuplicateKeyError)
 
     async def before_sleep(state: RetryCallState) -> None:
         nonlocal told
@@ -61,7 +71,7 @@ async def durably(
                 await on_wait()
 
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(ConnectionFailure),
+        retry=retry_if_exception(worth_retrying),
         wait=wait_exponential(multiplier=0.5, max=10),
         stop=stop_after_delay(patience) | _UntilSet(stopping),
         before_sleep=before_sleep,

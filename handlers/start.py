@@ -17,5 +17,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.effective_message:
-        text = texts_of(update).help.format(max_links=MAX_LINKS)
+        texts = texts_of(update)
+        text = texts.help.format(max_links=MAX_LINKS)
+        text += texts.help_manage.format(bot=context.bot.username)
         await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML)
