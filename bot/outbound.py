@@ -113,6 +113,10 @@ class _Bucket:
         self._refill()
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
+    def wait_full(self) -> float:
+        self._refill()
+        return max(0.0, (self.capacity - self.tokens) / self.rate)
+
     def take(self) -> None:
         self._refill()
         self.tokens -= 1
@@ -190,13 +194,18 @@ class _Lane:
         """Seconds until the head of the queue may go; None when it was dropped."""
         if self._busy:
             return 3600.0  # until release() says otherwise
-        _, _, counted, future = self._queue[0]
+        priority, _, counted, future = self._queue[0]
         if future.done():  # its caller was cancelled while waiting
             heapq.heappop(self._queue)
             return None
         delay = self._held_until - time.monotonic()
         if delay <= 0 and counted:
-            delay = max(self._bucket.wait(), self._overall.wait())
+            # Progress edits never spend the burst: it stays for photos and final texts,
+            # and the summary moves on at about one edit per interval.
+            chat = (
+                self._bucket.wait_full() if priority == Priority.PROGRESS else self._bucket.wait()
+            )
+            delay = max(chat, self._overall.wait())
         return delay
 
 
