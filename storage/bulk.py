@@ -20,33 +20,17 @@ from typing import Any
 import bson
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from storage.catalog import Catalog
 from storage.keys import WORK_STATES, key_id
 from storage.models import LinkRecord
-from storage.repository import LinkStore, light_doc, text_doc
+from storage.repository import LinkStore, insert_many_new, light_doc, text_doc
 from storage.search import entry_of
 from storage.terms import terms_for
 
 Doc = dict[str, Any]
 PAGE = 500
 _CODEC: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=UTC)  # as the catalog stores
-
-
-async def _insert_many(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[int]:
-    """Insert what can be; the positions refused as duplicates."""
-    if not docs:
-        return set()
-    try:
-        await coll.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        return {int(e["index"]) for e in errors}
-    return set()
 
 
 def _ms(when: datetime) -> datetime:
@@ -65,13 +49,13 @@ async def record_imported(
     for r in records:  # as stored (BSON keeps milliseconds), so the index matches a replay
         r.created_at = _ms(r.created_at)
         r.updated_at = _ms(r.updated_at)
-    refused = await _insert_many(store.keys, keys)
+    refused = await insert_many_new(store.keys, keys)
     fresh = [r for i, r in enumerate(records) if i not in refused]
     if not fresh:
         return 0
     # Work entries before the links, as repository.py does: a crash leaves an entry
     # without a link (skipped when read), never a link that nothing would pick up.
-    await _insert_many(
+    await insert_many_new(
         store.work,
         [
             {
@@ -92,8 +76,8 @@ async def record_imported(
         doc = light_doc(r)
         doc["imported"] = True
         docs.append(doc)
-    await _insert_many(store.links, docs)
-    await _insert_many(store.texts, [text_doc(r) for r in fresh])
+    await insert_many_new(store.links, docs)
+    await insert_many_new(store.texts, [text_doc(r) for r in fresh])
     seq = await store.journal.append([r.id for r in fresh])
     # The /find index takes these as written: reading thousands back by `_id` (or the
     # rebuild that many pending changes trigger) costs far more than the import itself.

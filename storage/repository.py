@@ -366,12 +366,12 @@ class LinkStore:
             {"_id": key_id(r.owner_id, r.url_key), "link_id": r.id, "owner_id": r.owner_id}
             for r in batch
         ]
-        fresh = _inserted(batch, await _insert_many(self.keys, keys))
+        fresh = _inserted(batch, await insert_many_new(self.keys, keys))
         if not fresh:
             return 0
         unfinished = [r for r in fresh if str(r.status) in WORK_STATES]
         if unfinished:
-            await _insert_many(
+            await insert_many_new(
                 self.work,
                 [
                     {
@@ -386,8 +386,8 @@ class LinkStore:
         for r in fresh:
             if not r.terms:
                 r.terms = terms_for(r.title, r.note, r.description, r.site_name, r.text)
-        await _insert_many(self.links, [light_doc(r) for r in fresh])
-        await _insert_many(self.texts, [text_doc(r) for r in fresh])
+        await insert_many_new(self.links, [light_doc(r) for r in fresh])
+        await insert_many_new(self.texts, [text_doc(r) for r in fresh])
         await self.journal.append([r.id for r in fresh])
         return len(fresh)
 
@@ -518,7 +518,7 @@ class LinkStore:
         return await self.images.get(file_id)
 
 
-async def _insert_many(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[int]:
+async def insert_many_new(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[int]:
     """Insert what can be inserted; the positions refused as duplicates."""
     if not docs:
         return set()
