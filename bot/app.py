@@ -16,10 +16,12 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 import handlers
 from bot import scheduler
 from bot.capture import Capturer
+from bot.capture_types import CaptureOptions
 from bot.config import Settings
 from bot.egress import GuardProxy
 from bot.i18n import Texts, en, zh
 from bot.netguard import NetGuard
+from bot.ordering import PerUserOrder
 from bot.outbound import Outbound, Pace
 from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Worker
@@ -53,7 +55,7 @@ def build_application(
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(Outbound(_pace(settings)))
         .context_types(ContextTypes(bot_data=BotData))
-        .concurrent_updates(True)
+        .concurrent_updates(PerUserOrder())
         .connection_pool_size(32)
         .connect_timeout(10)
         .read_timeout(30)
@@ -130,6 +132,7 @@ async def start_capturer(settings: Settings) -> Capturer:
         concurrency=settings.capture_concurrency,
         timeout=settings.capture_timeout,
         proxy=GuardProxy.from_settings(guard, settings),
+        options=CaptureOptions.from_settings(settings),
     )
     try:
         await capturer.start()

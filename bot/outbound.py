@@ -174,6 +174,15 @@ class _Lane:
         self._changed.set()
 
     async def _run(self) -> None:
+        try:
+            await self._grant()
+        finally:
+            # Cancelled (the loop is closing): nobody will grant the waiting turns, so
+            # their callers must not wait for ever.
+            for *_, future in self._queue:
+                future.cancel()
+
+    async def _grant(self) -> None:
         while self._queue:
             self._changed.clear()
             delay = self._delay()

@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.services import BotData
 from handlers.common import texts_of
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
     log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)
-    if not isinstance(update, Update):
-        return
+    if not isinstance(update, Update) or _stopping(context):
+        return  # stopping: a reply now would only wait for a connection being closed
     texts = texts_of(update)
     text = texts.db_down_read if isinstance(error, PyMongoError) else texts.internal_error
     try:
@@ -30,3 +31,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await update.effective_message.reply_text(text)
     except TelegramError as exc:
         log.info("could not tell the user about the error: %s", exc)
+
+
+def _stopping(context: ContextTypes.DEFAULT_TYPE) -> bool:
+    data = context.bot_data
+    services = data.services if isinstance(data, BotData) else None
+    return services is None or services.stopping.is_set()

@@ -112,12 +112,8 @@ class WorkQueue:
             until = current.get("until")
             if until is not None and until > now:
                 continue
-            number = int(current.get("lease") or 0) + 1
-            try:
-                await self.claims.insert_one(
-                    {"_id": _marker(doc, number), "worker": worker, "at": now}
-                )
-            except DuplicateKeyError:
+            number = await self._mark(doc, int(current.get("lease") or 0) + 1, worker, lease)
+            if number is None:
                 continue  # another worker took this one first
             fields = {
                 "lease": number,
@@ -126,6 +122,31 @@ class WorkQueue:
             }
             await _upsert(self.leases, doc["_id"], fields)
             return Claim(doc["_id"], number, str(doc.get("status")))
+        return None
+
+    async def _mark(self, doc: Doc, number: int, worker: str, lease: float) -> int | None:
+        """Insert the claim marker for lease `number`; the number won, or None if another
+        worker won it.
+
+        A marker can exist with no lease written after it: the claimer lost the database
+        (or died) between the two writes, or the driver retried an insert that had landed
+        and met it. Our own marker is ours; another's, once older than a lease, is
+        abandoned and the next number is tried, so the link is never stuck behind it.
+        """
+        for _ in range(3):
+            now = utcnow()
+            try:
+                await self.claims.insert_one(
+                    {"_id": _marker(doc, number), "worker": worker, "at": now}
+                )
+                return number
+            except DuplicateKeyError:
+                left = await self.claims.find_one({"_id": _marker(doc, number)})
+            if left is not None and left.get("worker") == worker:
+                return number
+            if left is not None and left["at"] > now - timedelta(seconds=lease):
+                return None
+            number += 1
         return None
 
     async def renew(self, claim: Claim, lease: float) -> bool:

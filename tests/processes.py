@@ -28,16 +28,29 @@ def bot_env(api: FakeBotAPI, mongodb_uri: str, **extra: str) -> dict[str, str]:
 
 
 async def start(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    """`python -m bot *args`; its output goes to a log in `cwd` (see `print_logs`)."""
+    with _new_log(cwd, "-".join(args) or "all").open("wb") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+
+def _new_log(cwd: Path, name: str) -> Path:
+    return cwd / f"{name}-{len(list(cwd.glob(f'{name}-*.log')))}.log"
+
+
+def print_logs(cwd: Path, lines: int = 40) -> None:
+    """The end of each process's log; pytest shows it when the test failed."""
+    for log in sorted(cwd.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"----- {log.name} (last {len(tail)} lines)", *tail, sep="\n")
 
 
 async def stop(proc: asyncio.subprocess.Process) -> None:

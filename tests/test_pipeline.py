@@ -21,7 +21,7 @@ from tests.conftest import free_port
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.processes import all_done, bot_env, start, stop
+from tests.processes import all_done, bot_env, print_logs, start, stop
 
 
 def photos_per_message(api: FakeBotAPI) -> Counter[tuple[int, int | None]]:
@@ -56,6 +56,7 @@ async def test_front_and_three_workers_one_killed_midway(
     finally:
         for proc in (front, *workers):
             await stop(proc)
+        print_logs(tmp_path)
     counts = photos_per_message(botapi)
     assert set(counts) == wanted
     # Exactly once, but for a send in flight at the instant of the kill (the Bot API
@@ -120,6 +121,7 @@ async def test_two_webhook_fronts_handle_each_update_once(
     finally:
         for proc in fronts:
             await stop(proc)
+        print_logs(tmp_path)
     assert len(botapi.calls_of("sendMessage", 501, ok_only=True)) == 5
 
 

@@ -1,0 +1,59 @@
+"""Updates of one user are admitted in the order Telegram numbered them.
+
+Updates are handled concurrently (a capture must not hold up another user), but each
+update first passes a database check (handlers/dedupe.py) whose latency varies, so a
+later update of the same user could overtake an earlier one: iOS shares a typed comment
+as its own message just before the URL, and the link must find the comment already
+there. Admission (the blocking handler groups, up to where the long handlers are spawned
+as tasks) is therefore serialised per user; different users never wait for each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+
+class PerUserOrder(BaseUpdateProcessor):
+    """Concurrent across users, in order within one user (or chat, when there is no user)."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        # A lock lives only while some update of its key holds or waits for it, so the
+        # map is bounded by the updates in flight, not by the users ever seen.
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = _key(update)
+        if key is None:
+            await coroutine
+            return
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+def _key(update: object) -> int | None:
+    if not isinstance(update, Update):
+        return None
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return update.effective_chat.id if update.effective_chat is not None else None

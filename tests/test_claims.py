@@ -1,0 +1,56 @@
+"""Claims on the real FerretDB: a claim half-written when the database went away (the
+marker landed, the lease did not) must not leave its link stuck for ever."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from bson import ObjectId
+
+from storage.claims import WorkQueue, _marker
+from storage.models import utcnow
+from storage.repository import LinkStore
+from tests.conftest import INDEX_DIR
+
+LEASE = 20.0
+
+
+@pytest.fixture
+async def queue(mongodb_uri: str) -> AsyncIterator[WorkQueue]:
+    store = LinkStore.connect(mongodb_uri, index_dir=INDEX_DIR)
+    try:
+        yield store.queue
+    finally:
+        await store.close()
+
+
+async def _queued(queue: WorkQueue) -> dict[str, object]:
+    doc = {"_id": ObjectId(), "status": "pending", "turn": 1.0, "prio": 0}
+    await queue.work.insert_one(doc)
+    return doc
+
+
+async def test_a_marker_left_without_its_lease_is_stepped_over(queue: WorkQueue) -> None:
+    doc = await _queued(queue)
+    long_ago = utcnow() - timedelta(seconds=3 * LEASE)
+    await queue.claims.insert_one({"_id": _marker(doc, 1), "worker": "gone", "at": long_ago})
+    claim = await queue.claim("w2", {"pending"}, LEASE)
+    assert claim is not None and claim.link_id == doc["_id"] and claim.lease == 2
+    assert await queue.renew(claim, LEASE)
+
+
+async def test_our_own_landed_marker_is_ours(queue: WorkQueue) -> None:
+    """The driver retried an insert whose first try had landed: it meets its own marker."""
+    doc = await _queued(queue)
+    await queue.claims.insert_one({"_id": _marker(doc, 1), "worker": "w1", "at": utcnow()})
+    claim = await queue.claim("w1", {"pending"}, LEASE)
+    assert claim is not None and claim.lease == 1
+    assert await queue.renew(claim, LEASE)
+
+
+async def test_a_fresh_marker_of_another_worker_is_not_taken(queue: WorkQueue) -> None:
+    doc = await _queued(queue)
+    await queue.claims.insert_one({"_id": _marker(doc, 1), "worker": "w1", "at": utcnow()})
+    assert await queue.claim("w2", {"pending"}, LEASE) is None

@@ -1,0 +1,56 @@
+"""One user's updates are taken in Telegram's order; other users do not wait for them.
+
+Each update passes a database check before its handler (duplicate deliveries), and that
+check's latency varies. Here the first update's check is made slow on purpose (a handler
+ahead of it that sleeps), standing in for a slow database answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from telegram import Update
+from telegram.ext import TypeHandler
+
+from tests.harness import BotHarness
+
+SLOW = 1.5
+
+
+def _slow_for(text: str) -> TypeHandler[Update, Any, Any]:
+    async def slow(update: Update, _: Any) -> None:
+        message = update.effective_message
+        if message is not None and message.text == text:
+            await asyncio.sleep(SLOW)
+
+    return TypeHandler(Update, slow)
+
+
+async def test_comment_with_a_slow_check_still_reaches_the_link_after_it(
+    bot: BotHarness,
+) -> None:
+    """iOS: the typed comment comes as its own message just before the URL."""
+    bot.app.add_handler(_slow_for("for the weekend #reading"), group=-10)
+    bot.send(42, "for the weekend #reading")
+    sent = bot.send(42, bot.pages.url("/article/ios-slow"))
+    assert await bot.finished(sent) == "👌"
+    [record] = await bot.records(42)
+    assert record.tags == ["reading"] and record.note == "for the weekend"
+
+
+async def test_a_held_update_of_one_user_does_not_hold_another_user(bot: BotHarness) -> None:
+    release = asyncio.Event()
+
+    async def held(update: Update, _: Any) -> None:
+        if update.effective_user is not None and update.effective_user.id == 50:
+            await release.wait()
+
+    bot.app.add_handler(TypeHandler(Update, held), group=-10)
+    first = bot.send(50, bot.pages.url("/article/held"))
+    other = bot.send(51, bot.pages.url("/colors"))
+    try:
+        assert await bot.finished(other) == "👌"  # while user 50's update is still held
+    finally:
+        release.set()
+    assert await bot.finished(first) == "👌"
