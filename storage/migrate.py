@@ -17,7 +17,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
 
@@ -45,7 +45,11 @@ async def migrate(db: AsyncDatabase[Doc]) -> None:
     for name in OLD_INDEXES:
         with contextlib.suppress(OperationFailure):  # never made, or already dropped
             await links.drop_index(name)
-    await meta.update_one({"_id": SCHEMA_ID}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True)
+    done = {"$set": {"version": SCHEMA_VERSION}}
+    try:
+        await meta.update_one({"_id": SCHEMA_ID}, done, upsert=True)
+    except DuplicateKeyError:  # another process starting at once inserted it first
+        await meta.update_one({"_id": SCHEMA_ID}, done)
 
 
 async def _split(db: AsyncDatabase[Doc]) -> int:
