@@ -1,4 +1,5 @@
-"""JobQueue jobs: link-rot checks and housekeeping.
+"""JobQueue jobs: link-rot checks (one worker per round, claimed like a stage) and
+housekeeping.
 
 Resuming unfinished links and retrying failed summaries are not jobs: workers claim
 them like any other stage (bot/pipeline/worker.py).
@@ -7,6 +8,7 @@ them like any other stage (bot/pipeline/worker.py).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -19,14 +21,21 @@ from storage.pacing import SendLedger
 
 log = logging.getLogger(__name__)
 
-LINK_CHECK_EVERY = 6 * 3600.0
+LINK_CHECK_EVERY = 6 * 3600.0  # one round of link-rot checks per period
+ROUND_ASK_EVERY = 600.0
 HOUSEKEEPING_EVERY = 3600.0
 KEEP_MARKERS = timedelta(days=1)
 
 
 async def check_links(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every worker asks often; the one that claims the current round checks the links
+    due. A round cut short (its worker died) leaves its links due for the next one."""
     services = get_services(context)
-    services.spawn(linkrot.check_due(services.store, services.pipeline.guard))
+    if services.worker is None:
+        return
+    number = int(time.time() // LINK_CHECK_EVERY)
+    if await services.store.queue.claim_round("rot", number, services.worker.name):
+        services.spawn(linkrot.check_due(services.store, services.pipeline.guard))
 
 
 async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -45,6 +54,6 @@ def schedule(app: Application[Any, Any, Any, Any, Any, Any], role: Role) -> None
         raise RuntimeError("python-telegram-bot[job-queue] is required")
     queue.run_repeating(housekeeping, interval=HOUSEKEEPING_EVERY, first=60, name="housekeeping")
     if role is not Role.FRONT:
-        queue.run_repeating(
-            check_links, interval=LINK_CHECK_EVERY, first=LINK_CHECK_EVERY, name="rot"
-        )
+        # Asked often, from a minute after start: a bot restarted more often than a round
+        # lasts still checks its links, and only one of N workers does each round.
+        queue.run_repeating(check_links, interval=ROUND_ASK_EVERY, first=60, name="rot")

@@ -175,6 +175,18 @@ class WorkQueue:
             await self.work.update_one({"_id": link_id}, {"$set": {"turn": 0.0, "prio": 0}})
         return len(ids)
 
+    async def claim_round(self, name: str, number: int, worker: str) -> bool:
+        """True for exactly one worker per round of a periodic job (e.g. the link-rot
+        check), so N workers do not each run it."""
+        try:
+            await self.claims.insert_one(
+                {"_id": f"round:{name}:{number}", "worker": worker, "at": utcnow()}
+            )
+        except DuplicateKeyError:
+            left = await self.claims.find_one({"_id": f"round:{name}:{number}"})
+            return left is not None and left.get("worker") == worker  # a driver retry
+        return True
+
     async def forget_claims(self, older_than: datetime) -> None:
         """Claim markers only matter while their lease could be contested."""
         with contextlib.suppress(Exception):

@@ -54,3 +54,11 @@ async def test_a_fresh_marker_of_another_worker_is_not_taken(queue: WorkQueue) -
     doc = await _queued(queue)
     await queue.claims.insert_one({"_id": _marker(doc, 1), "worker": "w1", "at": utcnow()})
     assert await queue.claim("w2", {"pending"}, LEASE) is None
+
+
+async def test_one_worker_per_round_of_a_periodic_job(queue: WorkQueue) -> None:
+    """Three workers ask for the link-rot round: one runs it; the next round is open."""
+    won = [await queue.claim_round("rot", 100, f"w{i}") for i in range(3)]
+    assert won == [True, False, False]
+    assert await queue.claim_round("rot", 100, "w0")  # its own landed claim, retried
+    assert await queue.claim_round("rot", 101, "w2")
