@@ -28,6 +28,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.capture_types import ArtifactKind
 from bot.i18n import Texts
 from storage.models import LinkRecord
 
@@ -72,6 +73,17 @@ class AddTag:
 
 
 @dataclass(frozen=True)
+class MakeFile:
+    """📄 full page, PDF, 🗄 archive under a snapshot: the file, made once, then resent."""
+
+    link_id: ObjectId
+    kind: ArtifactKind
+
+
+_FILE_CODES = {"f": ArtifactKind.FULL_PAGE, "p": ArtifactKind.PDF, "m": ArtifactKind.MHTML}
+
+
+@dataclass(frozen=True)
 class FindPage:
     query_id: ObjectId
     page: int
@@ -82,7 +94,7 @@ class TagLinks:
     tag: str
 
 
-Action = Recapture | EditTags | Delete | Undo | AddTag | FindPage | TagLinks
+Action = Recapture | EditTags | Delete | Undo | AddTag | MakeFile | FindPage | TagLinks
 _LINK_KINDS: dict[str, type[Recapture | EditTags | Delete | Undo]] = {
     "r": Recapture,
     "g": EditTags,
@@ -112,6 +124,9 @@ def _body(action: Action) -> str:
             return f"{kind}:{_pack_id(action.link_id)}"
         case AddTag(link_id, tag):
             return f"a:{_pack_id(link_id)}{tag}"
+        case MakeFile(link_id, kind):
+            code = next(c for c, k in _FILE_CODES.items() if k is kind)
+            return f"x:{_pack_id(link_id)}{code}"
         case FindPage(query_id, page):
             return f"f:{_pack_id(query_id)}{page}"
         case TagLinks(tag):
@@ -125,6 +140,8 @@ def _parse(body: str) -> Action:
         return _LINK_KINDS[kind](_unpack_id(payload))
     if kind == "a" and _TAG.match(payload[_ID_CHARS:]):
         return AddTag(_unpack_id(payload[:_ID_CHARS]), payload[_ID_CHARS:])
+    if kind == "x" and payload[_ID_CHARS:] in _FILE_CODES:
+        return MakeFile(_unpack_id(payload[:_ID_CHARS]), _FILE_CODES[payload[_ID_CHARS:]])
     if kind == "f" and payload[_ID_CHARS:].isdigit():
         return FindPage(_unpack_id(payload[:_ID_CHARS]), int(payload[_ID_CHARS:]))
     if kind == "t" and _TAG.match(payload):
@@ -201,7 +218,8 @@ def codec_for(token: str) -> Codec:
 def snapshot_keyboard(
     codec: Codec, record: LinkRecord, texts: Texts, suggestions: Sequence[str] = ()
 ) -> InlineKeyboardMarkup:
-    """Buttons under a snapshot: 🏷 tags, 🗑 delete, 🔄 again; then ＋#tag suggestions."""
+    """Buttons under a snapshot: 🏷 tags, 🗑 delete, 🔄 again; then ＋#tag suggestions;
+    then, for a web page, 📄 full page, PDF, 🗄 archive."""
     owner = record.owner_id
     rows = [
         [
@@ -217,6 +235,13 @@ def snapshot_keyboard(
     ]
     if extra:
         rows.append(extra[:3])
+    if record.kind == "page":  # a PDF or image link is its own file
+        files = (
+            (texts.btn_full_page, ArtifactKind.FULL_PAGE),
+            (texts.btn_pdf, ArtifactKind.PDF),
+            (texts.btn_archive, ArtifactKind.MHTML),
+        )
+        rows.append([codec.button(t, MakeFile(record.id, k), owner) for t, k in files])
     return InlineKeyboardMarkup(rows)
 
 

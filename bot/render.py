@@ -42,7 +42,8 @@ def caption(
 ) -> str:
     """Screenshot caption: title link, domain, tags, note; well inside 1024.
 
-    `partial`: the snapshot was taken when the capture budget ran out (Snapshot.partial).
+    `partial` (or `record.partial`): the snapshot was taken when the capture budget ran
+    out (Snapshot.partial), and the caption says so.
     """
     lines = [f"<b>{link_title(record)}</b>", f"🌐 {esc(domain(record.final_url or record.url))}"]
     if record.tags:
@@ -51,7 +52,7 @@ def caption(
         lines.append(f"<i>{esc(_clip(record.note, NOTE_MAX))}</i>")
     if record.http_status and record.http_status >= 400:
         lines.append(texts.http_status_note.format(status=record.http_status))
-    if partial:
+    if partial or record.partial:
         lines.append(texts.partial_note)
     if saved_on is not None:
         lines.append(texts.saved_on.format(date=saved_on.strftime("%Y-%m-%d")))

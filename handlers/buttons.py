@@ -11,6 +11,7 @@ from bot.callbacks import (
     Delete,
     EditTags,
     FindPage,
+    MakeFile,
     Recapture,
     StaleButton,
     TagLinks,
@@ -18,7 +19,7 @@ from bot.callbacks import (
 )
 from bot.pipeline import intake
 from bot.services import get_services
-from handlers import browse, manage
+from handlers import artifacts, browse, manage
 from handlers.common import texts_of
 
 
@@ -48,6 +49,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await manage.delete(update, context, action)
         case Undo():
             await manage.undo(update, context, action)
+        case MakeFile():
+            await artifacts.make_file(update, context, action)
 
 
 async def recapture(update: Update, context: ContextTypes.DEFAULT_TYPE, action: Recapture) -> None:

@@ -48,6 +48,20 @@ class Screenshot:
 
 
 @dataclass
+class StoredFile:
+    """A file kept for a link: the PDF or image a link pointed at, or one made on demand
+    (full page, PDF print, archive). `gridfs_id` names the bytes (storage/images.py);
+    `file_id` is Telegram's once it has been sent."""
+
+    file_name: str
+    mime_type: str
+    size: int
+    gridfs_id: ObjectId | None = None
+    file_id: str | None = None
+    file_unique_id: str | None = None
+
+
+@dataclass
 class LlmUsage:
     model: str
     prompt_tokens: int | None = None
@@ -80,6 +94,12 @@ class LinkRecord:
     summary_attempts: int = 0
     llm: LlmUsage | None = None
     screenshot: Screenshot | None = None
+    # What the link turned out to be ("page", "pdf", "image": bot.capture_types.SnapshotKind);
+    # for a PDF or an image, `original` is the file itself.
+    kind: str = "page"
+    # The page was still loading when the capture budget ran out: what had rendered.
+    partial: bool = False
+    original: StoredFile | None = None
     reply_message_id: int | None = None
     # Other links recorded from the same message: its closing reaction waits for all.
     siblings: list[ObjectId] = field(default_factory=list)
@@ -107,6 +127,8 @@ class LinkRecord:
             data["llm"] = LlmUsage(**data["llm"])
         if isinstance(data.get("screenshot"), dict):
             data["screenshot"] = Screenshot(**data["screenshot"])
+        if isinstance(data.get("original"), dict):
+            data["original"] = StoredFile(**data["original"])
         data["status"] = Status(data.get("status", Status.PENDING))
         return cls(**data)
 

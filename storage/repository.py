@@ -52,6 +52,7 @@ from storage.models import (
     Page,
     Screenshot,
     Status,
+    StoredFile,
     TagCount,
     utcnow,
 )
@@ -89,7 +90,7 @@ def text_doc(record: LinkRecord) -> Doc:
 
 
 def _stored(value: Any) -> Any:
-    if isinstance(value, LlmUsage | Screenshot):
+    if isinstance(value, LlmUsage | Screenshot | StoredFile):
         return asdict(value)
     if isinstance(value, Status):
         return str(value)
@@ -299,6 +300,9 @@ class LinkStore:
             site_name=record.site_name,
             lang=record.lang,
             screenshot=record.screenshot,
+            kind=record.kind,
+            partial=record.partial,
+            original=record.original,
             error=None,
             text=record.text,
             terms=record.terms,

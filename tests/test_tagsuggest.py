@@ -174,6 +174,10 @@ async def test_snapshot_markup_offers_suggestions_as_buttons(bot: BotHarness) ->
     record = _page(42, [])
     markup = await snapshot_markup(bot.settings.token, bot.store, None, record, texts_for("en"))
     rows = [[b.text for b in row] for row in markup.inline_keyboard]
-    assert rows == [["🏷 Tags", "🗑 Delete", "🔄 Capture again"], ["＋#javascript"]]
+    assert rows == [
+        ["🏷 Tags", "🗑 Delete", "🔄 Capture again"],
+        ["＋#javascript"],
+        ["📄 Full page", "🖨 PDF", "🗄 Archive"],  # a web page's files (issue 13)
+    ]
     data = markup.inline_keyboard[1][0].callback_data
     assert codec_for(bot.settings.token).decode(str(data), 42) == AddTag(record.id, "javascript")

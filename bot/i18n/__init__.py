@@ -93,6 +93,15 @@ class Texts:
     file_too_large: str
     file_kinds: dict[str, str]
     size_unknown: str
+    btn_full_page: str
+    btn_pdf: str
+    btn_archive: str
+    file_making: str
+    file_captions: dict[str, str]
+    file_truncated: str
+    file_failed: str
+    file_no_browser: str
+    file_not_a_page: str
 
 
 def texts_for(language_code: str | None) -> Texts:

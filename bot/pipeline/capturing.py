@@ -1,7 +1,10 @@
 """Stage 3: pending → capturing → captured. Open the page, keep its screenshot and text.
 
-A capture that cannot produce a snapshot ends the link as failed, and the user is told
-why in their language.
+A PDF or image link keeps the file itself too (its bytes beside the screenshots, capped
+at DOCUMENT_MAX_MB by the capture), and a PDF's text is the link's text: the summary and
+/find read it. A page still loading when the capture budget ran out is kept as drawn,
+marked partial. A capture that cannot produce a snapshot ends the link as failed, and
+the user is told why in their language.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from telegram.ext import ExtBot
 
 from bot import render
 from bot.capture import CaptureError, Snapshot
+from bot.capture_error import FileTooLarge
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.pipeline.replies import reply
-from storage.models import LinkRecord, Screenshot
+from storage.models import LinkRecord, Screenshot, StoredFile
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +32,9 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     await p.store.start_attempt(record.id)
     try:
         snap = await p.capturer.capture(record.url, locale=texts.locale)
+        _check_size(p, snap)
     except CaptureError as exc:
-        await failed(p, bot, record, exc.reason, exc.detail)
+        await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
         return False
     except Exception:
         log.exception("capture crashed")
@@ -39,20 +44,47 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     return True
 
 
+def _check_size(p: Pipeline, snap: Snapshot) -> None:
+    """A link's file over DOCUMENT_MAX_MB is not kept (the capture refuses most before)."""
+    assert p.capturer is not None
+    limit = p.capturer.options.document_max_bytes
+    if snap.original is not None and len(snap.original) > limit:
+        raise FileTooLarge(str(snap.kind), len(snap.original), limit)
+
+
 async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot) -> None:
     record.final_url, record.http_status = snap.final_url, snap.http_status
     record.title, record.description = snap.title, snap.description
     record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
+    record.kind, record.partial = str(snap.kind), snap.partial
+    record.original = await _keep_original(p, record, snap)
     image_id = await p.store.put_image(snap.image, f"{record.id}.jpg")
     record.screenshot = Screenshot(width=snap.width, height=snap.height, gridfs_id=image_id)
     await p.store.save_capture(record)
 
 
+async def _keep_original(p: Pipeline, record: LinkRecord, snap: Snapshot) -> StoredFile | None:
+    """The PDF or image file the link pointed at, stored beside the screenshot."""
+    if snap.original is None:
+        return None
+    name = snap.file_name or f"{record.id}.{snap.kind}"
+    gridfs_id = await p.store.put_image(snap.original, name)
+    mime = snap.content_type or "application/octet-stream"
+    return StoredFile(file_name=name, mime_type=mime, size=len(snap.original), gridfs_id=gridfs_id)
+
+
 async def failed(
-    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, reason: str, detail: str
+    p: Pipeline,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    reason: str,
+    detail: str,
+    *,
+    why: str | None = None,
 ) -> None:
-    """The link ends here; the user is told why."""
+    """The link ends here; the user is told why (`why`, else the reason's text)."""
     texts = texts_for(record.lang_code)
     await p.store.mark_failed(record.id, f"{reason}: {detail}")
-    why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
+    if why is None:
+        why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
     await reply(bot, record, texts.failed_link.format(url=render.esc(record.url[:300]), reason=why))

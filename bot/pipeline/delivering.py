@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
-from telegram import Message
+from telegram import Message, ReplyParameters
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | None:
     """The photo reply's message id (sent now or earlier); None if it could not be sent."""
     if record.reply_message_id:
+        await asyncio.shield(_send_original(p, bot, record))  # owed from before a restart
         return record.reply_message_id
     shot = record.screenshot
     if shot is None or shot.gridfs_id is None:
@@ -67,7 +69,45 @@ async def _send_and_ack(
     await p.durably(
         lambda: p.store.update(record.id, screenshot=shot, reply_message_id=message.message_id)
     )
+    await _send_original(p, bot, record)
     return message
+
+
+async def _send_original(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> None:
+    """A PDF link's file, as a document answering its snapshot (the first page drawn).
+
+    Owed like the photo: its file_id is written once Telegram has it, so a redone stage
+    sends it once. An image link's photo is the image itself: nothing more is sent.
+    """
+    original = record.original
+    if record.kind != "pdf" or original is None or original.file_id or not original.gridfs_id:
+        return
+    try:
+        data = await p.store.get_image(original.gridfs_id)
+    except LookupError:
+        log.warning("the PDF file of %s is missing; not sent", record.id)
+        return
+    try:
+        message = await bot.send_document(
+            record.chat_id,
+            data,
+            filename=original.file_name,
+            reply_parameters=ReplyParameters(
+                record.reply_message_id or 0, allow_sending_without_reply=True
+            ),
+        )
+    except TelegramError as exc:
+        log.warning("the PDF file was not sent: %s", exc)  # tried again if the stage is
+        return
+    if message.document is None:
+        return
+    sent = replace(
+        original,
+        file_id=message.document.file_id,
+        file_unique_id=message.document.file_unique_id,
+    )
+    record.original = sent
+    await p.durably(lambda: p.store.update(record.id, original=sent))
 
 
 def _caption(p: Pipeline, record: LinkRecord, texts: Texts) -> str:

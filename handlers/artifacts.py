@@ -1,0 +1,127 @@
+"""📄 full page, 🖨 PDF, 🗄 archive buttons under a snapshot: the file, sent as a document.
+
+The press is answered at once; the file is made (or found) in the background so a
+capture of many seconds holds up none of the user's other updates. A process without a
+browser (the front role) still resends files made before, and says so for new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import Message, ReplyParameters, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes, ExtBot
+
+from bot import artifacts, render
+from bot.callbacks import MakeFile
+from bot.capture_error import CaptureError
+from bot.i18n import Texts
+from bot.services import Services, get_services
+from handlers.common import texts_of
+from storage.models import LinkRecord
+
+log = logging.getLogger(__name__)
+
+
+async def make_file(update: Update, context: ContextTypes.DEFAULT_TYPE, action: MakeFile) -> None:
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
+    texts = texts_of(update)
+    services = get_services(context)
+    record = await services.store.get(user.id, action.link_id)
+    if record is None:
+        await query.answer(texts.stale_button)
+        return
+    if record.kind != "page":
+        await query.answer(texts.file_not_a_page, show_alert=True)
+        return
+    if services.capturer is None and not await _kept(services, record, action):
+        await query.answer(texts.file_no_browser, show_alert=True)
+        return
+    what = texts.file_kinds.get(str(action.kind), str(action.kind))
+    await query.answer(texts.file_making.format(what=what))
+    chat_id = query.message.chat.id if query.message else record.chat_id
+    reply_to = query.message.message_id if query.message else None
+    services.spawn(_deliver(services, context.bot, record, action, texts, chat_id, reply_to))
+
+
+async def _kept(services: Services, record: LinkRecord, action: MakeFile) -> bool:
+    of_shot = record.screenshot.gridfs_id if record.screenshot else None
+    return await artifacts.files_of(services.store).get(record.id, action.kind, of_shot) is not None
+
+
+async def _deliver(
+    services: Services,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    action: MakeFile,
+    texts: Texts,
+    chat_id: int,
+    reply_to: int | None,
+) -> None:
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+    store, capturer = services.store, services.capturer
+    try:
+        ready = await artifacts.ready(store, capturer, record, action.kind, locale=texts.locale)
+        caption = artifacts.caption(record, ready.made, texts)
+        try:
+            message = await _send(bot, chat_id, ready, caption, reply)
+        except BadRequest:
+            if ready.data is not None:
+                raise
+            log.info("a kept file_id was refused; uploading the file again")
+            await artifacts.forget_file_id(store, ready.made)
+            ready = await artifacts.ready(
+                store, capturer, record, action.kind, locale=texts.locale, upload=True
+            )
+            message = await _send(bot, chat_id, ready, caption, reply)
+    except artifacts.NoBrowser:
+        await _say(bot, chat_id, texts.file_no_browser, reply)
+        return
+    except CaptureError as exc:
+        what = texts.file_kinds.get(str(action.kind), str(action.kind))
+        text = texts.file_failed.format(
+            what=render.esc(what),
+            url=render.esc((record.final_url or record.url)[:300]),
+            reason=render.capture_reason(exc, texts),
+        )
+        await _say(bot, chat_id, text, reply)
+        return
+    except TelegramError as exc:
+        log.warning("the %s was not sent: %s", action.kind, exc)
+        return
+    except Exception:
+        log.exception("making the %s failed", action.kind)
+        await _say(bot, chat_id, texts.internal_error, reply)
+        return
+    if message.document is not None:
+        document = message.document
+        await artifacts.sent(store, ready.made, document.file_id, document.file_unique_id)
+
+
+async def _send(
+    bot: ExtBot[Any],
+    chat_id: int,
+    ready: artifacts.Ready,
+    caption: str,
+    reply: ReplyParameters | None,
+) -> Message:
+    file = ready.made.file
+    return await bot.send_document(
+        chat_id,
+        ready.data if ready.data is not None else str(file.file_id),
+        filename=file.file_name if ready.data is not None else None,
+        caption=caption,
+        parse_mode=ParseMode.HTML,
+        reply_parameters=reply,
+    )
+
+
+async def _say(bot: ExtBot[Any], chat_id: int, text: str, reply: ReplyParameters | None) -> None:
+    try:
+        await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply)
+    except TelegramError as exc:
+        log.warning("reply failed: %s", exc)

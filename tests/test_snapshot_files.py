@@ -1,0 +1,291 @@
+"""Snapshots worth keeping (issue 13) through the bot: partial pages, PDF and image links,
+📄 full page / 🖨 PDF / 🗄 archive buttons, summaries in the user's language.
+
+The real Application against the Bot API fake, FerretDB, Chromium, pages on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import subprocess
+import time
+from typing import Any
+
+from bot.callbacks import MakeFile, codec_for
+from bot.capture_types import ArtifactKind
+from bot.i18n import texts_for
+from storage.artifacts import LinkFiles
+from storage.models import LinkRecord
+from tests.capture_helpers import close, rgb, share
+from tests.fakes import documents
+from tests.fakes.botapi import Call
+from tests.fakes.pages import BLOCKED_CSS_COLOUR, LAZY_IMAGES
+from tests.harness import BotHarness
+
+EN, ZH = texts_for("en"), texts_for("zh-hans")
+
+
+async def snapshot(
+    bot: BotHarness, user: int, path: str, language: str = "en"
+) -> tuple[dict[str, Any], Call]:
+    """The user sends a link; (their message, the bot's photo reply) once it is finished."""
+    sent = bot.send(user, bot.pages.url(path), language_code=language)
+    assert await bot.finished(sent, timeout=60) == "👌"
+    [photo] = bot.photos_for(sent)
+    return sent, photo
+
+
+async def record_of(bot: BotHarness, user: int) -> LinkRecord:
+    [record] = await bot.records(user)
+    return record
+
+
+def file_button(bot: BotHarness, photo: Call, record: LinkRecord, kind: ArtifactKind) -> str:
+    """The button's data as shown under the snapshot (or, while the snapshot carries no
+    keyboard yet, the same data made by the codec for this user)."""
+    action = MakeFile(record.id, kind)
+    codec = codec_for(bot.settings.token)
+    rows = (photo.result.get("reply_markup") or {}).get("inline_keyboard", [])
+    for row in rows:
+        for button in row:
+            data = button.get("callback_data")
+            if data and codec.decode(data, record.owner_id) == action:
+                return str(data)
+    return codec.encode(action, record.owner_id)
+
+
+async def press_for_document(
+    bot: BotHarness, user: int, photo: Call, data: str, timeout: float = 90
+) -> tuple[Call, Call]:
+    """Press a button under the photo; (the press's answer, the document sent for it)."""
+    start = len(bot.api.calls)
+    bot.api.press_button(user, photo.result, data)
+    answer = await bot.api.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and c.ok, since=start, timeout=20
+    )
+    document = await bot.api.wait_for(
+        lambda c: (
+            c.method == "sendDocument"
+            and c.ok
+            and (c.params.get("reply_parameters") or {}).get("message_id")
+            == photo.result["message_id"]
+        ),
+        since=start,
+        timeout=timeout,
+    )
+    return answer, document
+
+
+def downloaded(bot: BotHarness, document: Call) -> bytes:
+    return bot.api.download(document.result["document"]["file_id"])
+
+
+async def test_a_page_still_loading_at_the_budget_is_delivered_marked_partial(
+    harness_factory: Any,
+) -> None:
+    """A stylesheet that never arrives: the photo comes at the budget, and says partial."""
+    bot: BotHarness = await harness_factory(
+        shared_browser=False, capture_budget="2", capture_consent="false"
+    )
+    for user, language, texts in ((42, "en", EN), (43, "zh-hans", ZH)):
+        started = time.monotonic()
+        _, photo = await snapshot(bot, user, "/blocked-css", language)
+        print(f"partial photo ({language}) after {time.monotonic() - started:.1f} s, budget 2 s")
+        assert texts.partial_note in photo.result["caption"]
+        record = await record_of(bot, user)
+        assert record.partial and record.kind == "page"
+        assert record.screenshot is not None and record.screenshot.gridfs_id is not None
+        stored = rgb(await bot.store.get_image(record.screenshot.gridfs_id))
+        assert share(stored, BLOCKED_CSS_COLOUR) > 0.8
+    assert bot.pages.styles_pending >= 1  # the shot did not wait for the stylesheet
+
+
+async def test_a_page_that_loads_is_not_called_partial(bot: BotHarness) -> None:
+    _, photo = await snapshot(bot, 42, "/colors")
+    assert EN.partial_note not in photo.result["caption"]
+    assert not (await record_of(bot, 42)).partial
+
+
+async def test_a_pdf_link_gives_the_pdf_its_first_page_and_find_finds_it(
+    bot: BotHarness,
+) -> None:
+    sent, photo = await snapshot(bot, 42, "/report.pdf")
+    # The snapshot is the PDF's first page, drawn.
+    page = rgb(bot.api.download(photo.result["photo"][-1]["file_id"]))
+    assert close(page.getpixel((page.width // 2, 40)), documents.PDF_COLOUR)
+    assert "Zebra report" in photo.result["caption"]
+    # The file itself, as a document answering the snapshot.
+    [document] = [
+        c
+        for c in bot.api.calls_of("sendDocument", 42, ok_only=True)
+        if c.params["reply_parameters"]["message_id"] == photo.result["message_id"]
+    ]
+    assert downloaded(bot, document) == documents.REPORT_PDF
+    assert document.result["document"]["file_name"] == "report.pdf"
+    record = await record_of(bot, 42)
+    assert record.kind == "pdf" and record.original is not None
+    assert record.original.file_id == document.result["document"]["file_id"]
+    assert record.original.gridfs_id is not None
+    assert await bot.store.get_image(record.original.gridfs_id) == documents.REPORT_PDF
+    loaded = await bot.store.load(record.id)  # with its text
+    assert loaded is not None and "Page two of the report" in loaded.text
+    # Its text is searchable: a word that is only inside the PDF.
+    start = len(bot.api.calls)
+    bot.send(42, "/find quarter")
+    found = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
+        since=start,
+        timeout=20,
+    )
+    assert "Zebra report" in found.result["text"] and "1 found" in found.result["text"]
+    # No page-only buttons on a file.
+    rows = (photo.result.get("reply_markup") or {}).get("inline_keyboard", [])
+    assert EN.btn_full_page not in [b["text"] for row in rows for b in row]
+    assert len(bot.replies_to(sent, "sendDocument")) == 0  # one document, under the photo
+
+
+async def test_an_image_link_is_sent_as_the_image(bot: BotHarness) -> None:
+    _, photo = await snapshot(bot, 42, "/photo.png")
+    image = rgb(bot.api.download(photo.result["photo"][-1]["file_id"]))
+    assert image.size == (640, 480)
+    assert close(image.getpixel((320, 240)), documents.PHOTO_COLOUR)
+    record = await record_of(bot, 42)
+    assert record.kind == "image" and record.original is not None
+    assert record.original.gridfs_id is not None
+    assert await bot.store.get_image(record.original.gridfs_id) == documents.PHOTO_PNG
+    assert bot.api.calls_of("sendDocument", 42) == []
+
+
+async def test_full_page_button_sends_a_20000_px_page_as_a_document(bot: BotHarness) -> None:
+    _, photo = await snapshot(bot, 42, "/long?height=20000")
+    record = await record_of(bot, 42)
+    data = file_button(bot, photo, record, ArtifactKind.FULL_PAGE)
+    answer, document = await press_for_document(bot, 42, photo, data)
+    assert answer.params.get("text") == EN.file_making.format(what="full-page image")
+    image = rgb(downloaded(bot, document))
+    assert image.size == (1280, 20000)  # too tall for a photo: a document
+    assert document.result["document"]["file_name"].endswith(".jpg")
+    assert EN.file_captions["full_page"] in document.result["caption"]
+
+
+async def test_pdf_button_prints_the_page_text(bot: BotHarness) -> None:
+    _, photo = await snapshot(bot, 42, "/article/printed")
+    record = await record_of(bot, 42)
+    data = file_button(bot, photo, record, ArtifactKind.PDF)
+    _, document = await press_for_document(bot, 42, photo, data)
+    printed = downloaded(bot, document)
+    assert printed.startswith(b"%PDF-")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["pdftotext", "-", "-"],
+        input=printed,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    assert "This is article printed. It talks about snapshots and tags." in done.stdout.decode()
+
+
+async def test_archive_button_sends_mhtml_once_then_by_file_id(bot: BotHarness) -> None:
+    """The second press sends Telegram's file_id: the page is not opened again."""
+    _, photo = await snapshot(bot, 42, "/lazy")
+    record = await record_of(bot, 42)
+    data = file_button(bot, photo, record, ArtifactKind.MHTML)
+    _, first = await press_for_document(bot, 42, photo, data)
+    archived = downloaded(bot, first)
+    assert first.result["document"]["file_name"].endswith(".mhtml")
+    html = _html_of_mhtml(archived)
+    assert "Scroll down for the pictures" in html
+    # The lazy pictures were scrolled in and travel inside the file.
+    images = [
+        p for p in email.message_from_bytes(archived).walk() if p.get_content_maintype() == "image"
+    ]
+    colours = {rgb(bytes(p.get_payload(decode=True))).getpixel((10, 10)) for p in images}
+    for name, (colour, _) in LAZY_IMAGES.items():
+        assert any(close(c, colour) for c in colours), name
+    opened = bot.pages.hits.get("/lazy", 0)
+    _, again = await press_for_document(bot, 42, photo, data, timeout=20)
+    assert again.params["document"] == first.result["document"]["file_id"]
+    assert not again.files  # nothing uploaded
+    assert downloaded(bot, again) == archived
+    assert bot.pages.hits.get("/lazy", 0) == opened  # no new capture
+    kept = await LinkFiles(bot.store.db).get(record.id, "mhtml", record.screenshot.gridfs_id)  # type: ignore[union-attr]
+    assert kept is not None and kept.file.file_id == first.result["document"]["file_id"]
+
+
+async def test_without_a_browser_kept_files_still_come_and_new_ones_are_explained(
+    bot: BotHarness,
+) -> None:
+    """A process with no browser (the front role) resends what was made and says why it
+    cannot make the rest."""
+    _, photo = await snapshot(bot, 42, "/article/front")
+    record = await record_of(bot, 42)
+    pdf = file_button(bot, photo, record, ArtifactKind.PDF)
+    _, first = await press_for_document(bot, 42, photo, pdf)
+    pipeline = bot.services.pipeline
+    capturer, pipeline.capturer = pipeline.capturer, None
+    try:
+        _, again = await press_for_document(bot, 42, photo, pdf, timeout=20)
+        assert again.params["document"] == first.result["document"]["file_id"]
+        start = len(bot.api.calls)
+        bot.api.press_button(42, photo.result, file_button(bot, photo, record, ArtifactKind.MHTML))
+        answer = await bot.api.wait_for(
+            lambda c: c.method == "answerCallbackQuery" and c.ok, since=start, timeout=20
+        )
+        assert answer.params.get("text") == EN.file_no_browser
+    finally:
+        pipeline.capturer = capturer
+
+
+async def test_a_file_of_a_pdf_link_is_refused_with_a_reason(bot: BotHarness) -> None:
+    _, photo = await snapshot(bot, 42, "/report.pdf")
+    record = await record_of(bot, 42)
+    start = len(bot.api.calls)
+    bot.api.press_button(42, photo.result, file_button(bot, photo, record, ArtifactKind.PDF))
+    answer = await bot.api.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and c.ok, since=start, timeout=20
+    )
+    assert answer.params.get("text") == EN.file_not_a_page
+
+
+async def test_another_users_file_button_does_nothing(bot: BotHarness) -> None:
+    _, photo = await snapshot(bot, 42, "/article/mine")
+    record = await record_of(bot, 42)
+    data = file_button(bot, photo, record, ArtifactKind.PDF)
+    start = len(bot.api.calls)
+    bot.api.press_button(7, photo.result, data)
+    answer = await bot.api.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and c.ok, since=start, timeout=20
+    )
+    assert answer.params.get("text") == EN.stale_button
+    await asyncio.sleep(0.5)
+    assert [c for c in bot.api.calls[start:] if c.method == "sendDocument"] == []
+
+
+async def test_a_chinese_users_summary_is_asked_for_in_chinese(bot_llm: BotHarness) -> None:
+    """Whatever the page's language: an English page for a Chinese user, and back."""
+    llm = bot_llm.llm
+    assert llm is not None
+    await snapshot(bot_llm, 43, "/article/english", "zh-hans")
+    await snapshot(bot_llm, 42, "/zh", "en")
+    asked = {}
+    for request in llm.requests:
+        messages = request["body"]["messages"]
+        page = messages[-1]["content"]
+        if request["body"].get("stream"):
+            asked["english page" if "Article english" in page else "chinese page"] = messages[0][
+                "content"
+            ]
+    assert "简体中文" in asked["english page"] and "English" not in asked["english page"]
+    assert "in English" in asked["chinese page"]
+
+
+def _html_of_mhtml(data: bytes) -> str:
+    message = email.message_from_bytes(data)
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    raise AssertionError("no HTML in the archive")
