@@ -91,7 +91,7 @@ async def test_a_page_still_loading_at_the_budget_is_delivered_marked_partial(
     for user, language, texts in ((42, "en", EN), (43, "zh-hans", ZH)):
         started = time.monotonic()
         _, photo = await snapshot(bot, user, "/blocked-css", language)
-        print(f"partial photo ({language}) after {time.monotonic() - started:.1f} s, budget 2 s")
+        print(f"partial photo ({language}) after {photo.at - started:.1f} s, budget 2 s")
         assert texts.partial_note in photo.result["caption"]
         record = await record_of(bot, user)
         assert record.partial and record.kind == "page"
@@ -155,6 +155,31 @@ async def test_an_image_link_is_sent_as_the_image(bot: BotHarness) -> None:
     assert record.original.gridfs_id is not None
     assert await bot.store.get_image(record.original.gridfs_id) == documents.PHOTO_PNG
     assert bot.api.calls_of("sendDocument", 42) == []
+
+
+async def test_other_downloads_and_files_over_the_cap_are_refused_with_a_reason(
+    bot: BotHarness,
+) -> None:
+    for user, path, language, said in (
+        (42, "/download", "en", "file download (application/octet-stream, 2.0 KB)"),
+        (43, "/huge.pdf", "en", "the PDF is 500.0 MB; I keep files of up to 20.0 MB"),
+        (44, "/download", "zh-hans", "（application/octet-stream，2.0 KB）"),
+    ):
+        sent = bot.send(user, bot.pages.url(path), language_code=language)
+        assert await bot.finished(sent, timeout=60) == "🤷"
+        [reply] = bot.replies_to(sent, "sendMessage")
+        assert said in reply.result["text"], reply.result["text"]
+        assert bot.photos_for(sent) == []
+
+
+async def test_a_pdf_links_text_is_what_the_summary_reads(bot_llm: BotHarness) -> None:
+    llm = bot_llm.llm
+    assert llm is not None
+    await snapshot(bot_llm, 42, "/report.pdf")
+    await bot_llm.api.wait_until(lambda: any(r["body"].get("stream") for r in llm.requests))
+    [asked] = [r["body"] for r in llm.requests if r["body"].get("stream")]
+    page = asked["messages"][-1]["content"]
+    assert "Quarterly zebra report" in page and "Page two of the report" in page
 
 
 async def test_full_page_button_sends_a_20000_px_page_as_a_document(bot: BotHarness) -> None:
