@@ -21,6 +21,9 @@ _CAPTURED = {
     str(Status.SUMMARY_FAILED),
 }
 _WAITING = {str(Status.PENDING), str(Status.CAPTURING)}
+# Where a link's model usage is stored: its summary's, and its tag proposal's
+# (bot/pipeline/summarizing.py).
+USAGE_FIELDS = ("llm", "llm_tags")
 
 
 @dataclass
@@ -53,10 +56,10 @@ def tally(docs: list[dict[str, Any]], since: datetime, stats: Stats, images: set
             stats.captured_this_month += 1
         elif recent and status == str(Status.FAILED):
             stats.failed_this_month += 1
-        llm = doc.get("llm")
-        if isinstance(llm, dict) and llm.get("model"):
-            prompt[llm["model"]] += int(llm.get("prompt_tokens") or 0)
-            completion[llm["model"]] += int(llm.get("completion_tokens") or 0)
+        for llm in (doc.get(name) for name in USAGE_FIELDS):
+            if isinstance(llm, dict) and llm.get("model"):
+                prompt[llm["model"]] += int(llm.get("prompt_tokens") or 0)
+                completion[llm["model"]] += int(llm.get("completion_tokens") or 0)
         shot = doc.get("screenshot")
         if isinstance(shot, dict) and isinstance(shot.get("gridfs_id"), ObjectId):
             images.add(shot["gridfs_id"])

@@ -48,7 +48,8 @@ class _Target:
 
 @dataclass
 class StreamLayout:
-    """What to show: the fixed caption head, a heading for the summary, notes after it."""
+    """What to show: the caption head, a heading for the summary, notes after it, and the
+    photo's buttons (kept on every caption edit: an edit without them would remove them)."""
 
     head: str
     heading: str
@@ -73,6 +74,7 @@ class SummaryEditor:
         self._outbound = outbound
         self._summary = ""
         self._caption = _Target(photo_message_id, sent=layout.head)
+        self._markup_sent = layout.markup  # the photo was sent with these buttons
         self._overflow: list[_Target] = []
         self._dirty = asyncio.Event()
         self._closing = False
@@ -85,6 +87,13 @@ class SummaryEditor:
 
     def push(self, piece: str) -> None:
         self._summary += piece
+        self._wake()
+
+    def restyle(self, *, head: str, markup: InlineKeyboardMarkup | None) -> None:
+        """A new caption head (the tags changed meanwhile) or buttons (＋#tag suggestions),
+        shown by the next edit."""
+        self._layout.head = head
+        self._layout.markup = markup
         self._wake()
 
     def note(self, line: str) -> None:
@@ -135,7 +144,7 @@ class SummaryEditor:
         """Make the first call that brings Telegram closer to the render; False if none."""
         caption, texts = self._render()
         try:
-            if caption != self._caption.sent:
+            if caption != self._caption.sent or self._layout.markup != self._markup_sent:
                 await self._edit_caption(caption, edit)
                 return True
             for index, text in enumerate(texts):
@@ -156,18 +165,20 @@ class SummaryEditor:
         return False
 
     async def _edit_caption(self, caption: str, send: Send) -> None:
+        markup = self._layout.markup
         await _unless_unchanged(
             self._bot.edit_message_caption(
                 chat_id=self._chat_id,
                 message_id=self._caption.message_id,
                 caption=caption,
                 parse_mode=ParseMode.HTML,
-                reply_markup=self._layout.markup,
+                reply_markup=markup,
                 rate_limit_args=send,
             )
         )
         self.edits += 1
         self._caption.sent = caption
+        self._markup_sent = markup
 
     async def _send_overflow(self, text: str, send: Send) -> None:
         reply_to = (

@@ -87,7 +87,12 @@ class Summarizer:
         return SummaryStream(self, build_messages(page, instruction))
 
     async def propose_tags(self, page: PageText, instruction: str) -> str:
-        """The model's short answer to a tag request (not streamed: a few words).
+        """The model's short answer to a tag request (not streamed: a few words)."""
+        answer, _ = await self.propose_tags_counted(page, instruction)
+        return answer
+
+    async def propose_tags_counted(self, page: PageText, instruction: str) -> tuple[str, Usage]:
+        """The tag answer and the tokens it cost (kept for /stats).
 
         Raises openai.APIError (or a timeout) like any request; callers treat tags as
         optional.
@@ -99,7 +104,12 @@ class Summarizer:
         reply = await self._client.chat.completions.create(
             model=self.model, messages=messages, temperature=0.2, max_tokens=40
         )
-        return (reply.choices[0].message.content or "") if reply.choices else ""
+        usage = Usage(reply.model or self.model)
+        if reply.usage is not None:
+            usage.prompt_tokens = reply.usage.prompt_tokens
+            usage.completion_tokens = reply.usage.completion_tokens
+        answer = (reply.choices[0].message.content or "") if reply.choices else ""
+        return answer, usage
 
     async def _open(
         self, messages: list[ChatCompletionMessageParam]

@@ -18,13 +18,14 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from telegram import InlineKeyboardMarkup
 
 from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import Texts
 from bot.summarize import PageText, Summarizer
-from storage.models import LinkRecord
+from storage.models import LinkRecord, LlmUsage
 from storage.repository import LinkStore
 from storage.terms import tokenize
 
@@ -187,13 +188,23 @@ def parse_model_tags(text: str) -> list[str]:
     return [m.group(1) for m in _HASHTAG.finditer(text)][: MAX_SUGGESTIONS * 2]
 
 
-async def suggest(
+@dataclass
+class Suggested:
+    """Tags for the ＋#tag buttons, and what the model call cost (None without one)."""
+
+    tags: list[str]
+    usage: LlmUsage | None = None
+
+
+async def propose(
     store: LinkStore, summarizer: Summarizer | None, record: LinkRecord, texts: Texts
-) -> list[str]:
-    """Up to three tags for `record`'s ＋#tag buttons; [] when nothing fits. Never raises
-    for the model: its failure falls back to the page's words."""
+) -> Suggested:
+    """Up to three tags for `record`'s ＋#tag buttons ([] when nothing fits), and the
+    model's token usage when it was asked. Never raises for the model: its failure falls
+    back to the page's words."""
     existing = [c.tag for c in await store.tag_counts(record.owner_id, limit=200)]
     page_words = (record.title, record.description, record.text)
+    usage: LlmUsage | None = None
     if summarizer is not None:
         page = PageText(
             record.title, record.description, record.text, record.final_url or record.url
@@ -201,14 +212,24 @@ async def suggest(
         offered = " ".join(f"#{t}" for t in existing[:EXISTING_SENT]) or "-"
         prompt = texts.tag_prompt.format(tags=offered)
         try:
-            answer = await asyncio.wait_for(summarizer.propose_tags(page, prompt), LLM_PATIENCE)
+            answer, used = await asyncio.wait_for(
+                summarizer.propose_tags_counted(page, prompt), LLM_PATIENCE
+            )
         except Exception as exc:  # the model is optional here; the summary already told
             log.info("tag proposal failed: %s", type(exc).__name__)
         else:
+            usage = LlmUsage(used.model, used.prompt_tokens, used.completion_tokens)
             found = resolve(parse_model_tags(answer), existing, record.tags)
             if found:
-                return found
-    return from_page(existing, record.tags, *page_words)
+                return Suggested(found, usage)
+    return Suggested(from_page(existing, record.tags, *page_words), usage)
+
+
+async def suggest(
+    store: LinkStore, summarizer: Summarizer | None, record: LinkRecord, texts: Texts
+) -> list[str]:
+    """Up to three tags for `record`'s ＋#tag buttons; [] when nothing fits."""
+    return (await propose(store, summarizer, record, texts)).tags
 
 
 async def snapshot_markup(

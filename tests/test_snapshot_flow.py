@@ -9,9 +9,17 @@ from typing import Any
 
 from PIL import Image
 
+from bot.callbacks import Recapture, codec_for
 from storage.models import Status
 from tests.fakes.pages import QUADRANTS
 from tests.harness import BotHarness
+
+
+def button(params: dict[str, Any], text: str) -> str:
+    """The callback data of the button labelled `text` in a sent message's keyboard."""
+    rows = params["reply_markup"]["inline_keyboard"]
+    [data] = [b["callback_data"] for row in rows for b in row if b["text"] == text]
+    return str(data)
 
 
 def _index(bot: BotHarness, method: str, predicate: object = None) -> int:
@@ -31,6 +39,8 @@ async def test_android_share_gives_photo_and_record(bot: BotHarness) -> None:
     assert eyes < bot.api.calls.index(photos[0])
     caption = photos[0].result["caption"]
     assert "Colour test page" in caption and "#design" in caption and "#技术" in caption
+    rows = photos[0].result["reply_markup"]["inline_keyboard"]
+    assert [b["text"] for b in rows[0]] == ["🏷 Tags", "🗑 Delete", "🔄 Capture again"]
     [record] = await bot.records(42)
     assert record.url == url and record.tags == ["design", "技术"]
     assert record.note == "Colour test"
@@ -128,8 +138,8 @@ async def test_duplicate_merges_tags_and_resends_file_id(bot: BotHarness) -> Non
     [again] = bot.photos_for(second)
     assert again.params["photo"] == record.screenshot.file_id  # type: ignore[union-attr]
     assert "Saved on" in again.result["caption"]
-    buttons = again.params["reply_markup"]["inline_keyboard"][0]
-    assert buttons[0]["callback_data"] == f"r:{record.id}"
+    again_button = button(again.params, "🔄 Capture again")
+    assert codec_for(bot.settings.token).decode(again_button, 42) == Recapture(record.id)
     assert bot.pages.hits.get("/article/dup") == 1  # no second capture
 
 
@@ -140,9 +150,7 @@ async def test_recapture_button_captures_again(bot: BotHarness) -> None:
     second = bot.send(42, url)
     await bot.finished(second)
     [again] = bot.photos_for(second)
-    bot.api.press_button(
-        42, again.result, again.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
-    )
+    bot.api.press_button(42, again.result, button(again.params, "🔄 Capture again"))
     await bot.api.wait_until(lambda: bot.pages.hits.get("/article/re") == 2, timeout=30)
     await bot.api.wait_until(
         lambda: len(bot.api.calls_of("sendPhoto", ok_only=True)) == 3, timeout=30

@@ -13,15 +13,17 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from telegram import Message, ReplyParameters
+from telegram import InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
 from bot import render
+from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import Texts, texts_for
 from bot.outbound import is_passing
 from bot.pipeline.base import Pipeline
 from bot.pipeline.replies import photo_ok, screenshot_of, send_media
+from bot.tagsuggest import snapshot_markup
 from storage.models import LinkRecord, Screenshot, Status
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | No
     if shot is None or shot.gridfs_id is None:
         log.warning("a captured link without stored screenshot; capturing again")
         await p.store.update(record.id, status=Status.PENDING)
+        return None
+    if await _silent(p, record):
+        await p.store.update(record.id, status=Status.DONE)
         return None
     await p.store.update(record.id, status=Status.DELIVERING)
     image = await p.store.get_image(shot.gridfs_id)
@@ -53,7 +58,12 @@ async def _send_and_ack(
     as_document = not photo_ok(shot.width, shot.height)
     try:
         message = await send_media(
-            bot, record, image, _caption(p, record, texts), as_document=as_document
+            bot,
+            record,
+            image,
+            _caption(p, record, texts),
+            as_document=as_document,
+            markup=await _markup(p, bot, record, texts),
         )
     except TelegramError as exc:
         if is_passing(exc):  # only when the bot is stopping: delivered at the next start
@@ -108,6 +118,24 @@ async def _send_original(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> N
     )
     record.original = sent
     await p.durably(lambda: p.store.update(record.id, original=sent))
+
+
+async def _silent(p: Pipeline, record: LinkRecord) -> bool:
+    """An imported link nobody has asked for by hand: captured and kept, never posted (an
+    import of 5 000 bookmarks must not post 5 000 photos). Sent by hand later, it is
+    answered with the stored screenshot (intake.answer_again)."""
+    doc = await p.store.links.find_one({"_id": record.id}, {"imported": 1, "source_message_id": 1})
+    return bool(doc and doc.get("imported") and doc.get("source_message_id") is None)
+
+
+async def _markup(
+    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, texts: Texts
+) -> InlineKeyboardMarkup:
+    """🏷 🗑 🔄 under the photo. With a model the ＋#tag suggestions come with the summary's
+    last edit; without one there is no edit to bring them, so the page's words now."""
+    if p.summarizer is None:
+        return await snapshot_markup(bot.token, p.store, None, record, texts)
+    return snapshot_keyboard(codec_for(bot.token), record, texts)
 
 
 def _caption(p: Pipeline, record: LinkRecord, texts: Texts) -> str:

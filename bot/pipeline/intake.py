@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
 from bot import render
+from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import texts_for
 from bot.links import url_key
 from bot.pipeline.base import Pipeline
@@ -26,8 +26,6 @@ from storage.claims import PRIO_BY_HAND
 from storage.models import UNFINISHED, LinkRecord, Status
 
 log = logging.getLogger(__name__)
-
-RECAPTURE_PREFIX = "r:"
 
 
 @dataclass(frozen=True)
@@ -100,6 +98,8 @@ async def record(
             )
             later = start or later
         else:  # answer where and to what the user sent it this time
+            if stored.source_message_id is None and stored.status in UNFINISHED:
+                await p.durably(functools.partial(_by_hand, p, stored, request))
             stored.chat_id, stored.source_message_id = request.chat_id, request.message_id
             stored.lang_code = request.lang_code
         links.append((stored, created))
@@ -109,6 +109,18 @@ async def record(
     return Recorded(links, later)
 
 
+async def _by_hand(p: Pipeline, record: LinkRecord, request: LinkRequest) -> None:
+    """An imported link not yet captured, now sent by hand: its photo answers this message
+    (imported links are captured silently) and it goes ahead of the rest of the import."""
+    await p.store.update(
+        record.id,
+        chat_id=request.chat_id,
+        source_message_id=request.message_id,
+        lang_code=request.lang_code,
+    )
+    await p.store.queue.enqueue(record.id, record.owner_id, per_minute=p.per_minute)
+
+
 async def answer_again(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool | None:
     """A link the user had saved before: show the earlier snapshot, its date and a button
     to capture afresh. True when answered now; None when the link is (again) on its way
@@ -116,12 +128,14 @@ async def answer_again(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> boo
     shot = record.screenshot
     if record.status in UNFINISHED:
         return None
+    if shot is not None and shot.file_id is None and shot.gridfs_id is not None:
+        await requeue(p, record, status=Status.CAPTURED)  # captured silently by an import
+        return None
     if shot is None or shot.file_id is None:
         await requeue(p, record)
         return None
     texts = texts_for(record.lang_code)
     caption = render.caption(record, texts, saved_on=record.created_at)
-    button = InlineKeyboardButton(texts.recapture, callback_data=f"{RECAPTURE_PREFIX}{record.id}")
     try:
         await send_media(
             bot,
@@ -129,7 +143,7 @@ async def answer_again(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> boo
             shot.file_id,
             caption,
             as_document=shot.as_document,
-            markup=InlineKeyboardMarkup([[button]]),
+            markup=snapshot_keyboard(codec_for(bot.token), record, texts),
         )
     except BadRequest:
         log.info("stored file_id no longer valid; capturing again")
@@ -138,11 +152,12 @@ async def answer_again(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> boo
     return True
 
 
-async def requeue(p: Pipeline, record: LinkRecord) -> None:
-    """Capture this link afresh; the new photo replies to `record.source_message_id`."""
+async def requeue(p: Pipeline, record: LinkRecord, status: Status = Status.PENDING) -> None:
+    """Capture this link afresh (or, from `Status.CAPTURED`, send its stored screenshot);
+    the new photo replies to `record.source_message_id`."""
     await p.store.update(
         record.id,
-        status=Status.PENDING,
+        status=status,
         reply_message_id=None,
         source_message_id=record.source_message_id,
         chat_id=record.chat_id,

@@ -3,6 +3,11 @@
 Intermediate edits ride the outbound path's PROGRESS turns; the final text must land.
 A summary that breaks off keeps its partial text and a note, and is tried again later
 (`summary_retry_delay`) up to MAX_SUMMARY_ATTEMPTS times: the worker claims it again.
+
+Every edit carries the snapshot's buttons (an edit without them would remove them).
+Once the summary has started, the model is also asked for tags (bot/tagsuggest.py) beside
+the stream; they join the buttons as ＋#tag in the final edit, whose caption head is drawn
+from the stored record so a retag made meanwhile is kept.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from typing import Any
 from telegram.ext import ExtBot
 
 from bot import render
+from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.streaming import StreamLayout, SummaryEditor
 from bot.summarize import PageText, SummaryError
+from bot.tagsuggest import Suggested, propose
 from storage.models import LinkRecord, LlmUsage, Status
 
 log = logging.getLogger(__name__)
@@ -29,29 +36,50 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
         await p.store.update(record.id, status=Status.DONE)
         return True
     texts = texts_for(record.lang_code)
+    codec = codec_for(bot.token)
     record.summary_attempts += 1
     await p.store.update(
         record.id, status=Status.SUMMARIZING, summary_attempts=record.summary_attempts
     )
-    layout = StreamLayout(head=render.caption(record, texts), heading=texts.summary_heading)
+    layout = StreamLayout(
+        head=render.caption(record, texts),
+        heading=texts.summary_heading,
+        markup=snapshot_keyboard(codec, record, texts),
+    )
     editor = SummaryEditor(bot, record.chat_id, message_id, layout, p.outbound)
     page = PageText(record.title, record.description, record.text, record.final_url or record.url)
     stream = p.summarizer.stream(page, texts.summary_prompt)
+    tagging: asyncio.Task[Suggested] | None = None
     reason: str | None = None
     try:
         async for piece in stream:
             editor.push(piece)
+            if tagging is None:  # the summary is under way: ask for tags beside it
+                tagging = asyncio.create_task(propose(p.store, p.summarizer, record, texts))
     except SummaryError as exc:
         reason = exc.reason
     except asyncio.CancelledError:
+        await _drop(tagging)
         await editor.cancel()  # stopping: the record stays `summarizing` for the next start
         raise
     except Exception:
         log.exception("summary broke off")
         reason = "internal"
     if reason is not None:
+        await _drop(tagging)
         why = texts.summary_reasons.get(reason, texts.summary_reasons["server_error"])
         editor.note(texts.summary_failed.format(reason=why))
+        suggested = Suggested([])
+    else:
+        suggested = await _tags(tagging)
+    current = await p.store.load(record.id)
+    if current is None:  # deleted meanwhile: its message says so, and stays as it is
+        await editor.cancel()
+        return True
+    editor.restyle(
+        head=render.caption(current, texts),
+        markup=snapshot_keyboard(codec, current, texts, suggested.tags),
+    )
     await editor.finish()
     if reason is not None:
         await p.store.update(
@@ -60,5 +88,25 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
         return False
     usage = stream.usage
     llm = LlmUsage(usage.model, usage.prompt_tokens, usage.completion_tokens)
-    await p.store.update(record.id, status=Status.DONE, summary=stream.text, llm=llm)
+    fields: dict[str, Any] = {"status": Status.DONE, "summary": stream.text, "llm": llm}
+    if suggested.usage is not None:
+        fields["llm_tags"] = suggested.usage  # the tag proposal's tokens, for /stats
+    await p.store.update(record.id, **fields)
     return True
+
+
+async def _tags(task: asyncio.Task[Suggested] | None) -> Suggested:
+    """The suggestions (bounded by tagsuggest.LLM_PATIENCE); none when they failed."""
+    if task is None:
+        return Suggested([])
+    try:
+        return await task
+    except Exception:  # a nicety: a database hiccup here must not cost the summary
+        log.warning("tag suggestions failed", exc_info=True)
+        return Suggested([])
+
+
+async def _drop(task: asyncio.Task[Suggested] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
