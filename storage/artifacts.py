@@ -19,6 +19,7 @@ from storage.images import ImageStore
 from storage.models import StoredFile, utcnow
 
 Doc = dict[str, Any]
+KINDS = ("full_page", "pdf", "mhtml")  # bot.capture_types.ArtifactKind values
 
 
 @dataclass
@@ -89,6 +90,14 @@ class LinkFiles:
             {"_id": file_key(made.link_id, made.kind)},
             {"$set": {"file.file_id": None, "file.file_unique_id": None}},
         )
+
+    async def drop(self, link_id: ObjectId) -> None:
+        """Every file made for the link, with its bytes (the link is deleted for good)."""
+        for kind in KINDS:
+            doc = await self.coll.find_one_and_delete({"_id": file_key(link_id, kind)})
+            gridfs_id = (doc or {}).get("file", {}).get("gridfs_id")
+            if gridfs_id is not None:
+                await self.images.delete(gridfs_id)
 
     @staticmethod
     def _doc(made: LinkFile) -> Doc:

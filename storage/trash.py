@@ -24,6 +24,7 @@ from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from storage.artifacts import LinkFiles
 from storage.images import ImageNotFound
 from storage.keys import WORK_STATES, key_id
 from storage.models import LinkRecord, utcnow
@@ -152,6 +153,10 @@ class Trash:
         if shot is not None and shot.gridfs_id is not None:
             with contextlib.suppress(ImageNotFound):
                 await self.store.images.delete(shot.gridfs_id)
+        original = trashed.record.original  # a PDF or image link's file, and files made
+        if original is not None and original.gridfs_id is not None:
+            await self.store.images.delete(original.gridfs_id)
+        await LinkFiles(self.store.db).drop(link_id)
 
     async def expired(self, now: datetime | None = None, limit: int = 200) -> list[ObjectId]:
         """Ids whose undo time is over (the trash is small: only the last minute's deletes,

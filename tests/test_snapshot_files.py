@@ -12,10 +12,13 @@ import subprocess
 import time
 from typing import Any
 
-from bot.callbacks import MakeFile, codec_for
+import pytest
+
+from bot.callbacks import Delete, MakeFile, codec_for
 from bot.capture_types import ArtifactKind
 from bot.i18n import texts_for
 from storage.artifacts import LinkFiles
+from storage.images import ImageNotFound
 from storage.models import LinkRecord
 from tests.capture_helpers import close, rgb, share
 from tests.fakes import documents
@@ -314,3 +317,34 @@ def _html_of_mhtml(data: bytes) -> str:
             assert isinstance(payload, bytes)
             return payload.decode(part.get_content_charset() or "utf-8", "replace")
     raise AssertionError("no HTML in the archive")
+
+
+async def test_deleted_for_good_takes_the_kept_files_with_it(bot: BotHarness) -> None:
+    """A PDF link's file, and a file made from a page, go when the link is purged."""
+    _, pdf_photo = await snapshot(bot, 42, "/report.pdf")
+    _, page_photo = await snapshot(bot, 42, "/article/purged")
+    pdf_link, page_link = await bot.records(42)
+    made = file_button(bot, page_photo, page_link, ArtifactKind.PDF)
+    await press_for_document(bot, 42, page_photo, made)
+    assert pdf_link.original is not None and pdf_link.original.gridfs_id is not None
+    assert page_link.screenshot is not None
+    kept = await LinkFiles(bot.store.db).get(page_link.id, "pdf", page_link.screenshot.gridfs_id)
+    assert kept is not None and kept.file.gridfs_id is not None
+    codec = codec_for(bot.settings.token)
+    jobs = bot.app.job_queue
+    assert jobs is not None
+    for link, photo in ((pdf_link, pdf_photo), (page_link, page_photo)):
+        start = len(bot.api.calls)
+        bot.api.press_button(42, photo.result, codec.encode(Delete(link.id), 42))
+        await bot.api.wait_for(
+            lambda c: c.method == "answerCallbackQuery" and c.ok, since=start, timeout=20
+        )
+        name = f"purge:{link.id}"
+        await bot.api.wait_until(lambda n=name: bool(jobs.get_jobs_by_name(n)))  # type: ignore[misc]
+        [job] = jobs.get_jobs_by_name(name)
+        await job.run(bot.app)  # the minute is over
+    with pytest.raises(ImageNotFound):
+        await bot.store.get_image(pdf_link.original.gridfs_id)
+    with pytest.raises(ImageNotFound):
+        await bot.store.get_image(kept.file.gridfs_id)
+    assert await bot.store.db["link_files"].find_one({"link_id": page_link.id}) is None
