@@ -21,7 +21,7 @@ from storage.artifacts import LinkFiles
 from storage.images import ImageNotFound
 from storage.models import LinkRecord
 from tests.capture_helpers import close, rgb, share
-from tests.fakes import documents
+from tests.fakes import cmp, documents
 from tests.fakes.botapi import Call
 from tests.fakes.pages import BLOCKED_CSS_COLOUR, LAZY_IMAGES
 from tests.harness import BotHarness
@@ -195,6 +195,31 @@ async def test_full_page_button_sends_a_20000_px_page_as_a_document(bot: BotHarn
     assert image.size == (1280, 20000)  # too tall for a photo: a document
     assert document.result["document"]["file_name"].endswith(".jpg")
     assert EN.file_captions["full_page"] in document.result["caption"]
+
+
+async def test_consent_banners_are_gone_from_the_stored_snapshot(bot: BotHarness) -> None:
+    """OneTrust, Cookiebot and a TCF platform: the stored (and sent) screenshot shows the
+    article, not the banner."""
+    for user, platform in enumerate(cmp.PLATFORMS, start=50):
+        _, photo = await snapshot(bot, user, f"/cmp/{platform}")
+        record = await record_of(bot, user)
+        assert record.screenshot is not None and record.screenshot.gridfs_id is not None
+        stored = rgb(await bot.store.get_image(record.screenshot.gridfs_id))
+        assert share(stored, cmp.BANNER) == 0, platform
+        assert share(stored, cmp.ARTICLE) > 0.8, platform
+        sent = rgb(bot.api.download(photo.result["photo"][-1]["file_id"]))
+        assert share(sent, cmp.BANNER) == 0, platform
+
+
+async def test_full_page_button_brings_the_lazy_images(bot: BotHarness) -> None:
+    _, photo = await snapshot(bot, 42, "/lazy")
+    record = await record_of(bot, 42)
+    data = file_button(bot, photo, record, ArtifactKind.FULL_PAGE)
+    _, document = await press_for_document(bot, 42, photo, data)
+    image = rgb(downloaded(bot, document))
+    assert image.height >= 6000
+    for name, (colour, top) in LAZY_IMAGES.items():
+        assert close(image.getpixel((300, top + 150)), colour), name
 
 
 async def test_pdf_button_prints_the_page_text(bot: BotHarness) -> None:
