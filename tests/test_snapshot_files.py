@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.callbacks import Delete, MakeFile, codec_for
+from bot.callbacks import Delete, MakeFile, Recapture, codec_for
 from bot.capture_types import ArtifactKind
 from bot.i18n import texts_for
 from storage.artifacts import LinkFiles
@@ -373,3 +373,29 @@ async def test_deleted_for_good_takes_the_kept_files_with_it(bot: BotHarness) ->
     with pytest.raises(ImageNotFound):
         await bot.store.get_image(kept.file.gridfs_id)
     assert await bot.store.db["link_files"].find_one({"link_id": page_link.id}) is None
+
+
+async def test_a_fresh_capture_makes_its_files_afresh(bot: BotHarness) -> None:
+    """Files belong to the snapshot they were made from: after 🔄 the next press opens
+    the page again instead of resending the older file."""
+    _, photo = await snapshot(bot, 42, "/article/renewed")
+    record = await record_of(bot, 42)
+    pdf = file_button(bot, photo, record, ArtifactKind.PDF)
+    _, first = await press_for_document(bot, 42, photo, pdf)
+    assert bot.pages.hits["/article/renewed"] == 2  # the snapshot, then the PDF
+    photos = len(bot.api.calls_of("sendPhoto", 42, ok_only=True))
+    again = codec_for(bot.settings.token).encode(Recapture(record.id), 42)
+    bot.api.press_button(42, photo.result, again)
+    await bot.api.wait_until(
+        lambda: len(bot.api.calls_of("sendPhoto", 42, ok_only=True)) == photos + 1, timeout=60
+    )
+    fresh = bot.api.calls_of("sendPhoto", 42, ok_only=True)[-1]
+    assert bot.pages.hits["/article/renewed"] == 3
+    renewed = await record_of(bot, 42)
+    _, second = await press_for_document(
+        bot, 42, fresh, file_button(bot, fresh, renewed, ArtifactKind.PDF)
+    )
+    assert bot.pages.hits["/article/renewed"] == 4  # made again, not resent
+    assert second.files and "document" not in second.params  # uploaded, not resent
+    assert second.result["document"]["file_id"] != first.result["document"]["file_id"]
+    assert downloaded(bot, second).startswith(b"%PDF-")
