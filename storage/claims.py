@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,14 +136,17 @@ class WorkQueue:
         """
         for _ in range(3):
             now = utcnow()
+            # Per attempt, not per worker: a worker's slots share its name, and must
+            # not take each other's markers for their own.
+            token = uuid.uuid4().hex
             try:
                 await self.claims.insert_one(
-                    {"_id": _marker(doc, number), "worker": worker, "at": now}
+                    {"_id": _marker(doc, number), "worker": worker, "token": token, "at": now}
                 )
                 return number
             except DuplicateKeyError:
                 left = await self.claims.find_one({"_id": _marker(doc, number)})
-            if left is not None and left.get("worker") == worker:
+            if left is not None and left.get("token") == token:
                 return number
             if left is not None and left["at"] > now - timedelta(seconds=lease):
                 return None
@@ -178,13 +182,15 @@ class WorkQueue:
     async def claim_round(self, name: str, number: int, worker: str) -> bool:
         """True for exactly one worker per round of a periodic job (e.g. the link-rot
         check), so N workers do not each run it."""
+        token = uuid.uuid4().hex
+        key = f"round:{name}:{number}"
         try:
             await self.claims.insert_one(
-                {"_id": f"round:{name}:{number}", "worker": worker, "at": utcnow()}
+                {"_id": key, "worker": worker, "token": token, "at": utcnow()}
             )
         except DuplicateKeyError:
-            left = await self.claims.find_one({"_id": f"round:{name}:{number}"})
-            return left is not None and left.get("worker") == worker  # a driver retry
+            left = await self.claims.find_one({"_id": key})
+            return left is not None and left.get("token") == token  # a driver retry
         return True
 
     async def forget_claims(self, older_than: datetime) -> None:

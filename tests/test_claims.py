@@ -3,6 +3,7 @@ marker landed, the lease did not) must not leave its link stuck for ever."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -41,13 +42,13 @@ async def test_a_marker_left_without_its_lease_is_stepped_over(queue: WorkQueue)
     assert await queue.renew(claim, LEASE)
 
 
-async def test_our_own_landed_marker_is_ours(queue: WorkQueue) -> None:
-    """The driver retried an insert whose first try had landed: it meets its own marker."""
+async def test_two_slots_of_one_worker_never_share_a_lease(queue: WorkQueue) -> None:
+    """A worker's slots share its name; only one of them may win a link's lease."""
     doc = await _queued(queue)
-    await queue.claims.insert_one({"_id": _marker(doc, 1), "worker": "w1", "at": utcnow()})
-    claim = await queue.claim("w1", {"pending"}, LEASE)
-    assert claim is not None and claim.lease == 1
-    assert await queue.renew(claim, LEASE)
+    claims = await asyncio.gather(*(queue.claim("w1", {"pending"}, LEASE) for _ in range(8)))
+    won = [c for c in claims if c is not None]
+    assert len(won) == 1 and won[0].link_id == doc["_id"]
+    assert await queue.claim("w1", {"pending"}, LEASE) is None  # held by its sibling slot
 
 
 async def test_a_fresh_marker_of_another_worker_is_not_taken(queue: WorkQueue) -> None:
@@ -60,5 +61,5 @@ async def test_one_worker_per_round_of_a_periodic_job(queue: WorkQueue) -> None:
     """Three workers ask for the link-rot round: one runs it; the next round is open."""
     won = [await queue.claim_round("rot", 100, f"w{i}") for i in range(3)]
     assert won == [True, False, False]
-    assert await queue.claim_round("rot", 100, "w0")  # its own landed claim, retried
+    assert not await queue.claim_round("rot", 100, "w0")  # asking again: already run
     assert await queue.claim_round("rot", 101, "w2")
