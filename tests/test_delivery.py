@@ -171,12 +171,6 @@ async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open defect (issue 8 note): since stages are claimed by workers, a link "
-    "caught mid-stage by the outage sometimes waits past the 120 s bound after the "
-    "database is back; it passes alone, fails about one run in three under load",
-)
 async def test_database_gone_for_twenty_seconds_loses_nothing(
     botapi: FakeBotAPI, pages: PageServer, capturer: Any, tmp_path: Path
 ) -> None:
