@@ -181,3 +181,63 @@ async def test_snapshot_markup_offers_suggestions_as_buttons(bot: BotHarness) ->
     ]
     data = markup.inline_keyboard[1][0].callback_data
     assert codec_for(bot.settings.token).decode(str(data), 42) == AddTag(record.id, "javascript")
+
+
+# --- through the bot, with a model -----------------------------------------------------
+
+
+def _labels(markup: dict[str, Any] | None) -> list[str]:
+    return [b["text"] for row in (markup or {}).get("inline_keyboard", []) for b in row]
+
+
+async def test_summary_brings_suggestions_keeps_buttons_and_a_retag_made_meanwhile(
+    bot_llm: BotHarness,
+) -> None:
+    bot, llm = bot_llm, bot_llm.llm
+    assert llm is not None
+    await _user_with_tags(bot, 42, {"javascript": 5, "ai": 3})
+    summary = [f"part{i} " for i in range(24)]
+
+    def answer(body: dict[str, Any]) -> Script:
+        if body.get("stream"):  # the summary, slow enough to retag the photo meanwhile
+            return Script(chunks=summary, interval=0.2)
+        return Script(chunks=["#JS #webdev"], prompt_tokens=50, completion_tokens=4)
+
+    llm.responder = answer
+    sent = bot.send(42, bot.pages.url("/article/suggested") + " #mine")
+    first = await bot.api.wait_for(
+        lambda c: c.method == "editMessageCaption" and c.ok and "part0" in c.params["caption"],
+        timeout=45,
+    )
+    photo_id = first.params["message_id"]
+    reply = bot.send(42, "#extra", reply_to_message_id=photo_id)
+    assert await bot.finished(sent, timeout=60) == "👌"
+    await bot.api.wait_for(
+        lambda c: c.method == "setMessageReaction" and c.params["message_id"] == reply["message_id"]
+    )
+    [photo] = bot.photos_for(sent)
+    assert {"🏷 Tags", "🗑 Delete", "🔄 Capture again"} <= set(_labels(photo.params["reply_markup"]))
+    edits = [
+        c
+        for c in bot.api.calls
+        if c.method == "editMessageCaption" and c.ok and c.params["message_id"] == photo_id
+    ]
+    assert len(edits) >= 3  # summary edits, the retag's, the final one
+    for edit in edits:  # no edit ever drops the buttons
+        assert "🗑 Delete" in _labels(edit.params.get("reply_markup")), edit.params
+    final = bot.api.messages[(42, photo_id)]
+    assert "#mine #extra" in final["caption"].splitlines()  # the retag outlived the summary
+    assert "part23" in final["caption"]
+    suggested = [t for t in _labels(final.get("reply_markup")) if t.startswith("＋")]
+    assert suggested == ["＋#javascript", "＋#webdev"]  # #JS is the user's #javascript
+    # The tag proposal's tokens count in /stats beside the summary's.
+    record = next(r for r in await bot.records(42) if r.url.endswith("/suggested"))
+    assert record.tags == ["mine", "extra"] and record.llm is not None
+    assert record.llm.prompt_tokens is not None and record.llm.completion_tokens == 24
+    start = len(bot.api.calls)
+    bot.send(42, "/stats")
+    stats = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and "LLM" in c.params["text"], since=start
+    )
+    want = f"{record.llm.model}: {record.llm.prompt_tokens + 50} prompt + {24 + 4} completion"
+    assert want in stats.params["text"], stats.params["text"]

@@ -267,6 +267,13 @@ def big_bookmark_file(bot: BotHarness, count: int, repeats: int) -> bytes:
     return "\n".join(lines).encode()
 
 
+async def imported_captured(bot: BotHarness, owner: int) -> int:
+    """Imported links of `owner` whose capture has finished."""
+    past = [str(s) for s in (Status.CAPTURED, Status.DELIVERING, Status.DONE)]
+    query = {"owner_id": owner, "imported": True, "status": {"$in": past}}
+    return await bot.store.links.count_documents(query)
+
+
 @pytest.mark.timeout(300)  # 5 000 links recorded while the workers capture them
 async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_first(
     bot: BotHarness,
@@ -286,9 +293,9 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
     )
     started = [p for p in bot.pages.hits if p.startswith("/article/imp")]
     by_hand = bot.send(42, bot.pages.url("/article/by-hand") + " #now")
-    # Its photo, not its closing reaction: the pipeline still delivers every imported
-    # link's photo into this chat, and those sends go ahead of reactions in the lane.
-    await bot.api.wait_until(lambda: len(bot.photos_for(by_hand)) == 1, timeout=90)
+    # Its photo and its closing reaction: imported links post nothing into the chat.
+    assert await bot.finished(by_hand, timeout=90) == "👌"
+    assert len(bot.photos_for(by_hand)) == 1
     # Pages are opened in capture order (the page server keeps first hits in order): once
     # the hand link is queued, no imported link starts before it, bar a claim already under
     # way in each of the two capture slots.
@@ -321,6 +328,44 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
     # What /tags lists (read from the store: the chat is busy with the capture replies).
     counts = {c.tag: c.count for c in await bot.store.tag_counts(42, limit=500)}
     assert counts["topic_0"] == 1000 and counts["part_0"] == 50 and counts["now"] == 1
+
+    # Imported links are captured silently: the only photo in the chat is the hand link's.
+    assert await imported_captured(bot, 42) > 0
+    assert bot.api.calls_of("sendPhoto", 42, ok_only=True) == bot.photos_for(by_hand)
+    # An imported link sent by hand before its turn: captured next, and its photo answers.
+    late = bot.send(42, bot.pages.url("/article/imp4899"))
+    assert await bot.finished(late, timeout=90) == "👌"
+    [photo] = bot.photos_for(late)
+    assert "Article imp4899" in photo.result["caption"]
+    assert "🗑 Delete" in str(photo.params["reply_markup"])
+
+
+async def test_imported_links_are_captured_silently_and_shown_when_sent_by_hand(
+    bot: BotHarness,
+) -> None:
+    urls = [bot.pages.url(f"/article/quiet{i}") for i in range(2)]
+    text, _ = await import_file(bot, 42, "\n".join(urls).encode(), "links.txt")
+    assert "2 new links saved" in text
+    for _ in range(600):
+        records = await bot.records(42)
+        if all(r.status == Status.DONE for r in records):
+            break
+        await asyncio.sleep(0.1)
+    assert [r.status for r in records] == [Status.DONE, Status.DONE]
+    for record in records:  # captured and kept, never posted
+        assert record.screenshot is not None and record.screenshot.gridfs_id is not None
+        assert record.screenshot.file_id is None and record.reply_message_id is None
+    assert not bot.api.calls_of("sendPhoto", 42, ok_only=True)
+
+    sent = bot.send(42, urls[0] + " #later")
+    assert await bot.finished(sent) == "👌"
+    [photo] = bot.photos_for(sent)  # the kept screenshot, not a second capture
+    assert bot.pages.hits["/article/quiet0"] == 1
+    assert "Article quiet0" in photo.result["caption"] and "#later" in photo.result["caption"]
+    [shown] = [r for r in await bot.records(42) if r.url == urls[0]]
+    assert shown.tags == ["later"] and shown.screenshot is not None
+    assert shown.screenshot.file_id == photo.result["photo"][-1]["file_id"]
+    assert len(bot.api.calls_of("sendPhoto", 42, ok_only=True)) == 1
 
 
 @pytest.mark.parametrize(
