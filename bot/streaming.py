@@ -14,7 +14,7 @@ import asyncio
 import html
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,8 +67,10 @@ class SummaryEditor:
         photo_message_id: int,
         layout: StreamLayout,
         outbound: Outbound,
+        alive: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._bot = bot
+        self._alive = alive
         self._chat_id = chat_id
         self._layout = layout
         self._outbound = outbound
@@ -80,6 +82,7 @@ class SummaryEditor:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.edits = 0
+        self.gone = False  # `alive` said no: the message shows something else now
 
     @property
     def text_message_ids(self) -> list[int]:
@@ -126,9 +129,22 @@ class SummaryEditor:
                 break
             async with self._outbound.turn(self._chat_id, Priority.PROGRESS):
                 self._dirty.clear()
+                if not await self._still_there():
+                    return
                 await self._step(PROGRESS, PROGRESS)
+        if not await self._still_there():
+            return
         while await self._step(_FINAL_EDIT, _FINAL_NEW):
             pass
+
+    async def _still_there(self) -> bool:
+        """Whether to edit at all (a link deleted meanwhile shows its ↩ Undo instead)."""
+        if self._alive is not None and not self.gone:
+            try:
+                self.gone = not await self._alive()
+            except Exception as exc:  # the database is away: the edit is worth more
+                log.info("could not tell whether the link is still there: %s", exc)
+        return not self.gone
 
     def _render(self) -> tuple[str, list[str]]:
         """Caption and overflow texts for the current summary."""

@@ -3,6 +3,7 @@ for good; the button codec's owner check and 64-byte limit."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from storage.models import LinkRecord, LlmUsage, Screenshot, Status, utcnow
 from storage.repository import LinkStore
 from storage.trash import Trash, UndoConflict, UndoExpired
 from tests.conftest import INDEX_DIR
+from tests.fakes.openai_server import Script
 from tests.harness import BotHarness
 
 # --- the codec ---------------------------------------------------------------------
@@ -254,6 +256,41 @@ async def test_delete_undo_then_delete_for_good(bot: BotHarness) -> None:
     again = await snapshot(bot, 42, "/article/gone", "#new")
     assert again["message_id"] != photo["message_id"]
     assert (await record_of(bot, 42)).tags == ["new"]
+
+
+async def test_delete_while_the_summary_streams_keeps_the_undo(bot_llm: BotHarness) -> None:
+    bot, llm = bot_llm, bot_llm.llm
+    assert llm is not None
+
+    def script(body: dict[str, Any]) -> Script:
+        if body.get("stream"):
+            return Script(chunks=[f"w{i} " for i in range(30)], interval=0.2)
+        return Script(chunks=["#later"])
+
+    llm.responder = script
+    sent = bot.send(42, bot.pages.url("/article/mid-summary"))
+    first = await bot.api.wait_for(
+        lambda c: c.method == "editMessageCaption" and c.ok and "w0" in c.params["caption"],
+        timeout=45,
+    )
+    photo = bot.api.messages[(42, first.params["message_id"])]
+    start = press(bot, 42, photo, buttons_of(photo)["🗑 Delete"])
+    assert "Undo" in await answer(bot, start)
+    await bot.api.wait_until(
+        lambda: (bot.api.message_text(42, photo["message_id"]) or "").startswith("🗑 Deleted")
+    )
+    # The summary runs out; nothing of it is drawn over the deleted message.
+    await bot.api.wait_until(lambda: llm.active_streams == 0, timeout=30)
+    await asyncio.sleep(1.5)
+    shown = bot.api.messages[(42, photo["message_id"])]
+    assert shown["caption"].startswith("🗑 Deleted") and "w29" not in shown["caption"]
+    assert list(buttons_of(shown)) == ["↩ Undo"]
+    # Undone: the link is back and its summary is made again.
+    start = press(bot, 42, shown, buttons_of(shown)["↩ Undo"])
+    assert await answer(bot, start) == "Restored."
+    assert await bot.finished(sent, timeout=60) == "👌"
+    final = bot.api.messages[(42, photo["message_id"])]
+    assert "w29" in final["caption"] and "🗑 Delete" in buttons_of(final)
 
 
 async def test_deletes_left_by_a_stopped_process_are_swept(bot: BotHarness) -> None:

@@ -46,7 +46,11 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
         heading=texts.summary_heading,
         markup=snapshot_keyboard(codec, record, texts),
     )
-    editor = SummaryEditor(bot, record.chat_id, message_id, layout, p.outbound)
+
+    async def alive() -> bool:
+        return await p.store.links.find_one({"_id": record.id}, {"_id": 1}) is not None
+
+    editor = SummaryEditor(bot, record.chat_id, message_id, layout, p.outbound, alive)
     page = PageText(record.title, record.description, record.text, record.final_url or record.url)
     stream = p.summarizer.stream(page, texts.summary_prompt)
     tagging: asyncio.Task[Suggested] | None = None
@@ -72,8 +76,12 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
         suggested = Suggested([])
     else:
         suggested = await _tags(tagging)
-    current = await p.store.load(record.id)
-    if current is None:  # deleted meanwhile: its message says so, and stays as it is
+    try:
+        current = await p.durably(lambda: p.store.load(record.id))
+    except BaseException:
+        await editor.cancel()
+        raise
+    if current is None or editor.gone:  # deleted meanwhile: its message offers ↩ Undo
         await editor.cancel()
         return True
     editor.restyle(
