@@ -43,7 +43,6 @@ async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
     store = get_services(context).store
     older = utcnow() - KEEP_MARKERS
     await store.queue.forget_claims(older)
-    await store.queue.adopt_orphans(utcnow() - timedelta(minutes=1))
     await store.forget_updates(older)
     await SendLedger(store.db).forget(utcnow() - timedelta(minutes=10))
 

@@ -42,6 +42,7 @@ DELIVERY_STATES = frozenset(
     }
 )
 LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
+ORPHAN_AGE = timedelta(minutes=1)
 IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
 
 # A stage returns when its link may be tried again (a summary retry), or None.
@@ -71,16 +72,23 @@ class Worker:
             self._tasks.append(asyncio.create_task(self._loop(DELIVERY_STATES, self._deliver)))
 
     async def _adopt(self) -> None:
-        """Queue what a front left unqueued (it died between recording and queueing)."""
-        try:
-            # Whatever waits unqueued when a worker starts was left by an earlier process.
-            found = await self.p.store.queue.adopt_orphans(utcnow())
-        except PyMongoError as exc:
-            log.warning("could not look for unqueued links: %s", type(exc).__name__)
-            return
-        if found:
-            log.info("queued %d link(s) left unqueued", found)
-            self.wake()
+        """Queue what a front left unqueued: it died between recording and queueing.
+
+        Only links left so for ORPHAN_AGE: a live front queues what it records within
+        moments, and adopting those too would race its own write of the same document.
+        """
+        stopping = self.p.outbound.stopping
+        while not stopping.is_set():
+            try:
+                found = await self.p.store.queue.adopt_orphans(utcnow() - ORPHAN_AGE)
+            except PyMongoError as exc:
+                log.warning("could not look for unqueued links: %s", type(exc).__name__)
+                found = 0
+            if found:
+                log.info("queued %d link(s) left unqueued", found)
+                self.wake()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), ORPHAN_AGE.total_seconds())
 
     def wake(self) -> None:
         self._wake.set()
