@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -223,12 +225,22 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
     finally:
         if app.updater is not None and app.updater.running:
             await app.updater.stop()  # no new updates; what is in flight may finish
+            await _take_fetched(app)
         if data.services is not None:
             await data.services.drain(settings.shutdown_grace)
         if app.running:
             await app.stop()
         await post_shutdown(app)
         await app.shutdown()
+
+
+async def _take_fetched(app: App) -> None:
+    """Hand the updates already fetched to their handlers while the Application still
+    runs: PTB tracks (and `app.stop()` awaits) only tasks created while it runs, so a
+    handler started later would outlive the bot's database and connections."""
+    if app.running:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(app.update_queue.join(), 10)
 
 
 async def _initialize(app: App, settings: Settings) -> None:
