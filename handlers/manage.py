@@ -182,18 +182,18 @@ async def delete(update: Update, context: Context, action: Delete) -> None:
     if trashed is None:
         await query.answer(texts.stale_button)
         return
-    await query.answer(texts.deleted_toast)
-    if where is not None:
-        markup = callbacks.undo_keyboard(codec_of(context), trashed.record, texts)
-        await _edit_caption(
-            context, where, deleted_caption(trashed.record, texts, for_good=False), markup
-        )
-    if context.job_queue is not None:
+    if context.job_queue is not None:  # the minute runs from the hiding
         context.job_queue.run_once(
             purge_job,
             when=timedelta(seconds=manage.undo_seconds),
             data=_PurgeJob(action.link_id, user.language_code or "en"),
             name=f"purge:{action.link_id}",
+        )
+    await query.answer(texts.deleted_toast)
+    if where is not None:
+        markup = callbacks.undo_keyboard(codec_of(context), trashed.record, texts)
+        await _edit_caption(
+            context, where, deleted_caption(trashed.record, texts, for_good=False), markup
         )
 
 
