@@ -344,15 +344,19 @@ async def test_imported_links_are_captured_silently_and_shown_when_sent_by_hand(
     bot: BotHarness,
 ) -> None:
     urls = [bot.pages.url(f"/article/quiet{i}") for i in range(2)]
-    text, _ = await import_file(bot, 42, "\n".join(urls).encode(), "links.txt")
-    assert "2 new links saved" in text
+    dead = "http://127.0.0.1:1/gone"  # nothing listens there: its capture fails
+    text, _ = await import_file(bot, 42, "\n".join([*urls, dead]).encode(), "links.txt")
+    assert "3 new links saved" in text
     for _ in range(600):
         records = await bot.records(42)
-        if all(r.status == Status.DONE for r in records):
+        if all(r.status in (Status.DONE, Status.FAILED) for r in records):
             break
         await asyncio.sleep(0.1)
-    assert [r.status for r in records] == [Status.DONE, Status.DONE]
-    for record in records:  # captured and kept, never posted
+    by_url = {r.url: r for r in records}
+    assert by_url[dead].status == Status.FAILED
+    for url in urls:  # captured and kept, never posted
+        record = by_url[url]
+        assert record.status == Status.DONE
         assert record.screenshot is not None and record.screenshot.gridfs_id is not None
         assert record.screenshot.file_id is None and record.reply_message_id is None
     assert not bot.api.calls_of("sendPhoto", 42, ok_only=True)
@@ -366,6 +370,9 @@ async def test_imported_links_are_captured_silently_and_shown_when_sent_by_hand(
     assert shown.tags == ["later"] and shown.screenshot is not None
     assert shown.screenshot.file_id == photo.result["photo"][-1]["file_id"]
     assert len(bot.api.calls_of("sendPhoto", 42, ok_only=True)) == 1
+    # Nor a line for the dead bookmark: the only text is the import's progress message.
+    told = [c.params["text"] for c in bot.api.calls_of("sendMessage", 42, ok_only=True)]
+    assert len(told) == 1 and "links.txt" in told[0], told
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,15 @@ def reply_to(record: LinkRecord) -> ReplyParameters | None:
 
 
 async def reply(bot: ExtBot[Any], record: LinkRecord, text: str) -> None:
-    """A text reply to the user's message; a failure is logged, never raised."""
+    """A text reply to the user's message; a failure is logged, never raised.
+
+    A link no message asked for (an imported bookmark: `source_message_id` None) gets
+    none: an import of old bookmarks must not post a line per dead link. Its status says
+    it failed, and a link sent by hand always has its message.
+    """
+    if record.source_message_id is None:
+        log.info("no message to answer for %s; not told", record.id)
+        return
     try:
         await bot.send_message(
             record.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply_to(record)
