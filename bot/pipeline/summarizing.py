@@ -73,12 +73,11 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
         await _drop(tagging)
         why = texts.summary_reasons.get(reason, texts.summary_reasons["server_error"])
         editor.note(texts.summary_failed.format(reason=why))
-        suggested = Suggested([])
-    else:
-        suggested = await _tags(tagging)
     try:
+        suggested = await _tags(tagging) if reason is None else Suggested([])
         current = await p.durably(lambda: p.store.load(record.id))
-    except BaseException:
+    except BaseException:  # stopping (or the database gone for good): left for later
+        await _drop(tagging)
         await editor.cancel()
         raise
     if current is None or editor.gone:  # deleted meanwhile: its message offers ↩ Undo
