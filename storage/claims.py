@@ -96,12 +96,16 @@ class WorkQueue:
         head = await cursor.sort("turn", ASCENDING).limit(1).to_list()
         return float(head[0]["turn"]) if head else 0.0
 
-    async def claim(self, worker: str, statuses: Iterable[str], lease: float) -> Claim | None:
+    async def claim(
+        self, worker: str, statuses: Iterable[str], lease: float, *, hand_only: bool = False
+    ) -> Claim | None:
         """The most deserving stage in `statuses` whose lease has run out, now ours."""
         now = utcnow()
         # Only queued links (with a turn): until `enqueue` has written it, the front is
         # the one writer of the work document, so no update of it is lost.
-        query = {"status": {"$in": sorted(statuses)}, "turn": {"$ne": None}}
+        query: Doc = {"status": {"$in": sorted(statuses)}, "turn": {"$ne": None}}
+        if hand_only:
+            query["prio"] = PRIO_BY_HAND
         cursor = self.work.find(query).sort([("prio", ASCENDING), ("turn", ASCENDING)])
         docs = await cursor.limit(CANDIDATES).to_list()
         held = {

@@ -292,8 +292,17 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
         lambda: "saved" in (bot.api.message_text(42, progress_id) or ""), timeout=60
     )
     started = [p for p in bot.pages.hits if p.startswith("/article/imp")]
+    sent_at = len(bot.api.calls)
     by_hand = bot.send(42, bot.pages.url("/article/by-hand") + " #now")
-    # Its photo and its closing reaction: imported links post nothing into the chat.
+    await bot.api.wait_for(
+        lambda c: c.method == "sendPhoto" and c.ok and c.params["chat_id"] == 42,
+        timeout=90,
+        since=sent_at,
+    )
+    # Fewer than 5 imported pages were even opened between sending it and its photo.
+    meanwhile = [p for p in bot.pages.hits if p.startswith("/article/imp") and p not in started]
+    assert len(meanwhile) < 5, meanwhile
+    # Its closing reaction too: imported links post nothing into the chat.
     assert await bot.finished(by_hand, timeout=90) == "👌"
     assert len(bot.photos_for(by_hand)) == 1
     # Pages are opened in capture order (the page server keeps first hits in order): once

@@ -66,8 +66,13 @@ class Worker:
         self._tasks.append(asyncio.create_task(self._adopt()))
         capture_slots, delivery_slots = self._slots
         if self.p.capturer is not None:
-            for _ in range(capture_slots):
-                self._tasks.append(asyncio.create_task(self._loop(CAPTURE_STATES, self._capture)))
+            for n in range(capture_slots):
+                # One slot is kept for links sent by hand: a big import never holds
+                # every browser page while a user waits for a link just sent.
+                hand_only = n == 0 and capture_slots > 1
+                self._tasks.append(
+                    asyncio.create_task(self._loop(CAPTURE_STATES, self._capture, hand_only))
+                )
         for _ in range(delivery_slots):
             self._tasks.append(asyncio.create_task(self._loop(DELIVERY_STATES, self._deliver)))
 
@@ -107,11 +112,13 @@ class Worker:
                 log.info("stopping: %d stage(s) left for the next start", len(late))
         self._tasks.clear()
 
-    async def _loop(self, states: frozenset[str], stage: Stage) -> None:
+    async def _loop(self, states: frozenset[str], stage: Stage, hand_only: bool = False) -> None:
         stopping = self.p.outbound.stopping
         while not stopping.is_set():
             try:
-                claim = await self.p.store.queue.claim(self.name, states, LEASE)
+                claim = await self.p.store.queue.claim(
+                    self.name, states, LEASE, hand_only=hand_only
+                )
             except PyMongoError as exc:
                 log.warning("claiming work failed (%s); trying again", type(exc).__name__)
                 claim = None
@@ -139,6 +146,7 @@ class Worker:
             renewer.cancel()
             with contextlib.suppress(PyMongoError):
                 await asyncio.shield(self.p.store.queue.release(claim, not_before=not_before))
+            self.wake()  # its next stage (a captured link's delivery) is claimable now
 
     async def _load_and_run(self, claim: Claim, stage: Stage) -> datetime | None:
         record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
