@@ -5,17 +5,21 @@ update first passes a database check (handlers/dedupe.py) whose latency varies, 
 later update of the same user could overtake an earlier one: iOS shares a typed comment
 as its own message just before the URL, and the link must find the comment already
 there. Admission (the blocking handler groups, up to where the long handlers are spawned
-as tasks) is therefore serialised per user; different users never wait for each other.
+as tasks) is therefore serialised per user, for a few seconds at most; different users
+never wait for each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+HOLD_AT_MOST = 3.0  # seconds an update holds the next one of the same user
 
 
 class PerUserOrder(BaseUpdateProcessor):
@@ -34,15 +38,27 @@ class PerUserOrder(BaseUpdateProcessor):
             return
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
+        task: asyncio.Future[Any] | None = None
         try:
             async with lock:
-                await coroutine
+                # The next update of this user waits for this one, but not for long: a
+                # slow handler (a button, /find while the database is away) must not
+                # hold the user's later messages.
+                task = asyncio.ensure_future(coroutine)
+                await asyncio.wait({task}, timeout=HOLD_AT_MOST)
+        except asyncio.CancelledError:
+            if task is not None:
+                task.cancel()
+            raise
         finally:
             lock, users = self._locks[key]
             if users == 1:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+            if task is None and inspect.iscoroutine(coroutine):
+                coroutine.close()  # never started: stopped while waiting its turn
+        await task
 
     async def initialize(self) -> None:
         """Nothing to set up."""

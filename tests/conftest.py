@@ -231,3 +231,23 @@ async def either_harness_factory(
     yield make
     for harness in reversed(started):
         await harness.stop()
+
+
+def _print_tasks(signum: int, frame: object) -> None:
+    """`kill -USR1 <pytest pid>`: every asyncio task's stack, for a run that hangs."""
+    import asyncio
+    import sys
+
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:
+        print("no running event loop", file=sys.stderr)
+        return
+    for task in tasks:
+        task.print_stack(file=sys.stderr)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import signal
+
+    signal.signal(signal.SIGUSR1, _print_tasks)

@@ -54,3 +54,22 @@ async def test_a_held_update_of_one_user_does_not_hold_another_user(bot: BotHarn
     finally:
         release.set()
     assert await bot.finished(first) == "👌"
+
+
+async def test_a_stuck_update_holds_the_same_users_next_one_only_briefly(bot: BotHarness) -> None:
+    """A slow handler (a button, /find while the database is away) must not hold the
+    user's later links."""
+    release = asyncio.Event()
+
+    async def stuck(update: Update, _: Any) -> None:
+        message = update.effective_message
+        if message is not None and message.text == "stuck words":
+            await release.wait()
+
+    bot.app.add_handler(TypeHandler(Update, stuck), group=-10)
+    bot.send(60, "stuck words")
+    link = bot.send(60, bot.pages.url("/article/after-stuck"))
+    try:
+        assert await bot.finished(link) == "👌"
+    finally:
+        release.set()

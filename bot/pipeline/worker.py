@@ -16,9 +16,11 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
 from pymongo.errors import PyMongoError
 from telegram.ext import ExtBot
 
@@ -49,6 +51,13 @@ IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other pro
 Stage = Callable[[LinkRecord], Awaitable[datetime | None]]
 
 
+@dataclass
+class _Held:
+    """A stage running in this process, under its current lease."""
+
+    claim: Claim
+
+
 class Worker:
     """Claim loops for this process; `wake()` after recording skips the idle wait."""
 
@@ -61,6 +70,7 @@ class Worker:
         self._slots = (capture_slots, delivery_slots)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._held: dict[ObjectId, _Held] = {}
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._adopt()))
@@ -127,11 +137,19 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
                 continue
+            held = self._held.get(claim.link_id)
+            if held is not None:
+                # Our own stage of this link still runs: its lease ran out while the
+                # database was away. It keeps the link under the new lease; a second
+                # copy would send the photo twice.
+                held.claim = claim
+                continue
             await self._run(claim, stage)
 
     async def _run(self, claim: Claim, stage: Stage) -> None:
+        held = self._held[claim.link_id] = _Held(claim)
         work = asyncio.create_task(self._load_and_run(claim, stage))
-        renewer = asyncio.create_task(self._renew(claim, work))
+        renewer = asyncio.create_task(self._renew(held, work))
         not_before: datetime | None = None
         try:
             not_before = await asyncio.shield(work)
@@ -144,23 +162,25 @@ class Worker:
             not_before = utcnow() + timedelta(seconds=LEASE)
         finally:
             renewer.cancel()
+            del self._held[claim.link_id]
             with contextlib.suppress(PyMongoError):
-                await asyncio.shield(self.p.store.queue.release(claim, not_before=not_before))
+                release = self.p.store.queue.release(held.claim, not_before=not_before)
+                await asyncio.shield(release)
             self.wake()  # its next stage (a captured link's delivery) is claimable now
 
     async def _load_and_run(self, claim: Claim, stage: Stage) -> datetime | None:
         record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
         return await stage(record) if record is not None else None
 
-    async def _renew(self, claim: Claim, work: asyncio.Task[Any]) -> None:
+    async def _renew(self, held: _Held, work: asyncio.Task[Any]) -> None:
         while True:
             await asyncio.sleep(LEASE / 4)
             try:
-                ours = await self.p.store.queue.renew(claim, LEASE)
+                ours = await self.p.store.queue.renew(held.claim, LEASE)
             except PyMongoError:
                 continue  # the database is away; the stage waits for it too
             if not ours:
-                log.warning("lease of %s taken over; stopping this copy", claim.link_id)
+                log.warning("lease of %s taken over; stopping this copy", held.claim.link_id)
                 work.cancel()
                 return
 
