@@ -90,6 +90,11 @@ class WorkQueue:
             await _upsert(self.leases, link_id, {"until": later})
         return later
 
+    async def queued(self, link_id: ObjectId) -> bool:
+        """False for a link whose work waits without a turn (recorded, never queued)."""
+        doc = await self.work.find_one({"_id": link_id}, {"turn": 1})
+        return doc is None or doc.get("turn") is not None
+
     async def _head_turn(self) -> float:
         """Start-time fair queueing's virtual time: the turn at the head of the queue."""
         cursor = self.work.find({"prio": PRIO_BY_HAND, "turn": {"$ne": None}}, {"turn": 1})

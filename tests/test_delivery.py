@@ -193,8 +193,12 @@ async def test_database_gone_for_twenty_seconds_loses_nothing(
         await asyncio.sleep(max(0.0, 20 - (time.monotonic() - down_at)))
         proc, again = start_ferretdb(data, port=int(port))
         assert again == uri
-        for message in sent:
-            assert await harness.finished(message, timeout=120) == "👌"
+        try:
+            for message in sent:
+                assert await harness.finished(message, timeout=120) == "👌"
+        except (AssertionError, TimeoutError):
+            await _print_queue(harness)
+            raise
         for message in sent:
             assert len(harness.photos_for(message)) == 1
         texts = [c.params["text"] for c in botapi.calls_of("sendMessage", 42, ok_only=True)]
@@ -248,3 +252,11 @@ async def test_fast_sender_is_warned_in_the_first_minute(
         if "sending quickly" in c.params.get("text", "")
     ]
     assert len(warnings) == 1  # once a minute, not once a message
+
+
+async def _print_queue(harness: BotHarness) -> None:
+    """Where each link stands; pytest shows it when the test failed."""
+    db = harness.store.db
+    for name in ("links", "work", "leases", "claims"):
+        async for doc in db[name].find({}, {"text": 0, "screenshot": 0}):
+            print(name, {k: doc.get(k) for k in list(doc)[:12]})

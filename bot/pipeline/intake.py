@@ -90,6 +90,11 @@ async def record(
             functools.partial(p.store.add_pending, fresh), on_wait=on_wait
         )
         on_wait = None
+        # An insert that landed while its answer was lost (the database went away) reads
+        # back as "saved before" on retry, but nothing queued it: it is this message's.
+        created = created or await p.durably(
+            lambda r=stored: _ours_unqueued(p, r, request)  # type: ignore[misc]
+        )
         if created:
             start = await p.durably(
                 lambda r=stored: p.store.queue.enqueue(  # type: ignore[misc]
@@ -107,6 +112,11 @@ async def record(
     if len(new) > 1:
         await p.durably(lambda: p.store.set_siblings(new))
     return Recorded(links, later)
+
+
+async def _ours_unqueued(p: Pipeline, record: LinkRecord, request: LinkRequest) -> bool:
+    ours = (record.chat_id, record.source_message_id) == (request.chat_id, request.message_id)
+    return ours and record.status == Status.PENDING and not await p.store.queue.queued(record.id)
 
 
 async def _by_hand(p: Pipeline, record: LinkRecord, request: LinkRequest) -> None:
