@@ -44,7 +44,7 @@ DELIVERY_STATES = frozenset(
     }
 )
 LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
-ORPHAN_AGE = timedelta(minutes=1)
+ORPHAN_AGE = timedelta(seconds=10)  # a live front queues what it records within moments
 IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
 
 # A stage returns when its link may be tried again (a summary retry), or None.
