@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy bot handlers storage tests benchmarks
-echo "== pytest"; exec .venv/bin/pytest -q -p no:cacheprovider "$@"
+echo "== pytest"; exec .venv/bin/pytest -q -p no:cacheprovider --tb=native "$@"
