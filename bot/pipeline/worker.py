@@ -68,7 +68,9 @@ class Worker:
         self.bot = bot
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._slots = (capture_slots, delivery_slots)
-        self._wake = asyncio.Event()
+        # One per slot, each cleared by its slot just before it looks for work: a wake
+        # that comes while a slot's claim query runs is not lost to another's clear.
+        self._wakes: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._held: dict[ObjectId, _Held] = {}
 
@@ -106,13 +108,14 @@ class Worker:
                 await asyncio.wait_for(stopping.wait(), ORPHAN_AGE.total_seconds())
 
     def wake(self) -> None:
-        self._wake.set()
+        for event in self._wakes:
+            event.set()
 
     async def stop(self, grace: float) -> None:
         """Let stages in flight finish for `grace` seconds, then cancel them; a cancelled
         stage's lease is released so the next start (or another worker) takes it at once."""
         self.p.outbound.stopping.set()
-        self._wake.set()
+        self.wake()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=grace)
             for task in late:
@@ -121,10 +124,14 @@ class Worker:
             if late:
                 log.info("stopping: %d stage(s) left for the next start", len(late))
         self._tasks.clear()
+        self._wakes.clear()
 
     async def _loop(self, states: frozenset[str], stage: Stage, hand_only: bool = False) -> None:
         stopping = self.p.outbound.stopping
+        wake = asyncio.Event()
+        self._wakes.append(wake)
         while not stopping.is_set():
+            wake.clear()
             try:
                 claim = await self.p.store.queue.claim(
                     self.name, states, LEASE, hand_only=hand_only
@@ -133,9 +140,8 @@ class Worker:
                 log.warning("claiming work failed (%s); trying again", type(exc).__name__)
                 claim = None
             if claim is None:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                    await asyncio.wait_for(wake.wait(), IDLE_POLL)
                 continue
             held = self._held.get(claim.link_id)
             if held is not None:
