@@ -32,6 +32,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.models import utcnow
+from storage.upserts import set_by_id
 
 Doc = dict[str, Any]
 CANDIDATES = 20
@@ -82,12 +83,12 @@ class WorkQueue:
             doc = await self.owners.find_one({"_id": owner_id}) or {}
             turn = max(await self._head_turn(), float(doc.get("turn", 0.0))) + 1.0
             pace = _gcra(now, float(doc.get("tat", 0.0)), per_minute)
-            await _upsert(self.owners, owner_id, {"turn": turn, "tat": pace.tat})
+            await set_by_id(self.owners, owner_id, {"turn": turn, "tat": pace.tat})
         fields: Doc = {"turn": turn, "prio": prio}
         later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
         await self.work.update_one({"_id": link_id}, {"$set": fields})
         if later is not None:  # not claimable before its pace allows
-            await _upsert(self.leases, link_id, {"until": later})
+            await set_by_id(self.leases, link_id, {"until": later})
         return later
 
     async def queued(self, link_id: ObjectId) -> bool:
@@ -130,7 +131,7 @@ class WorkQueue:
                 "until": utcnow() + timedelta(seconds=lease),
                 "worker": worker,
             }
-            await _upsert(self.leases, doc["_id"], fields)
+            await set_by_id(self.leases, doc["_id"], fields)
             return Claim(doc["_id"], number, str(doc.get("status")))
         return None
 
@@ -145,22 +146,29 @@ class WorkQueue:
         """
         for _ in range(3):
             now = utcnow()
-            # Per attempt, not per worker: a worker's slots share its name, and must
-            # not take each other's markers for their own.
-            token = uuid.uuid4().hex
-            try:
-                await self.claims.insert_one(
-                    {"_id": _marker(doc, number), "worker": worker, "token": token, "at": now}
-                )
+            left = await self._insert_marker(_marker(doc, number), worker, now)
+            if left is None:
                 return number
-            except DuplicateKeyError:
-                left = await self.claims.find_one({"_id": _marker(doc, number)})
-            if left is not None and left.get("token") == token:
-                return number
-            if left is not None and left["at"] > now - timedelta(seconds=lease):
+            at = left.get("at")
+            if at is not None and at > now - timedelta(seconds=lease):
                 return None
             number += 1
         return None
+
+    async def _insert_marker(self, key: str, worker: str, now: datetime) -> Doc | None:
+        """None when this call's insert of marker `key` won; else the marker that stands
+        ({} if it was deleted meanwhile). A driver retry that meets this call's own landed
+        insert counts as won: ours through a per-call token, not the worker's name, which
+        its slots share."""
+        token = uuid.uuid4().hex
+        try:
+            await self.claims.insert_one({"_id": key, "worker": worker, "token": token, "at": now})
+            return None
+        except DuplicateKeyError:
+            left = await self.claims.find_one({"_id": key})
+        if left is not None and left.get("token") == token:
+            return None
+        return left or {}
 
     async def renew(self, claim: Claim, lease: float) -> bool:
         """Extend our lease; False when the stage is no longer ours (taken over, or done)."""
@@ -191,16 +199,8 @@ class WorkQueue:
     async def claim_round(self, name: str, number: int, worker: str) -> bool:
         """True for exactly one worker per round of a periodic job (e.g. the link-rot
         check), so N workers do not each run it."""
-        token = uuid.uuid4().hex
         key = f"round:{name}:{number}"
-        try:
-            await self.claims.insert_one(
-                {"_id": key, "worker": worker, "token": token, "at": utcnow()}
-            )
-        except DuplicateKeyError:
-            left = await self.claims.find_one({"_id": key})
-            return left is not None and left.get("token") == token  # a driver retry
-        return True
+        return await self._insert_marker(key, worker, utcnow()) is None
 
     async def forget_claims(self, older_than: datetime) -> None:
         """Claim markers only matter while their lease could be contested."""
@@ -213,14 +213,6 @@ def _marker(doc: Doc, number: int) -> str:
     """Claim marker id: unique per link, queueing (its turn) and lease number, so a link
     queued again (a re-capture) does not meet the markers of its earlier life."""
     return f"{doc['_id']}:{doc.get('turn') or 0}:{number}"
-
-
-async def _upsert(coll: AsyncCollection[Doc], key: object, fields: Doc) -> None:
-    """FerretDB v1 upserts as find-then-insert: a racing writer may insert first."""
-    try:
-        await coll.update_one({"_id": key}, {"$set": fields}, upsert=True)
-    except DuplicateKeyError:
-        await coll.update_one({"_id": key}, {"$set": fields})
 
 
 @dataclass(frozen=True)

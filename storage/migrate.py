@@ -17,9 +17,10 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import OperationFailure
 
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
+from storage.upserts import set_by_id
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -45,11 +46,8 @@ async def migrate(db: AsyncDatabase[Doc]) -> None:
     for name in OLD_INDEXES:
         with contextlib.suppress(OperationFailure):  # never made, or already dropped
             await links.drop_index(name)
-    done = {"$set": {"version": SCHEMA_VERSION}}
-    try:
-        await meta.update_one({"_id": SCHEMA_ID}, done, upsert=True)
-    except DuplicateKeyError:  # another process starting at once inserted it first
-        await meta.update_one({"_id": SCHEMA_ID}, done)
+    # Processes starting together on a new database all get here.
+    await set_by_id(meta, SCHEMA_ID, {"version": SCHEMA_VERSION})
 
 
 async def _split(db: AsyncDatabase[Doc]) -> int:

@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.models import utcnow
+from storage.upserts import set_by_id
 
 Doc = dict[str, Any]
 MAX_PROBES = 600  # slots looked at before giving up on sharing (then local pace only)
@@ -42,13 +43,7 @@ class SendLedger:
 
     async def hold(self, chat: int | str, until: float) -> None:
         """Telegram said RetryAfter to one process: every process waits."""
-        key = f"hold:{chat}"
-        try:
-            await self.slots.update_one(
-                {"_id": key}, {"$set": {"until": until, "at": utcnow()}}, upsert=True
-            )
-        except DuplicateKeyError:  # FerretDB v1 upserts as find-then-insert
-            await self.slots.update_one({"_id": key}, {"$set": {"until": until}})
+        await set_by_id(self.slots, f"hold:{chat}", {"until": until, "at": utcnow()})
 
     async def held_for(self, chat: int | str) -> float:
         doc = await self.slots.find_one({"_id": f"hold:{chat}"})
