@@ -124,6 +124,8 @@ async def _silent(p: Pipeline, record: LinkRecord) -> bool:
     """An imported link nobody has asked for by hand: captured and kept, never posted (an
     import of 5 000 bookmarks must not post 5 000 photos). Sent by hand later, it is
     answered with the stored screenshot (intake.answer_again)."""
+    if record.source_message_id is not None:
+        return False  # sent by hand: no read on the way to every photo
     doc = await p.store.links.find_one({"_id": record.id}, {"imported": 1, "source_message_id": 1})
     return bool(doc and doc.get("imported") and doc.get("source_message_id") is None)
 
