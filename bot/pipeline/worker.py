@@ -155,7 +155,8 @@ class Worker:
     async def _run(self, claim: Claim, stage: Stage) -> None:
         held = self._held[claim.link_id] = _Held(claim)
         work = asyncio.create_task(self._load_and_run(claim, stage))
-        renewer = asyncio.create_task(self._renew(held, work))
+        finished = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(held, work, finished))
         not_before: datetime | None = None
         try:
             not_before = await asyncio.shield(work)
@@ -167,7 +168,12 @@ class Worker:
             log.exception("a stage failed; it is claimed again after a pause")
             not_before = utcnow() + timedelta(seconds=LEASE)
         finally:
-            renewer.cancel()
+            # Not cancelled: a cancel inside a PyMongo call (a renewal waiting for the
+            # database) leaves the client's topology lock broken ("Lock is not acquired")
+            # for every later call. It ends after its current call, before the release.
+            finished.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(renewer)
             del self._held[claim.link_id]
             with contextlib.suppress(PyMongoError):
                 release = self.p.store.queue.release(held.claim, not_before=not_before)
@@ -178,9 +184,12 @@ class Worker:
         record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
         return await stage(record) if record is not None else None
 
-    async def _renew(self, held: _Held, work: asyncio.Task[Any]) -> None:
-        while True:
-            await asyncio.sleep(LEASE / 4)
+    async def _renew(self, held: _Held, work: asyncio.Task[Any], finished: asyncio.Event) -> None:
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), LEASE / 4)
+            if finished.is_set():
+                return
             try:
                 ours = await self.p.store.queue.renew(held.claim, LEASE)
             except PyMongoError:
