@@ -56,6 +56,7 @@ from bot.pageguard import (
     pending_refresh,
     proxy_answer,
 )
+from bot.spare import Prepared, SparePage
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 VIEWPORT = {"width": 1280, "height": 800}
+DEFAULT_LOCALE = "en-US"
 SETTLE_SECONDS = 2.0  # a meta refresh due within this long is followed
 LAZY_SECONDS = 3.0  # scrolling for lazy content gets at least this long (files on demand)
 SHOT_TIMEOUT = 15.0
@@ -184,6 +186,7 @@ class Capturer:
         self._pw: Playwright | None = None
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
+        self._spare = SparePage(self._prepare, self._discard)
 
     @property
     def proxy(self) -> GuardProxy:
@@ -199,6 +202,8 @@ class Capturer:
         browser = await self._ensure_browser()
         if self.options.consent:
             await self._load_consent(browser)
+        if self.options.spare_page:
+            self._spare.refill(browser, DEFAULT_LOCALE)
 
     async def _load_consent(self, browser: Browser) -> None:
         rules = await asyncio.to_thread(load_rules, self.options.consent_rules_dir)
@@ -219,6 +224,7 @@ class Capturer:
         self._consent = (rules, library, prehide)
 
     async def stop(self) -> None:
+        await self._spare.close()
         if self._browser is not None:
             await _quietly(self._browser.close())
             self._browser = None
@@ -255,7 +261,7 @@ class Capturer:
 
     # --- what the bot calls ---
 
-    async def capture(self, url: str, *, locale: str = "en-US") -> Snapshot:
+    async def capture(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Snapshot:
         """Snapshot of `url`; raises CaptureError (or a subclass) with a reason code.
 
         A page still loading when the budget runs out is shot as it stands
@@ -264,15 +270,15 @@ class Capturer:
         snap, html = await self._run(url, locale, self._snapshot)
         return await asyncio.to_thread(_with_text, snap, html)
 
-    async def full_page(self, url: str, *, locale: str = "en-US") -> Artifact:
+    async def full_page(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Artifact:
         """JPEG of the whole page (lazy content scrolled in), cut at FULL_PAGE_MAX_HEIGHT."""
         return await self._run(url, locale, self._full_page, extra=ARTIFACT_EXTRA)
 
-    async def pdf(self, url: str, *, locale: str = "en-US") -> Artifact:
+    async def pdf(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Artifact:
         """The page printed to PDF by Chromium."""
         return await self._run(url, locale, self._print, extra=ARTIFACT_EXTRA)
 
-    async def mhtml(self, url: str, *, locale: str = "en-US") -> Artifact:
+    async def mhtml(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Artifact:
         """The page as one MHTML file (opens offline in Chromium-based browsers)."""
         return await self._run(url, locale, self._mhtml, extra=ARTIFACT_EXTRA)
 
@@ -314,6 +320,35 @@ class Capturer:
     async def _in_context(
         self, browser: Browser, url: str, locale: str, action: Callable[[_Visit], Awaitable[T]]
     ) -> T:
+        ready = await self._spare.take(browser, locale) or await self._prepare(browser, locale)
+        context, page, session = ready.context, ready.page, ready.session
+        try:
+            consent = None
+            if self._consent is not None:
+                rules, library, _ = self._consent
+                consent = ConsentWatch(rules, library)
+            page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
+            visit = await self._open(url, context, page, session, consent)
+            try:
+                result = await action(visit)
+            except PlaywrightError:
+                # A page that navigates away mid-shot breaks the shot; where it went says why.
+                await self._refuse_if_moved(visit)
+                raise
+            # The page may have moved on while it was being shot.
+            await self._refuse_if_moved(visit)
+            return result
+        except PlaywrightError:
+            if session.over_budget:
+                raise CaptureError("too_large") from None
+            raise
+        finally:
+            await self._discard(ready)
+            if self.options.spare_page:
+                self._spare.refill(browser, locale)  # made while the photo is sent
+
+    async def _prepare(self, browser: Browser, locale: str) -> Prepared:
+        """A new context (own proxy credential, consent prehide) with one blank page."""
         session = self._proxy.open_session()
         try:
             context = await browser.new_context(
@@ -324,31 +359,20 @@ class Capturer:
                 proxy=session.proxy_settings(self._proxy.url),  # type: ignore[arg-type]
             )
             try:
-                consent = None
                 if self._consent is not None:
-                    rules, library, prehide = self._consent
-                    consent = ConsentWatch(rules, library)
-                    await context.add_init_script(prehide)
+                    await context.add_init_script(self._consent[2])
                 page = await context.new_page()
-                page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
-                visit = await self._open(url, context, page, session, consent)
-                try:
-                    result = await action(visit)
-                except PlaywrightError:
-                    # A page that navigates away mid-shot breaks the shot; where it went says why.
-                    await self._refuse_if_moved(visit)
-                    raise
-                # The page may have moved on while it was being shot.
-                await self._refuse_if_moved(visit)
-                return result
-            except PlaywrightError:
-                if session.over_budget:
-                    raise CaptureError("too_large") from None
-                raise
-            finally:
+            except BaseException:
                 await _quietly(context.close())
-        finally:
+                raise
+        except BaseException:
             self._proxy.close_session(session)
+            raise
+        return Prepared(browser, locale, context, page, session)
+
+    async def _discard(self, ready: Prepared) -> None:
+        await _quietly(ready.context.close())
+        self._proxy.close_session(ready.session)
 
     async def _open(
         self,

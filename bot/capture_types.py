@@ -84,6 +84,7 @@ class CaptureOptions:
     full_page_max_height: int = 30_000
     archive_max_bytes: int = 45 * MIB
     document_max_bytes: int = 20 * MIB
+    spare_page: bool = True  # keep one page ready for the next capture (bot/spare.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CaptureOptions:
@@ -95,4 +96,5 @@ class CaptureOptions:
             full_page_max_height=settings.full_page_max_height,
             archive_max_bytes=int(settings.archive_max_mb * MIB),
             document_max_bytes=int(settings.document_max_mb * MIB),
+            spare_page=settings.capture_spare_page,
         )

@@ -151,6 +151,17 @@ class _Lane:
             and self._bucket.full
         )
 
+    @property
+    def ready(self) -> bool:
+        """A new message would be granted at once: no turn taken or waiting, no hold,
+        a token in the chat's bucket."""
+        return (
+            not self._busy
+            and not self._queue
+            and self._held_until <= time.monotonic()
+            and self._bucket.wait() == 0
+        )
+
     def hold(self, seconds: float) -> None:
         """Telegram said RetryAfter: nothing for this chat until it has passed."""
         self._held_until = max(self._held_until, time.monotonic() + seconds + 0.05)
@@ -251,6 +262,11 @@ class Outbound(BaseRateLimiter[Send]):
         if isinstance(chat, int) and chat > 0:
             return _Bucket(p.private_burst, p.private_per_second, p.margin)
         return _Bucket(p.group_burst, p.group_per_minute / 60, p.margin)
+
+    def free_now(self, chat_id: int) -> bool:
+        """A new message to this chat would go out without waiting behind anything."""
+        lane = self._lanes.get(chat_id)
+        return (lane is None or lane.ready) and self._overall.wait() == 0
 
     @contextlib.asynccontextmanager
     async def turn(

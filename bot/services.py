@@ -15,9 +15,10 @@ from telegram.ext import CallbackContext
 
 from bot.capture import Capturer
 from bot.config import Settings
+from bot.ordering import InOrder
 from bot.outbound import Outbound
 from bot.pipeline.base import Pipeline
-from bot.pipeline.worker import Worker
+from bot.pipeline.worker import Kind, Worker
 from bot.summarize import Summarizer
 from storage.repository import LinkStore
 
@@ -54,6 +55,8 @@ class Services:
     outbound: Outbound
     worker: Worker | None  # None in a front-only process
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # One user's links are recorded (and so given turns) in the order they were sent.
+    recording: InOrder = field(default_factory=InOrder)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Strangers told "private bot" lately; they are told again once their entry expires.
     refused: TTLCache[int, bool] = field(
@@ -71,7 +74,8 @@ class Services:
     def wake_workers(self) -> None:
         """New work was recorded: a worker in this process claims it without waiting."""
         if self.worker is not None:
-            self.worker.wake()
+            self.worker.wake(Kind.CAPTURE)
+            self.worker.wake(Kind.DELIVERY)  # a re-sent import's stored screenshot
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Track fire-and-forget work so it is neither collected nor lost at shutdown."""

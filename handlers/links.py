@@ -47,9 +47,19 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await _no_links(message, parsed, texts, context)
         return
     services = get_services(context)
-    await react(context.bot, message.chat_id, message.message_id, "👀")
     _merge_comment(parsed, context)
-    recorded = await _record(services, message, user.id, user.language_code or "en", parsed, texts)
+    # This handler runs beside the user's other messages' (block=False). Asked for before
+    # any await, the recording section is entered in the order the messages came, so
+    # the first link sent gets the first turn; 👀 does not wait for it.
+    recording = services.recording.of(user.id)
+    seen = asyncio.ensure_future(react(context.bot, message.chat_id, message.message_id, "👀"))
+    try:
+        async with recording:
+            recorded = await _record(
+                services, message, user.id, user.language_code or "en", parsed, texts
+            )
+    finally:
+        await seen  # before any closing reaction, which must come after it
     if recorded is None:
         await react(context.bot, message.chat_id, message.message_id, "🤷")
         return

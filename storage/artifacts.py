@@ -14,6 +14,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from storage.images import ImageStore
 from storage.models import StoredFile, utcnow
@@ -63,9 +64,13 @@ class LinkFiles:
         """Keep the bytes, then the document naming them (replacing an older file's)."""
         made.file.gridfs_id = await self.images.put(data, made.file.file_name)
         made.made_at = utcnow()
-        old = await self.coll.find_one_and_replace(
-            {"_id": file_key(made.link_id, made.kind)}, self._doc(made), upsert=True
-        )
+        key = {"_id": file_key(made.link_id, made.kind)}
+        try:
+            old = await self.coll.find_one_and_replace(key, self._doc(made), upsert=True)
+        except DuplicateKeyError:
+            # FerretDB v1 upserts as find-then-insert: a file made at the same moment (a
+            # second press, another worker) was inserted first. Replace that one.
+            old = await self.coll.find_one_and_replace(key, self._doc(made))
         if old is not None and old.get("file", {}).get("gridfs_id") is not None:
             await self.images.delete(old["file"]["gridfs_id"])
         return made

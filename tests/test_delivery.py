@@ -90,6 +90,25 @@ async def test_burst_from_three_users_and_a_group(harness_factory: Any, llm: Fak
     assert len(records) == 35 and {r.status for r in records} == {Status.DONE}
 
 
+@pytest.mark.timeout(120)
+async def test_a_chats_pace_never_holds_the_browser(harness_factory: Any) -> None:
+    """Past a chat's burst its photos wait for their turn, but the browser goes on to the
+    next links meanwhile: a capture slot sends a photo itself only when the chat's turn
+    is free, and otherwise leaves it to a delivery slot."""
+    bot: BotHarness = await harness_factory(
+        telegram_private_burst="1", telegram_private_per_second="0.25"
+    )
+    urls = [bot.pages.url(f"/article/pace-{i}") for i in range(4)]
+    message = bot.send(205, " ".join(urls))
+    assert await bot.finished(message, timeout=90) == "👌"
+    photos = sorted(c.at for c in bot.photos_for(message))
+    assert len(photos) == 4
+    opened = [at for path, at in bot.pages.requested if path.startswith("/article/pace-")]
+    # Two capture slots: had each waited for its photo's turn (one every 4.4 s), the
+    # fourth page would have been opened only after the second photo went out.
+    assert len(opened) == 4 and max(opened) < photos[1]
+
+
 @pytest.mark.timeout(300)
 async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
     botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path

@@ -73,3 +73,14 @@ async def test_a_stuck_update_holds_the_same_users_next_one_only_briefly(bot: Bo
         assert await bot.finished(link) == "👌"
     finally:
         release.set()
+
+
+async def test_links_sent_together_start_in_the_order_sent(harness_factory: Any) -> None:
+    """Past their pace a user's links wait: the ones that wait are the later ones. The
+    link handlers of one user run concurrently (a photo answer must not hold the next
+    message), so only an ordered recording gives the first link the first turn."""
+    bot: BotHarness = await harness_factory(user_rate_per_minute="1")
+    sent = [bot.send(61, bot.pages.url(f"/article/order-{i}")) for i in range(6)]
+    await bot.api.wait_until(lambda: any(bot.photos_for(m) for m in sent), timeout=30)
+    await asyncio.sleep(1.0)  # any other link that started at once has its photo by now
+    assert [m["message_id"] for m in sent if bot.photos_for(m)] == [sent[0]["message_id"]]

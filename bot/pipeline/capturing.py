@@ -9,6 +9,7 @@ the user is told why in their language.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.capture import CaptureError, Snapshot
 from bot.capture_error import FileTooLarge
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
+from bot.pipeline.delivering import deliver_fresh, may_send_now
 from bot.pipeline.replies import reply
 from storage.models import LinkRecord, Screenshot, StoredFile
 
@@ -40,7 +42,13 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
         log.exception("capture crashed")
         await failed(p, bot, record, "internal", "")
         return False
-    await _save(p, record, snap)
+    _fill(record, snap)
+    if may_send_now(p, record):
+        # Shielded: a stop lets the photo, the stored capture and the acknowledgement
+        # finish together, as a delivery's send does.
+        await asyncio.shield(deliver_fresh(p, bot, record, snap.image, _save(p, record, snap)))
+    else:
+        await _save(p, record, snap)
     return True
 
 
@@ -52,15 +60,22 @@ def _check_size(p: Pipeline, snap: Snapshot) -> None:
         raise FileTooLarge(str(snap.kind), len(snap.original), limit)
 
 
-async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot) -> None:
+def _fill(record: LinkRecord, snap: Snapshot) -> None:
+    """What the caption needs, before anything is stored."""
     record.final_url, record.http_status = snap.final_url, snap.http_status
     record.title, record.description = snap.title, snap.description
     record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
     record.kind, record.partial = str(snap.kind), snap.partial
-    record.original = await _keep_original(p, record, snap)
-    image_id = await p.store.put_image(snap.image, f"{record.id}.jpg")
+    record.screenshot = Screenshot(width=snap.width, height=snap.height)
+
+
+async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot) -> None:
+    """Store the capture (status captured). It waits out a database outage: a photo
+    sent meanwhile is acknowledged once the capture it shows is stored."""
+    record.original = await p.durably(lambda: _keep_original(p, record, snap))
+    image_id = await p.durably(lambda: p.store.put_image(snap.image, f"{record.id}.jpg"))
     record.screenshot = Screenshot(width=snap.width, height=snap.height, gridfs_id=image_id)
-    await p.store.save_capture(record)
+    await p.durably(lambda: p.store.save_capture(record))
 
 
 async def _keep_original(p: Pipeline, record: LinkRecord, snap: Snapshot) -> StoredFile | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
@@ -50,28 +51,56 @@ async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | No
     return message.message_id if message else None
 
 
+def may_send_now(p: Pipeline, record: LinkRecord) -> bool:
+    """Whether the capture slot should send the photo of a link it just captured itself:
+    a link sent by hand, to a chat where nothing waits ahead of it. Otherwise the photo
+    is left owed to a delivery slot, so a browser page never waits for a chat's turn."""
+    return record.source_message_id is not None and p.outbound.free_now(record.chat_id)
+
+
+async def deliver_fresh(
+    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, image: bytes, saving: Awaitable[None]
+) -> None:
+    """The photo of a link just captured, from the bytes in hand, sent while `saving`
+    stores the capture; acknowledged once both are done. No second claim and no read
+    back of the screenshot stand between the capture and the photo.
+
+    A process killed between the send and the acknowledgement sends the photo again
+    at the next start: the send was in flight, as in `deliver`.
+    """
+    await _send_and_ack(p, bot, record, image, saving=saving)
+
+
 async def _send_and_ack(
-    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, image: bytes
+    p: Pipeline,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    image: bytes,
+    *,
+    saving: Awaitable[None] | None = None,
 ) -> Message | None:
     texts = texts_for(record.lang_code)
     shot = record.screenshot or Screenshot(width=0, height=0)
     as_document = not photo_ok(shot.width, shot.height)
-    try:
-        message = await send_media(
-            bot,
-            record,
-            image,
-            _caption(p, record, texts),
-            as_document=as_document,
-            markup=await _markup(p, bot, record, texts),
-        )
-    except TelegramError as exc:
-        if is_passing(exc):  # only when the bot is stopping: delivered at the next start
-            log.info("snapshot left owed for the next start: %s", exc)
+    markup = await _markup(p, bot, record, texts)
+    caption = _caption(p, record, texts)
+    sent, saved = await asyncio.gather(
+        send_media(bot, record, image, caption, as_document=as_document, markup=markup),
+        saving or asyncio.sleep(0),
+        return_exceptions=True,
+    )
+    if isinstance(saved, BaseException):
+        raise saved  # the capture is not stored: it is taken again (and sent again)
+    if isinstance(sent, TelegramError):
+        if is_passing(sent):  # only when the bot is stopping: delivered at the next start
+            log.info("snapshot left owed for the next start: %s", sent)
             return None
-        log.warning("Telegram refused the snapshot: %s", exc)
-        await p.store.mark_failed(record.id, f"telegram: {exc}")
+        log.warning("Telegram refused the snapshot: %s", sent)
+        await p.store.mark_failed(record.id, f"telegram: {sent}")
         return None
+    if isinstance(sent, BaseException):
+        raise sent
+    message = sent
     shot = screenshot_of(message, record.screenshot, as_document)
     record.screenshot, record.reply_message_id = shot, message.message_id
     # Delivered: say so at once, and hold on to it through an outage (a lost

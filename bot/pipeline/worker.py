@@ -16,8 +16,9 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from bson import ObjectId
@@ -51,11 +52,26 @@ IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other pro
 Stage = Callable[[LinkRecord], Awaitable[datetime | None]]
 
 
+class Kind(Enum):
+    CAPTURE = "capture"
+    DELIVERY = "delivery"
+
+
 @dataclass
 class _Held:
     """A stage running in this process, under its current lease."""
 
     claim: Claim
+
+
+@dataclass
+class _Slot:
+    """One claim loop. `idle` while it waits for a wake (or the idle poll)."""
+
+    kind: Kind
+    hand_only: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: bool = False
 
 
 class Worker:
@@ -67,26 +83,23 @@ class Worker:
         self.p = p
         self.bot = bot
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._slots = (capture_slots, delivery_slots)
-        # One per slot, each cleared by its slot just before it looks for work: a wake
-        # that comes while a slot's claim query runs is not lost to another's clear.
-        self._wakes: list[asyncio.Event] = []
+        self._counts = (capture_slots, delivery_slots)
+        self._slots: list[_Slot] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._held: dict[ObjectId, _Held] = {}
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._adopt()))
-        capture_slots, delivery_slots = self._slots
+        capture_slots, delivery_slots = self._counts
         if self.p.capturer is not None:
-            for n in range(capture_slots):
-                # One slot is kept for links sent by hand: a big import never holds
-                # every browser page while a user waits for a link just sent.
-                hand_only = n == 0 and capture_slots > 1
-                self._tasks.append(
-                    asyncio.create_task(self._loop(CAPTURE_STATES, self._capture, hand_only))
-                )
-        for _ in range(delivery_slots):
-            self._tasks.append(asyncio.create_task(self._loop(DELIVERY_STATES, self._deliver)))
+            # One slot is kept for links sent by hand: a big import never holds every
+            # browser page while a user waits for a link just sent. It is listed last,
+            # so a wake goes to it only when the others are busy.
+            self._slots += [_Slot(Kind.CAPTURE) for _ in range(capture_slots - 1)]
+            self._slots.append(_Slot(Kind.CAPTURE, hand_only=capture_slots > 1))
+        self._slots += [_Slot(Kind.DELIVERY) for _ in range(delivery_slots)]
+        for slot in self._slots:
+            self._tasks.append(asyncio.create_task(self._loop(slot)))
 
     async def _adopt(self) -> None:
         """Queue what a front left unqueued: it died between recording and queueing.
@@ -103,13 +116,22 @@ class Worker:
                 found = 0
             if found:
                 log.info("queued %d link(s) left unqueued", found)
-                self.wake()
+                self.wake(Kind.CAPTURE)
+                self.wake(Kind.DELIVERY)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), ORPHAN_AGE.total_seconds())
 
-    def wake(self) -> None:
-        for event in self._wakes:
-            event.set()
+    def wake(self, kind: Kind | None = None) -> None:
+        """New work of `kind` (None: any, and every slot): one idle slot of that kind
+        looks for it at once, and wakes the next when it finds some (a burst fans out).
+        Not every idle slot: eight claim queries at once slow the one that matters.
+        With none idle, every slot of the kind looks again when its current query or
+        stage ends, so work recorded while a query ran is not left to the idle poll."""
+        slots = [s for s in self._slots if kind is None or s.kind is kind]
+        idle = next((s for s in slots if s.idle), None)
+        for slot in slots if idle is None or kind is None else [idle]:
+            slot.idle = False
+            slot.wake.set()
 
     async def stop(self, grace: float) -> None:
         """Let stages in flight finish for `grace` seconds, then cancel them; a cancelled
@@ -124,25 +146,32 @@ class Worker:
             if late:
                 log.info("stopping: %d stage(s) left for the next start", len(late))
         self._tasks.clear()
-        self._wakes.clear()
+        self._slots.clear()
 
-    async def _loop(self, states: frozenset[str], stage: Stage, hand_only: bool = False) -> None:
+    async def _loop(self, slot: _Slot) -> None:
         stopping = self.p.outbound.stopping
-        wake = asyncio.Event()
-        self._wakes.append(wake)
+        states, stage = (
+            (CAPTURE_STATES, self._capture)
+            if slot.kind is Kind.CAPTURE
+            else (DELIVERY_STATES, self._deliver)
+        )
         while not stopping.is_set():
-            wake.clear()
+            # Cleared just before looking: a wake during the query makes it look again.
+            slot.wake.clear()
             try:
                 claim = await self.p.store.queue.claim(
-                    self.name, states, LEASE, hand_only=hand_only
+                    self.name, states, LEASE, hand_only=slot.hand_only
                 )
             except PyMongoError as exc:
                 log.warning("claiming work failed (%s); trying again", type(exc).__name__)
                 claim = None
             if claim is None:
+                slot.idle = True
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), IDLE_POLL)
+                    await asyncio.wait_for(slot.wake.wait(), IDLE_POLL)
+                slot.idle = False
                 continue
+            self.wake(slot.kind)  # there may be more: the next idle slot looks too
             held = self._held.get(claim.link_id)
             if held is not None:
                 # Our own stage of this link still runs: its lease ran out while the
@@ -151,6 +180,8 @@ class Worker:
                 held.claim = claim
                 continue
             await self._run(claim, stage)
+            if slot.kind is Kind.CAPTURE:
+                self.wake(Kind.DELIVERY)  # the link's delivery (or summary) is claimable now
 
     async def _run(self, claim: Claim, stage: Stage) -> None:
         held = self._held[claim.link_id] = _Held(claim)
@@ -178,7 +209,6 @@ class Worker:
             with contextlib.suppress(PyMongoError):
                 release = self.p.store.queue.release(held.claim, not_before=not_before)
                 await asyncio.shield(release)
-            self.wake()  # its next stage (a captured link's delivery) is claimable now
 
     async def _load_and_run(self, claim: Claim, stage: Stage) -> datetime | None:
         record = await self.p.durably(lambda: self.p.store.load(claim.link_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import time
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,18 @@ QUADRANTS = {
     "bottom_left": (0, 0, 255),
     "bottom_right": (255, 220, 0),
 }
+
+_REMEMBER_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>remember</title>
+</head><body><p>A page that remembers its visitors.</p><script>
+const kept = [
+  document.cookie.includes("seen=1") ? "cookie-kept" : "cookie-none",
+  localStorage.getItem("seen") ? "storage-kept" : "storage-none",
+  "lang-" + navigator.language,
+];
+document.title = kept.join(" ");
+document.cookie = "seen=1; max-age=3600";
+localStorage.setItem("seen", "1");
+</script></body></html>"""
 
 _COLORS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Colour test page</title>
@@ -48,6 +61,8 @@ class PageServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.hits: dict[str, int] = {}
+        self.requested: list[tuple[str, float]] = []  # (path, time.monotonic()) of each request
+        self.languages: list[str] = []  # Accept-Language of each /remember request
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.sentinel_url = ""  # set by the fixture: where /embeds points
@@ -94,6 +109,7 @@ class PageServer:
                 web.get("/flip/{key}.pdf", self._flip_pdf),
                 web.get("/huge.pdf", self._huge_pdf),
                 web.get("/photo.png", self._photo),
+                web.get("/remember", self._remember),
             ]
         )
         self._runner, port = await serve(app, self.host)
@@ -106,7 +122,14 @@ class PageServer:
     @web.middleware
     async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.hits[request.path] = self.hits.get(request.path, 0) + 1
+        self.requested.append((request.path, time.monotonic()))
         return await handler(request)  # type: ignore[no-any-return]
+
+    async def _remember(self, request: web.Request) -> web.Response:
+        """Says in its title what an earlier visit left (cookie, storage) and the
+        browser's language, then leaves a cookie and storage of its own."""
+        self.languages.append(request.headers.get("Accept-Language", ""))
+        return web.Response(text=_REMEMBER_PAGE, content_type="text/html")
 
     async def _colors(self, request: web.Request) -> web.Response:
         return web.Response(text=_COLORS_PAGE, content_type="text/html")
