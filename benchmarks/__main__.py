@@ -1,7 +1,8 @@
 """`make bench`: the targets, measured against the real parts on this machine.
 
 1. 👀 reaction latency: update queued at the Bot API fake → setMessageReaction received.
-2. link → photo vs a bare Playwright screenshot, both on a warm browser, same local page.
+2. link → photo vs a bare Playwright screenshot, both on a warm browser, same local page,
+   for a link sent on its own (1 s after the previous photo) and for links back to back.
 3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
 4. peak memory (bot process + its Chromium) with two captures in flight.
 5. /find and /tags at 100 000 links (benchmarks/find.py; `python -m benchmarks find` alone).
@@ -74,7 +75,7 @@ async def bench_reaction(api: FakeBotAPI, pages: PageServer) -> dict[str, float]
     return summary(samples)
 
 
-async def bare_screenshots(url: str) -> list[float]:
+async def bare_screenshots(url: str, gap: float) -> list[float]:
     """The yardstick: a warm browser, a new page, goto, screenshot."""
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
@@ -82,6 +83,7 @@ async def bare_screenshots(url: str) -> list[float]:
         )
         samples = []
         for _ in range(RUNS):
+            await asyncio.sleep(gap)
             start = time.monotonic()
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
             await page.goto(url)
@@ -92,14 +94,19 @@ async def bare_screenshots(url: str) -> list[float]:
     return samples
 
 
-async def bench_capture(api: FakeBotAPI, pages: PageServer) -> dict[str, Any]:
+async def bench_capture(api: FakeBotAPI, pages: PageServer, gap: float) -> dict[str, Any]:
+    """Each link sent `gap` seconds after the previous photo arrived (the yardstick's
+    shots as far apart): 1 s is a link sent on its own; 0 is links back to back, where
+    the bot's work after a photo (its spare page, the stored capture) meets the next."""
     url = pages.url("/article/bench")
-    bare = await bare_screenshots(url)
+    bare = await bare_screenshots(url, gap)
     ours = []
     for i in range(RUNS):
+        await asyncio.sleep(gap)
         before = len(api.calls)
         queued = time.monotonic()
-        api.send_message(300 + i, f"{url}?run={i}")
+        # A new user and URL each time: the duplicate short-cut never applies.
+        api.send_message(300 + int(gap * 1000) + i, f"{url}?run={gap}-{i}")
         call = await api.wait_for(lambda c: c.method == "sendPhoto" and c.ok, 60, since=before)
         ours.append(call.at - queued)
     ratio = statistics.median(ours) / statistics.median(bare)
@@ -223,7 +230,8 @@ async def main() -> None:
         async with running(build_application(settings(api, mongo)), settings(api, mongo)):
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             results["reaction_s"] = await bench_reaction(api, pages)
-            results["capture_s"] = await bench_capture(api, pages)
+            results["capture_s"] = await bench_capture(api, pages, gap=1.0)
+            results["capture_back_to_back_s"] = await bench_capture(api, pages, gap=0.0)
         strict = FakeBotAPI()
         await strict.start()
         cfg = settings(strict, mongo + "2", openai_api_key="sk-test", openai_base_url=llm.base_url)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 from telegram import InlineKeyboardMarkup
@@ -196,20 +196,29 @@ class Suggested:
     usage: LlmUsage | None = None
 
 
+async def known_tags(store: LinkStore, owner_id: int) -> list[str]:
+    """The user's tags, most used first: what suggestions are chosen from."""
+    return [c.tag for c in await store.tag_counts(owner_id, limit=200)]
+
+
 async def propose(
-    store: LinkStore, summarizer: Summarizer | None, record: LinkRecord, texts: Texts
+    store: LinkStore,
+    summarizer: Summarizer | None,
+    record: LinkRecord,
+    texts: Texts,
+    existing: Awaitable[list[str]] | None = None,
 ) -> Suggested:
     """Up to three tags for `record`'s ＋#tag buttons ([] when nothing fits), and the
     model's token usage when it was asked. Never raises for the model: its failure falls
-    back to the page's words."""
-    existing = [c.tag for c in await store.tag_counts(record.owner_id, limit=200)]
+    back to the page's words. `existing`: the user's tags, if already being read."""
+    existing_tags = await (existing or known_tags(store, record.owner_id))
     page_words = (record.title, record.description, record.text)
     usage: LlmUsage | None = None
     if summarizer is not None:
         page = PageText(
             record.title, record.description, record.text, record.final_url or record.url
         )
-        offered = " ".join(f"#{t}" for t in existing[:EXISTING_SENT]) or "-"
+        offered = " ".join(f"#{t}" for t in existing_tags[:EXISTING_SENT]) or "-"
         prompt = texts.tag_prompt.format(tags=offered)
         try:
             answer, used = await asyncio.wait_for(
@@ -219,17 +228,21 @@ async def propose(
             log.info("tag proposal failed: %s", type(exc).__name__)
         else:
             usage = LlmUsage(used.model, used.prompt_tokens, used.completion_tokens)
-            found = resolve(parse_model_tags(answer), existing, record.tags)
+            found = resolve(parse_model_tags(answer), existing_tags, record.tags)
             if found:
                 return Suggested(found, usage)
-    return Suggested(from_page(existing, record.tags, *page_words), usage)
+    return Suggested(from_page(existing_tags, record.tags, *page_words), usage)
 
 
 async def suggest(
-    store: LinkStore, summarizer: Summarizer | None, record: LinkRecord, texts: Texts
+    store: LinkStore,
+    summarizer: Summarizer | None,
+    record: LinkRecord,
+    texts: Texts,
+    existing: Awaitable[list[str]] | None = None,
 ) -> list[str]:
     """Up to three tags for `record`'s ＋#tag buttons; [] when nothing fits."""
-    return (await propose(store, summarizer, record, texts)).tags
+    return (await propose(store, summarizer, record, texts, existing)).tags
 
 
 async def snapshot_markup(
@@ -238,11 +251,12 @@ async def snapshot_markup(
     summarizer: Summarizer | None,
     record: LinkRecord,
     texts: Texts,
+    existing: Awaitable[list[str]] | None = None,
 ) -> InlineKeyboardMarkup:
     """The keyboard a finished snapshot shows: 🏷 🗑 🔄 and up to three ＋#tag buttons.
     Never raises for the suggestions (a failure only leaves them out)."""
     try:
-        tags = await suggest(store, summarizer, record, texts)
+        tags = await suggest(store, summarizer, record, texts, existing)
     except Exception:  # the buttons are a nicety: a database hiccup must not cost the reply
         log.warning("tag suggestions failed", exc_info=True)
         tags = []

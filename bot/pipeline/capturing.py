@@ -20,7 +20,7 @@ from bot.capture import CaptureError, Snapshot
 from bot.capture_error import FileTooLarge
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
-from bot.pipeline.delivering import deliver_fresh, may_send_now
+from bot.pipeline.delivering import deliver_fresh, may_send_now, tags_ahead
 from bot.pipeline.replies import reply
 from storage.models import LinkRecord, Screenshot, StoredFile
 
@@ -32,6 +32,7 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     assert p.capturer is not None, "a capture worker needs a browser"
     texts = texts_for(record.lang_code)
     await p.store.start_attempt(record.id)
+    tags = tags_ahead(p, record)
     try:
         snap = await p.capturer.capture(record.url, locale=texts.locale)
         _check_size(p, snap)
@@ -46,7 +47,8 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     if may_send_now(p, record):
         # Shielded: a stop lets the photo, the stored capture and the acknowledgement
         # finish together, as a delivery's send does.
-        await asyncio.shield(deliver_fresh(p, bot, record, snap.image, _save(p, record, snap)))
+        sending = deliver_fresh(p, bot, record, snap.image, _save(p, record, snap), tags)
+        await asyncio.shield(sending)
     else:
         await _save(p, record, snap)
     return True

@@ -24,7 +24,7 @@ from bot.i18n import Texts, texts_for
 from bot.outbound import is_passing
 from bot.pipeline.base import Pipeline
 from bot.pipeline.replies import photo_ok, screenshot_of, send_media
-from bot.tagsuggest import snapshot_markup
+from bot.tagsuggest import known_tags, snapshot_markup
 from storage.models import LinkRecord, Screenshot, Status
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,38 @@ def may_send_now(p: Pipeline, record: LinkRecord) -> bool:
     return record.source_message_id is not None and p.outbound.free_now(record.chat_id)
 
 
+def tags_ahead(p: Pipeline, record: LinkRecord) -> asyncio.Task[list[str]] | None:
+    """Started before a capture: the user's tags, which the photo's ＋#tag buttons are
+    chosen from when no summary will bring them (read meanwhile, not after the shot)."""
+    if p.summarizer is not None:
+        return None
+    task = asyncio.ensure_future(known_tags(p.store, record.owner_id))
+    task.add_done_callback(_retrieved)  # unused when the capture fails: no error then
+    return task
+
+
+def _retrieved(task: asyncio.Task[list[str]]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def deliver_fresh(
-    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, image: bytes, saving: Awaitable[None]
+    p: Pipeline,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    image: bytes,
+    saving: Awaitable[None],
+    tags: Awaitable[list[str]] | None = None,
 ) -> None:
     """The photo of a link just captured, from the bytes in hand, sent while `saving`
     stores the capture; acknowledged once both are done. No second claim and no read
-    back of the screenshot stand between the capture and the photo.
+    back of the screenshot stand between the capture and the photo. `tags`: from
+    `tags_ahead`.
 
     A process killed between the send and the acknowledgement sends the photo again
     at the next start: the send was in flight, as in `deliver`.
     """
-    await _send_and_ack(p, bot, record, image, saving=saving)
+    await _send_and_ack(p, bot, record, image, saving=saving, tags=tags)
 
 
 async def _send_and_ack(
@@ -78,11 +99,12 @@ async def _send_and_ack(
     image: bytes,
     *,
     saving: Awaitable[None] | None = None,
+    tags: Awaitable[list[str]] | None = None,
 ) -> Message | None:
     texts = texts_for(record.lang_code)
     shot = record.screenshot or Screenshot(width=0, height=0)
     as_document = not photo_ok(shot.width, shot.height)
-    markup = await _markup(p, bot, record, texts)
+    markup = await _markup(p, bot, record, texts, tags)
     caption = _caption(p, record, texts)
     sent, saved = await asyncio.gather(
         send_media(bot, record, image, caption, as_document=as_document, markup=markup),
@@ -160,12 +182,16 @@ async def _silent(p: Pipeline, record: LinkRecord) -> bool:
 
 
 async def _markup(
-    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, texts: Texts
+    p: Pipeline,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    texts: Texts,
+    tags: Awaitable[list[str]] | None = None,
 ) -> InlineKeyboardMarkup:
     """🏷 🗑 🔄 under the photo. With a model the ＋#tag suggestions come with the summary's
     last edit; without one there is no edit to bring them, so the page's words now."""
     if p.summarizer is None:
-        return await snapshot_markup(bot.token, p.store, None, record, texts)
+        return await snapshot_markup(bot.token, p.store, None, record, texts, tags)
     return snapshot_keyboard(codec_for(bot.token), record, texts)
 
 

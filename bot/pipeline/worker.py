@@ -230,7 +230,14 @@ class Worker:
                 return
 
     async def _capture(self, record: LinkRecord) -> datetime | None:
-        if str(record.status) in CAPTURE_STATES and not await capture(self.p, self.bot, record):
+        if str(record.status) not in CAPTURE_STATES:
+            return None
+        if not await capture(self.p, self.bot, record):
+            await finish(self.p, self.bot, record)
+        elif record.reply_message_id and self.p.summarizer is None:
+            # Its photo went out with the capture and no summary follows: it ends here
+            # rather than through another claim (fewer writes beside the next capture).
+            await summarize(self.p, self.bot, record, record.reply_message_id)
             await finish(self.p, self.bot, record)
         return None
 
