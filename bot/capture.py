@@ -371,8 +371,10 @@ class Capturer:
         return Prepared(browser, locale, context, page, session)
 
     async def _discard(self, ready: Prepared) -> None:
-        await _quietly(ready.context.close())
-        self._proxy.close_session(ready.session)
+        try:
+            await _quietly(ready.context.close())
+        finally:  # also when cancelled meanwhile: the credential never outlives its page
+            self._proxy.close_session(ready.session)
 
     async def _open(
         self,

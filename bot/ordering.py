@@ -78,19 +78,26 @@ def _key(update: object) -> int | None:
 
 class InOrder:
     """Per-key sections entered in the order they were asked for (asyncio's locks are
-    FIFO). A handler that asks before its first await enters in its update's order."""
+    FIFO). A handler that asks before its first await enters in its update's order. A
+    section held longer than `hold` seconds (a database outage) no longer holds the next:
+    like PerUserOrder, the order is kept for moments, never at the cost of waiting."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: float = HOLD_AT_MOST) -> None:
+        self.hold = hold
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # only keys in use
 
     @contextlib.asynccontextmanager
     async def of(self, key: int) -> AsyncIterator[None]:
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
+        held = False
         try:
-            async with lock:
-                yield
+            with contextlib.suppress(TimeoutError):
+                held = await asyncio.wait_for(lock.acquire(), self.hold)
+            yield
         finally:
+            if held:
+                lock.release()
             lock, users = self._locks[key]
             if users == 1:
                 del self._locks[key]

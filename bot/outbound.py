@@ -264,7 +264,10 @@ class Outbound(BaseRateLimiter[Send]):
         return _Bucket(p.group_burst, p.group_per_minute / 60, p.margin)
 
     def free_now(self, chat_id: int) -> bool:
-        """A new message to this chat would go out without waiting behind anything."""
+        """A new message to this chat would go out without waiting behind anything. Never
+        with other processes sharing the bot: their turns are known only to the ledger."""
+        if self.ledger is not None:
+            return False
         lane = self._lanes.get(chat_id)
         return (lane is None or lane.ready) and self._overall.wait() == 0
 

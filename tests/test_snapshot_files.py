@@ -44,17 +44,6 @@ async def record_of(bot: BotHarness, user: int) -> LinkRecord:
     return record
 
 
-async def acknowledged(bot: BotHarness, user: int, photo: Call) -> LinkRecord:
-    """The record once it names `photo` as its reply. The photo of a link just captured
-    is sent while the capture is stored (bot/pipeline/delivering.py, deliver_fresh), so
-    for a few milliseconds after it arrives the record may still show the snapshot before."""
-    deadline = asyncio.get_running_loop().time() + 10
-    while (record := await record_of(bot, user)).reply_message_id != photo.result["message_id"]:
-        assert asyncio.get_running_loop().time() < deadline, record.reply_message_id
-        await asyncio.sleep(0.02)
-    return record
-
-
 def file_button(bot: BotHarness, photo: Call, record: LinkRecord, kind: ArtifactKind) -> str:
     """The button's data as shown under the snapshot (or, while the snapshot carries no
     keyboard yet, the same data made by the codec for this user)."""
@@ -402,7 +391,7 @@ async def test_a_fresh_capture_makes_its_files_afresh(bot: BotHarness) -> None:
     )
     fresh = bot.api.calls_of("sendPhoto", 42, ok_only=True)[-1]
     assert bot.pages.hits["/article/renewed"] == 3
-    renewed = await acknowledged(bot, 42, fresh)
+    renewed = await record_of(bot, 42)
     _, second = await press_for_document(
         bot, 42, fresh, file_button(bot, fresh, renewed, ArtifactKind.PDF)
     )

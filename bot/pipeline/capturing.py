@@ -43,14 +43,10 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
         log.exception("capture crashed")
         await failed(p, bot, record, "internal", "")
         return False
-    _fill(record, snap)
+    await _save(p, record, snap)
     if may_send_now(p, record):
-        # Shielded: a stop lets the photo, the stored capture and the acknowledgement
-        # finish together, as a delivery's send does.
-        sending = deliver_fresh(p, bot, record, snap.image, _save(p, record, snap), tags)
-        await asyncio.shield(sending)
-    else:
-        await _save(p, record, snap)
+        # Shielded: a stop lets the photo and its acknowledgement finish together.
+        await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
     return True
 
 
@@ -62,18 +58,13 @@ def _check_size(p: Pipeline, snap: Snapshot) -> None:
         raise FileTooLarge(str(snap.kind), len(snap.original), limit)
 
 
-def _fill(record: LinkRecord, snap: Snapshot) -> None:
-    """What the caption needs, before anything is stored."""
+async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot) -> None:
+    """Store the capture (status captured) before any photo shows it: what the user sees
+    is stored. It waits out a database outage."""
     record.final_url, record.http_status = snap.final_url, snap.http_status
     record.title, record.description = snap.title, snap.description
     record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
     record.kind, record.partial = str(snap.kind), snap.partial
-    record.screenshot = Screenshot(width=snap.width, height=snap.height)
-
-
-async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot) -> None:
-    """Store the capture (status captured). It waits out a database outage: a photo
-    sent meanwhile is acknowledged once the capture it shows is stored."""
     record.original = await p.durably(lambda: _keep_original(p, record, snap))
     image_id = await p.durably(lambda: p.store.put_image(snap.image, f"{record.id}.jpg"))
     record.screenshot = Screenshot(width=snap.width, height=snap.height, gridfs_id=image_id)

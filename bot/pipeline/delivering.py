@@ -1,4 +1,5 @@
-"""Stage 4: captured → delivering. The photo the user is owed, from the stored bytes.
+"""Stage 4: captured → delivering. The photo the user is owed, from the stored bytes (or,
+sent by the capture slot itself when the chat's turn is free, from the bytes in hand).
 
 The photo stays owed (no `reply_message_id`) until Telegram acknowledges it, and the
 acknowledgement is written at once, so a stage redone after a lost lease or a restart
@@ -21,7 +22,7 @@ from telegram.ext import ExtBot
 from bot import render
 from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import Texts, texts_for
-from bot.outbound import is_passing
+from bot.outbound import Send, is_passing
 from bot.pipeline.base import Pipeline
 from bot.pipeline.replies import photo_ok, screenshot_of, send_media
 from bot.tagsuggest import known_tags, snapshot_markup
@@ -78,18 +79,14 @@ async def deliver_fresh(
     bot: ExtBot[Any],
     record: LinkRecord,
     image: bytes,
-    saving: Awaitable[None],
     tags: Awaitable[list[str]] | None = None,
 ) -> None:
-    """The photo of a link just captured, from the bytes in hand, sent while `saving`
-    stores the capture; acknowledged once both are done. No second claim and no read
-    back of the screenshot stand between the capture and the photo. `tags`: from
-    `tags_ahead`.
-
-    A process killed between the send and the acknowledgement sends the photo again
-    at the next start: the send was in flight, as in `deliver`.
-    """
-    await _send_and_ack(p, bot, record, image, saving=saving, tags=tags)
+    """The photo of a link just captured and stored, sent by the capture slot from the
+    bytes in hand: no second claim and no read back of the screenshot. `tags`: from
+    `tags_ahead`. One attempt only: a photo Telegram does not take at once (429, a
+    fault) stays owed to a delivery slot, and so does a PDF link's file, so a browser
+    page never waits on Telegram."""
+    await _send_and_ack(p, bot, record, image, tags=tags, once=True)
 
 
 async def _send_and_ack(
@@ -98,31 +95,30 @@ async def _send_and_ack(
     record: LinkRecord,
     image: bytes,
     *,
-    saving: Awaitable[None] | None = None,
     tags: Awaitable[list[str]] | None = None,
+    once: bool = False,
 ) -> Message | None:
     texts = texts_for(record.lang_code)
     shot = record.screenshot or Screenshot(width=0, height=0)
     as_document = not photo_ok(shot.width, shot.height)
     markup = await _markup(p, bot, record, texts, tags)
-    caption = _caption(p, record, texts)
-    sent, saved = await asyncio.gather(
-        send_media(bot, record, image, caption, as_document=as_document, markup=markup),
-        saving or asyncio.sleep(0),
-        return_exceptions=True,
-    )
-    if isinstance(saved, BaseException):
-        raise saved  # the capture is not stored: it is taken again (and sent again)
-    if isinstance(sent, TelegramError):
-        if is_passing(sent):  # only when the bot is stopping: delivered at the next start
-            log.info("snapshot left owed for the next start: %s", sent)
+    try:
+        message = await send_media(
+            bot,
+            record,
+            image,
+            _caption(p, record, texts),
+            as_document=as_document,
+            markup=markup,
+            send=Send(must_land=False) if once else None,
+        )
+    except TelegramError as exc:
+        if is_passing(exc):  # a delivery slot sends it (or, stopping, the next start)
+            log.info("snapshot left owed: %s", exc)
             return None
-        log.warning("Telegram refused the snapshot: %s", sent)
-        await p.store.mark_failed(record.id, f"telegram: {sent}")
+        log.warning("Telegram refused the snapshot: %s", exc)
+        await p.store.mark_failed(record.id, f"telegram: {exc}")
         return None
-    if isinstance(sent, BaseException):
-        raise sent
-    message = sent
     shot = screenshot_of(message, record.screenshot, as_document)
     record.screenshot, record.reply_message_id = shot, message.message_id
     # Delivered: say so at once, and hold on to it through an outage (a lost
@@ -130,7 +126,8 @@ async def _send_and_ack(
     await p.durably(
         lambda: p.store.update(record.id, screenshot=shot, reply_message_id=message.message_id)
     )
-    await _send_original(p, bot, record)
+    if not once:
+        await _send_original(p, bot, record)
     return message
 
 

@@ -27,13 +27,16 @@ async def send_media(
     *,
     as_document: bool,
     markup: InlineKeyboardMarkup | None = None,
+    send: Send | None = None,
 ) -> Message:
-    """A photo, or a document when Telegram would refuse the image as a photo."""
+    """A photo, or a document when Telegram would refuse the image as a photo. `send`:
+    how the outbound path treats it (default: a new message that must land)."""
     common: dict[str, object] = {
         "caption": caption,
         "parse_mode": ParseMode.HTML,
         "reply_markup": markup,
         "reply_parameters": reply_to(record),
+        "rate_limit_args": send,
     }
     if as_document:
         return await bot.send_document(record.chat_id, media, **common)  # type: ignore[arg-type]

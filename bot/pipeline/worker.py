@@ -1,8 +1,8 @@
 """Stage 2: claim the next stage of any link from MongoDB and run it under a lease.
 
 Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of them)
-claim `pending`/`capturing` links; delivery slots claim links whose photo or summary is
-owed. A claim is a lease (storage/claims.py) renewed while the stage runs; a worker that
+claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
+free; delivery slots claim links whose photo or summary is owed. A claim is a lease (storage/claims.py) renewed while the stage runs; a worker that
 dies stops renewing, and any worker takes the stage over once the lease has run out.
 Restart resume and summary retries are this same loop: nothing else sweeps.
 """
@@ -192,9 +192,14 @@ class Worker:
         try:
             not_before = await asyncio.shield(work)
         except asyncio.CancelledError:
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-            raise
+            if work.cancelled() and not _being_cancelled():
+                # The renewer stopped this copy (the lease was taken over): only the
+                # stage ends, and this slot goes on claiming.
+                not_before = None
+            else:
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                raise
         except Exception:
             log.exception("a stage failed; it is claimed again after a pause")
             not_before = utcnow() + timedelta(seconds=LEASE)
@@ -234,9 +239,9 @@ class Worker:
             return None
         if not await capture(self.p, self.bot, record):
             await finish(self.p, self.bot, record)
-        elif record.reply_message_id and self.p.summarizer is None:
-            # Its photo went out with the capture and no summary follows: it ends here
-            # rather than through another claim (fewer writes beside the next capture).
+        elif record.reply_message_id and self.p.summarizer is None and record.kind != "pdf":
+            # Its photo went out with the capture, and no summary (nor a PDF's file, left
+            # to a delivery slot) follows: it ends here rather than through another claim.
             await summarize(self.p, self.bot, record, record.reply_message_id)
             await finish(self.p, self.bot, record)
         return None
@@ -258,3 +263,9 @@ class Worker:
         if done or record.summary_attempts >= MAX_SUMMARY_ATTEMPTS:
             return None
         return utcnow() + timedelta(seconds=self.p.summary_retry_delay)
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself was asked to stop (not only a task it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
