@@ -345,7 +345,7 @@ class Capturer:
         finally:
             await self._discard(ready)
             if self.options.spare_page:
-                self._spare.refill(browser, locale)  # made while the photo is sent
+                self._spare.refill(browser, locale)  # made while the capture is stored
 
     async def _prepare(self, browser: Browser, locale: str) -> Prepared:
         """A new context (own proxy credential, consent prehide) with one blank page."""
