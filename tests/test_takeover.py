@@ -1,14 +1,17 @@
-"""A stage whose lease another worker took over stops in this worker; the slot that ran
-it goes on claiming (one takeover must not cost a worker a browser slot for good)."""
+"""A worker's claim loops survive what goes wrong around them: a stage whose lease another
+worker took over, and a work entry that disagrees with its link."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from storage.models import utcnow
 from tests.harness import BotHarness
 
 
 async def test_a_slot_goes_on_after_its_lease_is_taken_over(harness_factory: Any) -> None:
+    """One takeover must not cost a worker a browser slot for good."""
     bot: BotHarness = await harness_factory(capture_concurrency="1")
     opened = bot.pages.hits.get("/slow", 0)  # the page server is shared by the session
     stuck = bot.send(71, bot.pages.url("/slow"))  # never answers; CAPTURE_TIMEOUT is 8 s
@@ -20,3 +23,23 @@ async def test_a_slot_goes_on_after_its_lease_is_taken_over(harness_factory: Any
     after = bot.send(72, bot.pages.url("/article/after-takeover"))
     assert await bot.finished(after, timeout=40) == "👌"  # the one capture slot took it
     assert bot.photos_for(stuck) == []
+
+
+async def test_a_work_entry_left_by_a_half_written_update_is_cleared(bot: BotHarness) -> None:
+    """The database went away between writing a link `done` and deleting its work entry:
+    the entry still says `captured`. It is claimed once, found finished, and dropped,
+    not claimed again and again (once, 12 806 claims in two minutes)."""
+    sent = bot.send(81, bot.pages.url("/article/half-written"))
+    assert await bot.finished(sent) == "👌"
+    [record] = await bot.records(81)
+    entry = {"owner_id": 81, "status": "captured", "updated_at": utcnow(), "prio": 0}
+    await bot.store.work.insert_one({"_id": record.id, **entry, "turn": 1.0})
+    bot.services.wake_workers()
+    for _ in range(100):
+        if await bot.store.work.find_one({"_id": record.id}) is None:
+            break
+        await asyncio.sleep(0.1)
+    assert await bot.store.work.find_one({"_id": record.id}) is None
+    lease = await bot.store.queue.leases.find_one({"_id": record.id})
+    assert lease is not None and lease["lease"] <= 3, lease
+    assert len(bot.photos_for(sent)) == 1

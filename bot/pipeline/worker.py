@@ -31,6 +31,7 @@ from bot.pipeline.delivering import deliver
 from bot.pipeline.finish import finish
 from bot.pipeline.summarizing import summarize
 from storage.claims import Claim
+from storage.keys import WORK_STATES
 from storage.models import LinkRecord, Status, utcnow
 
 log = logging.getLogger(__name__)
@@ -179,13 +180,13 @@ class Worker:
                 # copy would send the photo twice.
                 held.claim = claim
                 continue
-            await self._run(claim, stage)
+            await self._run(claim, stage, states)
             if slot.kind is Kind.CAPTURE:
                 self.wake(Kind.DELIVERY)  # the link's delivery (or summary) is claimable now
 
-    async def _run(self, claim: Claim, stage: Stage) -> None:
+    async def _run(self, claim: Claim, stage: Stage, states: frozenset[str]) -> None:
         held = self._held[claim.link_id] = _Held(claim)
-        work = asyncio.create_task(self._load_and_run(claim, stage))
+        work = asyncio.create_task(self._load_and_run(claim, stage, states))
         finished = asyncio.Event()
         renewer = asyncio.create_task(self._renew(held, work, finished))
         not_before: datetime | None = None
@@ -215,9 +216,29 @@ class Worker:
                 release = self.p.store.queue.release(held.claim, not_before=not_before)
                 await asyncio.shield(release)
 
-    async def _load_and_run(self, claim: Claim, stage: Stage) -> datetime | None:
+    async def _load_and_run(
+        self, claim: Claim, stage: Stage, states: frozenset[str]
+    ) -> datetime | None:
         record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
-        return await stage(record) if record is not None else None
+        if record is None:
+            return None
+        if str(record.status) not in states:
+            await self._reconcile(record)
+            return None
+        return await stage(record)
+
+    async def _reconcile(self, record: LinkRecord) -> None:
+        """The work entry named another stage than its link. A write the database lost
+        half of (the link written, then the connection gone) leaves them apart, and the
+        entry would be claimed again and again. The link is right: the entry follows it,
+        and a link that has finished gets its closing reaction, which that write's stage
+        did not reach."""
+        if str(record.status) in WORK_STATES:
+            await self.p.store.update(record.id, status=record.status)
+            self.wake()
+            return
+        await self.p.store.drop_work(record.id)
+        await finish(self.p, self.bot, record)
 
     async def _renew(self, held: _Held, work: asyncio.Task[Any], finished: asyncio.Event) -> None:
         while not finished.is_set():
