@@ -299,9 +299,11 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
         timeout=90,
         since=sent_at,
     )
-    # Fewer than 5 imported pages were even opened between sending it and its photo.
+    # Its photo came while the import went on beside it, not after it: only a few
+    # imported pages were opened meanwhile (1–2 on a quiet machine, 6–11 on a loaded one;
+    # a hand link queued behind the import would see hundreds). How fast is for the bench.
     meanwhile = [p for p in bot.pages.hits if p.startswith("/article/imp") and p not in started]
-    assert len(meanwhile) < 5, meanwhile
+    assert len(meanwhile) < 15, meanwhile
     # Its closing reaction too: imported links post nothing into the chat.
     assert await bot.finished(by_hand, timeout=90) == "👌"
     assert len(bot.photos_for(by_hand)) == 1
