@@ -49,7 +49,8 @@ LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
 ORPHAN_AGE = timedelta(seconds=10)  # a live front queues what it records within moments
 IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
 
-# A stage returns when its link may be tried again (a summary retry), or None.
+# A stage returns when its link may be tried again (a summary retry), or None. It is
+# called only with a link in one of its slot's states (`_load_and_run` sees to that).
 Stage = Callable[[LinkRecord], Awaitable[datetime | None]]
 
 
@@ -256,8 +257,6 @@ class Worker:
                 return
 
     async def _capture(self, record: LinkRecord) -> datetime | None:
-        if str(record.status) not in CAPTURE_STATES:
-            return None
         if not await capture(self.p, self.bot, record):
             await finish(self.p, self.bot, record)
         elif record.reply_message_id and self.p.summarizer is None and record.kind != "pdf":
@@ -268,8 +267,6 @@ class Worker:
         return None
 
     async def _deliver(self, record: LinkRecord) -> datetime | None:
-        if str(record.status) not in DELIVERY_STATES:
-            return None
         if (
             record.status == Status.SUMMARY_FAILED
             and record.summary_attempts >= MAX_SUMMARY_ATTEMPTS
