@@ -1,36 +1,31 @@
 """Many links at once: imports in, a user's whole collection out (export, /stats).
 
 Imports are recorded before anything slow happens, in batches, each batch by unique
-`_id` inserts only (keys, work entries, links, texts, one journal entry): a URL the
+`_id` inserts only (keys, work entries, one journal entry, links, texts): a URL the
 user already has is refused by its `link_keys` `_id`, on MongoDB as on FerretDB, so an
 import run twice (or cut short and sent again) never doubles a link.
 
-Reading a collection goes through the derived SQLite index (storage/catalog.py), newest
-first, in pages keyed by (created, id) so that each page is an index range however far
-in the export is: FerretDB v1 would read every document of `links` for an owner filter.
+Reading a collection goes through the listing (storage/listing.py), newest first, in
+pages keyed by (created_at, _id) so that each page is an index range however far in the
+export is: FerretDB v1 would read every document of `links` for an owner filter.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import bson
 from bson import ObjectId
-from bson.codec_options import CodecOptions
 
-from storage.catalog import Catalog
 from storage.keys import WORK_STATES, key_id
+from storage.listing import After
 from storage.models import LinkRecord
-from storage.repository import LinkStore, insert_many_new, light_doc, text_doc
-from storage.search import entry_of
+from storage.repository import LinkStore, insert_many_new, light_doc
 from storage.terms import terms_for
 
 Doc = dict[str, Any]
 PAGE = 500
-_CODEC: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=UTC)  # as the catalog stores
 
 
 def _ms(when: datetime) -> datetime:
@@ -76,53 +71,30 @@ async def record_imported(
         doc = light_doc(r)
         doc["imported"] = True
         docs.append(doc)
-    await insert_many_new(store.links, docs)
-    await insert_many_new(store.texts, [text_doc(r) for r in fresh])
-    seq = await store.journal.append([r.id for r in fresh])
-    # The /find index takes these as written: reading thousands back by `_id` (or the
-    # rebuild that many pending changes trigger) costs far more than the import itself.
-    await store.index.apply_written(
-        seq, [entry_of(d, r.terms) for d, r in zip(docs, fresh, strict=True)]
-    )
+    # Links and texts, announced in the journal first (storage/writes.py); the listing
+    # takes them as written.
+    await store.insert_links(docs, fresh)
     return len(fresh)
-
-
-def _page(
-    catalog: Catalog, owner_id: int, after: tuple[int, str] | None
-) -> list[tuple[int, str, Doc]]:
-    sql = "SELECT created, id, doc FROM links WHERE owner = ?"
-    args: list[Any] = [owner_id]
-    if after is not None:
-        sql += " AND (created < ? OR (created = ? AND id < ?))"
-        args += [after[0], after[0], after[1]]
-    sql += " ORDER BY created DESC, id DESC LIMIT ?"
-    rows = catalog.conn.execute(sql, [*args, PAGE])
-    return [(int(c), str(i), bson.decode(d, codec_options=_CODEC)) for c, i, d in rows]
 
 
 async def owner_docs(store: LinkStore, owner_id: int) -> AsyncIterator[list[Doc]]:
     """The owner's links (listing fields: everything but page text), newest first, a page
-    at a time."""
-    after: tuple[int, str] | None = None
+    at a time (each an index range however deep: storage/listing.py)."""
+    after: After | None = None
     while True:
-        rows = await store.index.query(functools.partial(_page, owner_id=owner_id, after=after))
-        if not rows:
+        docs = await store.listing.owner_page(owner_id, after, PAGE)
+        if not docs:
             return
-        yield [doc for _, _, doc in rows]
-        after = rows[-1][0], rows[-1][1]
-        if len(rows) < PAGE:
+        yield docs
+        last = docs[-1]
+        after = After(last["created_at"], last["_id"])
+        if len(docs) < PAGE:
             return
-
-
-def _counts(catalog: Catalog, owner_id: int) -> tuple[int, int]:
-    links = catalog.conn.execute("SELECT count(*) FROM links WHERE owner = ?", (owner_id,))
-    tags = catalog.conn.execute("SELECT count(*) FROM tag_counts WHERE owner = ?", (owner_id,))
-    return int(links.fetchone()[0]), int(tags.fetchone()[0])
 
 
 async def owner_counts(store: LinkStore, owner_id: int) -> tuple[int, int]:
     """(links, distinct tags) of one owner."""
-    return await store.index.query(lambda c: _counts(c, owner_id))
+    return await store.listing.owner_counts(owner_id)
 
 
 async def image_bytes(store: LinkStore, image_ids: set[ObjectId]) -> int:

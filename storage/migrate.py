@@ -26,11 +26,16 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 SCHEMA_ID = "schema"
 SCHEMA_VERSION = 2
-OLD_INDEXES = ("owner_id_1_tags_1_created_at_-1", "owner_id_1_terms_1", "status_1_updated_at_1")
+# Indexes on `links` nothing queries any more (terms moved to `link_texts`).
+OLD_INDEXES = ("owner_id_1_terms_1", "status_1_updated_at_1")
+# What the native listing answers from (storage/native.py): useless on FerretDB, where it
+# only slows writes; kept on MongoDB.
+LISTING_INDEXES = ("owner_id_1_tags_1_created_at_-1",)
+NATIVE_TEXTS_ID = "native_texts"
 _BATCH = 500
 
 
-async def migrate(db: AsyncDatabase[Doc]) -> None:
+async def migrate(db: AsyncDatabase[Doc], *, drop_listing_indexes: bool = True) -> None:
     meta = db["meta"]
     state = await meta.find_one({"_id": SCHEMA_ID})
     if state is not None and int(state.get("version", 0)) >= SCHEMA_VERSION:
@@ -43,7 +48,7 @@ async def migrate(db: AsyncDatabase[Doc]) -> None:
         )
         moved = await _split(db)
         log.info("migration done: %d links in %.1f s", moved, time.monotonic() - started)
-    for name in OLD_INDEXES:
+    for name in (*OLD_INDEXES, *(LISTING_INDEXES if drop_listing_indexes else ())):
         with contextlib.suppress(OperationFailure):  # never made, or already dropped
             await links.drop_index(name)
     # Processes starting together on a new database all get here.
@@ -92,3 +97,31 @@ async def _flush(db: AsyncDatabase[Doc], ops: dict[str, list[UpdateOne]]) -> Non
             coll: AsyncCollection[Doc] = db[name]
             await coll.bulk_write(ops[name], ordered=False)
             ops[name] = []
+
+
+async def migrate_native(db: AsyncDatabase[Doc]) -> None:
+    """For the native listing: every `link_texts` document gets its link's `owner_id` and
+    its terms as an array (FerretDB kept them space-joined). Once; idempotent."""
+    meta = db["meta"]
+    if await meta.find_one({"_id": NATIVE_TEXTS_ID}) is not None:
+        return
+    texts, links = db["link_texts"], db["links"]
+    ops: list[UpdateOne] = []
+    query = {"$or": [{"terms": {"$type": "string"}}, {"owner_id": {"$exists": False}}]}
+    async for doc in texts.find(query, {"terms": 1, "owner_id": 1}):
+        fields: Doc = {}
+        terms = doc.get("terms")
+        if isinstance(terms, str):
+            fields["terms"] = terms.split()
+        if "owner_id" not in doc:
+            link = await links.find_one({"_id": doc["_id"]}, {"owner_id": 1})
+            if link is not None:
+                fields["owner_id"] = link["owner_id"]
+        if fields:
+            ops.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
+        if len(ops) >= _BATCH:
+            await texts.bulk_write(ops, ordered=False)
+            ops = []
+    if ops:
+        await texts.bulk_write(ops, ordered=False)
+    await set_by_id(meta, NATIVE_TEXTS_ID, {"at": time.time()})
