@@ -146,7 +146,12 @@ async def start_capturer(settings: Settings) -> Capturer:
 
 async def _open_store(settings: Settings) -> LinkStore:
     uri = settings.mongodb_uri.get_secret_value()
-    store = LinkStore.connect(uri, index_dir=settings.search_index_dir)
+    store = LinkStore.connect(
+        uri,
+        index_dir=settings.search_index_dir,
+        listing=settings.listing,
+        heal_every=settings.index_heal_every,
+    )
     try:
         await store.ping()
         await store.ensure_indexes()

@@ -123,6 +123,7 @@ class LinkStore:
         index_path: Path | str | None = None,
         listing: ListingKind | str = ListingKind.AUTO,
         clock: Callable[[], float] = time.time,
+        heal_every: float | None = None,
     ) -> None:
         self._client = client
         self.db = db
@@ -137,7 +138,9 @@ class LinkStore:
         self.native = NativeListing(self.links, self.texts)
         # What answers while the accelerator rebuilds a bucket (terms kept spaced there).
         fallback = NativeListing(self.links, self.texts, spaced_terms=True)
-        self.index = IndexListing(db, self.journal, path, fallback, clock=clock)
+        self.index = IndexListing(
+            db, self.journal, path, fallback, clock=clock, heal_every=heal_every
+        )
         self.listing = ChosenListing(db, ListingKind(listing), self.index, self.native)
         self.images = ImageStore(db)
         self.queries = QueryStore(db)
@@ -154,6 +157,7 @@ class LinkStore:
         index_dir: Path | str | None = None,
         listing: ListingKind | str = ListingKind.AUTO,
         clock: Callable[[], float] = time.time,
+        heal_every: float | None = None,
     ) -> LinkStore:
         """`index_path` names the derived index file; else one is chosen in `index_dir`
         (default ./data/index) for this server and database. `listing` says what answers
@@ -163,7 +167,7 @@ class LinkStore:
         )
         db = client.get_default_database()
         path = index_path or default_index_path(uri, db.name, Path(index_dir or DEFAULT_INDEX_DIR))
-        return cls(client, db, index_path=path, listing=listing, clock=clock)
+        return cls(client, db, index_path=path, listing=listing, clock=clock, heal_every=heal_every)
 
     async def close(self) -> None:
         await self.listing.close()
@@ -267,7 +271,11 @@ class LinkStore:
     ) -> None:
         if owner_id is None:
             done = await self.work.update_one(
-                {"_id": link_id}, {"$set": {"status": str(status), "updated_at": when}}
+                {"_id": link_id},
+                {
+                    "$set": {"status": str(status), "updated_at": when},
+                    "$unset": {"missing_since": ""},
+                },
             )
             if done.matched_count:
                 return  # the common case: a link moving on between in-flight states

@@ -73,8 +73,9 @@ class IndexListing:
         native: NativeListing,
         *,
         clock: Callable[[], float] = time.time,
+        heal_every: float | None = None,
     ) -> None:
-        from storage.upkeep import Upkeep  # it drives this class (and imports it)
+        from storage.upkeep import HEAL_EVERY, Upkeep  # it drives this class (and imports it)
 
         self.db = db
         self.links = db["links"]
@@ -87,7 +88,7 @@ class IndexListing:
         self.native = native
         self.shelves = Shelves(db)
         self.clock = clock
-        self.upkeep = Upkeep(self)
+        self.upkeep = Upkeep(self, heal_every=heal_every or HEAL_EVERY)
         self._catalog: Catalog | None = None
         self._epoch: str | None = None
         self._lock = asyncio.Lock()
@@ -198,6 +199,17 @@ class IndexListing:
             except BaseException:
                 await self._run(catalog.rollback)
                 raise
+
+    async def complete(self) -> None:
+        """Wait until this file holds every bucket (restored or rebuilt)."""
+        for _ in range(3):
+            await self.sync()
+            if await self.holds() is None:
+                return
+            self.fill()
+            assert self._fill is not None
+            await asyncio.shield(self._fill)
+        raise RuntimeError("the index could not be filled (see the log)")
 
     # -- answering ---------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""The derived /find index stays equal to what MongoDB holds: after adds, retags, deletes,
+"""/find, /tags and the link-rot order equal what MongoDB holds, on both read paths
+(storage/listing.py): the derived SQLite index and MongoDB's own indexes (on FerretDB
+here, where the native one is correct, only slower). After adds, retags, deletes,
 restarts, writes from other processes, and the migration of an old database."""
 
 from __future__ import annotations
@@ -39,9 +41,19 @@ def link(owner: int, n: int, tags: list[str], text: str = "", minutes: int = 0) 
     )
 
 
+@pytest.fixture(params=["index", "native"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Which read path answers: every listing test runs on both."""
+    return str(request.param)
+
+
+def connect(uri: str, path: Path, kind: str) -> LinkStore:
+    return LinkStore.connect(uri, index_path=path, listing=kind)
+
+
 @pytest.fixture
-async def store(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[LinkStore]:
-    s = LinkStore.connect(mongodb_uri, index_path=tmp_path / "a.sqlite")
+async def store(mongodb_uri: str, tmp_path: Path, kind: str) -> AsyncIterator[LinkStore]:
+    s = connect(mongodb_uri, tmp_path / "a.sqlite", kind)
     await s.ensure_indexes()
     yield s
     await s.close()
@@ -54,7 +66,7 @@ async def titles(store: LinkStore, owner: int, tags: list[str], words: str = "")
 
 
 async def test_index_follows_add_retag_delete_and_restart(
-    store: LinkStore, mongodb_uri: str, tmp_path: Path
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, kind: str
 ) -> None:
     one, _ = await store.add_pending(link(7, 1, ["a", "b"]))
     two, _ = await store.add_pending(link(7, 2, ["a"]))
@@ -85,7 +97,7 @@ async def test_index_follows_add_retag_delete_and_restart(
     # A restart: the same file catches up; a missing file is rebuilt from MongoDB.
     await store.add_pending(link(7, 3, ["b"]))
     for path in (tmp_path / "a.sqlite", tmp_path / "fresh.sqlite"):
-        restarted = LinkStore.connect(mongodb_uri, index_path=path)
+        restarted = connect(mongodb_uri, path, kind)
         try:
             assert await titles(restarted, 7, ["b"]) == ["page 7-3", "page 7-2"]
             assert await titles(restarted, 7, [], "blossoms") == ["page 7-2"]
@@ -94,11 +106,13 @@ async def test_index_follows_add_retag_delete_and_restart(
             await restarted.close()
 
 
-async def test_writes_from_other_processes_are_seen(mongodb_uri: str, tmp_path: Path) -> None:
+async def test_writes_from_other_processes_are_seen(
+    mongodb_uri: str, tmp_path: Path, kind: str
+) -> None:
     """Stores with their own index files (other machines) and one sharing a file."""
-    front = LinkStore.connect(mongodb_uri, index_path=tmp_path / "front.sqlite")
-    worker = LinkStore.connect(mongodb_uri, index_path=tmp_path / "worker.sqlite")
-    shared = LinkStore.connect(mongodb_uri, index_path=tmp_path / "front.sqlite")
+    front = connect(mongodb_uri, tmp_path / "front.sqlite", kind)
+    worker = connect(mongodb_uri, tmp_path / "worker.sqlite", kind)
+    shared = connect(mongodb_uri, tmp_path / "front.sqlite", kind)
     try:
         await front.ensure_indexes()
         assert await titles(front, 5, ["x"]) == []
@@ -115,9 +129,11 @@ async def test_writes_from_other_processes_are_seen(mongodb_uri: str, tmp_path: 
             await s.close()
 
 
-async def test_same_url_from_two_processes_is_one_link(mongodb_uri: str, tmp_path: Path) -> None:
-    a = LinkStore.connect(mongodb_uri, index_path=tmp_path / "a.sqlite")
-    b = LinkStore.connect(mongodb_uri, index_path=tmp_path / "b.sqlite")
+async def test_same_url_from_two_processes_is_one_link(
+    mongodb_uri: str, tmp_path: Path, kind: str
+) -> None:
+    a = connect(mongodb_uri, tmp_path / "a.sqlite", kind)
+    b = connect(mongodb_uri, tmp_path / "b.sqlite", kind)
     try:
         await a.ensure_indexes()
         results = await asyncio.gather(
@@ -184,10 +200,10 @@ async def test_find_equals_a_plain_filter_over_the_records(store: LinkStore) -> 
 
 
 async def test_old_database_is_migrated_once(
-    mongodb_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mongodb_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
     """Documents written before the split (text and a terms array inside each link)."""
-    old = LinkStore.connect(mongodb_uri, index_path=tmp_path / "old.sqlite")
+    old = connect(mongodb_uri, tmp_path / "old.sqlite", kind)
     done = link(3, 1, ["old"], "Migrated page about 快照")
     done.terms = terms_for(done.title, done.text)
     pending = link(3, 2, ["old"])
@@ -195,7 +211,7 @@ async def test_old_database_is_migrated_once(
     await old.links.insert_many([done.to_doc(), pending.to_doc()])
     await old.close()
 
-    store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "new.sqlite")
+    store = connect(mongodb_uri, tmp_path / "new.sqlite", kind)
     try:
         with caplog.at_level(logging.INFO, logger="storage.migrate"):
             await store.ensure_indexes()
