@@ -166,9 +166,7 @@ async def test_a_read_between_announcement_and_write_sees_the_write_next(
     async def reader_in_between() -> None:
         assert await titles(store, 6, ["before"]) == ["page 6-1"]  # replays the entry now
 
-    await store.writes.update(
-        record.id, {"$set": {"tags": ["after"]}}, 6, first=reader_in_between
-    )
+    await store.writes.update(record.id, {"$set": {"tags": ["after"]}}, 6, first=reader_in_between)
     assert await titles(store, 6, ["after"]) == ["page 6-1"]
     assert await titles(store, 6, ["before"]) == []
     assert await store.index.locked(lambda c: c.unsettled()) == []
