@@ -184,6 +184,7 @@ def _commands(texts: Texts) -> list[BotCommand]:
         BotCommand("export", texts.cmd_export),
         BotCommand("import", texts.cmd_import),
         BotCommand("stats", texts.cmd_stats),
+        BotCommand("digest", texts.cmd_digest),
         BotCommand("help", texts.cmd_help),
         BotCommand("start", texts.cmd_start),
     ]

@@ -94,13 +94,42 @@ class TagLinks:
     tag: str
 
 
-Action = Recapture | EditTags | Delete | Undo | AddTag | MakeFile | FindPage | TagLinks
-_LINK_KINDS: dict[str, type[Recapture | EditTags | Delete | Undo]] = {
+@dataclass(frozen=True)
+class ShowSnapshot:
+    """📸 in a link-rot digest: the stored snapshot of a page that went offline."""
+
+    link_id: ObjectId
+
+
+@dataclass(frozen=True)
+class DigestPage:
+    """◀ ▶ in a link-rot digest: page `page` of the digest of period `period`."""
+
+    period: int
+    page: int
+
+
+Action = (
+    Recapture
+    | EditTags
+    | Delete
+    | Undo
+    | AddTag
+    | MakeFile
+    | FindPage
+    | TagLinks
+    | ShowSnapshot
+    | DigestPage
+)
+_LinkAction = Recapture | EditTags | Delete | Undo | ShowSnapshot
+_LINK_KINDS: dict[str, type[_LinkAction]] = {
     "r": Recapture,
     "g": EditTags,
     "d": Delete,
     "u": Undo,
+    "s": ShowSnapshot,
 }
+_DIGEST_PAGE = re.compile(r"^(\d{1,9})\.(\d{1,5})$")
 
 
 def _pack_id(value: ObjectId) -> str:
@@ -119,7 +148,7 @@ def _unpack_id(text: str) -> ObjectId:
 def _body(action: Action) -> str:
     """`kind:payload` of an action (the part the MAC covers with the owner)."""
     match action:
-        case Recapture() | EditTags() | Delete() | Undo():
+        case Recapture() | EditTags() | Delete() | Undo() | ShowSnapshot():
             kind = next(k for k, cls in _LINK_KINDS.items() if isinstance(action, cls))
             return f"{kind}:{_pack_id(action.link_id)}"
         case AddTag(link_id, tag):
@@ -131,6 +160,8 @@ def _body(action: Action) -> str:
             return f"f:{_pack_id(query_id)}{page}"
         case TagLinks(tag):
             return f"t:{tag}"
+        case DigestPage(period, page):
+            return f"n:{period}.{page}"
     raise TypeError(f"not a button action: {action!r}")
 
 
@@ -146,6 +177,8 @@ def _parse(body: str) -> Action:
         return FindPage(_unpack_id(payload[:_ID_CHARS]), int(payload[_ID_CHARS:]))
     if kind == "t" and _TAG.match(payload):
         return TagLinks(payload)
+    if kind == "n" and (digits := _DIGEST_PAGE.match(payload)):
+        return DigestPage(int(digits[1]), int(digits[2]))
     raise StaleButton("unknown button")
 
 
@@ -242,6 +275,47 @@ def snapshot_keyboard(
             (texts.btn_archive, ArtifactKind.MHTML),
         )
         rows.append([codec.button(t, MakeFile(record.id, k), owner) for t, k in files])
+    return InlineKeyboardMarkup(rows)
+
+
+def gone_keyboard(codec: Codec, record: LinkRecord, texts: Texts) -> InlineKeyboardMarkup:
+    """Under the kept snapshot of a page gone offline: 🏷 and 🗑 only. Capturing it again
+    or making files from it would open the dead page, not the one that was kept."""
+    owner = record.owner_id
+    return InlineKeyboardMarkup(
+        [
+            [
+                codec.button(texts.btn_tags, EditTags(record.id), owner),
+                codec.button(texts.btn_delete, Delete(record.id), owner),
+            ]
+        ]
+    )
+
+
+def digest_keyboard(
+    codec: Codec,
+    owner_id: int,
+    shown: Sequence[tuple[int, ObjectId]],
+    texts: Texts,
+    *,
+    period: int,
+    page: int,
+    pages: int,
+) -> InlineKeyboardMarkup:
+    """📸 n for each page listed (`shown`: its number and link), five a row; ◀ ▶ when the
+    digest has more than one page."""
+    buttons = [
+        codec.button(texts.btn_snapshot.format(number=n), ShowSnapshot(link_id), owner_id)
+        for n, link_id in shown
+    ]
+    rows = [buttons[i : i + 5] for i in range(0, len(buttons), 5)]
+    nav = []
+    if page > 0:
+        nav.append(codec.button("◀", DigestPage(period, page - 1), owner_id))
+    if page + 1 < pages:
+        nav.append(codec.button("▶", DigestPage(period, page + 1), owner_id))
+    if nav:
+        rows.append(nav)
     return InlineKeyboardMarkup(rows)
 
 

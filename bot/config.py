@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     document_max_mb: float = Field(20, gt=0, le=2_000)
     # one blank page kept ready for the next capture: ~150 ms less per link (bot/spare.py)
     capture_spare_page: bool = True
+    # link-rot: every saved link is checked at least this often (seconds; bot/rotround.py)
+    linkrot_max_age: float = Field(7 * 86400, ge=3600, le=365 * 86400)
+    # seconds between digests telling each user which saved pages went offline
+    digest_interval: float = Field(7 * 86400, ge=3600, le=365 * 86400)
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -1,23 +1,34 @@
-"""Is a saved link still there? A light HTTP check, through the same guard as captures."""
+"""Is a saved link still there? A light HTTP check, through the same guard as captures.
+
+HEAD first (no body is sent back); GET where a server refuses HEAD (405, 501, a dropped
+connection) or answers it with a client error, since some servers route HEAD badly and
+only "gone" from a GET is trusted. Every request is judged by the guard and goes to the
+addresses it checked (DNS pinned), and each host is asked at most once a second
+(bot/hostpace.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import urllib.parse
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from bot.hostpace import HostPacer
 from bot.netguard import NetGuard
-from storage.models import utcnow
-from storage.repository import LinkStore
 
 MAX_REDIRECTS = 5
 GONE = frozenset({404, 410})
 REQUEST_SECONDS = 15
+# A whole check (HEAD, GET, redirects, waits for the host's turn) at most; then unknown.
+CHECK_SECONDS = 60.0
+HEAD_UNTRUSTED = frozenset({501})  # besides 4xx other than 429: ask again with GET
+_HEADERS: dict[str, Any] = {"User-Agent": "linksnap-linkcheck/1.0"}
 
 
 class _Pinned(AbstractResolver):
@@ -45,10 +56,26 @@ class _Pinned(AbstractResolver):
         pass
 
 
-async def is_alive(guard: NetGuard, url: str) -> bool | None:
+@dataclass(frozen=True)
+class _Answer:
+    status: int | None  # None: no answer (timeout, refused, broken)
+    location: str | None = None  # where a 3xx points
+    retry_with_get: bool = False  # HEAD said nothing to trust
+
+
+async def is_alive(guard: NetGuard, url: str, pacer: HostPacer | None = None) -> bool | None:
     """True if the page answers; False if it is gone (404, 410, or its name no longer
     resolves); None when the answer says nothing about the page itself (401, 403, 429,
     5xx, a timeout, a refused connection): check again later."""
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            return await _follow(guard, url, pacer or HostPacer(0))
+    except TimeoutError:
+        return None
+
+
+async def _follow(guard: NetGuard, url: str, pacer: HostPacer) -> bool | None:
+    method = "HEAD"
     for _ in range(MAX_REDIRECTS + 1):
         url = as_browser_would(url)
         verdict = await guard.check_url(url)
@@ -56,12 +83,15 @@ async def is_alive(guard: NetGuard, url: str) -> bool | None:
             return False
         if not verdict.allowed:
             return None
-        status, location = await _fetch_head(url, verdict.addresses)
-        if status is None:
+        answer = await _ask(pacer, method, url, verdict.addresses)
+        if answer.retry_with_get:
+            method = "GET"  # for this hop and the rest: this site does not do HEAD well
+            answer = await _ask(pacer, method, url, verdict.addresses)
+        if answer.status is None:
             return None
-        if location is None:
-            return _judge(status)
-        url = urllib.parse.urljoin(url, location)
+        if answer.location is None:
+            return _judge(answer.status)
+        url = urllib.parse.urljoin(url, answer.location)
     return None
 
 
@@ -81,25 +111,34 @@ def as_browser_would(url: str) -> str:
     return cleaned
 
 
-async def _fetch_head(url: str, addresses: tuple[str, ...]) -> tuple[int | None, str | None]:
-    """(status, redirect target) of a GET that reads no body; (None, None) on failure."""
+def host_of(url: str) -> str:
+    """The host a URL asks (what the pacer counts by), as the guard reads it."""
+    try:
+        return (urllib.parse.urlsplit(as_browser_would(url)).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+async def _ask(pacer: HostPacer, method: str, url: str, addresses: tuple[str, ...]) -> _Answer:
+    async with pacer.turn(host_of(url)):
+        return await _request(method, url, addresses)
+
+
+async def _request(method: str, url: str, addresses: tuple[str, ...]) -> _Answer:
+    """One request that reads no body."""
     connector = aiohttp.TCPConnector(resolver=_Pinned(addresses), limit=1)
     client_timeout = aiohttp.ClientTimeout(total=REQUEST_SECONDS)
-    headers: dict[str, Any] = {"User-Agent": "linksnap-linkcheck/1.0"}
+    head = method == "HEAD"
     try:
         async with (
             aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session,
-            session.get(url, allow_redirects=False, headers=headers) as response,
+            session.request(method, url, allow_redirects=False, headers=_HEADERS) as response,
         ):
-            redirect = response.headers.get("Location") if 300 <= response.status < 400 else None
-            return response.status, redirect
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        return None, None
-
-
-async def check_due(store: LinkStore, guard: NetGuard, max_age: float = 7 * 86400) -> int:
-    """Check saved links not checked for `max_age` seconds; returns how many."""
-    records = await store.due_for_check(utcnow() - timedelta(seconds=max_age))
-    for record in records:
-        await store.set_alive(record.id, await is_alive(guard, record.final_url or record.url))
-    return len(records)
+            status = response.status
+            redirect = response.headers.get("Location") if 300 <= status < 400 else None
+            refused = (400 <= status < 500 and status != 429) or status in HEAD_UNTRUSTED
+            return _Answer(status, redirect, retry_with_get=head and refused)
+    except (TimeoutError, aiohttp.ClientConnectorError):
+        return _Answer(None)  # slow or down: asking again with GET would not help
+    except (aiohttp.ClientError, OSError):
+        return _Answer(None, retry_with_get=head)  # e.g. the server hung up on HEAD

@@ -68,6 +68,7 @@ class Priority(IntEnum):
     NEW = 1  # new messages, photos, documents
     FINAL = 2  # final edits and closing reactions
     PROGRESS = 3  # intermediate summary edits
+    BULK = 4  # messages nobody is waiting for (the link-rot digest): see Outbound._bulk_token
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Send:
 
 PROGRESS = Send(Priority.PROGRESS, must_land=False, granted=True)
 ACK = Send(Priority.ACK, must_land=False)
+BULK = Send(Priority.BULK)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,11 @@ class _Bucket:
         self._refill()
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
+    def wait_for(self, tokens: float) -> float:
+        """Seconds until the bucket holds `tokens`."""
+        self._refill()
+        return max(0.0, (tokens - self.tokens) / self.rate)
+
     def wait_full(self) -> float:
         self._refill()
         return max(0.0, (self.capacity - self.tokens) / self.rate)
@@ -136,7 +143,8 @@ class _Lane:
     def __init__(self, bucket: _Bucket, overall: _Bucket) -> None:
         self._bucket = bucket
         self._overall = overall
-        self._queue: list[tuple[int, int, bool, asyncio.Future[None]]] = []
+        # (priority, order, counted, overall already paid, the waiting caller)
+        self._queue: list[tuple[int, int, bool, bool, asyncio.Future[None]]] = []
         self._busy = False
         self._held_until = 0.0
         self._changed = asyncio.Event()
@@ -167,9 +175,10 @@ class _Lane:
         self._held_until = max(self._held_until, time.monotonic() + seconds + 0.05)
         self._changed.set()
 
-    async def acquire(self, priority: Priority, counted: bool) -> None:
+    async def acquire(self, priority: Priority, counted: bool, paid: bool = False) -> None:
+        """Wait for this chat's turn; `paid`: the overall token was taken already."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._queue, (priority, next(_order), counted, future))
+        heapq.heappush(self._queue, (priority, next(_order), counted, paid, future))
         self._changed.set()
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
@@ -203,10 +212,11 @@ class _Lane:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), delay)
                 continue
-            _, _, counted, future = heapq.heappop(self._queue)
+            _, _, counted, paid, future = heapq.heappop(self._queue)
             if counted:
                 self._bucket.take()
-                self._overall.take()
+                if not paid:
+                    self._overall.take()
             self._busy = True
             future.set_result(None)
 
@@ -214,7 +224,7 @@ class _Lane:
         """Seconds until the head of the queue may go; None when it was dropped."""
         if self._busy:
             return 3600.0  # until release() says otherwise
-        priority, _, counted, future = self._queue[0]
+        priority, _, counted, paid, future = self._queue[0]
         if future.done():  # its caller was cancelled while waiting
             heapq.heappop(self._queue)
             return None
@@ -225,7 +235,7 @@ class _Lane:
             chat = (
                 self._bucket.wait_full() if priority == Priority.PROGRESS else self._bucket.wait()
             )
-            delay = max(chat, self._overall.wait())
+            delay = max(chat, 0.0 if paid else self._overall.wait())
         return delay
 
 
@@ -240,6 +250,11 @@ class Outbound(BaseRateLimiter[Send]):
         self._overall = _Bucket(self.pace.overall_per_second, self.pace.overall_per_second, 0.1)
         self._lanes: dict[int | str, _Lane] = {}
         self.stopping = asyncio.Event()
+        # Bulk calls take their overall token one at a time, and only while more than
+        # this is left: whoever is waiting for the bot never finds the bucket emptied.
+        cap = self.pace.overall_per_second
+        self._bulk_reserve = max(0.0, min(cap - 1, cap / 2))
+        self._bulk_gate = asyncio.Lock()
 
     async def initialize(self) -> None:
         self.stopping.clear()
@@ -302,15 +317,31 @@ class Outbound(BaseRateLimiter[Send]):
             await self._shared_turn(chat, counted)
             return await self._call_once(chat, lane, callback, args, kwargs, endpoint)
         priority = send.priority if send.priority is not None else _priority_of(endpoint)
+        bulk = priority == Priority.BULK and counted
         async for attempt in self._retrying(send):
             with attempt:
-                await lane.acquire(priority, counted)
+                if bulk:
+                    await self._bulk_token()
+                await lane.acquire(priority, counted, paid=bulk)
                 try:
                     await self._shared_turn(chat, counted)
                     return await self._call_once(chat, lane, callback, args, kwargs, endpoint)
                 finally:
                     lane.release()
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _bulk_token(self) -> None:
+        """A bulk call's overall token. Bulk calls queue here, one at a time, and take a
+        token only while the overall bucket holds more than the reserve: 1 000 digests
+        go out at the overall pace, and a photo or reply for someone who just sent a
+        link goes ahead of all of them (it needs one token, not the reserve)."""
+        async with self._bulk_gate:
+            while True:  # tokens come back at the bucket's rate: no event to wait for
+                wait = self._overall.wait_for(self._bulk_reserve + 1)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._overall.take()
 
     def _retrying(self, send: Send) -> AsyncRetrying:
         def stop(state: RetryCallState) -> bool:

@@ -9,6 +9,7 @@ from datetime import datetime
 from bot.capture_error import CaptureError, DownloadRefused, FileTooLarge
 from bot.i18n import Texts
 from storage.models import LinkRecord, Page, TagCount
+from storage.rot import GoneItem
 
 TITLE_MAX = 200
 NOTE_MAX = 300
@@ -109,3 +110,26 @@ def _find_row(record: LinkRecord, number: int, texts: Texts) -> str:
     tags = f" {tag_list(record.tags)}" if record.tags else ""
     gone = f" {texts.link_gone}" if record.alive is False else ""
     return f"{number}. {link_title(record)} — {esc(domain(record.url))}, {date}{tags}{gone}"
+
+
+def digest_message(
+    items: list[GoneItem],
+    first: int,
+    total: int,
+    when: str,
+    texts: Texts,
+    page: int,
+    pages: int,
+) -> str:
+    """One page of a link-rot digest: the count, the pages (numbered from `first`, as
+    their 📸 buttons are), how to see them and how to stop these notes."""
+    header = texts.digest_header.format(count=total, when=esc(when))
+    rows = [
+        f'{first + i}. <a href="{esc(item.url)}">{esc(_clip(item.title or item.url, 80))}</a>'
+        f" — {esc(domain(item.url))}"
+        for i, item in enumerate(items)
+    ]
+    footer = [texts.digest_footer]
+    if pages > 1:
+        footer.append(texts.page_of.format(page=page + 1, pages=pages))
+    return "\n".join([header, "", *rows, "", *footer])

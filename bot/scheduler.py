@@ -1,5 +1,5 @@
-"""JobQueue jobs: link-rot checks (one worker per round, claimed like a stage) and
-housekeeping.
+"""JobQueue jobs: link-rot checks and the digest (one worker per round, each round
+claimed like a stage) and housekeeping.
 
 Resuming unfinished links and retrying failed summaries are not jobs: workers claim
 them like any other stage (bot/pipeline/worker.py).
@@ -15,27 +15,68 @@ from typing import Any
 from telegram.ext import Application, ContextTypes
 
 from bot import linkrot
-from bot.services import Role, get_services
+from bot.digest import Digest
+from bot.rotround import CheckRound, RoundResult
+from bot.services import Role, Services, get_services
 from storage.models import utcnow
 from storage.pacing import SendLedger
 
 log = logging.getLogger(__name__)
 
-LINK_CHECK_EVERY = 6 * 3600.0  # one round of link-rot checks per period
-ROUND_ASK_EVERY = 600.0
+# Link-rot: one round per slot, claimed by one worker. A round starts no check in the
+# last ROUND_SPARE seconds of its slot, so it has ended before the next slot's round
+# (perhaps another worker's) begins: no link is in two rounds' hands.
+ROUND_EVERY = 600.0
+ROUND_SPARE = linkrot.CHECK_SECONDS + 30
+ROUND_ASK_EVERY = ROUND_EVERY / 2
+# A link is due this far into LINKROT_MAX_AGE: the rest absorbs a backlog (a large
+# import, a stopped worker) before any link goes unchecked for longer than the setting.
+DUE_SHARE = 0.8
+DIGEST_ASK_EVERY = 600.0
 HOUSEKEEPING_EVERY = 3600.0
 KEEP_MARKERS = timedelta(days=1)
 
 
 async def check_links(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every worker asks often; the one that claims the current round checks the links
-    due. A round cut short (its worker died) leaves its links due for the next one."""
+    """Every worker asks often; the one that claims the current slot's round checks the
+    links due. A round cut short (its worker died) leaves its links due for the next."""
     services = get_services(context)
     if services.worker is None:
         return
-    number = int(time.time() // LINK_CHECK_EVERY)
+    number = int(time.time() // ROUND_EVERY)
     if await services.store.queue.claim_round("rot", number, services.worker.name):
-        services.spawn(linkrot.check_due(services.store, services.pipeline.guard))
+        services.spawn(run_round(services, number))
+
+
+async def run_round(services: Services, number: int) -> RoundResult:
+    """Round `number`: the links due, until they are done or the slot's time is up."""
+    max_age = services.settings.linkrot_max_age
+    checked_before = utcnow() - timedelta(seconds=max_age * DUE_SHARE)
+    until = (number + 1) * ROUND_EVERY - ROUND_SPARE
+    round_ = CheckRound(
+        services.store, services.pipeline.guard, checked_before=checked_before, until=until
+    )
+    result = await round_.run()
+    log.info(
+        "link-rot round %d: %d checked, %d gone%s",
+        number,
+        result.checked,
+        result.gone,
+        "" if result.finished else " (time up; the rest is due next round)",
+    )
+    return result
+
+
+async def send_digests(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Asked as often as rounds; a pass that finds a new period ended tells each owner
+    once (bot/digest.py), and otherwise finds nothing to do."""
+    services = get_services(context)
+    if services.worker is None:
+        return
+    number = int(time.time() // DIGEST_ASK_EVERY)
+    if await services.store.queue.claim_round("digest", number, services.worker.name):
+        digest = Digest(services.store, services.settings.digest_interval)
+        services.spawn(digest.run(context.bot, utcnow()))
 
 
 async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -58,3 +99,4 @@ def schedule(app: Application[Any, Any, Any, Any, Any, Any], role: Role) -> None
         # Asked often, from a minute after start: a bot restarted more often than a round
         # lasts still checks its links, and only one of N workers does each round.
         queue.run_repeating(check_links, interval=ROUND_ASK_EVERY, first=60, name="rot")
+        queue.run_repeating(send_digests, interval=DIGEST_ASK_EVERY, first=90, name="digest")

@@ -9,17 +9,19 @@ from bot import callbacks
 from bot.callbacks import (
     AddTag,
     Delete,
+    DigestPage,
     EditTags,
     FindPage,
     MakeFile,
     Recapture,
+    ShowSnapshot,
     StaleButton,
     TagLinks,
     Undo,
 )
 from bot.pipeline import intake
 from bot.services import get_services
-from handlers import artifacts, browse, manage
+from handlers import artifacts, browse, digest, manage
 from handlers.common import texts_of
 
 
@@ -51,6 +53,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await manage.undo(update, context, action)
         case MakeFile():
             await artifacts.make_file(update, context, action)
+        case ShowSnapshot():
+            await digest.show_snapshot(update, context, action)
+        case DigestPage():
+            await digest.digest_page(update, context, action)
 
 
 async def recapture(update: Update, context: ContextTypes.DEFAULT_TYPE, action: Recapture) -> None:

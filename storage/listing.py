@@ -77,6 +77,11 @@ class Listing(Protocol):
         links lead), then those checked before `checked_before`, oldest check first."""
         ...
 
+    async def gone(self, owner_id: int, offset: int, limit: int) -> Found:
+        """The owner's links whose last link-rot check found them gone (`alive` False),
+        newest first."""
+        ...
+
     async def written(self, seq: int, docs: list[Doc], terms: list[list[str]]) -> None:
         """Journal entry `seq` names exactly these links, just inserted by this process
         (an import) with these terms: an accelerator may take them as written."""
@@ -141,6 +146,9 @@ class ChosenListing:
         self, statuses: Sequence[str], checked_before: datetime, limit: int
     ) -> list[ObjectId]:
         return await (await self.chosen()).due_for_check(statuses, checked_before, limit)
+
+    async def gone(self, owner_id: int, offset: int, limit: int) -> Found:
+        return await (await self.chosen()).gone(owner_id, offset, limit)
 
     async def written(self, seq: int, docs: list[Doc], terms: list[list[str]]) -> None:
         await (await self.chosen()).written(seq, docs, terms)

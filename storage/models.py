@@ -111,6 +111,9 @@ class LinkRecord:
     updated_at: datetime = field(default_factory=utcnow)
     checked_at: datetime | None = None
     alive: bool | None = None
+    # When a link-rot check first found the page gone (kept while it stays gone, dropped
+    # when it answers again): what the digest tells about (bot/digest.py).
+    gone_at: datetime | None = None
 
     def to_doc(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -52,6 +52,9 @@ class NativeListing:
             [("status", ASCENDING), ("checked_at", ASCENDING), ("created_at", DESCENDING)]
         )
         await self.texts.create_index([("owner_id", ASCENDING), ("terms", ASCENDING)])
+        await self.links.create_index(
+            [("owner_id", ASCENDING), ("alive", ASCENDING), ("created_at", DESCENDING)]
+        )
 
     async def start(self) -> None:
         return None
@@ -99,6 +102,12 @@ class NativeListing:
         ]
         cursor = await self.links.aggregate(pipeline)
         return [(str(doc["_id"]), int(doc["n"])) async for doc in cursor]
+
+    async def gone(self, owner_id: int, offset: int, limit: int) -> Found:
+        query: Doc = {"owner_id": owner_id, "alive": False}
+        total = await self.links.count_documents(query)
+        cursor = self.links.find(query, {"text": 0, "terms": 0}).sort(NEWEST)
+        return Found(total, await cursor.skip(offset).limit(limit).to_list())
 
     async def owner_page(self, owner_id: int, after: After | None, limit: int) -> list[Doc]:
         query: Doc = {"owner_id": owner_id}

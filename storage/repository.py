@@ -60,7 +60,9 @@ from storage.models import (
     utcnow,
 )
 from storage.native import NativeListing
+from storage.prefs import PrefStore
 from storage.queries import QueryStore
+from storage.rot import RotNews
 from storage.search import IndexListing, split_terms
 from storage.terms import terms_for, tokenize
 from storage.writes import LinkWrites
@@ -145,6 +147,8 @@ class LinkStore:
         self.images = ImageStore(db)
         self.queries = QueryStore(db)
         self.queue = WorkQueue(db)
+        self.rot = RotNews(db)
+        self.prefs = PrefStore(db)
         self.updates: AsyncCollection[Doc] = db["seen_updates"]
 
     @classmethod
@@ -363,11 +367,27 @@ class LinkStore:
         await self.update(link_id, status=Status.FAILED, error=error[:300])
 
     async def set_alive(self, link_id: ObjectId, alive: bool | None) -> None:
-        """A link-rot check's answer; None (unknown) records only that it was checked."""
-        fields: dict[str, Any] = {"checked_at": utcnow()}
-        if alive is not None:
-            fields["alive"] = alive
-        await self.update(link_id, **fields)
+        """A link-rot check's answer for a link read just now (see `record_check`)."""
+        record = await self._load(link_id, with_text=False)
+        if record is not None:
+            await self.record_check(record, alive)
+
+    async def record_check(self, record: LinkRecord, alive: bool | None) -> None:
+        """A link-rot check's answer: `checked_at` always (the round's cursor); None
+        (unknown) records only that. A page found gone keeps the time it first was
+        (`gone_at`), and its owner's news is written before the mark (storage/rot.py);
+        a page that answers again loses both."""
+        now = utcnow()
+        fields: dict[str, Any] = {"checked_at": now}
+        if alive is True:
+            fields.update(alive=True, gone_at=None)
+        elif alive is False:
+            fields["alive"] = False
+            if record.alive is not False or record.gone_at is None:
+                await self.rot.went_gone(record.owner_id, now)
+                fields["gone_at"] = now
+        self.writes.remember(record.id, record.owner_id)
+        await self.update(record.id, **fields)
 
     async def start_attempt(self, link_id: ObjectId) -> None:
         now = utcnow()
@@ -568,17 +588,35 @@ class LinkStore:
                 due.append(record)
         return sorted(due, key=lambda r: r.updated_at)[:limit]
 
-    async def due_for_check(self, checked_before: datetime, limit: int = 50) -> list[LinkRecord]:
+    async def due_for_check(
+        self, checked_before: datetime, limit: int = 50, skip: frozenset[ObjectId] = frozenset()
+    ) -> list[LinkRecord]:
         """Captured links not checked since `checked_before`: never-checked first (newest
-        first, so an import's latest links lead), then the oldest checks."""
+        first, so an import's latest links lead), then the oldest checks. Links in `skip`
+        (already in a round's hands) are left out without being read."""
         out = []
-        for link_id in await self.listing.due_for_check(CHECKED_STATES, checked_before, limit):
+        ids = await self.listing.due_for_check(CHECKED_STATES, checked_before, limit + len(skip))
+        for link_id in [i for i in ids if i not in skip][:limit]:
             record = await self._load(link_id, with_text=False)
             if record is None or str(record.status) not in CHECKED_STATES:
                 continue
             if record.checked_at is None or record.checked_at < checked_before:
                 out.append(record)
         return out
+
+    async def gone(self, owner_id: int, *, page: int = 0, page_size: int = 10) -> Page:
+        """The owner's links marked gone (the last check found them offline), newest
+        first: what the web library's "gone" filter shows."""
+        found = await self.listing.gone(owner_id, page * page_size, page_size)
+        items = [LinkRecord.from_doc(d) for d in found.docs]
+        return Page(items=items, total=found.total, page=page, page_size=page_size)
+
+    async def language_of(self, owner_id: int) -> str | None:
+        """The Telegram language the owner last saved a link with."""
+        newest = await self.listing.owner_page(owner_id, None, 1)
+        if not newest:
+            return None
+        return str(newest[0].get("lang_code") or "") or None
 
     async def tag_counts(self, owner_id: int, limit: int = 100) -> list[TagCount]:
         rows = await self.listing.tag_counts(owner_id, limit)

@@ -166,6 +166,10 @@ class IndexListing:
         ids = await self.locked(lambda c: c.due_for_check(statuses, checked_before, limit))
         return [ObjectId(i) for i in ids]
 
+    async def gone(self, owner_id: int, offset: int, limit: int) -> Found:
+        got = await self._answer(owner_id, lambda c: c.gone(owner_id, offset, limit))
+        return Found(*got) if got is not None else await self.native.gone(owner_id, offset, limit)
+
     async def written(self, seq: int, docs: list[Doc], terms: list[list[str]]) -> None:
         """Take an import's links as written, without reading them back by `_id`.
 

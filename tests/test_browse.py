@@ -6,7 +6,7 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
-from bot import linkrot
+from bot import rotround
 from bot.callbacks import TagLinks, codec_for
 from bot.links import url_key
 from storage.models import LinkRecord, Screenshot, Status
@@ -186,7 +186,7 @@ async def test_link_rot_check_marks_gone_links(bot: BotHarness) -> None:
     dead = bot.send(42, dead_url + " #rot")
     await bot.finished(dead)
     services = bot.services
-    assert await linkrot.check_due(services.store, services.pipeline.guard, max_age=0) == 2
+    assert await rotround.check_due(services.store, services.pipeline.guard, max_age=0) == 2
     by_url = {r.url: r for r in await bot.records(42)}
     assert by_url[dead_url].alive is False and by_url[dead_url].checked_at is not None
     assert by_url[bot.pages.url("/article/alive")].alive is True

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot import linkrot
+from bot import rotround
 from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness
 
@@ -278,7 +278,7 @@ async def test_link_check_never_reaches_private_hosts(
     hop = pages.url(f"/redirect?to={sentinel.url}/rot")
     await bot.store.update(record.id, url=hop, final_url=hop)
     services = bot.services
-    assert await linkrot.check_due(services.store, services.pipeline.guard, max_age=0) == 1
+    assert await rotround.check_due(services.store, services.pipeline.guard, max_age=0) == 1
     [record] = await bot.records(42)
     assert record.checked_at is not None and record.alive is None
     assert sentinel.connections == 0

@@ -102,6 +102,21 @@ class Texts:
     file_failed: str
     file_no_browser: str
     file_not_a_page: str
+    # link-rot digest (issue 21)
+    cmd_digest: str
+    digest_header: str
+    digest_when_week: str
+    digest_when_days: str
+    digest_every_week: str
+    digest_every_days: str
+    digest_states: dict[bool, str]
+    digest_footer: str
+    btn_snapshot: str
+    digest_on: str
+    digest_off: str
+    digest_usage: str
+    gone_since: str
+    no_snapshot: str
 
 
 def texts_for(language_code: str | None) -> Texts:

@@ -1,0 +1,34 @@
+"""Per-user choices (`/digest off`), one small document per user addressed by `_id`.
+
+Only the user's own commands write it, and a user's updates are handled one at a time
+(bot/ordering.py), so FerretDB v1's read-then-write updates lose nothing here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.upserts import set_by_id
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Prefs:
+    digest: bool = True  # the link-rot digest (bot/digest.py)
+
+
+class PrefStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.prefs: AsyncCollection[Doc] = db["user_prefs"]
+
+    async def get(self, owner_id: int) -> Prefs:
+        doc = await self.prefs.find_one({"_id": owner_id})
+        return Prefs(digest=bool(doc.get("digest", True))) if doc else Prefs()
+
+    async def set_digest(self, owner_id: int, on: bool) -> None:
+        await set_by_id(self.prefs, owner_id, {"digest": on})
