@@ -31,7 +31,7 @@ from storage.repository import LinkStore
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = 16  # hosts worked at once (one request in flight each)
+IN_FLIGHT = 32  # hosts worked at once (one request in flight each)
 FETCH = 200  # links read from the due order at a time
 MAX_QUEUED = 2000  # links held in memory, waiting for their host's turn
 

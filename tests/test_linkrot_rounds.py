@@ -1,0 +1,267 @@
+"""Link-rot rounds against local servers: many hosts at once, one request a second per
+host, HEAD before GET, resuming a killed round, and a page that comes back.
+
+"Hosts" are names (`h0.test` … `h19.test`) that an injected resolver maps to 127.0.0.1,
+where one server answers them all and records each request's Host header: the network
+guard still judges every request (127.0.0.1 is allowed as in the other tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bot import linkrot
+from bot.hostpace import HOST_GAP
+from bot.netguard import NetGuard
+from bot.rotround import IN_FLIGHT, CheckRound
+from bot.scheduler import ROUND_EVERY, ROUND_SPARE
+from storage.models import LinkRecord, Status, utcnow
+from storage.repository import LinkStore
+from tests.fakes.web import serve
+
+
+@dataclass(frozen=True)
+class Hit:
+    host: str
+    method: str
+    path: str
+    at: float  # time.monotonic() when the request reached the handler
+
+
+@dataclass
+class RotSite:
+    """Answers any host and path: `answers[path] = (HEAD status, GET status)`, else 200."""
+
+    answers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    latency: float = 0.0
+    hits: list[Hit] = field(default_factory=list)
+    busy: int = 0
+    most_busy: int = 0
+    port: int = 0
+
+    async def start(self) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._any)
+        runner, self.port = await serve(app)
+        return runner
+
+    def url(self, host: str, path: str) -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    async def _any(self, request: web.Request) -> web.Response:
+        host = request.host.rsplit(":", 1)[0]
+        self.hits.append(Hit(host, request.method, request.path, time.monotonic()))
+        self.busy += 1
+        self.most_busy = max(self.most_busy, self.busy)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            head, get = self.answers.get(request.path, (200, 200))
+            return web.Response(status=head if request.method == "HEAD" else get)
+        finally:
+            self.busy -= 1
+
+    def requests_for(self, path: str) -> int:
+        return sum(1 for h in self.hits if h.path == path)
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[RotSite]:
+    server = RotSite()
+    runner = await server.start()
+    yield server
+    await runner.cleanup()
+
+
+async def _test_names(host: str, port: int) -> list[str]:
+    """The resolver of this test's world: `*.test` names live on 127.0.0.1; no other
+    name resolves (and the real resolver is never asked)."""
+    if host.endswith(".test"):
+        return ["127.0.0.1"]
+    raise OSError(f"{host}: Name or service not known")
+
+
+@pytest.fixture
+def guard() -> NetGuard:
+    return NetGuard(["127.0.0.1"], resolver=_test_names)
+
+
+@pytest.fixture
+async def store(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[LinkStore]:
+    s = LinkStore.connect(mongodb_uri, index_path=tmp_path / "index.sqlite")
+    await s.ensure_indexes()
+    yield s
+    await s.close()
+
+
+@pytest.fixture(params=["index", "native"])
+async def either_store(
+    request: pytest.FixtureRequest, mongodb_uri: str, tmp_path: Path
+) -> AsyncIterator[LinkStore]:
+    """The store with each read path of the listing (storage/listing.py)."""
+    s = LinkStore.connect(mongodb_uri, index_path=tmp_path / "i.sqlite", listing=request.param)
+    await s.ensure_indexes()
+    yield s
+    await s.close()
+
+
+def saved(owner: int, url: str) -> LinkRecord:
+    return LinkRecord(
+        owner_id=owner, chat_id=owner, url=url, url_key=url, status=Status.DONE, title=url
+    )
+
+
+async def seed(store: LinkStore, site: RotSite, hosts: int, per_host: int) -> list[str]:
+    """`hosts × per_host` saved links (interleaved, as a collection is); their paths."""
+    urls = [
+        site.url(f"h{h}.test", f"/h{h}/p{n}") for n in range(per_host) for h in range(hosts)
+    ]
+    await store.import_links([saved(7, url) for url in urls])
+    return [url.split(f":{site.port}", 1)[1] for url in urls]
+
+
+def a_round(store: LinkStore, guard: NetGuard, due: datetime | None = None) -> CheckRound:
+    """A round as the scheduler makes one: links checked before `due` (default: now) are
+    due, and no check starts once the slot's working time is over."""
+    return CheckRound(
+        store,
+        guard,
+        checked_before=due or utcnow(),
+        until=time.time() + ROUND_EVERY - ROUND_SPARE,
+    )
+
+
+def closest_gap(hits: list[Hit]) -> dict[str, float]:
+    """For each host, the shortest time between two requests it received."""
+    by_host: dict[str, list[float]] = defaultdict(list)
+    for hit in hits:
+        by_host[hit.host].append(hit.at)
+    return {
+        host: min((b - a for a, b in zip(sorted(t), sorted(t)[1:], strict=False)), default=99.0)
+        for host, t in by_host.items()
+    }
+
+
+@pytest.mark.timeout(600)
+async def test_two_thousand_links_on_twenty_hosts_fit_one_round_at_one_request_a_second(
+    store: LinkStore, guard: NetGuard, site: RotSite
+) -> None:
+    site.latency = 0.05  # so requests overlap where the round runs them side by side
+    paths = await seed(store, site, hosts=20, per_host=100)
+    result = await a_round(store, guard).run()
+    assert result.finished and result.checked == 2000
+    # Every page asked once, with the cheap request (all answer HEAD here).
+    assert Counter(h.path for h in site.hits) == Counter(paths)
+    assert {h.method for h in site.hits} == {"HEAD"}
+    # No host saw two requests less than a second apart; hosts were worked side by side,
+    # never more at once than the round's bound.
+    gaps = closest_gap(site.hits)
+    assert len(gaps) == 20 and min(gaps.values()) >= HOST_GAP
+    assert 1 < site.most_busy <= IN_FLIGHT
+    # And nothing is left due.
+    assert await store.due_for_check(utcnow() - timedelta(seconds=1)) == []
+
+
+async def test_no_more_requests_in_flight_than_the_bound(
+    store: LinkStore, guard: NetGuard, site: RotSite
+) -> None:
+    site.latency = 0.2
+    await seed(store, site, hosts=10, per_host=3)
+    round_ = CheckRound(store, guard, checked_before=utcnow(), in_flight=4)
+    assert (await round_.run()).checked == 30
+    assert site.most_busy == 4
+
+
+async def test_a_killed_round_resumes_where_it_stopped(
+    store: LinkStore, guard: NetGuard, site: RotSite
+) -> None:
+    paths = await seed(store, site, hosts=4, per_host=30)
+    # Both rounds see the same links as due (in use: last checked a max age ago).
+    due = utcnow()
+    first = asyncio.create_task(a_round(store, guard, due).run())
+    while len(site.hits) < 40:  # well into the round
+        await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    asked_before = Counter(h.path for h in site.hits)
+
+    second = await a_round(store, guard, due).run()
+    assert second.finished
+    records = [LinkRecord.from_doc(d) async for d in store.links.find({})]
+    assert all(r.checked_at is not None and r.alive is True for r in records)
+    asked = Counter(h.path for h in site.hits)
+    assert set(asked) == set(paths)
+    # The second round asked only what the first had not answered: a link asked twice
+    # can only be one whose request was under way when the round was killed.
+    twice = [p for p in paths if asked[p] > 1]
+    assert len(twice) <= 4  # one request in flight per host
+    assert all(asked_before[p] == 1 for p in twice)
+    assert second.checked == len(paths) - sum(1 for p in paths if asked_before[p]) + len(twice)
+
+
+@pytest.mark.parametrize(
+    ("head", "get", "verdict", "methods"),
+    [
+        (200, 200, True, ["HEAD"]),  # the cheap request answers: no GET
+        (405, 200, True, ["HEAD", "GET"]),  # HEAD refused
+        (501, 200, True, ["HEAD", "GET"]),  # HEAD not implemented
+        (405, 404, False, ["HEAD", "GET"]),
+        (404, 200, True, ["HEAD", "GET"]),  # HEAD routed badly: only a GET's 404 is trusted
+        (410, 410, False, ["HEAD", "GET"]),
+        (503, 200, None, ["HEAD"]),  # a sick server is asked again later, not twice now
+        (429, 200, None, ["HEAD"]),
+    ],
+)
+async def test_head_first_then_get_where_head_says_nothing(
+    guard: NetGuard, site: RotSite, head: int, get: int, verdict: bool | None, methods: list[str]
+) -> None:
+    site.answers["/page"] = (head, get)
+    assert await linkrot.is_alive(guard, site.url("h1.test", "/page")) is verdict
+    assert [h.method for h in site.hits] == methods
+
+
+async def test_a_page_back_after_being_gone_loses_its_mark(
+    either_store: LinkStore, guard: NetGuard, site: RotSite
+) -> None:
+    store = either_store
+    [path] = await seed(store, site, hosts=1, per_host=1)
+    site.answers[path] = (404, 404)
+    await a_round(store, guard).run()
+    [gone] = (await store.gone(7)).items
+    assert gone.alive is False and gone.gone_at is not None
+    first_gone = gone.gone_at
+
+    await a_round(store, guard).run()  # still gone: it keeps the time it went
+    [still] = (await store.gone(7)).items
+    assert still.gone_at == first_gone and still.checked_at != gone.checked_at
+
+    site.answers[path] = (200, 200)
+    await a_round(store, guard).run()
+    assert (await store.gone(7)).total == 0
+    [back] = [LinkRecord.from_doc(d) async for d in store.links.find({})]
+    assert back.alive is True and back.gone_at is None
+    [found] = (await store.find(7, [])).items
+    assert found.alive is True
+
+
+async def test_unknown_answers_change_no_mark(
+    store: LinkStore, guard: NetGuard, site: RotSite
+) -> None:
+    """A 5xx (or a timeout) after a 404 says nothing: the page stays marked gone."""
+    [path] = await seed(store, site, hosts=1, per_host=1)
+    site.answers[path] = (404, 404)
+    await a_round(store, guard).run()
+    site.answers[path] = (503, 503)
+    await a_round(store, guard).run()
+    [gone] = (await store.gone(7)).items
+    assert gone.alive is False and gone.checked_at is not None
