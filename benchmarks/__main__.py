@@ -6,6 +6,8 @@
 3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
 4. peak memory (bot process + its Chromium) with two captures in flight.
 5. /find and /tags at 100 000 links (benchmarks/find.py; `python -m benchmarks find` alone).
+6. link-rot checks per hour for one worker (benchmarks/linkrot.py; `python -m benchmarks
+   linkrot` alone).
 
 Results print as a table and are written to benchmarks/results.json.
 """
@@ -252,9 +254,13 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # `python -m benchmarks find` runs the find bench alone; no argument runs all five.
-    if sys.argv[1:] != ["find"]:
+    # `python -m benchmarks find` (or `linkrot`) runs that bench alone; no argument, all.
+    alone = sys.argv[1:]
+    if not alone:
         asyncio.run(main())
-    from benchmarks import find
+    from benchmarks import find, linkrot
 
-    find.main()
+    if alone in ([], ["find"]):
+        find.main()
+    if alone in ([], ["linkrot"]):
+        linkrot.main()

@@ -2,11 +2,11 @@
 hears it in one message, with a button per page that shows the snapshot kept.
 
 Periods are fixed slices of time (period n ends at (n + 1) × interval since the epoch),
-so every user's digest covers the same days and is due at the same moment. A pass (any
-worker's, claimed like a link-rot round) tells each owner with news what went offline
-between the end of their last digest and the end of the last full period, and records
-that end (`storage/rot.py`): a pass cut short is finished by the next one, and nobody
-hears of a page twice. Only pages still offline are told; nothing is sent when nothing
+so every user's digest is due at the same moment. A pass (any worker's, claimed like a
+link-rot round) tells each owner with news, not yet told since the last period ended,
+what went offline between their last digest and now, and records now as where the next
+digest starts (`storage/rot.py`): a pass cut short is finished by the next one, nobody
+hears of a page twice, and a page that goes offline during a pass is in the next one. Only pages still offline are told; nothing is sent when nothing
 went offline. The messages go out as bulk through the outbound path (bot/outbound.py):
 paced at the overall limit, after anything someone is waiting for.
 """
@@ -59,7 +59,7 @@ class Digest:
 
         async def one(owner_id: int, last_gone: datetime) -> bool:
             async with gate:
-                return await self._owner(bot, owner_id, last_gone, period, end)
+                return await self._owner(bot, owner_id, last_gone, period, end, now)
 
         news = await self.store.rot.news()
         results = await asyncio.gather(*(one(o, at) for o, at in news), return_exceptions=True)
@@ -69,22 +69,28 @@ class Digest:
         return sum(1 for r in results if r is True)
 
     async def _owner(
-        self, bot: ExtBot[Any], owner_id: int, last_gone: datetime, period: int, end: datetime
+        self,
+        bot: ExtBot[Any],
+        owner_id: int,
+        last_gone: datetime,
+        period: int,
+        end: datetime,
+        now: datetime,
     ) -> bool:
         told = await self.store.rot.told(owner_id)
         if told is not None and told.through >= end:
-            return False  # told already (an earlier pass of this period)
+            return False  # told since the last period ended (an earlier pass)
         since = told.through if told is not None else end - timedelta(seconds=self.interval)
         if last_gone < since:
             return False  # nothing went offline since their last digest
         items: list[GoneItem] = []
         if (await self.store.prefs.get(owner_id)).digest:
-            items = await self._gone_between(owner_id, since, end)
+            items = await self._gone_between(owner_id, since, now)
         sent = False
         if items:
             texts = texts_for(await self.store.language_of(owner_id))
-            sent = await self._send(bot, owner_id, Told(end, period, items), texts)
-        await self.store.rot.tell(owner_id, Told(end, period, items))
+            sent = await self._send(bot, owner_id, Told(now, period, items), texts)
+        await self.store.rot.tell(owner_id, Told(now, period, items))
         return sent
 
     async def _gone_between(self, owner_id: int, since: datetime, end: datetime) -> list[GoneItem]:

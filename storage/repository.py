@@ -372,12 +372,14 @@ class LinkStore:
         if record is not None:
             await self.record_check(record, alive)
 
-    async def record_check(self, record: LinkRecord, alive: bool | None) -> None:
+    async def record_check(
+        self, record: LinkRecord, alive: bool | None, *, now: datetime | None = None
+    ) -> None:
         """A link-rot check's answer: `checked_at` always (the round's cursor); None
         (unknown) records only that. A page found gone keeps the time it first was
         (`gone_at`), and its owner's news is written before the mark (storage/rot.py);
-        a page that answers again loses both."""
-        now = utcnow()
+        a page that answers again loses both. `now`: the time of the answer (tests)."""
+        now = now or utcnow()
         fields: dict[str, Any] = {"checked_at": now}
         if alive is True:
             fields.update(alive=True, gone_at=None)

@@ -13,7 +13,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -47,6 +47,7 @@ class RotSite:
     busy: int = 0
     most_busy: int = 0
     port: int = 0
+    waits: list[tuple[int, asyncio.Event]] = field(default_factory=list)
 
     async def start(self) -> web.AppRunner:
         app = web.Application()
@@ -60,6 +61,9 @@ class RotSite:
     async def _any(self, request: web.Request) -> web.Response:
         host = request.host.rsplit(":", 1)[0]
         self.hits.append(Hit(host, request.method, request.path, time.monotonic()))
+        for count, event in self.waits:
+            if len(self.hits) >= count:
+                event.set()
         self.busy += 1
         self.most_busy = max(self.most_busy, self.busy)
         try:
@@ -70,8 +74,13 @@ class RotSite:
         finally:
             self.busy -= 1
 
-    def requests_for(self, path: str) -> int:
-        return sum(1 for h in self.hits if h.path == path)
+    async def reached(self, count: int) -> None:
+        """Returns once `count` requests have arrived."""
+        event = asyncio.Event()
+        self.waits.append((count, event))
+        if len(self.hits) >= count:
+            event.set()
+        await event.wait()
 
 
 @pytest.fixture
@@ -122,9 +131,7 @@ def saved(owner: int, url: str) -> LinkRecord:
 
 async def seed(store: LinkStore, site: RotSite, hosts: int, per_host: int) -> list[str]:
     """`hosts × per_host` saved links (interleaved, as a collection is); their paths."""
-    urls = [
-        site.url(f"h{h}.test", f"/h{h}/p{n}") for n in range(per_host) for h in range(hosts)
-    ]
+    urls = [site.url(f"h{h}.test", f"/h{h}/p{n}") for n in range(per_host) for h in range(hosts)]
     await store.import_links([saved(7, url) for url in urls])
     return [url.split(f":{site.port}", 1)[1] for url in urls]
 
@@ -157,7 +164,8 @@ async def test_two_thousand_links_on_twenty_hosts_fit_one_round_at_one_request_a
 ) -> None:
     site.latency = 0.05  # so requests overlap where the round runs them side by side
     paths = await seed(store, site, hosts=20, per_host=100)
-    result = await a_round(store, guard).run()
+    due = utcnow()
+    result = await a_round(store, guard, due).run()
     assert result.finished and result.checked == 2000
     # Every page asked once, with the cheap request (all answer HEAD here).
     assert Counter(h.path for h in site.hits) == Counter(paths)
@@ -168,7 +176,7 @@ async def test_two_thousand_links_on_twenty_hosts_fit_one_round_at_one_request_a
     assert len(gaps) == 20 and min(gaps.values()) >= HOST_GAP
     assert 1 < site.most_busy <= IN_FLIGHT
     # And nothing is left due.
-    assert await store.due_for_check(utcnow() - timedelta(seconds=1)) == []
+    assert await store.due_for_check(due) == []
 
 
 async def test_no_more_requests_in_flight_than_the_bound(
@@ -188,8 +196,7 @@ async def test_a_killed_round_resumes_where_it_stopped(
     # Both rounds see the same links as due (in use: last checked a max age ago).
     due = utcnow()
     first = asyncio.create_task(a_round(store, guard, due).run())
-    while len(site.hits) < 40:  # well into the round
-        await asyncio.sleep(0.01)
+    await site.reached(40)  # well into the round
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first

@@ -282,6 +282,11 @@ class FakeBotAPI:
         self.push_update({"message": message})
         return message
 
+    def open_chat(self, user_id: int, name: str = "Ann") -> None:
+        """A private chat with a user who has talked to the bot before, so the bot may write
+        to them (as Telegram allows once the user has started the bot)."""
+        self._chat(user_id, "private", name)
+
     def stored_photo(self, data: bytes, width: int, height: int) -> str:
         """A photo Telegram already holds (as if the bot had sent it); its file_id."""
         return str(self._photo_size(data, width, height)["file_id"])
