@@ -3,11 +3,12 @@ hears it in one message, with a button per page that shows the snapshot kept.
 
 Periods are fixed slices of time (period n ends at (n + 1) × interval since the epoch),
 so every user's digest is due at the same moment. A pass (any worker's, claimed like a
-link-rot round) tells each owner with news, not yet told since the last period ended,
-what went offline between their last digest and now, and records now as where the next
-digest starts (`storage/rot.py`): a pass cut short is finished by the next one, nobody
-hears of a page twice, and a page that goes offline during a pass is in the next one. Only pages still offline are told; nothing is sent when nothing
-went offline. The messages go out as bulk through the outbound path (bot/outbound.py):
+link-rot round) tells each owner with news what went offline between the end of their
+last digest and the end of the last full period, and records that end
+(`storage/rot.py`): a pass cut short is finished by the next one, and nobody hears of a
+page twice. A period counts as ended SETTLE seconds after its end, so the answers of
+checks made just before it have landed. Only pages still offline are told; nothing is
+sent when nothing went offline. The messages go out as bulk through the outbound path (bot/outbound.py):
 paced at the overall limit, after anything someone is waiting for.
 """
 
@@ -36,6 +37,7 @@ from storage.rot import GoneItem, Told
 
 log = logging.getLogger(__name__)
 
+SETTLE = 120.0
 PAGE = 10  # pages listed per digest message; ◀ ▶ past that
 AT_ONCE = 8  # owners worked on at once (their sends queue in the outbound path)
 MOST = 1000  # pages one digest names at most
@@ -49,7 +51,7 @@ class Digest:
 
     def period_end(self, now: datetime) -> tuple[int, datetime]:
         """The last full period before `now`: its number and when it ended."""
-        number = int(now.timestamp() // self.interval) - 1
+        number = int((now.timestamp() - SETTLE) // self.interval) - 1
         return number, datetime.fromtimestamp((number + 1) * self.interval, UTC)
 
     async def run(self, bot: ExtBot[Any], now: datetime) -> int:
@@ -59,7 +61,7 @@ class Digest:
 
         async def one(owner_id: int, last_gone: datetime) -> bool:
             async with gate:
-                return await self._owner(bot, owner_id, last_gone, period, end, now)
+                return await self._owner(bot, owner_id, last_gone, period, end)
 
         news = await self.store.rot.news()
         results = await asyncio.gather(*(one(o, at) for o, at in news), return_exceptions=True)
@@ -75,31 +77,34 @@ class Digest:
         last_gone: datetime,
         period: int,
         end: datetime,
-        now: datetime,
     ) -> bool:
         told = await self.store.rot.told(owner_id)
         if told is not None and told.through >= end:
-            return False  # told since the last period ended (an earlier pass)
+            return False  # told already (an earlier pass of this period)
         since = told.through if told is not None else end - timedelta(seconds=self.interval)
         if last_gone < since:
             return False  # nothing went offline since their last digest
         items: list[GoneItem] = []
+        language: str | None = None
         if (await self.store.prefs.get(owner_id)).digest:
-            items = await self._gone_between(owner_id, since, now)
+            items, language = await self._gone_between(owner_id, since, end)
         sent = False
         if items:
-            texts = texts_for(await self.store.language_of(owner_id))
-            sent = await self._send(bot, owner_id, Told(now, period, items), texts)
-        await self.store.rot.tell(owner_id, Told(now, period, items))
+            texts = texts_for(language)
+            sent = await self._send(bot, owner_id, Told(end, period, items), texts)
+        await self.store.rot.tell(owner_id, Told(end, period, items))
         return sent
 
-    async def _gone_between(self, owner_id: int, since: datetime, end: datetime) -> list[GoneItem]:
+    async def _gone_between(
+        self, owner_id: int, since: datetime, end: datetime
+    ) -> tuple[list[GoneItem], str | None]:
         """Pages of the owner that went offline in [since, end) and still are, most
-        recently gone first."""
+        recently gone first; and the language the owner saved the newest of them in."""
         found = await self.store.gone(owner_id, page_size=10 * MOST)
         fresh = [r for r in found.items if r.gone_at is not None and since <= r.gone_at < end]
+        language = fresh[0].lang_code if fresh else None  # the listing is newest first
         fresh.sort(key=lambda r: r.gone_at or end, reverse=True)
-        return [GoneItem(r.id, r.title or "", r.url) for r in fresh[:MOST]]
+        return [GoneItem(r.id, r.title or "", r.url) for r in fresh[:MOST]], language
 
     async def _send(self, bot: ExtBot[Any], owner_id: int, told: Told, texts: Texts) -> bool:
         text, markup = self.page(told, 0, texts, codec_for(bot.token), owner_id)

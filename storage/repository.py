@@ -613,13 +613,6 @@ class LinkStore:
         items = [LinkRecord.from_doc(d) for d in found.docs]
         return Page(items=items, total=found.total, page=page, page_size=page_size)
 
-    async def language_of(self, owner_id: int) -> str | None:
-        """The Telegram language the owner last saved a link with."""
-        newest = await self.listing.owner_page(owner_id, None, 1)
-        if not newest:
-            return None
-        return str(newest[0].get("lang_code") or "") or None
-
     async def tag_counts(self, owner_id: int, limit: int = 100) -> list[TagCount]:
         rows = await self.listing.tag_counts(owner_id, limit)
         return [TagCount(tag, n) for tag, n in rows]

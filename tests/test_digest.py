@@ -3,8 +3,8 @@ went offline, in the user's language, honouring /digest off, 📸 buttons that s
 kept snapshot, pages past ten, and 1 000 users at once within Telegram's flood limits
 while a message someone waits for still goes first.
 
-Time is driven by the `now` the pass is given (a period later than the marks), never by
-waiting.
+Time is driven by the times given to the marks and to the pass (a period boundary is
+computed, marks are made before it and the pass after it), never by waiting.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from PIL import Image
+from telegram.ext import CallbackContext
 
+from bot import scheduler
 from bot.digest import Digest
 from bot.outbound import BULK
 from storage.models import LinkRecord, Screenshot, Status, utcnow
@@ -25,6 +28,17 @@ from tests.fakes.botapi import Call
 from tests.harness import BotHarness
 
 WEEK = 7 * 86400
+HOUR = timedelta(hours=1)
+
+
+def next_boundary() -> datetime:
+    """The end of the current digest period (default DIGEST_INTERVAL)."""
+    return datetime.fromtimestamp((utcnow().timestamp() // WEEK + 1) * WEEK, UTC)
+
+
+def after(boundary: datetime) -> datetime:
+    """When a pass finds the period that ended at `boundary` over."""
+    return boundary + timedelta(minutes=10)
 
 
 def jpeg() -> bytes:
@@ -34,10 +48,16 @@ def jpeg() -> bytes:
 
 
 async def seed(
-    bot: BotHarness, owner: int, count: int, *, lang: str = "en", gone: int | None = None
+    bot: BotHarness,
+    owner: int,
+    count: int,
+    *,
+    lang: str = "en",
+    gone: int | None = None,
+    when: datetime | None = None,
 ) -> list[LinkRecord]:
     """`count` saved pages of `owner` with a kept screenshot; the first `gone` of them
-    (default all) found offline now."""
+    (default all) found offline at `when` (default: an hour before the period ends)."""
     image = await bot.store.put_image(jpeg(), "shot.jpg")
     records = [
         LinkRecord(
@@ -54,7 +74,7 @@ async def seed(
     ]
     assert await bot.store.import_links(records) == count
     for record in records[: count if gone is None else gone]:
-        await bot.store.record_check(record, False)
+        await bot.store.record_check(record, False, now=when or next_boundary() - HOUR)
     bot.api.open_chat(owner)
     return records
 
@@ -77,6 +97,15 @@ def bot_message(bot: BotHarness, call: Call) -> dict[str, Any]:
     return bot.api.messages[(call.params["chat_id"], call.result["message_id"])]
 
 
+async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
+    """Until `condition()` holds (a positive signal), asking every 50 ms."""
+    async with asyncio.timeout(timeout):
+        while True:  # the database has no change stream on FerretDB: ask
+            if await condition():
+                return
+            await asyncio.sleep(0.05)
+
+
 async def command(bot: BotHarness, user: int, text: str, lang: str = "en") -> Call:
     before = len(bot.api.calls)
     bot.send(user, text, language_code=lang)
@@ -95,9 +124,9 @@ async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarn
     await seed(bot, cy, 2, gone=0)
     await seed(bot, di, 1)
     digest = digest_of(bot)
-    now = utcnow() + timedelta(seconds=WEEK)
+    end = next_boundary()
 
-    assert await digest.run(bot.app.bot, now) == 2
+    assert await digest.run(bot.app.bot, after(end)) == 2
     [to_ann] = sent_to(bot, ann)
     text = to_ann.params["text"]
     assert "2 of your saved pages went offline this week" in text
@@ -111,15 +140,15 @@ async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarn
     assert [c.params["text"] for c in sent_to(bot, di)] == [reply.params["text"]]  # /digest off
 
     # Asked again in the same period, or a period later with nothing new: no message.
-    assert await digest.run(bot.app.bot, now) == 0
-    later = now + timedelta(seconds=WEEK)
-    assert await digest.run(bot.app.bot, later) == 0
+    assert await digest.run(bot.app.bot, after(end)) == 0
+    week = timedelta(seconds=WEEK)
+    assert await digest.run(bot.app.bot, after(end + week)) == 0
     assert len(sent_to(bot, ann)) == 1 and len(sent_to(bot, bo)) == 1
 
     # A third page of Ann's goes offline: the next digest names it alone.
     third = (await bot.records(ann))[2]
-    await bot.store.record_check(third, False, now=later + timedelta(hours=1))
-    assert await digest.run(bot.app.bot, later + timedelta(seconds=WEEK)) == 1
+    await bot.store.record_check(third, False, now=end + 2 * week - HOUR)
+    assert await digest.run(bot.app.bot, after(end + 2 * week)) == 1
     second = sent_to(bot, ann)[-1].params["text"]
     assert "1 of your saved pages went offline" in second and "Page 501-2" in second
     assert "Page 501-0" not in second
@@ -130,8 +159,8 @@ async def test_digest_on_again_and_a_page_back_is_not_told(bot: BotHarness) -> N
     assert "Digest off" in (await command(bot, ann, "/digest off")).params["text"]
     assert "已开启" in (await command(bot, ann, "/digest on", lang="zh")).params["text"]
     records = await seed(bot, ann, 2)
-    await bot.store.record_check(records[1], True)  # back before the digest
-    assert await digest_of(bot).run(bot.app.bot, utcnow() + timedelta(seconds=WEEK)) == 1
+    await bot.store.record_check(records[1], True, now=next_boundary() - HOUR / 2)  # back
+    assert await digest_of(bot).run(bot.app.bot, after(next_boundary())) == 1
     [told] = sent_to(bot, ann)[-1:]
     assert (
         "1 of your saved pages" in told.params["text"] and "Page 511-1" not in told.params["text"]
@@ -141,7 +170,7 @@ async def test_digest_on_again_and_a_page_back_is_not_told(bot: BotHarness) -> N
 async def test_snapshot_buttons_and_pages_past_ten(bot: BotHarness) -> None:
     ann = 521
     await seed(bot, ann, 12)
-    assert await digest_of(bot).run(bot.app.bot, utcnow() + timedelta(seconds=WEEK)) == 1
+    assert await digest_of(bot).run(bot.app.bot, after(next_boundary())) == 1
     [call] = sent_to(bot, ann)
     first = buttons(call)
     assert [b["text"] for b in first] == [f"📸 {n}" for n in range(1, 11)] + ["▶"]
@@ -177,6 +206,10 @@ async def test_snapshot_buttons_and_pages_past_ten(bot: BotHarness) -> None:
 async def test_a_thousand_digests_at_once_within_flood_limits(bot: BotHarness) -> None:
     users = list(range(10_000, 11_000))
     image = await bot.store.put_image(jpeg(), "shot.jpg")
+    end = next_boundary()
+    gone = end - HOUR
+    # Stored as a round leaves them (the marks themselves: test_linkrot_rounds.py), in
+    # bulk: the subject here is the sending.
     records = [
         LinkRecord(
             owner_id=u,
@@ -186,14 +219,17 @@ async def test_a_thousand_digests_at_once_within_flood_limits(bot: BotHarness) -
             title=f"Home of {u}",
             status=Status.DONE,
             screenshot=Screenshot(320, 200, gridfs_id=image),
+            checked_at=gone,
+            alive=False,
+            gone_at=gone,
         )
         for u in users
     ]
     assert await bot.store.import_links(records) == len(users)
-    for record in records:
-        await bot.store.record_check(record, False)
-        bot.api.open_chat(record.owner_id)
-    assert await digest_of(bot).run(bot.app.bot, utcnow() + timedelta(seconds=WEEK)) == 1000
+    await bot.store.rot.lost.insert_many([{"_id": u, "at": gone} for u in users])
+    for user in users:
+        bot.api.open_chat(user)
+    assert await digest_of(bot).run(bot.app.bot, after(end)) == 1000
     sent = [c for c in bot.api.calls if c.method == "sendMessage"]
     assert sorted(c.params["chat_id"] for c in sent if c.ok) == users  # one each
     assert not [c for c in sent if c.error_code == 429]  # paced, not discovered
@@ -219,3 +255,29 @@ async def test_bulk_waits_behind_a_message_someone_is_waiting_for(bot: BotHarnes
     await asyncio.gather(*bulk)
     assert len(bot.api.calls_of("sendMessage", ok_only=True)) == 301
     assert not [c for c in bot.api.calls if c.error_code == 429]
+
+
+async def test_the_workers_jobs_claim_and_run_a_round_and_a_digest_pass(bot: BotHarness) -> None:
+    """The scheduler's two jobs, as the JobQueue calls them: the round of this slot checks
+    the links due (a page now 404 is marked gone); the digest pass tells about the last
+    full period."""
+    context = CallbackContext(bot.app)
+    dead = bot.pages.url("/status/404")
+    await bot.store.import_links(
+        [LinkRecord(owner_id=601, chat_id=601, url=dead, url_key=dead, status=Status.DONE)]
+    )
+    await scheduler.check_links(context)
+
+    async def marked() -> bool:
+        [record] = await bot.records(601)
+        return record.alive is False
+
+    await wait_for(marked)
+
+    last_end = next_boundary() - timedelta(seconds=WEEK)
+    await seed(bot, 602, 1, when=last_end - HOUR)
+    await scheduler.send_digests(context)
+    call = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params.get("chat_id") == 602
+    )
+    assert "1 of your saved pages went offline" in call.params["text"]
