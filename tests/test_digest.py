@@ -24,6 +24,7 @@ from bot import scheduler
 from bot.digest import Digest
 from bot.outbound import BULK
 from storage.models import LinkRecord, Screenshot, Status, utcnow
+from storage.rot import owner_key
 from tests.fakes.botapi import Call
 from tests.harness import BotHarness
 
@@ -226,7 +227,7 @@ async def test_a_thousand_digests_at_once_within_flood_limits(bot: BotHarness) -
         for u in users
     ]
     assert await bot.store.import_links(records) == len(users)
-    await bot.store.rot.lost.insert_many([{"_id": u, "at": gone} for u in users])
+    await bot.store.rot.lost.insert_many([{"_id": owner_key(u), "at": gone} for u in users])
     for user in users:
         bot.api.open_chat(user)
     assert await digest_of(bot).run(bot.app.bot, after(end)) == 1000
