@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -38,6 +38,7 @@ from storage.rot import GoneItem, Told
 log = logging.getLogger(__name__)
 
 SETTLE = 120.0
+EPOCH = datetime.fromtimestamp(0, UTC)
 PAGE = 10  # pages listed per digest message; ◀ ▶ past that
 AT_ONCE = 8  # owners worked on at once (their sends queue in the outbound path)
 MOST = 1000  # pages one digest names at most
@@ -81,7 +82,9 @@ class Digest:
         told = await self.store.rot.told(owner_id)
         if told is not None and told.through >= end:
             return False  # told already (an earlier pass of this period)
-        since = told.through if told is not None else end - timedelta(seconds=self.interval)
+        # Never told: everything still offline (a pass missed while the bot was down is
+        # made up for by the next one, for a first digest too).
+        since = told.through if told is not None else EPOCH
         if last_gone < since:
             return False  # nothing went offline since their last digest
         items: list[GoneItem] = []

@@ -56,6 +56,7 @@ async def seed(
     lang: str = "en",
     gone: int | None = None,
     when: datetime | None = None,
+    first: int = 0,
 ) -> list[LinkRecord]:
     """`count` saved pages of `owner` with a kept screenshot; the first `gone` of them
     (default all) found offline at `when` (default: an hour before the period ends)."""
@@ -71,7 +72,7 @@ async def seed(
             lang_code=lang,
             screenshot=Screenshot(320, 200, gridfs_id=image),
         )
-        for i in range(count)
+        for i in range(first, first + count)
     ]
     assert await bot.store.import_links(records) == count
     for record in records[: count if gone is None else gone]:
@@ -153,6 +154,24 @@ async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarn
     second = sent_to(bot, ann)[-1].params["text"]
     assert "1 of your saved pages went offline" in second and "Page 501-2" in second
     assert "Page 501-0" not in second
+
+
+async def test_a_period_missed_while_the_bot_was_down_is_told_at_the_next_pass(
+    bot: BotHarness,
+) -> None:
+    ann, bo = 531, 532
+    end = next_boundary()
+    week = timedelta(seconds=WEEK)
+    await seed(bot, ann, 1, when=end - HOUR)  # first digest: none yet
+    assert await digest_of(bot).run(bot.app.bot, after(end)) == 1  # bo had nothing then
+    await seed(bot, bo, 1, when=end + HOUR)
+    await bot.store.record_check((await bot.records(ann))[0], False, now=end + HOUR)
+    second = await seed(bot, ann, 1, when=end + 2 * HOUR, first=1)
+    # No pass after end + week (the bot was down); the next one, a period later, tells all.
+    assert await digest_of(bot).run(bot.app.bot, after(end + 2 * week)) == 2
+    assert "1 of your saved pages" in sent_to(bot, bo)[-1].params["text"]
+    last = sent_to(bot, ann)[-1].params["text"]
+    assert second[0].title in last and "1 of your saved pages" in last
 
 
 async def test_digest_on_again_and_a_page_back_is_not_told(bot: BotHarness) -> None:
