@@ -41,6 +41,7 @@ SETTLE = 120.0
 EPOCH = datetime.fromtimestamp(0, UTC)
 PAGE = 10  # pages listed per digest message; ◀ ▶ past that
 AT_ONCE = 8  # owners worked on at once (their sends queue in the outbound path)
+CHUNK = 256  # owners given tasks at once
 MOST = 1000  # pages one digest names at most
 WEEK = 7 * 86400
 
@@ -65,11 +66,15 @@ class Digest:
                 return await self._owner(bot, owner_id, last_gone, period, end)
 
         news = await self.store.rot.news()
-        results = await asyncio.gather(*(one(o, at) for o, at in news), return_exceptions=True)
-        for (owner_id, _), result in zip(news, results, strict=True):
-            if isinstance(result, BaseException):
-                log.error("digest for %s failed", owner_id, exc_info=result)
-        return sum(1 for r in results if r is True)
+        sent = 0
+        for start in range(0, len(news), CHUNK):  # tasks for a few owners at a time
+            batch = news[start : start + CHUNK]
+            results = await asyncio.gather(*(one(*n) for n in batch), return_exceptions=True)
+            for (owner_id, _), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.error("digest for %s failed", owner_id, exc_info=result)
+            sent += sum(1 for r in results if r is True)
+        return sent
 
     async def _owner(
         self,

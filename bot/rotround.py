@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 IN_FLIGHT = 32  # hosts worked at once (one request in flight each)
 FETCH = 200  # links read from the due order at a time
 MAX_QUEUED = 2000  # links held in memory, waiting for their host's turn
+# Seconds between looks at the due order while lanes work: one large host's lane can
+# run for minutes, and other hosts' links may be waiting further down the order.
+LOOK_AGAIN = 5.0
 
 
 @dataclass
@@ -83,7 +86,9 @@ class CheckRound:
                 if not lanes:
                     self.result.finished = not more
                     return self.result
-                done, _ = await asyncio.wait(lanes.values(), return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    lanes.values(), timeout=LOOK_AGAIN, return_when=asyncio.FIRST_COMPLETED
+                )
                 for host in [h for h, task in lanes.items() if task in done]:
                     lanes.pop(host).result()
                     if not self._queues[host]:
