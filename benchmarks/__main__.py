@@ -58,6 +58,7 @@ def settings(api: FakeBotAPI, mongo: str, **extra: str) -> Settings:
         "capture_allow_private": "127.0.0.1",
         "log_level": "WARNING",
         "user_rate_per_minute": "1000",
+        "web_listen": "127.0.0.1:0",
     }
     env.update(extra)
     return Settings(_env_file=None, **env)  # type: ignore[arg-type]
@@ -183,6 +184,7 @@ async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[s
         "MONGODB_URI": mongo,
         "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
+        "WEB_LISTEN": "127.0.0.1:0",
     }
     mark = len(api.calls)
     proc = await asyncio.create_subprocess_exec(

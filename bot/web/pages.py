@@ -106,7 +106,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
     if user is None:
         return _spent(request)
     token = await ctx.sessions.start(user)
-    response = web.HTTPSeeOther(ctx.address.path)
+    response = web.Response(status=303, headers={"Location": ctx.address.path})
     set_session_cookie(request, response, token)
     return response
 

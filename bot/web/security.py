@@ -53,16 +53,21 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except BadInput as exc:
         response = _error(400, exc.kind, refusal(exc.kind, exc.lang).format(**exc.values))
     except web.HTTPException as exc:
-        response = exc
+        _mark(exc, request)
+        raise
     except PyMongoError as exc:
         log.warning("a page's request failed: the database: %s", type(exc).__name__)
         lang = request.headers.get("Accept-Language", "")[:2]
         response = _error(503, "db_down", refusal("db_down", lang))
+    _mark(response, request)
+    return response
+
+
+def _mark(response: web.StreamResponse, request: web.Request) -> None:
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if request.path.startswith(request.app[API_PREFIX]):
         response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:
