@@ -35,7 +35,7 @@ class LinkEvent:
     reason: str | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # each listener is itself (kept in a set)
 class Listener:
     """One page's view of one link. `lagged`: events were dropped (it fell far behind):
     the listener shows the summary so far from `LiveEvents.summary_so_far` instead."""
