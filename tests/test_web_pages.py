@@ -15,7 +15,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from bot.i18n import texts_for
 from bot.render import plain_text
 from storage.models import Status
-from tests.fakes.openai_server import Script
+from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.harness import BotHarness
 from tests.web_helpers import DARK, LIGHT, app_url, init_data, launch_url, seed
 
@@ -58,13 +58,15 @@ async def tiles(page: Page) -> list[str]:
 
 
 async def test_add_a_link_and_watch_stage_screenshot_and_summary_stream_in(
-    ui_browser: Browser, bot_llm: BotHarness
+    ui_browser: Browser, harness_factory: Any, llm: FakeOpenAI
 ) -> None:
-    bot = bot_llm
-    assert bot.llm is not None
+    # The model is held mid-way on purpose: the bot must not give up on it meanwhile.
+    bot: BotHarness = await harness_factory(
+        openai_api_key="sk-test", openai_base_url=llm.base_url, summary_stall_timeout="300"
+    )
     hold = asyncio.Event()
     chunks = ["Snapshots ", "keep ", "pages ", "as ", "they ", "were."]
-    bot.llm.enqueue(Script(chunks=chunks, hold_after=3, hold=hold))
+    llm.enqueue(Script(chunks=chunks, hold_after=3, hold=hold))
     await chat_started(bot)
     context, page = await mini_app(ui_browser, bot, query="?view=add")
     url = bot.pages.url("/article/web-added")
