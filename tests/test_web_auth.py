@@ -107,7 +107,24 @@ async def test_another_users_link_thumbnail_and_file_are_404_like_missing_ones(
         answers.append((status, data))
         status, data, _ = await get(base + f"api/links/{link_id}/events", headers=tma(BOB))
         answers.append((status, data))
-    assert all(a == (404, {"error": "not_found"}) for a in answers), answers
+    async with aiohttp.ClientSession(headers=tma(BOB)) as http:
+        for method, path, body in (
+            ("POST", "tags", {"tags": ["stolen"]}),
+            ("POST", "files/pdf", None),
+            ("POST", "recapture", None),
+            ("DELETE", "", None),
+        ):
+            url = base + f"api/links/{ann.id}/{path}".rstrip("/")
+            async with http.request(method, url, json=body) as response:
+                answers.append((response.status, await response.json()))
+        undos = []
+        for link_id in (ann.id, missing):  # nothing of Ann's to undo, as for no link at all
+            async with http.post(base + f"api/links/{link_id}/undo") as response:
+                undos.append((response.status, await response.json()))
+        assert undos[0] == undos[1] and undos[0][0] == 410
+    assert [a for a in answers if a != (404, {"error": "not_found"})] == []
+    kept = await bot.store.get(ANN, ann.id)
+    assert kept is not None and kept.tags == ["private"]  # Ann's link untouched
     # Bob's own thumbnail is served, with its real type and validators
     status, body, response = await get(base.rstrip("/") + bobs["thumb"])
     assert status == 200 and response.content_type == "image/jpeg"
