@@ -6,6 +6,8 @@
 3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
 4. peak memory (bot process + its Chromium) with two captures in flight.
 5. /find and /tags at 100 000 links (benchmarks/find.py; `python -m benchmarks find` alone).
+6. the library's first page for a user with 100 000 links: API, thumbnails, the page in
+   headless Chromium (benchmarks/web.py; `python -m benchmarks web` alone).
 
 Results print as a table and are written to benchmarks/results.json.
 """
@@ -254,9 +256,13 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # `python -m benchmarks find` runs the find bench alone; no argument runs all five.
-    if sys.argv[1:] != ["find"]:
+    # `python -m benchmarks find` (or `web`) runs that bench alone; no argument runs all six.
+    chosen = sys.argv[1:]
+    if not chosen:
         asyncio.run(main())
-    from benchmarks import find
+    from benchmarks import find, web
 
-    find.main()
+    if chosen in ([], ["find"]):
+        find.main()
+    if chosen in ([], ["web"]):
+        web.main()

@@ -32,6 +32,7 @@ class LinkEvent:
     link_id: ObjectId
     status: str | None = None
     piece: str | None = None
+    at: int = 0  # where `piece` starts in the summary (a listener may have the start)
     reason: str | None = None
 
 
@@ -64,8 +65,9 @@ class LiveEvents:
         self._publish(LinkEvent(link_id, status=status, reason=reason))
 
     def summary(self, link_id: ObjectId, piece: str) -> None:
-        self._summaries[link_id] = self._summaries.get(link_id, "") + piece
-        self._publish(LinkEvent(link_id, piece=piece))
+        before = self._summaries.get(link_id, "")
+        self._summaries[link_id] = before + piece
+        self._publish(LinkEvent(link_id, piece=piece, at=len(before)))
 
     def summary_so_far(self, link_id: ObjectId) -> str | None:
         return self._summaries.get(link_id)

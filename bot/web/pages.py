@@ -38,7 +38,7 @@ def shell(base: str) -> str:
 <meta name="linksnap-base" content="{_esc(base)}">
 <title>linksnap</title>
 <link rel="stylesheet" href="{_esc(base)}static/app.css">
-<script src="{_esc(base)}static/telegram-web-app.js"></script>
+<script src="{_esc(base)}static/telegram-web-app.js" defer></script>
 <script type="module" src="{_esc(base)}static/app.js"></script>
 </head>
 <body>

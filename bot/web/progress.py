@@ -61,25 +61,35 @@ async def _follow(
     listener: Listener,
 ) -> None:
     live = ctx.services.pipeline.live
-    await _send(response, "state", _state(ctx, viewer, record))
+    state = _state(ctx, viewer, record)
+    await _send(response, "state", state)
+    shown = len(state["summary"] or "") if record.status == Status.SUMMARIZING else 0
     quiet = 0
     while record.status not in ENDED and not ctx.closing.is_set():
         woke = await _wait(listener, ctx.closing)
         moved = False
         for event in listener.take():
-            if event.piece is not None:
+            if event.piece is not None and event.at == shown:
                 await _send(response, "summary", {"piece": event.piece})
+                shown += len(event.piece)
+            elif event.piece is not None and event.at > shown:
+                listener.lagged = True  # a piece missed: the whole text instead
             moved = moved or event.status is not None
         if listener.lagged:
             listener.lagged = False
-            await _send(response, "summary", {"all": live.summary_so_far(record.id) or ""})
+            text = live.summary_so_far(record.id) or ""
+            await _send(response, "summary", {"all": text})
+            shown = len(text)
         if moved or not woke:
             current = await ctx.services.store.get(viewer.user_id, record.id)
             if current is None:
                 await _send(response, "gone", {})
                 return
             if moved or current.status != record.status:
-                await _send(response, "state", _state(ctx, viewer, current))
+                state = _state(ctx, viewer, current)
+                await _send(response, "state", state)
+                if current.status == Status.SUMMARIZING:
+                    shown = len(state["summary"] or "")
             record = current
         quiet = 0 if woke else quiet + 1
         if quiet and quiet % PING_EVERY == 0:
