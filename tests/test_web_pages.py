@@ -421,6 +421,7 @@ async def test_screenshots_of_both_pages_light_and_dark(
         await page.click("#add-submit")
         item = page.locator("#add-results .progress").first
         await expect(item).to_have_attribute("data-stage", "done", timeout=TIMEOUT)
+        await expect(item.locator("img.shot")).to_be_visible()
         await expect(item.locator("img.shot")).to_have_js_property("complete", True)
         await page.fill("#add-text", "https://example.com/article #阅读")
         await page.screenshot(path=str(out / f"web-add-{scheme}.png"))

@@ -242,7 +242,8 @@ function showState(item, data) {
 const ENDED = new Set(["done", "failed", "summary_failed"]);
 
 async function follow(id, item) {
-  for (let attempt = 0; attempt < 30 && !ENDED.has(item.dataset.stage); attempt++) {
+  // At least once: a link saved before is shown as it stands (its stage may be done).
+  for (let attempt = 0; attempt < 30 && (attempt === 0 || !ENDED.has(item.dataset.stage)); attempt++) {
     try {
       await events(`links/${id}/events`, (event, data) => {
         if (event === "state") showState(item, data);
