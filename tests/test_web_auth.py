@@ -118,7 +118,7 @@ async def test_another_users_link_thumbnail_and_file_are_404_like_missing_ones(
             async with http.request(method, url, json=body) as response:
                 answers.append((response.status, await response.json()))
         undos = []
-        for link_id in (ann.id, missing):  # nothing of Ann's to undo, as for no link at all
+        for link_id in (str(ann.id), missing):  # nothing of Ann's to undo, as for none
             async with http.post(base + f"api/links/{link_id}/undo") as response:
                 undos.append((response.status, await response.json()))
         assert undos[0] == undos[1] and undos[0][0] == 410

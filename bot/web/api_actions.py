@@ -30,7 +30,7 @@ from bot.web.texts import page_texts
 from bot.web.views import card, detail, web_tag
 from storage.models import LinkRecord
 from storage.repository import parse_id
-from storage.trash import UndoConflict, UndoExpired
+from storage.trash import Trashed, UndoConflict, UndoExpired
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4096  # as much as one Telegram message
@@ -139,21 +139,31 @@ async def delete(request: web.Request) -> web.Response:
     ctx = context_of(request)
     viewer = await viewer_of(request)
     record = await _owned(ctx, viewer, request.match_info["link_id"])
-    if record is None or not await _delete(ctx, viewer, record):
+    trashed = await _delete(ctx, viewer, record) if record is not None else None
+    if trashed is None:
         return not_found()
-    return web.json_response({"deleted": [str(record.id)], "undo_seconds": ctx.manage.undo_seconds})
+    await _show_deleted(ctx, [trashed])
+    return web.json_response(
+        {"deleted": [str(trashed.record.id)], "undo_seconds": ctx.manage.undo_seconds}
+    )
 
 
-async def _delete(ctx: WebContext, viewer: Viewer, record: LinkRecord) -> bool:
+async def _delete(ctx: WebContext, viewer: Viewer, record: LinkRecord) -> Trashed | None:
+    """Hide the link for the undo minute (the chat's message is edited by the caller)."""
     where = snapshot_edits.where_of(record)
     manage = ctx.manage
     trashed = await manage.delete(viewer.user_id, record.id, *(where if where else (None, None)))
-    if trashed is None:
-        return False
-    snapshot_edits.schedule_purge(ctx.jobs, record.id, record.lang_code, manage.undo_seconds)
-    texts = texts_for(record.lang_code)
-    await snapshot_edits.show_deleted(ctx.bot, trashed.record, texts, where, for_good=False)
-    return True
+    if trashed is not None:
+        snapshot_edits.schedule_purge(ctx.jobs, record.id, record.lang_code, manage.undo_seconds)
+    return trashed
+
+
+async def _show_deleted(ctx: WebContext, trashed: list[Trashed]) -> None:
+    for item in trashed:
+        record = item.record
+        texts = texts_for(record.lang_code)
+        where = snapshot_edits.where_of(record)
+        await snapshot_edits.show_deleted(ctx.bot, record, texts, where, for_good=False)
 
 
 async def undo(request: web.Request) -> web.Response:
@@ -164,6 +174,7 @@ async def undo(request: web.Request) -> web.Response:
         return not_found()
     try:
         record = await _undo(ctx, viewer, link_id)
+        await _show(ctx, record)
     except UndoExpired:
         return _conflict(410, "undo_expired", viewer)
     except UndoConflict:
@@ -172,9 +183,9 @@ async def undo(request: web.Request) -> web.Response:
 
 
 async def _undo(ctx: WebContext, viewer: Viewer, link_id: ObjectId) -> LinkRecord:
+    """Put the link back (the chat's message is edited by the caller)."""
     record = await ctx.manage.undo(viewer.user_id, link_id)
     snapshot_edits.cancel_purge(ctx.jobs, link_id)
-    await _show(ctx, record)
     return record
 
 
@@ -252,12 +263,14 @@ async def bulk(request: web.Request) -> web.Response:
     body = await _body(request, viewer)
     ids = _ids(body)
     if body.get("delete") is True:
-        done = []
+        done: list[Trashed] = []
         for link_id in ids:
             record = await ctx.services.store.get(viewer.user_id, link_id)
-            if record is not None and await _delete(ctx, viewer, record):
-                done.append(str(link_id))
-        return web.json_response({"deleted": done, "undo_seconds": ctx.manage.undo_seconds})
+            trashed = await _delete(ctx, viewer, record) if record is not None else None
+            done += [trashed] if trashed is not None else []
+        ctx.services.spawn(_show_deleted(ctx, done))  # paced edits: not held for them
+        deleted = [str(t.record.id) for t in done]
+        return web.json_response({"deleted": deleted, "undo_seconds": ctx.manage.undo_seconds})
     change = Retag(_tags(viewer, body.get("add")), _tags(viewer, body.get("remove")))
     changed: list[LinkRecord] = []
     for link_id in ids:
@@ -273,11 +286,12 @@ async def bulk_undo(request: web.Request) -> web.Response:
     ctx = context_of(request)
     viewer = await viewer_of(request)
     body = await _body(request, viewer)
-    restored = []
+    restored: list[LinkRecord] = []
     for link_id in _ids(body):
         with contextlib.suppress(UndoExpired, UndoConflict):
-            restored.append(str((await _undo(ctx, viewer, link_id)).id))
-    return web.json_response({"restored": restored})
+            restored.append(await _undo(ctx, viewer, link_id))
+    ctx.services.spawn(snapshot_edits.show_many(ctx.bot, restored))
+    return web.json_response({"restored": [str(r.id) for r in restored]})
 
 
 async def rename_tag(request: web.Request) -> web.Response:

@@ -190,6 +190,10 @@ async function addLinks(event, text, submit, refused) {
       refused.append(el("h3", { text: T.not_added }), ...result.refused.map((line) => el("p", { text: line })));
     }
     for (const link of result.links.slice().reverse()) addResult(link);
+    if (result.later) {
+      const seconds = Math.max(1, Math.round((Date.parse(result.later) - Date.now()) / 1000));
+      toast(fill(T.too_fast, { seconds }));
+    }
     if (result.links.length) {
       text.value = "";
       haptic("success");
