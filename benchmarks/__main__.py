@@ -6,6 +6,8 @@
 3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
 4. peak memory (bot process + its Chromium) with two captures in flight.
 5. /find and /tags at 100 000 links (benchmarks/find.py; `python -m benchmarks find` alone).
+6. the library's first page for a user with 100 000 links: API, thumbnails, the page in
+   headless Chromium (benchmarks/web.py; `python -m benchmarks web` alone).
 
 Results print as a table and are written to benchmarks/results.json.
 """
@@ -58,6 +60,7 @@ def settings(api: FakeBotAPI, mongo: str, **extra: str) -> Settings:
         "capture_allow_private": "127.0.0.1",
         "log_level": "WARNING",
         "user_rate_per_minute": "1000",
+        "web_listen": "127.0.0.1:0",
     }
     env.update(extra)
     return Settings(_env_file=None, **env)  # type: ignore[arg-type]
@@ -183,6 +186,7 @@ async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[s
         "MONGODB_URI": mongo,
         "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
+        "WEB_LISTEN": "127.0.0.1:0",
     }
     mark = len(api.calls)
     proc = await asyncio.create_subprocess_exec(
@@ -252,9 +256,13 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # `python -m benchmarks find` runs the find bench alone; no argument runs all five.
-    if sys.argv[1:] != ["find"]:
+    # `python -m benchmarks find` (or `web`) runs that bench alone; no argument runs all six.
+    chosen = sys.argv[1:]
+    if not chosen:
         asyncio.run(main())
-    from benchmarks import find
+    from benchmarks import find, web
 
-    find.main()
+    if chosen in ([], ["find"]):
+        find.main()
+    if chosen in ([], ["web"]):
+        web.main()

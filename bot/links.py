@@ -150,3 +150,42 @@ def _note(text: str, spans: list[tuple[int, int]]) -> str:
         chars[start:end] = " " * (end - start)
     lines = (re.sub(r"\s+", " ", line).strip() for line in "".join(chars).splitlines())
     return "\n".join(line for line in lines if line)
+
+
+# Typed or pasted on the platform's pages, where no Telegram client has marked the links:
+# a word with a scheme (`https://…`, and `javascript:…` to be refused by name), or one
+# starting `www.`; punctuation that ends a sentence is not part of the link.
+_TYPED_LINK = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://\S+|www\.\S+\.\S+)$")
+_TYPED_TAG = re.compile(r"^[#＃](\w+)$")
+_TRAILING = ".,;:!?)]}'\"，。；：！？）」』"
+
+
+def parse_text(text: str, *, max_links: int = MAX_LINKS) -> ParsedMessage:
+    """Links (capped, de-duplicated), #tags and note of text typed on a page, read as
+    `parse_message` reads a message."""
+    out = ParsedMessage()
+    candidates: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for word in re.finditer(r"\S+", text):
+        value = word.group(0)
+        if tag := _TYPED_TAG.match(value):
+            name = normalize_tag(tag.group(1))
+            if name not in out.tags:
+                out.tags.append(name)
+        elif _TYPED_LINK.match(value) or _SCHEME_WORD.fullmatch(value):
+            candidates.append(_trim(value))
+        else:
+            continue
+        spans.append((word.start(), word.end()))
+    _accept(out, candidates, max_links)
+    out.note = _note(text, spans)
+    return out
+
+
+def _trim(word: str) -> str:
+    """`https://x.org/a.` → `https://x.org/a`; a `)` closing one opened in the link stays."""
+    while len(word) > 1 and word[-1] in _TRAILING:
+        if word[-1] in ")）" and word.count("(") >= word.count(")"):
+            break
+        word = word[:-1]
+    return word

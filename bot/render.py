@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import html
+import re
 import urllib.parse
 from datetime import datetime
 
 from bot.capture_error import CaptureError, DownloadRefused, FileTooLarge
 from bot.i18n import Texts
+from bot.links import MAX_LINKS, MAX_URL_LENGTH, ParsedMessage
 from storage.models import LinkRecord, Page, TagCount
 
 TITLE_MAX = 200
+_MARKUP = re.compile(r"<[^>]+>")
 NOTE_MAX = 300
 
 
 def esc(text: str | None) -> str:
     return html.escape(text or "", quote=True)
+
+
+def plain_text(markup: str) -> str:
+    """The text a reader sees of Telegram HTML (for a page that shows it as text)."""
+    return html.unescape(_MARKUP.sub("", markup))
+
+
+def refusal_lines(parsed: ParsedMessage, texts: Texts) -> list[str]:
+    """Why links were refused and how many were skipped, one HTML line each (at most 5
+    refusals named): what the chat replies, and what the pages show."""
+    lines = []
+    for rejected in parsed.rejected[:5]:
+        url = esc(rejected.url[:80])
+        if rejected.reason == "scheme":
+            lines.append(texts.refused_scheme.format(url=url))
+        elif rejected.reason == "blocked":
+            lines.append(texts.refused_blocked.format(url=url))
+        elif rejected.reason == "too_long":
+            lines.append(texts.refused_too_long.format(limit=MAX_URL_LENGTH))
+        else:
+            lines.append(texts.refused_malformed.format(url=url))
+    if parsed.skipped:
+        lines.append(texts.skipped_links.format(limit=MAX_LINKS, count=parsed.skipped))
+    return lines
 
 
 def domain(url: str) -> str:

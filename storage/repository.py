@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 CHECKED_STATES = (str(Status.DONE), str(Status.SUMMARY_FAILED))
 DEFAULT_INDEX_DIR = Path("data") / "index"
+RENAME_PAGE = 500  # links read per listing page while renaming a tag
 
 
 class StoreConflict(Exception):
@@ -341,6 +342,28 @@ class LinkStore:
             return False
         await self.update(link_id, tags=list(dict.fromkeys(tags)))
         return True
+
+    async def rename_tag(self, owner_id: int, old: str, new: str) -> list[ObjectId]:
+        """`old` becomes `new` on every link of the owner's that carries it (a merge when
+        `new` is a tag they have already); the links changed. Each is written as a retag
+        is, so the listing, /tags and inline results follow through the journal."""
+        ids: list[ObjectId] = []
+        page = 0
+        while True:  # every link carrying `old` first: the writes would shift the pages
+            found = await self.find(owner_id, [old], page=page, page_size=RENAME_PAGE)
+            ids += [r.id for r in found.items]
+            if (page + 1) * RENAME_PAGE >= found.total:
+                break
+            page += 1
+        changed = []
+        for link_id in ids:
+            doc = await self.links.find_one({"_id": link_id}, {"owner_id": 1, "tags": 1})
+            if doc is None or doc["owner_id"] != owner_id or old not in doc.get("tags", []):
+                continue  # deleted or retagged meanwhile
+            tags = list(dict.fromkeys(new if t == old else t for t in doc["tags"]))
+            await self.update(link_id, tags=tags)
+            changed.append(link_id)
+        return changed
 
     async def delete(self, owner_id: int, link_id: ObjectId) -> bool:
         """Forget a link (its screenshot bytes stay in GridFS); False when not the owner's."""

@@ -29,6 +29,7 @@ from storage.images import ImageNotFound
 from storage.keys import WORK_STATES, key_id
 from storage.models import LinkRecord, utcnow
 from storage.repository import LinkStore
+from storage.thumbs import Thumbnails
 
 Doc = dict[str, Any]
 
@@ -153,6 +154,7 @@ class Trash:
         if shot is not None and shot.gridfs_id is not None:
             with contextlib.suppress(ImageNotFound):
                 await self.store.images.delete(shot.gridfs_id)
+            await Thumbnails(self.store.db).drop(shot.gridfs_id)
         original = trashed.record.original  # a PDF or image link's file, and files made
         if original is not None and original.gridfs_id is not None:
             await self.store.images.delete(original.gridfs_id)

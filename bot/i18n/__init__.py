@@ -102,6 +102,14 @@ class Texts:
     file_failed: str
     file_no_browser: str
     file_not_a_page: str
+    # the platform's pages (issue 17): /web, the menu button, and the pages' own words
+    cmd_web: str
+    web_intro: str
+    web_private_only: str
+    web_open_app: str
+    menu_button: str
+    library_button: str
+    web_ui: dict[str, str]
 
 
 def texts_for(language_code: str | None) -> Texts:

@@ -43,8 +43,10 @@ async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | No
         return None
     if await _silent(p, record):
         await p.store.update(record.id, status=Status.DONE)
+        p.live.stage(record.id, Status.DONE)
         return None
     await p.store.update(record.id, status=Status.DELIVERING)
+    p.live.stage(record.id, Status.DELIVERING)
     image = await p.store.get_image(shot.gridfs_id)
     # Shielded: once started, a stop lets the send and its acknowledgement finish
     # together, so a clean stop never leaves a delivered photo marked as owed.
@@ -118,6 +120,7 @@ async def _send_and_ack(
             return None
         log.warning("Telegram refused the snapshot: %s", exc)
         await p.store.mark_failed(record.id, f"telegram: {exc}")
+        p.live.stage(record.id, Status.FAILED)
         return None
     shot = screenshot_of(message, record.screenshot, as_document)
     record.screenshot, record.reply_message_id = shot, message.message_id

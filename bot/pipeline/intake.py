@@ -34,7 +34,7 @@ class LinkRequest:
 
     owner_id: int
     chat_id: int
-    message_id: int
+    message_id: int | None  # None: added on the platform's pages, no message to answer
     lang_code: str
     tags: list[str]
     note: str
@@ -103,7 +103,11 @@ async def record(
             )
             later = start or later
         else:  # answer where and to what the user sent it this time
-            if stored.source_message_id is None and stored.status in UNFINISHED:
+            if (
+                stored.source_message_id is None
+                and stored.status in UNFINISHED
+                and await p.durably(functools.partial(_imported, p, stored))
+            ):
                 await p.durably(functools.partial(_by_hand, p, stored, request))
             stored.chat_id, stored.source_message_id = request.chat_id, request.message_id
             stored.lang_code = request.lang_code
@@ -115,8 +119,16 @@ async def record(
 
 
 async def _ours_unqueued(p: Pipeline, record: LinkRecord, request: LinkRequest) -> bool:
+    if request.message_id is None:
+        return False  # a page's request has no message to tell its links by (workers adopt)
     ours = (record.chat_id, record.source_message_id) == (request.chat_id, request.message_id)
     return ours and record.status == Status.PENDING and not await p.store.queue.queued(record.id)
+
+
+async def _imported(p: Pipeline, record: LinkRecord) -> bool:
+    """Recorded by an import (not by a message, nor on the platform's pages)."""
+    doc = await p.store.links.find_one({"_id": record.id}, {"imported": 1})
+    return bool(doc and doc.get("imported"))
 
 
 async def _by_hand(p: Pipeline, record: LinkRecord, request: LinkRequest) -> None:
