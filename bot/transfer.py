@@ -22,6 +22,7 @@ from bot import bookmarks
 from bot.bookmarks import Bookmark, Parsed
 from bot.links import url_key
 from bot.netguard import Blocked, NetGuard, parse_host
+from bot.tags import cap_tags, clean_tags
 from storage import bulk
 from storage.claims import PRIO_IMPORTED
 from storage.models import LinkRecord, utcnow
@@ -39,6 +40,7 @@ class ImportCounts:
     saved: int = 0
     duplicates: int = 0  # repeats inside the file, and links the user already had
     invalid: int = 0  # entries that are not web links, or point at private addresses
+    capped: int = 0  # links whose tags were cut to MAX_TAGS_PER_LINK
 
     @property
     def done(self) -> int:
@@ -66,7 +68,7 @@ def _record(owner_id: int, chat_id: int, lang: str, mark: Bookmark) -> LinkRecor
         chat_id=chat_id,
         url=mark.url,
         url_key=url_key(mark.url),
-        tags=mark.tags,
+        tags=cap_tags(clean_tags(mark.tags))[0],  # as the reader left them, unless built here
         note=mark.note,
         lang_code=lang,
         title=mark.title,
@@ -92,11 +94,17 @@ async def import_links(
 
     A database error propagates with `counts` as far as they got (see ImportStopped).
     """
-    counts = ImportCounts(total=parsed.entries, duplicates=parsed.repeats, invalid=parsed.invalid)
+    counts = ImportCounts(
+        total=parsed.entries,
+        duplicates=parsed.repeats,
+        invalid=parsed.invalid,
+        capped=parsed.capped,
+    )
     turn = time.time()
     batch: list[LinkRecord] = []
     seen: set[str] = set()
     try:
+        await bulk.repair_imports(store, owner_id)  # what a killed import left half-done
         for mark in parsed.bookmarks:
             record = _record(owner_id, chat_id, lang, mark)
             if not await _screened(guard, mark.url):

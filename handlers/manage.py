@@ -25,9 +25,10 @@ from bot.manage import (
 )
 from bot.pipeline.replies import react
 from bot.services import get_services
+from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.models import LinkRecord
-from storage.trash import Trashed, UndoConflict, UndoExpired
+from storage.trash import AlreadyRestored, Trashed, UndoConflict, UndoExpired
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 300.0
@@ -69,11 +70,14 @@ async def on_retag_reply(update: Update, context: Context) -> None:
     if record is None:
         await message.reply_text(texts.retag_no_link)
         return
-    updated = await manage.retag(user.id, record.id, change)
-    if updated is None:
+    done = await manage.retag_counted(user.id, record.id, change)
+    if done is None:
         await message.reply_text(texts.retag_no_link)
         return
+    updated, dropped = done
     await _show_snapshot(context, updated, texts, _snapshot_message(target, updated))
+    if dropped:
+        await message.reply_text(texts.tags_dropped.format(limit=MAX_TAGS_PER_LINK, count=dropped))
     await react(context.bot, message.chat_id, message.message_id, "👌")
 
 
@@ -140,9 +144,13 @@ async def add_tag(update: Update, context: Context, action: AddTag) -> None:
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
     texts = texts_of(update)
-    record = await manage_of(context).retag(user.id, action.link_id, Retag(add=[action.tag]))
-    if record is None:
+    done = await manage_of(context).retag_counted(user.id, action.link_id, Retag(add=[action.tag]))
+    if done is None:
         await query.answer(texts.stale_button)
+        return
+    record, dropped = done
+    if dropped:
+        await query.answer(texts.tags_full.format(limit=MAX_TAGS_PER_LINK), show_alert=True)
         return
     await query.answer(texts.tag_added.format(tag=action.tag))
     message = query.message if isinstance(query.message, Message) else None
@@ -203,6 +211,9 @@ async def undo(update: Update, context: Context, action: Undo) -> None:
     texts = texts_of(update)
     try:
         record = await manage_of(context).undo(user.id, action.link_id)
+    except AlreadyRestored:
+        await query.answer(texts.undo_done)
+        return
     except UndoExpired:
         await query.answer(texts.undo_expired, show_alert=True)
         return

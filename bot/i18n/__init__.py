@@ -102,6 +102,17 @@ class Texts:
     file_failed: str
     file_no_browser: str
     file_not_a_page: str
+    # hostile files and oversized records (issue 22)
+    tags_dropped: str
+    tags_full: str
+    tags_more: str
+    snapshot_refused: str
+    undo_done: str
+    import_capped: str
+    import_encoding: str
+    import_too_deep: str
+    import_too_many: str
+    import_too_slow: str
 
 
 def texts_for(language_code: str | None) -> Texts:

@@ -145,4 +145,15 @@ TEXTS = Texts(
     file_not_a_page="This link is a file itself, not a web page: it has no full page, PDF print or archive.",
     import_how="📥 To import bookmarks, send me the file here: a browser bookmark export (HTML), my own JSON export, a CSV with a url column (Raindrop, Pocket), or a text file of links, up to {limit} MB.",
     cmd_import="Import bookmarks from a file",
+    # hostile files and oversized records (issue 22)
+    tags_dropped="A link keeps at most {limit} tags; {count} more were left out.",
+    tags_full="This link already has {limit} tags. Remove one first (reply -#tag to the snapshot).",
+    tags_more="… and {count} more",
+    snapshot_refused="🤷 Telegram refused the snapshot of {url}: {reason}",
+    undo_done="Already restored.",
+    import_capped=", {count} links had more than {limit} tags (the first {limit} kept)",
+    import_encoding="I couldn't read that file as text ({detail}). Save it as UTF-8 and send it again. Nothing was imported.",
+    import_too_deep="I couldn't read that file: it is nested far deeper than any bookmark file. Nothing was imported.",
+    import_too_many="That file holds more than {limit} entries; split it into smaller files and send them one by one. Nothing was imported.",
+    import_too_slow="Reading that file took too long (over {seconds} s), so I stopped. Nothing was imported.",
 )

@@ -142,4 +142,15 @@ TEXTS = Texts(
     file_not_a_page="这个链接本身就是文件，不是网页：没有整页截图、PDF 或存档。",
     import_how="📥 要导入书签，请直接把文件发给我：浏览器导出的书签（HTML）、我导出的 JSON、带 url 列的 CSV（Raindrop、Pocket），或包含链接的文本文件，最大 {limit} MB。",
     cmd_import="从文件导入书签",
+    # hostile files and oversized records (issue 22)
+    tags_dropped="每个链接最多保留 {limit} 个标签，另有 {count} 个未保存。",
+    tags_full="这个链接已有 {limit} 个标签。请先删除一个（回复快照 -#标签）。",
+    tags_more="… 另有 {count} 个",
+    snapshot_refused="🤷 Telegram 拒绝了 {url} 的快照：{reason}",
+    undo_done="已经恢复过了。",
+    import_capped="，{count} 个链接的标签超过 {limit} 个（保留前 {limit} 个）",
+    import_encoding="无法把这个文件读作文本（{detail}）。请另存为 UTF-8 后再发送。未导入任何内容。",
+    import_too_deep="无法读取这个文件：它的嵌套层级远超任何书签文件。未导入任何内容。",
+    import_too_many="这个文件包含超过 {limit} 个条目，请拆分成较小的文件逐个发送。未导入任何内容。",
+    import_too_slow="读取这个文件用时过长（超过 {seconds} 秒），已停止。未导入任何内容。",
 )
