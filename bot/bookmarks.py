@@ -37,10 +37,13 @@ MAX_TITLE = 1000
 MAX_NOTE = 4000
 MAX_ENTRIES = 100_000  # entries read from one file (a 20 MB file could hold far more)
 FOLDER_TAGS = 3  # a bookmark in a/b/c/d/e is tagged #c #d #e
+MAX_JSON_DEPTH = 64  # a bookmark export nests a handful of levels
 _BINARY_MAGIC = (b"%PDF", b"PK\x03\x04", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"\x1f\x8b", b"7z")
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON string (skipped whole, possessively: linear on any input) or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 # Browser root folders: a tag on every bookmark says nothing.
 _ROOT_FOLDERS = frozenset(
     {
@@ -319,7 +322,23 @@ def _netscape(text: str) -> Parsed:
     return reader.found.result("Netscape HTML")
 
 
+def _json_depth_over(text: str, limit: int) -> bool:
+    """Whether brackets nest deeper than `limit` (the decoder would recurse that deep)."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group(0)
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
 def _json(text: str) -> Parsed:
+    if _json_depth_over(text, MAX_JSON_DEPTH):
+        raise TooDeep("JSON")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

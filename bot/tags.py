@@ -6,7 +6,7 @@ see: invisible and direction-control characters (a right-to-left override inside
 would make a caption read as something else), control characters and lone surrogates.
 Whitespace and commas become `_` (a folder "Tech News" is `#tech_news`; the bookmark
 export joins tags with commas, so a comma inside one would not come back as one tag).
-Only the standard library's Unicode tables are needed (NFC, categories, casefold).
+Only the standard library's Unicode tables are needed (NFKC, categories, casefold).
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def strip_invisible(text: str) -> str:
 
 def clean_tag(raw: str) -> str | None:
     """The tag as stored: `#`/`＃` stripped, invisible characters dropped, whitespace and
-    commas as `_`, case-folded, NFC, at most MAX_TAG_LENGTH characters; None when
-    nothing is left."""
-    text = strip_invisible(unicodedata.normalize("NFC", raw)).strip().lstrip(HASH_MARKS)
+    commas as `_`, case-folded, NFKC (a Chinese keyboard's full-width `ＡＩ` is `ai`), at
+    most MAX_TAG_LENGTH characters; None when nothing is left."""
+    text = strip_invisible(unicodedata.normalize("NFKC", raw)).strip().lstrip(HASH_MARKS)
     words = [w for w in _SEPARATORS.split(text) if w]
-    tag = unicodedata.normalize("NFC", "_".join(words).casefold())
+    tag = unicodedata.normalize("NFKC", "_".join(words).casefold())
     if len(tag) > MAX_TAG_LENGTH:
         tag = tag[:MAX_TAG_LENGTH].rstrip("_")
     tag = tag.strip(_JOINERS)  # a joiner with nothing to join, or cut from its emoji
@@ -78,3 +78,9 @@ def merge_tags(current: list[str], added: list[str]) -> tuple[list[str], int]:
     fresh = [t for t in dict.fromkeys(added) if t not in kept]
     room = max(0, MAX_TAGS_PER_LINK - len(kept))
     return kept + fresh[:room], max(0, len(fresh) - room)
+
+
+def normalise(tags: list[str]) -> list[str]:
+    """Stored tags as they should be: each cleaned, de-duplicated, capped (the migration
+    passes every link's tags through this)."""
+    return cap_tags(clean_tags(tags))[0]

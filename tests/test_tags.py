@@ -23,6 +23,7 @@ from bot.tags import MAX_TAG_LENGTH, MAX_TAGS_PER_LINK, cap_tags, clean_tag, mer
         ("#\u200ey\u200f", "y"),  # direction marks
         ("#a\ud800b", "ab"),  # a lone surrogate from a JSON file
         ("#Cafe\u0301", "café"),  # one spelling of é
+        ("#ＡＩ", "ai"),  # full-width, as a Chinese keyboard types it
     ],
 )
 def test_tags_are_stored_as_typed_minus_what_cannot_be_seen(raw: str, stored: str) -> None:
