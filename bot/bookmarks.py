@@ -206,7 +206,7 @@ class _Collector:
         self.repeats = 0
         self.capped: set[str] = set()
 
-    def add(self, mark: Bookmark, tags_dropped: int = 0) -> Bookmark | None:
+    def add(self, mark: Bookmark) -> Bookmark | None:
         if len(self.items) + self.repeats + self.invalid >= MAX_ENTRIES:
             raise TooMany(MAX_ENTRIES)
         url, _ = check_url(mark.url.strip())
@@ -224,7 +224,7 @@ class _Collector:
                 self.capped.add(url)
             return seen
         mark.tags, dropped = cap_tags(mark.tags)
-        if dropped or tags_dropped:
+        if dropped:
             self.capped.add(url)
         self.items[url] = mark
         return mark
@@ -285,14 +285,13 @@ class _NetscapeReader(HTMLParser):
         elif tag == "a" and self._anchor is not None:
             attrs = self._attrs
             given = attrs.get("tags", "").split(",")
-            tags, dropped = cap_tags([*self.named[-FOLDER_TAGS:], *_tags(given)])
             mark = Bookmark(
                 url=attrs.get("href", ""),
                 title="".join(self._anchor),
-                tags=tags,
+                tags=list(dict.fromkeys([*self.named[-FOLDER_TAGS:], *_tags(given)])),
                 created_at=_when(attrs.get("add_date") or attrs.get("time_added")),
             )
-            self._last = self.found.add(mark, dropped)
+            self._last = self.found.add(mark)
             self._anchor = None
 
     def handle_data(self, data: str) -> None:

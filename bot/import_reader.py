@@ -42,17 +42,21 @@ from bot.bookmarks import (
 log = logging.getLogger(__name__)
 
 READ_SECONDS = 60.0
-MEMORY_BYTES = 2 * 2**30  # address space of the child (a 20 MB file needs a few hundred MB)
+MEMORY_BYTES = 2**30  # address space of the child (a 20 MB file needs a few hundred MB)
 _SLICE = 500  # bookmarks decoded between two turns of the event loop
 _ROOT = Path(__file__).resolve().parent.parent
 
 
 class TooSlow(ImportRefused):
-    """Reading took longer than READ_SECONDS (or more memory than MEMORY_BYTES)."""
+    """Reading took longer than READ_SECONDS: the child was killed."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__(f"not read within {seconds:.0f} s")
         self.seconds = seconds
+
+
+class TooCostly(ImportRefused):
+    """The reader ran out of CPU time or memory (its limits), or failed some other way."""
 
 
 def command() -> Sequence[str]:
@@ -67,7 +71,11 @@ async def read(data: bytes, *, seconds: float = READ_SECONDS) -> Parsed:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env={"PYTHONPATH": str(_ROOT), "READ_SECONDS": str(seconds)},
+        env={
+            "PYTHONPATH": str(_ROOT),
+            "READ_SECONDS": str(seconds),
+            "READ_MEMORY": str(MEMORY_BYTES),
+        },
         cwd=_ROOT,
     )
     try:
@@ -82,7 +90,7 @@ async def read(data: bytes, *, seconds: float = READ_SECONDS) -> Parsed:
     lines = out.splitlines()
     if proc.returncode != 0 or not lines:
         log.warning("import reader ended with %s", proc.returncode)
-        raise TooSlow(seconds)  # out of CPU time or memory: the file costs too much
+        raise TooCostly(f"reader ended with {proc.returncode}")
     return await _parsed(json.loads(lines[0]), lines[1:])
 
 
@@ -129,11 +137,11 @@ def _bookmark(raw: dict[str, Any]) -> Bookmark:
 # --- the child -----------------------------------------------------------------------
 
 
-def _limit_self(seconds: float) -> None:
+def _limit_self(seconds: float, memory: int) -> None:
     import resource
 
     with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = int(seconds) + 1
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
@@ -170,7 +178,8 @@ def _write(out: Any, line: str) -> None:
 
 
 def main() -> None:
-    _limit_self(float(os.environ.get("READ_SECONDS", READ_SECONDS)))
+    seconds = float(os.environ.get("READ_SECONDS", READ_SECONDS))
+    _limit_self(seconds, int(os.environ.get("READ_MEMORY", MEMORY_BYTES)))
     data = sys.stdin.buffer.read()
     out = sys.stdout.buffer
     try:

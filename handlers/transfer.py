@@ -202,4 +202,6 @@ def _refusal(exc: ImportRefused, texts: Texts) -> str:
         return texts.import_too_many.format(limit=exc.limit)
     if isinstance(exc, import_reader.TooSlow):
         return texts.import_too_slow.format(seconds=f"{exc.seconds:.0f}")
+    if isinstance(exc, import_reader.TooCostly):
+        return texts.import_too_costly
     return texts.import_unknown

@@ -200,6 +200,19 @@ async def test_a_file_read_too_long_is_stopped_and_its_process_ended(
         os.kill(pid, 0)  # killed and reaped
 
 
+async def test_a_file_that_needs_more_memory_than_allowed_is_refused(
+    front: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child limits its own address space: past it, it fails, and the user is told."""
+    monkeypatch.setattr(import_reader, "MEMORY_BYTES", 64 << 20)
+    small = json.dumps({"links": [f"{DEAD}/m{i}" for i in range(10)]}).encode()
+    assert "10 new links saved" in await import_file(front, 42, small, "small.json")
+    big = json.dumps({"links": [f"{DEAD}/m{i}" for i in range(90_000)]}).encode()
+    text = await import_file(front, 42, big, "big.json", word="Nothing was imported")
+    assert "needed more memory or time" in text
+    assert await consistent(front.store, 42) == 10
+
+
 async def test_the_reader_caps_tags_and_folder_depth() -> None:
     many = ",".join(f"t{i}" for i in range(200))
     page = (
@@ -483,7 +496,7 @@ async def test_tags_per_link_are_capped_on_import_and_said(front: BotHarness) ->
     many = ",".join(f"t{i}" for i in range(200))
     page = f'<DL><p><DT><A HREF="{DEAD}/many" TAGS="{many}">many</A></DL>'
     done = await import_file(front, 42, page.encode(), "many.html")
-    assert "1 new links saved" in done and "1 links had more than 50 tags" in done
+    assert "1 new links saved" in done and "1 of them had more than 50 tags" in done
     [record] = await front.records(42)
     assert record.tags == [f"t{i}" for i in range(50)]
 

@@ -113,6 +113,7 @@ class Texts:
     import_too_deep: str
     import_too_many: str
     import_too_slow: str
+    import_too_costly: str
 
 
 def texts_for(language_code: str | None) -> Texts:

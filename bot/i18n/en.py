@@ -151,9 +151,10 @@ TEXTS = Texts(
     tags_more="… and {count} more",
     snapshot_refused="🤷 Telegram refused the snapshot of {url}: {reason}",
     undo_done="Already restored.",
-    import_capped=", {count} links had more than {limit} tags (the first {limit} kept)",
+    import_capped=" ({count} of them had more than {limit} tags: the first {limit} were kept)",
     import_encoding="I couldn't read that file as text ({detail}). Save it as UTF-8 and send it again. Nothing was imported.",
     import_too_deep="I couldn't read that file: it is nested far deeper than any bookmark file. Nothing was imported.",
     import_too_many="That file holds more than {limit} entries; split it into smaller files and send them one by one. Nothing was imported.",
     import_too_slow="Reading that file took too long (over {seconds} s), so I stopped. Nothing was imported.",
+    import_too_costly="Reading that file needed more memory or time than I give one file, so I stopped. Nothing was imported.",
 )

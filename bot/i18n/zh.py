@@ -148,9 +148,10 @@ TEXTS = Texts(
     tags_more="… 另有 {count} 个",
     snapshot_refused="🤷 Telegram 拒绝了 {url} 的快照：{reason}",
     undo_done="已经恢复过了。",
-    import_capped="，{count} 个链接的标签超过 {limit} 个（保留前 {limit} 个）",
+    import_capped="（其中 {count} 个的标签超过 {limit} 个：保留了前 {limit} 个）",
     import_encoding="无法把这个文件读作文本（{detail}）。请另存为 UTF-8 后再发送。未导入任何内容。",
     import_too_deep="无法读取这个文件：它的嵌套层级远超任何书签文件。未导入任何内容。",
     import_too_many="这个文件包含超过 {limit} 个条目，请拆分成较小的文件逐个发送。未导入任何内容。",
     import_too_slow="读取这个文件用时过长（超过 {seconds} 秒），已停止。未导入任何内容。",
+    import_too_costly="读取这个文件所需的内存或时间超出了单个文件的上限，已停止。未导入任何内容。",
 )
