@@ -253,6 +253,12 @@ async def main() -> None:
 
 if __name__ == "__main__":
     # `python -m benchmarks find` runs the find bench alone; no argument runs all five.
+    # `python -m benchmarks imports` runs the hostile import files (benchmarks/imports.py).
+    if sys.argv[1:] == ["imports"]:
+        from benchmarks import imports
+
+        imports.main()
+        sys.exit()
     if sys.argv[1:] != ["find"]:
         asyncio.run(main())
     from benchmarks import find

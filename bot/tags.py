@@ -38,6 +38,8 @@ def _visible(char: str) -> bool:
 def strip_invisible(text: str) -> str:
     """`text` without control, invisible and direction-control characters (U+200E/F,
     U+202A–E, U+2066–9, U+061C…) and lone surrogates."""
+    if text.isprintable():  # the common case, in C: nothing of category C* in it
+        return text
     return "".join(c for c in text if _visible(c))
 
 
@@ -56,12 +58,12 @@ def clean_tag(raw: str) -> str | None:
 
 def clean_tags(raws: list[str]) -> list[str]:
     """Each cleaned, empty ones left out, first spelling kept (not capped)."""
-    out: list[str] = []
+    out: dict[str, None] = {}  # an ordered set: a file may hold thousands for one link
     for raw in raws:
         tag = clean_tag(raw)
-        if tag is not None and tag not in out:
-            out.append(tag)
-    return out
+        if tag is not None:
+            out.setdefault(tag)
+    return list(out)
 
 
 def cap_tags(tags: list[str]) -> tuple[list[str], int]:
