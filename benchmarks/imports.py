@@ -5,7 +5,7 @@ For each file: how long until it was read (the first count, or the refusal, in t
 import's message), how long the whole import took, and how long another user waited for
 each /help answer (update queued at the Bot API fake → its sendMessage received; each
 /help from a new user, so that no chat's own pacing, 1 message a second after a burst,
-is measured instead of the bot's event loop).
+is measured instead of the bot's event loop), and the longest the event loop was busy.
 Results print as JSON and go to benchmarks/imports.json.
 """
 
@@ -90,7 +90,27 @@ def settings(api: FakeBotAPI, mongo: str) -> Settings:
     return Settings(_env_file=None, **env)  # type: ignore[arg-type]
 
 
+class LoopLag:
+    """How late a task that asks to wake every 50 ms wakes: the longest stretch the
+    bot's event loop (the bench runs the bot in its own process) was kept busy."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.05)
+            self.worst = max(self.worst, time.monotonic() - before - 0.05)
+
+    def stop(self) -> float:
+        self._task.cancel()
+        return round(self.worst, 3)
+
+
 async def one_file(api: FakeBotAPI, user: int, name: str, data: bytes) -> dict[str, Any]:
+    lag = LoopLag()
     start = len(api.calls)
     sent_at = time.monotonic()
     api.send_document(user, data, f"{name}.txt")
@@ -113,7 +133,7 @@ async def one_file(api: FakeBotAPI, user: int, name: str, data: bytes) -> dict[s
         asked = time.monotonic()
         api.send_message(asker, "/help")
         await api.wait_for(
-            lambda c: c.method == "sendMessage" and c.params["chat_id"] == asker,
+            lambda c, asker=asker: c.method == "sendMessage" and c.params["chat_id"] == asker,
             timeout=120,
             since=before,
         )
@@ -128,6 +148,7 @@ async def one_file(api: FakeBotAPI, user: int, name: str, data: bytes) -> dict[s
         "help_n": len(waits),
         "help_p50_s": round(statistics.median(waits), 3) if waits else None,
         "help_max_s": round(max(waits), 3) if waits else None,
+        "loop_lag_max_s": lag.stop(),
     }
 
 

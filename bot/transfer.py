@@ -9,6 +9,7 @@ each destination again, through the egress guard, when it opens it).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ MAX_IMPORT_MB = 20  # the Bot API's getFile limit, too
 MAX_IMPORT_BYTES = MAX_IMPORT_MB * 1024 * 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # what a bot may send as a document
 BATCH = 250
+YIELD_EVERY = 50
 
 
 @dataclass
@@ -105,7 +107,9 @@ async def import_links(
     seen: set[str] = set()
     try:
         await bulk.repair_imports(store, owner_id)  # what a killed import left half-done
-        for mark in parsed.bookmarks:
+        for index, mark in enumerate(parsed.bookmarks):
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # normalising URLs is CPU work: others get turns
             record = _record(owner_id, chat_id, lang, mark)
             if not await _screened(guard, mark.url):
                 counts.invalid += 1
