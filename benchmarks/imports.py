@@ -25,7 +25,7 @@ from bot.app import build_application, running
 from bot.config import Settings
 from bot.services import Role
 from tests.conftest import FERRETDB, free_port
-from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.botapi import Call, FakeBotAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 DEAD = "http://127.0.0.1:1"
@@ -90,6 +90,10 @@ def settings(api: FakeBotAPI, mongo: str) -> Settings:
     return Settings(_env_file=None, **env)  # type: ignore[arg-type]
 
 
+def _answer_to(chat_id: int) -> Callable[[Call], bool]:
+    return lambda c: c.method == "sendMessage" and c.params["chat_id"] == chat_id
+
+
 class LoopLag:
     """How late a task that asks to wake every 50 ms wakes: the longest stretch the
     bot's event loop (the bench runs the bot in its own process) was kept busy."""
@@ -132,11 +136,7 @@ async def one_file(api: FakeBotAPI, user: int, name: str, data: bytes) -> dict[s
         asker = user * 1000 + len(waits)  # a new chat each time: no chat's pacing in it
         asked = time.monotonic()
         api.send_message(asker, "/help")
-        await api.wait_for(
-            lambda c, asker=asker: c.method == "sendMessage" and c.params["chat_id"] == asker,
-            timeout=120,
-            since=before,
-        )
+        await api.wait_for(_answer_to(asker), timeout=120, since=before)
         waits.append(time.monotonic() - asked)
         await asyncio.sleep(HELP_EVERY)
     done_at = time.monotonic()
