@@ -162,4 +162,5 @@ class ManageService:
 
 def deleted_caption(record: LinkRecord, texts: Texts, *, for_good: bool) -> str:
     line = texts.deleted_for_good if for_good else texts.deleted_undo
-    return f"{line}\n<s>{render.esc(record.title or record.url)}</s>"
+    shown = render.clip(render.shown(record.title or record.url), render.TITLE_MAX)
+    return f"{line}\n<s>{render.esc(shown)}</s>"

@@ -13,7 +13,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes, filters
 
-from bot import callbacks
+from bot import callbacks, render
 from bot.callbacks import AddTag, Codec, Delete, EditTags, Undo
 from bot.i18n import Texts, texts_for
 from bot.manage import (
@@ -32,6 +32,7 @@ from storage.trash import AlreadyRestored, Trashed, UndoConflict, UndoExpired
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 300.0
+ALERT_LIMIT = 200  # characters of a callback query's answer
 Context = ContextTypes.DEFAULT_TYPE
 
 
@@ -137,7 +138,7 @@ async def edit_tags(update: Update, context: Context, action: EditTags) -> None:
         await query.answer(texts.stale_button)
         return
     tags = " ".join(f"#{t}" for t in record.tags) or texts.tags_how_none
-    await query.answer(texts.tags_how.format(tags=tags)[:200], show_alert=True)
+    await query.answer(render.clip(texts.tags_how.format(tags=tags), ALERT_LIMIT), show_alert=True)
 
 
 async def add_tag(update: Update, context: Context, action: AddTag) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot import render
-from bot.callbacks import Delete, MakeFile, Undo, codec_for
+from bot.callbacks import Delete, EditTags, MakeFile, Undo, codec_for
 from bot.capture_types import ArtifactKind
 from bot.i18n import texts_for
 from bot.links import url_key
@@ -277,3 +277,31 @@ async def test_inline_offsets_nobody_sent_are_answered(bot: BotHarness, offset: 
 def test_nothing_said_is_cut_mid_tag() -> None:
     line = render.tag_list(["alpha", "beta", "gamma"], 14)
     assert line == "#alpha #beta …"
+
+
+async def test_the_tags_alert_and_a_deleted_caption_fit(bot: BotHarness) -> None:
+    """🏷 with 50 long tags (Telegram takes 200 characters in an alert); 🗑 on a link with
+    no title and a 2 000-character address (its caption names the link)."""
+    file_id = bot.api.stored_photo(b"alert", 1280, 800)
+    url = "https://alert.example/?" + "a=1&" * 500
+    record = LinkRecord(
+        owner_id=42,
+        chat_id=42,
+        url=url,
+        url_key=url_key(url),
+        tags=[f"{i:02d}" + "标" * 46 for i in range(MAX_TAGS_PER_LINK)],
+        status=Status.DONE,
+        screenshot=Screenshot(1280, 800, file_id=file_id),
+    )
+    await seed(bot, [record])
+    sent = bot.send(42, url)
+    photo = (await reply_to(bot, sent, "sendPhoto")).result
+    codec = codec_for(bot.settings.token)
+    for action in (EditTags(record.id), Delete(record.id)):
+        start = len(bot.api.calls)
+        bot.api.press_button(42, photo, codec.encode(action, 42))
+        call = await bot.api.wait_for(lambda c: c.method == "answerCallbackQuery", since=start)
+        assert call.ok, call.description
+    edit = await bot.api.wait_for(lambda c: c.method == "editMessageCaption", since=start)
+    assert edit.ok, edit.description
+    assert "…" in edit.result["caption"]
