@@ -52,11 +52,12 @@ async def record_imported(
 
     All or nothing per batch, and resumable. The unique (owner_id, url_key) index on
     `links` decides what is new, so a key left without its link (by an earlier bug, or a
-    cut-off write) is no duplicate: its link is written and the key made to name it. The
-    links go in before their keys, so no moment leaves a key without its link; a batch
-    that fails takes back what it wrote, and one cut off by a kill is finished (keys for
-    the links it wrote, nothing left of the rest) by the owner's next import, from the
-    note of intent written before it (`import_batches`).
+    cut-off write) is no duplicate: its link is written and the key made to name it.
+    A note of intent (`import_batches`) is written first; then the links, their texts,
+    their work entries and last their keys, so no moment leaves a key without its link.
+    A batch that fails takes back what it wrote; one cut off by a kill is finished from
+    its note (work entries and keys for the links it wrote, nothing left of the rest) by
+    the owner's next import or the sweep (`repair_imports`), whichever comes first.
     """
     if not records:
         return 0
@@ -65,32 +66,15 @@ async def record_imported(
         r.updated_at = _ms(r.updated_at)
     batches = store.db[BATCHES]
     ids = [r.id for r in records]
-    note = await batches.insert_one({"owner_id": records[0].owner_id, "ids": ids, "at": utcnow()})
-    # Work entries before the links, as repository.py does: a crash leaves an entry
-    # without a link (skipped when read), never a link that nothing would pick up.
-    await insert_many_new(
-        store.work,
-        [
-            {
-                "_id": r.id,
-                "owner_id": r.owner_id,
-                "status": str(r.status),
-                "updated_at": r.updated_at,
-                "prio": prio,
-                "turn": turn,
-            }
-            for r in records
-            if str(r.status) in WORK_STATES
-        ],
+    note = await batches.insert_one(
+        {"owner_id": records[0].owner_id, "ids": ids, "prio": prio, "turn": turn, "at": utcnow()}
     )
     try:
-        fresh, docs = await _write_links(store, records)
+        fresh, docs = await _write_links(store, records, prio=prio, turn=turn)
     except BaseException:
         if await _take_back(store, ids):
             await batches.delete_one({"_id": note.inserted_id})
         raise
-    new_ids = {r.id for r in fresh}
-    await _forget(store.work, [i for i in ids if i not in new_ids])  # the owner had these
     if fresh:
         seq = await store.journal.append([r.id for r in fresh])
         # The /find index takes these as written: reading thousands back by `_id` (or the
@@ -103,9 +87,10 @@ async def record_imported(
 
 
 async def _write_links(
-    store: LinkStore, records: list[LinkRecord]
+    store: LinkStore, records: list[LinkRecord], *, prio: int, turn: float
 ) -> tuple[list[LinkRecord], list[Doc]]:
-    """Links, page texts, then keys; the records that were new, with their documents."""
+    """Links, page texts, work entries, then keys; the records that were new (only these
+    get a work entry: a duplicate costs one refused insert), with their documents."""
     docs = []
     for r in records:
         r.terms = r.terms or terms_for(r.title, r.note, r.description, r.site_name, r.text)
@@ -116,8 +101,28 @@ async def _write_links(
     fresh = [r for i, r in enumerate(records) if i not in refused]
     docs = [d for i, d in enumerate(docs) if i not in refused]
     await insert_many_new(store.texts, [text_doc(r) for r in fresh])
+    await _queue(store, fresh, prio=prio, turn=turn)
     await _key(store, fresh)
     return fresh, docs
+
+
+async def _queue(store: LinkStore, links: list[LinkRecord], *, prio: int, turn: float) -> None:
+    """Work entries for the unfinished ones (one already there is kept as it is)."""
+    await insert_many_new(
+        store.work,
+        [
+            {
+                "_id": r.id,
+                "owner_id": r.owner_id,
+                "status": str(r.status),
+                "updated_at": r.updated_at,
+                "prio": prio,
+                "turn": turn,
+            }
+            for r in links
+            if str(r.status) in WORK_STATES
+        ],
+    )
 
 
 async def _key(store: LinkStore, links: list[LinkRecord]) -> None:
@@ -159,21 +164,26 @@ async def _forget(coll: AsyncCollection[Doc], ids: list[ObjectId]) -> None:
         await coll.delete_many({"_id": {"$in": ids}})
 
 
-async def repair_imports(store: LinkStore, owner_id: int, now: datetime | None = None) -> int:
-    """Finish the owner's import batches that a kill cut off: a key for each link that was
-    written, nothing left (work entry, text, key) of the rest. Returns the links kept."""
+async def repair_imports(
+    store: LinkStore, owner_id: int | None = None, now: datetime | None = None
+) -> int:
+    """Finish the import batches a kill cut off (the owner's, or everyone's): a work entry
+    and a key for each link that was written, nothing left (text, key) of the rest.
+    Returns the links kept. Idempotent: two processes may run it at once."""
     batches = store.db[BATCHES]
-    cutoff = (now or utcnow()) - REPAIR_AFTER
+    query: Doc = {"at": {"$lt": (now or utcnow()) - REPAIR_AFTER}}
+    if owner_id is not None:
+        query["owner_id"] = owner_id
     kept = 0
-    async for note in batches.find({"owner_id": owner_id, "at": {"$lt": cutoff}}):
+    async for note in batches.find(query):
         ids: list[ObjectId] = note["ids"]
         written = [LinkRecord.from_doc(d) async for d in store.links.find({"_id": {"$in": ids}})]
+        await _queue(store, written, prio=int(note.get("prio", 1)), turn=float(note.get("turn", 0)))
         await _key(store, written)
         found = {r.id for r in written}
         gone = [i for i in ids if i not in found]
         await store.keys.delete_many({"link_id": {"$in": gone}})
-        for coll in (store.texts, store.work):
-            await _forget(coll, gone)
+        await _forget(store.texts, gone)
         if written:
             await store.journal.append([r.id for r in written])
         await batches.delete_one({"_id": note["_id"]})

@@ -364,13 +364,14 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("hook", ["links", "link_keys"])
+@pytest.mark.parametrize("hook", ["links", "work", "link_keys"])
 async def test_a_kill_mid_import_leaves_no_key_without_its_link(
     mongodb_uri: str, tmp_path: Path, hook: str
 ) -> None:
-    """An import killed while it writes a batch (before its links, or before their keys):
-    no key is ever without its link; the owner's next import finishes the cut-off batch
-    (every link it wrote gets its key) and imports the rest."""
+    """An import killed while it writes a batch (before its links, before their work
+    entries, or before their keys): no key is ever without its link; the sweep finishes
+    the cut-off batch (every link it wrote is queued and gets its key) and the file sent
+    again imports the rest."""
     store = LinkStore.connect(mongodb_uri, index_dir=INDEX_DIR)
     await store.ensure_indexes()
     child = await asyncio.create_subprocess_exec(
@@ -394,7 +395,7 @@ async def test_a_kill_mid_import_leaves_no_key_without_its_link(
         assert written >= 250  # the first batch, and perhaps the second's links
 
         later = utcnow() + bulk.REPAIR_AFTER + timedelta(seconds=1)
-        await bulk.repair_imports(store, 42, now=later)
+        await bulk.repair_imports(store, now=later)  # what the sweep job runs
         assert await consistent(store, 42) == written
         assert await store.db[bulk.BATCHES].count_documents({}) == 0
         left = [w["_id"] async for w in store.work.find({"owner_id": 42})]
