@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 READ_SECONDS = 60.0
 MEMORY_BYTES = 2**30  # address space of the child (a 20 MB file needs a few hundred MB)
+READERS = 2  # children at once in one process; more files wait their turn
 _SLICE = 500  # bookmarks decoded between two turns of the event loop
+_readers = asyncio.Semaphore(READERS)
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,7 +67,18 @@ def command() -> Sequence[str]:
 
 
 async def read(data: bytes, *, seconds: float = READ_SECONDS) -> Parsed:
-    """The file's bookmarks; ImportRefused (a subclass saying why) when none can be used."""
+    """The file's bookmarks; ImportRefused (a subclass saying why) when none can be used.
+    At most READERS files are read at once (each child may take MEMORY_BYTES)."""
+    async with _readers:
+        out = await _child(data, seconds)
+    lines = out.splitlines()
+    if not lines:
+        raise TooCostly("reader said nothing")
+    return await _parsed(json.loads(lines[0]), lines[1:])
+
+
+async def _child(data: bytes, seconds: float) -> bytes:
+    """The child's output, once it has ended by itself."""
     proc = await asyncio.create_subprocess_exec(
         *command(),
         stdin=asyncio.subprocess.PIPE,
@@ -87,11 +100,10 @@ async def read(data: bytes, *, seconds: float = READ_SECONDS) -> Parsed:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-    lines = out.splitlines()
-    if proc.returncode != 0 or not lines:
+    if proc.returncode != 0:
         log.warning("import reader ended with %s", proc.returncode)
         raise TooCostly(f"reader ended with {proc.returncode}")
-    return await _parsed(json.loads(lines[0]), lines[1:])
+    return out
 
 
 async def _parsed(head: dict[str, Any], lines: list[bytes]) -> Parsed:
