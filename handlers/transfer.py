@@ -107,7 +107,7 @@ async def on_file(update: Update, context: Context) -> None:
         return
     texts = texts_of(update)
     document = message.document
-    name = render.esc((document.file_name or "file")[:60])
+    name = render.esc(render.clip(render.shown(document.file_name or "file"), 60))
     size = document.file_size or 0
     if size > MAX_IMPORT_BYTES:
         await message.reply_text(
