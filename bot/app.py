@@ -16,7 +16,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
-from bot import scheduler
+from bot import scheduler, tags
 from bot.capture import Capturer
 from bot.capture_types import CaptureOptions
 from bot.config import Settings
@@ -31,6 +31,7 @@ from bot.services import BotData, Role, Services, UserLimits
 from bot.summarize import Summarizer
 from bot.web.address import WebAddress
 from bot.web.server import ListenError, WebServer
+from storage.migrate import migrate_tags
 from storage.pacing import SendLedger
 from storage.repository import LinkStore
 
@@ -152,6 +153,7 @@ async def _open_store(settings: Settings) -> LinkStore:
     try:
         await store.ping()
         await store.ensure_indexes()
+        await migrate_tags(store.db, store.journal, tags.normalise)
     except PyMongoError as exc:
         await store.close()
         where = urllib.parse.urlsplit(uri).hostname or "?"

@@ -10,8 +10,8 @@ from telegram.ext import ContextTypes
 
 from bot import callbacks, render
 from bot.callbacks import FindPage, TagLinks
-from bot.links import normalize_tag
 from bot.services import get_services
+from bot.tags import HASH_MARKS, clean_tag
 from handlers import web
 from handlers.common import texts_of
 
@@ -25,8 +25,8 @@ def parse_query(text: str) -> tuple[list[str], str]:
     tags: list[str] = []
     words: list[str] = []
     for token in text.split()[1:] if text.startswith("/") else text.split():
-        if token.startswith(("#", "＃")) and len(token) > 1:
-            tag = normalize_tag(token)
+        tag = clean_tag(token) if token[0] in HASH_MARKS else None
+        if tag is not None:
             if tag not in tags:
                 tags.append(tag)
         else:
@@ -122,7 +122,7 @@ async def tag_button(update: Update, context: ContextTypes.DEFAULT_TYPE, action:
     query, user = update.callback_query, update.effective_user
     if query is None or user is None or query.message is None:
         return
-    tag = normalize_tag(action.tag)
+    tag = clean_tag(action.tag) or action.tag
     await query.answer()
     query_id = await get_services(context).store.queries.save(user.id, [tag], "")
     text, markup = await _find_page(context, user.id, query_id, [tag], "", 0, update)

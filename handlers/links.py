@@ -21,6 +21,7 @@ from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest, Recorded
 from bot.pipeline.replies import react
 from bot.services import Services, get_services
+from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.models import utcnow
 
@@ -139,7 +140,8 @@ def _merge_comment(parsed: ParsedMessage, context: ContextTypes.DEFAULT_TYPE) ->
     if comment is None or comment.used or time.monotonic() - comment.at > COMMENT_WAIT:
         return
     comment.used = True
-    parsed.tags.extend(t for t in comment.parsed.tags if t not in parsed.tags)
+    parsed.add_tags(comment.parsed.tags)
+    parsed.tags_dropped += comment.parsed.tags_dropped
     parsed.note = "\n".join(n for n in (comment.parsed.note, parsed.note) if n)
 
 
@@ -162,5 +164,7 @@ async def _no_links(
 async def _explain_leftovers(message: Message, parsed: ParsedMessage, texts: Texts) -> None:
     """One reply naming refused links and how many were skipped."""
     lines = render.refusal_lines(parsed, texts)
+    if parsed.tags_dropped:
+        lines.append(texts.tags_dropped.format(limit=MAX_TAGS_PER_LINK, count=parsed.tags_dropped))
     if lines:
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)

@@ -8,7 +8,7 @@ from typing import Any
 from telegram import CallbackQuery, Message, Update
 from telegram.ext import Application, ContextTypes, filters
 
-from bot import callbacks, snapshot_edits
+from bot import callbacks, render, snapshot_edits
 from bot.callbacks import AddTag, Codec, Delete, EditTags, Undo
 from bot.i18n import Texts
 from bot.manage import (
@@ -18,12 +18,14 @@ from bot.manage import (
 )
 from bot.pipeline.replies import react
 from bot.services import get_services
+from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.models import LinkRecord
-from storage.trash import UndoConflict, UndoExpired
+from storage.trash import AlreadyRestored, UndoConflict, UndoExpired
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 300.0
+ALERT_LIMIT = 200  # characters of a callback query's answer
 Context = ContextTypes.DEFAULT_TYPE
 
 
@@ -62,11 +64,14 @@ async def on_retag_reply(update: Update, context: Context) -> None:
     if record is None:
         await message.reply_text(texts.retag_no_link)
         return
-    updated = await manage.retag(user.id, record.id, change)
-    if updated is None:
+    done = await manage.retag_counted(user.id, record.id, change)
+    if done is None:
         await message.reply_text(texts.retag_no_link)
         return
+    updated, dropped = done
     await _show_snapshot(context, updated, texts, _snapshot_message(target, updated))
+    if dropped:
+        await message.reply_text(texts.tags_dropped.format(limit=MAX_TAGS_PER_LINK, count=dropped))
     await react(context.bot, message.chat_id, message.message_id, "👌")
 
 
@@ -107,16 +112,20 @@ async def edit_tags(update: Update, context: Context, action: EditTags) -> None:
         await query.answer(texts.stale_button)
         return
     tags = " ".join(f"#{t}" for t in record.tags) or texts.tags_how_none
-    await query.answer(texts.tags_how.format(tags=tags)[:200], show_alert=True)
+    await query.answer(render.clip(texts.tags_how.format(tags=tags), ALERT_LIMIT), show_alert=True)
 
 
 async def add_tag(update: Update, context: Context, action: AddTag) -> None:
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
     texts = texts_of(update)
-    record = await manage_of(context).retag(user.id, action.link_id, Retag(add=[action.tag]))
-    if record is None:
+    done = await manage_of(context).retag_counted(user.id, action.link_id, Retag(add=[action.tag]))
+    if done is None:
         await query.answer(texts.stale_button)
+        return
+    record, dropped = done
+    if dropped:
+        await query.answer(texts.tags_full.format(limit=MAX_TAGS_PER_LINK), show_alert=True)
         return
     await query.answer(texts.tag_added.format(tag=action.tag))
     message = query.message if isinstance(query.message, Message) else None
@@ -163,6 +172,9 @@ async def undo(update: Update, context: Context, action: Undo) -> None:
     texts = texts_of(update)
     try:
         record = await manage_of(context).undo(user.id, action.link_id)
+    except AlreadyRestored:
+        await query.answer(texts.undo_done)
+        return
     except UndoExpired:
         await query.answer(texts.undo_expired, show_alert=True)
         return

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
@@ -36,6 +36,10 @@ Doc = dict[str, Any]
 
 class UndoExpired(LookupError):
     """Nothing to undo: the link was purged, or was never this user's."""
+
+
+class AlreadyRestored(Exception):
+    """The link is back already (an earlier ↩ did it)."""
 
 
 class UndoConflict(Exception):
@@ -101,17 +105,18 @@ class Trash:
         return _trashed(entry)
 
     async def restore(self, owner_id: int, link_id: ObjectId) -> LinkRecord:
-        """Put a hidden link back; UndoExpired or UndoConflict when it cannot be."""
+        """Put a hidden link back; AlreadyRestored, UndoExpired or UndoConflict when it
+        cannot be."""
         store = self.store
         entry = await self.entries.find_one({"_id": link_id})
         if entry is None or entry.get("owner_id") != owner_id:
-            raise UndoExpired(str(link_id))
+            await self._gone_or_back(owner_id, link_id)
         doc: Doc = entry["link"]
         key = key_id(owner_id, doc["url_key"])
         if await store.keys.find_one({"_id": key}) is not None:
             raise UndoConflict(str(link_id))  # saved again meanwhile; the timer purges this one
         if not await self._claim(link_id):
-            raise UndoExpired(str(link_id))  # the timer took it first
+            await self._gone_or_back(owner_id, link_id)  # the timer, or another ↩, first
         try:
             await store.keys.insert_one({"_id": key, "link_id": link_id, "owner_id": owner_id})
         except DuplicateKeyError:
@@ -131,6 +136,13 @@ class Trash:
             await store.work.update_one({"_id": link_id}, {"$set": fields}, upsert=True)
         await store.journal.append([link_id])
         return LinkRecord.from_doc(doc)
+
+    async def _gone_or_back(self, owner_id: int, link_id: ObjectId) -> NoReturn:
+        """Why there is nothing to undo: raises AlreadyRestored or UndoExpired."""
+        doc = await self.store.links.find_one({"_id": link_id}, {"owner_id": 1})
+        if doc is not None and doc.get("owner_id") == owner_id:
+            raise AlreadyRestored(str(link_id))
+        raise UndoExpired(str(link_id))
 
     async def _claim(self, link_id: ObjectId) -> bool:
         """Take the entry out of the trash; True for exactly one of racing callers."""

@@ -110,6 +110,18 @@ class Texts:
     menu_button: str
     library_button: str
     web_ui: dict[str, str]
+    # hostile files and oversized records (issue 22)
+    tags_dropped: str
+    tags_full: str
+    tags_more: str
+    snapshot_refused: str
+    undo_done: str
+    import_capped: str
+    import_encoding: str
+    import_too_deep: str
+    import_too_many: str
+    import_too_slow: str
+    import_too_costly: str
 
 
 def texts_for(language_code: str | None) -> Texts:

@@ -22,6 +22,7 @@ from bot.i18n import texts_for
 from bot.links import url_key
 from bot.pipeline.base import Pipeline
 from bot.pipeline.replies import send_media
+from bot.tags import MAX_TAGS_PER_LINK, cap_tags
 from storage.claims import PRIO_BY_HAND
 from storage.models import UNFINISHED, LinkRecord, Status
 
@@ -90,6 +91,11 @@ async def record(
             functools.partial(p.store.add_pending, fresh), on_wait=on_wait
         )
         on_wait = None
+        if len(stored.tags) > MAX_TAGS_PER_LINK:  # merged into a link that had many
+            stored.tags = cap_tags(stored.tags)[0]
+            await p.durably(
+                lambda r=stored: p.store.set_tags(r.owner_id, r.id, r.tags)  # type: ignore[misc]
+            )
         # An insert that landed while its answer was lost (the database went away) reads
         # back as "saved before" on retry, but nothing queued it: it is this message's.
         created = created or await p.durably(

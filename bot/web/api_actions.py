@@ -22,12 +22,13 @@ from bot.links import Rejected, parse_text
 from bot.manage import Retag
 from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest
+from bot.tags import clean_tag
 from bot.web.auth import COOKIE, Viewer, viewer_of
 from bot.web.context import WebContext, context_of
 from bot.web.media import media_url, not_found
 from bot.web.security import BadInput
 from bot.web.texts import page_texts
-from bot.web.views import card, detail, web_tag
+from bot.web.views import card, detail
 from storage.models import LinkRecord
 from storage.repository import parse_id
 from storage.trash import Trashed, UndoConflict, UndoExpired
@@ -50,7 +51,7 @@ async def _body(request: web.Request, viewer: Viewer) -> dict[str, Any]:
 def _tags(viewer: Viewer, raw: object) -> list[str]:
     out: list[str] = []
     for item in raw if isinstance(raw, list) else []:
-        tag = web_tag(str(item))
+        tag = clean_tag(str(item))
         if tag is None:
             raise BadInput("bad_tag", viewer.user.lang, tag=str(item).lstrip("#＃")[:50])
         if tag not in out:

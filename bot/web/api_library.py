@@ -8,13 +8,14 @@ from aiohttp import web
 
 from bot.i18n import texts_for
 from bot.manage import UNDO_SECONDS
+from bot.tags import clean_tag
 from bot.web.auth import COOKIE, Viewer, csrf_token, viewer_of
 from bot.web.context import context_of
 from bot.web.media import not_found
 from bot.web.pages import set_session_cookie
 from bot.web.security import BadInput
 from bot.web.texts import page_texts
-from bot.web.views import card, detail, web_tag
+from bot.web.views import card, detail
 from storage.repository import parse_id
 
 PAGE_SIZE = 60
@@ -50,7 +51,7 @@ def tags_of(viewer: Viewer, raw: str) -> list[str]:
     for part in raw.replace(" ", ",").split(","):
         if not part.strip():
             continue
-        tag = web_tag(part)
+        tag = clean_tag(part)
         if tag is None:
             raise BadInput("bad_tag", viewer.user.lang, tag=part.strip().lstrip("#＃")[:50])
         if tag not in tags:

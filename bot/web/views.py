@@ -7,18 +7,11 @@ from typing import Any
 
 from bot import render
 from bot.i18n import Texts
-from bot.manage import clean_tag
 from bot.web.context import WebContext
 from bot.web.media import shot_url, thumb_url
 from storage.models import LinkRecord
 
 FILE_KINDS = ("full_page", "pdf", "mhtml")
-
-
-def web_tag(raw: str) -> str | None:
-    """A tag as stored, from what a page sent (`#AI`, `ai`); None if it is not one.
-    The one place the pages normalise tags."""
-    return clean_tag(raw)
 
 
 def card(ctx: WebContext, uid: int, record: LinkRecord) -> dict[str, Any]:

@@ -791,11 +791,11 @@ class FakeBotAPI:
             content = result.get("input_message_content") or {}
             if not content.get("message_text"):
                 raise ApiError(400, "Bad Request: MESSAGE_EMPTY")
-            self._check_text(content, "message_text", 4096)
+            self._check_text(content, "message_text", 4096, "MESSAGE_TOO_LONG")
         else:
             raise ApiError(400, "Bad Request: RESULT_TYPE_INVALID")
         if "caption" in result:
-            self._check_text(result, "caption", 1024)
+            self._check_text(result, "caption", 1024, "MEDIA_CAPTION_TOO_LONG")
         if result.get("reply_markup"):
             _check_markup(result["reply_markup"])
 
@@ -803,11 +803,13 @@ class FakeBotAPI:
         if not isinstance(file_id, str) or file_id not in self._files:
             raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
 
-    def _check_text(self, holder: dict[str, Any], key: str, limit: int) -> None:
+    def _check_text(self, holder: dict[str, Any], key: str, limit: int, error: str) -> None:
+        """An inline result's text: measured as Telegram does, after entity parsing, in
+        UTF-16 units (Telegram answers MEDIA_CAPTION_TOO_LONG for a caption)."""
         raw = str(holder.get(key) or "")
         plain = parse_html(raw)[0] if holder.get("parse_mode") == "HTML" else raw
         if utf16_len(plain) > limit:
-            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+            raise ApiError(400, f"Bad Request: {error}")
 
     async def _m_setChatMenuButton(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         chat_id = params.get("chat_id")
