@@ -229,6 +229,21 @@ class Catalog:
             self._set_meta("complete", "1")
             self.conn.execute("DELETE FROM ready")
 
+    def claim_job(self, job: str, every: float, now: float) -> bool:
+        """True when `job` last began `every` seconds ago or more (or never), and it is
+        this caller's now: processes sharing the file take turns, not all do it."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            last = self.get_meta(f"job:{job}")
+            due = last is None or now - float(last) >= every
+            if due:
+                self._set_meta(f"job:{job}", repr(now))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        return due
+
     def apply(self, upserts: Iterable[Entry], deletes: Iterable[str], position: int) -> None:
         """Store link states (inside the open transaction), marking their buckets changed
         at `position`."""
