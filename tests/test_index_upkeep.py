@@ -19,10 +19,13 @@ import pytest
 
 from bot.links import url_key
 from storage import search
+from storage import upkeep as upkeep_module
 from storage.catalog import BUCKETS, bucket_of
+from storage.heal import Healed
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
 from storage.trash import Trash
+from storage.upkeep import HEAL_EVERY
 from tests.harness import BotHarness
 from tests.test_browse import command
 
@@ -111,23 +114,29 @@ async def test_hand_edits_reach_find_within_one_heal(store: LinkStore, clock: Cl
     assert counts == {"x": 2, "handmade": 2}
 
 
-async def test_heal_passes_are_spaced_by_their_cost(store: LinkStore, clock: Clock) -> None:
+async def test_heal_passes_are_spaced_by_their_cost(
+    store: LinkStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A pass that took t seconds is not followed by the next before 4t after it began:
     the heal's share of time is bounded however long a pass takes on a large collection."""
     upkeep = store.index.upkeep
     await store.index.complete()
-    await upkeep.tick()
-    assert upkeep.last_heal is not None
-    assert upkeep.heal_gap == max(upkeep.heal_every, 4 * upkeep.last_heal.seconds)
-    upkeep.heal_every = 0.0
-    upkeep.heal_gap = 1000.0  # as after a pass of 250 s
+
+    async def slow_pass(listing: Any) -> Healed:
+        clock.advance(250)  # a pass over a large collection
+        return Healed(scanned=10, fixed=0, seconds=250.0)
+
+    monkeypatch.setattr(upkeep_module, "heal", slow_pass)
+    clock.advance(HEAL_EVERY)
     heals = upkeep.heals
-    clock.advance(999)
-    await upkeep.tick()
-    assert upkeep.heals == heals
-    clock.advance(1)
+    await upkeep.tick()  # begins at T, ends at T + 250
+    assert upkeep.heals == heals + 1
+    clock.advance(749)  # T + 999: more than HEAL_EVERY since, less than 4 × 250
     await upkeep.tick()
     assert upkeep.heals == heals + 1
+    clock.advance(1)
+    await upkeep.tick()
+    assert upkeep.heals == heals + 2
 
 
 async def test_a_hand_edit_shows_in_find_within_60s_of_the_bots_clock(bot: BotHarness) -> None:
