@@ -295,3 +295,19 @@ async def test_page_words_never_pass_for_another_owner(store: LinkStore) -> None
     assert await titles(store, 1, [], "u1") == []
     assert await titles(store, 5, [], "secret") == ["page 5-1"]
     assert await titles(store, 1, [], "notes") == ["page 1-2"]
+
+
+async def test_due_links_never_checked_newest_first_then_oldest_checked(store: LinkStore) -> None:
+    """The link-rot order on both read paths: links never checked lead, newest first (an
+    import's latest links before its oldest), then the oldest checks."""
+    now = datetime.now(UTC)
+    old, new, stale, staler, fresh, failed = (link(12, n, []) for n in range(1, 7))
+    stale.checked_at = now - timedelta(days=3)
+    staler.checked_at = now - timedelta(days=10)
+    fresh.checked_at = now - timedelta(hours=1)
+    failed.status = Status.FAILED
+    assert await store.import_links([old, new, stale, staler, fresh, failed]) == 6
+    due = await store.due_for_check(now - timedelta(days=1), limit=10)
+    assert [r.id for r in due] == [new.id, old.id, staler.id, stale.id]
+    first = await store.due_for_check(now - timedelta(days=1), limit=3)
+    assert [r.id for r in first] == [new.id, old.id, staler.id]
