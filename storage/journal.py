@@ -61,6 +61,7 @@ class Change:
     owners: list[int]  # their owners where the writer knew them (empty: unknown)
     gone: bool
     nonce: str
+    heal: bool = False  # found changed behind the journal (storage/heal.py): no write follows
 
 
 def _change(doc: Doc) -> Change:
@@ -70,6 +71,7 @@ def _change(doc: Doc) -> Change:
         owners=[int(o) for o in doc.get("o", [])],
         gone=bool(doc.get("g", False)),
         nonce=str(doc.get("n", "")),
+        heal=bool(doc.get("h", False)),
     )
 
 
@@ -132,13 +134,21 @@ class Journal:
         return int(first[0]["_id"]) if first else tail
 
     async def append(
-        self, ids: Sequence[ObjectId], owners: Sequence[int] = (), *, gone: bool = False
+        self,
+        ids: Sequence[ObjectId],
+        owners: Sequence[int] = (),
+        *,
+        gone: bool = False,
+        heal: bool = False,
     ) -> int:
-        """Record that these links are about to change; returns the entry's number."""
+        """Record that these links are about to change (`heal`: have changed already, behind
+        the journal's back); returns the entry's number."""
         seq = (self._head if self._head is not None else await self.head()) + 1
         doc: Doc = {"ids": list(ids), "o": sorted(set(owners)), "at": utcnow()}
         if gone:
             doc["g"] = True
+        if heal:
+            doc["h"] = True
         misses = 0
         while True:
             try:

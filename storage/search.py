@@ -349,6 +349,8 @@ class IndexListing:
     async def _reset_locked(self, catalog: Catalog, epoch: str) -> None:
         """Hold nothing, at the journal's head; buckets come back from shelves (or one
         pass over the collections) in the background, the asking owner's first."""
+        self._epoch = None  # a dropped journal gets a new one
+        epoch = await self.epoch()
         head = await self.journal.head()
         change = await self.journal.entry(head) if head else None
         log.info("search index: starting again at journal position %d", head)
@@ -441,5 +443,6 @@ def _waits(changes: list[Change], keep: Keep) -> dict[ObjectId, Wait]:
         if change.owners and not any(keep(bucket_of(o)) for o in change.owners):
             continue
         for link_id in change.ids:
-            out[link_id] = Wait(change.seq, change.gone)
+            # A heal names links already changed: nothing more to wait for.
+            out[link_id] = Wait(0 if change.heal else change.seq, change.gone)
     return out

@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from storage.catalog import CODEC, SCHEMA_VERSION, Row
 from storage.models import utcnow
+from storage.rows import in_thread
 
 Doc = dict[str, Any]
 PART = 4 * 1024 * 1024
@@ -108,13 +109,13 @@ class Shelves:
                     break  # replaced meanwhile: read the new head
                 chunks.append(bytes(doc["data"]))
             else:
-                return head, _unpack(b"".join(chunks))
+                return head, await in_thread(_unpack, b"".join(chunks))
         return None
 
     async def write(
         self, bucket: int, epoch: str, position: int, rows: list[Row], waits: list[tuple[str, int]]
     ) -> None:
-        data = _pack(rows, waits)
+        data = await in_thread(_pack, rows, waits)
         gen = uuid.uuid4().hex[:12]
         parts = [data[i : i + PART] for i in range(0, len(data), PART)] or [b""]
         for n, part in enumerate(parts):
