@@ -57,6 +57,7 @@ REBUILD_AFTER = 2000
 # selection and its one retry). After that its writer is taken for dead.
 SETTLE_LIMIT = 120.0
 _READERS = 8  # `_id` look-ups in flight while reading many links
+FILL_RETRY = 60.0  # seconds before a fill that failed is tried again
 RAW: CodecOptions[RawBSONDocument] = CodecOptions(
     document_class=RawBSONDocument, tz_aware=True, tzinfo=UTC
 )
@@ -95,6 +96,7 @@ class IndexListing:
         self._bucket_locks = [asyncio.Lock() for _ in range(BUCKETS)]
         self._fill: asyncio.Task[None] | None = None
         self._rebuilding: set[int] = set()
+        self._failed_at: float | None = None
         self.pinned: int | None = None  # the oldest entry a rebuild under way still needs
 
     # -- life ------------------------------------------------------------------------
@@ -191,7 +193,7 @@ class IndexListing:
                 if state is not None and state[0] == seq - 1 and change is not None:
                     ready = await self._run(catalog.ready)
                     keep = keeper(ready)
-                    rows = [entry_of(d, t) for d, t in zip(docs, terms, strict=True)]
+                    rows = [_as_stored(d, t) for d, t in zip(docs, terms, strict=True)]
                     rows = [r for r in rows if keep(r.bucket)]
                     await self._run(catalog.apply, rows, [], seq)
                     await self._run(catalog.set_position, seq, change.nonce)
@@ -369,11 +371,16 @@ class IndexListing:
             raise
         except Exception:
             # Owners of the missing buckets are answered from MongoDB meanwhile.
+            self._failed_at = self.clock()
             log.exception("search index: could not fill the index; upkeep tries again")
 
     def fill(self) -> None:
-        """Restore (or rebuild) the buckets not held, unless that is under way."""
+        """Restore (or rebuild) the buckets not held, unless that is under way (or failed
+        less than FILL_RETRY seconds ago)."""
+        if self._failed_at is not None and self.clock() - self._failed_at < FILL_RETRY:
+            return
         if self._fill is None or self._fill.done():
+            self._failed_at = None
             self._fill = asyncio.create_task(self._fill_all())
 
     async def restore(self, bucket: int) -> bool:
@@ -433,6 +440,13 @@ class IndexListing:
             return bucket in buckets
 
         await self.settle(catalog, {**waits, **_waits(changes, keep)}, keep, position)
+
+
+def _as_stored(doc: Doc, terms: list[str]) -> Entry:
+    """The row of a document as MongoDB keeps it (BSON: dates to the millisecond), so the
+    row equals what a replay would read back, fingerprint and all."""
+    raw = bson.encode(doc, codec_options=CODEC)
+    return entry_of(bson.decode(raw, codec_options=CODEC), terms, raw)
 
 
 def _waits(changes: list[Change], keep: Keep) -> dict[ObjectId, Wait]:
