@@ -22,6 +22,7 @@ from storage import search
 from storage import upkeep as upkeep_module
 from storage.catalog import BUCKETS, bucket_of
 from storage.heal import Healed
+from storage.journal import Journal
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
 from storage.trash import Trash
@@ -275,6 +276,19 @@ async def test_journal_stays_bounded_over_10000_writes(store: LinkStore, clock: 
             sizes.append(await store.journal.size())
     assert max(sizes) <= 1100, sizes  # a round of writes, and the head, epoch and tail
     assert await store.journal.tail() > 9000
+    # A process starting now finds the head from the tail, not by a walk from 1.
+    fresh = Journal(store.db["changes"], store.db["index_positions"])
+    looked = 0
+    real_entry = fresh.entry
+
+    async def entry(seq: int) -> Any:
+        nonlocal looked
+        looked += 1
+        return await real_entry(seq)
+
+    fresh.entry = entry  # type: ignore[method-assign]
+    assert await fresh.head() == await store.journal.head()
+    assert looked <= 30, looked
     got = {r.title for r in (await store.find(9, ["t"], page_size=50)).items}
     assert got == {f"v{n}" for n in range(9980, 10_000)}
 
