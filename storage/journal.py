@@ -24,6 +24,7 @@ and ObjectIds, not numbers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import uuid
@@ -81,6 +82,9 @@ class Journal:
         # Where each live listing index is (for trimming): {_id: index id, position, at}.
         self.positions = positions
         self._head: int | None = None  # newest entry this process knows to exist
+        # One append at a time in this process: its writers would otherwise all try the
+        # same next number and retry one another's (k writers, k² inserts).
+        self._appending = asyncio.Lock()
 
     async def epoch(self) -> str:
         """A random id made once per journal, kept in it: a derived index built from another
@@ -143,23 +147,26 @@ class Journal:
     ) -> int:
         """Record that these links are about to change (`heal`: have changed already, behind
         the journal's back); returns the entry's number."""
-        seq = (self._head if self._head is not None else await self.head()) + 1
         doc: Doc = {"ids": list(ids), "o": sorted(set(owners)), "at": utcnow()}
         if gone:
             doc["g"] = True
         if heal:
             doc["h"] = True
-        misses = 0
-        while True:
-            try:
-                await self.entries.insert_one({"_id": key(seq), "n": secrets.token_hex(6), **doc})
-            except DuplicateKeyError:
-                misses += 1
-                # Busy with other writers: look the head up again rather than walk.
-                seq = (await self.head(seq) if misses % _PROBES_BEFORE_RESYNC == 0 else seq) + 1
-                continue
-            self._head = seq
-            return seq
+        async with self._appending:
+            seq = (self._head if self._head is not None else await self.head()) + 1
+            misses = 0
+            while True:
+                try:
+                    await self.entries.insert_one(
+                        {"_id": key(seq), "n": secrets.token_hex(6), **doc}
+                    )
+                except DuplicateKeyError:
+                    misses += 1
+                    # Busy with other processes: look the head up again rather than walk.
+                    seq = (await self.head(seq) if misses % _PROBES_BEFORE_RESYNC == 0 else seq) + 1
+                    continue
+                self._head = seq
+                return seq
 
     async def read(self, after: int, upto: int) -> list[Change]:
         """Entries after `after` up to the first missing one (at most `upto`), in order."""
