@@ -252,6 +252,7 @@ async def run(uri: str, index_path: Path) -> dict[str, Any]:
     try:
         await store.ensure_indexes()
         await store.index.upkeep.stop()  # each upkeep job runs when the bench says
+        await store.index.complete()  # empty: imports then hand it their rows as written
         results: dict[str, Any] = {"seed": await seed(store)}
         results["writes_ms"] = await writes(store)
         await store.index.sync()

@@ -408,6 +408,36 @@ async def test_a_new_front_without_shelves_answers_from_mongodb_meanwhile(
         await front.close()
 
 
+async def test_a_large_collection_without_shelves_waits_for_the_rebuild(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """Past NATIVE_UP_TO links, asking MongoDB reads the whole collection on FerretDB for
+    every question (and slows the rebuild): the owner's first answer waits for it."""
+    await owners_links(store, [23], 3)
+    monkeypatch.setattr(search, "NATIVE_UP_TO", 2)
+    gate = asyncio.Event()
+    real_rebuild = search.rebuild
+
+    async def held_back(listing: Any, buckets: set[int]) -> None:
+        await gate.wait()
+        await real_rebuild(listing, buckets)
+
+    monkeypatch.setattr(search, "rebuild", held_back)
+    front = await driven(mongodb_uri, tmp_path / "large.sqlite", clock)
+
+    async def never(*args: Any) -> Any:
+        raise AssertionError("MongoDB was asked while the index was rebuilt")
+
+    monkeypatch.setattr(front.index.native, "find", never)
+    try:
+        asked = asyncio.create_task(titles(front, 23, ["t1"]))
+        gate.set()
+        assert await asked == ["page 23-1"]
+        assert await front.index.holds() is None
+    finally:
+        await front.close()
+
+
 async def test_shelves_follow_changes_and_unchanged_ones_move_on(
     store: LinkStore, clock: Clock
 ) -> None:
