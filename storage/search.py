@@ -38,6 +38,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from storage.catalog import BUCKETS, CODEC, Catalog, Entry, bucket_of, micros
 from storage.journal import Change, Journal
@@ -58,6 +59,8 @@ REBUILD_AFTER = 2000
 SETTLE_LIMIT = 120.0
 _READERS = 8  # `_id` look-ups in flight while reading many links
 FILL_RETRY = 60.0  # seconds before a fill that failed is tried again
+# Links up to which an owner of a bucket being rebuilt is answered by MongoDB meanwhile.
+NATIVE_UP_TO = 20_000
 RAW: CodecOptions[RawBSONDocument] = CodecOptions(
     document_class=RawBSONDocument, tz_aware=True, tzinfo=UTC
 )
@@ -97,6 +100,10 @@ class IndexListing:
         self._fill: asyncio.Task[None] | None = None
         self._rebuilding: set[int] = set()
         self._failed_at: float | None = None
+        self._asking = 0  # owners waiting for their bucket's restore
+        self._quiet = asyncio.Event()  # set when none is: the background fill may go on
+        self._quiet.set()
+        self._links_count: int | None = None
         self.pinned: int | None = None  # the oldest entry a rebuild under way still needs
 
     # -- life ------------------------------------------------------------------------
@@ -216,8 +223,11 @@ class IndexListing:
     # -- answering ---------------------------------------------------------------------
 
     async def _answer(self, owner_id: int, fn: Callable[[Catalog], T]) -> T | None:
-        """`fn` on the catalog once it is current and holds the owner's bucket; None when
-        the bucket cannot be had now (being rebuilt: ask MongoDB)."""
+        """`fn` on the catalog once it is current and holds the owner's bucket (restored
+        first, before the other buckets). None when the bucket has no shelf and MongoDB
+        itself may be asked while it is rebuilt: only a small collection, as each such
+        question reads all of it on FerretDB (and slows the rebuild); else this waits for
+        the rebuild."""
         bucket = bucket_of(owner_id)
         for _ in range(3):
             async with self._lock:
@@ -225,9 +235,30 @@ class IndexListing:
                 ready = await self._run(catalog.ready)
                 if ready is None or bucket in ready:
                     return await self._run(fn, catalog)
-            if not await self.restore(bucket):
+            self._asking += 1
+            self._quiet.clear()
+            try:
+                restored = await self.restore(bucket)
+            finally:
+                self._asking -= 1
+                if not self._asking:
+                    self._quiet.set()
+            if restored:
+                continue
+            if await self._small() or self._fill is None:
                 return None
+            await asyncio.shield(self._fill)  # rebuilt: the next round answers
         return None
+
+    async def _small(self) -> bool:
+        """Whether `links` is small enough to ask MongoDB directly while rebuilding."""
+        if self._links_count is None:
+            try:
+                stats = await self.db.command("collStats", "links")
+                self._links_count = int(stats.get("count", 0))
+            except PyMongoError:
+                self._links_count = NATIVE_UP_TO + 1
+        return self._links_count <= NATIVE_UP_TO
 
     async def sync(self) -> None:
         async with self._lock:
@@ -352,6 +383,7 @@ class IndexListing:
         """Hold nothing, at the journal's head; buckets come back from shelves (or one
         pass over the collections) in the background, the asking owner's first."""
         self._epoch = None  # a dropped journal gets a new one
+        self._links_count = None
         epoch = await self.epoch()
         head = await self.journal.head()
         change = await self.journal.entry(head) if head else None
@@ -363,6 +395,7 @@ class IndexListing:
         try:
             missing: set[int] = set()
             for bucket in range(BUCKETS):
+                await self._quiet.wait()  # an owner waiting for their bucket goes first
                 if not await self.restore(bucket):
                     missing.add(bucket)
             if missing:
