@@ -24,6 +24,7 @@ How it stays current:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -61,6 +62,7 @@ _READERS = 8  # `_id` look-ups in flight while reading many links
 FILL_RETRY = 60.0  # seconds before a fill that failed is tried again
 # Links up to which an owner of a bucket being rebuilt is answered by MongoDB meanwhile.
 NATIVE_UP_TO = 20_000
+GIVE_WAY = 2.0  # seconds the background fill waits, at most, for owners being answered
 RAW: CodecOptions[RawBSONDocument] = CodecOptions(
     document_class=RawBSONDocument, tz_aware=True, tzinfo=UTC
 )
@@ -229,26 +231,31 @@ class IndexListing:
         question reads all of it on FerretDB (and slows the rebuild); else this waits for
         the rebuild."""
         bucket = bucket_of(owner_id)
-        for _ in range(3):
-            async with self._lock:
-                catalog = await self._sync_locked()
-                ready = await self._run(catalog.ready)
-                if ready is None or bucket in ready:
-                    return await self._run(fn, catalog)
-            self._asking += 1
-            self._quiet.clear()
-            try:
-                restored = await self.restore(bucket)
-            finally:
-                self._asking -= 1
-                if not self._asking:
-                    self._quiet.set()
-            if restored:
-                continue
-            if await self._small() or self._fill is None:
-                return None
-            await asyncio.shield(self._fill)  # rebuilt: the next round answers
-        return None
+        self._asking += 1
+        self._quiet.clear()  # the background fill gives way (storage: `_fill_all`)
+        try:
+            for _ in range(3):
+                async with self._lock:
+                    catalog = await self._sync_locked()
+                    ready = await self._run(catalog.ready)
+                    if ready is None or bucket in ready:
+                        return await self._run(fn, catalog)
+                if await self.restore(bucket):
+                    continue
+                if await self._small() or self._fill is None:
+                    return None
+                await asyncio.shield(self._fill)  # rebuilt: the next round answers
+            return None
+        finally:
+            self._asking -= 1
+            if not self._asking:
+                self._quiet.set()
+
+    async def _give_way(self) -> None:
+        """The background fill waits while owners are being answered (a moment at most:
+        on a busy front they never all stop at once)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), GIVE_WAY)
 
     async def _small(self) -> bool:
         """Whether `links` is small enough to ask MongoDB directly while rebuilding."""
@@ -395,8 +402,8 @@ class IndexListing:
         try:
             missing: set[int] = set()
             for bucket in range(BUCKETS):
-                await self._quiet.wait()  # an owner waiting for their bucket goes first
-                if not await self.restore(bucket):
+                await self._give_way()  # an owner waiting for their bucket goes first
+                if not await self.restore(bucket, background=True):
                     missing.add(bucket)
             if missing:
                 await rebuild(self, missing)
@@ -416,9 +423,10 @@ class IndexListing:
             self._failed_at = None
             self._fill = asyncio.create_task(self._fill_all())
 
-    async def restore(self, bucket: int) -> bool:
+    async def restore(self, bucket: int, *, background: bool = False) -> bool:
         """Hold `bucket`: from its shelf, caught up with the journal. False when it has no
-        usable shelf (or is being rebuilt from the collections)."""
+        usable shelf (or is being rebuilt from the collections). In the `background`, it
+        gives way to owners being answered before it takes the index's lock."""
         async with self._bucket_locks[bucket]:
             ready = await self.holds()
             if ready is None or bucket in ready:
@@ -430,6 +438,8 @@ class IndexListing:
             if got is None or got[0].epoch != epoch:
                 return False
             head, shelf = got
+            if background:
+                await self._give_way()
             async with self._lock:
                 catalog = await self.open()
                 await self._run(catalog.begin)
