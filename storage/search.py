@@ -28,7 +28,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -231,10 +231,8 @@ class IndexListing:
         question reads all of it on FerretDB (and slows the rebuild); else this waits for
         the rebuild."""
         bucket = bucket_of(owner_id)
-        self._asking += 1
-        self._quiet.clear()  # the background fill gives way (storage: `_fill_all`)
-        try:
-            for _ in range(3):
+        for _ in range(3):
+            with self._asked():
                 async with self._lock:
                     catalog = await self._sync_locked()
                     ready = await self._run(catalog.ready)
@@ -242,10 +240,18 @@ class IndexListing:
                         return await self._run(fn, catalog)
                 if await self.restore(bucket):
                     continue
-                if await self._small() or self._fill is None:
-                    return None
-                await asyncio.shield(self._fill)  # rebuilt: the next round answers
-            return None
+            if await self._small() or self._fill is None:
+                return None
+            await asyncio.shield(self._fill)  # rebuilt: the next round answers
+        return None
+
+    @contextlib.contextmanager
+    def _asked(self) -> Iterator[None]:
+        """An owner is being answered: the background fill gives way meanwhile."""
+        self._asking += 1
+        self._quiet.clear()
+        try:
+            yield
         finally:
             self._asking -= 1
             if not self._asking:
