@@ -169,15 +169,19 @@ class Journal:
                 return seq
 
     async def read(self, after: int, upto: int) -> list[Change]:
-        """Entries after `after` up to the first missing one (at most `upto`), in order."""
-        if upto - after > _SCAN_ABOVE:
-            return await self._scan(after, upto)
-        out = []
-        for seq in range(after + 1, upto + 1):
+        """Entries after `after` up to the first missing one (at most `upto`), in order:
+        one `_id` look-up each while they are few, one pass over the (bounded)
+        collection for the rest when there turn out to be many."""
+        out: list[Change] = []
+        seq = after + 1
+        while seq <= upto and len(out) < _SCAN_ABOVE:
             change = await self.entry(seq)
             if change is None:
-                break
+                return out
             out.append(change)
+            seq += 1
+        if seq <= upto:
+            out += await self._scan(seq - 1, upto)
         return out
 
     async def _scan(self, after: int, upto: int) -> list[Change]:
