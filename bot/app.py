@@ -149,11 +149,16 @@ async def start_capturer(settings: Settings) -> Capturer:
 
 async def _open_store(settings: Settings) -> LinkStore:
     uri = settings.mongodb_uri.get_secret_value()
-    store = LinkStore.connect(uri, index_dir=settings.search_index_dir)
+    store = LinkStore.connect(
+        uri,
+        index_dir=settings.search_index_dir,
+        listing=settings.listing,
+        heal_every=settings.index_heal_every,
+    )
     try:
         await store.ping()
         await store.ensure_indexes()
-        await migrate_tags(store.db, store.journal, tags.normalise)
+        await migrate_tags(store.db, store.writes, tags.normalise)
     except PyMongoError as exc:
         await store.close()
         where = urllib.parse.urlsplit(uri).hostname or "?"

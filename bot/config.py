@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     summary_retry_delay: float = Field(300, gt=0, le=86_400)
     # where the derived /find and /tags index (SQLite, rebuilt from MongoDB) is kept
     search_index_dir: str = "data/index"
+    # what answers /find, /tags and exports: the SQLite index (FerretDB), MongoDB's own
+    # indexes (MongoDB), or chosen from the server's buildInfo (storage/listing.py)
+    listing: Literal["auto", "index", "native"] = "auto"
+    # seconds between passes that find what reached the database behind the index's back
+    index_heal_every: float = Field(45, ge=1, le=86_400)
     # capture fidelity: budget, consent banners, full page / PDF / archive (bot/capture.py)
     capture_budget: float = Field(8, gt=0, le=120)
     capture_consent: bool = True

@@ -42,11 +42,13 @@ async def check_links(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Claim markers and seen-update ids matter for a day at most."""
+    """Claim markers and seen-update ids matter for a day at most; saved /find queries
+    for a week (storage/queries.py)."""
     store = get_services(context).store
     older = utcnow() - KEEP_MARKERS
     await store.queue.forget_claims(older)
     await store.forget_updates(older)
+    await store.queries.forget_expired()
     await SendLedger(store.db).forget(utcnow() - timedelta(minutes=10))
 
 

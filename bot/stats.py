@@ -1,4 +1,5 @@
-"""/stats: one user's numbers, from the listing index and the screenshots' headers."""
+"""/stats: one user's numbers, from the listing: counts, and the screenshots' sizes stored
+with the records (records saved before sizes were kept are looked up by image id)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ _WAITING = {str(Status.PENDING), str(Status.CAPTURING)}
 # Where a link's model usage is stored: its summary's, and its tag proposal's
 # (bot/pipeline/summarizing.py).
 USAGE_FIELDS = ("llm", "llm_tags")
+LOOKUPS_UP_TO = 200
 
 
 @dataclass
@@ -43,7 +45,8 @@ def month_start(now: datetime) -> datetime:
 
 
 def tally(docs: list[dict[str, Any]], since: datetime, stats: Stats, images: set[ObjectId]) -> None:
-    """Add one page of listing documents to `stats` (and their screenshot ids to `images`)."""
+    """Add one page of listing documents to `stats` (and to `images` the screenshots whose
+    size the record does not hold)."""
     prompt: Counter[str] = Counter()
     completion: Counter[str] = Counter()
     for doc in docs:
@@ -62,7 +65,10 @@ def tally(docs: list[dict[str, Any]], since: datetime, stats: Stats, images: set
                 completion[llm["model"]] += int(llm.get("completion_tokens") or 0)
         shot = doc.get("screenshot")
         if isinstance(shot, dict) and isinstance(shot.get("gridfs_id"), ObjectId):
-            images.add(shot["gridfs_id"])
+            if isinstance(shot.get("size"), int):
+                stats.screenshot_bytes += shot["size"]
+            else:
+                images.add(shot["gridfs_id"])
     for model in prompt.keys() | completion.keys():
         p, c = stats.tokens.get(model, (0, 0))
         stats.tokens[model] = (p + prompt[model], c + completion[model])
@@ -75,8 +81,19 @@ async def user_stats(store: LinkStore, owner_id: int, now: datetime) -> Stats:
     since = month_start(now)
     async for page in bulk.owner_docs(store, owner_id):
         tally(page, since, stats, images)
-    stats.screenshot_bytes = await bulk.image_bytes(store, images)
+    stats.screenshot_bytes += await _sizes(store, images)
     return stats
+
+
+async def _sizes(store: LinkStore, images: set[ObjectId]) -> int:
+    """Bytes of screenshots saved before their size was kept: a look-up each while they
+    are few, one pass over the image headers when there are many."""
+    if len(images) > LOOKUPS_UP_TO:
+        return await bulk.image_bytes(store, images)
+    total = 0
+    for image_id in images:
+        total += await store.images.size(image_id) or 0
+    return total
 
 
 def human_bytes(n: int) -> str:

@@ -1,34 +1,30 @@
 """Many links at once: imports in, a user's whole collection out (export, /stats).
 
 Imports are recorded before anything slow happens, in batches, each batch by inserts
-only (work entries, links, texts, keys, one journal entry): a URL the user already has
+only (one journal entry announcing the links, links, texts, work entries, keys): a URL the user already has
 is refused by the unique (owner_id, url_key) index of `links`, on MongoDB as on
 FerretDB, so an import run twice (or cut short and sent again) never doubles a link.
 
-Reading a collection goes through the derived SQLite index (storage/catalog.py), newest
-first, in pages keyed by (created, id) so that each page is an index range however far
-in the export is: FerretDB v1 would read every document of `links` for an owner filter.
+Reading a collection goes through the listing (storage/listing.py), newest first, in
+pages keyed by (created_at, _id) so that each page is an index range however far in the
+export is: FerretDB v1 would read every document of `links` for an owner filter.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import bson
 from bson import ObjectId
-from bson.codec_options import CodecOptions
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from storage.catalog import Catalog
 from storage.keys import WORK_STATES, key_id
+from storage.listing import After
 from storage.models import LinkRecord, utcnow
-from storage.repository import LinkStore, insert_many_new, light_doc, text_doc
-from storage.search import entry_of
+from storage.repository import LinkStore, insert_many_new, light_doc
 from storage.terms import terms_for
 from storage.upserts import set_by_id
 
@@ -37,7 +33,6 @@ Doc = dict[str, Any]
 PAGE = 500
 BATCHES = "import_batches"
 REPAIR_AFTER = timedelta(minutes=2)  # a batch's writes take seconds; older ones were cut off
-_CODEC: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=UTC)  # as the catalog stores
 
 
 def _ms(when: datetime) -> datetime:
@@ -70,40 +65,32 @@ async def record_imported(
         {"owner_id": records[0].owner_id, "ids": ids, "prio": prio, "turn": turn, "at": utcnow()}
     )
     try:
-        fresh, docs = await _write_links(store, records, prio=prio, turn=turn)
+        fresh = await _write_links(store, records, prio=prio, turn=turn)
     except BaseException:
         if await _take_back(store, ids):
             await batches.delete_one({"_id": note.inserted_id})
         raise
-    if fresh:
-        seq = await store.journal.append([r.id for r in fresh])
-        # The /find index takes these as written: reading thousands back by `_id` (or the
-        # rebuild that many pending changes trigger) costs far more than the import itself.
-        await store.index.apply_written(
-            seq, [entry_of(d, r.terms) for d, r in zip(docs, fresh, strict=True)]
-        )
     await batches.delete_one({"_id": note.inserted_id})
     return len(fresh)
 
 
 async def _write_links(
     store: LinkStore, records: list[LinkRecord], *, prio: int, turn: float
-) -> tuple[list[LinkRecord], list[Doc]]:
+) -> list[LinkRecord]:
     """Links, page texts, work entries, then keys; the records that were new (only these
-    get a work entry: a duplicate costs one refused insert), with their documents."""
+    get a work entry: a duplicate costs one refused insert)."""
     docs = []
     for r in records:
         r.terms = r.terms or terms_for(r.title, r.note, r.description, r.site_name, r.text)
         doc = light_doc(r)
         doc["imported"] = True
         docs.append(doc)
-    refused = await insert_many_new(store.links, docs)
-    fresh = [r for i, r in enumerate(records) if i not in refused]
-    docs = [d for i, d in enumerate(docs) if i not in refused]
-    await insert_many_new(store.texts, [text_doc(r) for r in fresh])
+    # Announced in the journal first (storage/writes.py); the listing takes them as
+    # written: reading thousands back by `_id` costs far more than the import itself.
+    fresh, _ = await store.insert_links(docs, records)
     await _queue(store, fresh, prio=prio, turn=turn)
     await _key(store, fresh)
-    return fresh, docs
+    return fresh
 
 
 async def _queue(store: LinkStore, links: list[LinkRecord], *, prio: int, turn: float) -> None:
@@ -151,7 +138,8 @@ async def _take_back(store: LinkStore, ids: list[ObjectId]) -> bool:
     when the database did not let it (the owner's next import finishes it then)."""
     try:
         await store.keys.delete_many({"link_id": {"$in": ids}})
-        for coll in (store.links, store.texts, store.work):
+        await store.writes.delete_many(ids)
+        for coll in (store.texts, store.work):
             await _forget(coll, ids)
     except PyMongoError as exc:
         log.warning("could not take back a failed import batch: %s", type(exc).__name__)
@@ -184,49 +172,31 @@ async def repair_imports(
         gone = [i for i in ids if i not in found]
         await store.keys.delete_many({"link_id": {"$in": gone}})
         await _forget(store.texts, gone)
-        if written:
-            await store.journal.append([r.id for r in written])
+        # The written links were announced before they landed (storage/writes.py): every
+        # listing reads them from the journal; nothing to add here.
         await batches.delete_one({"_id": note["_id"]})
         kept += len(written)
     return kept
 
 
-def _page(
-    catalog: Catalog, owner_id: int, after: tuple[int, str] | None
-) -> list[tuple[int, str, Doc]]:
-    sql = "SELECT created, id, doc FROM links WHERE owner = ?"
-    args: list[Any] = [owner_id]
-    if after is not None:
-        sql += " AND (created < ? OR (created = ? AND id < ?))"
-        args += [after[0], after[0], after[1]]
-    sql += " ORDER BY created DESC, id DESC LIMIT ?"
-    rows = catalog.conn.execute(sql, [*args, PAGE])
-    return [(int(c), str(i), bson.decode(d, codec_options=_CODEC)) for c, i, d in rows]
-
-
 async def owner_docs(store: LinkStore, owner_id: int) -> AsyncIterator[list[Doc]]:
     """The owner's links (listing fields: everything but page text), newest first, a page
-    at a time."""
-    after: tuple[int, str] | None = None
+    at a time (each an index range however deep: storage/listing.py)."""
+    after: After | None = None
     while True:
-        rows = await store.index.query(functools.partial(_page, owner_id=owner_id, after=after))
-        if not rows:
+        docs = await store.listing.owner_page(owner_id, after, PAGE)
+        if not docs:
             return
-        yield [doc for _, _, doc in rows]
-        after = rows[-1][0], rows[-1][1]
-        if len(rows) < PAGE:
+        yield docs
+        last = docs[-1]
+        after = After(last["created_at"], last["_id"])
+        if len(docs) < PAGE:
             return
-
-
-def _counts(catalog: Catalog, owner_id: int) -> tuple[int, int]:
-    links = catalog.conn.execute("SELECT count(*) FROM links WHERE owner = ?", (owner_id,))
-    tags = catalog.conn.execute("SELECT count(*) FROM tag_counts WHERE owner = ?", (owner_id,))
-    return int(links.fetchone()[0]), int(tags.fetchone()[0])
 
 
 async def owner_counts(store: LinkStore, owner_id: int) -> tuple[int, int]:
     """(links, distinct tags) of one owner."""
-    return await store.index.query(lambda c: _counts(c, owner_id))
+    return await store.listing.owner_counts(owner_id)
 
 
 async def image_bytes(store: LinkStore, image_ids: set[ObjectId]) -> int:

@@ -34,6 +34,7 @@ class ImageStore:
         self.headers = db["images"]
         self.chunks = db["image_chunks"]
         self.legacy = AsyncGridFSBucket(db, bucket_name="screenshots")
+        self.legacy_headers = db["screenshots.files"]
 
     async def put(self, data: bytes, filename: str) -> ObjectId:
         image_id = ObjectId()
@@ -64,6 +65,14 @@ class ImageStore:
                 raise ImageNotFound(f"chunk {n} of image {image_id} is missing")
             parts.append(bytes(doc["data"]))
         return b"".join(parts)
+
+    async def size(self, image_id: ObjectId) -> int | None:
+        """Bytes of an image, from its header (None when there is no such image)."""
+        header = await self.headers.find_one({"_id": image_id}, {"length": 1})
+        if header is not None:
+            return int(header.get("length") or 0)
+        legacy = await self.legacy_headers.find_one({"_id": image_id}, {"length": 1})
+        return int(legacy.get("length") or 0) if legacy is not None else None
 
     async def delete(self, image_id: ObjectId) -> None:
         """Remove the bytes (header first: a half-deleted image reads as missing)."""

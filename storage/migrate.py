@@ -20,9 +20,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from storage.journal import Journal
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
 from storage.upserts import set_by_id
+from storage.writes import LinkWrites
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -30,11 +30,16 @@ SCHEMA_ID = "schema"
 SCHEMA_VERSION = 2
 TAGS_ID = "tags"  # the meta document saying stored tags went through the normaliser
 TAGS_VERSION = 1
-OLD_INDEXES = ("owner_id_1_tags_1_created_at_-1", "owner_id_1_terms_1", "status_1_updated_at_1")
+# Indexes on `links` nothing queries any more (terms moved to `link_texts`).
+OLD_INDEXES = ("owner_id_1_terms_1", "status_1_updated_at_1")
+# What the native listing answers from (storage/native.py): useless on FerretDB, where it
+# only slows writes; kept on MongoDB.
+LISTING_INDEXES = ("owner_id_1_tags_1_created_at_-1",)
+NATIVE_TEXTS_ID = "native_texts"
 _BATCH = 500
 
 
-async def migrate(db: AsyncDatabase[Doc]) -> None:
+async def migrate(db: AsyncDatabase[Doc], *, drop_listing_indexes: bool = True) -> None:
     meta = db["meta"]
     state = await meta.find_one({"_id": SCHEMA_ID})
     if state is not None and int(state.get("version", 0)) >= SCHEMA_VERSION:
@@ -47,7 +52,7 @@ async def migrate(db: AsyncDatabase[Doc]) -> None:
         )
         moved = await _split(db)
         log.info("migration done: %d links in %.1f s", moved, time.monotonic() - started)
-    for name in OLD_INDEXES:
+    for name in (*OLD_INDEXES, *(LISTING_INDEXES if drop_listing_indexes else ())):
         with contextlib.suppress(OperationFailure):  # never made, or already dropped
             await links.drop_index(name)
     # Processes starting together on a new database all get here.
@@ -99,7 +104,7 @@ async def _flush(db: AsyncDatabase[Doc], ops: dict[str, list[UpdateOne]]) -> Non
 
 
 async def migrate_tags(
-    db: AsyncDatabase[Doc], journal: Journal, normalise: Callable[[list[str]], list[str]]
+    db: AsyncDatabase[Doc], writes: LinkWrites, normalise: Callable[[list[str]], list[str]]
 ) -> int:
     """One-time: every stored tag through the one tag normaliser (the bot's, passed in:
     storage knows nothing above it), and keys whose link is missing removed (an import
@@ -114,7 +119,7 @@ async def migrate_tags(
     # Keys first: a link is written before its key, so a key seen here whose link is not
     # seen below has none.
     keys = {doc["_id"]: doc.get("link_id") async for doc in db["link_keys"].find({})}
-    changed, seen = await _retag_links(db, journal, normalise)
+    changed, seen = await _retag_links(db, writes, normalise)
     stale = [k for k, link_id in keys.items() if link_id not in seen]
     for start in range(0, len(stale), _BATCH):
         await db["link_keys"].delete_many({"_id": {"$in": stale[start : start + _BATCH]}})
@@ -130,35 +135,23 @@ async def migrate_tags(
 
 
 async def _retag_links(
-    db: AsyncDatabase[Doc], journal: Journal, normalise: Callable[[list[str]], list[str]]
+    db: AsyncDatabase[Doc], writes: LinkWrites, normalise: Callable[[list[str]], list[str]]
 ) -> tuple[int, set[Any]]:
     """(links whose tags changed, ids of every link)."""
     seen: set[Any] = set()
-    ops: list[UpdateOne] = []
-    ids: list[Any] = []
+    changes: list[tuple[Any, int, Doc]] = []
     changed = 0
-    async for doc in db["links"].find({}, {"tags": 1}, batch_size=_BATCH):
+    async for doc in db["links"].find({}, {"tags": 1, "owner_id": 1}, batch_size=_BATCH):
         seen.add(doc["_id"])
         tags = [str(t) for t in doc.get("tags") or []]
         clean = normalise(tags)
         if clean != tags:
-            ops.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"tags": clean}}))
-            ids.append(doc["_id"])
-        if len(ops) >= _BATCH:
-            changed += await _write_tags(db, journal, ops, ids)
-            ops, ids = [], []
-    changed += await _write_tags(db, journal, ops, ids)
+            changes.append((doc["_id"], int(doc["owner_id"]), {"tags": clean}))
+        if len(changes) >= _BATCH:
+            changed += await writes.set_many(changes)  # announced: every listing reads them
+            changes = []
+    changed += await writes.set_many(changes)
     return changed, seen
-
-
-async def _write_tags(
-    db: AsyncDatabase[Doc], journal: Journal, ops: list[UpdateOne], ids: list[Any]
-) -> int:
-    if not ops:
-        return 0
-    await db["links"].bulk_write(ops, ordered=False)
-    await journal.append(ids)  # the listing index reads these links again
-    return len(ops)
 
 
 async def _retag_trash(db: AsyncDatabase[Doc], normalise: Callable[[list[str]], list[str]]) -> None:
@@ -168,3 +161,31 @@ async def _retag_trash(db: AsyncDatabase[Doc], normalise: Callable[[list[str]], 
         clean = normalise(tags)
         if clean != tags:
             await db["trash"].update_one({"_id": entry["_id"]}, {"$set": {"link.tags": clean}})
+
+
+async def migrate_native(db: AsyncDatabase[Doc]) -> None:
+    """For the native listing: every `link_texts` document gets its link's `owner_id` and
+    its terms as an array (FerretDB kept them space-joined). Once; idempotent."""
+    meta = db["meta"]
+    if await meta.find_one({"_id": NATIVE_TEXTS_ID}) is not None:
+        return
+    texts, links = db["link_texts"], db["links"]
+    ops: list[UpdateOne] = []
+    query = {"$or": [{"terms": {"$type": "string"}}, {"owner_id": {"$exists": False}}]}
+    async for doc in texts.find(query, {"terms": 1, "owner_id": 1}):
+        fields: Doc = {}
+        terms = doc.get("terms")
+        if isinstance(terms, str):
+            fields["terms"] = terms.split()
+        if "owner_id" not in doc:
+            link = await links.find_one({"_id": doc["_id"]}, {"owner_id": 1})
+            if link is not None:
+                fields["owner_id"] = link["owner_id"]
+        if fields:
+            ops.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
+        if len(ops) >= _BATCH:
+            await texts.bulk_write(ops, ordered=False)
+            ops = []
+    if ops:
+        await texts.bulk_write(ops, ordered=False)
+    await set_by_id(meta, NATIVE_TEXTS_ID, {"at": time.time()})

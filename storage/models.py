@@ -45,6 +45,7 @@ class Screenshot:
     file_unique_id: str | None = None
     gridfs_id: ObjectId | None = None
     as_document: bool = False
+    size: int | None = None  # bytes stored under gridfs_id (/stats adds these up)
 
 
 @dataclass

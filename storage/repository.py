@@ -3,15 +3,18 @@
 Data model (see docs/BENCHMARKS.md for the measurements behind it):
 
 - `links`: one light document per link (no page text, no terms), the record of truth.
-- `link_texts`: `{_id: link id, text, terms}`, the heavy fields, terms space-joined
-  (a 300-element array costs FerretDB ~1 ms per document to decode; a string ~0.05 ms).
+  Every write to it goes through storage/writes.py: announced in the journal first.
+- `link_texts`: `{_id: link id, owner_id, text, terms}`, the heavy fields. On FerretDB the
+  terms are space-joined (a 300-element array costs FerretDB ~1 ms per document to
+  decode; a string ~0.05 ms); on MongoDB an array, which its (owner_id, terms) index
+  answers.
 - `link_keys`: `{_id: "<owner>:<hash of url_key>", link_id}`, so "has this user saved
   this URL?" is an `_id` look-up.
 - `work`: `{_id: link id, owner_id, status, updated_at}` for links not finished yet:
-  a small collection that resume, retry and (next) stage claims scan.
-- `changes` + `meta`: the change journal (storage/journal.py).
-- `/find`, `/tags` and the link-rot order are answered by a derived SQLite index
-  (storage/search.py) kept current from the journal.
+  a small collection that stage claims scan.
+- `changes`: the change journal (storage/journal.py).
+- `/find`, `/tags`, exports and the link-rot order read a `Listing` (storage/listing.py):
+  the derived SQLite index on FerretDB, MongoDB's own indexes on MongoDB.
 
 Every read and write on a large collection is by `_id`: the one query FerretDB v1
 answers from an index. MongoDB gives single-document atomicity; FerretDB v1 applies
@@ -21,11 +24,11 @@ document merging, except tag merges that MongoDB makes atomic.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
-import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -33,18 +36,18 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.uri_parser import parse_uri
 
-from storage.catalog import Catalog
 from storage.claims import WorkQueue
-from storage.images import ImageStore
+from storage.images import ImageNotFound, ImageStore
 from storage.journal import Journal
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
-from storage.migrate import migrate
+from storage.listing import ChosenListing, ListingKind
+from storage.migrate import migrate, migrate_native
 from storage.models import (
     UNFINISHED,
     LinkRecord,
@@ -56,8 +59,11 @@ from storage.models import (
     TagCount,
     utcnow,
 )
-from storage.search import SearchIndex, split_terms
+from storage.native import NativeListing
+from storage.queries import QueryStore
+from storage.search import IndexListing, split_terms
 from storage.terms import terms_for, tokenize
+from storage.writes import LinkWrites
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -86,8 +92,9 @@ def light_doc(record: LinkRecord) -> Doc:
     return doc
 
 
-def text_doc(record: LinkRecord) -> Doc:
-    return {"_id": record.id, "text": record.text, "terms": " ".join(record.terms)}
+def text_doc(record: LinkRecord, *, terms_as_array: bool = False) -> Doc:
+    terms: list[str] | str = list(record.terms) if terms_as_array else " ".join(record.terms)
+    return {"_id": record.id, "owner_id": record.owner_id, "text": record.text, "terms": terms}
 
 
 def _stored(value: Any) -> Any:
@@ -115,6 +122,9 @@ class LinkStore:
         db: AsyncDatabase[Doc],
         *,
         index_path: Path | str | None = None,
+        listing: ListingKind | str = ListingKind.AUTO,
+        clock: Callable[[], float] = time.time,
+        heal_every: float | None = None,
     ) -> None:
         self._client = client
         self.db = db
@@ -123,14 +133,20 @@ class LinkStore:
         self.keys: AsyncCollection[Doc] = db["link_keys"]
         self.work: AsyncCollection[Doc] = db["work"]
         self.meta: AsyncCollection[Doc] = db["meta"]
-        self.journal = Journal(db["changes"])
+        self.journal = Journal(db["changes"], db["index_positions"])
+        self.writes = LinkWrites(self.links, self.journal)
         path = index_path or DEFAULT_INDEX_DIR / f"{db.name}.sqlite"
-        self.index = SearchIndex(self.links, self.texts, self.journal, path)
+        self.native = NativeListing(self.links, self.texts)
+        # What answers while the accelerator rebuilds a bucket (terms kept spaced there).
+        fallback = NativeListing(self.links, self.texts, spaced_terms=True)
+        self.index = IndexListing(
+            db, self.journal, path, fallback, clock=clock, heal_every=heal_every
+        )
+        self.listing = ChosenListing(db, ListingKind(listing), self.index, self.native)
         self.images = ImageStore(db)
         self.queries = QueryStore(db)
         self.queue = WorkQueue(db)
         self.updates: AsyncCollection[Doc] = db["seen_updates"]
-        self._warm: asyncio.Task[None] | None = None
 
     @classmethod
     def connect(
@@ -140,42 +156,44 @@ class LinkStore:
         timeout_ms: int = 5000,
         index_path: Path | str | None = None,
         index_dir: Path | str | None = None,
+        listing: ListingKind | str = ListingKind.AUTO,
+        clock: Callable[[], float] = time.time,
+        heal_every: float | None = None,
     ) -> LinkStore:
         """`index_path` names the derived index file; else one is chosen in `index_dir`
-        (default ./data/index) for this server and database."""
+        (default ./data/index) for this server and database. `listing` says what answers
+        /find (storage/listing.py)."""
         client: AsyncMongoClient[Doc] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, appname="linksnap"
         )
         db = client.get_default_database()
         path = index_path or default_index_path(uri, db.name, Path(index_dir or DEFAULT_INDEX_DIR))
-        return cls(client, db, index_path=path)
+        return cls(client, db, index_path=path, listing=listing, clock=clock, heal_every=heal_every)
 
     async def close(self) -> None:
-        if self._warm is not None:
-            self._warm.cancel()
-            await asyncio.gather(self._warm, return_exceptions=True)
-        await self.index.close()
+        await self.listing.close()
         await self._client.close()
 
     async def ping(self) -> None:
         await self.db.command("ping")
 
     async def ensure_indexes(self) -> None:
-        """Indexes, the one-time migration, then the search index warmed in the background."""
+        """Indexes, the one-time migrations, then the listing's upkeep started."""
         await self.links.create_index(
             [("owner_id", ASCENDING), ("url_key", ASCENDING)], unique=True
         )
         await self.work.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
         await self.queue.ensure_indexes()
-        await migrate(self.db)
-        if self._warm is None:
-            self._warm = asyncio.create_task(self._warm_index())
+        await self.queries.ensure_indexes()
+        native = await self.listing.is_native()
+        await migrate(self.db, drop_listing_indexes=not native)
+        if native:
+            await self.native.ensure_indexes()
+            await migrate_native(self.db)
+        await self.listing.start()
 
-    async def _warm_index(self) -> None:
-        try:
-            await self.index.sync()
-        except (PyMongoError, sqlite3.Error) as exc:  # the first /find tries again
-            log.warning("search index: warm-up failed: %s", type(exc).__name__)
+    async def _terms_as_array(self) -> bool:
+        return await self.listing.is_native()
 
     # -- writes ----------------------------------------------------------------------
 
@@ -186,51 +204,52 @@ class LinkStore:
         """
         key = key_id(record.owner_id, record.url_key)
         for _ in range(4):
-            merged = await self._merge_tags(key, record.tags)
+            merged = await self._merge_tags(key, record.owner_id, record.tags)
             if merged is not None:
                 return merged, False
             if await self._insert_new(key, record):
                 return LinkRecord.from_doc(light_doc(record)), True
         raise StoreConflict(f"could not record {record.url_key!r}")
 
-    async def _merge_tags(self, key: str, tags: list[str]) -> LinkRecord | None:
+    async def _merge_tags(self, key: str, owner_id: int, tags: list[str]) -> LinkRecord | None:
         found = await self.keys.find_one({"_id": key})
         if found is None:
             return None
-        doc = await self.links.find_one_and_update(
-            {"_id": found["link_id"]},
-            {"$addToSet": {"tags": {"$each": tags}}, "$set": {"updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        change = {"$addToSet": {"tags": {"$each": tags}}, "$set": {"updated_at": utcnow()}}
+        doc = await self.writes.update_and_get(found["link_id"], change, owner_id)
         if doc is None:  # the link was deleted after its key was read
             await self.keys.delete_one({"_id": key})
             return None
-        await self.journal.append([doc["_id"]])
         return LinkRecord.from_doc(doc)
 
     async def _insert_new(self, key: str, record: LinkRecord) -> bool:
-        # The work entry first: a crash may leave an entry without a link (skipped when
-        # read) but never a link in flight that nothing would resume.
+        # The work entry first: a crash may leave an entry without a link (dropped when
+        # claimed) but never a link in flight that nothing would resume.
         if str(record.status) in WORK_STATES:
             await self._work_put(record.id, record.owner_id, record.status, record.updated_at)
+        as_array = await self._terms_as_array()
+
+        async def text() -> None:
+            if record.text or record.terms:
+                doc = text_doc(record, terms_as_array=as_array)
+                await self.texts.replace_one({"_id": record.id}, doc, upsert=True)
+
         try:
-            await self.links.insert_one(light_doc(record))
+            await self.writes.insert(light_doc(record), first=text)
         except DuplicateKeyError:
+            await self.texts.delete_one({"_id": record.id})
             await self.work.delete_one({"_id": record.id})
             await self._repair_key(key, record)
             return False
-        if record.text or record.terms:
-            await self.texts.insert_one(text_doc(record))
         try:
             await self.keys.insert_one(
                 {"_id": key, "link_id": record.id, "owner_id": record.owner_id}
             )
         except DuplicateKeyError:  # another process recorded the same URL just now
-            await self.links.delete_one({"_id": record.id})
+            await self.writes.delete(record.id, record.owner_id)
             await self.texts.delete_one({"_id": record.id})
             await self.work.delete_one({"_id": record.id})
             return False
-        await self.journal.append([record.id])
         return True
 
     async def _repair_key(self, key: str, record: LinkRecord) -> None:
@@ -253,12 +272,17 @@ class LinkStore:
     ) -> None:
         if owner_id is None:
             done = await self.work.update_one(
-                {"_id": link_id}, {"$set": {"status": str(status), "updated_at": when}}
+                {"_id": link_id},
+                {
+                    "$set": {"status": str(status), "updated_at": when},
+                    "$unset": {"missing_since": ""},
+                },
             )
             if done.matched_count:
                 return  # the common case: a link moving on between in-flight states
-            doc = await self.links.find_one({"_id": link_id}, {"owner_id": 1})
-            owner_id = doc["owner_id"] if doc else None
+            owner_id = await self.writes.owner_of(link_id)
+            if owner_id is None:
+                return  # the link is gone (deleted, or in the trash): no work for it
         await self.work.update_one(
             {"_id": link_id},
             {"$set": {"status": str(status), "updated_at": when, "owner_id": owner_id}},
@@ -274,23 +298,40 @@ class LinkStore:
         status = values.get("status")
         if status in WORK_STATES:
             await self._work_put(link_id, None, status, now)
-        await self.links.update_one({"_id": link_id}, {"$set": values})
-        if heavy:
-            if "terms" in heavy:
-                heavy["terms"] = " ".join(heavy["terms"])
-            await self.texts.update_one({"_id": link_id}, {"$set": heavy}, upsert=True)
+
+        async def text() -> None:
+            if heavy:
+                await self._put_text(link_id, heavy)
+
+        if not await self.writes.update(link_id, {"$set": values}, first=text):
+            # Gone (say moved to the trash while a stage ran): no work entry left behind.
+            await self.work.delete_one({"_id": link_id})
+            await self.texts.delete_one({"_id": link_id})
+            return
         if status is not None and status not in WORK_STATES:
             await self.work.delete_one({"_id": link_id})
-        await self.journal.append([link_id])
+
+    async def _put_text(self, link_id: ObjectId, heavy: Doc) -> None:
+        if "terms" in heavy and not await self._terms_as_array():
+            heavy["terms"] = " ".join(heavy["terms"])
+        owner = await self.writes.owner_of(link_id)
+        if owner is not None:
+            heavy["owner_id"] = owner
+        await self.texts.update_one({"_id": link_id}, {"$set": heavy}, upsert=True)
 
     async def save_capture(self, record: LinkRecord) -> None:
         """A capture's result: page fields, text, screenshot, its terms, status captured.
 
-        One call for what `update(...)` plus `set_searchable` do in two.
+        One call for what `update(...)` plus `set_searchable` do in two. The bytes of the
+        screenshot (and file) this capture replaces are freed once it is stored.
         """
         record.terms = terms_for(
             record.title, record.note, record.description, record.site_name, record.text
         )
+        before = await self.links.find_one({"_id": record.id}, {"screenshot": 1, "original": 1})
+        shot = record.screenshot
+        if shot is not None and shot.gridfs_id is not None and shot.size is None:
+            shot.size = await self.images.size(shot.gridfs_id)
         await self.update(
             record.id,
             status=Status.CAPTURED,
@@ -300,7 +341,7 @@ class LinkStore:
             description=record.description,
             site_name=record.site_name,
             lang=record.lang,
-            screenshot=record.screenshot,
+            screenshot=shot,
             kind=record.kind,
             partial=record.partial,
             original=record.original,
@@ -308,6 +349,16 @@ class LinkStore:
             text=record.text,
             terms=record.terms,
         )
+        await self._free_replaced(before, record)
+
+    async def _free_replaced(self, before: Doc | None, record: LinkRecord) -> None:
+        kept = {f.gridfs_id for f in (record.screenshot, record.original) if f and f.gridfs_id}
+        for name in ("screenshot", "original"):
+            old = (before or {}).get(name) or {}
+            image_id = old.get("gridfs_id") if isinstance(old, dict) else None
+            if isinstance(image_id, ObjectId) and image_id not in kept:
+                with contextlib.suppress(ImageNotFound):
+                    await self.images.delete(image_id)
 
     async def mark_failed(self, link_id: ObjectId, error: str) -> None:
         await self.update(link_id, status=Status.FAILED, error=error[:300])
@@ -322,11 +373,12 @@ class LinkStore:
     async def start_attempt(self, link_id: ObjectId) -> None:
         now = utcnow()
         await self._work_put(link_id, None, Status.CAPTURING, now)
-        await self.links.update_one(
-            {"_id": link_id},
-            {"$set": {"status": str(Status.CAPTURING), "updated_at": now}, "$inc": {"attempts": 1}},
-        )
-        await self.journal.append([link_id])
+        change = {
+            "$set": {"status": str(Status.CAPTURING), "updated_at": now},
+            "$inc": {"attempts": 1},
+        }
+        if not await self.writes.update(link_id, change):
+            await self.work.delete_one({"_id": link_id})
 
     async def set_searchable(self, record: LinkRecord) -> None:
         """Recompute `terms` from what the record says about the page."""
@@ -340,6 +392,7 @@ class LinkStore:
         doc = await self.links.find_one({"_id": link_id}, {"owner_id": 1})
         if doc is None or doc["owner_id"] != owner_id:
             return False
+        self.writes.remember(link_id, owner_id)
         await self.update(link_id, tags=list(dict.fromkeys(tags)))
         return True
 
@@ -370,11 +423,10 @@ class LinkStore:
         doc = await self.links.find_one({"_id": link_id})
         if doc is None or doc["owner_id"] != owner_id:
             return False
-        await self.links.delete_one({"_id": link_id})
+        await self.writes.delete(link_id, owner_id)
         await self.keys.delete_one({"_id": key_id(owner_id, doc["url_key"])})
         await self.texts.delete_one({"_id": link_id})
         await self.work.delete_one({"_id": link_id})
-        await self.journal.append([link_id])
         return True
 
     async def import_links(self, records: list[LinkRecord]) -> int:
@@ -413,10 +465,23 @@ class LinkStore:
         for r in fresh:
             if not r.terms:
                 r.terms = terms_for(r.title, r.note, r.description, r.site_name, r.text)
-        await insert_many_new(self.links, [light_doc(r) for r in fresh])
-        await insert_many_new(self.texts, [text_doc(r) for r in fresh])
-        await self.journal.append([r.id for r in fresh])
+        await self.insert_links([light_doc(r) for r in fresh], fresh)
         return len(fresh)
+
+    async def insert_links(
+        self, docs: list[Doc], records: list[LinkRecord]
+    ) -> tuple[list[LinkRecord], list[Doc]]:
+        """Insert new links (`docs`, as `light_doc` makes them from `records`) and the
+        texts of those not refused as duplicates: one journal entry, announced first, and
+        the listing told what was written (reading thousands back by `_id` would cost far
+        more than the import). Returns the records inserted, with their documents."""
+        seq, refused = await self.writes.insert_many(docs)
+        kept = [i for i in range(len(docs)) if i not in refused]
+        fresh, written = [records[i] for i in kept], [docs[i] for i in kept]
+        as_array = await self._terms_as_array()
+        await insert_many_new(self.texts, [text_doc(r, terms_as_array=as_array) for r in fresh])
+        await self.listing.written(seq, written, [list(r.terms) for r in fresh])
+        return fresh, written
 
     # -- reads -----------------------------------------------------------------------
 
@@ -427,9 +492,8 @@ class LinkStore:
     async def set_siblings(self, link_ids: list[ObjectId]) -> None:
         """Links recorded from one message know each other (for its closing reaction)."""
         for link_id in link_ids:
-            await self.links.update_one(
-                {"_id": link_id}, {"$set": {"siblings": [i for i in link_ids if i != link_id]}}
-            )
+            siblings = [i for i in link_ids if i != link_id]
+            await self.writes.update(link_id, {"$set": {"siblings": siblings}})
 
     async def siblings_of(self, record: LinkRecord) -> list[LinkRecord]:
         found = [await self._load(i, with_text=False) for i in record.siblings]
@@ -451,6 +515,28 @@ class LinkStore:
         """Nothing more will be tried for this link (e.g. summary retries used up)."""
         await self.work.delete_one({"_id": link_id})
 
+    async def work_without_link(self, link_id: ObjectId, grace: float) -> bool:
+        """A claimed work entry whose link is not there. True when it was dropped: its
+        link has been missing for `grace` seconds (a crash between the two inserts, an
+        import batch that failed part-way, a stage that wrote after its link went to the
+        trash). The first sighting only marks it: an import writes work entries just
+        before their links, and a link may be on its way back from the trash."""
+        if await self.links.find_one({"_id": link_id}, {"_id": 1}) is not None:
+            return False
+        entry = await self.work.find_one({"_id": link_id})
+        if entry is None:
+            return True
+        seen = entry.get("missing_since")
+        now = utcnow()
+        if not isinstance(seen, datetime):
+            await self.work.update_one({"_id": link_id}, {"$set": {"missing_since": now}})
+            return False
+        if (now - seen).total_seconds() < grace:
+            return False
+        await self.work.delete_one({"_id": link_id, "missing_since": seen})
+        log.info("dropped the work entry of %s: its link is gone", link_id)
+        return True
+
     async def get(self, owner_id: int, link_id: ObjectId) -> LinkRecord | None:
         record = await self._load(link_id)
         return record if record is not None and record.owner_id == owner_id else None
@@ -459,6 +545,7 @@ class LinkStore:
         doc = await self.links.find_one({"_id": link_id})
         if doc is None:
             return None
+        self.writes.remember(link_id, int(doc["owner_id"]))
         if with_text:
             text = await self.texts.find_one({"_id": link_id})
             if text is not None:
@@ -508,14 +595,11 @@ class LinkStore:
         return sorted(due, key=lambda r: r.updated_at)[:limit]
 
     async def due_for_check(self, checked_before: datetime, limit: int = 50) -> list[LinkRecord]:
-        """Captured links not checked since `checked_before` (never-checked first)."""
-
-        def order(catalog: Catalog) -> list[str]:
-            return catalog.due_for_check(CHECKED_STATES, checked_before, limit)
-
+        """Captured links not checked since `checked_before`: never-checked first (newest
+        first, so an import's latest links lead), then the oldest checks."""
         out = []
-        for raw in await self.index.query(order):
-            record = await self._load(ObjectId(raw), with_text=False)
+        for link_id in await self.listing.due_for_check(CHECKED_STATES, checked_before, limit):
+            record = await self._load(link_id, with_text=False)
             if record is None or str(record.status) not in CHECKED_STATES:
                 continue
             if record.checked_at is None or record.checked_at < checked_before:
@@ -523,19 +607,18 @@ class LinkStore:
         return out
 
     async def tag_counts(self, owner_id: int, limit: int = 100) -> list[TagCount]:
-        rows = await self.index.query(lambda c: c.tag_counts(owner_id, limit))
+        rows = await self.listing.tag_counts(owner_id, limit)
         return [TagCount(tag, n) for tag, n in rows]
 
     async def find(
         self, owner_id: int, tags: list[str], words: str = "", *, page: int = 0, page_size: int = 10
     ) -> Page:
         """Links carrying all `tags` (and all words' terms), newest first."""
-        terms = tokenize(words)
-        total, docs = await self.index.query(
-            lambda c: c.find(owner_id, tags, terms, page * page_size, page_size)
+        found = await self.listing.find(
+            owner_id, tags, tokenize(words), page * page_size, page_size
         )
-        items = [LinkRecord.from_doc(d) for d in docs]
-        return Page(items=items, total=total, page=page, page_size=page_size)
+        items = [LinkRecord.from_doc(d) for d in found.docs]
+        return Page(items=items, total=found.total, page=page, page_size=page_size)
 
     async def put_image(self, data: bytes, filename: str) -> ObjectId:
         return await self.images.put(data, filename)
@@ -561,23 +644,3 @@ async def insert_many_new(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[in
 
 def _inserted(batch: list[LinkRecord], refused: set[int]) -> list[LinkRecord]:
     return [r for i, r in enumerate(batch) if i not in refused]
-
-
-class QueryStore:
-    """Saved /find queries, so page buttons carry only a short id (64-byte limit)."""
-
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.queries: AsyncCollection[Doc] = db["queries"]
-
-    async def save(self, owner_id: int, tags: list[str], words: str) -> ObjectId:
-        result = await self.queries.insert_one(
-            {"owner_id": owner_id, "tags": tags, "words": words, "created_at": utcnow()}
-        )
-        return result.inserted_id
-
-    async def get(self, owner_id: int, query_id: ObjectId) -> tuple[list[str], str] | None:
-        # By `_id` alone (FerretDB pushes down nothing else), then the owner checked here.
-        doc = await self.queries.find_one({"_id": query_id})
-        if doc is None or doc.get("owner_id") != owner_id:
-            return None
-        return list(doc["tags"]), str(doc["words"])

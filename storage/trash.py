@@ -3,8 +3,9 @@
 Hiding moves the link's document (and its `work` entry, if it is unfinished) out of
 `links` into `trash` (`{_id: link id, owner_id, link, work, expires_at, chat_id,
 message_id}`), so everything that lists links (/find, /tags,
-inline, export) stops showing it at once through the change journal, and the URL can be
+inline, export) stops showing it at once, and the URL can be
 saved afresh. Undo puts it back; purge deletes it with its page text and screenshot.
+Both write `links` through storage/writes.py, announced in the journal first.
 
 Undo and purge may race (the timer fires as the user taps ↩). Each first claims the trash
 entry with one `delete_one` by `_id`, which removes a document at most once on MongoDB and
@@ -95,13 +96,12 @@ class Trash:
         # The trash entry first: a crash after it leaves the link in both places, which
         # undo and purge both handle; the reverse order could lose it.
         await self.entries.replace_one({"_id": link_id}, entry, upsert=True)
-        await store.links.delete_one({"_id": link_id})
+        await store.writes.delete(link_id, owner_id)
         key = key_id(owner_id, doc["url_key"])
         found = await store.keys.find_one({"_id": key})
         if found is not None and found.get("link_id") == link_id:
             await store.keys.delete_one({"_id": key})
         await store.work.delete_one({"_id": link_id})
-        await store.journal.append([link_id])
         return _trashed(entry)
 
     async def restore(self, owner_id: int, link_id: ObjectId) -> LinkRecord:
@@ -122,8 +122,7 @@ class Trash:
         except DuplicateKeyError:
             await self._drop_files(_trashed(entry))  # saved again this very moment
             raise UndoConflict(str(link_id)) from None
-        with contextlib.suppress(DuplicateKeyError):
-            await store.links.insert_one(doc)
+        await store.writes.restore(doc)
         work = entry.get("work")
         if isinstance(work, dict):
             await store.work.replace_one({"_id": link_id}, work, upsert=True)
@@ -134,7 +133,6 @@ class Trash:
                 "owner_id": owner_id,
             }
             await store.work.update_one({"_id": link_id}, {"$set": fields}, upsert=True)
-        await store.journal.append([link_id])
         return LinkRecord.from_doc(doc)
 
     async def _gone_or_back(self, owner_id: int, link_id: ObjectId) -> NoReturn:

@@ -31,7 +31,9 @@ class BotHarness:
         self._capturer = capturer
         self._stack = AsyncExitStack()
         self.store = LinkStore.connect(
-            settings.mongodb_uri.get_secret_value(), index_dir=settings.search_index_dir
+            settings.mongodb_uri.get_secret_value(),
+            index_dir=settings.search_index_dir,
+            listing=settings.listing,
         )
 
     async def start(self) -> None:

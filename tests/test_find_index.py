@@ -1,4 +1,6 @@
-"""The derived /find index stays equal to what MongoDB holds: after adds, retags, deletes,
+"""/find, /tags and the link-rot order equal what MongoDB holds, on both read paths
+(storage/listing.py): the derived SQLite index and MongoDB's own indexes (on FerretDB
+here, where the native one is correct, only slower). After adds, retags, deletes,
 restarts, writes from other processes, and the migration of an old database."""
 
 from __future__ import annotations
@@ -39,9 +41,19 @@ def link(owner: int, n: int, tags: list[str], text: str = "", minutes: int = 0) 
     )
 
 
+@pytest.fixture(params=["index", "native"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Which read path answers: every listing test runs on both."""
+    return str(request.param)
+
+
+def connect(uri: str, path: Path, kind: str) -> LinkStore:
+    return LinkStore.connect(uri, index_path=path, listing=kind)
+
+
 @pytest.fixture
-async def store(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[LinkStore]:
-    s = LinkStore.connect(mongodb_uri, index_path=tmp_path / "a.sqlite")
+async def store(mongodb_uri: str, tmp_path: Path, kind: str) -> AsyncIterator[LinkStore]:
+    s = connect(mongodb_uri, tmp_path / "a.sqlite", kind)
     await s.ensure_indexes()
     yield s
     await s.close()
@@ -54,7 +66,7 @@ async def titles(store: LinkStore, owner: int, tags: list[str], words: str = "")
 
 
 async def test_index_follows_add_retag_delete_and_restart(
-    store: LinkStore, mongodb_uri: str, tmp_path: Path
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, kind: str
 ) -> None:
     one, _ = await store.add_pending(link(7, 1, ["a", "b"]))
     two, _ = await store.add_pending(link(7, 2, ["a"]))
@@ -85,7 +97,7 @@ async def test_index_follows_add_retag_delete_and_restart(
     # A restart: the same file catches up; a missing file is rebuilt from MongoDB.
     await store.add_pending(link(7, 3, ["b"]))
     for path in (tmp_path / "a.sqlite", tmp_path / "fresh.sqlite"):
-        restarted = LinkStore.connect(mongodb_uri, index_path=path)
+        restarted = connect(mongodb_uri, path, kind)
         try:
             assert await titles(restarted, 7, ["b"]) == ["page 7-3", "page 7-2"]
             assert await titles(restarted, 7, [], "blossoms") == ["page 7-2"]
@@ -94,11 +106,13 @@ async def test_index_follows_add_retag_delete_and_restart(
             await restarted.close()
 
 
-async def test_writes_from_other_processes_are_seen(mongodb_uri: str, tmp_path: Path) -> None:
+async def test_writes_from_other_processes_are_seen(
+    mongodb_uri: str, tmp_path: Path, kind: str
+) -> None:
     """Stores with their own index files (other machines) and one sharing a file."""
-    front = LinkStore.connect(mongodb_uri, index_path=tmp_path / "front.sqlite")
-    worker = LinkStore.connect(mongodb_uri, index_path=tmp_path / "worker.sqlite")
-    shared = LinkStore.connect(mongodb_uri, index_path=tmp_path / "front.sqlite")
+    front = connect(mongodb_uri, tmp_path / "front.sqlite", kind)
+    worker = connect(mongodb_uri, tmp_path / "worker.sqlite", kind)
+    shared = connect(mongodb_uri, tmp_path / "front.sqlite", kind)
     try:
         await front.ensure_indexes()
         assert await titles(front, 5, ["x"]) == []
@@ -115,9 +129,11 @@ async def test_writes_from_other_processes_are_seen(mongodb_uri: str, tmp_path: 
             await s.close()
 
 
-async def test_same_url_from_two_processes_is_one_link(mongodb_uri: str, tmp_path: Path) -> None:
-    a = LinkStore.connect(mongodb_uri, index_path=tmp_path / "a.sqlite")
-    b = LinkStore.connect(mongodb_uri, index_path=tmp_path / "b.sqlite")
+async def test_same_url_from_two_processes_is_one_link(
+    mongodb_uri: str, tmp_path: Path, kind: str
+) -> None:
+    a = connect(mongodb_uri, tmp_path / "a.sqlite", kind)
+    b = connect(mongodb_uri, tmp_path / "b.sqlite", kind)
     try:
         await a.ensure_indexes()
         results = await asyncio.gather(
@@ -184,10 +200,10 @@ async def test_find_equals_a_plain_filter_over_the_records(store: LinkStore) -> 
 
 
 async def test_old_database_is_migrated_once(
-    mongodb_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mongodb_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
     """Documents written before the split (text and a terms array inside each link)."""
-    old = LinkStore.connect(mongodb_uri, index_path=tmp_path / "old.sqlite")
+    old = connect(mongodb_uri, tmp_path / "old.sqlite", kind)
     done = link(3, 1, ["old"], "Migrated page about 快照")
     done.terms = terms_for(done.title, done.text)
     pending = link(3, 2, ["old"])
@@ -195,7 +211,7 @@ async def test_old_database_is_migrated_once(
     await old.links.insert_many([done.to_doc(), pending.to_doc()])
     await old.close()
 
-    store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "new.sqlite")
+    store = connect(mongodb_uri, tmp_path / "new.sqlite", kind)
     try:
         with caplog.at_level(logging.INFO, logger="storage.migrate"):
             await store.ensure_indexes()
@@ -279,3 +295,55 @@ async def test_page_words_never_pass_for_another_owner(store: LinkStore) -> None
     assert await titles(store, 1, [], "u1") == []
     assert await titles(store, 5, [], "secret") == ["page 5-1"]
     assert await titles(store, 1, [], "notes") == ["page 1-2"]
+
+
+async def test_due_links_never_checked_newest_first_then_oldest_checked(store: LinkStore) -> None:
+    """The link-rot order on both read paths: links never checked lead, newest first (an
+    import's latest links before its oldest), then the oldest checks."""
+    now = datetime.now(UTC)
+    old, new, stale, staler, fresh, failed = (link(12, n, []) for n in range(1, 7))
+    stale.checked_at = now - timedelta(days=3)
+    staler.checked_at = now - timedelta(days=10)
+    fresh.checked_at = now - timedelta(hours=1)
+    failed.status = Status.FAILED
+    assert await store.import_links([old, new, stale, staler, fresh, failed]) == 6
+    due = await store.due_for_check(now - timedelta(days=1), limit=10)
+    assert [r.id for r in due] == [new.id, old.id, staler.id, stale.id]
+    first = await store.due_for_check(now - timedelta(days=1), limit=3)
+    assert [r.id for r in first] == [new.id, old.id, staler.id]
+
+
+async def test_the_read_path_is_chosen_from_build_info_and_keeps_its_indexes(
+    mongodb_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FerretDB names itself in buildInfo: `auto` picks the SQLite accelerator there. On
+    the native path, the upgrade of an older database keeps the indexes it reads from."""
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    auto = LinkStore.connect(mongodb_uri, index_path=tmp_path / "auto.sqlite")
+    native = connect(mongodb_uri, tmp_path / "native.sqlite", "native")
+    dropped: list[str] = []
+    real_drop = AsyncCollection.drop_index
+
+    async def drop_index(self: Any, name: str, *args: Any, **kwargs: Any) -> None:
+        dropped.append(name)
+        await real_drop(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "drop_index", drop_index)
+    try:
+        assert await auto.listing.chosen() is auto.index
+        # A database from before the split (data model v1), with the listing's index.
+        await native.links.insert_one(link(2, 1, ["v1"]).to_doc())
+        await native.links.create_index([("owner_id", 1), ("tags", 1), ("created_at", -1)])
+        await native.ensure_indexes()
+        await native.ensure_indexes()  # a second start
+        assert "owner_id_1_tags_1_created_at_-1" not in dropped
+        links = {i["name"] async for i in await native.links.list_indexes()}
+        texts = {i["name"] async for i in await native.texts.list_indexes()}
+        assert "owner_id_1_tags_1_created_at_-1" in links
+        assert "owner_id_1_created_at_-1__id_-1" in links
+        assert "owner_id_1_terms_1" in texts
+        assert await titles(native, 2, ["v1"]) == ["page 2-1"]
+    finally:
+        await auto.close()
+        await native.close()

@@ -565,7 +565,7 @@ async def test_stored_tags_are_migrated_through_the_one_normaliser(
         await store.keys.insert_one({"_id": stale, "link_id": LinkRecord(0, 0, "", "").id})
         assert (await store.find(42, ["ab"])).total == 0
 
-        assert await migrate_tags(store.db, store.journal, normalise) == 1
+        assert await migrate_tags(store.db, store.writes, normalise) == 1
         migrated = await store.get(42, records[0].id)
         assert migrated is not None
         assert migrated.tags == ["ai", "ab", "tech_news", *(f"n{i}" for i in range(47))]
@@ -574,6 +574,6 @@ async def test_stored_tags_are_migrated_through_the_one_normaliser(
         assert await consistent(store, 42) == 2
         back = await Trash(store).restore(42, records[2].id)
         assert back.tags == ["xy"]
-        assert await migrate_tags(store.db, store.journal, normalise) == 0  # once
+        assert await migrate_tags(store.db, store.writes, normalise) == 0  # once
     finally:
         await store.close()

@@ -56,11 +56,22 @@ def screenshot_of(message: Message, shot: Screenshot | None, as_document: bool) 
     if as_document and message.document:
         file = message.document
         return Screenshot(
-            base.width, base.height, file.file_id, file.file_unique_id, base.gridfs_id, True
+            base.width,
+            base.height,
+            file.file_id,
+            file.file_unique_id,
+            base.gridfs_id,
+            True,
+            size=base.size,
         )
     biggest = message.photo[-1]
     return Screenshot(
-        biggest.width, biggest.height, biggest.file_id, biggest.file_unique_id, base.gridfs_id
+        biggest.width,
+        biggest.height,
+        biggest.file_id,
+        biggest.file_unique_id,
+        base.gridfs_id,
+        size=base.size,
     )
 
 

@@ -4,7 +4,10 @@ Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of
 claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
 free; delivery slots claim links whose photo or summary is owed. A claim is a lease (storage/claims.py) renewed while the stage runs; a worker that
 dies stops renewing, and any worker takes the stage over once the lease has run out.
-Restart resume and summary retries are this same loop: nothing else sweeps.
+Restart resume and summary retries are this same loop: nothing else sweeps. A slot that
+dies of an unexpected error is logged with it and started again; a work entry whose link
+is gone (a crash between the two inserts, an import cut short, a stage writing after the
+trash) is dropped once it has been missing for GONE_GRACE.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ DELIVERY_STATES = frozenset(
 LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
 ORPHAN_AGE = timedelta(seconds=10)  # a live front queues what it records within moments
 IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
+# A work entry whose link is missing this long is dropped (an import writes its work
+# entries just before its links; a link may be on its way back from the trash).
+GONE_GRACE = 60.0
+RESTART_PAUSE = 1.0  # seconds before a slot that died is started again
 
 # A stage returns when its link may be tried again (a summary retry), or None. It is
 # called only with a link in one of its slot's states (`_load_and_run` sees to that).
@@ -89,6 +96,8 @@ class Worker:
         self._slots: list[_Slot] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._held: dict[ObjectId, _Held] = {}
+        self.gone_grace = GONE_GRACE
+        self.restarts = 0  # slots started again after an unexpected error
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._adopt()))
@@ -101,7 +110,7 @@ class Worker:
             self._slots.append(_Slot(Kind.CAPTURE, hand_only=capture_slots > 1))
         self._slots += [_Slot(Kind.DELIVERY) for _ in range(delivery_slots)]
         for slot in self._slots:
-            self._tasks.append(asyncio.create_task(self._loop(slot)))
+            self._tasks.append(asyncio.create_task(self._supervise(slot)))
 
     async def _adopt(self) -> None:
         """Queue what a front left unqueued: it died between recording and queueing.
@@ -149,6 +158,23 @@ class Worker:
                 log.info("stopping: %d stage(s) left for the next start", len(late))
         self._tasks.clear()
         self._slots.clear()
+
+    async def _supervise(self, slot: _Slot) -> None:
+        """Run the slot's claim loop; one that dies of an unexpected error is logged with
+        it and started again (a slot that silently ends leaves its kind of work
+        waiting on the others, or on nothing)."""
+        stopping = self.p.outbound.stopping
+        while not stopping.is_set():
+            try:
+                await self._loop(slot)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.restarts += 1
+                log.exception("a %s slot died; starting it again", slot.kind.value)
+                slot.idle = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), RESTART_PAUSE)
 
     async def _loop(self, slot: _Slot) -> None:
         stopping = self.p.outbound.stopping
@@ -222,7 +248,12 @@ class Worker:
     ) -> datetime | None:
         record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
         if record is None:
-            return None
+            # Its link is gone: the entry is dropped once that has lasted `gone_grace`;
+            # until then it is not claimed again.
+            store, grace = self.p.store, self.gone_grace
+            if await self.p.durably(lambda: store.work_without_link(claim.link_id, grace)):
+                return None
+            return utcnow() + timedelta(seconds=self.gone_grace)
         if str(record.status) not in states:
             await self._reconcile(record)
             return None

@@ -1,0 +1,456 @@
+"""The listing index converges to the database by itself (storage/search.py, heal.py,
+upkeep.py, shelves.py, journal.py, writes.py).
+
+Time is the index's own injectable clock; upkeep is driven tick by tick (or poked and
+waited for), never slept on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.links import url_key
+from storage import search
+from storage import upkeep as upkeep_module
+from storage.catalog import BUCKETS, bucket_of
+from storage.heal import Healed
+from storage.journal import Journal
+from storage.models import LinkRecord, Status
+from storage.repository import LinkStore, light_doc
+from storage.trash import Trash
+from storage.upkeep import HEAL_EVERY
+from tests.harness import BotHarness
+from tests.test_browse import command
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+class Clock:
+    """Wall-clock seconds that move only when told."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def link(owner: int, n: int, tags: list[str], text: str = "") -> LinkRecord:
+    url = f"https://own{owner}.example/{n}"
+    return LinkRecord(
+        owner_id=owner,
+        chat_id=owner,
+        url=url,
+        url_key=url_key(url),
+        tags=tags,
+        title=f"page {owner}-{n}",
+        text=text,
+        status=Status.DONE,
+        created_at=T0 + timedelta(minutes=n),
+    )
+
+
+async def titles(store: LinkStore, owner: int, tags: list[str], words: str = "") -> list[str]:
+    page = await store.find(owner, tags, words, page_size=100)
+    return [r.title or "" for r in page.items]
+
+
+async def driven(uri: str, path: Path, clock: Clock) -> LinkStore:
+    """A store whose upkeep the test drives itself."""
+    store = LinkStore.connect(uri, index_path=path, listing="index", clock=clock)
+    await store.ensure_indexes()
+    await store.index.upkeep.stop()
+    return store
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def store(mongodb_uri: str, tmp_path: Path, clock: Clock) -> AsyncIterator[LinkStore]:
+    s = await driven(mongodb_uri, tmp_path / "index.sqlite", clock)
+    yield s
+    await s.close()
+
+
+# -- behind the journal's back: the heal -----------------------------------------------
+
+
+async def test_hand_edits_reach_find_within_one_heal(store: LinkStore, clock: Clock) -> None:
+    """A link retagged, one deleted, and one inserted without any journal entry (as a
+    crash between a write and its entry used to leave it), each directly in the database."""
+    kept, retagged, deleted = (link(5, n, ["x"]) for n in (1, 2, 3))
+    assert await store.import_links([kept, retagged, deleted]) == 3
+    await store.index.complete()
+    await store.index.upkeep.tick()  # a pass now: the next is due HEAL_EVERY from here
+    links = store.db["links"]
+    await links.update_one({"_id": retagged.id}, {"$set": {"tags": ["handmade"]}})
+    await links.delete_one({"_id": deleted.id})
+    sneaked = link(5, 4, ["x", "handmade"])
+    await links.insert_one(light_doc(sneaked))
+    # Nothing in the journal names any of it: the index cannot know yet.
+    assert await titles(store, 5, ["x"]) == ["page 5-3", "page 5-2", "page 5-1"]
+
+    heals = store.index.upkeep.heals
+    clock.advance(60)
+    await store.index.upkeep.tick()
+    assert store.index.upkeep.heals == heals + 1
+    assert await titles(store, 5, ["x"]) == ["page 5-4", "page 5-1"]
+    assert await titles(store, 5, ["handmade"]) == ["page 5-4", "page 5-2"]
+    counts = {c.tag: c.count for c in await store.tag_counts(5)}
+    assert counts == {"x": 2, "handmade": 2}
+
+
+async def test_heal_passes_are_spaced_by_their_cost(
+    store: LinkStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that took t seconds is not followed by the next before 4t after it began:
+    the heal's share of time is bounded however long a pass takes on a large collection."""
+    upkeep = store.index.upkeep
+    await store.index.complete()
+
+    async def slow_pass(listing: Any) -> Healed:
+        clock.advance(250)  # a pass over a large collection
+        return Healed(scanned=10, fixed=0, seconds=250.0)
+
+    monkeypatch.setattr(upkeep_module, "heal", slow_pass)
+    clock.advance(HEAL_EVERY)
+    heals = upkeep.heals
+    await upkeep.tick()  # begins at T, ends at T + 250
+    assert upkeep.heals == heals + 1
+    clock.advance(749)  # T + 999: more than HEAL_EVERY since, less than 4 × 250
+    await upkeep.tick()
+    assert upkeep.heals == heals + 1
+    clock.advance(1)
+    await upkeep.tick()
+    assert upkeep.heals == heals + 2
+
+
+async def test_a_hand_edit_shows_in_find_within_60s_of_the_bots_clock(bot: BotHarness) -> None:
+    """Through the running bot: its upkeep loop, on a clock the test moves."""
+    records = [link(42, n, ["old"]) for n in range(3)]
+    assert await bot.store.import_links(records) == 3
+    index = bot.services.store.index
+    await index.complete()
+    clock = Clock()
+    index.clock = clock
+    await bot.store.db["links"].update_one(
+        {"_id": records[1].id}, {"$set": {"tags": ["fresh"], "title": "retagged by hand"}}
+    )
+    heals = index.upkeep.heals
+    clock.advance(60)
+    index.upkeep.poke()
+    async with asyncio.timeout(30):  # the loop's own pass, not this test's
+        while index.upkeep.heals == heals:
+            await index.upkeep.ticked(index.upkeep.ticks)
+    reply = await command(bot, 42, "/find #fresh")
+    assert "1 found" in reply["text"] and "retagged by hand" in reply["text"]
+
+
+# -- our own writes: announced before they land ------------------------------------------
+
+
+async def test_a_read_between_announcement_and_write_sees_the_write_next(
+    store: LinkStore,
+) -> None:
+    """A replay that reads a link after its journal entry but before its write keeps it
+    unsettled and reads it again: no heal, no new entry needed."""
+    record = link(6, 1, ["before"])
+    assert await store.import_links([record]) == 1
+    await store.index.complete()
+
+    async def reader_in_between() -> None:
+        assert await titles(store, 6, ["before"]) == ["page 6-1"]  # replays the entry now
+
+    await store.writes.update(record.id, {"$set": {"tags": ["after"]}}, 6, first=reader_in_between)
+    assert await titles(store, 6, ["after"]) == ["page 6-1"]
+    assert await titles(store, 6, ["before"]) == []
+    assert await store.index.locked(lambda c: c.unsettled()) == []
+
+
+async def test_a_writer_that_died_after_announcing_costs_a_wait_not_a_gap(
+    store: LinkStore, clock: Clock
+) -> None:
+    record = link(6, 2, ["same"])
+    assert await store.import_links([record]) == 1
+    await store.index.complete()
+    await store.journal.append([record.id], [6])  # announced; the write never comes
+    assert await titles(store, 6, ["same"]) == ["page 6-2"]
+    [(held, *_)] = await store.index.locked(lambda c: c.unsettled())
+    assert held == str(record.id)
+    clock.advance(search.SETTLE_LIMIT + 1)
+    assert await titles(store, 6, ["same"]) == ["page 6-2"]
+    assert await store.index.locked(lambda c: c.unsettled()) == []
+
+
+WRITES = re.compile(
+    r"""(\.links|\[["']links["']\])\s*\.\s*(insert_one|insert_many|update_one|update_many|"""
+    r"""replace_one|delete_one|delete_many|find_one_and_update|find_one_and_replace|"""
+    r"""find_one_and_delete|bulk_write)\b"""
+)
+
+
+def test_nothing_writes_links_but_the_announcing_writer() -> None:
+    """Every write to `links` must be announced in the journal first (storage/writes.py);
+    a new path writing the collection directly would be invisible to every index."""
+    offenders = []
+    for folder in ("bot", "handlers", "storage"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path.name == "writes.py":
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if WRITES.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert offenders == []
+
+
+class NoDirectWrites:
+    """`store.links`, refusing every write: reads pass through."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        if WRITES.search(f".links.{name}"):
+            raise AssertionError(f"links.{name} called outside storage/writes.py")
+        return getattr(self._real, name)
+
+
+async def test_every_store_write_goes_through_the_writer(store: LinkStore) -> None:
+    """Each write path of the store and the trash, run with `store.links` refusing
+    writes: they all write through `store.writes`, whose entry names the link."""
+    from storage import bulk
+
+    store.links = NoDirectWrites(store.links)  # type: ignore[assignment]
+    one, _ = await store.add_pending(link(8, 1, ["a"]))
+    _, created = await store.add_pending(link(8, 1, ["b"]))
+    assert not created
+    await store.start_attempt(one.id)
+    one.title, one.text = "captured", "some words"
+    await store.save_capture(one)
+    await store.update(one.id, status=Status.DONE)
+    await store.set_siblings([one.id])
+    assert await store.set_tags(8, one.id, ["c"])
+    await store.set_alive(one.id, True)
+    two = link(8, 2, ["d"])
+    await bulk.record_imported(store, [two], prio=1, turn=0.0)
+    trash = Trash(store)
+    assert await trash.hide(8, one.id, keep_for=timedelta(minutes=1)) is not None
+    await trash.restore(8, one.id)
+    assert await store.delete(8, two.id)
+    doc = await store.db["links"].find_one({"_id": one.id})
+    changes = await store.journal.read(0, await store.journal.head())
+    assert doc is not None and doc["rev"] == max(c.seq for c in changes if one.id in c.ids)
+    assert await titles(store, 8, ["c"]) == ["captured"]
+
+
+# -- the journal stays bounded, and a lost one means starting again -----------------------
+
+
+@pytest.mark.timeout(600)  # ten thousand writes: a safety net, not a speed assert
+async def test_journal_stays_bounded_over_10000_writes(store: LinkStore, clock: Clock) -> None:
+    records = [link(9, n, ["t"]) for n in range(20)]
+    assert await store.import_links(records) == 20
+    await store.index.complete()
+    upkeep = store.index.upkeep
+    sizes = []
+    for n in range(0, 10_000, 20):  # twenty writes at a time, one to each link
+        await asyncio.gather(
+            *(
+                store.writes.update(r.id, {"$set": {"title": f"v{n + i}"}}, 9)
+                for i, r in enumerate(records)
+            )
+        )
+        if n % 1000 == 980:
+            clock.advance(61)  # trimming and shelves are due once a minute
+            await upkeep.tick()
+            sizes.append(await store.journal.size())
+    assert max(sizes) <= 1100, sizes  # a round of writes, and the head, epoch and tail
+    assert await store.journal.tail() > 9000
+    # A process starting now finds the head from the tail, not by a walk from 1.
+    fresh = Journal(store.db["changes"], store.db["index_positions"])
+    looked = 0
+    real_entry = fresh.entry
+
+    async def entry(seq: int) -> Any:
+        nonlocal looked
+        looked += 1
+        return await real_entry(seq)
+
+    fresh.entry = entry  # type: ignore[method-assign]
+    assert await fresh.head() == await store.journal.head()
+    assert looked <= 30, looked
+    got = {r.title for r in (await store.find(9, ["t"], page_size=50)).items}
+    assert got == {f"v{n}" for n in range(9980, 10_000)}
+
+
+async def test_a_dropped_journal_means_starting_again_never_a_gap(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path
+) -> None:
+    first, second = link(10, 1, ["j"]), link(10, 2, ["j"])
+    assert await store.import_links([first, second]) == 2
+    await store.index.complete()
+    await store.db["changes"].drop()
+    # Written after the drop: the new journal starts again at 1, below the index's
+    # position, which an index that only looked for "the next entry" would never read.
+    other = LinkStore.connect(mongodb_uri, index_path=tmp_path / "other.sqlite")
+    try:
+        assert await other.set_tags(10, first.id, ["moved"])
+    finally:
+        await other.close()
+    await store.index.complete()
+    assert await titles(store, 10, ["j"]) == ["page 10-2"]
+    assert await titles(store, 10, ["moved"]) == ["page 10-1"]
+
+
+async def test_a_restored_journal_means_starting_again(store: LinkStore) -> None:
+    first = link(11, 1, ["r"])
+    assert await store.import_links([first]) == 1
+    await store.index.complete()
+    saved = await store.db["changes"].find({}).to_list()  # a backup of the journal
+    assert await store.set_tags(11, first.id, ["later"])
+    assert await titles(store, 11, ["later"]) == ["page 11-1"]
+    # The journal comes back from the backup, and new writes reuse its numbers.
+    await store.db["changes"].delete_many({})
+    await store.db["changes"].insert_many(saved)
+    store.journal._head = None  # as a process started after the restore
+    await store.db["links"].update_one({"_id": first.id}, {"$set": {"tags": ["restored"]}})
+    await store.journal.append([first.id], [11])
+    await store.index.complete()
+    assert await titles(store, 11, ["restored"]) == ["page 11-1"]
+    assert await titles(store, 11, ["later"]) == []
+
+
+# -- a new front answers at once ---------------------------------------------------------
+
+
+async def owners_links(store: LinkStore, owners: list[int], per_owner: int) -> None:
+    batch = [
+        link(o, n, [f"t{n % 3}"], text=f"words of {o} número {n}")
+        for o in owners
+        for n in range(per_owner)
+    ]
+    assert await store.import_links(batch) == len(batch)
+
+
+async def test_a_new_front_answers_from_its_shelf_before_the_rest_is_restored(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    owners = [3, 3 + BUCKETS, 70, 1000]  # two owners share a bucket
+    await owners_links(store, owners, 6)
+    await store.index.complete()
+    assert await store.index.upkeep.shelve() == BUCKETS  # every bucket gets its shelf
+    await store.set_tags(3, (await store.find(3, ["t0"])).items[0].id, ["after-shelf"])
+
+    gate = asyncio.Event()
+    real_fill = search.IndexListing._fill_all
+
+    async def held_back(self: search.IndexListing) -> None:
+        await gate.wait()  # the background restore of the other buckets waits
+        await real_fill(self)
+
+    monkeypatch.setattr(search.IndexListing, "_fill_all", held_back)
+    front = await driven(mongodb_uri, tmp_path / "new-front.sqlite", clock)
+    rebuilt: list[set[int]] = []
+
+    async def no_rebuild(listing: Any, buckets: set[int]) -> None:
+        rebuilt.append(buckets)
+
+    monkeypatch.setattr(search, "rebuild", no_rebuild)
+    try:
+        assert await titles(front, 3, ["after-shelf"]) == ["page 3-3"]  # a change after it
+        assert await titles(front, 3, [], "número") == [f"page 3-{n}" for n in range(5, -1, -1)]
+        assert await titles(front, 3 + BUCKETS, ["t1"]) == ["page 67-4", "page 67-1"]
+        assert await front.index.holds() == {bucket_of(3)}  # answered before the rest
+        gate.set()
+        await front.index.complete()
+        assert rebuilt == []  # all from shelves, none from the collections
+        assert await titles(front, 1000, ["t2"]) == ["page 1000-5", "page 1000-2"]
+    finally:
+        await front.close()
+
+
+async def test_a_new_front_without_shelves_answers_from_mongodb_meanwhile(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    await owners_links(store, [21, 22], 4)
+    gate = asyncio.Event()
+    real_rebuild = search.rebuild
+
+    async def held_back(listing: Any, buckets: set[int]) -> None:
+        await gate.wait()
+        await real_rebuild(listing, buckets)
+
+    monkeypatch.setattr(search, "rebuild", held_back)
+    front = await driven(mongodb_uri, tmp_path / "no-shelves.sqlite", clock)
+    try:
+        assert await titles(front, 21, ["t1"]) == ["page 21-1"]
+        assert await titles(front, 22, [], "número") == [f"page 22-{n}" for n in (3, 2, 1, 0)]
+        assert await front.index.holds() == set()  # those came from MongoDB itself
+        gate.set()
+        await front.index.complete()
+        assert await titles(front, 21, ["t1"]) == ["page 21-1"]
+    finally:
+        await front.close()
+
+
+async def test_a_large_collection_without_shelves_waits_for_the_rebuild(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """Past NATIVE_UP_TO links, asking MongoDB reads the whole collection on FerretDB for
+    every question (and slows the rebuild): the owner's first answer waits for it."""
+    await owners_links(store, [23], 3)
+    monkeypatch.setattr(search, "NATIVE_UP_TO", 2)
+    gate = asyncio.Event()
+    real_rebuild = search.rebuild
+
+    async def held_back(listing: Any, buckets: set[int]) -> None:
+        await gate.wait()
+        await real_rebuild(listing, buckets)
+
+    monkeypatch.setattr(search, "rebuild", held_back)
+    front = await driven(mongodb_uri, tmp_path / "large.sqlite", clock)
+
+    async def never(*args: Any) -> Any:
+        raise AssertionError("MongoDB was asked while the index was rebuilt")
+
+    monkeypatch.setattr(front.index.native, "find", never)
+    try:
+        asked = asyncio.create_task(titles(front, 23, ["t1"]))
+        gate.set()
+        assert await asked == ["page 23-1"]
+        assert await front.index.holds() is None
+    finally:
+        await front.close()
+
+
+async def test_shelves_follow_changes_and_unchanged_ones_move_on(
+    store: LinkStore, clock: Clock
+) -> None:
+    await owners_links(store, [30, 31], 2)
+    await store.index.complete()
+    upkeep = store.index.upkeep
+    await upkeep.shelve()
+    heads = await store.index.shelves.all_heads()
+    record = (await store.find(30, [])).items[0]
+    await store.set_tags(30, record.id, ["z"])
+    await store.index.sync()
+    assert await upkeep.shelve() == 1  # only the bucket that changed is written again
+    after = await store.index.shelves.all_heads()
+    assert after[bucket_of(30)].gen != heads[bucket_of(30)].gen
+    assert after[bucket_of(31)].gen == heads[bucket_of(31)].gen
+    assert after[bucket_of(31)].position == await store.journal.head()
