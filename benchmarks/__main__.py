@@ -6,7 +6,9 @@
 3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
 4. peak memory (bot process + its Chromium) with two captures in flight.
 5. /find and /tags at 100 000 links (benchmarks/find.py; `python -m benchmarks find` alone).
-6. link-rot checks per hour for one worker (benchmarks/linkrot.py; `python -m benchmarks
+6. the library's first page for a user with 100 000 links: API, thumbnails, the page in
+   headless Chromium (benchmarks/web.py; `python -m benchmarks web` alone).
+7. link-rot checks per hour for one worker (benchmarks/linkrot.py; `python -m benchmarks
    linkrot` alone).
 
 Results print as a table and are written to benchmarks/results.json.
@@ -60,6 +62,7 @@ def settings(api: FakeBotAPI, mongo: str, **extra: str) -> Settings:
         "capture_allow_private": "127.0.0.1",
         "log_level": "WARNING",
         "user_rate_per_minute": "1000",
+        "web_listen": "127.0.0.1:0",
     }
     env.update(extra)
     return Settings(_env_file=None, **env)  # type: ignore[arg-type]
@@ -185,6 +188,7 @@ async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[s
         "MONGODB_URI": mongo,
         "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
+        "WEB_LISTEN": "127.0.0.1:0",
     }
     mark = len(api.calls)
     proc = await asyncio.create_subprocess_exec(
@@ -254,13 +258,21 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # `python -m benchmarks find` (or `linkrot`) runs that bench alone; no argument, all.
-    alone = sys.argv[1:]
-    if not alone:
-        asyncio.run(main())
-    from benchmarks import find, linkrot
+    # `python -m benchmarks find` (or `web`, `linkrot`, `imports`) runs that bench alone; no
+    # argument runs all seven (the hostile import files only when asked: benchmarks/imports.py).
+    chosen = sys.argv[1:]
+    if chosen == ["imports"]:
+        from benchmarks import imports
 
-    if alone in ([], ["find"]):
+        imports.main()
+        sys.exit()
+    if not chosen:
+        asyncio.run(main())
+    from benchmarks import find, linkrot, web
+
+    if chosen in ([], ["find"]):
         find.main()
-    if alone in ([], ["linkrot"]):
+    if chosen in ([], ["web"]):
+        web.main()
+    if chosen in ([], ["linkrot"]):
         linkrot.main()

@@ -5,6 +5,12 @@ Seeds BENCH_FIND_LINKS links (default 100 000; 10 % one user's, the rest spread 
 into a fresh FerretDB started as `make run` starts it, then times what the handlers
 call: `/find` = `queries.save` + `find`, `/tags` = `tag_counts`. Also the writes a
 capture makes (`_id` updates) and the same queries for an empty and a small user.
+
+Archive truth (storage/upkeep.py): one heal pass with nothing to fix and one after 100
+links retagged by hand; writing every shelf; a new front (an empty index file) asked
+by the big user, then a small one, with shelves and without them (then it answers from
+MongoDB while it rebuilds from the collections), and how long until it holds everything.
+The index's upkeep loop is stopped: each of these runs alone, when the bench says.
 The last line is `find p95 N ms`, N the largest p95 of the read measurements.
 """
 
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.links import url_key
+from storage.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore
 from tests.conftest import start_ferretdb
@@ -114,11 +121,11 @@ async def seed(store: LinkStore) -> dict[str, float]:
     made += await store.import_links(batch)
     seeded = time.monotonic() - started
     started = time.monotonic()
-    await store.index.sync()  # the derived index, built from the collections
+    await store.index.complete()  # the import handed its rows to the index as written
     return {
         "links": made,
         "seed_s": round(seeded, 1),
-        "index_build_s": round(time.monotonic() - started, 1),
+        "index_after_seed_s": round(time.monotonic() - started, 1),
     }
 
 
@@ -183,16 +190,76 @@ async def writes(store: LinkStore) -> dict[str, Any]:
     }
 
 
+async def heal_cost(store: LinkStore) -> dict[str, Any]:
+    """One pass with nothing to fix, then one after 100 links were retagged by hand."""
+    clean = await heal(store.index)
+    ids = [r.id for r in (await store.find(BIG, [], "", page=0, page_size=100)).items]
+    for link_id in ids:
+        await store.db["links"].update_one({"_id": link_id}, {"$set": {"tags": ["by-hand"]}})
+    fixing = await heal(store.index)
+    assert fixing.fixed >= len(ids), fixing
+    assert (await store.find(BIG, ["by-hand"], "")).total == len(ids)
+    return {
+        "links_read": clean.scanned,
+        "pass_s": round(clean.seconds, 1),
+        "pass_fixing_100_s": round(fixing.seconds, 1),
+        "fixed": fixing.fixed,
+    }
+
+
+async def new_front(uri: str, path: Path) -> dict[str, Any]:
+    """A process starting with an empty index file: its first answers, and how long until
+    it holds every bucket."""
+    front = LinkStore.connect(uri, index_path=path)
+    try:
+        started = time.perf_counter()
+        await find_cmd(front, BIG, [TAGS[0]], "", 0)
+        first_big = time.perf_counter() - started
+        at = time.perf_counter()
+        await find_cmd(front, SMALL, [TAGS[1]], "", 0)
+        first_small = time.perf_counter() - at
+        at = time.perf_counter()
+        await find_cmd(front, BIG, [], COMMON_WORD, 0)
+        big_word = time.perf_counter() - at
+        await front.index.complete()
+        holds_all = time.perf_counter() - started
+        after = await timed(lambda: find_cmd(front, BIG, [rng.choice(TAGS)], "", 0), 20)
+    finally:
+        await front.close()
+    return {
+        "first_find_big_user_ms": round(first_big * 1000, 1),
+        "then_small_user_ms": round(first_small * 1000, 1),
+        "then_big_user_word_ms": round(big_word * 1000, 1),
+        "holds_every_bucket_s": round(holds_all, 1),
+        "find_after_ms": after,
+    }
+
+
+async def archive_truth(store: LinkStore, uri: str, where: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"heal": await heal_cost(store)}
+    started = time.monotonic()
+    written = await store.index.upkeep.shelve()
+    out["shelves"] = {"written": written, "write_all_s": round(time.monotonic() - started, 1)}
+    out["new_front"] = await new_front(uri, where / "front.sqlite")
+    for name in ("index_shelf_heads", "index_shelves"):
+        await store.db[name].drop()  # as on a database whose shelves were never written
+    out["new_front_without_shelves"] = await new_front(uri, where / "front2.sqlite")
+    return out
+
+
 async def run(uri: str, index_path: Path) -> dict[str, Any]:
     store = LinkStore.connect(uri, index_path=index_path)
     try:
         await store.ensure_indexes()
+        await store.index.upkeep.stop()  # each upkeep job runs when the bench says
+        await store.index.complete()  # empty: imports then hand it their rows as written
         results: dict[str, Any] = {"seed": await seed(store)}
         results["writes_ms"] = await writes(store)
         await store.index.sync()
         results["big_user_ms"] = await reads(store, BIG)
         results["small_user_ms"] = await reads(store, SMALL)
         results["empty_user_ms"] = await reads(store, EMPTY)
+        results["archive_truth"] = await archive_truth(store, uri, index_path.parent)
     finally:
         await store.close()
     worst = max(
@@ -207,9 +274,7 @@ async def run(uri: str, index_path: Path) -> dict[str, Any]:
 
 def print_table(results: dict[str, Any]) -> None:
     seed = results["seed"]
-    print(
-        f"seeded {seed['links']} links in {seed['seed_s']} s; index built in {seed['index_build_s']} s"
-    )
+    print(f"seeded {seed['links']} links in {seed['seed_s']} s")
     print(f"{'measurement':36} {'big user':>18} {'small user':>18} {'empty user':>18}")
     for name in results["big_user_ms"]:
         cells = [
@@ -220,6 +285,21 @@ def print_table(results: dict[str, Any]) -> None:
     print("writes (p50 / p95 ms):")
     for name, m in results["writes_ms"].items():
         print(f"  {name:34} {m['p50']:7.2f} /{m['p95']:7.2f}")
+    truth = results["archive_truth"]
+    heal_ = truth["heal"]
+    print(
+        f"heal pass: {heal_['links_read']} links read in {heal_['pass_s']} s"
+        f" ({heal_['pass_fixing_100_s']} s fixing {heal_['fixed']} hand edits)"
+    )
+    print(f"shelves: {truth['shelves']['written']} written in {truth['shelves']['write_all_s']} s")
+    for name in ("new_front", "new_front_without_shelves"):
+        f = truth[name]
+        print(
+            f"{name}: first /find (big user) {f['first_find_big_user_ms']} ms, then a small"
+            f" user {f['then_small_user_ms']} ms, the big user's word search"
+            f" {f['then_big_user_word_ms']} ms; every bucket held after"
+            f" {f['holds_every_bucket_s']} s"
+        )
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from pymongo.errors import PyMongoError
-from telegram import BotCommand, Update
-from telegram.error import InvalidToken, NetworkError
+from telegram import BotCommand, MenuButtonWebApp, Update, WebAppInfo
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
-from bot import scheduler
+from bot import scheduler, tags
 from bot.capture import Capturer
 from bot.capture_types import CaptureOptions
 from bot.config import Settings
@@ -29,6 +29,9 @@ from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Worker
 from bot.services import BotData, Role, Services, UserLimits
 from bot.summarize import Summarizer
+from bot.web.address import WebAddress
+from bot.web.server import ListenError, WebServer
+from storage.migrate import migrate_tags
 from storage.pacing import SendLedger
 from storage.repository import LinkStore
 
@@ -155,6 +158,7 @@ async def _open_store(settings: Settings) -> LinkStore:
     try:
         await store.ping()
         await store.ensure_indexes()
+        await migrate_tags(store.db, store.writes, tags.normalise)
     except PyMongoError as exc:
         await store.close()
         where = urllib.parse.urlsplit(uri).hostname or "?"
@@ -185,6 +189,7 @@ def _commands(texts: Texts) -> list[BotCommand]:
         BotCommand("import", texts.cmd_import),
         BotCommand("stats", texts.cmd_stats),
         BotCommand("digest", texts.cmd_digest),
+        BotCommand("web", texts.cmd_web),
         BotCommand("help", texts.cmd_help),
         BotCommand("start", texts.cmd_start),
     ]
@@ -216,11 +221,15 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
     """
     await post_init(app)
     data: BotData = app.bot_data
+    pages: WebServer | None = None
     try:
         await _initialize(app, settings)
         services = data.require_services()
         if data.role is not Role.WORKER:
             await _set_commands(app)
+            pages = WebServer(app, services, settings)
+            services.web = await _serve_pages(pages)
+            await _set_menu_button(app, services.web)
         scheduler.schedule(app, data.role)
         if data.role is not Role.WORKER:
             await _start_updates(app, settings)
@@ -229,8 +238,12 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
             services.worker.start()
         yield app
     finally:
+        taking = pages is not None or (app.updater is not None and app.updater.running)
+        if pages is not None:
+            await pages.stop()  # no new requests (nor webhook updates)
         if app.updater is not None and app.updater.running:
             await app.updater.stop()  # no new updates; what is in flight may finish
+        if taking:
             await _take_fetched(app)
         if data.services is not None:
             await data.services.drain(settings.shutdown_grace)
@@ -264,17 +277,33 @@ async def _initialize(app: App, settings: Settings) -> None:
         ) from None
 
 
+async def _serve_pages(pages: WebServer) -> WebAddress:
+    try:
+        return await pages.start()
+    except ListenError as exc:
+        raise StartupError(str(exc)) from None
+
+
+async def _set_menu_button(app: App, address: WebAddress) -> None:
+    """The menu button opens the library as a Mini App: Telegram takes only https ones
+    (BUTTON_URL_INVALID), so with a local http address it is left as it is."""
+    if not address.https:
+        return
+    button = MenuButtonWebApp(en.TEXTS.menu_button, WebAppInfo(address.base))
+    try:
+        await app.bot.set_chat_menu_button(menu_button=button)
+    except TelegramError as exc:
+        log.warning("menu button not set: %s", exc)
+
+
 async def _start_updates(app: App, settings: Settings) -> None:
+    """Polling; or the webhook, which the pages' server (already listening) takes."""
     assert app.updater is not None
     if settings.webhook_url is None:
         await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, timeout=10)
         return
-    url = str(settings.webhook_url)
-    await app.updater.start_webhook(
-        listen="0.0.0.0",
-        port=settings.port,
-        url_path=urllib.parse.urlsplit(url).path.lstrip("/"),
-        webhook_url=url,
+    await app.bot.set_webhook(
+        str(settings.webhook_url),
         secret_token=settings.webhook_secret.get_secret_value()
         if settings.webhook_secret
         else None,

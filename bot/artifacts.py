@@ -9,16 +9,15 @@ This module knows nothing of Telegram: handlers/artifacts.py sends.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from bot import render
 from bot.capture import Capturer
 from bot.capture_types import Artifact, ArtifactKind
 from bot.i18n import Texts
+from bot.keyed_lock import KeyedLocks
 from storage.artifacts import LinkFile, LinkFiles
 from storage.models import LinkRecord, StoredFile
 from storage.repository import LinkStore
@@ -26,7 +25,7 @@ from storage.repository import LinkStore
 _EXTENSIONS = {ArtifactKind.FULL_PAGE: "jpg", ArtifactKind.PDF: "pdf", ArtifactKind.MHTML: "mhtml"}
 _UNSAFE = re.compile(r"[^\w.-]+")
 # One making per (link, kind) in this process: a double tap waits for the first.
-_making: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
+_making = KeyedLocks()
 
 
 class NoBrowser(Exception):
@@ -55,39 +54,46 @@ async def ready(
     locale: str,
     upload: bool = False,
 ) -> Ready:
-    """The file for `record`'s current snapshot: kept, or made now.
+    """The file for `record`'s current snapshot: kept, or made now. Call it inside
+    `making(record, kind)`, through to `sent`, so that a second press waits and then
+    sends the first one's file by its file_id.
 
     `upload`: the bytes even if Telegram has a file_id (it refused that one). Raises
     NoBrowser, or CaptureError (and its subclasses) when the page cannot be made into it.
     """
     files = files_of(store)
     of_shot = record.screenshot.gridfs_id if record.screenshot else None
-    async with _one_at_a_time(record, kind):
-        made = await files.get(record.id, kind, of_shot)
-        if made is not None and made.file.gridfs_id is not None:
-            if made.file.file_id and not upload:
-                return Ready(made, None, fresh=False)
-            try:
-                return Ready(made, await files.read(made), fresh=False)
-            except LookupError:
-                pass  # the bytes are gone: made again below
-        if capturer is None:
-            raise NoBrowser()
-        artifact = await _make(capturer, record.final_url or record.url, kind, locale)
-        made = LinkFile(
-            link_id=record.id,
-            kind=str(kind),
-            file=StoredFile(
-                file_name=file_name(record, kind),
-                mime_type=artifact.mime_type,
-                size=len(artifact.data),
-            ),
-            of_shot=of_shot,
-            partial=artifact.partial,
-            truncated_at=artifact.height if artifact.truncated else None,
-        )
-        made = await files.put(made, artifact.data)
-        return Ready(made, artifact.data, fresh=True)
+    made = await files.get(record.id, kind, of_shot)
+    if made is not None and made.file.gridfs_id is not None:
+        if made.file.file_id and not upload:
+            return Ready(made, None, fresh=False)
+        try:
+            return Ready(made, await files.read(made), fresh=False)
+        except LookupError:
+            pass  # the bytes are gone: made again below
+    if capturer is None:
+        raise NoBrowser()
+    artifact = await _make(capturer, record.final_url or record.url, kind, locale)
+    made = LinkFile(
+        link_id=record.id,
+        kind=str(kind),
+        file=StoredFile(
+            file_name=file_name(record, kind),
+            mime_type=artifact.mime_type,
+            size=len(artifact.data),
+        ),
+        of_shot=of_shot,
+        partial=artifact.partial,
+        truncated_at=artifact.height if artifact.truncated else None,
+    )
+    made = await files.put(made, artifact.data)
+    return Ready(made, artifact.data, fresh=True)
+
+
+def making(record: LinkRecord, kind: ArtifactKind) -> AbstractAsyncContextManager[None]:
+    """Held from looking for the file until Telegram has it: one at a time per (link,
+    kind) in this process."""
+    return _making.hold((str(record.id), str(kind)))
 
 
 async def sent(store: LinkStore, made: LinkFile, file_id: str, file_unique_id: str | None) -> None:
@@ -126,19 +132,3 @@ def caption(record: LinkRecord, made: LinkFile, texts: Texts) -> str:
     if made.truncated_at:
         lines.append(texts.file_truncated.format(height=made.truncated_at))
     return "\n".join(lines)
-
-
-@asynccontextmanager
-async def _one_at_a_time(record: LinkRecord, kind: ArtifactKind) -> AsyncIterator[None]:
-    key = (str(record.id), str(kind))
-    lock, users = _making.get(key, (asyncio.Lock(), 0))
-    _making[key] = (lock, users + 1)
-    try:
-        async with lock:
-            yield
-    finally:
-        lock, users = _making[key]
-        if users <= 1:
-            del _making[key]
-        else:
-            _making[key] = (lock, users - 1)

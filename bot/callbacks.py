@@ -30,12 +30,12 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.capture_types import ArtifactKind
 from bot.i18n import Texts
+from bot.tags import clean_tag
 from storage.models import LinkRecord
 
 MAX_DATA = 64
 MAC_CHARS = 8  # 48 bits: forging one button takes ~2^47 tries against Telegram's rate limits
 _ID_CHARS = 16
-_TAG = re.compile(r"^\w{1,48}$")
 
 
 class StaleButton(Exception):
@@ -169,17 +169,22 @@ def _parse(body: str) -> Action:
     kind, _, payload = body.partition(":")
     if kind in _LINK_KINDS:
         return _LINK_KINDS[kind](_unpack_id(payload))
-    if kind == "a" and _TAG.match(payload[_ID_CHARS:]):
+    if kind == "a" and _is_tag(payload[_ID_CHARS:]):
         return AddTag(_unpack_id(payload[:_ID_CHARS]), payload[_ID_CHARS:])
     if kind == "x" and payload[_ID_CHARS:] in _FILE_CODES:
         return MakeFile(_unpack_id(payload[:_ID_CHARS]), _FILE_CODES[payload[_ID_CHARS:]])
     if kind == "f" and payload[_ID_CHARS:].isdigit():
         return FindPage(_unpack_id(payload[:_ID_CHARS]), int(payload[_ID_CHARS:]))
-    if kind == "t" and _TAG.match(payload):
+    if kind == "t" and _is_tag(payload):
         return TagLinks(payload)
     if kind == "n" and (digits := _DIGEST_PAGE.match(payload)):
         return DigestPage(int(digits[1]), int(digits[2]))
     raise StaleButton("unknown button")
+
+
+def _is_tag(text: str) -> bool:
+    """A tag as stored (the one normaliser leaves it as it is)."""
+    return bool(text) and clean_tag(text) == text
 
 
 def _legacy(data: str) -> Action | None:
@@ -194,8 +199,9 @@ def _legacy(data: str) -> Action | None:
                 return FindPage(ObjectId(raw_id), int(page))
     except InvalidId:
         return None
-    if kind == "t" and rest and ":" not in rest:
-        return TagLinks(rest.casefold())
+    tag = clean_tag(rest) if kind == "t" and ":" not in rest else None
+    if tag is not None:
+        return TagLinks(tag)
     return None
 
 

@@ -13,6 +13,7 @@ from pymongo.uri_parser import parse_uri
 from bot.netguard import parse_allow_entry
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/linksnap"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
 
 def _split_list(value: object) -> object:
@@ -84,6 +85,9 @@ class Settings(BaseSettings):
     linkrot_max_age: float = Field(7 * 86400, ge=3600, le=365 * 86400)
     # seconds between digests telling each user which saved pages went offline
     digest_interval: float = Field(7 * 86400, ge=3600, le=365 * 86400)
+    # the platform's pages (bot/web/): where the front serves them, and the URL users open
+    web_listen: str = "127.0.0.1:8080"
+    webapp_url: AnyHttpUrl | None = None
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -119,7 +123,15 @@ class Settings(BaseSettings):
             parse_allow_entry(entry)
         return value
 
-    @field_validator("egress_proxy_listen")
+    @field_validator("webapp_url")
+    @classmethod
+    def _webapp_url(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # Telegram opens Mini Apps only over https; plain http is for this machine alone.
+        if value is not None and value.scheme != "https" and value.host not in LOCAL_HOSTS:
+            raise ValueError("use https (http only for 127.0.0.1 or localhost, for local use)")
+        return value
+
+    @field_validator("egress_proxy_listen", "web_listen")
     @classmethod
     def _listen_address(cls, value: str) -> str:
         host, port = split_listen(value)

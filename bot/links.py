@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from courlan import normalize_url
 from telegram import Message, MessageEntity
 
+from bot.tags import cap_tags, clean_tag
+
 MAX_LINKS = 10
 MAX_URL_LENGTH = 2048
 ACCEPTED_SCHEMES = frozenset({"http", "https"})
@@ -39,10 +41,12 @@ class ParsedMessage:
     note: str = ""
     skipped: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    tags_dropped: int = 0  # distinct tags past MAX_TAGS_PER_LINK
 
-
-def normalize_tag(raw: str) -> str:
-    return raw.lstrip("#＃").casefold()
+    def add_tags(self, tags: list[str]) -> None:
+        """More (clean) tags, the whole kept within the per-link cap."""
+        self.tags, dropped = cap_tags([*self.tags, *tags])
+        self.tags_dropped += dropped
 
 
 def _with_scheme(raw: str) -> str:
@@ -90,6 +94,7 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
     """Links (capped, de-duplicated), tags and note of one message."""
     text, entities = _entities(message)
     out = ParsedMessage()
+    tags: list[str] = []
     candidates: list[str] = []
     spans: list[tuple[int, int]] = []
     for entity, value in sorted(entities.items(), key=lambda item: item[0].offset):
@@ -101,9 +106,9 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
             candidates.append(entity.url)
             continue  # the visible words of a text_link stay in the note
         elif entity.type == MessageEntity.HASHTAG:
-            tag = normalize_tag(value)
-            if tag and tag not in out.tags:
-                out.tags.append(tag)
+            tag = clean_tag(value)
+            if tag is not None:
+                tags.append(tag)
         else:
             continue
         spans.append(_span(text, value, spans))
@@ -111,6 +116,7 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
         candidates = _SCHEME_WORD.findall(text)
         spans.extend(_span(text, c, spans) for c in candidates)
     _accept(out, candidates, max_links)
+    out.add_tags(tags)
     out.note = _note(text, spans)
     return out
 
@@ -150,3 +156,42 @@ def _note(text: str, spans: list[tuple[int, int]]) -> str:
         chars[start:end] = " " * (end - start)
     lines = (re.sub(r"\s+", " ", line).strip() for line in "".join(chars).splitlines())
     return "\n".join(line for line in lines if line)
+
+
+# Typed or pasted on the platform's pages, where no Telegram client has marked the links:
+# a word with a scheme (`https://…`, and `javascript:…` to be refused by name), or one
+# starting `www.`; punctuation that ends a sentence is not part of the link.
+_TYPED_LINK = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://\S+|www\.\S+\.\S+)$")
+_TYPED_TAG = re.compile(r"^[#＃]\S+$")
+_TRAILING = ".,;:!?)]}'\"，。；：！？）」』"
+
+
+def parse_text(text: str, *, max_links: int = MAX_LINKS) -> ParsedMessage:
+    """Links (capped, de-duplicated), #tags and note of text typed on a page, read as
+    `parse_message` reads a message."""
+    out = ParsedMessage()
+    candidates: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for word in re.finditer(r"\S+", text):
+        value = word.group(0)
+        if _TYPED_TAG.match(value):
+            name = clean_tag(value)
+            if name is not None:
+                out.add_tags([name])
+        elif _TYPED_LINK.match(value) or _SCHEME_WORD.fullmatch(value):
+            candidates.append(_trim(value))
+        else:
+            continue
+        spans.append((word.start(), word.end()))
+    _accept(out, candidates, max_links)
+    out.note = _note(text, spans)
+    return out
+
+
+def _trim(word: str) -> str:
+    """`https://x.org/a.` → `https://x.org/a`; a `)` closing one opened in the link stays."""
+    while len(word) > 1 and word[-1] in _TRAILING:
+        if word[-1] in ")）" and word.count("(") >= word.count(")"):
+            break
+        word = word[:-1]
+    return word

@@ -18,18 +18,19 @@ from telegram import Message, MessageEntity
 from bot import render
 from bot.callbacks import Codec, link_ids_in
 from bot.i18n import Texts
-from bot.links import normalize_tag, url_key
+from bot.keyed_lock import KeyedLocks
+from bot.links import url_key
 from bot.streaming import CAPTION_LIMIT, visible_len
+from bot.tags import clean_tag, merge_tags
 from storage.keys import key_id
 from storage.models import LinkRecord
 from storage.repository import LinkStore
 from storage.trash import Trash, Trashed
 
 UNDO_SECONDS = 60.0
-MAX_TAGS = 30
-_TAG_WORD = re.compile(r"^\w{1,48}$")
-_ADD = re.compile(r"^[#＃](\w+)$")
-_REMOVE = re.compile(r"^[-−－][#＃](\w+)$")
+_undoing = KeyedLocks()  # per link, in this process
+_ADD = re.compile(r"^[#＃](\S+)$")
+_REMOVE = re.compile(r"^[-−－][#＃](\S+)$")
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,6 @@ class Retag:
 
     add: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
-
-
-def clean_tag(raw: str) -> str | None:
-    """A tag as stored (case-folded, no #), or None when it is not one word."""
-    tag = normalize_tag(raw.strip())
-    return tag if _TAG_WORD.match(tag) else None
 
 
 def parse_retag(text: str | None) -> Retag | None:
@@ -111,7 +106,15 @@ class ManageService:
         return None
 
     async def retag(self, owner_id: int, link_id: ObjectId, change: Retag) -> LinkRecord | None:
-        """Apply a Retag; None when the owner has no such link.
+        """Apply a Retag; None when the owner has no such link."""
+        done = await self.retag_counted(owner_id, link_id, change)
+        return done[0] if done is not None else None
+
+    async def retag_counted(
+        self, owner_id: int, link_id: ObjectId, change: Retag
+    ) -> tuple[LinkRecord, int] | None:
+        """Apply a Retag: the link as it now stands and how many added tags did not fit
+        (a link holds at most MAX_TAGS_PER_LINK); None when the owner has no such link.
 
         Read, change, write: FerretDB v1 cannot make this atomic, and a tag merged by a
         re-sent link in the same instant may be lost; the user sees the result at once.
@@ -119,14 +122,13 @@ class ManageService:
         record = await self.store.get(owner_id, link_id)
         if record is None:
             return None
-        tags = [t for t in record.tags if t not in change.remove]
-        tags += [t for t in change.add if t not in tags]
-        tags = tags[:MAX_TAGS]
+        kept = [t for t in record.tags if t not in change.remove]
+        tags, dropped = merge_tags(kept, change.add)
         if tags != record.tags:
             if not await self.store.set_tags(owner_id, link_id, tags):
                 return None
             record.tags = tags
-        return record
+        return record, dropped
 
     async def delete(
         self, owner_id: int, link_id: ObjectId, chat_id: int | None, message_id: int | None
@@ -140,8 +142,10 @@ class ManageService:
         )
 
     async def undo(self, owner_id: int, link_id: ObjectId) -> LinkRecord:
-        """Raises storage.trash.UndoExpired / UndoConflict."""
-        return await self.trash.restore(owner_id, link_id)
+        """Raises storage.trash.AlreadyRestored / UndoExpired / UndoConflict. Presses of
+        one ↩ are taken one at a time: a second finds the first's work done."""
+        async with _undoing.hold(link_id):
+            return await self.trash.restore(owner_id, link_id)
 
     async def purge(self, link_id: ObjectId) -> Trashed | None:
         return await self.trash.purge(link_id)
@@ -158,4 +162,5 @@ class ManageService:
 
 def deleted_caption(record: LinkRecord, texts: Texts, *, for_good: bool) -> str:
     line = texts.deleted_for_good if for_good else texts.deleted_undo
-    return f"{line}\n<s>{render.esc(record.title or record.url)}</s>"
+    shown = render.clip(render.shown(record.title or record.url), render.TITLE_MAX)
+    return f"{line}\n<s>{render.esc(shown)}</s>"

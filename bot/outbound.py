@@ -54,6 +54,8 @@ UNPACED = frozenset(
         "answerInlineQuery",
         "getFile",
         "getChat",
+        "setChatMenuButton",
+        "getChatMenuButton",
         "close",
         "logOut",
     }

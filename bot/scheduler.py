@@ -12,12 +12,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from pymongo.errors import PyMongoError
 from telegram.ext import Application, ContextTypes
 
 from bot import linkrot
 from bot.digest import Digest
 from bot.rotround import CheckRound, RoundResult
 from bot.services import Role, Services, get_services
+from storage import bulk
 from storage.models import utcnow
 from storage.pacing import SendLedger
 
@@ -34,6 +36,7 @@ ROUND_ASK_EVERY = ROUND_EVERY / 2
 DUE_SHARE = 0.8
 DIGEST_ASK_EVERY = 600.0
 HOUSEKEEPING_EVERY = 3600.0
+IMPORT_REPAIR_EVERY = 300.0
 KEEP_MARKERS = timedelta(days=1)
 
 
@@ -90,11 +93,26 @@ async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
     await SendLedger(store.db).forget(utcnow() - timedelta(minutes=10))
 
 
+async def finish_cut_imports(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Import batches a killed process left half-written: their links get their work
+    entries and keys (storage/bulk.py). Any process may do it; it is idempotent."""
+    try:
+        kept = await bulk.repair_imports(get_services(context).store)
+    except PyMongoError as exc:
+        log.warning("cut-off imports not finished now: %s", type(exc).__name__)
+        return
+    if kept:
+        log.info("finished cut-off import batches: %d links kept", kept)
+
+
 def schedule(app: Application[Any, Any, Any, Any, Any, Any], role: Role) -> None:
     queue = app.job_queue
     if queue is None:
         raise RuntimeError("python-telegram-bot[job-queue] is required")
     queue.run_repeating(housekeeping, interval=HOUSEKEEPING_EVERY, first=60, name="housekeeping")
+    queue.run_repeating(
+        finish_cut_imports, interval=IMPORT_REPAIR_EVERY, first=IMPORT_REPAIR_EVERY, name="imports"
+    )
     if role is not Role.FRONT:
         # Asked often, from a minute after start: a bot restarted more often than a round
         # lasts still checks its links, and only one of N workers does each round.

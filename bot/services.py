@@ -20,6 +20,7 @@ from bot.outbound import Outbound
 from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Kind, Worker
 from bot.summarize import Summarizer
+from bot.web.address import WebAddress
 from storage.repository import LinkStore
 
 REFUSAL_EVERY = 600.0
@@ -54,6 +55,7 @@ class Services:
     limits: UserLimits
     outbound: Outbound
     worker: Worker | None  # None in a front-only process
+    web: WebAddress | None = None  # where the pages are (set once the front serves them)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     # One user's links are recorded (and so given turns) in the order they were sent.
     recording: InOrder = field(default_factory=InOrder)

@@ -25,6 +25,7 @@ from telegram import InlineKeyboardMarkup
 from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import Texts
 from bot.summarize import PageText, Summarizer
+from bot.tags import clean_tag
 from storage.models import LinkRecord, LlmUsage
 from storage.repository import LinkStore
 from storage.terms import tokenize
@@ -163,9 +164,9 @@ def resolve(
 
 
 def _clean(raw: str) -> str | None:
+    """A model's word as a tag: its words joined by `_`, then the one normaliser."""
     words = re.findall(r"\w+", raw.casefold().lstrip("#＃"))
-    tag = "_".join(words)[:32]
-    return tag or None
+    return clean_tag("_".join(words)[:32])
 
 
 def from_page(existing: Sequence[str], on_link: Sequence[str], *texts: str | None) -> list[str]:

@@ -9,6 +9,7 @@ each destination again, through the egress guard, when it opens it).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from bot import bookmarks
 from bot.bookmarks import Bookmark, Parsed
 from bot.links import url_key
 from bot.netguard import Blocked, NetGuard, parse_host
+from bot.tags import cap_tags, clean_tags
 from storage import bulk
 from storage.claims import PRIO_IMPORTED
 from storage.models import LinkRecord, utcnow
@@ -31,6 +33,7 @@ MAX_IMPORT_MB = 20  # the Bot API's getFile limit, too
 MAX_IMPORT_BYTES = MAX_IMPORT_MB * 1024 * 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # what a bot may send as a document
 BATCH = 250
+YIELD_EVERY = 50
 
 
 @dataclass
@@ -39,6 +42,7 @@ class ImportCounts:
     saved: int = 0
     duplicates: int = 0  # repeats inside the file, and links the user already had
     invalid: int = 0  # entries that are not web links, or point at private addresses
+    capped: int = 0  # links whose tags were cut to MAX_TAGS_PER_LINK
 
     @property
     def done(self) -> int:
@@ -66,7 +70,7 @@ def _record(owner_id: int, chat_id: int, lang: str, mark: Bookmark) -> LinkRecor
         chat_id=chat_id,
         url=mark.url,
         url_key=url_key(mark.url),
-        tags=mark.tags,
+        tags=cap_tags(clean_tags(mark.tags))[0],  # as the reader left them, unless built here
         note=mark.note,
         lang_code=lang,
         title=mark.title,
@@ -92,12 +96,20 @@ async def import_links(
 
     A database error propagates with `counts` as far as they got (see ImportStopped).
     """
-    counts = ImportCounts(total=parsed.entries, duplicates=parsed.repeats, invalid=parsed.invalid)
+    counts = ImportCounts(
+        total=parsed.entries,
+        duplicates=parsed.repeats,
+        invalid=parsed.invalid,
+        capped=parsed.capped,
+    )
     turn = time.time()
     batch: list[LinkRecord] = []
     seen: set[str] = set()
     try:
-        for mark in parsed.bookmarks:
+        await bulk.repair_imports(store, owner_id)  # what a killed import left half-done
+        for index, mark in enumerate(parsed.bookmarks):
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # normalising URLs is CPU work: others get turns
             record = _record(owner_id, chat_id, lang, mark)
             if not await _screened(guard, mark.url):
                 counts.invalid += 1

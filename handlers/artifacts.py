@@ -63,24 +63,11 @@ async def _deliver(
     reply_to: int | None,
 ) -> None:
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-    store, capturer = services.store, services.capturer
     try:
-        ready = await artifacts.ready(store, capturer, record, action.kind, locale=texts.locale)
-        caption = artifacts.caption(record, ready.made, texts)
-        try:
-            message = await _send(bot, chat_id, ready, caption, reply)
-        except BadRequest:
-            if ready.data is not None:
-                raise
-            log.info("a kept file_id was refused; uploading the file again")
-            await artifacts.forget_file_id(store, ready.made)
-            ready = await artifacts.ready(
-                store, capturer, record, action.kind, locale=texts.locale, upload=True
-            )
-            message = await _send(bot, chat_id, ready, caption, reply)
+        async with artifacts.making(record, action.kind):
+            await _make_and_send(services, bot, record, action, texts, chat_id, reply)
     except artifacts.NoBrowser:
         await _say(bot, chat_id, texts.file_no_browser, reply)
-        return
     except CaptureError as exc:
         what = texts.file_kinds.get(str(action.kind), str(action.kind))
         text = texts.file_failed.format(
@@ -89,14 +76,37 @@ async def _deliver(
             reason=render.capture_reason(exc, texts),
         )
         await _say(bot, chat_id, text, reply)
-        return
     except TelegramError as exc:
         log.warning("the %s was not sent: %s", action.kind, exc)
-        return
     except Exception:
         log.exception("making the %s failed", action.kind)
         await _say(bot, chat_id, texts.internal_error, reply)
-        return
+
+
+async def _make_and_send(
+    services: Services,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    action: MakeFile,
+    texts: Texts,
+    chat_id: int,
+    reply: ReplyParameters | None,
+) -> None:
+    """The file (kept, or made now), sent; its file_id kept once Telegram has it."""
+    store, capturer = services.store, services.capturer
+    ready = await artifacts.ready(store, capturer, record, action.kind, locale=texts.locale)
+    caption = artifacts.caption(record, ready.made, texts)
+    try:
+        message = await _send(bot, chat_id, ready, caption, reply)
+    except BadRequest:
+        if ready.data is not None:
+            raise
+        log.info("a kept file_id was refused; uploading the file again")
+        await artifacts.forget_file_id(store, ready.made)
+        ready = await artifacts.ready(
+            store, capturer, record, action.kind, locale=texts.locale, upload=True
+        )
+        message = await _send(bot, chat_id, ready, caption, reply)
     if message.document is not None:
         document = message.document
         await artifacts.sent(store, ready.made, document.file_id, document.file_unique_id)

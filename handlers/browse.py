@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from bson import ObjectId
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import callbacks, render
 from bot.callbacks import FindPage, TagLinks
-from bot.links import normalize_tag
 from bot.services import get_services
+from bot.tags import HASH_MARKS, clean_tag
+from handlers import web
 from handlers.common import texts_of
 
 PAGE_SIZE = 10
@@ -24,8 +25,8 @@ def parse_query(text: str) -> tuple[list[str], str]:
     tags: list[str] = []
     words: list[str] = []
     for token in text.split()[1:] if text.startswith("/") else text.split():
-        if token.startswith(("#", "＃")) and len(token) > 1:
-            tag = normalize_tag(token)
+        tag = clean_tag(token) if token[0] in HASH_MARKS else None
+        if tag is not None:
             if tag not in tags:
                 tags.append(tag)
         else:
@@ -45,6 +46,9 @@ async def tags_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         if codec.fits(TagLinks(c.tag))
     ]
     rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    if message.chat.type == ChatType.PRIVATE:  # web_app buttons only work in private chats
+        library = web.library_button(get_services(context).web, texts_of(update).library_button)
+        rows += [[library]] if library else []
     await message.reply_text(
         render.tags_message(counts, texts_of(update)),
         parse_mode=ParseMode.HTML,
@@ -83,7 +87,13 @@ async def _find_page(
         nav.append(codec.button("◀", FindPage(query_id, page - 1), owner_id))
     if page + 1 < result.pages:
         nav.append(codec.button("▶", FindPage(query_id, page + 1), owner_id))
-    return text, InlineKeyboardMarkup([nav]) if nav else None
+    rows = [nav] if nav else []
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE:  # web_app buttons: private only
+        address = get_services(context).web
+        library = web.library_button(address, texts_of(update).library_button, tags, words)
+        rows += [[library]] if library else []
+    return text, InlineKeyboardMarkup(rows) if rows else None
 
 
 async def find_button(update: Update, context: ContextTypes.DEFAULT_TYPE, action: FindPage) -> None:
@@ -112,7 +122,7 @@ async def tag_button(update: Update, context: ContextTypes.DEFAULT_TYPE, action:
     query, user = update.callback_query, update.effective_user
     if query is None or user is None or query.message is None:
         return
-    tag = normalize_tag(action.tag)
+    tag = clean_tag(action.tag) or action.tag
     await query.answer()
     query_id = await get_services(context).store.queries.save(user.id, [tag], "")
     text, markup = await _find_page(context, user.id, query_id, [tag], "", 0, update)

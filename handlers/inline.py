@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from telegram import (
     InlineQueryResultArticle,
     InlineQueryResultCachedDocument,
@@ -21,6 +23,10 @@ from storage.models import LinkRecord
 
 PAGE_SIZE = 20  # Telegram allows 50; 20 photos keep a page quick to load
 CACHE_SECONDS = 10  # a retag or delete shows up almost at once
+MAX_PAGE = 10_000  # an offset past this is answered with an empty page
+TITLE_MAX = 200
+DESCRIPTION_MAX = 200
+_OFFSET = re.compile(r"[0-9]{1,9}")
 
 InlineResult = (
     InlineQueryResultCachedPhoto | InlineQueryResultCachedDocument | InlineQueryResultArticle
@@ -30,9 +36,12 @@ InlineResult = (
 def inline_result(record: LinkRecord, texts: Texts) -> InlineResult:
     """The stored screenshot (by its Telegram file_id) with the snapshot's caption; a text
     result for a link that has no screenshot yet."""
-    title = (record.title or record.url)[:200]
+    title = render.clip(render.shown(record.title or record.url), TITLE_MAX)
     tags = " ".join(f"#{t}" for t in record.tags)
-    description = " · ".join(x for x in (render.domain(record.final_url or record.url), tags) if x)
+    where = render.domain(record.final_url or record.url)
+    description = render.clip(
+        render.shown(" · ".join(x for x in (where, tags) if x)), DESCRIPTION_MAX
+    )
     caption = render.caption(record, texts)
     shot = record.screenshot
     if shot is not None and shot.file_id and shot.as_document:
@@ -62,13 +71,25 @@ def inline_result(record: LinkRecord, texts: Texts) -> InlineResult:
     )
 
 
+def page_of(offset: str) -> int:
+    """The page an inline query's offset asks for. Telegram sends back the next_offset
+    we gave, but a client may send anything: what is not our plain page number (`-5`,
+    `²`, an empty string) is the first page, and a huge one is past MAX_PAGE."""
+    if _OFFSET.fullmatch(offset):
+        return int(offset)
+    return MAX_PAGE + 1 if offset.isascii() and offset.isdigit() else 0
+
+
 async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A page of the asker's links; strangers never get here (handlers/auth.py)."""
     query, user = update.inline_query, update.effective_user
     if query is None or user is None:
         return
     tags, words = parse_query(query.query)
-    page = int(query.offset) if query.offset.isdigit() else 0
+    page = page_of(query.offset)
+    if page > MAX_PAGE:
+        await query.answer([], cache_time=CACHE_SECONDS, is_personal=True, next_offset="")
+        return
     store = get_services(context).store
     found = await store.find(user.id, tags, words, page=page, page_size=PAGE_SIZE)
     texts = texts_of(update)

@@ -16,11 +16,12 @@ from telegram.ext import ContextTypes, ExtBot
 
 from bot import render
 from bot.i18n import Texts
-from bot.links import MAX_LINKS, MAX_URL_LENGTH, ParsedMessage, Rejected, parse_message
+from bot.links import ParsedMessage, Rejected, parse_message
 from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest, Recorded
 from bot.pipeline.replies import react
 from bot.services import Services, get_services
+from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.models import utcnow
 
@@ -139,7 +140,8 @@ def _merge_comment(parsed: ParsedMessage, context: ContextTypes.DEFAULT_TYPE) ->
     if comment is None or comment.used or time.monotonic() - comment.at > COMMENT_WAIT:
         return
     comment.used = True
-    parsed.tags.extend(t for t in comment.parsed.tags if t not in parsed.tags)
+    parsed.add_tags(comment.parsed.tags)
+    parsed.tags_dropped += comment.parsed.tags_dropped
     parsed.note = "\n".join(n for n in (comment.parsed.note, parsed.note) if n)
 
 
@@ -161,18 +163,8 @@ async def _no_links(
 
 async def _explain_leftovers(message: Message, parsed: ParsedMessage, texts: Texts) -> None:
     """One reply naming refused links and how many were skipped."""
-    lines = []
-    for rejected in parsed.rejected[:5]:
-        url = render.esc(rejected.url[:80])
-        if rejected.reason == "scheme":
-            lines.append(texts.refused_scheme.format(url=url))
-        elif rejected.reason == "blocked":
-            lines.append(texts.refused_blocked.format(url=url))
-        elif rejected.reason == "too_long":
-            lines.append(texts.refused_too_long.format(limit=MAX_URL_LENGTH))
-        else:
-            lines.append(texts.refused_malformed.format(url=url))
-    if parsed.skipped:
-        lines.append(texts.skipped_links.format(limit=MAX_LINKS, count=parsed.skipped))
+    lines = render.refusal_lines(parsed, texts)
+    if parsed.tags_dropped:
+        lines.append(texts.tags_dropped.format(limit=MAX_TAGS_PER_LINK, count=parsed.tags_dropped))
     if lines:
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)

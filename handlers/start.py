@@ -7,12 +7,14 @@ from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.links import MAX_LINKS
+from handlers import web
 from handlers.common import texts_of
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.effective_message:
         await update.effective_message.reply_text(texts_of(update).start, parse_mode=ParseMode.HTML)
+        await web.chat_menu_button(update, context)
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

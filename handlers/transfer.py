@@ -10,12 +10,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes, filters
 
-from bot import bookmarks, render
-from bot.bookmarks import ImportRefused, Malformed, NoLinks
+from bot import import_reader, render
+from bot.bookmarks import BadEncoding, ImportRefused, Malformed, NoLinks, TooDeep, TooMany
 from bot.i18n import Texts
 from bot.outbound import Priority
 from bot.progress import ProgressMessage
 from bot.services import get_services
+from bot.tags import MAX_TAGS_PER_LINK
 from bot.transfer import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_MB,
@@ -106,7 +107,7 @@ async def on_file(update: Update, context: Context) -> None:
         return
     texts = texts_of(update)
     document = message.document
-    name = render.esc((document.file_name or "file")[:60])
+    name = render.esc(render.clip(render.shown(document.file_name or "file"), 60))
     size = document.file_size or 0
     if size > MAX_IMPORT_BYTES:
         await message.reply_text(
@@ -144,7 +145,7 @@ async def _import(
     try:
         file = await context.bot.get_file(message.document.file_id)
         raw = bytes(await file.download_as_bytearray())
-        parsed = bookmarks.parse(raw)
+        parsed = await import_reader.read(raw)  # in a child process, bounded
     except BadRequest as exc:  # "file is too big": the size was not in the message
         log.info("import file not fetched: %s", exc.message)
         await progress.finish(
@@ -179,6 +180,8 @@ async def _import(
         return
     services.wake_workers()
     invalid = texts.import_invalid.format(count=counts.invalid) if counts.invalid else ""
+    if counts.capped:
+        invalid += texts.import_capped.format(count=counts.capped, limit=MAX_TAGS_PER_LINK)
     done = texts.import_done.format(
         name=name, saved=counts.saved, duplicates=counts.duplicates, invalid=invalid
     )
@@ -191,4 +194,14 @@ def _refusal(exc: ImportRefused, texts: Texts) -> str:
         return texts.import_malformed.format(kind=exc.kind, detail=render.esc(exc.detail))
     if isinstance(exc, NoLinks):
         return texts.import_empty
+    if isinstance(exc, BadEncoding):
+        return texts.import_encoding.format(detail=render.esc(exc.detail))
+    if isinstance(exc, TooDeep):
+        return texts.import_too_deep
+    if isinstance(exc, TooMany):
+        return texts.import_too_many.format(limit=exc.limit)
+    if isinstance(exc, import_reader.TooSlow):
+        return texts.import_too_slow.format(seconds=f"{exc.seconds:.0f}")
+    if isinstance(exc, import_reader.TooCostly):
+        return texts.import_too_costly
     return texts.import_unknown

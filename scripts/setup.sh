@@ -51,6 +51,19 @@ else
   echo "setup: consent-banner rules present"
 fi
 
+# The Mini App client script (bot/web/): Telegram's telegram-web-app.js as @twa-dev/sdk
+# ships it, pinned by tools/webapp/package-lock.json and served by the bot itself (no CDN).
+# --legacy-peer-deps: the package's optional React bindings would pull React, unused here.
+webapp_hash=$(sha256sum tools/webapp/package-lock.json | cut -c1-16)
+if [ ! -f tools/webapp/node_modules/@twa-dev/sdk/dist/telegram-web-apps.js ] \
+  || [ "$(cat "$STAMPS/webapp" 2>/dev/null)" != "$webapp_hash" ]; then
+  echo "setup: installing the Mini App client script (npm ci in tools/webapp)"
+  npm ci --prefix tools/webapp --omit=dev --legacy-peer-deps --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$webapp_hash" > "$STAMPS/webapp"
+else
+  echo "setup: Mini App client script present"
+fi
+
 if [ -z "${MONGODB_URI:-}" ] || [ "${SETUP_FERRETDB:-}" = 1 ]; then
   src_hash=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/*.go | sha256sum | cut -c1-16)
   if [ ! -x tools/ferretdb/bin/ferretdb ] || [ "$(cat "$STAMPS/ferretdb" 2>/dev/null)" != "$src_hash" ]; then

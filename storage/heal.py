@@ -3,9 +3,10 @@
 Every write the bot makes is announced in the journal first (storage/writes.py), so the
 replay cannot miss it. A hand edit in the database, a restored backup of `links`, or a
 write from an older version of the bot is named by no entry: this pass reads every link
-document once (as raw BSON: nothing decoded here), compares each one's fingerprint with
-the index's row, and reads again by `_id`, under the index's lock, only the links that
-differ or are gone. It reads nothing else, and takes the lock only to fix.
+document once (as raw BSON: nothing decoded here) and compares each one's fingerprint
+with the index's row. The links that differ or are gone are announced in the journal
+(a `heal` entry), as a write would be: this index and every other one reads them again
+by `_id` on its next replay, so one pass also serves indexes on other machines.
 
 Its cost is one read of `links`: on FerretDB v1 every document is decoded in Go, so it
 grows with the collection (measured in docs/BENCHMARKS.md); upkeep (storage/upkeep.py)
@@ -22,13 +23,14 @@ from typing import TYPE_CHECKING
 from bson import ObjectId
 
 from storage.catalog import Catalog, fingerprint
-from storage.rows import Wait, keeper, raw_id
+from storage.rows import raw_id
 
 if TYPE_CHECKING:
     from storage.search import IndexListing
 
 log = logging.getLogger(__name__)
 _BATCH = 2000
+_ANNOUNCE = 500  # link ids per journal entry
 
 
 @dataclass(frozen=True)
@@ -52,38 +54,27 @@ async def heal(listing: IndexListing) -> Healed:
         if held.get(link_id) != fingerprint(data):
             differ.append(link_id)
     gone = [i for i in held if i not in seen]
-    fixed = 0
+    ids: list[ObjectId] = []
     if differ or gone:
-        async with listing._lock:
-            catalog = await listing.open()
-            # Rows written after the pass began are newer than what it read.
-            gone = await listing._run(catalog.rows_upto, gone, top)
-            waiting = {i for i, *_ in await listing._run(catalog.unsettled)}
-            # A link still unsettled is read on every sync until its write lands.
-            ids = [ObjectId(i) for i in [*differ, *gone] if i not in waiting]
-            if ids:
-                fixed = len(ids)
-                await _fix(listing, catalog, ids)
+
+        def settled(catalog: Catalog) -> list[str]:
+            # Rows written after the pass began are newer than what it read; a link
+            # still unsettled is read on every sync until its write lands.
+            waiting = {i for i, *_ in catalog.unsettled()}
+            return [i for i in [*differ, *catalog.rows_upto(gone, top)] if i not in waiting]
+
+        ids = [ObjectId(i) for i in await listing.locked(settled)]
+    for start in range(0, len(ids), _ANNOUNCE):
+        # Announced like a write: this index and every other one reads them again.
+        await listing.journal.append(ids[start : start + _ANNOUNCE], heal=True)
+    if ids:
+        await listing.sync()
     seconds = time.monotonic() - started
     log.log(
-        logging.INFO if fixed else logging.DEBUG,
-        "search index: heal pass read %d links in %.1f s, fixed %d",
+        logging.INFO if ids else logging.DEBUG,
+        "search index: heal pass read %d links in %.1f s, %d changed behind the journal",
         len(seen),
         seconds,
-        fixed,
+        len(ids),
     )
-    return Healed(len(seen), fixed, seconds)
-
-
-async def _fix(listing: IndexListing, catalog: Catalog, ids: list[ObjectId]) -> None:
-    await listing._run(catalog.begin)
-    try:
-        state = await listing._run(catalog.state, await listing.epoch())
-        position = state[0] if state else 0
-        keep = keeper(await listing._run(catalog.ready))
-        # Wait(0): nothing announced to wait for; store what is there now.
-        await listing.settle(catalog, {i: Wait(0, False) for i in ids}, keep, position)
-        await listing._run(catalog.commit)
-    except BaseException:
-        await listing._run(catalog.rollback)
-        raise
+    return Healed(len(seen), len(ids), seconds)

@@ -24,6 +24,7 @@ and ObjectIds, not numbers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import uuid
@@ -61,6 +62,7 @@ class Change:
     owners: list[int]  # their owners where the writer knew them (empty: unknown)
     gone: bool
     nonce: str
+    heal: bool = False  # found changed behind the journal (storage/heal.py): no write follows
 
 
 def _change(doc: Doc) -> Change:
@@ -70,6 +72,7 @@ def _change(doc: Doc) -> Change:
         owners=[int(o) for o in doc.get("o", [])],
         gone=bool(doc.get("g", False)),
         nonce=str(doc.get("n", "")),
+        heal=bool(doc.get("h", False)),
     )
 
 
@@ -79,6 +82,9 @@ class Journal:
         # Where each live listing index is (for trimming): {_id: index id, position, at}.
         self.positions = positions
         self._head: int | None = None  # newest entry this process knows to exist
+        # One append at a time in this process: its writers would otherwise all try the
+        # same next number and retry one another's (k writers, k² inserts).
+        self._appending = asyncio.Lock()
 
     async def epoch(self) -> str:
         """A random id made once per journal, kept in it: a derived index built from another
@@ -132,35 +138,50 @@ class Journal:
         return int(first[0]["_id"]) if first else tail
 
     async def append(
-        self, ids: Sequence[ObjectId], owners: Sequence[int] = (), *, gone: bool = False
+        self,
+        ids: Sequence[ObjectId],
+        owners: Sequence[int] = (),
+        *,
+        gone: bool = False,
+        heal: bool = False,
     ) -> int:
-        """Record that these links are about to change; returns the entry's number."""
-        seq = (self._head if self._head is not None else await self.head()) + 1
+        """Record that these links are about to change (`heal`: have changed already, behind
+        the journal's back); returns the entry's number."""
         doc: Doc = {"ids": list(ids), "o": sorted(set(owners)), "at": utcnow()}
         if gone:
             doc["g"] = True
-        misses = 0
-        while True:
-            try:
-                await self.entries.insert_one({"_id": key(seq), "n": secrets.token_hex(6), **doc})
-            except DuplicateKeyError:
-                misses += 1
-                # Busy with other writers: look the head up again rather than walk.
-                seq = (await self.head(seq) if misses % _PROBES_BEFORE_RESYNC == 0 else seq) + 1
-                continue
-            self._head = seq
-            return seq
+        if heal:
+            doc["h"] = True
+        async with self._appending:
+            seq = (self._head if self._head is not None else await self.head()) + 1
+            misses = 0
+            while True:
+                try:
+                    await self.entries.insert_one(
+                        {"_id": key(seq), "n": secrets.token_hex(6), **doc}
+                    )
+                except DuplicateKeyError:
+                    misses += 1
+                    # Busy with other processes: look the head up again rather than walk.
+                    seq = (await self.head(seq) if misses % _PROBES_BEFORE_RESYNC == 0 else seq) + 1
+                    continue
+                self._head = seq
+                return seq
 
     async def read(self, after: int, upto: int) -> list[Change]:
-        """Entries after `after` up to the first missing one (at most `upto`), in order."""
-        if upto - after > _SCAN_ABOVE:
-            return await self._scan(after, upto)
-        out = []
-        for seq in range(after + 1, upto + 1):
+        """Entries after `after` up to the first missing one (at most `upto`), in order:
+        one `_id` look-up each while they are few, one pass over the (bounded)
+        collection for the rest when there turn out to be many."""
+        out: list[Change] = []
+        seq = after + 1
+        while seq <= upto and len(out) < _SCAN_ABOVE:
             change = await self.entry(seq)
             if change is None:
-                break
+                return out
             out.append(change)
+            seq += 1
+        if seq <= upto:
+            out += await self._scan(seq - 1, upto)
         return out
 
     async def _scan(self, after: int, upto: int) -> list[Change]:

@@ -10,6 +10,9 @@ from storage.models import UNFINISHED, Status
 WORK_STATES = frozenset(str(s) for s in (*UNFINISHED, Status.SUMMARY_FAILED))
 # Fields kept in `link_texts`, never in the `links` documents.
 HEAVY_FIELDS = ("text", "terms")
+# Fields of a link document that are bookkeeping, not the link: no listing returns them
+# (`rev`: the journal entry of its last write, storage/writes.py).
+INTERNAL_FIELDS = ("rev",)
 
 
 def key_id(owner_id: int, url_key: str) -> str:

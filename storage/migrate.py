@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import UpdateOne
@@ -21,11 +22,14 @@ from pymongo.errors import OperationFailure
 
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
 from storage.upserts import set_by_id
+from storage.writes import LinkWrites
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 SCHEMA_ID = "schema"
 SCHEMA_VERSION = 2
+TAGS_ID = "tags"  # the meta document saying stored tags went through the normaliser
+TAGS_VERSION = 1
 # Indexes on `links` nothing queries any more (terms moved to `link_texts`).
 OLD_INDEXES = ("owner_id_1_terms_1", "status_1_updated_at_1")
 # What the native listing answers from (storage/native.py): useless on FerretDB, where it
@@ -97,6 +101,66 @@ async def _flush(db: AsyncDatabase[Doc], ops: dict[str, list[UpdateOne]]) -> Non
             coll: AsyncCollection[Doc] = db[name]
             await coll.bulk_write(ops[name], ordered=False)
             ops[name] = []
+
+
+async def migrate_tags(
+    db: AsyncDatabase[Doc], writes: LinkWrites, normalise: Callable[[list[str]], list[str]]
+) -> int:
+    """One-time: every stored tag through the one tag normaliser (the bot's, passed in:
+    storage knows nothing above it), and keys whose link is missing removed (an import
+    before issue 22 could leave them, and they made the URL look saved). Idempotent, so
+    a run cut short, or two at once, end the same. Returns the links whose tags changed.
+    """
+    meta = db["meta"]
+    state = await meta.find_one({"_id": TAGS_ID})
+    if state is not None and int(state.get("version", 0)) >= TAGS_VERSION:
+        return 0
+    started = time.monotonic()
+    # Keys first: a link is written before its key, so a key seen here whose link is not
+    # seen below has none.
+    keys = {doc["_id"]: doc.get("link_id") async for doc in db["link_keys"].find({})}
+    changed, seen = await _retag_links(db, writes, normalise)
+    stale = [k for k, link_id in keys.items() if link_id not in seen]
+    for start in range(0, len(stale), _BATCH):
+        await db["link_keys"].delete_many({"_id": {"$in": stale[start : start + _BATCH]}})
+    await _retag_trash(db, normalise)
+    log.info(
+        "tags normalised: %d links changed, %d keys without a link removed, %.1f s",
+        changed,
+        len(stale),
+        time.monotonic() - started,
+    )
+    await set_by_id(meta, TAGS_ID, {"version": TAGS_VERSION})
+    return changed
+
+
+async def _retag_links(
+    db: AsyncDatabase[Doc], writes: LinkWrites, normalise: Callable[[list[str]], list[str]]
+) -> tuple[int, set[Any]]:
+    """(links whose tags changed, ids of every link)."""
+    seen: set[Any] = set()
+    changes: list[tuple[Any, int, Doc]] = []
+    changed = 0
+    async for doc in db["links"].find({}, {"tags": 1, "owner_id": 1}, batch_size=_BATCH):
+        seen.add(doc["_id"])
+        tags = [str(t) for t in doc.get("tags") or []]
+        clean = normalise(tags)
+        if clean != tags:
+            changes.append((doc["_id"], int(doc["owner_id"]), {"tags": clean}))
+        if len(changes) >= _BATCH:
+            changed += await writes.set_many(changes)  # announced: every listing reads them
+            changes = []
+    changed += await writes.set_many(changes)
+    return changed, seen
+
+
+async def _retag_trash(db: AsyncDatabase[Doc], normalise: Callable[[list[str]], list[str]]) -> None:
+    """Deleted links waiting for their undo come back with clean tags too."""
+    async for entry in db["trash"].find({}, {"link.tags": 1}):
+        tags = [str(t) for t in (entry.get("link") or {}).get("tags") or []]
+        clean = normalise(tags)
+        if clean != tags:
+            await db["trash"].update_one({"_id": entry["_id"]}, {"$set": {"link.tags": clean}})
 
 
 async def migrate_native(db: AsyncDatabase[Doc]) -> None:

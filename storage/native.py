@@ -19,10 +19,12 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from storage.keys import INTERNAL_FIELDS
 from storage.listing import After, Found
 
 Doc = dict[str, Any]
 NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+LISTED = dict.fromkeys(INTERNAL_FIELDS, 0)  # every field of a link but its bookkeeping
 
 
 class NativeListing:
@@ -79,7 +81,7 @@ class NativeListing:
         total = await self.links.count_documents(query)
         if total <= offset:
             return Found(total, [])
-        cursor = self.links.find(query).sort(NEWEST).skip(offset).limit(limit)
+        cursor = self.links.find(query, LISTED).sort(NEWEST).skip(offset).limit(limit)
         return Found(total, await cursor.to_list())
 
     async def _with_terms(self, owner_id: int, terms: Sequence[str]) -> list[ObjectId]:
@@ -116,7 +118,7 @@ class NativeListing:
                 {"created_at": {"$lt": after.created_at}},
                 {"created_at": after.created_at, "_id": {"$lt": after.id}},
             ]
-        return await self.links.find(query).sort(NEWEST).limit(limit).to_list()
+        return await self.links.find(query, LISTED).sort(NEWEST).limit(limit).to_list()
 
     async def owner_counts(self, owner_id: int) -> tuple[int, int]:
         links = await self.links.count_documents({"owner_id": owner_id})

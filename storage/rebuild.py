@@ -3,10 +3,11 @@ them (a new database, a dropped journal, shelves lost or too old).
 
 One pass over `link_texts` and one over `links`, side by side (each is a full read on
 FerretDB v1, tens of seconds at 100 000 links, and FerretDB runs them on both cores),
-into a staging file; then the rows go into the index a batch at a time, each batch a
-short hold of its lock, so owners of the buckets already held are answered meanwhile
-(and owners of these buckets from MongoDB itself). Last, under the lock, the journal
-entries written since the pass began are applied to these buckets and they are held.
+into a staging file; once every text is read, the links go into the index a batch at a
+time while `links` is still being read, each batch a short hold of the index's lock, so
+owners of the buckets already held are answered meanwhile. Last, under the lock, the
+journal entries written since the pass began are applied to these buckets and they are
+held.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import bson
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from storage.search import IndexListing
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _BATCH = 1000
 
 
@@ -68,20 +71,11 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
     listing.pinned = since
     log.info("search index: building %d bucket(s) from the database", len(buckets))
     staging = await in_thread(Staging, f"{listing.path}.staging")
+    passes = _Passes(listing, staging, buckets)
     try:
         await listing.locked(lambda c: _drop(c, buckets))
-        await asyncio.gather(_read_terms(listing, staging), _read_links(listing, staging, buckets))
-        count = 0
-        after = 0
-        while rows := await in_thread(staging.batch, after):
-            after = rows[-1][0]
-            entries: list[Entry] = []
-            for _, raw, terms in rows:
-                doc = bson.decode(raw, codec_options=CODEC)
-                words = split_terms(terms) if terms is not None else split_terms(doc.get("terms"))
-                entries.append(entry_of(doc, words, raw))
-            count += len(entries)
-            await listing.locked(lambda c, e=entries: _put(c, e))  # type: ignore[misc]
+        # The rows go in while `links` is still being read, once every text has been.
+        _, _, count = await asyncio.gather(passes.terms(), passes.links(), passes.rows())
         await _finish(listing, buckets, since)
         log.info(
             "search index: %d links of %d bucket(s) built in %.1f s",
@@ -93,6 +87,74 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
         listing._rebuilding -= buckets
         listing.pinned = None
         await in_thread(staging.close)
+
+
+class _Passes:
+    """The two reads into the staging file, and the rows out of it into the index."""
+
+    def __init__(self, listing: IndexListing, staging: Staging, buckets: set[int]) -> None:
+        self.listing = listing
+        self.staging = staging
+        self.buckets = buckets
+        self.texts_read = asyncio.Event()
+        self.links_read = asyncio.Event()
+        self.more = asyncio.Event()  # links staged since the rows last looked
+        self._lock = asyncio.Lock()  # one user of the staging connection at a time
+
+    async def _staged(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._lock:
+            return await in_thread(fn, *args)
+
+    async def terms(self) -> None:
+        batch: list[tuple[str, str]] = []
+        async for doc in self.listing.texts.find({}, {"terms": 1}, batch_size=_BATCH):
+            batch.append((str(doc["_id"]), " ".join(split_terms(doc.get("terms")))))
+            if len(batch) >= _BATCH:
+                await self._staged(self.staging.add_terms, batch)
+                batch = []
+        await self._staged(self.staging.add_terms, batch)
+        self.texts_read.set()
+
+    async def links(self) -> None:
+        batch: list[tuple[str, bytes]] = []
+        try:
+            async for raw in self.listing.links_raw.find({}, batch_size=_BATCH):
+                data = bytes(raw.raw)
+                batch.append((raw_id(data), data))
+                if len(batch) >= _BATCH:
+                    await self._staged(self.staging.add_links, batch)
+                    batch = []
+                    self.more.set()
+            await self._staged(self.staging.add_links, batch)
+        finally:
+            self.links_read.set()
+            self.more.set()
+
+    async def rows(self) -> int:
+        """Join each staged link with its terms and put it in the index, a batch at a
+        time (each a short hold of the index's lock); returns how many."""
+        await self.texts_read.wait()
+        count = 0
+        after = 0
+        while True:
+            self.more.clear()
+            done = self.links_read.is_set()
+            rows = await self._staged(self.staging.batch, after)
+            if not rows:
+                if done:
+                    return count
+                await self.more.wait()
+                continue
+            after = rows[-1][0]
+            entries: list[Entry] = []
+            for _, raw, terms in rows:
+                doc = bson.decode(raw, codec_options=CODEC)
+                if bucket_of(int(doc["owner_id"])) not in self.buckets:
+                    continue
+                words = split_terms(terms) if terms is not None else split_terms(doc.get("terms"))
+                entries.append(entry_of(doc, words, raw))
+            count += len(entries)
+            await self.listing.locked(lambda c, e=entries: _put(c, e))  # type: ignore[misc]
 
 
 def _drop(catalog: Catalog, buckets: set[int]) -> None:
@@ -111,34 +173,6 @@ def _put(catalog: Catalog, entries: list[Entry]) -> None:
     except BaseException:
         catalog.rollback()
         raise
-
-
-async def _read_terms(listing: IndexListing, staging: Staging) -> None:
-    batch: list[tuple[str, str]] = []
-    async for doc in listing.texts.find({}, {"terms": 1}, batch_size=_BATCH):
-        batch.append((str(doc["_id"]), " ".join(split_terms(doc.get("terms")))))
-        if len(batch) >= _BATCH:
-            await in_thread(staging.add_terms, batch)
-            batch = []
-    await in_thread(staging.add_terms, batch)
-
-
-async def _read_links(listing: IndexListing, staging: Staging, buckets: set[int]) -> None:
-    batch: list[tuple[str, bytes]] = []
-    async for raw in listing.links_raw.find({}, batch_size=_BATCH):
-        data = bytes(raw.raw)
-        owner = _owner(data)
-        if owner is not None and bucket_of(owner) in buckets:
-            batch.append((raw_id(data), data))
-        if len(batch) >= _BATCH:
-            await in_thread(staging.add_links, batch)
-            batch = []
-    await in_thread(staging.add_links, batch)
-
-
-def _owner(raw: bytes) -> int | None:
-    value: Any = bson.decode(raw, codec_options=CODEC).get("owner_id")
-    return int(value) if isinstance(value, int) else None
 
 
 async def _finish(listing: IndexListing, buckets: set[int], since: int) -> None:

@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 CHECKED_STATES = (str(Status.DONE), str(Status.SUMMARY_FAILED))
 DEFAULT_INDEX_DIR = Path("data") / "index"
+RENAME_PAGE = 500  # links read per listing page while renaming a tag
 
 
 class StoreConflict(Exception):
@@ -417,6 +418,28 @@ class LinkStore:
         await self.update(link_id, tags=list(dict.fromkeys(tags)))
         return True
 
+    async def rename_tag(self, owner_id: int, old: str, new: str) -> list[ObjectId]:
+        """`old` becomes `new` on every link of the owner's that carries it (a merge when
+        `new` is a tag they have already); the links changed. Each is written as a retag
+        is, so the listing, /tags and inline results follow through the journal."""
+        ids: list[ObjectId] = []
+        page = 0
+        while True:  # every link carrying `old` first: the writes would shift the pages
+            found = await self.find(owner_id, [old], page=page, page_size=RENAME_PAGE)
+            ids += [r.id for r in found.items]
+            if (page + 1) * RENAME_PAGE >= found.total:
+                break
+            page += 1
+        changed = []
+        for link_id in ids:
+            doc = await self.links.find_one({"_id": link_id}, {"owner_id": 1, "tags": 1})
+            if doc is None or doc["owner_id"] != owner_id or old not in doc.get("tags", []):
+                continue  # deleted or retagged meanwhile
+            tags = list(dict.fromkeys(new if t == old else t for t in doc["tags"]))
+            await self.update(link_id, tags=tags)
+            changed.append(link_id)
+        return changed
+
     async def delete(self, owner_id: int, link_id: ObjectId) -> bool:
         """Forget a link (its screenshot bytes stay in GridFS); False when not the owner's."""
         doc = await self.links.find_one({"_id": link_id})
@@ -467,17 +490,20 @@ class LinkStore:
         await self.insert_links([light_doc(r) for r in fresh], fresh)
         return len(fresh)
 
-    async def insert_links(self, docs: list[Doc], records: list[LinkRecord]) -> None:
-        """Insert new links (`docs`, as `light_doc` makes them from `records`) and their
-        texts: one journal entry, announced first, and the listing told what was written
-        (reading thousands back by `_id` would cost far more than the import)."""
+    async def insert_links(
+        self, docs: list[Doc], records: list[LinkRecord]
+    ) -> tuple[list[LinkRecord], list[Doc]]:
+        """Insert new links (`docs`, as `light_doc` makes them from `records`) and the
+        texts of those not refused as duplicates: one journal entry, announced first, and
+        the listing told what was written (reading thousands back by `_id` would cost far
+        more than the import). Returns the records inserted, with their documents."""
         seq, refused = await self.writes.insert_many(docs)
-        as_array = await self._terms_as_array()
-        await insert_many_new(self.texts, [text_doc(r, terms_as_array=as_array) for r in records])
         kept = [i for i in range(len(docs)) if i not in refused]
-        await self.listing.written(
-            seq, [docs[i] for i in kept], [list(records[i].terms) for i in kept]
-        )
+        fresh, written = [records[i] for i in kept], [docs[i] for i in kept]
+        as_array = await self._terms_as_array()
+        await insert_many_new(self.texts, [text_doc(r, terms_as_array=as_array) for r in fresh])
+        await self.listing.written(seq, written, [list(r.terms) for r in fresh])
+        return fresh, written
 
     # -- reads -----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import bson
 
 from storage.catalog import CODEC, Entry, fingerprint
-from storage.keys import HEAVY_FIELDS
+from storage.keys import HEAVY_FIELDS, INTERNAL_FIELDS
 from storage.models import Status
 
 Doc = dict[str, Any]
@@ -21,7 +21,7 @@ Keep = Callable[[int], bool]  # whether the index holds a bucket now
 
 def entry_of(doc: Doc, terms: Sequence[str], raw: bytes | None = None) -> Entry:
     """The index's row for a link document (`raw`: its BSON as MongoDB returned it)."""
-    listing = {k: v for k, v in doc.items() if k not in HEAVY_FIELDS}
+    listing = {k: v for k, v in doc.items() if k not in HEAVY_FIELDS and k not in INTERNAL_FIELDS}
     return Entry(
         id=str(doc["_id"]),
         owner_id=int(doc["owner_id"]),

@@ -24,10 +24,11 @@ How it stays current:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from storage.catalog import BUCKETS, CODEC, Catalog, Entry, bucket_of, micros
 from storage.journal import Change, Journal
@@ -57,6 +59,10 @@ REBUILD_AFTER = 2000
 # selection and its one retry). After that its writer is taken for dead.
 SETTLE_LIMIT = 120.0
 _READERS = 8  # `_id` look-ups in flight while reading many links
+FILL_RETRY = 60.0  # seconds before a fill that failed is tried again
+# Links up to which an owner of a bucket being rebuilt is answered by MongoDB meanwhile.
+NATIVE_UP_TO = 20_000
+GIVE_WAY = 2.0  # seconds the background fill waits, at most, for owners being answered
 RAW: CodecOptions[RawBSONDocument] = CodecOptions(
     document_class=RawBSONDocument, tz_aware=True, tzinfo=UTC
 )
@@ -95,6 +101,11 @@ class IndexListing:
         self._bucket_locks = [asyncio.Lock() for _ in range(BUCKETS)]
         self._fill: asyncio.Task[None] | None = None
         self._rebuilding: set[int] = set()
+        self._failed_at: float | None = None
+        self._asking = 0  # owners waiting for their bucket's restore
+        self._quiet = asyncio.Event()  # set when none is: the background fill may go on
+        self._quiet.set()
+        self._links_count: int | None = None
         self.pinned: int | None = None  # the oldest entry a rebuild under way still needs
 
     # -- life ------------------------------------------------------------------------
@@ -195,7 +206,7 @@ class IndexListing:
                 if state is not None and state[0] == seq - 1 and change is not None:
                     ready = await self._run(catalog.ready)
                     keep = keeper(ready)
-                    rows = [entry_of(d, t) for d, t in zip(docs, terms, strict=True)]
+                    rows = [_as_stored(d, t) for d, t in zip(docs, terms, strict=True)]
                     rows = [r for r in rows if keep(r.bucket)]
                     await self._run(catalog.apply, rows, [], seq)
                     await self._run(catalog.set_position, seq, change.nonce)
@@ -218,18 +229,53 @@ class IndexListing:
     # -- answering ---------------------------------------------------------------------
 
     async def _answer(self, owner_id: int, fn: Callable[[Catalog], T]) -> T | None:
-        """`fn` on the catalog once it is current and holds the owner's bucket; None when
-        the bucket cannot be had now (being rebuilt: ask MongoDB)."""
+        """`fn` on the catalog once it is current and holds the owner's bucket (restored
+        first, before the other buckets). None when the bucket has no shelf and MongoDB
+        itself may be asked while it is rebuilt: only a small collection, as each such
+        question reads all of it on FerretDB (and slows the rebuild); else this waits for
+        the rebuild."""
         bucket = bucket_of(owner_id)
         for _ in range(3):
-            async with self._lock:
-                catalog = await self._sync_locked()
-                ready = await self._run(catalog.ready)
-                if ready is None or bucket in ready:
-                    return await self._run(fn, catalog)
-            if not await self.restore(bucket):
+            with self._asked():
+                async with self._lock:
+                    catalog = await self._sync_locked()
+                    ready = await self._run(catalog.ready)
+                    if ready is None or bucket in ready:
+                        return await self._run(fn, catalog)
+                if await self.restore(bucket):
+                    continue
+            if await self._small() or self._fill is None:
                 return None
+            await asyncio.shield(self._fill)  # rebuilt: the next round answers
         return None
+
+    @contextlib.contextmanager
+    def _asked(self) -> Iterator[None]:
+        """An owner is being answered: the background fill gives way meanwhile."""
+        self._asking += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._asking -= 1
+            if not self._asking:
+                self._quiet.set()
+
+    async def _give_way(self) -> None:
+        """The background fill waits while owners are being answered (a moment at most:
+        on a busy front they never all stop at once)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), GIVE_WAY)
+
+    async def _small(self) -> bool:
+        """Whether `links` is small enough to ask MongoDB directly while rebuilding."""
+        if self._links_count is None:
+            try:
+                stats = await self.db.command("collStats", "links")
+                self._links_count = int(stats.get("count", 0))
+            except PyMongoError:
+                self._links_count = NATIVE_UP_TO + 1
+        return self._links_count <= NATIVE_UP_TO
 
     async def sync(self) -> None:
         async with self._lock:
@@ -353,6 +399,9 @@ class IndexListing:
     async def _reset_locked(self, catalog: Catalog, epoch: str) -> None:
         """Hold nothing, at the journal's head; buckets come back from shelves (or one
         pass over the collections) in the background, the asking owner's first."""
+        self._epoch = None  # a dropped journal gets a new one
+        self._links_count = None
+        epoch = await self.epoch()
         head = await self.journal.head()
         change = await self.journal.entry(head) if head else None
         log.info("search index: starting again at journal position %d", head)
@@ -363,7 +412,8 @@ class IndexListing:
         try:
             missing: set[int] = set()
             for bucket in range(BUCKETS):
-                if not await self.restore(bucket):
+                await self._give_way()  # an owner waiting for their bucket goes first
+                if not await self.restore(bucket, background=True):
                     missing.add(bucket)
             if missing:
                 await rebuild(self, missing)
@@ -371,16 +421,22 @@ class IndexListing:
             raise
         except Exception:
             # Owners of the missing buckets are answered from MongoDB meanwhile.
+            self._failed_at = self.clock()
             log.exception("search index: could not fill the index; upkeep tries again")
 
     def fill(self) -> None:
-        """Restore (or rebuild) the buckets not held, unless that is under way."""
+        """Restore (or rebuild) the buckets not held, unless that is under way (or failed
+        less than FILL_RETRY seconds ago)."""
+        if self._failed_at is not None and self.clock() - self._failed_at < FILL_RETRY:
+            return
         if self._fill is None or self._fill.done():
+            self._failed_at = None
             self._fill = asyncio.create_task(self._fill_all())
 
-    async def restore(self, bucket: int) -> bool:
+    async def restore(self, bucket: int, *, background: bool = False) -> bool:
         """Hold `bucket`: from its shelf, caught up with the journal. False when it has no
-        usable shelf (or is being rebuilt from the collections)."""
+        usable shelf (or is being rebuilt from the collections). In the `background`, it
+        gives way to owners being answered before it takes the index's lock."""
         async with self._bucket_locks[bucket]:
             ready = await self.holds()
             if ready is None or bucket in ready:
@@ -392,6 +448,8 @@ class IndexListing:
             if got is None or got[0].epoch != epoch:
                 return False
             head, shelf = got
+            if background:
+                await self._give_way()
             async with self._lock:
                 catalog = await self.open()
                 await self._run(catalog.begin)
@@ -437,6 +495,13 @@ class IndexListing:
         await self.settle(catalog, {**waits, **_waits(changes, keep)}, keep, position)
 
 
+def _as_stored(doc: Doc, terms: list[str]) -> Entry:
+    """The row of a document as MongoDB keeps it (BSON: dates to the millisecond), so the
+    row equals what a replay would read back, fingerprint and all."""
+    raw = bson.encode(doc, codec_options=CODEC)
+    return entry_of(bson.decode(raw, codec_options=CODEC), terms, raw)
+
+
 def _waits(changes: list[Change], keep: Keep) -> dict[ObjectId, Wait]:
     """Each link named by these entries (of a bucket kept, where the writer said whose),
     with the newest entry naming it."""
@@ -445,5 +510,6 @@ def _waits(changes: list[Change], keep: Keep) -> dict[ObjectId, Wait]:
         if change.owners and not any(keep(bucket_of(o)) for o in change.owners):
             continue
         for link_id in change.ids:
-            out[link_id] = Wait(change.seq, change.gone)
+            # A heal names links already changed: nothing more to wait for.
+            out[link_id] = Wait(0 if change.heal else change.seq, change.gone)
     return out

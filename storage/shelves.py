@@ -3,7 +3,7 @@ so a new process answers from them in a moment instead of reading every link.
 
 On FerretDB v1 any owner filter reads every document of a collection (tens of seconds at
 100 000 links), but an `_id` look-up is indexed. A shelf is `index_shelf_heads/b<n>`
-(`{gen, parts, position, epoch, schema, rows}`) plus its parts `index_shelves/<n>:<gen>:<k>`
+(`{gen, parts, position, epoch, format, rows}`) plus its parts `index_shelves/<n>:<gen>:<k>`
 (zlib'd BSON of the bucket's rows, at most 4 MB each): a few `_id` look-ups give one
 bucket's rows as they stood at journal `position`, and the journal from there brings
 them up to date. A process with a complete index writes them: every bucket after a
@@ -14,6 +14,7 @@ retries.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -25,11 +26,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from storage.catalog import CODEC, SCHEMA_VERSION, Row
+from storage.catalog import CODEC, Row
 from storage.models import utcnow
+from storage.rows import in_thread
 
 Doc = dict[str, Any]
 PART = 4 * 1024 * 1024
+FORMAT = "1"  # of the rows inside (storage/catalog.py's Row); another one is not read
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Shelf:
 
 
 def _head(doc: Doc) -> Head | None:
-    if doc.get("schema") != SCHEMA_VERSION:
+    if doc.get("format") != FORMAT:
         return None
     return Head(
         bucket=int(str(doc["_id"])[1:]),
@@ -101,20 +104,23 @@ class Shelves:
             head = await self.head(bucket)
             if head is None:
                 return None
-            chunks = []
-            for n in range(head.parts):
-                doc = await self.parts.find_one({"_id": f"{bucket}:{head.gen}:{n}"})
-                if doc is None:
-                    break  # replaced meanwhile: read the new head
-                chunks.append(bytes(doc["data"]))
-            else:
-                return head, _unpack(b"".join(chunks))
+            # The parts at once: FerretDB decodes each on its own core.
+            docs = await asyncio.gather(
+                *(
+                    self.parts.find_one({"_id": f"{bucket}:{head.gen}:{n}"})
+                    for n in range(head.parts)
+                )
+            )
+            if all(doc is not None for doc in docs):
+                data = b"".join(bytes(doc["data"]) for doc in docs if doc is not None)
+                return head, await in_thread(_unpack, data)
+            # Replaced meanwhile: read the new head.
         return None
 
     async def write(
         self, bucket: int, epoch: str, position: int, rows: list[Row], waits: list[tuple[str, int]]
     ) -> None:
-        data = _pack(rows, waits)
+        data = await in_thread(_pack, rows, waits)
         gen = uuid.uuid4().hex[:12]
         parts = [data[i : i + PART] for i in range(0, len(data), PART)] or [b""]
         for n, part in enumerate(parts):
@@ -124,7 +130,7 @@ class Shelves:
             "parts": len(parts),
             "position": position,
             "epoch": epoch,
-            "schema": SCHEMA_VERSION,
+            "format": FORMAT,
             "rows": len(rows),
             "at": utcnow(),
         }

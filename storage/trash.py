@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
@@ -30,12 +30,17 @@ from storage.images import ImageNotFound
 from storage.keys import WORK_STATES, key_id
 from storage.models import LinkRecord, utcnow
 from storage.repository import LinkStore
+from storage.thumbs import Thumbnails
 
 Doc = dict[str, Any]
 
 
 class UndoExpired(LookupError):
     """Nothing to undo: the link was purged, or was never this user's."""
+
+
+class AlreadyRestored(Exception):
+    """The link is back already (an earlier ↩ did it)."""
 
 
 class UndoConflict(Exception):
@@ -100,17 +105,18 @@ class Trash:
         return _trashed(entry)
 
     async def restore(self, owner_id: int, link_id: ObjectId) -> LinkRecord:
-        """Put a hidden link back; UndoExpired or UndoConflict when it cannot be."""
+        """Put a hidden link back; AlreadyRestored, UndoExpired or UndoConflict when it
+        cannot be."""
         store = self.store
         entry = await self.entries.find_one({"_id": link_id})
         if entry is None or entry.get("owner_id") != owner_id:
-            raise UndoExpired(str(link_id))
+            await self._gone_or_back(owner_id, link_id)
         doc: Doc = entry["link"]
         key = key_id(owner_id, doc["url_key"])
         if await store.keys.find_one({"_id": key}) is not None:
             raise UndoConflict(str(link_id))  # saved again meanwhile; the timer purges this one
         if not await self._claim(link_id):
-            raise UndoExpired(str(link_id))  # the timer took it first
+            await self._gone_or_back(owner_id, link_id)  # the timer, or another ↩, first
         try:
             await store.keys.insert_one({"_id": key, "link_id": link_id, "owner_id": owner_id})
         except DuplicateKeyError:
@@ -128,6 +134,13 @@ class Trash:
             }
             await store.work.update_one({"_id": link_id}, {"$set": fields}, upsert=True)
         return LinkRecord.from_doc(doc)
+
+    async def _gone_or_back(self, owner_id: int, link_id: ObjectId) -> NoReturn:
+        """Why there is nothing to undo: raises AlreadyRestored or UndoExpired."""
+        doc = await self.store.links.find_one({"_id": link_id}, {"owner_id": 1})
+        if doc is not None and doc.get("owner_id") == owner_id:
+            raise AlreadyRestored(str(link_id))
+        raise UndoExpired(str(link_id))
 
     async def _claim(self, link_id: ObjectId) -> bool:
         """Take the entry out of the trash; True for exactly one of racing callers."""
@@ -151,6 +164,7 @@ class Trash:
         if shot is not None and shot.gridfs_id is not None:
             with contextlib.suppress(ImageNotFound):
                 await self.store.images.delete(shot.gridfs_id)
+            await Thumbnails(self.store.db).drop(shot.gridfs_id)
         original = trashed.record.original  # a PDF or image link's file, and files made
         if original is not None and original.gridfs_id is not None:
             await self.store.images.delete(original.gridfs_id)

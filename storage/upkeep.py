@@ -3,9 +3,9 @@
 Every TICK seconds, or when poked, the index replays the journal and reads again the
 links whose announced write has not landed (storage/search.py). Then, when due:
 
-- a **heal pass** (storage/heal.py) at least every `heal_every` seconds (so what reached
-  MongoDB behind the journal's back shows within that time and one pass), but a pass
-  that took t seconds is followed by at least 3t without one: at most a quarter of the
+- a **heal pass** (storage/heal.py) every `heal_every` seconds (so what reached MongoDB
+  behind the journal's back shows within that time and one pass), but one that took t
+  seconds is not followed by the next before 4t after it began: at most a quarter of the
   time goes to it, however large the collection;
 - **shelves** (storage/shelves.py) every SHELF_EVERY: buckets without a shelf, then up to
   SHELVES_PER_ROUND changed ones (oldest first); an unchanged one only gets its position
@@ -14,6 +14,7 @@ links whose announced write has not landed (storage/search.py). Then, when due:
   live index's position and every shelf's.
 
 A file not holding every bucket keeps being filled (restored, or rebuilt) instead.
+Processes sharing one index file take turns at the heal and the shelves (`claim_job`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TICK = 2.0
 HEAL_EVERY = 45.0
-HEAL_SHARE = 4  # a pass of t seconds, then at least (HEAL_SHARE - 1) * t without one
+HEAL_SHARE = 4  # a pass of t seconds: the next begins HEAL_SHARE * t after it began, at least
 SHELF_EVERY = 60.0
 SHELVES_PER_ROUND = 4
 REGISTER_EVERY = 30.0
@@ -56,7 +57,7 @@ class Upkeep:
         self.heals = 0  # passes done: a test waits for this to move
         self.last_heal: Healed | None = None
         self.ticks = 0
-        self._last: dict[str, float] = {}
+        self._last: dict[str, float] = {}  # this process's own jobs
         self._poke = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -108,20 +109,23 @@ class Upkeep:
     def _done(self, job: str) -> None:
         self._last[job] = self.listing.clock()
 
+    async def _claim(self, job: str, every: float) -> bool:
+        """Due, and ours: of the processes sharing the index file, one does it."""
+        now = self.listing.clock()
+        return await self.listing.locked(lambda c: c.claim_job(job, every, now))
+
     async def tick(self) -> None:
         listing = self.listing
         await listing.sync()
         if await listing.holds() is not None:
             listing.fill()
         else:
-            if self._due("heal", self.heal_gap):
+            if await self._claim("heal", self.heal_gap):
                 self.last_heal = await heal(listing)
                 self.heals += 1
-                self._done("heal")
-                self.heal_gap = max(self.heal_every, (HEAL_SHARE - 1) * self.last_heal.seconds)
-            if self._due("shelves", SHELF_EVERY):
+                self.heal_gap = max(self.heal_every, HEAL_SHARE * self.last_heal.seconds)
+            if await self._claim("shelves", SHELF_EVERY):
                 await self.shelve()
-                self._done("shelves")
         if self._due("register", REGISTER_EVERY):
             await self.register()
             self._done("register")

@@ -15,7 +15,7 @@ from typing import Any
 
 from bson import ObjectId
 from cachetools import LRUCache
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -117,6 +117,27 @@ class LinkWrites:
         await self._announce(link_id, owner_id, gone=True)
         done = await self.links.delete_one({"_id": link_id})
         return bool(done.deleted_count)
+
+    async def delete_many(self, link_ids: Sequence[ObjectId]) -> int:
+        """Delete these links (a failed import batch taken back); returns how many were."""
+        if not link_ids:
+            return 0
+        owners = {o for o in [self._owners.get(i) for i in link_ids] if o is not None}
+        await self.journal.append(link_ids, sorted(owners), gone=True)
+        done = await self.links.delete_many({"_id": {"$in": list(link_ids)}})
+        return int(done.deleted_count)
+
+    async def set_many(self, changes: Sequence[tuple[ObjectId, int, Doc]]) -> int:
+        """Set fields on many links at once (a migration), one journal entry announcing
+        them all: (link id, owner id, fields) each. Returns how many links matched."""
+        if not changes:
+            return 0
+        seq = await self.journal.append(
+            [i for i, _, _ in changes], sorted({o for _, o, _ in changes})
+        )
+        ops = [UpdateOne({"_id": i}, {"$set": {**fields, REV: seq}}) for i, _, fields in changes]
+        done = await self.links.bulk_write(ops, ordered=False)
+        return int(done.matched_count)
 
     async def restore(self, doc: Doc) -> None:
         """Put a deleted link's document back (an undo); it may be there already."""

@@ -107,6 +107,7 @@ def base_env(api_root: str, mongodb_uri: str, **extra: str) -> dict[str, str]:
         "CAPTURE_TIMEOUT": "8",
         "LOG_LEVEL": "INFO",
         "SEARCH_INDEX_DIR": INDEX_DIR,
+        "WEB_LISTEN": "127.0.0.1:0",  # the pages on a free port: tests run side by side
     }
     env.update(extra)
     return env
@@ -251,3 +252,19 @@ def pytest_configure(config: pytest.Config) -> None:
     import signal
 
     signal.signal(signal.SIGUSR1, _print_tasks)
+
+
+# --- the platform's pages (issue 17) ---
+
+
+@pytest.fixture(scope="session")
+async def ui_browser() -> AsyncIterator[object]:
+    """A Chromium of the tests' own for the pages, as a user's browser (not the bot's
+    capture browser, which goes through the egress proxy)."""
+    from playwright.async_api import async_playwright
+
+    executable = Settings.model_construct().chromium_executable()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable)
+        yield browser
+        await browser.close()

@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from PIL import Image
-from telegram import Bot, Message
+from telegram import (
+    Bot,
+    InlineQueryResultArticle,
+    InlineQueryResultCachedPhoto,
+    InputTextMessageContent,
+    Message,
+)
 from telegram.error import BadRequest, RetryAfter
 
 from tests.fakes.botapi import FakeBotAPI
@@ -102,3 +108,39 @@ def test_entities_use_utf16_offsets(botapi: FakeBotAPI) -> None:
         "url": ["https://a.example/x?y=1", "example.org/p"],
         "hashtag": ["#技术", "#AI"],
     }
+
+
+async def test_captions_and_texts_past_telegrams_limits_are_refused(
+    tg: Bot, botapi: FakeBotAPI
+) -> None:
+    """Every way the bot shows user data: measured after entity parsing, in UTF-16 units."""
+    photo = await tg.send_photo(
+        7, jpeg(10, 10), caption="<b>" + "c" * 1024 + "</b>", parse_mode="HTML"
+    )
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
+        await tg.edit_message_caption(7, photo.message_id, caption="🙂" * 513)  # 1026 units
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
+        await tg.send_document(7, b"some file", filename="a.txt", caption="d" * 1025)
+    await asyncio.sleep(2.1)  # a raw Bot has no pacing: stay within burst 3, then 1/s
+    text = await tg.send_message(7, "t")
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await tg.edit_message_text(
+            "<i>" + "长" * 4097 + "</i>", 7, text.message_id, parse_mode="HTML"
+        )
+
+
+async def test_inline_results_past_telegrams_limits_are_refused(
+    tg: Bot, botapi: FakeBotAPI
+) -> None:
+    file_id = botapi.stored_photo(b"shot", 1280, 800)
+    caption = InlineQueryResultCachedPhoto("1", file_id, caption="x" * 1025)
+    article = InlineQueryResultArticle("2", "t", InputTextMessageContent("y" * 4097))
+    fitting = InlineQueryResultCachedPhoto(
+        "3", file_id, caption="<b>" + "z" * 1024 + "</b>", parse_mode="HTML"
+    )
+    for results, error in (([caption], "MEDIA_CAPTION_TOO_LONG"), ([article], "MESSAGE_TOO_LONG")):
+        query_id = botapi.send_inline_query(7, "q")
+        with pytest.raises(BadRequest, match=rf"(?i){error}"):
+            await tg.answer_inline_query(query_id, results)
+    query_id = botapi.send_inline_query(7, "q")
+    assert await tg.answer_inline_query(query_id, [fitting])

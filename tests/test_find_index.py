@@ -295,3 +295,55 @@ async def test_page_words_never_pass_for_another_owner(store: LinkStore) -> None
     assert await titles(store, 1, [], "u1") == []
     assert await titles(store, 5, [], "secret") == ["page 5-1"]
     assert await titles(store, 1, [], "notes") == ["page 1-2"]
+
+
+async def test_due_links_never_checked_newest_first_then_oldest_checked(store: LinkStore) -> None:
+    """The link-rot order on both read paths: links never checked lead, newest first (an
+    import's latest links before its oldest), then the oldest checks."""
+    now = datetime.now(UTC)
+    old, new, stale, staler, fresh, failed = (link(12, n, []) for n in range(1, 7))
+    stale.checked_at = now - timedelta(days=3)
+    staler.checked_at = now - timedelta(days=10)
+    fresh.checked_at = now - timedelta(hours=1)
+    failed.status = Status.FAILED
+    assert await store.import_links([old, new, stale, staler, fresh, failed]) == 6
+    due = await store.due_for_check(now - timedelta(days=1), limit=10)
+    assert [r.id for r in due] == [new.id, old.id, staler.id, stale.id]
+    first = await store.due_for_check(now - timedelta(days=1), limit=3)
+    assert [r.id for r in first] == [new.id, old.id, staler.id]
+
+
+async def test_the_read_path_is_chosen_from_build_info_and_keeps_its_indexes(
+    mongodb_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FerretDB names itself in buildInfo: `auto` picks the SQLite accelerator there. On
+    the native path, the upgrade of an older database keeps the indexes it reads from."""
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    auto = LinkStore.connect(mongodb_uri, index_path=tmp_path / "auto.sqlite")
+    native = connect(mongodb_uri, tmp_path / "native.sqlite", "native")
+    dropped: list[str] = []
+    real_drop = AsyncCollection.drop_index
+
+    async def drop_index(self: Any, name: str, *args: Any, **kwargs: Any) -> None:
+        dropped.append(name)
+        await real_drop(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "drop_index", drop_index)
+    try:
+        assert await auto.listing.chosen() is auto.index
+        # A database from before the split (data model v1), with the listing's index.
+        await native.links.insert_one(link(2, 1, ["v1"]).to_doc())
+        await native.links.create_index([("owner_id", 1), ("tags", 1), ("created_at", -1)])
+        await native.ensure_indexes()
+        await native.ensure_indexes()  # a second start
+        assert "owner_id_1_tags_1_created_at_-1" not in dropped
+        links = {i["name"] async for i in await native.links.list_indexes()}
+        texts = {i["name"] async for i in await native.texts.list_indexes()}
+        assert "owner_id_1_tags_1_created_at_-1" in links
+        assert "owner_id_1_created_at_-1__id_-1" in links
+        assert "owner_id_1_terms_1" in texts
+        assert await titles(native, 2, ["v1"]) == ["page 2-1"]
+    finally:
+        await auto.close()
+        await native.close()

@@ -31,7 +31,7 @@ from bot.manage import Retag, parse_retag
 from storage.images import ImageNotFound
 from storage.models import LinkRecord, LlmUsage, Screenshot, Status, utcnow
 from storage.repository import LinkStore
-from storage.trash import Trash, UndoConflict, UndoExpired
+from storage.trash import AlreadyRestored, Trash, UndoConflict, UndoExpired
 from tests.conftest import INDEX_DIR
 from tests.fakes.openai_server import Script
 from tests.harness import BotHarness
@@ -416,8 +416,8 @@ async def test_undo_puts_an_unfinished_link_back_in_its_queue_place(mongodb_uri:
         assert back.id == record.id and back.tags == ["q"]
         assert await store.work.find_one({"_id": record.id}) == queued
         assert (await store.find(42, ["q"])).total == 1
-        with pytest.raises(UndoExpired):
-            await trash.restore(42, record.id)  # once
+        with pytest.raises(AlreadyRestored):
+            await trash.restore(42, record.id)  # once; a second ↩ is told it is back
         # Saved again while hidden: the deleted copy cannot come back.
         await trash.hide(42, record.id, keep_for=timedelta(seconds=60))
         again = LinkRecord(owner_id=42, chat_id=42, url=url, url_key=url_key(url))

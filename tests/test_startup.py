@@ -90,6 +90,7 @@ async def test_python_m_bot_answers_start(
         TELEGRAM_BOT_TOKEN=api.token,
         TELEGRAM_API_URL=api.root,
         MONGODB_URI=f"{ferretdb}/startup_{language.replace('-', '_')}",
+        WEB_LISTEN="127.0.0.1:0",
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -506,7 +506,9 @@ async def test_imported_links_in_the_index_match_a_rebuild(bot: BotHarness, tmp_
         bot.settings.mongodb_uri.get_secret_value(), index_path=tmp_path / "rebuilt.sqlite"
     )
     try:
-        for tags, words in ([], ""), (["g3"], ""), ([], "网页"), (["seed"], "标题"):
+        # Not the imported titles' words: the workers capture those links meanwhile, and
+        # a capture replaces a link's words (its title and text) between the two reads.
+        for tags, words in ([], ""), (["g3"], ""), (["seed"], "标题"):
             a = await bot.store.find(42, tags, words, page_size=1000)
             b = await fresh.find(42, tags, words, page_size=1000)
             assert a.total == b.total > 0

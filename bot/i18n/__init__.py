@@ -117,6 +117,26 @@ class Texts:
     digest_usage: str
     gone_since: str
     no_snapshot: str
+    # the platform's pages (issue 17): /web, the menu button, and the pages' own words
+    cmd_web: str
+    web_intro: str
+    web_private_only: str
+    web_open_app: str
+    menu_button: str
+    library_button: str
+    web_ui: dict[str, str]
+    # hostile files and oversized records (issue 22)
+    tags_dropped: str
+    tags_full: str
+    tags_more: str
+    snapshot_refused: str
+    undo_done: str
+    import_capped: str
+    import_encoding: str
+    import_too_deep: str
+    import_too_many: str
+    import_too_slow: str
+    import_too_costly: str
 
 
 def texts_for(language_code: str | None) -> Texts:

@@ -10,6 +10,7 @@ from cachetools import TTLCache
 
 from bot.capture import Capturer
 from bot.durable import PATIENCE, durably
+from bot.live import LiveEvents
 from bot.netguard import NetGuard
 from bot.outbound import Outbound
 from bot.summarize import Summarizer
@@ -35,6 +36,8 @@ class Pipeline:
     told_no_key: TTLCache[int, bool] = field(
         default_factory=lambda: TTLCache(maxsize=10_000, ttl=7 * 86400)
     )
+    # What the stages tell the platform's pages as they go (bot/live.py).
+    live: LiveEvents = field(default_factory=LiveEvents)
 
     async def durably(
         self,

@@ -11,6 +11,7 @@ the chat's turn is free (delivering.deliver_fresh); otherwise a delivery slot se
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from typing import Any
 
@@ -23,7 +24,7 @@ from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.pipeline.delivering import deliver_fresh, may_send_now, tags_ahead
 from bot.pipeline.replies import reply
-from storage.models import LinkRecord, Screenshot, StoredFile
+from storage.models import LinkRecord, Screenshot, Status, StoredFile
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     assert p.capturer is not None, "a capture worker needs a browser"
     texts = texts_for(record.lang_code)
     await p.store.start_attempt(record.id)
+    p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
         snap = await p.capturer.capture(record.url, locale=texts.locale)
@@ -45,6 +47,7 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
         await failed(p, bot, record, "internal", "")
         return False
     await _save(p, record, snap)
+    p.live.stage(record.id, Status.CAPTURED)
     if may_send_now(p, record):
         # Shielded: a stop lets the photo and its acknowledgement finish together.
         await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
@@ -96,4 +99,5 @@ async def failed(
     await p.store.mark_failed(record.id, f"{reason}: {detail}")
     if why is None:
         why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
+    p.live.stage(record.id, Status.FAILED, reason=html.unescape(why))
     await reply(bot, record, texts.failed_link.format(url=render.esc(record.url[:300]), reason=why))

@@ -24,7 +24,8 @@ from bot.callbacks import codec_for, snapshot_keyboard
 from bot.i18n import Texts, texts_for
 from bot.outbound import Send, is_passing
 from bot.pipeline.base import Pipeline
-from bot.pipeline.replies import photo_ok, screenshot_of, send_media
+from bot.pipeline.finish import finish
+from bot.pipeline.replies import photo_ok, reply, screenshot_of, send_media
 from bot.tagsuggest import known_tags, snapshot_markup
 from storage.models import LinkRecord, Screenshot, Status
 
@@ -43,8 +44,10 @@ async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | No
         return None
     if await _silent(p, record):
         await p.store.update(record.id, status=Status.DONE)
+        p.live.stage(record.id, Status.DONE)
         return None
     await p.store.update(record.id, status=Status.DELIVERING)
+    p.live.stage(record.id, Status.DELIVERING)
     image = await p.store.get_image(shot.gridfs_id)
     # Shielded: once started, a stop lets the send and its acknowledgement finish
     # together, so a clean stop never leaves a delivered photo marked as owed.
@@ -116,8 +119,7 @@ async def _send_and_ack(
         if is_passing(exc):  # a delivery slot sends it (or, stopping, the next start)
             log.info("snapshot left owed: %s", exc)
             return None
-        log.warning("Telegram refused the snapshot: %s", exc)
-        await p.store.mark_failed(record.id, f"telegram: {exc}")
+        await _refused(p, bot, record, exc)
         return None
     shot = screenshot_of(message, record.screenshot, as_document)
     record.screenshot, record.reply_message_id = shot, message.message_id
@@ -129,6 +131,19 @@ async def _send_and_ack(
     if not once:
         await _send_original(p, bot, record)
     return message
+
+
+async def _refused(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, exc: TelegramError) -> None:
+    """Telegram will not take the photo: the link fails, and the user hears so (🤷 and a
+    line naming what failed), never only the 👀 it started with."""
+    log.warning("Telegram refused the snapshot: %s", exc)
+    await p.store.mark_failed(record.id, f"telegram: {exc}")
+    p.live.stage(record.id, Status.FAILED)
+    texts = texts_for(record.lang_code)
+    url = render.esc(render.clip(record.url, 300))
+    reason = render.esc(render.clip(getattr(exc, "message", str(exc)), 300))
+    await reply(bot, record, texts.snapshot_refused.format(url=url, reason=reason))
+    await finish(p, bot, record)
 
 
 async def _send_original(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> None:
@@ -193,8 +208,7 @@ async def _markup(
 
 
 def _caption(p: Pipeline, record: LinkRecord, texts: Texts) -> str:
-    caption = render.caption(record, texts)
     if p.summarizer is None and record.chat_id not in p.told_no_key:
         p.told_no_key[record.chat_id] = True
-        caption += "\n\n" + texts.summary_off
-    return caption
+        return render.caption(record, texts, tail=texts.summary_off)
+    return render.caption(record, texts)

@@ -22,6 +22,7 @@ from bot.i18n import texts_for
 from bot.links import url_key
 from bot.pipeline.base import Pipeline
 from bot.pipeline.replies import send_media
+from bot.tags import MAX_TAGS_PER_LINK, cap_tags
 from storage.claims import PRIO_BY_HAND
 from storage.models import UNFINISHED, LinkRecord, Status
 
@@ -34,7 +35,7 @@ class LinkRequest:
 
     owner_id: int
     chat_id: int
-    message_id: int
+    message_id: int | None  # None: added on the platform's pages, no message to answer
     lang_code: str
     tags: list[str]
     note: str
@@ -90,6 +91,11 @@ async def record(
             functools.partial(p.store.add_pending, fresh), on_wait=on_wait
         )
         on_wait = None
+        if len(stored.tags) > MAX_TAGS_PER_LINK:  # merged into a link that had many
+            stored.tags = cap_tags(stored.tags)[0]
+            await p.durably(
+                lambda r=stored: p.store.set_tags(r.owner_id, r.id, r.tags)  # type: ignore[misc]
+            )
         # An insert that landed while its answer was lost (the database went away) reads
         # back as "saved before" on retry, but nothing queued it: it is this message's.
         created = created or await p.durably(
@@ -103,7 +109,11 @@ async def record(
             )
             later = start or later
         else:  # answer where and to what the user sent it this time
-            if stored.source_message_id is None and stored.status in UNFINISHED:
+            if (
+                stored.source_message_id is None
+                and stored.status in UNFINISHED
+                and await p.durably(functools.partial(_imported, p, stored))
+            ):
                 await p.durably(functools.partial(_by_hand, p, stored, request))
             stored.chat_id, stored.source_message_id = request.chat_id, request.message_id
             stored.lang_code = request.lang_code
@@ -115,8 +125,16 @@ async def record(
 
 
 async def _ours_unqueued(p: Pipeline, record: LinkRecord, request: LinkRequest) -> bool:
+    if request.message_id is None:
+        return False  # a page's request has no message to tell its links by (workers adopt)
     ours = (record.chat_id, record.source_message_id) == (request.chat_id, request.message_id)
     return ours and record.status == Status.PENDING and not await p.store.queue.queued(record.id)
+
+
+async def _imported(p: Pipeline, record: LinkRecord) -> bool:
+    """Recorded by an import (not by a message, nor on the platform's pages)."""
+    doc = await p.store.links.find_one({"_id": record.id}, {"imported": 1})
+    return bool(doc and doc.get("imported"))
 
 
 async def _by_hand(p: Pipeline, record: LinkRecord, request: LinkRequest) -> None:

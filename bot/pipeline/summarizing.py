@@ -34,6 +34,7 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
     """True when the link is done (with a summary, or with summaries off)."""
     if p.summarizer is None:
         await p.store.update(record.id, status=Status.DONE)
+        p.live.stage(record.id, Status.DONE)
         return True
     texts = texts_for(record.lang_code)
     codec = codec_for(bot.token)
@@ -41,6 +42,7 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
     await p.store.update(
         record.id, status=Status.SUMMARIZING, summary_attempts=record.summary_attempts
     )
+    p.live.stage(record.id, Status.SUMMARIZING)
     layout = StreamLayout(
         head=render.caption(record, texts),
         heading=texts.summary_heading,
@@ -58,6 +60,7 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
     try:
         async for piece in stream:
             editor.push(piece)
+            p.live.summary(record.id, piece)  # the same text, to a page showing this link
             if tagging is None:  # the summary is under way: ask for tags beside it
                 tagging = asyncio.create_task(propose(p.store, p.summarizer, record, texts))
     except SummaryError as exc:
@@ -82,6 +85,7 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
         raise
     if current is None or editor.gone:  # deleted meanwhile: its message offers ↩ Undo
         await editor.cancel()
+        p.live.stage(record.id, Status.DONE)
         return True
     editor.restyle(
         head=render.caption(current, texts),
@@ -92,6 +96,8 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
         await p.store.update(
             record.id, status=Status.SUMMARY_FAILED, summary=stream.text, summary_error=reason
         )
+        why = texts.summary_reasons.get(reason, texts.summary_reasons["server_error"])
+        p.live.stage(record.id, Status.SUMMARY_FAILED, reason=why)
         return False
     usage = stream.usage
     llm = LlmUsage(usage.model, usage.prompt_tokens, usage.completion_tokens)
@@ -99,6 +105,7 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
     if suggested.usage is not None:
         fields["llm_tags"] = suggested.usage  # the tag proposal's tokens, for /stats
     await p.store.update(record.id, **fields)
+    p.live.stage(record.id, Status.DONE)
     return True
 
 

@@ -4,7 +4,10 @@ Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of
 claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
 free; delivery slots claim links whose photo or summary is owed. A claim is a lease (storage/claims.py) renewed while the stage runs; a worker that
 dies stops renewing, and any worker takes the stage over once the lease has run out.
-Restart resume and summary retries are this same loop: nothing else sweeps.
+Restart resume and summary retries are this same loop: nothing else sweeps. A slot that
+dies of an unexpected error is logged with it and started again; a work entry whose link
+is gone (a crash between the two inserts, an import cut short, a stage writing after the
+trash) is dropped once it has been missing for GONE_GRACE.
 """
 
 from __future__ import annotations

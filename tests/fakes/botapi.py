@@ -46,6 +46,7 @@ JSON_FIELDS = {
     "allowed_updates",
     "media",
     "results",
+    "menu_button",
 }
 INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "from_chat_id", "cache_time"}
 BOOL_FIELDS = {
@@ -144,6 +145,8 @@ class FakeBotAPI:
         self.inline_answers: dict[str, dict[str, Any]] = {}
         self._commands: dict[str, list[dict[str, Any]]] = {}
         self._webhook: dict[str, Any] = {}
+        # The menu button: bot-wide (key None) and per private chat, as last set.
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self._releasing = False
         self._filenames: dict[str, str] = {}
@@ -509,7 +512,7 @@ class FakeBotAPI:
                     k: v for k, v in original.items() if k != "reply_to_message"
                 }
         if params.get("reply_markup"):
-            _check_markup(params["reply_markup"])
+            _check_markup(params["reply_markup"], chat.info["type"])
             message["reply_markup"] = params["reply_markup"]
         return message
 
@@ -692,7 +695,7 @@ class FakeBotAPI:
         self._apply_text(updated, key, params, limit)
         markup = params.get("reply_markup")
         if markup:
-            _check_markup(markup)
+            _check_markup(markup, message["chat"]["type"])
             updated["reply_markup"] = markup
         else:
             updated.pop("reply_markup", None)
@@ -793,11 +796,11 @@ class FakeBotAPI:
             content = result.get("input_message_content") or {}
             if not content.get("message_text"):
                 raise ApiError(400, "Bad Request: MESSAGE_EMPTY")
-            self._check_text(content, "message_text", 4096)
+            self._check_text(content, "message_text", 4096, "MESSAGE_TOO_LONG")
         else:
             raise ApiError(400, "Bad Request: RESULT_TYPE_INVALID")
         if "caption" in result:
-            self._check_text(result, "caption", 1024)
+            self._check_text(result, "caption", 1024, "MEDIA_CAPTION_TOO_LONG")
         if result.get("reply_markup"):
             _check_markup(result["reply_markup"])
 
@@ -805,11 +808,34 @@ class FakeBotAPI:
         if not isinstance(file_id, str) or file_id not in self._files:
             raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
 
-    def _check_text(self, holder: dict[str, Any], key: str, limit: int) -> None:
+    def _check_text(self, holder: dict[str, Any], key: str, limit: int, error: str) -> None:
+        """An inline result's text: measured as Telegram does, after entity parsing, in
+        UTF-16 units (Telegram answers MEDIA_CAPTION_TOO_LONG for a caption)."""
         raw = str(holder.get(key) or "")
         plain = parse_html(raw)[0] if holder.get("parse_mode") == "HTML" else raw
         if utf16_len(plain) > limit:
-            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+            raise ApiError(400, f"Bad Request: {error}")
+
+    async def _m_setChatMenuButton(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat_id = params.get("chat_id")
+        if chat_id is not None:
+            chat = self._known_chat(params)
+            if chat.info["type"] != "private":
+                raise ApiError(400, "Bad Request: chat not found")
+        button = params.get("menu_button") or {"type": "default"}
+        kind = button.get("type") if isinstance(button, dict) else None
+        if kind == "web_app":
+            if not button.get("text"):
+                raise ApiError(400, "Bad Request: BUTTON_TEXT_INVALID")
+            _check_web_app(button.get("web_app"))
+        elif kind not in ("commands", "default"):
+            raise ApiError(400, "Bad Request: can't parse menu button")
+        self.menu_buttons[chat_id] = button
+        return True
+
+    async def _m_getChatMenuButton(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat_id = params.get("chat_id")
+        return self.menu_buttons.get(chat_id, self.menu_buttons.get(None, {"type": "commands"}))
 
     async def _m_getFile(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         file_id = str(params.get("file_id"))
@@ -858,7 +884,14 @@ def _check_known(method: str, params: dict[str, Any]) -> None:
             raise ApiError(400, f"Bad Request: unknown parameter {name}")
 
 
-def _check_markup(markup: Any) -> None:
+def _check_web_app(info: Any) -> None:
+    """Telegram opens Mini Apps only over https."""
+    url = info.get("url") if isinstance(info, dict) else None
+    if not isinstance(url, str) or not url.startswith("https://") or len(url) <= len("https://"):
+        raise ApiError(400, "Bad Request: BUTTON_URL_INVALID")
+
+
+def _check_markup(markup: Any, chat_type: str = "private") -> None:
     rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
     if rows is None:
         return
@@ -870,6 +903,10 @@ def _check_markup(markup: Any) -> None:
             data = button.get("callback_data")
             if data is not None and not 1 <= len(str(data).encode()) <= 64:
                 raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+            if "web_app" in button:
+                if chat_type != "private":  # web_app buttons only in private chats
+                    raise ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")
+                _check_web_app(button["web_app"])
 
 
 async def _read_params(

@@ -8,6 +8,7 @@ against it sends requests OpenAI would accept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -93,6 +94,10 @@ class Script:
     drop_after: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Before content chunk `hold_after`, wait until the test sets `hold` (a stream caught
+    # mid-way, without timing: the test sees what was shown so far, then lets it go on).
+    hold_after: int | None = None
+    hold: asyncio.Event | None = None
 
 
 class FakeOpenAI:
@@ -244,6 +249,8 @@ class FakeOpenAI:
                 return
             if index == len(script.chunks):
                 break
+            if script.hold is not None and index == script.hold_after:
+                await self._held(request, script.hold)
             if index:
                 await asyncio.sleep(script.interval)
             await sse.send(sse.chunk({"content": script.chunks[index]}))
@@ -271,6 +278,11 @@ class FakeOpenAI:
                 request.transport.abort()
             return True
         return False
+
+    async def _held(self, request: web.Request, hold: asyncio.Event) -> None:
+        while not hold.is_set() and not self._stopping and request.transport is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hold.wait(), STALL_POLL)
 
     async def _stall(self, request: web.Request, seconds: float) -> None:
         """Send nothing until the client disconnects, `seconds` pass or the server stops."""

@@ -66,6 +66,8 @@ KNOWN_PARAMS: dict[str, set[str]] = {
         "button",
     },
     "getFile": {"file_id"},
+    "setChatMenuButton": {"chat_id", "menu_button"},
+    "getChatMenuButton": {"chat_id"},
 }
 
 _TAGS = {

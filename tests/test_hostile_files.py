@@ -1,0 +1,579 @@
+"""Hostile and unlucky import files (issue 22): one user's file never freezes the bot,
+never half-imports, never loses a link.
+
+Through the real Application (front role: links are recorded, nothing is captured, so
+ten thousand imported bookmarks cost no browser time) against the Bot API fake and
+FerretDB. Files are made here; addresses are loopback ones no test ever opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.errors import OperationFailure
+
+from bot import bookmarks, import_reader
+from bot.app import build_application, running
+from bot.bookmarks import Bookmark, Parsed
+from bot.capture import Capturer
+from bot.links import url_key
+from bot.netguard import NetGuard
+from bot.services import Role
+from bot.transfer import import_links
+from storage import bulk
+from storage.keys import key_id
+from storage.models import LinkRecord, Status, utcnow
+from storage.repository import LinkStore
+from tests.conftest import INDEX_DIR, base_env, settings_for
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.pages import PageServer
+from tests.harness import BotHarness
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+DEAD = "http://127.0.0.1:1"  # nothing listens here, and a front captures nothing anyway
+
+
+class FrontHarness(BotHarness):
+    """The bot as `python -m bot front`: takes updates and records links; no workers."""
+
+    async def start(self) -> None:
+        self.api.release_polls(False)
+        app = build_application(self.settings, role=Role.FRONT)
+        self.app = await self._stack.enter_async_context(running(app, self.settings))
+
+
+@pytest.fixture
+async def front(
+    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, capturer: Capturer
+) -> AsyncIterator[BotHarness]:
+    harness = FrontHarness(botapi, settings_for(base_env(botapi.root, mongodb_uri)), pages, None)
+    await harness.start()
+    yield harness
+    await harness.stop()
+
+
+def nested_folders(depth: int) -> bytes:
+    """`depth` folders, each inside the last, a link at every level (~1 MB at 10 000)."""
+    lines = ["<!DOCTYPE NETSCAPE-Bookmark-file-1>", "<TITLE>Bookmarks</TITLE>", "<DL><p>"]
+    for level in range(depth):
+        lines += [f"<DT><H3>lvl{level}</H3>", "<DL><p>"]
+        lines.append(f'<DT><A HREF="{DEAD}/n{level}">link {level}</A>')
+    lines += ["</DL><p>"] * depth + ["</DL><p>"]
+    return "\n".join(lines).encode()
+
+
+async def import_file(
+    bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
+) -> str:
+    """Send a file; the import message's closing text."""
+    message_id = await progress_message(bot, user, data, name)
+    await bot.api.wait_until(
+        lambda: word in (bot.api.message_text(user, message_id) or ""), timeout=120
+    )
+    return str(bot.api.message_text(user, message_id))
+
+
+async def progress_message(bot: BotHarness, user: int, data: bytes, name: str) -> int:
+    start = len(bot.api.calls)
+    bot.api.send_document(user, data, name)
+    reply = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
+        timeout=30,
+        since=start,
+    )
+    return int(reply.result["message_id"])
+
+
+async def command(bot: BotHarness, user: int, text: str) -> str:
+    start = len(bot.api.calls)
+    bot.send(user, text)
+    call = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
+        timeout=30,
+        since=start,
+    )
+    return str(call.result["text"])
+
+
+async def stored(store: LinkStore, owner: int, count: int, timeout: float = 20) -> None:
+    """Wait until `owner` has `count` links (a front records them; nothing signals it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await store.links.count_documents({"owner_id": owner}) < count:
+        assert loop.time() < deadline, f"{count} links not recorded in {timeout} s"
+        await asyncio.sleep(0.05)
+
+
+async def consistent(store: LinkStore, owner: int) -> int:
+    """Every key names a link, every link has its key; returns how many links."""
+    links = {d["_id"]: d async for d in store.links.find({"owner_id": owner})}
+    keys = {d["_id"]: d["link_id"] async for d in store.keys.find({"owner_id": owner})}
+    assert set(keys.values()) <= set(links), "a key without its link"
+    for link_id, doc in links.items():
+        assert keys.get(key_id(owner, doc["url_key"])) == link_id, "a link without its key"
+    return len(links)
+
+
+# --- a file never freezes the bot --------------------------------------------------
+
+
+def _hold_reader(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> Path:
+    """The reader's child waits at a FIFO before it starts reading; the test opens it."""
+    door = tmp / "door"
+    os.mkfifo(door)
+    held = ["/bin/sh", "-c", 'read _ < "$1"; exec "$2" -s -m bot.import_reader']
+    monkeypatch.setattr(import_reader, "command", lambda: [*held, "sh", door, sys.executable])
+    return door
+
+
+async def _child_waiting(door: Path, timeout: float = 30) -> int:
+    """A write end on the FIFO once the child has opened it (a positive signal)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return os.open(door, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(300)
+async def test_nested_folders_file_is_read_aside_while_others_are_answered(
+    front: BotHarness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """10 000 folders each inside the last, a link at every level: every link used to
+    get every ancestor as a tag (50 million tags) and the event loop was busy for
+    minutes. Now the file is read in a child process, each link gets the innermost
+    three folders, and another user is answered while it is read."""
+    data = nested_folders(10_000)
+    assert 0.6e6 < len(data) < 1.1e6
+    door = _hold_reader(monkeypatch, tmp_path)
+    message_id = await progress_message(front, 42, data, "nested.html")
+    reading = front.api.message_text(42, message_id)
+    writer = await _child_waiting(door)
+    try:
+        help_text = await command(front, 43, "/help")
+        assert "How to use linksnap" in help_text
+        # Answered while the file is still being read: nothing stored, no count shown.
+        assert front.api.message_text(42, message_id) == reading
+        assert await front.store.links.count_documents({"owner_id": 42}) == 0
+        os.write(writer, b"go\n")
+    finally:
+        os.close(writer)
+    await front.api.wait_until(
+        lambda: "Imported" in (front.api.message_text(42, message_id) or ""), timeout=240
+    )
+    done = front.api.message_text(42, message_id) or ""
+    assert "10000 new links saved, 0 duplicates" in done
+    assert await consistent(front.store, 42) == 10_000
+    deepest = await front.store.links.find_one({"owner_id": 42, "url": f"{DEAD}/n9999"})
+    assert deepest is not None and deepest["tags"] == ["lvl9997", "lvl9998", "lvl9999"]
+    first = await front.store.links.find_one({"owner_id": 42, "url": f"{DEAD}/n0"})
+    assert first is not None and first["tags"] == ["lvl0"]
+    found = await command(front, 42, "/find #lvl9999")
+    assert "link 9999" in found and "1 found" in found
+
+
+async def test_a_file_read_too_long_is_stopped_and_its_process_ended(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    door = tmp_path / "door"
+    os.mkfifo(door)  # never opened for writing: the child waits for ever
+    pid_file = tmp_path / "pid"
+    held = ["/bin/sh", "-c", 'echo $$ > "$1"; read _ < "$2"; exec python3 -c pass']
+    monkeypatch.setattr(import_reader, "command", lambda: [*held, "sh", pid_file, door])
+    with pytest.raises(import_reader.TooSlow):
+        await import_reader.read(b"https://a.example/", seconds=1)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+
+
+async def test_a_file_that_needs_more_memory_than_allowed_is_refused(
+    front: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child limits its own address space: past it, it fails, and the user is told."""
+    monkeypatch.setattr(import_reader, "MEMORY_BYTES", 64 << 20)
+    small = json.dumps({"links": [f"{DEAD}/m{i}" for i in range(10)]}).encode()
+    assert "10 new links saved" in await import_file(front, 42, small, "small.json")
+    big = json.dumps({"links": [f"{DEAD}/m{i}" for i in range(90_000)]}).encode()
+    text = await import_file(front, 42, big, "big.json", word="Nothing was imported")
+    assert "needed more memory or time" in text
+    assert await consistent(front.store, 42) == 10
+
+
+async def test_the_reader_caps_tags_and_folder_depth() -> None:
+    many = ",".join(f"t{i}" for i in range(200))
+    page = (
+        "<DL><p><DT><H3>a</H3><DL><p><DT><H3>b</H3><DL><p><DT><H3>c</H3><DL><p>"
+        f'<DT><H3>d</H3><DL><p><DT><A HREF="https://x.example/" TAGS="{many}">x</A>'
+        '<DT><A HREF="https://y.example/">y</A></DL></DL></DL></DL></DL>'
+    )
+    parsed = await import_reader.read(page.encode())
+    x, y = parsed.bookmarks
+    assert x.tags == ["b", "c", "d", *[f"t{i}" for i in range(47)]]
+    assert y.tags == ["b", "c", "d"]
+    assert parsed.capped == 1
+
+
+# --- clear refusals ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "answer"),
+    [
+        ("deep.json", b"[" * 1000 + b"]" * 1000, "nested far deeper"),
+        ("deeper.json", b"[" * 100_000, "nested far deeper"),
+        ("latin1.html", '<DT><A HREF="https://a.example/">Café</A>'.encode("cp1252"), "UTF-8"),
+        ("binary.bin", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "can't import that file"),
+    ],
+)
+async def test_unreadable_files_are_refused_clearly_and_store_nothing(
+    front: BotHarness, name: str, data: bytes, answer: str
+) -> None:
+    text = await import_file(front, 42, data, name, word="Nothing was imported")
+    assert answer in text
+    assert "Something went wrong" not in text
+    assert await front.store.links.count_documents({}) == 0
+    assert await front.store.keys.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("piece", [b"<a ", b"<!--<a ", b"</a ", b"<a href='x ", b"<? "])
+async def test_markup_that_never_closes_is_read_in_linear_time(piece: bytes) -> None:
+    """About 1 MB of a construct that never ends: Python 3.11.7's HTMLParser needs 34 s
+    for 30 KB of `<a ` (and longer the more there is); the bot's reader is done well
+    inside its time limit, having found nothing."""
+    data = b"<!DOCTYPE NETSCAPE-Bookmark-file-1><DL><p><DT>" + piece * (1_000_000 // len(piece))
+    with pytest.raises(bookmarks.NoLinks):
+        await import_reader.read(data)
+
+
+async def test_too_many_entries_are_refused() -> None:
+    text = "\n".join(f"https://e{i}.example/" for i in range(bookmarks.MAX_ENTRIES + 1))
+    with pytest.raises(bookmarks.TooMany):
+        await import_reader.read(text.encode())
+
+
+# --- never half-imports, never loses a link ------------------------------------------
+
+
+def surrogate_file() -> bytes:
+    """What the bot's JSON export looks like, one title holding a lone surrogate (a JSON
+    file can: `\\ud800`; no database can store it)."""
+    links = [{"url": f"{DEAD}/s{i}", "title": f"title {i}", "tags": ["s"]} for i in range(6)]
+    links[3]["title"] = "broken \ud800 title"
+    return json.dumps({"format": "linksnap", "version": 1, "links": links}).encode()
+
+
+async def test_a_lone_surrogate_is_cleaned_and_keys_match_links(front: BotHarness) -> None:
+    data = surrogate_file()
+    assert b"\\ud800" in data
+    done = await import_file(front, 42, data, "export.json")
+    assert "6 new links saved, 0 duplicates" in done
+    assert await consistent(front.store, 42) == 6
+    broken = await front.store.links.find_one({"owner_id": 42, "url": f"{DEAD}/s3"})
+    assert broken is not None and broken["title"] == "broken \ufffd title"
+    assert "6 found" in await command(front, 42, "/find #s")
+
+
+async def test_keys_left_by_the_earlier_bug_are_no_duplicates(front: BotHarness) -> None:
+    """A half-failed import used to leave keys without links: the corrected file then
+    imported "0 new links, 6 duplicates skipped" and the links could never be saved."""
+    for i in range(6):
+        url = f"{DEAD}/s{i}"
+        await front.store.keys.insert_one(
+            {"_id": key_id(42, url_key(url)), "link_id": LinkRecord(0, 0, url, url).id}
+        )
+    done = await import_file(front, 42, surrogate_file(), "export.json")
+    assert "6 new links saved, 0 duplicates" in done
+    assert await consistent(front.store, 42) == 6
+    again = await import_file(front, 42, surrogate_file(), "export.json")
+    assert "0 new links saved, 6 duplicates" in again
+
+
+async def test_a_batch_that_fails_takes_back_what_it_wrote(
+    front: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second batch fails after its links and keys are written: none of it stays, the
+    user is told how far it got, and the same file sent again imports the rest."""
+    real = bulk._key
+    calls = 0
+
+    async def failing_second(store: LinkStore, links: list[LinkRecord]) -> None:
+        nonlocal calls
+        calls += 1
+        await real(store, links)
+        if calls == 2:
+            raise OperationFailure("the database gave up")
+
+    monkeypatch.setattr(bulk, "_key", failing_second)
+    data = "\n".join(f"{DEAD}/b{i}" for i in range(600)).encode()
+    text = await import_file(front, 42, data, "links.txt", word="stopped")
+    assert "stopped after 250 of 600" in text
+    assert await consistent(front.store, 42) == 250
+    assert await front.store.work.count_documents({"owner_id": 42}) == 250
+    assert await front.store.db[bulk.BATCHES].count_documents({}) == 0
+
+    monkeypatch.setattr(bulk, "_key", real)
+    done = await import_file(front, 42, data, "links.txt")
+    assert "350 new links saved, 250 duplicates" in done
+    assert await consistent(front.store, 42) == 600
+
+
+_CHILD = """
+import asyncio, sys
+from bot.bookmarks import Bookmark, Parsed
+from bot.netguard import NetGuard
+from bot.transfer import import_links
+from storage import bulk
+from storage.repository import LinkStore
+
+uri, index, hook, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+real = bulk.insert_many_new
+seen = 0
+
+async def held(coll, docs):
+    global seen
+    if coll.name == hook:
+        seen += 1
+        if seen == 2:  # the second batch: stop here until killed
+            print("HELD", flush=True)
+            await asyncio.Event().wait()
+    return await real(coll, docs)
+
+bulk.insert_many_new = held
+
+async def main():
+    store = LinkStore.connect(uri, index_path=index)
+    marks = [Bookmark(url=f"http://127.0.0.1:1/k{i}", tags=["k"]) for i in range(count)]
+    await import_links(store, NetGuard(["127.0.0.1"]), Parsed("text", marks, 0),
+                       owner_id=42, chat_id=42, lang="en", on_progress=lambda c: None)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("hook", ["links", "work", "link_keys"])
+async def test_a_kill_mid_import_leaves_no_key_without_its_link(
+    mongodb_uri: str, tmp_path: Path, hook: str
+) -> None:
+    """An import killed while it writes a batch (before its links, before their work
+    entries, or before their keys): no key is ever without its link; the sweep finishes
+    the cut-off batch (every link it wrote is queued and gets its key) and the file sent
+    again imports the rest."""
+    store = LinkStore.connect(mongodb_uri, index_dir=INDEX_DIR)
+    await store.ensure_indexes()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CHILD,
+        mongodb_uri,
+        str(tmp_path / "child.sqlite"),
+        hook,
+        "600",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 60)
+        assert line.strip() == b"HELD"
+        child.kill()  # ours, by its pid
+        await child.wait()
+        written = await consistent_keys(store, 42)
+        assert written >= 250  # the first batch, and perhaps the second's links
+
+        later = utcnow() + bulk.REPAIR_AFTER + timedelta(seconds=1)
+        await bulk.repair_imports(store, now=later)  # what the sweep job runs
+        assert await consistent(store, 42) == written
+        assert await store.db[bulk.BATCHES].count_documents({}) == 0
+        left = [w["_id"] async for w in store.work.find({"owner_id": 42})]
+        assert len(left) == written  # no work entry without its link
+
+        marks = [Bookmark(url=f"{DEAD}/k{i}", tags=["k"]) for i in range(600)]
+        counts = await import_links(
+            store,
+            NetGuard(["127.0.0.1"]),
+            Parsed("text", marks, 0),
+            owner_id=42,
+            chat_id=42,
+            lang="en",
+            on_progress=lambda c: None,
+        )
+        assert (counts.saved, counts.duplicates) == (600 - written, written)
+        assert await consistent(store, 42) == 600
+        assert (await store.find(42, ["k"])).total == 600
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await store.close()
+
+
+async def consistent_keys(store: LinkStore, owner: int) -> int:
+    """No key without its link (links may lack keys until repaired); how many links."""
+    links = {d["_id"] async for d in store.links.find({"owner_id": owner}, {"_id": 1})}
+    async for key in store.keys.find({"owner_id": owner}):
+        assert key["link_id"] in links, "a key without its link"
+    return len(links)
+
+
+# --- formats and tags ----------------------------------------------------------------
+
+
+async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
+    """Told apart by parsing: a JSON export mentioning `<DT>` in its first 2 KB used to be
+    read as bookmark HTML ("I found no web links")."""
+    url = f"{DEAD}/dt"
+    record = LinkRecord(
+        owner_id=42,
+        chat_id=42,
+        url=url,
+        url_key=url_key(url),
+        title="Netscape notes",
+        note="the format: <DT><A HREF=...> inside <DL><p>",
+        tags=["format"],
+        status=Status.DONE,
+    )
+    assert await front.store.import_links([record]) == 1
+    start = len(front.api.calls)
+    front.send(42, "/export")
+    await front.api.wait_until(
+        lambda: len([c for c in front.api.calls[start:] if c.method == "sendDocument"]) == 2
+    )
+    exported = [c for c in front.api.calls[start:] if c.method == "sendDocument" and c.ok]
+    files = [front.api.download(c.result["document"]["file_id"]) for c in exported]
+    json_file = next(f for f in files if f.lstrip().startswith(b"{"))
+    assert b"<DT>" in json_file[:2048]
+    done = await import_file(front, 43, json_file, "linksnap.json")
+    assert "1 new links saved" in done
+    [back] = await front.records(43)
+    assert (back.url, back.note, back.tags) == (url, record.note, ["format"])
+
+
+def _entities(text: str, *parts: tuple[str, str]) -> list[dict[str, Any]]:
+    def units(s: str) -> int:
+        return len(s.encode("utf-16-le")) // 2
+
+    out = []
+    for kind, value in parts:
+        start = text.index(value)
+        out.append({"type": kind, "offset": units(text[:start]), "length": units(value)})
+    return out
+
+
+async def test_the_same_tags_typed_and_imported_are_stored_the_same(front: BotHarness) -> None:
+    typed = ["#a&b", "#😀", "#ab\u202ecd", "#ＡＩ", "#C++"]
+    url = f"{DEAD}/typed"
+    text = f"{url} {' '.join(typed)}"
+    front.send(42, text, entities=_entities(text, ("url", url), *(("hashtag", t) for t in typed)))
+    await stored(front.store, 42, 1)
+    [by_hand] = await front.records(42)
+    assert by_hand.tags == ["a&b", "😀", "abcd", "ai", "c++"]
+
+    page = (
+        "<!DOCTYPE NETSCAPE-Bookmark-file-1><DL><p>"
+        f'<DT><A HREF="{DEAD}/imported" TAGS="{",".join(typed)}">x</A></DL>'
+    )
+    await import_file(front, 42, page.encode(), "bookmarks.html")
+    imported = next(r for r in await front.records(42) if r.url.endswith("/imported"))
+    assert imported.tags == by_hand.tags
+    # And the bot's own export of them comes back the same.
+    start = len(front.api.calls)
+    front.send(42, "/export")
+    await front.api.wait_until(
+        lambda: len([c for c in front.api.calls[start:] if c.method == "sendDocument"]) == 2
+    )
+    exported = [c for c in front.api.calls[start:] if c.method == "sendDocument"]
+    for user, call in enumerate(exported, start=51):
+        data = front.api.download(call.result["document"]["file_id"])
+        name = call.result["document"]["file_name"]
+        assert "2 new links saved" in await import_file(front, user, data, name)
+        assert {tuple(r.tags) for r in await front.records(user)} == {tuple(by_hand.tags)}
+
+
+async def test_tags_per_link_are_capped_on_import_and_said(front: BotHarness) -> None:
+    many = ",".join(f"t{i}" for i in range(200))
+    page = f'<DL><p><DT><A HREF="{DEAD}/many" TAGS="{many}">many</A></DL>'
+    done = await import_file(front, 42, page.encode(), "many.html")
+    assert "1 new links saved" in done and "1 of them had more than 50 tags" in done
+    [record] = await front.records(42)
+    assert record.tags == [f"t{i}" for i in range(50)]
+
+
+async def test_importing_a_bookmark_class_directly_still_normalises() -> None:
+    """Bookmarks made in code (not read from a file) go through the normaliser too."""
+    marks = [Bookmark(url="https://x.example/", tags=["#AI", "a\u202eb", *map(str, range(60))])]
+    parsed = Parsed("text", marks, 0)
+    recorded: list[LinkRecord] = []
+
+    async def keep(store: Any, records: list[LinkRecord], **kw: Any) -> int:
+        recorded.extend(records)
+        return len(records)
+
+    async def no_repair(*args: Any, **kwargs: Any) -> int:
+        return 0
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bulk, "record_imported", keep)
+        mp.setattr(bulk, "repair_imports", no_repair)
+        await import_links(
+            None,  # type: ignore[arg-type]
+            NetGuard([]),
+            parsed,
+            owner_id=1,
+            chat_id=1,
+            lang="en",
+            on_progress=lambda c: None,
+        )
+    [record] = recorded
+    assert record.tags[:2] == ["ai", "ab"] and len(record.tags) == 50
+
+
+async def test_stored_tags_are_migrated_through_the_one_normaliser(
+    mongodb_uri: str, tmp_path: Path
+) -> None:
+    """Tags stored before the one normaliser (a right-to-left override kept, 60 on one
+    link), and a key whose link is missing, are put right once at start."""
+    from bot.tags import normalise
+    from storage.migrate import migrate_tags
+    from storage.trash import Trash
+
+    store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "index.sqlite")
+    try:
+        await store.ensure_indexes()
+        old = ["AI", "a\u202eb", "ＡＩ", "Tech News", *(f"n{i}" for i in range(60))]
+        urls = [f"{DEAD}/old", f"{DEAD}/clean", f"{DEAD}/hidden"]
+        records = [
+            LinkRecord(owner_id=42, chat_id=42, url=u, url_key=url_key(u), tags=t)
+            for u, t in zip(urls, [old, ["fine"], ["x\u2066y"]], strict=True)
+        ]
+        assert await store.import_links(records) == 3
+        await Trash(store).hide(42, records[2].id, keep_for=timedelta(minutes=1))
+        stale = key_id(42, url_key(f"{DEAD}/lost"))
+        await store.keys.insert_one({"_id": stale, "link_id": LinkRecord(0, 0, "", "").id})
+        assert (await store.find(42, ["ab"])).total == 0
+
+        assert await migrate_tags(store.db, store.writes, normalise) == 1
+        migrated = await store.get(42, records[0].id)
+        assert migrated is not None
+        assert migrated.tags == ["ai", "ab", "tech_news", *(f"n{i}" for i in range(47))]
+        assert (await store.find(42, ["ab"])).total == 1  # the listing follows
+        assert await store.keys.find_one({"_id": stale}) is None
+        assert await consistent(store, 42) == 2
+        back = await Trash(store).restore(42, records[2].id)
+        assert back.tags == ["xy"]
+        assert await migrate_tags(store.db, store.writes, normalise) == 0  # once
+    finally:
+        await store.close()

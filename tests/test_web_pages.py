@@ -1,0 +1,433 @@
+"""The platform's two pages in real Chromium, opened as Telegram opens a Mini App (the
+app's URL with signed launch data in its hash), and in a plain browser through a /web
+sign-in link. The bot behind them is the real Application against the Bot API fake."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from bot.i18n import texts_for
+from bot.render import plain_text
+from storage.models import Status
+from tests.fakes.openai_server import FakeOpenAI, Script
+from tests.harness import BotHarness
+from tests.web_helpers import DARK, LIGHT, app_url, init_data, launch_url, seed
+
+ANN = 42
+TIMEOUT = 30_000  # ms: for what the bot does (a capture), not for the page's own speed
+SHOTS = os.environ.get("WEB_SCREENSHOTS_DIR")  # set to write the README's pictures
+
+
+async def mini_app(
+    browser: Browser,
+    bot: BotHarness,
+    user: int = ANN,
+    *,
+    lang: str = "en",
+    theme: dict[str, str] | None = None,
+    width: int = 1100,
+    query: str = "",
+) -> tuple[BrowserContext, Page]:
+    """The library opened from the bot's menu button."""
+    context = await browser.new_context(viewport={"width": width, "height": 900})
+    page = await context.new_page()
+    url = launch_url(app_url(bot) + query, init_data(user, lang=lang), theme)
+    await page.goto(url)
+    await expect(page.locator("body[data-ready=true]")).to_be_attached(timeout=TIMEOUT)
+    return context, page
+
+
+async def chat_started(bot: BotHarness, user: int = ANN, lang: str = "en") -> None:
+    """The user has a chat with the bot (the Mini App is opened from it)."""
+    start = len(bot.api.calls)
+    bot.send(user, "/start", language_code=lang)
+    await bot.api.wait_for(lambda c: c.method == "sendMessage" and c.ok, timeout=20, since=start)
+
+
+async def tiles(page: Page) -> list[str]:
+    return await page.locator("#grid .card .title").all_text_contents()
+
+
+# --- 添加链接 --------------------------------------------------------------------------
+
+
+async def test_add_a_link_and_watch_stage_screenshot_and_summary_stream_in(
+    ui_browser: Browser, harness_factory: Any, llm: FakeOpenAI
+) -> None:
+    # The model is held mid-way on purpose: the bot must not give up on it meanwhile.
+    bot: BotHarness = await harness_factory(
+        openai_api_key="sk-test", openai_base_url=llm.base_url, summary_stall_timeout="300"
+    )
+    hold = asyncio.Event()
+    chunks = ["Snapshots ", "keep ", "pages ", "as ", "they ", "were."]
+    llm.enqueue(Script(chunks=chunks, hold_after=3, hold=hold))
+    await chat_started(bot)
+    context, page = await mini_app(ui_browser, bot, query="?view=add")
+    url = bot.pages.url("/article/web-added")
+    await page.fill("#add-text", f"{url} #Reading http://10.0.0.1/admin javascript:alert(1) a note")
+    await page.click("#add-submit")
+    item = page.locator("#add-results .progress").first
+    # the summary, caught mid-way: what the model has written so far, and no more
+    await expect(item.locator(".summary")).to_have_text("Snapshots keep pages", timeout=TIMEOUT)
+    assert await item.get_attribute("data-stage") == "summarizing"
+    shot = item.locator("img.shot")
+    await expect(shot).to_be_visible()
+    assert await shot.evaluate("img => img.complete && img.naturalWidth > 1000")
+    hold.set()
+    await expect(item).to_have_attribute("data-stage", "done", timeout=TIMEOUT)
+    await expect(item.locator(".summary")).to_have_text("Snapshots keep pages as they were.")
+    await expect(item.locator(".stage")).to_have_text("Done")
+    # refused here with the chat's own words
+    texts = texts_for("en")
+    refused = await page.locator("#add-refused p").all_text_contents()
+    assert refused == [
+        plain_text(texts.refused_scheme.format(url="javascript:alert(1)")),
+        plain_text(texts.refused_blocked.format(url="http://10.0.0.1/admin")),
+    ]
+    # the same path as a chat message: recorded with its tag and note, photo sent to
+    # the chat, the summary streamed into its caption ending with the same text
+    [record] = await bot.records(ANN)
+    assert record.tags == ["reading"] and record.note == "a note"
+    assert record.status == Status.DONE and record.summary == "".join(chunks)
+    [photo] = bot.api.calls_of("sendPhoto", ANN, ok_only=True)
+    last = bot.api.message_text(ANN, photo.result["message_id"]) or ""
+    assert last.endswith("Snapshots keep pages as they were.")
+    await context.close()
+
+
+# --- link管理 ---------------------------------------------------------------------------
+
+
+async def library(bot: BotHarness) -> None:
+    store = bot.store
+    await seed(store, ANN, "Rust async book", ["rust", "async"], minutes_ago=5)
+    await seed(store, ANN, "Tokio internals", ["rust", "async", "tokio"], minutes_ago=4)
+    await seed(store, ANN, "Rust ownership", ["rust"], minutes_ago=3)
+    await seed(store, ANN, "Python asyncio", ["python", "async"], minutes_ago=2)
+    await seed(
+        store, ANN, "网页快照的中文文章", ["中文"], text="这是一篇关于网页快照的文章", minutes_ago=1
+    )
+    await seed(store, 99, "Someone else's rust page", ["rust", "async"])
+
+
+async def test_library_filters_by_two_tags_searches_chinese_and_opens_a_link(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    context, page = await mini_app(ui_browser, bot)
+    await expect(page.locator("#grid .card")).to_have_count(5, timeout=TIMEOUT)
+    assert await tiles(page) == [  # newest first, only Ann's
+        "网页快照的中文文章",
+        "Python asyncio",
+        "Rust ownership",
+        "Tokio internals",
+        "Rust async book",
+    ]
+    await expect(page.locator(".chip[data-tag=rust]")).to_have_text("#rust 3")
+    await page.click(".chip[data-tag=rust]")
+    await expect(page.locator("#grid .card")).to_have_count(3)
+    await page.click(".chip[data-tag=async]")  # rust AND async
+    await expect(page.locator("#grid .card")).to_have_count(2)
+    assert await tiles(page) == ["Tokio internals", "Rust async book"]
+    await expect(page.locator("#total")).to_have_text("2 links")
+    await page.click(".chip[data-tag=rust]")
+    await page.click(".chip[data-tag=async]")
+    await expect(page.locator("#grid .card")).to_have_count(5)
+    await page.fill("#search", "快照")
+    await page.press("#search", "Enter")
+    await expect(page.locator("#grid .card")).to_have_count(1)
+    assert await tiles(page) == ["网页快照的中文文章"]
+    thumb = page.locator("#grid .card img.thumb")
+    await expect(thumb).to_have_js_property("complete", True)
+    assert await thumb.evaluate("img => img.naturalWidth") == 400
+    await page.locator("#grid .card").first.click()
+    await expect(page.locator("#detail-title")).to_have_text("网页快照的中文文章")
+    full = page.locator("#detail-shot")
+    await expect(full).to_have_js_property("complete", True)
+    assert await full.evaluate("img => img.naturalWidth") == 1280  # the full screenshot
+    href = await page.locator("#detail-shot-link").get_attribute("href")
+    assert href is not None
+    shot = await page.request.get(app_url(bot).rstrip("/") + href)
+    assert shot.ok and shot.headers["content-type"] == "image/jpeg"
+    await page.click("#detail-back")
+    await expect(page.locator("#grid .card")).to_have_count(1)
+    await context.close()
+
+
+async def test_library_loads_more_as_you_scroll(ui_browser: Browser, bot: BotHarness) -> None:
+    for n in range(65):
+        await seed(bot.store, ANN, f"Link {n:02d}", ["bulk"], minutes_ago=n)
+    context, page = await mini_app(ui_browser, bot, width=360)
+    await expect(page.locator("#grid .card")).to_have_count(60, timeout=TIMEOUT)
+    await page.locator("#more").scroll_into_view_if_needed()
+    await expect(page.locator("#grid .card")).to_have_count(65)
+    titles = await tiles(page)
+    assert titles[0] == "Link 00" and titles[-1] == "Link 64"
+    await context.close()
+
+
+async def test_a_stored_title_with_markup_is_shown_as_text(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    evil = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+    await seed(bot.store, ANN, evil, ["x"], note="<b>note</b>", summary="<i>sum</i>")
+    context, page = await mini_app(ui_browser, bot)
+    title = page.locator("#grid .card .title")
+    await expect(title).to_have_text(evil)
+    assert await page.locator("#grid .card script, #grid .card .meta img").count() == 0
+    await page.locator("#grid .card").click()
+    await expect(page.locator("#detail-title")).to_have_text(evil)
+    await expect(page.locator("#detail-note")).to_have_text("<b>note</b>")
+    await expect(page.locator("#detail-summary")).to_have_text("<i>sum</i>")
+    assert await page.locator("#detail script, #detail b, #detail i").count() == 0
+    assert await page.evaluate("window.pwned === undefined")
+    await context.close()
+
+
+# --- changes reach the chat --------------------------------------------------------------
+
+
+async def chat_snapshot(bot: BotHarness, path: str, tags: str) -> dict[str, Any]:
+    sent = bot.send(ANN, f"{bot.pages.url(path)} {tags}")
+    assert await bot.finished(sent) == "👌"
+    [photo] = bot.photos_for(sent)
+    return photo.result  # type: ignore[no-any-return]
+
+
+async def caption_after(bot: BotHarness, message: dict[str, Any], since: int) -> str:
+    call = await bot.api.wait_for(
+        lambda c: (
+            c.method == "editMessageCaption"
+            and c.ok
+            and c.params.get("message_id") == message["message_id"]
+        ),
+        timeout=20,
+        since=since,
+    )
+    return str(call.result["caption"])
+
+
+async def command(bot: BotHarness, text: str) -> str:
+    start = len(bot.api.calls)
+    bot.send(ANN, text)
+    call = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == ANN,
+        timeout=20,
+        since=start,
+    )
+    return str(call.result["text"])
+
+
+async def open_card(page: Page, title: str) -> None:
+    await page.locator("#grid .card", has_text=title).click()
+    await expect(page.locator("#detail-title")).to_have_text(title)
+
+
+async def test_edit_tags_delete_undo_and_the_chat_follows(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    photo = await chat_snapshot(bot, "/article/managed", "#draft")
+    context, page = await mini_app(ui_browser, bot)
+    [record] = await bot.records(ANN)
+    title = record.title or ""
+    await open_card(page, title)
+    start = len(bot.api.calls)
+    await page.fill("#detail-tags", "#reading #机器学习")
+    await page.click("#detail-save-tags")
+    caption = await caption_after(bot, photo, start)
+    assert "#reading #机器学习" in caption and "#draft" not in caption
+    assert "#reading — 1" in await command(bot, "/tags")
+    assert title in await command(bot, "/find #机器学习")
+    assert "No links match" in await command(bot, "/find #draft")
+    # delete, and undo
+    start = len(bot.api.calls)
+    await page.click("#detail-delete")
+    await expect(page.locator("#toast")).to_contain_text("Deleted")
+    assert "Deleted" in await caption_after(bot, photo, start)
+    assert await bot.records(ANN) == []
+    assert "No links match" in await command(bot, "/find #reading")
+    start = len(bot.api.calls)
+    await page.click("#toast button")
+    await expect(page.locator("#toast")).to_have_text("Restored.")
+    restored = await caption_after(bot, photo, start)
+    assert "#reading #机器学习" in restored and "Deleted" not in restored
+    await expect(page.locator("#grid .card")).to_have_count(1)
+    assert title in await command(bot, "/find #reading")
+    await context.close()
+
+
+async def test_bulk_retag_and_rename_a_tag_across_links(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    photo = await chat_snapshot(bot, "/article/bulk-a", "#js")
+    await seed(bot.store, ANN, "Second", ["js"], minutes_ago=10)
+    await seed(bot.store, ANN, "Third", ["python"], minutes_ago=20)
+    context, page = await mini_app(ui_browser, bot, width=360)
+    await expect(page.locator("#grid .card")).to_have_count(3, timeout=TIMEOUT)
+    await page.click("#select")
+    for title in ("Second", "Third"):
+        await page.locator("#grid .card", has_text=title).click()
+    await expect(page.locator("#bulk-count")).to_have_text("2 selected")
+    await page.fill("#bulk-tag", "#web")
+    await page.click("#bulk-add")
+    await expect(page.locator(".chip[data-tag=web]")).to_have_text("#web 2")
+    assert {r.title: r.tags for r in await bot.records(ANN)}["Third"] == ["python", "web"]
+    # rename #js into #javascript: every link, and the chat's snapshot caption
+    start = len(bot.api.calls)
+    await page.click(".rename summary")
+    await page.fill("#rename-from", "#js")
+    await page.fill("#rename-to", "#javascript")
+    await page.click("#rename-submit")
+    await expect(page.locator("#toast")).to_have_text("#js → #javascript: 2 links changed.")
+    await expect(page.locator(".chip[data-tag=javascript]")).to_have_text("#javascript 2")
+    await expect(page.locator(".chip[data-tag=js]")).to_have_count(0)
+    assert "#javascript" in await caption_after(bot, photo, start)
+    tags = await command(bot, "/tags")
+    assert "#javascript — 2" in tags and "#js —" not in tags
+    # bulk delete, with undo
+    await page.click("#select")
+    for title in ("Second", "Third"):
+        await page.locator("#grid .card", has_text=title).click()
+    await page.click("#bulk-delete")
+    await expect(page.locator("#grid .card")).to_have_count(1)
+    await page.click("#toast button")
+    await expect(page.locator("#grid .card")).to_have_count(3)
+    await context.close()
+
+
+async def test_capture_again_and_files_from_the_page(ui_browser: Browser, bot: BotHarness) -> None:
+    await chat_snapshot(bot, "/article/files", "#f")
+    context, page = await mini_app(ui_browser, bot)
+    [record] = await bot.records(ANN)
+    await open_card(page, record.title or "")
+    await page.click("#detail-file-pdf")
+    link = page.locator("#detail-files a.download[data-kind=pdf]")
+    await expect(link).to_be_visible(timeout=TIMEOUT)
+    href = await link.get_attribute("href")
+    assert href is not None
+    pdf = await page.request.get(app_url(bot).rstrip("/") + href)
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+    assert (await pdf.body()).startswith(b"%PDF")
+    kept = await bot.store.db["link_files"].count_documents({})
+    await page.click("#detail-file-pdf")  # made once: the second press finds it kept
+    await expect(page.locator("#detail-files a.download[data-kind=pdf]")).to_have_count(2)
+    assert await bot.store.db["link_files"].count_documents({}) == kept == 1
+    photos = len(bot.api.calls_of("sendPhoto", ANN, ok_only=True))
+    await page.click("#detail-recapture")
+    item = page.locator("#add-results .progress").first
+    await expect(item).to_have_attribute("data-stage", "done", timeout=TIMEOUT)
+    await bot.api.wait_until(lambda: len(bot.api.calls_of("sendPhoto", ANN, ok_only=True)) > photos)
+    await context.close()
+
+
+# --- in a browser, and in Chinese ------------------------------------------------------------
+
+
+async def test_signin_with_a_web_link_in_a_browser_shows_the_same_library(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    start = len(bot.api.calls)
+    bot.send(ANN, "/web")
+    reply = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == ANN,
+        timeout=20,
+        since=start,
+    )
+    [link] = re.findall(r"http://\S+/signin/\S+", reply.result["text"])
+    context = await ui_browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(link)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#grid .card")).to_have_count(5, timeout=TIMEOUT)
+    assert (await tiles(page))[0] == "网页快照的中文文章"
+    await expect(page.locator("#sign-out")).to_be_visible()
+    await page.reload()  # the session outlives the page
+    await expect(page.locator("#grid .card")).to_have_count(5, timeout=TIMEOUT)
+    await page.click("#sign-out")
+    await expect(page.locator("#refusal")).to_contain_text("signed out")
+    await page.goto(link)  # spent: a clear page, no library
+    await expect(page.locator("body")).to_contain_text("used or has run out")
+    await page.goto(app_url(bot))
+    await expect(page.locator("#refusal")).to_be_visible()
+    assert await page.locator("#grid").count() == 0
+    await context.close()
+
+
+async def test_forged_launch_data_shows_a_clear_page_and_no_data(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    context = await ui_browser.new_context()
+    page = await context.new_page()
+    forged = init_data(ANN, token="123456:SOMEONE-else")
+    await page.goto(launch_url(app_url(bot), forged))
+    await expect(page.locator("#refusal")).to_contain_text("not from Telegram")
+    assert await page.locator("#grid .card").count() == 0
+    await context.close()
+
+
+async def test_chinese_ui_names_both_pages_on_a_phone_screen(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    context, page = await mini_app(ui_browser, bot, lang="zh-hans", width=360, theme=DARK)
+    await expect(page.locator("header h1")).to_have_text("链接快照平台")
+    await expect(page.locator("#nav-add")).to_have_text("添加链接")
+    await expect(page.locator("#nav-manage")).to_have_text("link管理")
+    await expect(page.locator("#total")).to_have_text("共 5 个链接")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways
+    await page.click("#nav-add")
+    await expect(page.locator("#nav-add")).to_have_attribute("aria-current", "page")
+    await expect(page.locator("header h1")).to_have_text("链接快照平台")
+    await expect(page.locator("#add-submit")).to_have_text("添加")
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(23, 33, 43)"  # Telegram's dark theme colour, from its params
+    await context.close()
+
+
+async def test_screenshots_of_both_pages_light_and_dark(
+    ui_browser: Browser, bot: BotHarness, tmp_path: Path
+) -> None:
+    """The README's pictures, made by this browser (WEB_SCREENSHOTS_DIR=docs writes them)."""
+    colours = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#3a7bd5", "#9b5de5"]
+    titles = [
+        ("How Rust's async works", ["rust", "async"]),
+        ("网页快照的中文文章", ["中文", "阅读"]),
+        ("A field guide to link rot", ["archive"]),
+        ("Tokio internals", ["rust", "tokio"]),
+        ("Designing a tag system", ["design"]),
+        ("Python asyncio in depth", ["python", "async"]),
+    ]
+    await chat_started(bot, lang="zh-hans")
+    for n, (title, tags) in enumerate(titles):
+        await seed(bot.store, ANN, title, tags, minutes_ago=n, colour=colours[n])
+    out = Path(SHOTS) if SHOTS else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    for scheme, theme in (("light", LIGHT), ("dark", DARK)):
+        context, page = await mini_app(ui_browser, bot, lang="zh-hans", theme=theme, width=900)
+        await expect(page.locator("#grid .card img.thumb").nth(5)).to_have_js_property(
+            "complete", True
+        )
+        await page.screenshot(path=str(out / f"web-manage-{scheme}.png"))
+        await page.click("#nav-add")
+        await page.fill("#add-text", f"{bot.pages.url('/zh')} #阅读 值得一读")
+        await page.click("#add-submit")
+        item = page.locator("#add-results .progress").first
+        await expect(item).to_have_attribute("data-stage", "done", timeout=TIMEOUT)
+        await expect(item.locator("img.shot")).to_be_visible()
+        await expect(item.locator("img.shot")).to_have_js_property("complete", True)
+        await page.fill("#add-text", "https://example.com/article #阅读")
+        await page.screenshot(path=str(out / f"web-add-{scheme}.png"))
+        await context.close()
+    assert all(
+        (out / f"web-{p}-{s}.png").stat().st_size > 10_000
+        for p in ("manage", "add")
+        for s in ("light", "dark")
+    )

@@ -1,0 +1,120 @@
+"""Opening the platform's pages as Telegram does, and seeding a library."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.parse
+from datetime import datetime, timedelta
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from bot.links import url_key
+from bot.web import initdata
+from storage.models import LinkRecord, Screenshot, Status, utcnow
+from storage.repository import LinkStore
+from tests.harness import BotHarness
+
+TOKEN = "123456:TEST-token"
+LIGHT = {
+    "bg_color": "#ffffff",
+    "text_color": "#000000",
+    "hint_color": "#999999",
+    "link_color": "#2481cc",
+    "button_color": "#2481cc",
+    "button_text_color": "#ffffff",
+    "secondary_bg_color": "#efeff3",
+}
+DARK = {
+    "bg_color": "#17212b",
+    "text_color": "#f5f5f5",
+    "hint_color": "#708499",
+    "link_color": "#6ab3f3",
+    "button_color": "#5288c1",
+    "button_text_color": "#ffffff",
+    "secondary_bg_color": "#232e3c",
+}
+
+
+def init_data(
+    user_id: int,
+    *,
+    lang: str = "en",
+    name: str = "Ann",
+    auth_date: float | None = None,
+    token: str = TOKEN,
+) -> str:
+    """Launch data as Telegram signs it for this bot."""
+    user = {"id": user_id, "first_name": name, "language_code": lang, "allows_write_to_pm": True}
+    fields = {
+        "query_id": f"AAq{user_id}",
+        "user": json.dumps(user, separators=(",", ":"), ensure_ascii=False),
+        "auth_date": str(int(auth_date if auth_date is not None else time.time())),
+        "signature": "c2lnbmF0dXJl",
+    }
+    fields["hash"] = initdata.sign(fields, token)
+    return urllib.parse.urlencode(fields, quote_via=urllib.parse.quote)
+
+
+def launch_url(url: str, data: str, theme: dict[str, str] | None = None) -> str:
+    """The app's URL as Telegram opens a Mini App: launch parameters in the hash."""
+    params = {
+        "tgWebAppData": data,
+        "tgWebAppVersion": "8.0",
+        "tgWebAppPlatform": "tdesktop",
+        "tgWebAppThemeParams": json.dumps(theme or LIGHT, separators=(",", ":")),
+    }
+    return url + "#" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+
+
+def app_url(bot: BotHarness) -> str:
+    web = bot.services.web
+    assert web is not None
+    return web.base
+
+
+def picture(width: int = 1280, height: int = 800, colour: str = "#3a7bd5") -> bytes:
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, width, 120), fill=colour)
+    for row in range(8):
+        draw.rectangle((60, 180 + row * 70, width - 60 - row * 80, 220 + row * 70), fill="#cccccc")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+async def seed(
+    store: LinkStore,
+    owner: int,
+    title: str,
+    tags: list[str],
+    *,
+    text: str = "",
+    minutes_ago: int = 0,
+    colour: str = "#3a7bd5",
+    **fields: Any,
+) -> LinkRecord:
+    """A finished link with a stored screenshot, as if captured `minutes_ago`."""
+    url = f"https://example.org/{owner}/{urllib.parse.quote(title)}/{minutes_ago}"
+    image_id = await store.put_image(picture(colour=colour), "seed.jpg")
+    created: datetime = utcnow() - timedelta(minutes=minutes_ago)
+    record = LinkRecord(
+        owner_id=owner,
+        chat_id=owner,
+        url=url,
+        url_key=url_key(url),
+        tags=tags,
+        title=title,
+        final_url=url,
+        text=text,
+        status=Status.DONE,
+        screenshot=Screenshot(1280, 800, gridfs_id=image_id),
+        created_at=created,
+        updated_at=created,
+        **fields,
+    )
+    assert await store.import_links([record]) == 1
+    return record
