@@ -160,6 +160,33 @@ async def test_library_filters_by_two_tags_searches_chinese_and_opens_a_link(
     await context.close()
 
 
+async def test_offline_pages_are_marked_and_have_their_own_filter(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    """Link-rot's "gone" shows on the tile and the 📭 chip lists only those pages; a tag
+    chip leaves that view again (issue 21)."""
+    alive = await seed(bot.store, ANN, "Still here", ["news"], minutes_ago=1)
+    dead = [
+        await seed(bot.store, ANN, f"Went away {n}", ["news"], minutes_ago=2 + n) for n in range(2)
+    ]
+    for record in dead:
+        await bot.store.set_alive(record.id, False)
+    await bot.store.set_alive(alive.id, True)
+    context, page = await mini_app(ui_browser, bot)
+    await expect(page.locator("#grid .card")).to_have_count(3, timeout=TIMEOUT)
+    gone_text = texts_for("en").web_ui["status_gone"]
+    marked = page.locator("#grid .card", has=page.locator(".badge.warn", has_text=gone_text))
+    await expect(marked).to_have_count(2)
+    await page.click("#gone-filter")
+    await expect(page.locator("#gone-filter")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("#total")).to_have_text("2 links")
+    assert await tiles(page) == ["Went away 0", "Went away 1"]
+    await page.click(".chip[data-tag=news]")  # a tag leaves the offline view
+    await expect(page.locator("#total")).to_have_text("3 links")
+    await expect(page.locator("#gone-filter")).to_have_attribute("aria-pressed", "false")
+    await context.close()
+
+
 async def test_library_loads_more_as_you_scroll(ui_browser: Browser, bot: BotHarness) -> None:
     for n in range(65):
         await seed(bot.store, ANN, f"Link {n:02d}", ["bulk"], minutes_ago=n)

@@ -231,6 +231,7 @@ TEXTS = Texts(
         "bad_tag": "#{tag} is not a tag: it has no letters, digits or symbols left once cleaned.",
         "back": "Back",
         "full_screenshot": "Full screenshot",
+        "filter_gone": "📭 Offline",
         "status_gone": "Gone: the page no longer answers.",
         "status_failed": "Not captured: {reason}",
         "signin_title": "Sign in to your library",

@@ -227,6 +227,7 @@ TEXTS = Texts(
         "bad_tag": "#{tag} 不是有效的标签：去掉不可见字符后没有剩下内容。",
         "back": "返回",
         "full_screenshot": "完整截图",
+        "filter_gone": "📭 已失效",
         "status_gone": "已失效：网页不再响应。",
         "status_failed": "未能截图：{reason}",
         "signin_title": "登录你的链接库",

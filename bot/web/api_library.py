@@ -61,7 +61,7 @@ def tags_of(viewer: Viewer, raw: str) -> list[str]:
 
 async def links(request: web.Request) -> web.Response:
     """A page of the viewer's links, newest first: carrying every tag asked for, and
-    every word (Chinese too, as /find reads it)."""
+    every word (Chinese too, as /find reads it); or, with `gone=1`, those found offline."""
     ctx = context_of(request)
     viewer = await viewer_of(request)
     tags = tags_of(viewer, request.query.get("tags", ""))
@@ -70,9 +70,11 @@ async def links(request: web.Request) -> web.Response:
         page = min(max(int(request.query.get("page", "0")), 0), MAX_PAGE)
     except ValueError:
         page = 0
-    found = await ctx.services.store.find(
-        viewer.user_id, tags, words, page=page, page_size=PAGE_SIZE
-    )
+    store = ctx.services.store
+    if request.query.get("gone") == "1":  # the offline filter: pages link-rot found gone
+        found = await store.gone(viewer.user_id, page=page, page_size=PAGE_SIZE)
+    else:
+        found = await store.find(viewer.user_id, tags, words, page=page, page_size=PAGE_SIZE)
     body: dict[str, Any] = {
         "items": [card(ctx, viewer.user_id, r) for r in found.items],
         "total": found.total,

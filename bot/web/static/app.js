@@ -15,6 +15,7 @@ const state = {
   view: "manage",
   tags: [],
   q: "",
+  gone: false,
   page: 0,
   pages: 1,
   total: 0,
@@ -311,6 +312,7 @@ function renderManage() {
       onsubmit: (e) => {
         e.preventDefault();
         state.q = search.value.trim();
+        state.gone = false;
         reload();
       },
     },
@@ -404,13 +406,35 @@ async function loadTags() {
         chips.unshift(el("button", { type: "button", className: "chip", dataset: { tag }, "aria-pressed": "true", text: `#${tag}`, onclick: () => toggleTag(tag) }));
       }
     }
-    document.getElementById("chips").replaceChildren(...(chips.length ? chips : [el("span", { className: "hint", text: T.no_tags })]));
+    const gone = el("button", {
+      type: "button",
+      className: "chip gone",
+      id: "gone-filter",
+      "aria-pressed": state.gone ? "true" : "false",
+      text: T.filter_gone,
+      onclick: toggleGone,
+    });
+    document.getElementById("chips").replaceChildren(gone, ...(chips.length ? chips : [el("span", { className: "hint", text: T.no_tags })]));
   } catch (error) {
     fail(error);
   }
 }
 
+// The offline filter is a view of its own: pages link-rot found gone, whatever their tags.
+function toggleGone() {
+  state.gone = !state.gone;
+  if (state.gone) {
+    state.tags = [];
+    state.q = "";
+    const box = document.getElementById("search");
+    if (box) box.value = "";
+  }
+  haptic("select");
+  reload();
+}
+
 function toggleTag(tag) {
+  state.gone = false;
   state.tags = state.tags.includes(tag) ? state.tags.filter((t) => t !== tag) : [...state.tags, tag];
   haptic("select");
   reload();
@@ -418,6 +442,7 @@ function toggleTag(tag) {
 
 function listingPath(page) {
   const query = new URLSearchParams({ page: String(page) });
+  if (state.gone) query.set("gone", "1");
   if (state.tags.length) query.set("tags", state.tags.join(","));
   if (state.q) query.set("q", state.q);
   return "links?" + query.toString();
@@ -782,6 +807,7 @@ async function start() {
   state.view = params.get("view") === "add" ? "add" : "manage";
   state.tags = (params.get("tags") || "").split(",").filter(Boolean);
   state.q = params.get("q") || "";
+  state.gone = params.get("gone") === "1";
   if (state.view === "manage") {
     for (const path of [listingPath(0), "tags"]) {
       const pending = api("GET", path);
