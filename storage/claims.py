@@ -80,10 +80,13 @@ class WorkQueue:
         # concurrently). Across processes it is not atomic, and need not be: two fronts
         # racing give one user two links on the same turn, which costs fairness little.
         async with self._locks[owner_id % len(self._locks)]:
-            doc = await self.owners.find_one({"_id": owner_id}) or {}
+            # `_id` as text: FerretDB v1 answers `_id` equality from an index only for
+            # strings and ObjectIds (a number `_id` read the whole collection per link).
+            key = str(owner_id)
+            doc = await self.owners.find_one({"_id": key}) or {}
             turn = max(await self._head_turn(), float(doc.get("turn", 0.0))) + 1.0
             pace = _gcra(now, float(doc.get("tat", 0.0)), per_minute)
-            await set_by_id(self.owners, owner_id, {"turn": turn, "tat": pace.tat})
+            await set_by_id(self.owners, key, {"turn": turn, "tat": pace.tat})
         fields: Doc = {"turn": turn, "prio": prio}
         later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
         await self.work.update_one({"_id": link_id}, {"$set": fields})

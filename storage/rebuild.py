@@ -75,7 +75,7 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
     try:
         await listing.locked(lambda c: _drop(c, buckets))
         # The rows go in while `links` is still being read, once every text has been.
-        _, _, count = await asyncio.gather(passes.terms(), passes.links(), passes.rows())
+        count = await passes.run()
         await _finish(listing, buckets, since)
         log.info(
             "search index: %d links of %d bucket(s) built in %.1f s",
@@ -86,7 +86,8 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
     finally:
         listing._rebuilding -= buckets
         listing.pinned = None
-        await in_thread(staging.close)
+        async with passes.lock:  # no pass is still using the staging connection
+            await in_thread(staging.close)
 
 
 class _Passes:
@@ -99,10 +100,25 @@ class _Passes:
         self.texts_read = asyncio.Event()
         self.links_read = asyncio.Event()
         self.more = asyncio.Event()  # links staged since the rows last looked
-        self._lock = asyncio.Lock()  # one user of the staging connection at a time
+        self.lock = asyncio.Lock()  # one user of the staging connection at a time
+
+    async def run(self) -> int:
+        """The three side by side; returns the rows put in the index. When one fails the
+        others are cancelled and waited for before the failure goes on (the staging
+        connection is closed after this: SQLite crashes on a close under a running call)."""
+        rows = asyncio.ensure_future(self.rows())
+        tasks = [asyncio.ensure_future(self.terms()), asyncio.ensure_future(self.links()), rows]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return rows.result()
 
     async def _staged(self, fn: Callable[..., T], *args: Any) -> T:
-        async with self._lock:
+        async with self.lock:
             return await in_thread(fn, *args)
 
     async def terms(self) -> None:
