@@ -17,6 +17,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
+from bot.edits import not_modified
 from bot.outbound import PROGRESS, Outbound, Priority, Send
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class ProgressMessage:
                 rate_limit_args=send,
             )
         except BadRequest as exc:
-            if "not modified" not in exc.message.lower():
+            if not not_modified(exc):
                 log.warning("progress message not updated: %s", exc.message)
             return
         except TelegramError as exc:

@@ -19,6 +19,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackContext, ExtBot, JobQueue
 
 from bot import callbacks
+from bot.edits import not_modified
 from bot.i18n import Texts, texts_for
 from bot.manage import ManageService, deleted_caption, snapshot_caption
 from bot.services import get_services
@@ -83,7 +84,7 @@ async def edit_caption(
             reply_markup=markup,
         )
     except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
+        if not not_modified(exc):
             log.info("snapshot caption not updated: %s", exc.message)
 
 

@@ -23,6 +23,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
+from bot.edits import unless_unchanged
 from bot.outbound import PROGRESS, Outbound, Priority, Send
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class SummaryEditor:
 
     async def _edit_caption(self, caption: str, send: Send) -> None:
         markup = self._layout.markup
-        await _unless_unchanged(
+        await unless_unchanged(
             self._bot.edit_message_caption(
                 chat_id=self._chat_id,
                 message_id=self._caption.message_id,
@@ -211,7 +212,7 @@ class SummaryEditor:
         self._overflow.append(_Target(message.message_id, sent=text))
 
     async def _edit_text(self, target: _Target, text: str, send: Send) -> None:
-        await _unless_unchanged(
+        await unless_unchanged(
             self._bot.edit_message_text(
                 chat_id=self._chat_id,
                 message_id=target.message_id,
@@ -222,15 +223,6 @@ class SummaryEditor:
         )
         self.edits += 1
         target.sent = text
-
-
-async def _unless_unchanged(call: Awaitable[object]) -> None:
-    """An edit Telegram calls "not modified" has already landed (e.g. before a restart)."""
-    try:
-        await call
-    except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
-            raise
 
 
 def _split(heading: str, summary: str, tail: str, limit: int = TEXT_LIMIT - 96) -> list[str]:

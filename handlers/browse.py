@@ -5,11 +5,11 @@ from __future__ import annotations
 from bson import ObjectId
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import callbacks, render
 from bot.callbacks import FindPage, TagLinks
+from bot.edits import unless_unchanged
 from bot.services import get_services
 from bot.tags import HASH_MARKS, clean_tag
 from handlers import web
@@ -108,13 +108,11 @@ async def find_button(update: Update, context: ContextTypes.DEFAULT_TYPE, action
         return
     await query.answer()
     text, markup = await _find_page(context, user.id, action.query_id, *saved, action.page, update)
-    try:
-        await query.edit_message_text(
+    await unless_unchanged(
+        query.edit_message_text(
             text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
         )
-    except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
-            raise
+    )
 
 
 async def tag_button(update: Update, context: ContextTypes.DEFAULT_TYPE, action: TagLinks) -> None:

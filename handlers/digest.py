@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import digest
 from bot.callbacks import DigestPage, ShowSnapshot, codec_for
+from bot.edits import unless_unchanged
 from bot.services import Services, get_services
 from handlers.common import texts_of
 
@@ -67,10 +67,8 @@ async def digest_page(
     await query.answer()
     codec = codec_for(context.bot.token)
     text, markup = _digest(services).page(told, action.page, texts, codec, user.id)
-    try:
-        await query.edit_message_text(
+    await unless_unchanged(
+        query.edit_message_text(
             text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
         )
-    except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
-            raise
+    )
