@@ -10,7 +10,6 @@ addresses it checked (DNS pinned), and each host is asked at most once a second
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import urllib.parse
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.hostpace import HostPacer
-from bot.netguard import NetGuard
+from bot.netguard import NetGuard, as_browser_would
 
 MAX_REDIRECTS = 5
 GONE = frozenset({404, 410})
@@ -99,16 +98,6 @@ def _judge(status: int) -> bool | None:
     if status in GONE:
         return False
     return True if status < 400 else None
-
-
-def as_browser_would(url: str) -> str:
-    """The URL as the URL standard reads it, which is how the guard judged it: tabs and
-    newlines dropped and, in http(s), a backslash is a slash. Without this an HTTP client
-    could read `http://a.example\\@127.0.0.1/` as a request to 127.0.0.1."""
-    cleaned = re.sub(r"[\t\n\r]", "", url.strip())
-    if cleaned.lower().startswith(("http:", "https:")):
-        cleaned = cleaned.replace("\\", "/")
-    return cleaned
 
 
 def host_of(url: str) -> str:

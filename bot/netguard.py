@@ -230,6 +230,16 @@ def _entry_port(entry: str, text: str) -> int:
     return int(text)
 
 
+def as_browser_would(url: str) -> str:
+    """The URL as the URL standard reads it, which is how the guard judged it: tabs and
+    newlines dropped and, in http(s), a backslash is a slash. Without this an HTTP client
+    could read `http://a.example\\@127.0.0.1/` as a request to 127.0.0.1."""
+    cleaned = re.sub(r"[\t\n\r]", "", url.strip())
+    if cleaned.lower().startswith(("http:", "https:")):
+        cleaned = cleaned.replace("\\", "/")
+    return cleaned
+
+
 class NetGuard:
     """The decision, with CAPTURE_ALLOW_PRIVATE's exceptions (hosts, IPs or CIDRs, ports)."""
 
@@ -251,7 +261,7 @@ class NetGuard:
         if not scheme.allowed:
             return scheme
         try:
-            parts = urllib.parse.urlsplit(re.sub(r"[\t\n\r]", "", url.strip()).replace("\\", "/"))
+            parts = urllib.parse.urlsplit(as_browser_would(url))
             port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         except ValueError:
             return Verdict(False, "malformed")
