@@ -175,7 +175,6 @@ async def writes(store: LinkStore) -> dict[str, Any]:
             "update (capture)",
             store.update(record.id, status=Status.CAPTURED, title="t", text=record.text),
         )
-        await clock("set_searchable", store.set_searchable(record))
         await clock("update (done)", store.update(record.id, status=Status.DONE))
         # The next /find replays these writes from the journal first.
         start = time.perf_counter()

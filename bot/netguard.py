@@ -21,7 +21,6 @@ IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
-SUBREQUEST_SCHEMES = ALLOWED_SCHEMES | {"ws", "wss"}
 
 _V4_RULES: list[tuple[str, str]] = [
     ("0.0.0.0/8", "unspecified"),

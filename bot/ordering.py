@@ -20,6 +20,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.keyed_lock import KeyedLocks
+
 HOLD_AT_MOST = 3.0  # seconds an update holds the next one of the same user
 
 
@@ -28,37 +30,29 @@ class PerUserOrder(BaseUpdateProcessor):
 
     def __init__(self, max_concurrent_updates: int = 256) -> None:
         super().__init__(max_concurrent_updates)
-        # A lock lives only while some update of its key holds or waits for it, so the
-        # map is bounded by the updates in flight, not by the users ever seen.
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._locks = KeyedLocks()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = _key(update)
         if key is None:
             await coroutine
             return
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
         task: asyncio.Future[Any] | None = None
-        try:
-            async with lock:
-                # The next update of this user waits for this one, but not for long: a
-                # slow handler (a button, /find while the database is away) must not
-                # hold the user's later messages.
-                task = asyncio.ensure_future(coroutine)
-                await asyncio.wait({task}, timeout=HOLD_AT_MOST)
-        except asyncio.CancelledError:
-            if task is not None:
-                task.cancel()
-            raise
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-            if task is None and inspect.iscoroutine(coroutine):
-                coroutine.close()  # never started: stopped while waiting its turn
+        with self._locks.using(key) as lock:
+            try:
+                async with lock:
+                    # The next update of this user waits for this one, but not for long:
+                    # a slow handler (a button, /find while the database is away) must
+                    # not hold the user's later messages.
+                    task = asyncio.ensure_future(coroutine)
+                    await asyncio.wait({task}, timeout=HOLD_AT_MOST)
+            except asyncio.CancelledError:
+                if task is not None:
+                    task.cancel()
+                raise
+            finally:
+                if task is None and inspect.iscoroutine(coroutine):
+                    coroutine.close()  # never started: stopped while waiting its turn
         await task
 
     async def initialize(self) -> None:
@@ -84,22 +78,16 @@ class InOrder:
 
     def __init__(self, hold: float = HOLD_AT_MOST) -> None:
         self.hold = hold
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # only keys in use
+        self._locks = KeyedLocks()
 
     @contextlib.asynccontextmanager
     async def of(self, key: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        held = False
-        try:
-            with contextlib.suppress(TimeoutError):
-                held = await asyncio.wait_for(lock.acquire(), self.hold)
-            yield
-        finally:
-            if held:
-                lock.release()
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+        with self._locks.using(key) as lock:
+            held = False
+            try:
+                with contextlib.suppress(TimeoutError):
+                    held = await asyncio.wait_for(lock.acquire(), self.hold)
+                yield
+            finally:
+                if held:
+                    lock.release()

@@ -79,7 +79,7 @@ class CheckRound:
         more = True
         try:
             while True:
-                if more and self._open() and self._wants_more(len(lanes)):
+                if more and self._open() and self._wants_more():
                     more = await self._fill()
                 for host in self._idle_hosts(lanes):
                     lanes[host] = asyncio.create_task(self._lane(self._queues[host]))
@@ -98,7 +98,7 @@ class CheckRound:
                 task.cancel()
             await asyncio.gather(*lanes.values(), return_exceptions=True)
 
-    def _wants_more(self, working: int) -> bool:
+    def _wants_more(self) -> bool:
         """Read on while hosts could be worked that have nothing queued, or little is."""
         queued = sum(len(q) for q in self._queues.values())
         waiting = sum(1 for q in self._queues.values() if q)

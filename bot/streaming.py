@@ -85,10 +85,6 @@ class SummaryEditor:
         self.edits = 0
         self.gone = False  # `alive` said no: the message shows something else now
 
-    @property
-    def text_message_ids(self) -> list[int]:
-        return [t.message_id for t in self._overflow if t.message_id is not None]
-
     def push(self, piece: str) -> None:
         self._summary += piece
         self._wake()

@@ -86,11 +86,6 @@ class Summarizer:
     def stream(self, page: PageText, instruction: str) -> SummaryStream:
         return SummaryStream(self, build_messages(page, instruction))
 
-    async def propose_tags(self, page: PageText, instruction: str) -> str:
-        """The model's short answer to a tag request (not streamed: a few words)."""
-        answer, _ = await self.propose_tags_counted(page, instruction)
-        return answer
-
     async def propose_tags_counted(self, page: PageText, instruction: str) -> tuple[str, Usage]:
         """The tag answer and the tokens it cost (kept for /stats).
 

@@ -203,9 +203,6 @@ class Journal:
         """A listing index says it has applied everything up to `position`."""
         await set_by_id(self.positions, index_id, {"position": position, "at": now})
 
-    async def retire(self, index_id: str) -> None:
-        await self.positions.delete_one({"_id": index_id})
-
     async def floor(self, now: datetime, live: timedelta) -> int | None:
         """The lowest position of the indexes heard from within `live` (None: none)."""
         lowest: int | None = None

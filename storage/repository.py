@@ -326,7 +326,7 @@ class LinkStore:
     async def save_capture(self, record: LinkRecord) -> None:
         """A capture's result: page fields, text, screenshot, its terms, status captured.
 
-        One call for what `update(...)` plus `set_searchable` do in two. The bytes of the
+        One call for a capture's fields and its page's search terms. The bytes of the
         screenshot (and file) this capture replaces are freed once it is stored.
         """
         record.terms = terms_for(
@@ -401,13 +401,6 @@ class LinkStore:
         }
         if not await self.writes.update(link_id, change):
             await self.work.delete_one({"_id": link_id})
-
-    async def set_searchable(self, record: LinkRecord) -> None:
-        """Recompute `terms` from what the record says about the page."""
-        terms = terms_for(
-            record.title, record.note, record.description, record.site_name, record.text
-        )
-        await self.update(record.id, terms=terms)
 
     async def set_tags(self, owner_id: int, link_id: ObjectId, tags: list[str]) -> bool:
         """Replace a link's tags (retag); False when the owner has no such link."""

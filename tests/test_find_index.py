@@ -72,7 +72,7 @@ async def test_index_follows_add_retag_delete_and_restart(
     two, _ = await store.add_pending(link(7, 2, ["a"]))
     await store.update(two.id, text="Cherry blossoms 周末快照", status=Status.DONE)
     two.text = "Cherry blossoms 周末快照"
-    await store.set_searchable(two)
+    await store.update(two.id, terms=terms_for(two.title, two.note, two.text))
     assert await titles(store, 7, ["a"]) == ["page 7-2", "page 7-1"]
     assert await titles(store, 7, [], "cherry 快照") == ["page 7-2"]
     assert [(c.tag, c.count) for c in await store.tag_counts(7)] == [("a", 2), ("b", 1)]

@@ -78,8 +78,6 @@ class Texts:
     import_empty: str
     import_stopped: str
     import_busy: str
-    inline_none: str
-    inline_switch: str
     stats: str
     stats_model: str
     stats_no_tokens: str
