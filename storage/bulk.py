@@ -25,7 +25,6 @@ from storage.keys import WORK_STATES, key_id
 from storage.listing import After
 from storage.models import LinkRecord, utcnow
 from storage.repository import LinkStore, insert_many_new, light_doc
-from storage.terms import terms_for
 from storage.upserts import set_by_id
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ async def _write_links(
     get a work entry: a duplicate costs one refused insert)."""
     docs = []
     for r in records:
-        r.terms = r.terms or terms_for(r.title, r.note, r.description, r.site_name, r.text)
+        r.terms = r.terms or r.page_terms()
         doc = light_doc(r)
         doc["imported"] = True
         docs.append(doc)

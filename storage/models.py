@@ -9,6 +9,8 @@ from typing import Any
 
 from bson import ObjectId
 
+from storage.terms import terms_for
+
 
 class Status(StrEnum):
     """Life of a link, its status being its stage:
@@ -122,6 +124,10 @@ class LinkRecord:
     # When a link-rot check first found the page gone (kept while it stays gone, dropped
     # when it answers again): what the digest tells about (bot/digest.py).
     gone_at: datetime | None = None
+
+    def page_terms(self) -> list[str]:
+        """The search terms of what the record says about its page (/find's words)."""
+        return terms_for(self.title, self.note, self.description, self.site_name, self.text)
 
     def to_doc(self) -> dict[str, Any]:
         # Field by field: asdict() deep-copies every value (ObjectIds, datetimes), ~1 ms a

@@ -64,7 +64,7 @@ from storage.prefs import PrefStore
 from storage.queries import QueryStore
 from storage.rot import RotNews
 from storage.search import IndexListing, split_terms
-from storage.terms import terms_for, tokenize
+from storage.terms import tokenize
 from storage.writes import LinkWrites
 
 log = logging.getLogger(__name__)
@@ -329,9 +329,7 @@ class LinkStore:
         One call for a capture's fields and its page's search terms. The bytes of the
         screenshot (and file) this capture replaces are freed once it is stored.
         """
-        record.terms = terms_for(
-            record.title, record.note, record.description, record.site_name, record.text
-        )
+        record.terms = record.page_terms()
         before = await self.links.find_one({"_id": record.id}, {"screenshot": 1, "original": 1})
         shot = record.screenshot
         if shot is not None and shot.gridfs_id is not None and shot.size is None:
@@ -479,7 +477,7 @@ class LinkStore:
             )
         for r in fresh:
             if not r.terms:
-                r.terms = terms_for(r.title, r.note, r.description, r.site_name, r.text)
+                r.terms = r.page_terms()
         await self.insert_links([light_doc(r) for r in fresh], fresh)
         return len(fresh)
 
