@@ -31,6 +31,7 @@ from bot.services import BotData, Role, Services, UserLimits
 from bot.summarize import Summarizer
 from bot.web.address import WebAddress
 from bot.web.server import ListenError, WebServer
+from storage.errors import LinksnapError
 from storage.migrate import migrate_tags
 from storage.pacing import SendLedger
 from storage.repository import LinkStore
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 App = Application[Any, Any, Any, Any, Any, Any]
 
 
-class StartupError(Exception):
+class StartupError(LinksnapError):
     """A resource the bot needs is not there; the message is one clear line."""
 
 

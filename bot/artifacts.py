@@ -19,6 +19,7 @@ from bot.capture_types import Artifact, ArtifactKind
 from bot.i18n import Texts
 from bot.keyed_lock import KeyedLocks
 from storage.artifacts import LinkFile, LinkFiles
+from storage.errors import LinksnapError
 from storage.models import LinkRecord, StoredFile
 from storage.repository import LinkStore
 
@@ -28,7 +29,7 @@ _UNSAFE = re.compile(r"[^\w.-]+")
 _making = KeyedLocks()
 
 
-class NoBrowser(Exception):
+class NoBrowser(LinksnapError):
     """The file has not been made yet and this process has no browser to make it."""
 
 

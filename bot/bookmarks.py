@@ -32,6 +32,7 @@ from lxml import etree
 
 from bot.links import check_url
 from bot.tags import cap_tags, clean_tag, clean_tags, merge_tags
+from storage.errors import LinksnapError
 
 FORMAT_NAME = "linksnap"
 FORMAT_VERSION = 1
@@ -66,7 +67,7 @@ _ROOT_FOLDERS = frozenset(
 )
 
 
-class ImportRefused(Exception):
+class ImportRefused(LinksnapError):
     """A file that yields nothing to import; subclasses say why."""
 
 

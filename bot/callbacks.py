@@ -31,6 +31,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.capture_types import ArtifactKind
 from bot.i18n import Texts
 from bot.tags import clean_tag
+from storage.errors import LinksnapError
 from storage.models import LinkRecord
 
 MAX_DATA = 64
@@ -38,7 +39,7 @@ MAC_CHARS = 8  # 48 bits: forging one button takes ~2^47 tries against Telegram'
 _ID_CHARS = 16
 
 
-class StaleButton(Exception):
+class StaleButton(LinksnapError):
     """Data this bot did not make for this user, or no longer understands."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from storage.errors import LinksnapError
 
-class CaptureError(Exception):
+
+class CaptureError(LinksnapError):
     """A capture that could not produce a snapshot; `reason` is a stable code.
 
     Each code has a user text in bot/i18n (`capture_reasons`); the subclasses carry

@@ -39,6 +39,8 @@ from typing import Any
 from playwright.async_api import Browser, Frame, Page
 from playwright.async_api import Error as PlaywrightError
 
+from storage.errors import LinksnapError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_RULES_DIR = (
@@ -63,7 +65,7 @@ MAX_MESSAGES = 2_000
 _EVAL_TIMEOUT = 3.0
 
 
-class ConsentRulesMissing(RuntimeError):
+class ConsentRulesMissing(LinksnapError, RuntimeError):
     """The autoconsent package is not where the settings say (see scripts/setup.sh)."""
 
 

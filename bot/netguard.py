@@ -17,6 +17,8 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from storage.errors import LinksnapError
+
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -61,7 +63,7 @@ _NAT64 = [ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:
 _FORBIDDEN_HOST = re.compile(r"[\x00-\x20#%/:<>?@\[\\\]^|\x7f]")
 
 
-class Blocked(Exception):
+class Blocked(LinksnapError):
     """A destination the bot will not open; `reason` is one of the codes above."""
 
     def __init__(self, reason: str, host: str = "") -> None:

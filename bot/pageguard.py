@@ -19,6 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 from bot.capture_error import CaptureError
 from bot.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressSession, GuardProxy
 from bot.netguard import NetGuard
+from storage.errors import LinksnapError
 
 # Reasons the proxy gives for a failure beyond the guard; each has a user text.
 UPSTREAM_REASONS = frozenset({"refused", "timeout", "busy", "too_large"})
@@ -175,7 +176,7 @@ _UDP_CANDIDATES_JS = """async () => {
 }"""
 
 
-class BrowserSwitchError(RuntimeError):
+class BrowserSwitchError(LinksnapError, RuntimeError):
     """A (remote) browser that was not launched with the switches the guard relies on."""
 
 

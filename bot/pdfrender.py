@@ -17,6 +17,8 @@ import json
 import sys
 from dataclasses import dataclass
 
+from storage.errors import LinksnapError
+
 RENDER_WIDTH = 1280
 MAX_RENDER_HEIGHT = 4 * RENDER_WIDTH
 MAX_TEXT_PAGES = 200
@@ -26,7 +28,7 @@ TIMEOUT = 30.0
 JPEG_QUALITY = 85
 
 
-class PdfUnreadable(Exception):
+class PdfUnreadable(LinksnapError):
     """pdfium could not open or render the file (or ran out of time or memory)."""
 
 

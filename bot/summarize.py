@@ -16,6 +16,8 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
+from storage.errors import LinksnapError
+
 log = logging.getLogger(__name__)
 
 MAX_PAGE_CHARS = 12_000  # well inside any current model's context, and cheap
@@ -37,7 +39,7 @@ class Usage:
     completion_tokens: int | None = None
 
 
-class SummaryError(Exception):
+class SummaryError(LinksnapError):
     """The stream ended early; `reason` is a stable code the user text is keyed by."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

@@ -26,6 +26,7 @@ from bot.netguard import Blocked, NetGuard, parse_host
 from bot.tags import cap_tags, clean_tags
 from storage import bulk
 from storage.claims import PRIO_IMPORTED
+from storage.errors import LinksnapError
 from storage.models import LinkRecord, utcnow
 from storage.repository import LinkStore
 
@@ -130,7 +131,7 @@ async def import_links(
     return counts
 
 
-class ImportStopped(Exception):
+class ImportStopped(LinksnapError):
     """The database failed part-way; what was recorded stays recorded."""
 
     def __init__(self, counts: ImportCounts) -> None:

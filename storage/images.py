@@ -15,13 +15,14 @@ from bson import Binary, ObjectId
 from gridfs import AsyncGridFSBucket, NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.errors import LinksnapError
 from storage.models import utcnow
 
 Doc = dict[str, Any]
 CHUNK = 4 * 1024 * 1024  # well under MongoDB's 16 MB document limit
 
 
-class ImageNotFound(LookupError):
+class ImageNotFound(LinksnapError, LookupError):
     """No screenshot bytes under that id."""
 
 

@@ -43,6 +43,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.uri_parser import parse_uri
 
 from storage.claims import WorkQueue
+from storage.errors import LinksnapError
 from storage.images import ImageNotFound, ImageStore
 from storage.journal import Journal
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
@@ -74,7 +75,7 @@ DEFAULT_INDEX_DIR = Path("data") / "index"
 RENAME_PAGE = 500  # links read per listing page while renaming a tag
 
 
-class StoreConflict(Exception):
+class StoreConflict(LinksnapError):
     """A write kept losing races with other processes (should not happen in practice)."""
 
 

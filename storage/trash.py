@@ -26,6 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from storage.artifacts import LinkFiles
+from storage.errors import LinksnapError
 from storage.images import ImageNotFound
 from storage.keys import WORK_STATES, key_id
 from storage.models import LinkRecord, utcnow
@@ -35,15 +36,15 @@ from storage.thumbs import Thumbnails
 Doc = dict[str, Any]
 
 
-class UndoExpired(LookupError):
+class UndoExpired(LinksnapError, LookupError):
     """Nothing to undo: the link was purged, or was never this user's."""
 
 
-class AlreadyRestored(Exception):
+class AlreadyRestored(LinksnapError):
     """The link is back already (an earlier ↩ did it)."""
 
 
-class UndoConflict(Exception):
+class UndoConflict(LinksnapError):
     """The user saved the same URL again meanwhile; the deleted copy cannot come back."""
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from bot.i18n import Texts, texts_for
 from bot.web import initdata
 from bot.web.context import WebContext, context_of
+from storage.errors import LinksnapError
 from storage.websessions import Session, WebUser
 
 COOKIE = "linksnap_session"
@@ -23,7 +24,7 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class Refused(Exception):
+class Refused(LinksnapError):
     """No data for this request: `kind` names why (a key of the pages' texts)."""
 
     def __init__(self, status: int, kind: str, lang: str | None = None) -> None:

@@ -15,13 +15,14 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 
+from storage.errors import LinksnapError
 from storage.websessions import WebUser
 
 MAX_AGE = 24 * 3600.0
 CLOCK_SKEW = 300.0  # seconds an `auth_date` may lie ahead of our clock
 
 
-class InitDataError(Exception):
+class InitDataError(LinksnapError):
     """Not launch data Telegram signed for this bot now."""
 
 

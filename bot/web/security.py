@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from bot.web.auth import Refused
 from bot.web.context import API_PREFIX
 from bot.web.texts import refusal
+from storage.errors import LinksnapError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,7 +35,7 @@ HEADERS = {
 }
 
 
-class BadInput(Exception):
+class BadInput(LinksnapError):
     """A request the page should not have made (bad JSON, a bad tag): 400 with `kind`."""
 
     def __init__(self, kind: str, lang: str | None, **values: str) -> None:

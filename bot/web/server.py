@@ -22,13 +22,14 @@ from bot.web import api_actions, api_library, media, pages, progress
 from bot.web.address import WebAddress
 from bot.web.context import API_PREFIX, CONTEXT, WebContext
 from bot.web.security import guard
+from storage.errors import LinksnapError
 
 log = logging.getLogger(__name__)
 App = Application[Any, Any, Any, Any, Any, Any]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-class ListenError(Exception):
+class ListenError(LinksnapError):
     """The web server could not bind its address (one line, for start-up)."""
 
 

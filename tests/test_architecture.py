@@ -1,0 +1,62 @@
+"""The house's own rules, checked on its modules: one exception base for the project's
+errors, and nothing imports upwards (handlers -> bot -> storage)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import bot
+import handlers
+import storage
+from storage.errors import LinksnapError
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = (storage, bot, handlers)  # lowest first
+
+
+def modules() -> list[str]:
+    names = []
+    for package in PACKAGES:
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if info.name != "bot.__main__":
+                names.append(info.name)
+    return names
+
+
+def test_every_error_of_the_project_shares_one_base() -> None:
+    strays = []
+    for name in modules():
+        module = importlib.import_module(name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            own = cls.__module__ == name and issubclass(cls, BaseException)
+            if own and not issubclass(cls, LinksnapError):
+                strays.append(f"{name}.{cls.__name__}")
+    assert strays == []
+
+
+def imported(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_nothing_imports_upwards() -> None:
+    above = {"storage": {"bot", "handlers"}, "bot": {"handlers"}}
+    wrong = []
+    for low, banned in above.items():
+        for path in sorted((ROOT / low).rglob("*.py")):
+            if path.name == "__main__.py" or path.name == "app.py":
+                continue  # the wiring registers the handlers
+            hits = imported(path) & banned
+            if hits:
+                wrong.append(f"{path.relative_to(ROOT)} imports {sorted(hits)}")
+    assert wrong == []
