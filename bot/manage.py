@@ -22,7 +22,6 @@ from bot.keyed_lock import KeyedLocks
 from bot.links import url_key
 from bot.streaming import CAPTION_LIMIT, visible_len
 from bot.tags import clean_tag, merge_tags
-from storage.keys import key_id
 from storage.models import LinkRecord
 from storage.repository import LinkStore
 from storage.trash import Trash, Trashed
@@ -100,9 +99,9 @@ class ManageService:
             if record is not None:
                 return record
         for url in urls_in(message)[:1]:  # the caption's first link is the page's
-            found = await self.store.keys.find_one({"_id": key_id(owner_id, url_key(url))})
-            if found is not None:
-                return await self.store.get(owner_id, found["link_id"])
+            saved = await self.store.link_id_for(owner_id, url_key(url))
+            if saved is not None:
+                return await self.store.get(owner_id, saved)
         return None
 
     async def retag(self, owner_id: int, link_id: ObjectId, change: Retag) -> LinkRecord | None:

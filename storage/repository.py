@@ -551,6 +551,28 @@ class LinkStore:
         log.info("dropped the work entry of %s: its link is gone", link_id)
         return True
 
+    async def exists(self, link_id: ObjectId) -> bool:
+        """Whether the link is still there (not deleted, not in the trash)."""
+        return await self.links.find_one({"_id": link_id}, {"_id": 1}) is not None
+
+    async def imported_unasked(self, link_id: ObjectId) -> bool | None:
+        """Whether an import recorded this link (True) and no message has asked for it
+        since (its source message still unset); None when the link is gone."""
+        doc = await self.links.find_one({"_id": link_id}, {"imported": 1, "source_message_id": 1})
+        if doc is None:
+            return None
+        return bool(doc.get("imported")) and doc.get("source_message_id") is None
+
+    async def was_imported(self, link_id: ObjectId) -> bool:
+        """Recorded by an import (not by a message, nor on the platform's pages)."""
+        doc = await self.links.find_one({"_id": link_id}, {"imported": 1})
+        return bool(doc and doc.get("imported"))
+
+    async def link_id_for(self, owner_id: int, url_key: str) -> ObjectId | None:
+        """The owner's link of this URL key, if they saved it."""
+        found = await self.keys.find_one({"_id": key_id(owner_id, url_key)})
+        return found["link_id"] if found is not None else None
+
     async def get(self, owner_id: int, link_id: ObjectId) -> LinkRecord | None:
         record = await self._load(link_id)
         return record if record is not None and record.owner_id == owner_id else None

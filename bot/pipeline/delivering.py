@@ -189,8 +189,7 @@ async def _silent(p: Pipeline, record: LinkRecord) -> bool:
     answered with the stored screenshot (intake.answer_again)."""
     if record.source_message_id is not None:
         return False  # sent by hand: no read on the way to every photo
-    doc = await p.store.links.find_one({"_id": record.id}, {"imported": 1, "source_message_id": 1})
-    return bool(doc and doc.get("imported") and doc.get("source_message_id") is None)
+    return bool(await p.store.imported_unasked(record.id))
 
 
 async def _markup(

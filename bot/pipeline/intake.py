@@ -133,8 +133,7 @@ async def _ours_unqueued(p: Pipeline, record: LinkRecord, request: LinkRequest) 
 
 async def _imported(p: Pipeline, record: LinkRecord) -> bool:
     """Recorded by an import (not by a message, nor on the platform's pages)."""
-    doc = await p.store.links.find_one({"_id": record.id}, {"imported": 1})
-    return bool(doc and doc.get("imported"))
+    return await p.store.was_imported(record.id)
 
 
 async def _by_hand(p: Pipeline, record: LinkRecord, request: LinkRequest) -> None:

@@ -50,7 +50,7 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
     )
 
     async def alive() -> bool:
-        return await p.store.links.find_one({"_id": record.id}, {"_id": 1}) is not None
+        return await p.store.exists(record.id)
 
     editor = SummaryEditor(bot, record.chat_id, message_id, layout, p.outbound, alive)
     page = PageText(record.title, record.description, record.text, record.final_url or record.url)
