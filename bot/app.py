@@ -19,8 +19,8 @@ import handlers
 from bot import scheduler, tags
 from bot.capture import Capturer
 from bot.capture_types import CaptureOptions
-from bot.config import Settings
-from bot.egress import GuardProxy
+from bot.config import Settings, split_listen
+from bot.egress import EgressLimits, GuardProxy
 from bot.i18n import Texts, en, zh
 from bot.netguard import NetGuard
 from bot.ordering import PerUserOrder
@@ -76,6 +76,24 @@ def build_application(
     if role is not Role.WORKER:
         handlers.register(app)
     return app
+
+
+def build_proxy(guard: NetGuard, settings: Settings) -> GuardProxy:
+    """The egress proxy as configured (EGRESS_* and CAPTURE_MAX_MB). Built here, as the
+    summarizer is, so that the guard package knows nothing of the settings."""
+    host, port = split_listen(settings.egress_proxy_listen)
+    return GuardProxy(
+        guard,
+        host=host,
+        port=port,
+        public_url=str(settings.egress_proxy_url) if settings.egress_proxy_url else None,
+        limits=EgressLimits(
+            max_connections=settings.egress_max_connections,
+            max_connections_per_capture=settings.egress_max_connections_per_capture,
+            idle_timeout=settings.egress_idle_timeout,
+            max_bytes_per_capture=int(settings.capture_max_mb * 1024 * 1024),
+        ),
+    )
 
 
 def _pace(settings: Settings) -> Pace:
@@ -137,7 +155,7 @@ async def start_capturer(settings: Settings) -> Capturer:
         ws_endpoint=settings.browser_ws_endpoint,
         concurrency=settings.capture_concurrency,
         timeout=settings.capture_timeout,
-        proxy=GuardProxy.from_settings(guard, settings),
+        proxy=build_proxy(guard, settings),
         options=CaptureOptions.from_settings(settings),
     )
     try:

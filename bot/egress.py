@@ -28,7 +28,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.config import Settings, split_listen
 from bot.netguard import NetGuard, Verdict
 
 log = logging.getLogger(__name__)
@@ -137,23 +136,6 @@ class GuardProxy:
         self.active = 0
         self.blocked = 0
         self.port = 0
-
-    @classmethod
-    def from_settings(cls, guard: NetGuard, settings: Settings) -> GuardProxy:
-        """The proxy as configured (EGRESS_* and CAPTURE_MAX_MB)."""
-        host, port = split_listen(settings.egress_proxy_listen)
-        return cls(
-            guard,
-            host=host,
-            port=port,
-            public_url=str(settings.egress_proxy_url) if settings.egress_proxy_url else None,
-            limits=EgressLimits(
-                max_connections=settings.egress_max_connections,
-                max_connections_per_capture=settings.egress_max_connections_per_capture,
-                idle_timeout=settings.egress_idle_timeout,
-                max_bytes_per_capture=int(settings.capture_max_mb * 1024 * 1024),
-            ),
-        )
 
     @property
     def url(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.app import build_proxy
 from bot.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, EgressSession, GuardProxy
 from bot.netguard import NetGuard
 from tests.conftest import free_port
@@ -280,7 +281,7 @@ async def test_proxy_listens_where_configured() -> None:
         CAPTURE_MAX_MB="3",
     )
     settings = settings_for(env)
-    server = GuardProxy.from_settings(NetGuard(settings.capture_allow_private), settings)
+    server = build_proxy(NetGuard(settings.capture_allow_private), settings)
     await server.start()
     try:
         assert server.port == port
