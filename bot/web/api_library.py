@@ -9,14 +9,13 @@ from aiohttp import web
 from bot.i18n import texts_for
 from bot.manage import UNDO_SECONDS
 from bot.tags import clean_tag
-from bot.web.auth import COOKIE, Viewer, csrf_token, viewer_of
+from bot.web.auth import COOKIE, Viewer, csrf_token, viewer_of, viewers_link
 from bot.web.context import context_of
 from bot.web.media import not_found
 from bot.web.pages import set_session_cookie
 from bot.web.security import BadInput
 from bot.web.texts import page_texts
 from bot.web.views import card, detail
-from storage.repository import parse_id
 
 PAGE_SIZE = 60
 MAX_PAGE = 10_000
@@ -93,9 +92,7 @@ async def tags(request: web.Request) -> web.Response:
 
 async def link(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    viewer = await viewer_of(request)
-    link_id = parse_id(request.match_info["link_id"])
-    record = await ctx.services.store.get(viewer.user_id, link_id) if link_id else None
+    viewer, record = await viewers_link(request)
     if record is None:
         return not_found()
     return web.json_response(detail(ctx, viewer.user_id, record, viewer.texts))

@@ -17,6 +17,8 @@ from bot.i18n import Texts, texts_for
 from bot.web import initdata
 from bot.web.context import WebContext, context_of
 from storage.errors import LinksnapError
+from storage.models import LinkRecord
+from storage.repository import parse_id
 from storage.websessions import Session, WebUser
 
 COOKIE = "linksnap_session"
@@ -89,3 +91,13 @@ def accepted_language(request: web.Request) -> str | None:
     """The browser's first language (for pages shown before anyone has signed in)."""
     first = request.headers.get("Accept-Language", "").split(",")[0].strip()
     return first.split(";")[0] or None
+
+
+async def viewers_link(request: web.Request) -> tuple[Viewer, LinkRecord | None]:
+    """Who asks, and the link named in the path if it is theirs (None otherwise: another
+    user's link is answered exactly as a missing one)."""
+    ctx = context_of(request)
+    viewer = await viewer_of(request)
+    link_id = parse_id(request.match_info["link_id"])
+    record = await ctx.services.store.get(viewer.user_id, link_id) if link_id else None
+    return viewer, record

@@ -18,12 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.live import Listener
-from bot.web.auth import Viewer, viewer_of
+from bot.web.auth import Viewer, viewers_link
 from bot.web.context import WebContext, context_of
 from bot.web.media import not_found
 from bot.web.views import detail
 from storage.models import LinkRecord, Status
-from storage.repository import parse_id
 
 POLL = 1.0  # seconds between reads of the record
 PING_EVERY = 15  # quiet polls between keep-alive comments
@@ -32,9 +31,7 @@ ENDED = frozenset({Status.DONE, Status.FAILED, Status.SUMMARY_FAILED})
 
 async def events(request: web.Request) -> web.StreamResponse:
     ctx = context_of(request)
-    viewer = await viewer_of(request)
-    link_id = parse_id(request.match_info["link_id"])
-    record = await ctx.services.store.get(viewer.user_id, link_id) if link_id else None
+    viewer, record = await viewers_link(request)
     if record is None:
         return not_found()
     response = web.StreamResponse(
