@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -90,6 +91,18 @@ class BotHarness:
     async def records(self, owner_id: int) -> list[LinkRecord]:
         docs = self.store.links.find({"owner_id": owner_id}).sort("created_at", 1)
         return [LinkRecord.from_doc(d) async for d in docs]
+
+    async def wait_queued(self, owner_id: int, url: str, timeout: float = 60) -> None:
+        """Wait until the link `url` of `owner_id` has its turn in the work queue (or is
+        past it): from then on the queue's order decides when it is captured."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            doc = await self.store.links.find_one({"owner_id": owner_id, "url": url}, {"_id": 1})
+            if doc is not None and await self.store.queue.queued(doc["_id"]):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} of {owner_id} was not queued within {timeout}s")
+            await asyncio.sleep(0.02)
 
 
 def _emoji(call: Call) -> str:
