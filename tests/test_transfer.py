@@ -176,9 +176,11 @@ def documents_to(bot: BotHarness, chat_id: int, since: int) -> list[Call]:
     ]
 
 
-async def final_text(bot: BotHarness, chat_id: int, message_id: int, word: str) -> str:
+async def final_text(
+    bot: BotHarness, chat_id: int, message_id: int, word: str, timeout: float = 90
+) -> str:
     await bot.api.wait_until(
-        lambda: word in (bot.api.message_text(chat_id, message_id) or ""), timeout=90
+        lambda: word in (bot.api.message_text(chat_id, message_id) or ""), timeout=timeout
     )
     return str(bot.api.message_text(chat_id, message_id))
 
@@ -275,11 +277,12 @@ async def imported_captured(bot: BotHarness, owner: int) -> int:
     return await bot.store.links.count_documents(query)
 
 
-@pytest.mark.timeout(300)  # 5 000 links recorded while the workers capture them
-async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_first(
+@pytest.mark.timeout(300)  # 2 000 links recorded while the workers capture them
+async def test_two_thousand_bookmarks_with_progress_while_a_hand_link_goes_first(
     bot: BotHarness,
 ) -> None:
-    data = big_bookmark_file(bot, 5000, 100)
+    # How fast a big import goes is for the bench (benchmarks/); here what the user sees.
+    data = big_bookmark_file(bot, 2000, 100)
     start = len(bot.api.calls)
     bot.api.send_document(42, data, "bookmarks.html")
     reply = await bot.api.wait_for(
@@ -292,25 +295,18 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
     await bot.api.wait_until(
         lambda: "saved" in (bot.api.message_text(42, progress_id) or ""), timeout=60
     )
-    started = [p for p in bot.pages.hits if p.startswith("/article/imp")]
-    sent_at = len(bot.api.calls)
-    by_hand = bot.send(42, bot.pages.url("/article/by-hand") + " #now")
-    await bot.api.wait_for(
-        lambda c: c.method == "sendPhoto" and c.ok and c.params["chat_id"] == 42,
-        timeout=90,
-        since=sent_at,
-    )
-    # Its photo came while the import went on beside it, not after it: only a few
-    # imported pages were opened meanwhile (1–2 on a quiet machine, 6–11 on a loaded one;
-    # a hand link queued behind the import would see hundreds). How fast is for the bench.
-    meanwhile = [p for p in bot.pages.hits if p.startswith("/article/imp") and p not in started]
-    assert len(meanwhile) < 15, meanwhile
-    # Its closing reaction too: imported links post nothing into the chat.
+    hand_url = bot.pages.url("/article/by-hand")
+    by_hand = bot.send(42, hand_url + " #now")
+    await bot.wait_queued(42, hand_url)
+    # From the moment the hand link has its turn, in the order pages were opened (the
+    # page server keeps first hits in order): an order, not a speed.
+    started = {p for p in bot.pages.hits if p.startswith("/article/imp")}
     assert await bot.finished(by_hand, timeout=90) == "👌"
-    assert len(bot.photos_for(by_hand)) == 1
-    # Pages are opened in capture order (the page server keeps first hits in order): once
-    # the hand link is queued, no imported link starts before it, bar a claim already under
-    # way in each of the two capture slots.
+    assert len(bot.photos_for(by_hand)) == 1  # imported links post nothing into the chat
+    # Its photo came while the import went on beside it, not after it: once the hand link
+    # is queued, no imported link starts before it, bar a claim already under way in
+    # each of the two capture slots (a hand link queued behind the import would see
+    # thousands).
     order = list(bot.pages.hits)
     jumped = [
         p
@@ -318,9 +314,9 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
         if p.startswith("/article/imp") and p not in started
     ]
     assert len(jumped) <= 2, jumped
-    assert len([p for p in order if p.startswith("/article/imp")]) < 4900
-    done = await final_text(bot, 42, progress_id, "Imported")
-    assert "4900 new links saved, 100 duplicates" in done
+    assert len([p for p in order if p.startswith("/article/imp")]) < 1900
+    done = await final_text(bot, 42, progress_id, "Imported", timeout=240)
+    assert "1900 new links saved, 100 duplicates" in done
     edits = [
         c
         for c in bot.api.calls[start:]
@@ -328,27 +324,31 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
     ]
     assert len(edits) >= 3  # reading → at least one count → done
     shown = [e.params["text"] for e in edits[:-1] if "saved" in e.params["text"]]
-    assert shown and all(" / 5000 saved" in t for t in shown)
-    assert await bot.store.links.count_documents({"owner_id": 42, "imported": True}) == 4900
+    assert shown and all(" / 2000 saved" in t for t in shown)
+    assert await bot.store.links.count_documents({"owner_id": 42, "imported": True}) == 1900
     first = await bot.store.links.find_one({"owner_id": 42, "url": bot.pages.url("/article/imp0")})
     # It is also among the repeats (in the last folder): one link with both folders' tags.
-    assert first is not None and first["tags"] == ["topic_0", "part_0", "topic_4", "part_98"]
+    assert first is not None and first["tags"] == ["topic_0", "part_0", "topic_1", "part_38"]
     last = await bot.store.links.find_one(
-        {"owner_id": 42, "url": bot.pages.url("/article/imp4899")}
+        {"owner_id": 42, "url": bot.pages.url("/article/imp1899")}
     )
-    assert last is not None and last["tags"] == ["topic_4", "part_97"]
+    assert last is not None and last["tags"] == ["topic_1", "part_37"]
     # What /tags lists (read from the store: the chat is busy with the capture replies).
     counts = {c.tag: c.count for c in await bot.store.tag_counts(42, limit=500)}
     assert counts["topic_0"] == 1000 and counts["part_0"] == 50 and counts["now"] == 1
 
     # Imported links are captured silently: the only photo in the chat is the hand link's.
+    for _ in range(600):  # the import goes on being captured, silently
+        if await imported_captured(bot, 42) > 0:
+            break
+        await asyncio.sleep(0.1)
     assert await imported_captured(bot, 42) > 0
     assert bot.api.calls_of("sendPhoto", 42, ok_only=True) == bot.photos_for(by_hand)
     # An imported link sent by hand before its turn: captured next, and its photo answers.
-    late = bot.send(42, bot.pages.url("/article/imp4899"))
+    late = bot.send(42, bot.pages.url("/article/imp1899"))
     assert await bot.finished(late, timeout=90) == "👌"
     [photo] = bot.photos_for(late)
-    assert "Article imp4899" in photo.result["caption"]
+    assert "Article imp1899" in photo.result["caption"]
     assert "🗑 Delete" in str(photo.params["reply_markup"])
 
 
