@@ -6,6 +6,8 @@ import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
+from telegram import Update
+
 from bot.app import build_application, running
 from bot.capture import Capturer
 from bot.config import Settings
@@ -40,7 +42,31 @@ class BotHarness:
     async def start(self) -> None:
         self.api.release_polls(False)
         app = build_application(self.settings, capturer=self._capturer)
+        self._count_handled(app)
         self.app = await self._stack.enter_async_context(running(app, self.settings))
+
+    def _count_handled(self, app: Any) -> None:
+        """Note each message whose update the Application has finished handling: a
+        positive signal for tests that check that a message got no answer."""
+        self.handled_messages: set[tuple[int, int]] = set()
+        processor = app.update_processor
+        inner = processor.do_process_update
+
+        async def counted(update: object, coroutine: Any) -> None:
+            try:
+                await inner(update, coroutine)
+            finally:
+                message = update.effective_message if isinstance(update, Update) else None
+                if message is not None:
+                    self.handled_messages.add((message.chat_id, message.message_id))
+
+        processor.do_process_update = counted
+
+    async def handled(self, *messages: dict[str, Any], timeout: float = 60) -> None:
+        """Wait until the bot has finished handling these messages' updates (their
+        handlers returned; work they handed to the pipeline may still run)."""
+        keys = {(m["chat"]["id"], m["message_id"]) for m in messages}
+        await self.api.wait_until(lambda: keys <= self.handled_messages, timeout=timeout)
 
     async def stop(self) -> None:
         self.api.release_polls()
