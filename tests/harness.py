@@ -46,20 +46,38 @@ class BotHarness:
         self.app = await self._stack.enter_async_context(running(app, self.settings))
 
     def _count_handled(self, app: Any) -> None:
-        """Note each message whose update the Application has finished handling: a
-        positive signal for tests that check that a message got no answer."""
+        """Note each message whose update the Application has finished handling,
+        non-blocking handlers included: a positive signal for tests that check that a
+        message got no answer."""
         self.handled_messages: set[tuple[int, int]] = set()
         processor = app.update_processor
         inner = processor.do_process_update
+        # PTB's own set of the tasks it runs non-blocking handlers in (block=False).
+        spawned: set[asyncio.Task[Any]] = app._Application__create_task_tasks
+
+        async def mark(key: tuple[int, int], tasks: list[asyncio.Task[Any]]) -> None:
+            await asyncio.wait(tasks)
+            self.handled_messages.add(key)
 
         async def counted(update: object, coroutine: Any) -> None:
+            before = set(spawned)
             try:
                 await inner(update, coroutine)
             finally:
                 message = update.effective_message if isinstance(update, Update) else None
                 if message is not None:
-                    self.handled_messages.add((message.chat_id, message.message_id))
+                    key = (message.chat_id, message.message_id)
+                    # Tasks started meanwhile (this update's, perhaps others' too: waiting
+                    # for those as well only makes the signal later, never early).
+                    tasks = [t for t in spawned - before if not t.done()]
+                    if tasks:
+                        marking = asyncio.create_task(mark(key, tasks))
+                        self._marks.add(marking)
+                        marking.add_done_callback(self._marks.discard)
+                    else:
+                        self.handled_messages.add(key)
 
+        self._marks: set[asyncio.Task[None]] = set()
         processor.do_process_update = counted
 
     async def handled(self, *messages: dict[str, Any], timeout: float = 60) -> None:
