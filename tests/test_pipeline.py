@@ -43,13 +43,13 @@ async def test_front_and_three_workers_one_killed_midway(
         await botapi.wait_for(lambda c: c.method == "getUpdates", timeout=150)
         sent = [
             botapi.send_message(user, pages.url(f"/article/w{user}-{i}"))
-            for i in range(20)
+            for i in range(8)  # enough that the killed worker leaves claims behind
             for user in (301, 302, 303)
         ]
         procs = (front, *workers)
         await botapi.wait_until(
             lambda: (
-                sum(photos_per_message(botapi).values()) >= 15
+                sum(photos_per_message(botapi).values()) >= 6
                 or any(p.returncode is not None for p in procs)
             ),
             180,
@@ -59,7 +59,7 @@ async def test_front_and_three_workers_one_killed_midway(
         await workers[0].wait()
         wanted = {(m["chat"]["id"], m["message_id"]) for m in sent}
         await botapi.wait_until(lambda: wanted <= set(photos_per_message(botapi)), timeout=300)
-        done = await all_done(env["MONGODB_URI"], [301, 302, 303], 60, timeout=120)
+        done = await all_done(env["MONGODB_URI"], [301, 302, 303], len(sent), timeout=120)
     finally:
         for proc in (front, *workers):
             await stop(proc)
