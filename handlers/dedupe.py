@@ -21,4 +21,5 @@ async def once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("update %s not checked for repeats: database away", update.update_id)
         return
     if not first:
+        log.info("update %s was handled already: skipped", update.update_id)
         raise ApplicationHandlerStop

@@ -86,7 +86,8 @@ class WorkQueue:
             doc = await self.owners.find_one({"_id": key}) or {}
             turn = max(await self._head_turn(), float(doc.get("turn", 0.0))) + 1.0
             pace = _gcra(now, float(doc.get("tat", 0.0)), per_minute)
-            await set_by_id(self.owners, key, {"turn": turn, "tat": pace.tat})
+            # `at`: this owner's links are being queued by a live front (adopt_orphans).
+            await set_by_id(self.owners, key, {"turn": turn, "tat": pace.tat, "at": utcnow()})
         fields: Doc = {"turn": turn, "prio": prio}
         later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
         await self.work.update_one({"_id": link_id}, {"$set": fields})
@@ -192,9 +193,20 @@ class WorkQueue:
 
     async def adopt_orphans(self, older_than: datetime) -> int:
         """Work left without a turn (a front that died between recording and queueing, or
-        an older version's records) is queued at the front: it has waited longest."""
-        orphans = self.work.find({"turn": None, "updated_at": {"$lt": older_than}}, {"_id": 1})
-        ids = [doc["_id"] async for doc in orphans]
+        an older version's records) is queued at the front: it has waited longest.
+
+        Not while a front is still queueing that owner's links (their turns written since
+        `older_than`): a burst of hundreds is queued one at a time, and on a loaded
+        machine its last links wait longer than `older_than` for their turn; adopted at
+        the front, they would jump ahead of every other user's links."""
+        query = {"turn": None, "updated_at": {"$lt": older_than}}
+        found = [doc async for doc in self.work.find(query, {"_id": 1, "owner_id": 1})]
+        owners = list({str(doc.get("owner_id")) for doc in found})  # turns are keyed by text
+        busy = {
+            doc["_id"]
+            async for doc in self.owners.find({"_id": {"$in": owners}, "at": {"$gte": older_than}})
+        }
+        ids = [doc["_id"] for doc in found if str(doc.get("owner_id")) not in busy]
         for link_id in ids:
             await self.work.update_one({"_id": link_id}, {"$set": {"turn": 0.0, "prio": 0}})
         return len(ids)

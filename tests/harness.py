@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
+
+from telegram import Update
 
 from bot.app import build_application, running
 from bot.capture import Capturer
@@ -39,7 +42,49 @@ class BotHarness:
     async def start(self) -> None:
         self.api.release_polls(False)
         app = build_application(self.settings, capturer=self._capturer)
+        self._count_handled(app)
         self.app = await self._stack.enter_async_context(running(app, self.settings))
+
+    def _count_handled(self, app: Any) -> None:
+        """Note each message whose update the Application has finished handling,
+        non-blocking handlers included: a positive signal for tests that check that a
+        message got no answer."""
+        self.handled_messages: set[tuple[int, int]] = set()
+        processor = app.update_processor
+        inner = processor.do_process_update
+        # PTB's own set of the tasks it runs non-blocking handlers in (block=False).
+        spawned: set[asyncio.Task[Any]] = app._Application__create_task_tasks
+
+        async def mark(key: tuple[int, int], tasks: list[asyncio.Task[Any]]) -> None:
+            await asyncio.wait(tasks)
+            self.handled_messages.add(key)
+
+        async def counted(update: object, coroutine: Any) -> None:
+            before = set(spawned)
+            try:
+                await inner(update, coroutine)
+            finally:
+                message = update.effective_message if isinstance(update, Update) else None
+                if message is not None:
+                    key = (message.chat_id, message.message_id)
+                    # Tasks started meanwhile (this update's, perhaps others' too: waiting
+                    # for those as well only makes the signal later, never early).
+                    tasks = [t for t in spawned - before if not t.done()]
+                    if tasks:
+                        marking = asyncio.create_task(mark(key, tasks))
+                        self._marks.add(marking)
+                        marking.add_done_callback(self._marks.discard)
+                    else:
+                        self.handled_messages.add(key)
+
+        self._marks: set[asyncio.Task[None]] = set()
+        processor.do_process_update = counted
+
+    async def handled(self, *messages: dict[str, Any], timeout: float = 60) -> None:
+        """Wait until the bot has finished handling these messages' updates (their
+        handlers returned; work they handed to the pipeline may still run)."""
+        keys = {(m["chat"]["id"], m["message_id"]) for m in messages}
+        await self.api.wait_until(lambda: keys <= self.handled_messages, timeout=timeout)
 
     async def stop(self) -> None:
         self.api.release_polls()
@@ -90,6 +135,18 @@ class BotHarness:
     async def records(self, owner_id: int) -> list[LinkRecord]:
         docs = self.store.links.find({"owner_id": owner_id}).sort("created_at", 1)
         return [LinkRecord.from_doc(d) async for d in docs]
+
+    async def wait_queued(self, owner_id: int, url: str, timeout: float = 60) -> None:
+        """Wait until the link `url` of `owner_id` has its turn in the work queue (or is
+        past it): from then on the queue's order decides when it is captured."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            doc = await self.store.links.find_one({"owner_id": owner_id, "url": url}, {"_id": 1})
+            if doc is not None and await self.store.queue.queued(doc["_id"]):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} of {owner_id} was not queued within {timeout}s")
+            await asyncio.sleep(0.02)
 
 
 def _emoji(call: Call) -> str:

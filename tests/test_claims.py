@@ -63,3 +63,26 @@ async def test_one_worker_per_round_of_a_periodic_job(queue: WorkQueue) -> None:
     assert won == [True, False, False]
     assert not await queue.claim_round("rot", 100, "w0")  # asking again: already run
     assert await queue.claim_round("rot", 101, "w2")
+
+
+async def test_unqueued_work_is_adopted_only_once_its_owner_is_quiet(queue: WorkQueue) -> None:
+    """A front queueing a long burst of one user's links (one at a time) is not dead: its
+    links still waiting for a turn are not adopted at the front of the queue."""
+    old = utcnow() - timedelta(seconds=60)
+    waiting, left = ObjectId(), ObjectId()
+    await queue.work.insert_many(
+        [
+            {"_id": waiting, "owner_id": 7, "status": "pending", "updated_at": old},
+            {"_id": left, "owner_id": 8, "status": "pending", "updated_at": old},
+        ]
+    )
+    await queue.work.insert_one(  # owner 7's burst, being queued right now
+        {"_id": ObjectId(), "owner_id": 7, "status": "pending", "updated_at": utcnow()}
+    )
+    await queue.enqueue(ObjectId(), 7, per_minute=1000)  # a turn written for owner 7 now
+    assert await queue.adopt_orphans(utcnow() - timedelta(seconds=10)) == 1
+    assert not await queue.queued(waiting)  # its own front will queue it
+    assert await queue.queued(left)  # owner 8's front died: adopted
+    # Once owner 7 has been quiet for the orphan age, its leftovers are adopted too.
+    assert await queue.adopt_orphans(utcnow() + timedelta(seconds=1)) >= 1
+    assert await queue.queued(waiting)

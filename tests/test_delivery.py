@@ -96,17 +96,17 @@ async def test_a_chats_pace_never_holds_the_browser(harness_factory: Any) -> Non
     next links meanwhile: a capture slot sends a photo itself only when the chat's turn
     is free, and otherwise leaves it to a delivery slot."""
     bot: BotHarness = await harness_factory(
-        telegram_private_burst="1", telegram_private_per_second="0.25"
+        telegram_private_burst="1", telegram_private_per_second="0.02"
     )
     urls = [bot.pages.url(f"/article/pace-{i}") for i in range(4)]
     message = bot.send(205, " ".join(urls))
-    assert await bot.finished(message, timeout=90) == "👌"
-    photos = sorted(c.at for c in bot.photos_for(message))
-    assert len(photos) == 4
-    opened = [at for path, at in bot.pages.requested if path.startswith("/article/pace-")]
-    # Two capture slots: had each waited for its photo's turn (one every 4.4 s), the
-    # fourth page would have been opened only after the second photo went out.
-    assert len(opened) == 4 and max(opened) < photos[1]
+    opened = lambda: {p for p, _ in bot.pages.requested if p.startswith("/article/pace-")}  # noqa: E731
+    await bot.api.wait_until(lambda: len(opened()) == 4, timeout=120)
+    # Two capture slots and the chat's next turn a good 50 s after its first photo: had
+    # each slot waited for its photo's turn, the fourth page could not be open before the
+    # second photo went out. (An order with a wide margin, not a race of seconds.)
+    assert len(bot.photos_for(message)) <= 1
+    await bot.api.wait_until(lambda: len(bot.photos_for(message)) == 1, timeout=60)
 
 
 @pytest.mark.timeout(300)
@@ -169,10 +169,8 @@ async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
     sent = [botapi.send_message(42, pages.url(f"/article/term-{i}")) for i in range(12)]
     await botapi.wait_until(lambda: bool(botapi.calls_of("sendPhoto", 42, ok_only=True)), 60)
     first.send_signal(signal.SIGTERM)
-    stopped_at = time.monotonic()
     await asyncio.wait_for(first.wait(), 60)
-    assert first.returncode == 0
-    assert time.monotonic() - stopped_at < 5 + 15  # the grace, plus closing the browser
+    assert first.returncode == 0  # it stopped by itself (the 60 s wait is only a guard)
     delivered = len(botapi.calls_of("sendPhoto", 42, ok_only=True))
     assert delivered < 12  # some links were left for the next start
     second = await start(env, tmp_path)
@@ -190,7 +188,7 @@ async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
 
 
 @pytest.mark.timeout(300)
-async def test_database_gone_for_twenty_seconds_loses_nothing(
+async def test_database_gone_during_a_burst_loses_nothing(
     botapi: FakeBotAPI, pages: PageServer, capturer: Any, tmp_path: Path
 ) -> None:
     data = tmp_path / "db"
@@ -202,14 +200,22 @@ async def test_database_gone_for_twenty_seconds_loses_nothing(
     await harness.start()
     try:
         sent = [harness.send(42, pages.url(f"/article/outage-{i}")) for i in range(4)]
-        await asyncio.sleep(1.0)
+        for _ in range(600):  # the first four are recorded before the database goes
+            if await harness.store.links.count_documents({"owner_id": 42}) == 4:
+                break
+            await asyncio.sleep(0.1)
         proc.terminate()
         proc.wait(10)
-        down_at = time.monotonic()
+        told = lambda: [  # noqa: E731
+            c
+            for c in botapi.calls_of("sendMessage", 42, ok_only=True)
+            if "database is not answering" in c.params["text"]
+        ]
         for i in range(4, 10):
             sent.append(harness.send(42, pages.url(f"/article/outage-{i}")))
-            await asyncio.sleep(1.0)
-        await asyncio.sleep(max(0.0, 20 - (time.monotonic() - down_at)))
+        # The outage lasts until the bot has taken every message and told the user it is
+        # holding on to them (signals, not a length of time).
+        await botapi.wait_until(lambda: bool(told()) and botapi.updates_waiting == 0, 120)
         proc, again = start_ferretdb(data, port=int(port))
         assert again == uri
         try:
@@ -241,13 +247,8 @@ async def test_stranger_is_told_once_on_a_fresh_machine(
     fresh_boot: None, harness_factory: Any
 ) -> None:
     harness: BotHarness = await harness_factory(allowed_users="1")
-    for text in ("hello", "https://example.com/page", "/find #x"):
-        harness.send(777, text)
-        await asyncio.sleep(0.2)
-    await harness.api.wait_until(
-        lambda: bool(harness.api.calls_of("sendMessage", 777, ok_only=True)), timeout=10
-    )
-    await asyncio.sleep(2.0)  # the later messages had their chance to be answered
+    sent = [harness.send(777, text) for text in ("hello", "https://example.com/page", "/find #x")]
+    await harness.handled(*sent)  # every one of them went through the gate
     replies = harness.api.calls_of("sendMessage", 777, ok_only=True)
     assert len(replies) == 1 and "private bot" in replies[0].params["text"]
 

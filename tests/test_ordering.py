@@ -8,6 +8,7 @@ ahead of it that sleeps), standing in for a slow database answer.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from telegram import Update
@@ -80,7 +81,17 @@ async def test_links_sent_together_start_in_the_order_sent(harness_factory: Any)
     link handlers of one user run concurrently (a photo answer must not hold the next
     message), so only an ordered recording gives the first link the first turn."""
     bot: BotHarness = await harness_factory(user_rate_per_minute="1")
-    sent = [bot.send(61, bot.pages.url(f"/article/order-{i}")) for i in range(6)]
+    urls = [bot.pages.url(f"/article/order-{i}") for i in range(6)]
+    sent = [bot.send(61, url) for url in urls]
+    await bot.wait_queued(61, urls[-1])  # recorded in order: all six are queued
     await bot.api.wait_until(lambda: any(bot.photos_for(m) for m in sent), timeout=30)
-    await asyncio.sleep(1.0)  # any other link that started at once has its photo by now
     assert [m["message_id"] for m in sent if bot.photos_for(m)] == [sent[0]["message_id"]]
+    # The other five wait for their pace (a positive state, not a quiet moment): each
+    # is held until a time still to come.
+    now = datetime.now(UTC)
+    for url in urls[1:]:
+        link = await bot.store.links.find_one({"owner_id": 61, "url": url}, {"_id": 1})
+        assert link is not None
+        lease = await bot.store.queue.leases.find_one({"_id": link["_id"]})
+        assert lease is not None and "worker" not in lease and lease["until"] > now, url
+        assert url.split("/", 3)[3] not in {p.lstrip("/") for p in bot.pages.hits}

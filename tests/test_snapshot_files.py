@@ -312,7 +312,7 @@ async def test_another_users_file_button_does_nothing(bot: BotHarness) -> None:
         lambda c: c.method == "answerCallbackQuery" and c.ok, since=start, timeout=20
     )
     assert answer.params.get("text") == EN.stale_button
-    await asyncio.sleep(0.5)
+    await bot.handled(photo.result)  # the press's update was handled to its end
     assert [c for c in bot.api.calls[start:] if c.method == "sendDocument"] == []
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import time
 from typing import Any
@@ -169,12 +168,12 @@ async def test_browser_is_relaunched_after_it_dies(bot: BotHarness, capturer: An
 
 async def test_group_chatter_without_links_gets_no_reply(bot: BotHarness) -> None:
     group = -100500
-    bot.send(42, "lunch at noon?", chat_id=group, chat_type="supergroup")
+    chatter = bot.send(42, "lunch at noon?", chat_id=group, chat_type="supergroup")
     sent = bot.send(
         43, bot.pages.url("/article/grp") + " #team", chat_id=group, chat_type="supergroup"
     )
     assert await bot.finished(sent) == "👌"
     [record] = await bot.records(43)
     assert record.chat_id == group and record.tags == ["team"]
-    await asyncio.sleep(3.5)  # past the wait for a share's follow-up link
+    await bot.handled(chatter)  # its handler returned (a reply would have been sent by then)
     assert bot.api.calls_of("sendMessage", group) == []

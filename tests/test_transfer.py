@@ -15,6 +15,7 @@ from bot.bookmarks import Malformed, NoLinks, UnknownFormat
 from bot.links import url_key
 from storage.models import LinkRecord, Status
 from tests.fakes.botapi import Call
+from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -175,9 +176,11 @@ def documents_to(bot: BotHarness, chat_id: int, since: int) -> list[Call]:
     ]
 
 
-async def final_text(bot: BotHarness, chat_id: int, message_id: int, word: str) -> str:
+async def final_text(
+    bot: BotHarness, chat_id: int, message_id: int, word: str, timeout: float = 90
+) -> str:
     await bot.api.wait_until(
-        lambda: word in (bot.api.message_text(chat_id, message_id) or ""), timeout=90
+        lambda: word in (bot.api.message_text(chat_id, message_id) or ""), timeout=timeout
     )
     return str(bot.api.message_text(chat_id, message_id))
 
@@ -274,11 +277,12 @@ async def imported_captured(bot: BotHarness, owner: int) -> int:
     return await bot.store.links.count_documents(query)
 
 
-@pytest.mark.timeout(300)  # 5 000 links recorded while the workers capture them
-async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_first(
+@pytest.mark.timeout(300)  # 2 000 links recorded while the workers capture them
+async def test_two_thousand_bookmarks_with_progress_while_a_hand_link_goes_first(
     bot: BotHarness,
 ) -> None:
-    data = big_bookmark_file(bot, 5000, 100)
+    # How fast a big import goes is for the bench (benchmarks/); here what the user sees.
+    data = big_bookmark_file(bot, 2000, 100)
     start = len(bot.api.calls)
     bot.api.send_document(42, data, "bookmarks.html")
     reply = await bot.api.wait_for(
@@ -291,25 +295,18 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
     await bot.api.wait_until(
         lambda: "saved" in (bot.api.message_text(42, progress_id) or ""), timeout=60
     )
-    started = [p for p in bot.pages.hits if p.startswith("/article/imp")]
-    sent_at = len(bot.api.calls)
-    by_hand = bot.send(42, bot.pages.url("/article/by-hand") + " #now")
-    await bot.api.wait_for(
-        lambda c: c.method == "sendPhoto" and c.ok and c.params["chat_id"] == 42,
-        timeout=90,
-        since=sent_at,
-    )
-    # Its photo came while the import went on beside it, not after it: only a few
-    # imported pages were opened meanwhile (1–2 on a quiet machine, 6–11 on a loaded one;
-    # a hand link queued behind the import would see hundreds). How fast is for the bench.
-    meanwhile = [p for p in bot.pages.hits if p.startswith("/article/imp") and p not in started]
-    assert len(meanwhile) < 15, meanwhile
-    # Its closing reaction too: imported links post nothing into the chat.
+    hand_url = bot.pages.url("/article/by-hand")
+    by_hand = bot.send(42, hand_url + " #now")
+    await bot.wait_queued(42, hand_url)
+    # From the moment the hand link has its turn, in the order pages were opened (the
+    # page server keeps first hits in order): an order, not a speed.
+    started = {p for p in bot.pages.hits if p.startswith("/article/imp")}
     assert await bot.finished(by_hand, timeout=90) == "👌"
-    assert len(bot.photos_for(by_hand)) == 1
-    # Pages are opened in capture order (the page server keeps first hits in order): once
-    # the hand link is queued, no imported link starts before it, bar a claim already under
-    # way in each of the two capture slots.
+    assert len(bot.photos_for(by_hand)) == 1  # imported links post nothing into the chat
+    # Its photo came while the import went on beside it, not after it: once the hand link
+    # is queued, no imported link starts before it, bar a claim already under way in
+    # each of the two capture slots (a hand link queued behind the import would see
+    # thousands).
     order = list(bot.pages.hits)
     jumped = [
         p
@@ -317,9 +314,9 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
         if p.startswith("/article/imp") and p not in started
     ]
     assert len(jumped) <= 2, jumped
-    assert len([p for p in order if p.startswith("/article/imp")]) < 4900
-    done = await final_text(bot, 42, progress_id, "Imported")
-    assert "4900 new links saved, 100 duplicates" in done
+    assert len([p for p in order if p.startswith("/article/imp")]) < 1900
+    done = await final_text(bot, 42, progress_id, "Imported", timeout=240)
+    assert "1900 new links saved, 100 duplicates" in done
     edits = [
         c
         for c in bot.api.calls[start:]
@@ -327,27 +324,31 @@ async def test_five_thousand_bookmarks_with_progress_while_a_hand_link_goes_firs
     ]
     assert len(edits) >= 3  # reading → at least one count → done
     shown = [e.params["text"] for e in edits[:-1] if "saved" in e.params["text"]]
-    assert shown and all(" / 5000 saved" in t for t in shown)
-    assert await bot.store.links.count_documents({"owner_id": 42, "imported": True}) == 4900
+    assert shown and all(" / 2000 saved" in t for t in shown)
+    assert await bot.store.links.count_documents({"owner_id": 42, "imported": True}) == 1900
     first = await bot.store.links.find_one({"owner_id": 42, "url": bot.pages.url("/article/imp0")})
     # It is also among the repeats (in the last folder): one link with both folders' tags.
-    assert first is not None and first["tags"] == ["topic_0", "part_0", "topic_4", "part_98"]
+    assert first is not None and first["tags"] == ["topic_0", "part_0", "topic_1", "part_38"]
     last = await bot.store.links.find_one(
-        {"owner_id": 42, "url": bot.pages.url("/article/imp4899")}
+        {"owner_id": 42, "url": bot.pages.url("/article/imp1899")}
     )
-    assert last is not None and last["tags"] == ["topic_4", "part_97"]
+    assert last is not None and last["tags"] == ["topic_1", "part_37"]
     # What /tags lists (read from the store: the chat is busy with the capture replies).
     counts = {c.tag: c.count for c in await bot.store.tag_counts(42, limit=500)}
     assert counts["topic_0"] == 1000 and counts["part_0"] == 50 and counts["now"] == 1
 
     # Imported links are captured silently: the only photo in the chat is the hand link's.
+    for _ in range(600):  # the import goes on being captured, silently
+        if await imported_captured(bot, 42) > 0:
+            break
+        await asyncio.sleep(0.1)
     assert await imported_captured(bot, 42) > 0
     assert bot.api.calls_of("sendPhoto", 42, ok_only=True) == bot.photos_for(by_hand)
     # An imported link sent by hand before its turn: captured next, and its photo answers.
-    late = bot.send(42, bot.pages.url("/article/imp4899"))
+    late = bot.send(42, bot.pages.url("/article/imp1899"))
     assert await bot.finished(late, timeout=90) == "👌"
     [photo] = bot.photos_for(late)
-    assert "Article imp4899" in photo.result["caption"]
+    assert "Article imp1899" in photo.result["caption"]
     assert "🗑 Delete" in str(photo.params["reply_markup"])
 
 
@@ -408,15 +409,15 @@ async def test_bad_files_get_a_clear_reply_and_store_nothing(
 
 async def test_thirty_megabytes_is_refused_before_download(bot: BotHarness) -> None:
     start = len(bot.api.calls)
-    bot.api.send_document(42, b"<DL>" + b" " * (30 * 2**20), "huge.html")
+    huge = bot.api.send_document(42, b"<DL>" + b" " * (30 * 2**20), "huge.html")
     reply = await bot.api.wait_for(
         lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
         timeout=20,
         since=start,
     )
     assert "30 MB" in reply.params["text"] and "20 MB" in reply.params["text"]
+    await bot.handled(huge)  # its handler is done: nothing more will come of it
     assert not [c for c in bot.api.calls[start:] if c.method == "getFile"]
-    await asyncio.sleep(0.5)
     assert await bot.records(42) == []
 
 
@@ -473,45 +474,71 @@ async def test_import_command_explains(bot: BotHarness) -> None:
     assert "send me the file" in await command(bot, 42, "/import")
 
 
-def stable(r: LinkRecord) -> tuple[Any, ...]:
-    """What an import decides and nothing after it changes (the workers capture imported
-    links meanwhile: status, title and the page's fields move on)."""
-    return (r.id, r.url, r.url_key, r.tags, r.note, r.created_at, r.owner_id)
+def listed(r: LinkRecord) -> tuple[Any, ...]:
+    """What the listing shows of a link."""
+    return (r.id, r.url, r.url_key, r.title, r.status, r.tags, r.note, r.created_at, r.owner_id)
 
 
-async def test_imported_links_in_the_index_match_a_rebuild(bot: BotHarness, tmp_path: Any) -> None:
+async def test_imported_links_in_the_index_match_a_rebuild(
+    mongodb_uri: str, pages: PageServer, tmp_path: Any
+) -> None:
     """The import hands its documents to the /find index as written; a rebuild from the
-    database must list exactly the same."""
+    database must list exactly the same. No bot runs here: no worker captures the
+    imported links between the two reads, so every listed field must agree."""
     from bot.bookmarks import Bookmark, Parsed
     from bot.netguard import NetGuard
     from bot.transfer import import_links
     from storage.repository import LinkStore
 
-    await seed(bot, 42, 3)
-    marks = [
-        Bookmark(url=bot.pages.url(f"/article/ix{i}"), title=f"网页 {i}", tags=[f"g{i % 7}"])
-        for i in range(600)
-    ]
-    counts = await import_links(
-        bot.store,
-        NetGuard(["127.0.0.1"]),
-        Parsed("text", marks, 0),
-        owner_id=42,
-        chat_id=42,
-        lang="en",
-        on_progress=lambda c: None,
-    )
-    assert counts.saved == 600
-    fresh = LinkStore.connect(
-        bot.settings.mongodb_uri.get_secret_value(), index_path=tmp_path / "rebuilt.sqlite"
-    )
+    store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "written.sqlite")
+    fresh = LinkStore.connect(mongodb_uri, index_path=tmp_path / "rebuilt.sqlite")
     try:
-        # Not the imported titles' words: the workers capture those links meanwhile, and
-        # a capture replaces a link's words (its title and text) between the two reads.
-        for tags, words in ([], ""), (["g3"], ""), (["seed"], "标题"):
-            a = await bot.store.find(42, tags, words, page_size=1000)
+        await store.ensure_indexes()
+        seeded = [
+            LinkRecord(
+                owner_id=42,
+                chat_id=42,
+                url=pages.url(f"/article/seed{i}"),
+                url_key=url_key(pages.url(f"/article/seed{i}")),
+                tags=["seed"],
+                title=f"Seed {i} 标题",
+                status=Status.DONE,
+                created_at=T0 + timedelta(minutes=i),
+            )
+            for i in range(3)
+        ]
+        assert await store.import_links(seeded) == 3
+        # The index is built and current before the import, as in a running bot: the
+        # import's links then go into it as written, not through a replay.
+        assert (await store.find(42, [])).total == 3
+        marks = [
+            Bookmark(url=pages.url(f"/article/ix{i}"), title=f"网页 {i}", tags=[f"g{i % 7}"])
+            for i in range(600)
+        ]
+        counts = await import_links(
+            store,
+            NetGuard(["127.0.0.1"]),
+            Parsed("text", marks, 0),
+            owner_id=42,
+            chat_id=42,
+            lang="en",
+            on_progress=lambda c: None,
+        )
+        assert counts.saved == 600
+        for tags, words, total in (
+            ([], "", 603),
+            (["g3"], "", 86),
+            (["seed"], "标题", 3),
+            (
+                [],
+                "网页",
+                600,
+            ),
+        ):
+            a = await store.find(42, tags, words, page_size=1000)
             b = await fresh.find(42, tags, words, page_size=1000)
-            assert a.total == b.total > 0
-            assert [stable(r) for r in a.items] == [stable(r) for r in b.items]
+            assert a.total == b.total == total, (tags, words)
+            assert [listed(r) for r in a.items] == [listed(r) for r in b.items]
     finally:
+        await store.close()
         await fresh.close()

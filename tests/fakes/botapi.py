@@ -205,6 +205,11 @@ class FakeBotAPI:
             f"{c.method}{'' if c.ok else ' ✗ ' + str(c.description)}" for c in self.calls[-6:]
         )
 
+    @property
+    def updates_waiting(self) -> int:
+        """Updates not yet confirmed by the bot (a later getUpdates' offset)."""
+        return len(self._updates)
+
     def message_text(self, chat_id: int, message_id: int) -> str | None:
         message = self.messages.get((chat_id, message_id))
         if message is None:
