@@ -8,7 +8,7 @@ import logging
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import PyMongoError
 from telegram import BotCommand, MenuButtonWebApp, Update, WebAppInfo
@@ -17,7 +17,6 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
 from bot import scheduler, tags
-from bot.capture import Capturer
 from bot.capture_types import CaptureOptions
 from bot.config import Settings
 from bot.egress import GuardProxy
@@ -34,6 +33,10 @@ from bot.web.server import ListenError, WebServer
 from storage.migrate import migrate_tags
 from storage.pacing import SendLedger
 from storage.repository import LinkStore
+
+if TYPE_CHECKING:
+    from bot.capture import Capturer
+    from bot.idle import Clock
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,11 @@ async def post_init(app: App) -> None:
     )
 
 
-async def start_capturer(settings: Settings) -> Capturer:
-    """The process's one browser, behind the egress guard."""
+async def start_capturer(settings: Settings, *, clock: Clock | None = None) -> Capturer:
+    """The process's one browser, behind the egress guard (`clock`: tests drive the idle
+    close with their own)."""
+    from bot.capture import Capturer  # Playwright is loaded by processes that capture
+
     guard = NetGuard(settings.capture_allow_private)
     capturer = Capturer(
         guard,
@@ -138,6 +144,8 @@ async def start_capturer(settings: Settings) -> Capturer:
         timeout=settings.capture_timeout,
         proxy=GuardProxy.from_settings(guard, settings),
         options=CaptureOptions.from_settings(settings),
+        idle_close=settings.browser_idle_close,
+        clock=clock,
     )
     try:
         await capturer.start()
