@@ -66,8 +66,8 @@ class IdleWatch:
         self._last_used = self.clock.now()
 
     def due(self) -> bool:
-        """No visit in flight, and none for `idle_close` seconds."""
-        return self.busy == 0 and self._remaining() <= 0
+        """No visit in flight, and none for `idle_close` seconds (never with 0)."""
+        return self.idle_close > 0 and self.busy == 0 and self._remaining() <= 0
 
     def _remaining(self) -> float:
         return self.idle_close - (self.clock.now() - self._last_used)
