@@ -195,6 +195,7 @@ class Capturer:
         self._idle = IdleWatch(idle_close, clock or LoopClock())
         self._idle_task: asyncio.Task[None] | None = None
         self._state = BrowserState(open=False, since=datetime.now(UTC))
+        self._state_changed = asyncio.Event()
         self.launches = 0  # browsers started (or connected to) so far
 
     @property
@@ -209,6 +210,17 @@ class Capturer:
     def state(self) -> BrowserState:
         """Open or closed, and since when."""
         return self._state
+
+    async def wait_state(self, *, open: bool) -> BrowserState:
+        """The state once the browser is open (or closed)."""
+        while self._state.open is not open:
+            await self._state_changed.wait()
+        return self._state
+
+    def _set_state(self, *, open: bool) -> None:
+        self._state = BrowserState(open=open, since=datetime.now(UTC))
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
 
     async def start(self) -> None:
         await self._proxy.start()
@@ -268,7 +280,7 @@ class Capturer:
             await _quietly(self._pw.stop())
             self._pw = None
         if self._state.open:
-            self._state = BrowserState(open=False, since=datetime.now(UTC))
+            self._set_state(open=False)
 
     async def _ensure_browser(self) -> Browser:
         async with self._launch_lock:
@@ -296,7 +308,7 @@ class Capturer:
                     chromium_sandbox=False,
                 )
             log.info("browser ready: %s", self._browser.version)
-            self._state = BrowserState(open=True, since=datetime.now(UTC))
+            self._set_state(open=True)
             return self._browser
 
     # --- what the bot calls ---

@@ -9,7 +9,7 @@ never by sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -44,11 +44,10 @@ class FakeClock:
             self._moved.notify_all()
 
 
-async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    """Wait for a positive signal (the capturer's state changes in its own task)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
+async def closed(capturer: Capturer) -> None:
+    """The idle close runs in the capturer's own task: wait for it to say so."""
+    async with asyncio.timeout(30):
+        await capturer.wait_state(open=False)
 
 
 @pytest.fixture
@@ -80,13 +79,13 @@ async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_pho
         first = bot.send(42, pages.url("/remember?visit=1"))
         assert await bot.finished(first) == "👌"
         assert len(bot.photos_for(first)) == 1
-        await until(lambda: idle_capturer.proxy.sessions == 1)  # the spare page's
+        assert idle_capturer.proxy.sessions == 1  # the spare page's, made after the capture
         assert idle_capturer.state.open
         assert not await idle_capturer.close_if_idle()  # not idle long enough yet
         opened_at = idle_capturer.state.since
 
         await clock.advance(IDLE)
-        await until(lambda: not idle_capturer.state.open)
+        await closed(idle_capturer)
         assert idle_capturer.state.since >= opened_at
         # The spare page went with the browser: no capture credential is left valid.
         assert idle_capturer.proxy.sessions == 0
@@ -108,7 +107,9 @@ async def test_a_capture_in_flight_keeps_the_browser_open(
     """The idle time passes while a page is still loading: that capture is not idle."""
     pending = pages.styles_pending
     shot = asyncio.create_task(idle_capturer.capture(pages.url("/blocked-css")))
-    await until(lambda: pages.styles_pending > pending)  # the page is open, loading
+    async with asyncio.timeout(30):  # the page is open, waiting for its stylesheet
+        while pages.styles_pending == pending:  # noqa: ASYNC110 (the fake page server's counter)
+            await asyncio.sleep(0.02)
     await clock.advance(IDLE * 2)
     assert not await idle_capturer.close_if_idle()
     snap = await shot
@@ -116,7 +117,7 @@ async def test_a_capture_in_flight_keeps_the_browser_open(
     assert idle_capturer.state.open
 
     await clock.advance(IDLE)  # now idle since that capture ended
-    await until(lambda: not idle_capturer.state.open)
+    await closed(idle_capturer)
     again = await idle_capturer.capture(pages.url("/remember"))
     assert again.title == "cookie-none storage-none lang-en-US"
     assert idle_capturer.launches == 2
