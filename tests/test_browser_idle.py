@@ -9,60 +9,14 @@ never by sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.app import start_capturer
 from bot.capture import Capturer
+from tests.clock import IDLE, FakeClock, clock_fixture, closed, idle_capturer_fixture  # noqa: F401
 from tests.conftest import base_env, settings_for
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-
-IDLE = 300.0
-
-
-class FakeClock:
-    """Seconds that move only when the test says so; sleepers wake when they are due."""
-
-    def __init__(self) -> None:
-        self.t = 1_000.0  # not 0: nothing may assume uptime
-        self._moved = asyncio.Condition()
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        until = self.t + seconds
-        async with self._moved:
-            await self._moved.wait_for(lambda: self.t >= until)
-
-    async def advance(self, seconds: float) -> None:
-        async with self._moved:
-            self.t += seconds
-            self._moved.notify_all()
-
-
-async def closed(capturer: Capturer) -> None:
-    """The idle close runs in the capturer's own task: wait for it to say so."""
-    async with asyncio.timeout(30):
-        await capturer.wait_state(open=False)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def idle_capturer(clock: FakeClock) -> AsyncIterator[Capturer]:
-    """A capturer of its own (the session's shared one must stay open for the others)."""
-    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x")
-    env.update(BROWSER_IDLE_CLOSE=str(IDLE), CAPTURE_BUDGET="3")
-    capturer = await start_capturer(settings_for(env), clock=clock)
-    yield capturer
-    await capturer.stop()
 
 
 async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_photo(
