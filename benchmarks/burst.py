@@ -220,7 +220,10 @@ def _phase_table(
 
 
 def _timeline(
-    phases: Phases, sent: dict[tuple[int, int], tuple[str, float]], photos: dict[str, float], start: float
+    phases: Phases,
+    sent: dict[tuple[int, int], tuple[str, float]],
+    photos: dict[str, float],
+    start: float,
 ) -> list[str]:
     """One line per page in sending order: sent, claimed, browser slot, photo (seconds
     from the first message), then its phases."""

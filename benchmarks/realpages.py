@@ -57,10 +57,9 @@ def fetch() -> dict[str, bytes]:
         for archive, (requirement, prefix) in SOURCES.items():
             path = CACHE / archive
             if not path.exists():
+                pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps"]
                 subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "-q", "--no-deps"]
-                    + ["--no-binary", ":all:", requirement, "-d", str(CACHE)],
-                    check=True,
+                    [*pip, "--no-binary", ":all:", requirement, "-d", str(CACHE)], check=True
                 )
             _extract(path, prefix, pages_dir)
     return {p.name: p.read_bytes() for p in sorted(pages_dir.iterdir())}

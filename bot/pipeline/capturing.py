@@ -27,6 +27,7 @@ from bot.pipeline.replies import reply
 from storage.models import LinkRecord, Screenshot, Status, StoredFile
 
 log = logging.getLogger(__name__)
+Doc = dict[str, Any]
 
 
 async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
@@ -37,8 +38,10 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
-        snap = await p.capturer.capture(record.url, locale=texts.locale)
+        snap, html = await p.capturer.shoot(record.url, locale=texts.locale)
         _check_size(p, snap)
+        if snap.title is None:  # the caption's title may come from the text extraction
+            snap, html = await p.capturer.read_text(snap, html), ""
     except CaptureError as exc:
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
         return False
@@ -46,11 +49,21 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
         log.exception("capture crashed")
         await failed(p, bot, record, "internal", "")
         return False
-    await _save(p, record, snap)
-    p.live.stage(record.id, Status.CAPTURED)
-    if may_send_now(p, record):
+    replaced = await _save_shot(p, record, snap)
+    # The photo first, the page's text after it: what the user sees is stored, and the
+    # link becomes `captured` (claimable for its summary) only once its text is.
+    # `reply_message_id` set: the photo went out before a restart cut this stage short.
+    if not record.reply_message_id and may_send_now(p, record):
         # Shielded: a stop lets the photo and its acknowledgement finish together.
         await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
+        if record.status == Status.FAILED:  # Telegram refused the photo: the link ended
+            shot, original = record.screenshot, record.original
+            await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))
+            return True
+    if html:
+        snap = await p.capturer.read_text(snap, html)
+    await _save(p, record, snap, replaced)
+    p.live.stage(record.id, Status.CAPTURED)
     return True
 
 
@@ -62,17 +75,29 @@ def _check_size(p: Pipeline, snap: Snapshot) -> None:
         raise FileTooLarge(str(snap.kind), len(snap.original), limit)
 
 
-async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot) -> None:
-    """Store the capture (status captured) before any photo shows it: what the user sees
-    is stored. It waits out a database outage."""
-    record.final_url, record.http_status = snap.final_url, snap.http_status
-    record.title, record.description = snap.title, snap.description
-    record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
+async def _save_shot(p: Pipeline, record: LinkRecord, snap: Snapshot) -> Doc | None:
+    """Store the screenshot's bytes (and a PDF's or image's file) before any photo shows
+    them: what the user sees is stored. Returns the files the link held until now (freed
+    once the capture is saved). It waits out a database outage."""
+    replaced = await p.durably(lambda: p.store.stored_files(record.id))
     record.kind, record.partial = str(snap.kind), snap.partial
     record.original = await p.durably(lambda: _keep_original(p, record, snap))
     image_id = await p.durably(lambda: p.store.put_image(snap.image, f"{record.id}.jpg"))
     record.screenshot = Screenshot(width=snap.width, height=snap.height, gridfs_id=image_id)
-    await p.durably(lambda: p.store.save_capture(record))
+    _take_fields(record, snap)
+    return replaced
+
+
+def _take_fields(record: LinkRecord, snap: Snapshot) -> None:
+    record.final_url, record.http_status = snap.final_url, snap.http_status
+    record.title, record.description = snap.title, snap.description
+    record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
+
+
+async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot, replaced: Doc | None) -> None:
+    """Store the capture with its text: status captured. It waits out an outage."""
+    _take_fields(record, snap)
+    await p.durably(lambda: p.store.save_capture(record, replaced=replaced))
 
 
 async def _keep_original(p: Pipeline, record: LinkRecord, snap: Snapshot) -> StoredFile | None:
