@@ -4,8 +4,11 @@ A PDF or image link keeps the file itself too (its bytes beside the screenshots,
 at DOCUMENT_MAX_MB by the capture), and a PDF's text is the link's text: the summary and
 /find read it. A page still loading when the capture budget ran out is kept as drawn,
 marked partial. A capture that cannot produce a snapshot ends the link as failed, and
-the user is told why in their language. Once stored, its photo is sent from here when
-the chat's turn is free (delivering.deliver_fresh); otherwise a delivery slot sends it.
+the user is told why in their language. Once its screenshot is stored, its photo is sent
+from here when the chat's turn is free (delivering.deliver_fresh; otherwise a delivery
+slot sends it); only then is the page's main text read (0.1-1 s of CPU on a real page)
+and the capture saved with it, status captured: the photo does not wait for the text,
+and the summary never starts without it.
 """
 
 from __future__ import annotations
