@@ -177,7 +177,7 @@ async def through_bot(api: FakeBotAPI, urls: list[str]) -> dict[str, Any]:
             sent[message["chat"]["id"], message["message_id"]] = (url, time.monotonic())
         photos: dict[str, float] = {}
         refused: dict[str, str] = {}  # url → the bot's reply instead of a photo
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 400
         while len(photos) + len(refused) < len(urls) and time.monotonic() < deadline:
             for call in api.calls:
                 to = (call.params.get("reply_parameters") or {}).get("message_id")

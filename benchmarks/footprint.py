@@ -1,7 +1,7 @@
 """Memory of the whole set `make run` starts, and the first link after an idle close.
 
 The set: FerretDB started as scripts/run.sh starts it (same binary, same GOMEMLIMIT),
-and `python -m bot` in its own process (with its Playwright driver and Chromium while
+and `python -m bot` in its own process (with run.sh's MALLOC_ARENA_MAX) (with its Playwright driver and Chromium while
 the browser is open). Memory is PSS summed over all of them (bot/procmem.py).
 
 1. at start (browser open, nothing done yet);
@@ -90,6 +90,7 @@ class WholeSet:
             "SEARCH_INDEX_DIR": str(data / "index"),
             "BROWSER_IDLE_CLOSE": str(IDLE_CLOSE),
             "USER_RATE_PER_MINUTE": "1000",
+            "MALLOC_ARENA_MAX": "2",  # as scripts/run.sh
         }
         mark = len(self.api.calls)
         self.bot = await asyncio.create_subprocess_exec(

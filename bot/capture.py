@@ -31,7 +31,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from bot import archive, budget, documents, pdfrender
+from bot import archive, budget, documents, pdfrender, procmem
 from bot.capture_error import (
     CaptureError,
     DownloadRefused,
@@ -273,6 +273,7 @@ class Capturer:
             await self._spare.drop()
             await asyncio.gather(*self._closing, return_exceptions=True)
             await self._close_browser()
+            await asyncio.to_thread(procmem.give_back)  # what the burst's pages left behind
             return True
 
     async def _close_browser(self) -> None:

@@ -7,6 +7,8 @@ OS, a locked-down container) RSS from statm stands in, and with no /proc at all,
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +75,19 @@ def _descendants(pid: int) -> list[int]:
         found.append(current)
         stack.extend(children.get(current, []))
     return found
+
+
+def give_back() -> bool:
+    """Return the C heap's free pages to the system (glibc's `malloc_trim`).
+
+    After a burst, parsing multi-megabyte pages leaves the allocator holding memory
+    the process no longer uses (measured: the bot's PSS stayed at ~260 MiB after 30
+    real pages, ~80 MiB at start). Called when the browser closes for idleness; False
+    where there is no glibc.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

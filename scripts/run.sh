@@ -24,4 +24,6 @@ if [ -z "${MONGODB_URI:-}" ]; then
   done
   export MONGODB_URI="mongodb://127.0.0.1:$port/linksnap"
 fi
-.venv/bin/python -m bot
+# Two malloc arenas, not eight per core: the threads that read pages' text would each
+# keep one, and their free pages with it (docs/BENCHMARKS.md).
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} .venv/bin/python -m bot
