@@ -43,7 +43,9 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     try:
         snap, html = await p.capturer.shoot(record.url, locale=texts.locale)
         _check_size(p, snap)
-        if snap.title is None:  # the caption's title may come from the text extraction
+        # Text first when the photo needs it: the caption's title may come from it, and
+        # without a summary the photo's ＋#tag buttons are the user's tags in the text.
+        if snap.title is None or await _has_tags(tags):
             snap, html = await p.capturer.read_text(snap, html), ""
     except CaptureError as exc:
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
@@ -68,6 +70,16 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     await _save(p, record, snap, replaced)
     p.live.stage(record.id, Status.CAPTURED)
     return True
+
+
+async def _has_tags(tags: asyncio.Task[list[str]] | None) -> bool:
+    """Whether the user has tags to suggest from (read while the page loaded)."""
+    if tags is None:
+        return False
+    try:
+        return bool(await asyncio.shield(tags))
+    except Exception:  # the buttons are optional; the photo goes out without them
+        return False
 
 
 def _check_size(p: Pipeline, snap: Snapshot) -> None:
