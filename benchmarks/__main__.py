@@ -4,7 +4,11 @@
 2. link → photo vs a bare Playwright screenshot, both on a warm browser, same local page,
    for a link sent on its own (1 s after the previous photo) and for links back to back.
 3. summary visibility: each chunk written by the OpenAI fake → first edit showing it.
-4. peak memory (bot process + its Chromium) with two captures in flight.
+4. memory of the whole set `make run` starts (bot, Chromium, FerretDB): at start, peak
+   busy, idle after the browser's idle close, and the first link after it against a
+   bare shot on a cold browser (benchmarks/footprint.py).
+4b. a burst of 30 real pages from three users against bare Playwright, with where the
+   bot's time goes per page (benchmarks/burst.py, pages from benchmarks/realpages.py).
 5. /find and /tags at 100 000 links (benchmarks/find.py; `python -m benchmarks find` alone).
 6. the library's first page for a user with 100 000 links: API, thumbnails, the page in
    headless Chromium (benchmarks/web.py; `python -m benchmarks web` alone).
@@ -29,6 +33,8 @@ from typing import Any
 
 from playwright.async_api import async_playwright
 
+from benchmarks import burst, footprint
+from benchmarks.realpages import RealPages
 from bot.app import build_application, running
 from bot.config import Settings
 from tests.conftest import FERRETDB, free_port
@@ -52,6 +58,11 @@ def summary(values: list[float]) -> dict[str, float]:
         "p95": round(pct(values, 0.95), 4),
         "max": round(max(values), 4),
     }
+
+
+def loadavg() -> str:
+    """The machine's load (1, 5, 15 min): other work on the same cores skews timings."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def settings(api: FakeBotAPI, mongo: str, **extra: str) -> Settings:
@@ -151,69 +162,6 @@ async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> 
     return {"visible_after_written": summary(lags), "edits": len(edits), "flood_errors": len(flood)}
 
 
-def tree_pss(pid: int) -> int:
-    """Proportional set size in bytes of a process and all its descendants (Linux /proc).
-
-    PSS, not RSS: Chromium's processes share most of their pages, and RSS would count
-    those once per process.
-    """
-    total = 0
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    stack = [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        stack.extend(children.get(current, []))
-    return total
-
-
-async def bench_memory(api: FakeBotAPI, mongo: str, pages: PageServer) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_URL": api.root,
-        "MONGODB_URI": mongo,
-        "CAPTURE_ALLOW_PRIVATE": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "WEB_LISTEN": "127.0.0.1:0",
-    }
-    mark = len(api.calls)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    peak = 0
-    try:
-        await api.wait_for(lambda c: c.method == "getUpdates", timeout=60, since=mark)
-        await asyncio.sleep(1)
-        idle = tree_pss(proc.pid)
-        before = len(api.calls_of("sendPhoto", ok_only=True))
-        for i in range(3):
-            api.send_message(700 + i, f"{pages.url('/big')}?a={i} {pages.url('/tall')}?b={i}")
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                peak = max(peak, tree_pss(proc.pid))
-                if len(api.calls_of("sendPhoto", ok_only=True)) >= before + 2 * (i + 1):
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        proc.terminate()
-        await proc.wait()
-    return {"idle_mib": round(idle / 2**20, 1), "peak_mib_two_in_flight": round(peak / 2**20, 1)}
-
-
 async def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
     port = free_port()
@@ -228,7 +176,8 @@ async def main() -> None:
     )
     await asyncio.sleep(1.0)
     pages, api, llm = PageServer(), FakeBotAPI(private_burst=1000, private_rate=1000), FakeOpenAI()
-    for server in (pages, api, llm):
+    real = RealPages()
+    for server in (pages, api, llm, real):
         await server.start()
     results: dict[str, Any] = {}
     try:
@@ -238,6 +187,15 @@ async def main() -> None:
             results["reaction_s"] = await bench_reaction(api, pages)
             results["capture_s"] = await bench_capture(api, pages, gap=1.0)
             results["capture_back_to_back_s"] = await bench_capture(api, pages, gap=0.0)
+            results["load_during_captures"] = loadavg()
+            bare_burst = await burst.bare(real.urls())
+            bot_burst = await burst.through_bot(api, real.urls())
+            results["burst_30_real_pages"] = {
+                "bare_playwright": bare_burst,
+                "bot": bot_burst,
+                "ratio_bare_last_over_bot_last": burst.ratio(bot_burst, bare_burst),
+                "load": loadavg(),
+            }
         strict = FakeBotAPI()
         await strict.start()
         cfg = settings(strict, mongo + "2", openai_api_key="sk-test", openai_base_url=llm.base_url)
@@ -245,9 +203,10 @@ async def main() -> None:
             await strict.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             results["summary_s"] = await bench_summary(strict, llm, pages)
         await strict.stop()
-        results["memory"] = await bench_memory(api, mongo + "3", pages)
+        results["whole_set"] = await footprint.run(api, pages, real)
+        results["whole_set"]["load"] = loadavg()
     finally:
-        for server in (pages, api, llm):
+        for server in (pages, api, llm, real):
             await server.stop()
         fdb.terminate()
         await fdb.wait()

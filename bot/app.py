@@ -8,7 +8,7 @@ import logging
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import PyMongoError
 from telegram import BotCommand, MenuButtonWebApp, Update, WebAppInfo
@@ -17,7 +17,6 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
 from bot import scheduler, tags
-from bot.capture import Capturer
 from bot.capture_types import CaptureOptions
 from bot.config import Settings, split_listen
 from bot.egress import EgressLimits, GuardProxy
@@ -35,6 +34,10 @@ from storage.errors import LinksnapError
 from storage.migrate import migrate_tags
 from storage.pacing import SendLedger
 from storage.repository import LinkStore
+
+if TYPE_CHECKING:
+    from bot.capture import Capturer
+    from bot.idle import Clock
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +149,11 @@ async def post_init(app: App) -> None:
     )
 
 
-async def start_capturer(settings: Settings) -> Capturer:
-    """The process's one browser, behind the egress guard."""
+async def start_capturer(settings: Settings, *, clock: Clock | None = None) -> Capturer:
+    """The process's one browser, behind the egress guard (`clock`: tests drive the idle
+    close with their own)."""
+    from bot.capture import Capturer  # Playwright is loaded by processes that capture
+
     guard = NetGuard(settings.capture_allow_private)
     capturer = Capturer(
         guard,
@@ -157,6 +163,8 @@ async def start_capturer(settings: Settings) -> Capturer:
         timeout=settings.capture_timeout,
         proxy=build_proxy(guard, settings),
         options=CaptureOptions.from_settings(settings),
+        idle_close=settings.browser_idle_close,
+        clock=clock,
     )
     try:
         await capturer.start()

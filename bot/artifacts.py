@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot import render
-from bot.capture import Capturer
 from bot.capture_types import Artifact, ArtifactKind
 from bot.i18n import Texts
 from bot.keyed_lock import KeyedLocks
@@ -22,6 +22,9 @@ from storage.artifacts import LinkFile, LinkFiles
 from storage.errors import LinksnapError
 from storage.models import LinkRecord, StoredFile
 from storage.repository import LinkStore
+
+if TYPE_CHECKING:
+    from bot.capture import Capturer
 
 _EXTENSIONS = {ArtifactKind.FULL_PAGE: "jpg", ArtifactKind.PDF: "pdf", ArtifactKind.MHTML: "mhtml"}
 _UNSAFE = re.compile(r"[^\w.-]+")

@@ -16,9 +16,9 @@ import io
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
-import trafilatura
 from PIL import Image
 from playwright.async_api import (
     Browser,
@@ -31,7 +31,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from bot import archive, budget, documents, pdfrender
+from bot import archive, budget, documents, pdfrender, procmem
 from bot.capture_error import (
     CaptureError,
     DownloadRefused,
@@ -48,6 +48,7 @@ from bot.capture_types import (
 )
 from bot.consent import ConsentRules, ConsentWatch, load_rules, prehide_script
 from bot.egress import EgressSession, GuardProxy
+from bot.idle import BrowserState, Clock, IdleWatch, LoopClock
 from bot.netguard import NetGuard
 from bot.pageguard import (
     NavigationWatch,
@@ -173,6 +174,8 @@ class Capturer:
         args: list[str] | None = None,
         proxy: GuardProxy | None = None,
         options: CaptureOptions | None = None,
+        idle_close: float = 0.0,
+        clock: Clock | None = None,
     ) -> None:
         self._guard = guard
         self._args = list(CHROMIUM_ARGS if args is None else args)
@@ -187,6 +190,14 @@ class Capturer:
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
         self._spare = SparePage(self._prepare, self._discard)
+        # BROWSER_IDLE_CLOSE: the browser (and Playwright's driver) close after this
+        # long without a visit; the next one starts them again (bot/idle.py).
+        self._idle = IdleWatch(idle_close, clock or LoopClock())
+        self._idle_task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Future[None]] = set()  # contexts of finished captures
+        self._state = BrowserState(open=False, since=datetime.now(UTC))
+        self._state_changed = asyncio.Event()
+        self.launches = 0  # browsers started (or connected to) so far
 
     @property
     def proxy(self) -> GuardProxy:
@@ -196,14 +207,31 @@ class Capturer:
     def guard(self) -> NetGuard:
         return self._guard
 
+    @property
+    def state(self) -> BrowserState:
+        """Open or closed, and since when."""
+        return self._state
+
+    async def wait_state(self, *, open: bool) -> BrowserState:
+        """The state once the browser is open (or closed)."""
+        while self._state.open is not open:
+            await self._state_changed.wait()
+        return self._state
+
+    def _set_state(self, *, open: bool) -> None:
+        self._state = BrowserState(open=open, since=datetime.now(UTC))
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
+
     async def start(self) -> None:
         await self._proxy.start()
-        self._pw = await async_playwright().start()
         browser = await self._ensure_browser()
         if self.options.consent:
             await self._load_consent(browser)
         if self.options.spare_page:
             self._spare.refill(browser, DEFAULT_LOCALE)
+        if self._idle.idle_close > 0:
+            self._idle_task = asyncio.create_task(self._idle.run(self.close_if_idle))
 
     async def _load_consent(self, browser: Browser) -> None:
         rules = await asyncio.to_thread(load_rules, self.options.consent_rules_dir)
@@ -224,20 +252,47 @@ class Capturer:
         self._consent = (rules, library, prehide)
 
     async def stop(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            await asyncio.gather(self._idle_task, return_exceptions=True)
+            self._idle_task = None
         await self._spare.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._close_browser()
+        await self._proxy.stop()
+
+    async def close_if_idle(self) -> bool:
+        """Close the browser, its spare page and Playwright's driver when no visit has
+        run for BROWSER_IDLE_CLOSE seconds; True when the browser is closed after it."""
+        async with self._launch_lock:  # a capture starting now waits, then relaunches
+            if self._browser is None:
+                return True
+            if not self._idle.due():
+                return False
+            log.info("no capture for %.0f s: closing the browser", self._idle.idle_close)
+            await self._spare.drop()
+            await asyncio.gather(*self._closing, return_exceptions=True)
+            await self._close_browser()
+            await asyncio.to_thread(procmem.give_back)  # what the burst's pages left behind
+            return True
+
+    async def _close_browser(self) -> None:
         if self._browser is not None:
             await _quietly(self._browser.close())
             self._browser = None
         if self._pw is not None:
             await _quietly(self._pw.stop())
             self._pw = None
-        await self._proxy.stop()
+        if self._state.open:
+            self._set_state(open=False)
 
     async def _ensure_browser(self) -> Browser:
         async with self._launch_lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
-            assert self._pw is not None, "Capturer.start() first"
+            if self._pw is None:
+                self._pw = await async_playwright().start()
+            self.launches += 1
             if self._ws_endpoint:
                 browser = await self._pw.chromium.connect(self._ws_endpoint)
                 try:
@@ -257,6 +312,7 @@ class Capturer:
                     chromium_sandbox=False,
                 )
             log.info("browser ready: %s", self._browser.version)
+            self._set_state(open=True)
             return self._browser
 
     # --- what the bot calls ---
@@ -267,7 +323,16 @@ class Capturer:
         A page still loading when the budget runs out is shot as it stands
         (`partial`); it fails only when nothing rendered at all.
         """
-        snap, html = await self._run(url, locale, self._snapshot)
+        snap, html = await self.shoot(url, locale=locale)
+        return await self.read_text(snap, html)
+
+    async def shoot(self, url: str, *, locale: str = DEFAULT_LOCALE) -> tuple[Snapshot, str]:
+        """`capture` without the page's main text: the snapshot and the page's HTML, for
+        `read_text` once the photo is on its way (extraction takes 0.1-1 s of CPU)."""
+        return await self._run(url, locale, self._snapshot)
+
+    async def read_text(self, snap: Snapshot, html: str) -> Snapshot:
+        """The snapshot with the page's main text and any metadata its tags lacked."""
         return await asyncio.to_thread(_with_text, snap, html)
 
     async def full_page(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Artifact:
@@ -299,11 +364,14 @@ class Capturer:
             )
         limit = self._timeout + self.options.budget + self.options.consent_wait + 15 + extra
         async with self._slots:
+            self._idle.begin()
             try:
                 async with asyncio.timeout(limit):
                     return await self._in_browser(url, locale, action)
             except TimeoutError:
                 raise CaptureError("timeout") from None
+            finally:
+                self._idle.end()
 
     async def _in_browser(
         self, url: str, locale: str, action: Callable[[_Visit], Awaitable[T]]
@@ -343,7 +411,10 @@ class Capturer:
                 raise CaptureError("too_large") from None
             raise
         finally:
-            await self._discard(ready)
+            # Closed beside what follows (the photo needs nothing more from the page).
+            closing = asyncio.ensure_future(self._discard(ready))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
             if self.options.spare_page:
                 self._spare.refill(browser, locale)  # made while the capture is stored
 
@@ -662,6 +733,8 @@ def _with_text(snap: Snapshot, html: str) -> Snapshot:
     """Main text and any metadata the page's own tags did not give (trafilatura)."""
     if not html:
         return snap
+    import trafilatura  # ~25 MB resident: loaded with the first page's text, not at start
+
     try:
         doc = trafilatura.bare_extraction(
             html,

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     document_max_mb: float = Field(20, gt=0, le=2_000)
     # one blank page kept ready for the next capture: ~150 ms less per link (bot/spare.py)
     capture_spare_page: bool = True
+    # seconds without a capture after which the browser closes (0: never); see bot/idle.py
+    browser_idle_close: float = Field(300, ge=0, le=86_400)
     # link-rot: every saved link is checked at least this often (seconds; bot/rotround.py)
     linkrot_max_age: float = Field(7 * 86400, ge=3600, le=365 * 86400)
     # seconds between digests telling each user which saved pages went offline

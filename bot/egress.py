@@ -150,6 +150,11 @@ class GuardProxy:
         return f"http://{host}:{self.port}"
 
     @property
+    def sessions(self) -> int:
+        """Capture credentials valid now (each page's context holds one)."""
+        return len(self._sessions)
+
+    @property
     def connections(self) -> int:
         """Client connections open now (authenticated or not)."""
         return len(self._tasks)

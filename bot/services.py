@@ -8,20 +8,22 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 from telegram.ext import CallbackContext
 
-from bot.capture import Capturer
 from bot.config import Settings
 from bot.ordering import InOrder
 from bot.outbound import Outbound
 from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Kind, Worker
-from bot.summarize import Summarizer
 from bot.web.address import WebAddress
 from storage.repository import LinkStore
+
+if TYPE_CHECKING:
+    from bot.capture import Capturer
+    from bot.summarize import Summarizer
 
 REFUSAL_EVERY = 600.0
 log = logging.getLogger(__name__)

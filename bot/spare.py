@@ -85,6 +85,10 @@ class SparePage:
 
     async def close(self) -> None:
         self._closed = True
+        await self.drop()
+
+    async def drop(self) -> None:
+        """Discard the spare (made or being made); `refill` makes the next one."""
         task, self._next = self._next, None
         if task is None:
             return

@@ -1,18 +1,25 @@
 """/stats: one user's numbers, from the listing: counts, and the screenshots' sizes stored
-with the records (records saved before sizes were kept are looked up by image id)."""
+with the records (records saved before sizes were kept are looked up by image id); for
+the bot's owner, also this process's memory and whether its browser is open."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from bot.idle import BrowserState
+from bot.procmem import Memory, process_memory
 from storage import bulk
 from storage.models import Status
 from storage.repository import LinkStore
+
+if TYPE_CHECKING:
+    from bot.capture import Capturer
 
 _CAPTURED = {
     str(Status.CAPTURED),
@@ -103,3 +110,17 @@ def human_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"
+
+
+@dataclass(frozen=True)
+class ProcessStats:
+    """What the bot's owner sees under /stats: this process's memory, and its browser's
+    state (None: a front, which has no browser)."""
+
+    memory: Memory
+    browser: BrowserState | None
+
+
+async def process_stats(capturer: Capturer | None) -> ProcessStats:
+    memory = await asyncio.to_thread(process_memory)  # reads /proc: a few ms
+    return ProcessStats(memory, capturer.state if capturer is not None else None)

@@ -1,4 +1,8 @@
-"""Page summaries from an OpenAI-compatible model, streamed as they are written."""
+"""Page summaries from an OpenAI-compatible model, streamed as they are written.
+
+The `openai` package (~45 MB resident with its types) is imported at the first request,
+not at start: a bot that has not summarised anything yet does not hold it.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import openai
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import (
-    ChatCompletionChunk,
-    ChatCompletionMessageParam,
-    ChatCompletionSystemMessageParam,
-    ChatCompletionUserMessageParam,
-)
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, AsyncStream
+    from openai.types.chat import (
+        ChatCompletionChunk,
+        ChatCompletionMessageParam,
+        ChatCompletionSystemMessageParam,
+        ChatCompletionUserMessageParam,
+    )
 
 from storage.errors import LinksnapError
 
@@ -74,16 +79,28 @@ class Summarizer:
         self.model = model
         self._first_timeout = first_token_timeout
         self._stall_timeout = stall_timeout
-        # Retries are the scheduler's job: a retry here would hold the user's reply back.
-        self._client = AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=openai.Timeout(120, connect=10),
-        )
+        self._api_key = api_key
+        self._base_url = base_url
+        self._made: AsyncOpenAI | None = None
+
+    @property
+    def _client(self) -> AsyncOpenAI:
+        """The client, made (and `openai` imported) at the first request."""
+        if self._made is None:
+            import openai
+
+            # Retries are the scheduler's job: a retry here would hold the reply back.
+            self._made = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                max_retries=0,
+                timeout=openai.Timeout(120, connect=10),
+            )
+        return self._made
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._made is not None:
+            await self._made.close()
 
     def stream(self, page: PageText, instruction: str) -> SummaryStream:
         return SummaryStream(self, build_messages(page, instruction))
@@ -133,6 +150,8 @@ class SummaryStream:
         return self._pieces()
 
     async def _pieces(self) -> AsyncIterator[str]:
+        import openai
+
         owner = self._owner
         try:
             stream = await asyncio.wait_for(owner._open(self._messages), owner._first_timeout)
@@ -148,6 +167,8 @@ class SummaryStream:
             await stream.close()
 
     async def _read(self, stream: AsyncStream[ChatCompletionChunk]) -> AsyncIterator[str]:
+        import openai
+
         chunks = stream.__aiter__()
         got_text = False
         while True:
@@ -176,6 +197,8 @@ class SummaryStream:
 
 
 def _classify(exc: Exception) -> SummaryError:
+    import openai
+
     if isinstance(exc, openai.RateLimitError):
         return SummaryError("rate_limited", str(exc)[:200])
     if isinstance(exc, openai.APIConnectionError):

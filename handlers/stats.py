@@ -1,4 +1,5 @@
-"""/stats: links, tags, this month's captures and failures, LLM tokens, screenshot storage."""
+"""/stats: links, tags, this month's captures and failures, LLM tokens, screenshot storage;
+for the bot's owner (the first id in ALLOWED_USERS) also the process's memory and browser."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot import render
+from bot.i18n import Texts
 from bot.services import get_services
-from bot.stats import human_bytes, user_stats
+from bot.stats import ProcessStats, human_bytes, process_stats, user_stats
 from handlers.common import texts_of
 from storage.models import utcnow
 
@@ -18,11 +20,14 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if message is None or user is None:
         return
     texts = texts_of(update)
-    stats = await user_stats(get_services(context).store, user.id, utcnow())
+    services = get_services(context)
+    stats = await user_stats(services.store, user.id, utcnow())
     tokens = "".join(
         texts.stats_model.format(model=render.esc(model), prompt=p, completion=c)
         for model, (p, c) in sorted(stats.tokens.items())
     )
+    allowed = services.settings.allowed_users
+    owner = bool(allowed) and user.id == allowed[0]
     await message.reply_text(
         texts.stats.format(
             links=stats.links,
@@ -32,6 +37,24 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             pending=stats.waiting,
             storage=human_bytes(stats.screenshot_bytes),
             tokens=tokens or texts.stats_no_tokens,
-        ),
+        )
+        + (_owner_part(texts, await process_stats(services.capturer)) if owner else ""),
         parse_mode=ParseMode.HTML,
+    )
+
+
+def _owner_part(texts: Texts, found: ProcessStats) -> str:
+    browser = found.browser
+    if browser is None:
+        state = texts.stats_browser_none
+    else:
+        since = browser.since.strftime("%Y-%m-%d %H:%M UTC")
+        line = texts.stats_browser_open if browser.open else texts.stats_browser_closed
+        state = line.format(since=since)
+    memory = found.memory
+    return texts.stats_owner.format(
+        total=human_bytes(memory.total),
+        own=human_bytes(memory.own),
+        browser=human_bytes(memory.children),
+        state=state,
     )

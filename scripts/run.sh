@@ -10,7 +10,10 @@ fi
 if [ -z "${MONGODB_URI:-}" ]; then
   port=${FERRETDB_PORT:-27017}
   mkdir -p data/ferretdb
-  tools/ferretdb/bin/ferretdb --listen-addr "127.0.0.1:$port" --sqlite-url "file:data/ferretdb/" \
+  # A soft ceiling for FerretDB's Go heap: the collector works harder near it and
+  # hands freed memory back to the system, instead of keeping a burst's peak for good
+  # (docs/BENCHMARKS.md, "memory of the whole set").
+  GOMEMLIMIT=${FERRETDB_GOMEMLIMIT:-64MiB} tools/ferretdb/bin/ferretdb --listen-addr "127.0.0.1:$port" --sqlite-url "file:data/ferretdb/" \
     >>data/ferretdb.log 2>&1 &
   fdb_pid=$!
   trap 'kill $fdb_pid 2>/dev/null || true' EXIT
@@ -21,4 +24,6 @@ if [ -z "${MONGODB_URI:-}" ]; then
   done
   export MONGODB_URI="mongodb://127.0.0.1:$port/linksnap"
 fi
-.venv/bin/python -m bot
+# Two malloc arenas, not eight per core: the threads that read pages' text would each
+# keep one, and their free pages with it (docs/BENCHMARKS.md).
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} .venv/bin/python -m bot

@@ -324,14 +324,20 @@ class LinkStore:
             heavy["owner_id"] = owner
         await self.texts.update_one({"_id": link_id}, {"$set": heavy}, upsert=True)
 
-    async def save_capture(self, record: LinkRecord) -> None:
+    async def stored_files(self, link_id: ObjectId) -> Doc | None:
+        """The link's screenshot and file references as stored now (for `save_capture`'s
+        `replaced`, read before a photo's acknowledgement writes the new screenshot)."""
+        return await self.links.find_one({"_id": link_id}, {"screenshot": 1, "original": 1})
+
+    async def save_capture(self, record: LinkRecord, *, replaced: Doc | None = None) -> None:
         """A capture's result: page fields, text, screenshot, its terms, status captured.
 
         One call for a capture's fields and its page's search terms. The bytes of the
-        screenshot (and file) this capture replaces are freed once it is stored.
+        screenshot (and file) this capture replaces (`replaced`, else what is stored
+        now) are freed once it is stored.
         """
         record.terms = record.page_terms()
-        before = await self.links.find_one({"_id": record.id}, {"screenshot": 1, "original": 1})
+        before = replaced if replaced is not None else await self.stored_files(record.id)
         shot = record.screenshot
         if shot is not None and shot.gridfs_id is not None and shot.size is None:
             shot.size = await self.images.size(shot.gridfs_id)

@@ -137,8 +137,12 @@ async def test_a_recapture_frees_the_bytes_it_replaced(bot: BotHarness) -> None:
     )
 
     async def renewed() -> bool:
-        shot = (await record_of(bot, 42)).screenshot
-        return shot is not None and shot.gridfs_id not in (None, old) and shot.file_id is not None
+        # Done: the photo goes out before the page's text is read, and the capture (which
+        # frees the bytes it replaced) is saved with the text.
+        record = await record_of(bot, 42)
+        shot = record.screenshot
+        new = shot is not None and shot.gridfs_id not in (None, old) and shot.file_id is not None
+        return new and record.status == Status.DONE
 
     await until(renewed)
     with pytest.raises(ImageNotFound):

@@ -81,6 +81,10 @@ class Texts:
     stats: str
     stats_model: str
     stats_no_tokens: str
+    stats_owner: str  # {total} {own} {browser} {state}
+    stats_browser_open: str  # {since}
+    stats_browser_closed: str  # {since}
+    stats_browser_none: str
     tag_prompt: str
     help_manage: str
     import_how: str

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cachetools import TTLCache
 
-from bot.capture import Capturer
 from bot.durable import PATIENCE, durably
 from bot.live import LiveEvents
 from bot.netguard import NetGuard
 from bot.outbound import Outbound
-from bot.summarize import Summarizer
 from storage.repository import LinkStore
+
+if TYPE_CHECKING:
+    from bot.capture import Capturer
+    from bot.summarize import Summarizer
 
 T = TypeVar("T")
 MAX_SUMMARY_ATTEMPTS = 3

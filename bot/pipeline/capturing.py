@@ -4,8 +4,11 @@ A PDF or image link keeps the file itself too (its bytes beside the screenshots,
 at DOCUMENT_MAX_MB by the capture), and a PDF's text is the link's text: the summary and
 /find read it. A page still loading when the capture budget ran out is kept as drawn,
 marked partial. A capture that cannot produce a snapshot ends the link as failed, and
-the user is told why in their language. Once stored, its photo is sent from here when
-the chat's turn is free (delivering.deliver_fresh); otherwise a delivery slot sends it.
+the user is told why in their language. Once its screenshot is stored, its photo is sent
+from here when the chat's turn is free (delivering.deliver_fresh; otherwise a delivery
+slot sends it); only then is the page's main text read (0.1-1 s of CPU on a real page)
+and the capture saved with it, status captured: the photo does not wait for the text,
+and the summary never starts without it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from typing import Any
 from telegram.ext import ExtBot
 
 from bot import render
-from bot.capture import CaptureError, Snapshot
-from bot.capture_error import FileTooLarge
+from bot.capture_error import CaptureError, FileTooLarge
+from bot.capture_types import Snapshot
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.pipeline.delivering import deliver_fresh, may_send_now, tags_ahead
@@ -27,6 +30,7 @@ from bot.pipeline.replies import reply
 from storage.models import LinkRecord, Screenshot, Status, StoredFile
 
 log = logging.getLogger(__name__)
+Doc = dict[str, Any]
 
 
 async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
@@ -37,8 +41,12 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
-        snap = await p.capturer.capture(record.url, locale=texts.locale)
+        snap, html = await p.capturer.shoot(record.url, locale=texts.locale)
         _check_size(p, snap)
+        # Text first when the photo needs it: the caption's title may come from it, and
+        # without a summary the photo's ＋#tag buttons are the user's tags in the text.
+        if snap.title is None or await _has_tags(tags):
+            snap, html = await p.capturer.read_text(snap, html), ""
     except CaptureError as exc:
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
         return False
@@ -46,12 +54,32 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
         log.exception("capture crashed")
         await failed(p, bot, record, "internal", "")
         return False
-    await _save(p, record, snap)
-    p.live.stage(record.id, Status.CAPTURED)
-    if may_send_now(p, record):
+    replaced = await _save_shot(p, record, snap)
+    # The photo first, the page's text after it: what the user sees is stored, and the
+    # link becomes `captured` (claimable for its summary) only once its text is.
+    # `reply_message_id` set: the photo went out before a restart cut this stage short.
+    if not record.reply_message_id and may_send_now(p, record):
         # Shielded: a stop lets the photo and its acknowledgement finish together.
         await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
+        if record.status == Status.FAILED:  # Telegram refused the photo: the link ended
+            shot, original = record.screenshot, record.original
+            await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))
+            return True
+    if html:
+        snap = await p.capturer.read_text(snap, html)
+    await _save(p, record, snap, replaced)
+    p.live.stage(record.id, Status.CAPTURED)
     return True
+
+
+async def _has_tags(tags: asyncio.Task[list[str]] | None) -> bool:
+    """Whether the user has tags to suggest from (read while the page loaded)."""
+    if tags is None:
+        return False
+    try:
+        return bool(await asyncio.shield(tags))
+    except Exception:  # the buttons are optional; the photo goes out without them
+        return False
 
 
 def _check_size(p: Pipeline, snap: Snapshot) -> None:
@@ -62,17 +90,29 @@ def _check_size(p: Pipeline, snap: Snapshot) -> None:
         raise FileTooLarge(str(snap.kind), len(snap.original), limit)
 
 
-async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot) -> None:
-    """Store the capture (status captured) before any photo shows it: what the user sees
-    is stored. It waits out a database outage."""
-    record.final_url, record.http_status = snap.final_url, snap.http_status
-    record.title, record.description = snap.title, snap.description
-    record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
+async def _save_shot(p: Pipeline, record: LinkRecord, snap: Snapshot) -> Doc | None:
+    """Store the screenshot's bytes (and a PDF's or image's file) before any photo shows
+    them: what the user sees is stored. Returns the files the link held until now (freed
+    once the capture is saved). It waits out a database outage."""
+    replaced = await p.durably(lambda: p.store.stored_files(record.id))
     record.kind, record.partial = str(snap.kind), snap.partial
     record.original = await p.durably(lambda: _keep_original(p, record, snap))
     image_id = await p.durably(lambda: p.store.put_image(snap.image, f"{record.id}.jpg"))
     record.screenshot = Screenshot(width=snap.width, height=snap.height, gridfs_id=image_id)
-    await p.durably(lambda: p.store.save_capture(record))
+    _take_fields(record, snap)
+    return replaced
+
+
+def _take_fields(record: LinkRecord, snap: Snapshot) -> None:
+    record.final_url, record.http_status = snap.final_url, snap.http_status
+    record.title, record.description = snap.title, snap.description
+    record.site_name, record.lang, record.text = snap.site_name, snap.lang, snap.text
+
+
+async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot, replaced: Doc | None) -> None:
+    """Store the capture with its text: status captured. It waits out an outage."""
+    _take_fields(record, snap)
+    await p.durably(lambda: p.store.save_capture(record, replaced=replaced))
 
 
 async def _keep_original(p: Pipeline, record: LinkRecord, snap: Snapshot) -> StoredFile | None:

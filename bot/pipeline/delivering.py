@@ -138,6 +138,7 @@ async def _refused(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, exc: Teleg
     line naming what failed), never only the 👀 it started with."""
     log.warning("Telegram refused the snapshot: %s", exc)
     await p.store.mark_failed(record.id, f"telegram: {exc}")
+    record.status = Status.FAILED
     p.live.stage(record.id, Status.FAILED)
     texts = texts_for(record.lang_code)
     url = render.esc(render.clip(record.url, 300))

@@ -1,0 +1,42 @@
+"""The photo does not wait for the page's text (issue 19): it is sent as soon as the
+screenshot is stored; the main text is read after it, and only then is the link
+`captured` (claimable for its summary) with its text saved for /find."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bot.capture import Capturer, Snapshot
+from storage.models import Status
+from tests.harness import BotHarness
+
+
+async def test_the_photo_goes_out_before_the_text_is_read(
+    bot: BotHarness, capturer: Capturer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reading = asyncio.Event()
+    release = asyncio.Event()
+    read_text = capturer.read_text
+
+    async def held(snap: Snapshot, html: str) -> Any:
+        reading.set()
+        await release.wait()
+        return await read_text(snap, html)
+
+    monkeypatch.setattr(capturer, "read_text", held)
+    message = bot.send(42, bot.pages.url("/article/photofirst"))
+    # The photo arrives while the text may not be read yet (held until `release`).
+    await bot.api.wait_for(lambda c: c.method == "sendPhoto" and c.ok, timeout=45)
+    async with asyncio.timeout(30):
+        await reading.wait()
+    (record,) = await bot.records(42)
+    loaded = await bot.store.load(record.id)
+    assert loaded is not None and loaded.status == Status.CAPTURING and not loaded.text
+    release.set()
+    assert await bot.finished(message) == "👌"
+    loaded = await bot.store.load(record.id)
+    assert loaded is not None and loaded.status == Status.DONE
+    assert "snapshots and tags" in loaded.text  # read after the photo, and saved

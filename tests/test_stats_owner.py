@@ -1,0 +1,59 @@
+"""/stats for the bot's owner (the first id in ALLOWED_USERS) also shows this process's
+memory and whether its browser is open or closed since when (issue 19); nobody else
+sees those lines. In English and Chinese."""
+
+from __future__ import annotations
+
+import re
+
+from bot.capture import Capturer
+from tests.clock import IDLE, FakeClock, clock_fixture, closed, idle_capturer_fixture  # noqa: F401
+from tests.conftest import base_env, settings_for
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.pages import PageServer
+from tests.harness import BotHarness
+
+OWNER, OTHER = 42, 43
+MEMORY = re.compile(r"Memory: (\d+\.\d) MB \(bot (\d+\.\d) MB, browser [\d.]+ (?:B|KB|MB|GB)\)")
+
+
+async def stats(bot: BotHarness, user: int, language: str = "en") -> str:
+    start = len(bot.api.calls)
+    bot.send(user, "/stats", language_code=language)
+    call = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
+        timeout=20,
+        since=start,
+    )
+    return str(call.result["text"])
+
+
+async def test_the_owner_sees_memory_and_the_browser_state_others_do_not(
+    botapi: FakeBotAPI,
+    mongodb_uri: str,
+    pages: PageServer,
+    idle_capturer: Capturer,
+    clock: FakeClock,
+) -> None:
+    env = base_env(botapi.root, mongodb_uri, ALLOWED_USERS=f"{OWNER},{OTHER}")
+    bot = BotHarness(botapi, settings_for(env), pages, idle_capturer)
+    await bot.start()
+    try:
+        text = await stats(bot, OWNER)
+        memory = MEMORY.search(text)
+        assert memory is not None, text
+        assert float(memory.group(2)) > 10  # this Python process holds more than 10 MB
+        assert "Browser: open since " in text
+
+        other = await stats(bot, OTHER)
+        assert "Links: 0" in other
+        assert "Memory" not in other and "Browser" not in other
+
+        await clock.advance(IDLE)
+        await closed(idle_capturer)
+        text = await stats(bot, OWNER)
+        assert "Browser: closed since " in text and MEMORY.search(text)
+        chinese = await stats(bot, OWNER, language="zh-hans")
+        assert "内存：" in chinese and "起已关闭" in chinese
+    finally:
+        await bot.stop()
