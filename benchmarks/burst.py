@@ -142,9 +142,9 @@ def _key(url: str) -> str:
 
 def instrument() -> Phases:
     """Wrap the stages' functions; `Phases.undo()` puts them back."""
-    from bot import budget
-    from bot import capture as capture_module
-    from bot.capture import Capturer
+    from bot.browser import budget
+    from bot.browser import capture as capture_module
+    from bot.browser.capture import Capturer
     from bot.pipeline import capturing, worker
 
     phases = Phases()

@@ -6,7 +6,7 @@ into a fresh FerretDB started as `make run` starts it, then times what the handl
 call: `/find` = `queries.save` + `find`, `/tags` = `tag_counts`. Also the writes a
 capture makes (`_id` updates) and the same queries for an empty and a small user.
 
-Archive truth (storage/upkeep.py): one heal pass with nothing to fix and one after 100
+Archive truth (storage/index/upkeep.py): one heal pass with nothing to fix and one after 100
 links retagged by hand; writing every shelf; a new front (an empty index file) asked
 by the big user, then a small one, with shelves and without them (then it answers from
 MongoDB while it rebuilds from the collections), and how long until it holds everything.
@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.links import url_key
-from storage.heal import heal
+from bot.chat.links import url_key
+from storage.index.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore
 from tests.conftest import start_ferretdb

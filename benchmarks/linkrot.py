@@ -8,7 +8,7 @@ refuses HEAD (405, so the check asks again with GET); of the pages, 3 % answer 4
 410 and 2 % 503. The names resolve to 127.0.0.1 through the network guard's resolver,
 which still judges every request.
 
-Then one worker's round (bot/rotround.py, its production settings: 32 hosts at once, one
+Then one worker's round (bot/library/rotround.py, its production settings: 32 hosts at once, one
 request a second per host) runs for BENCH_ROT_SECONDS (default 120): every check reads
 its link, asks the server and writes its answer to the database, as in use. The rate is
 the checks answered and written over the round's whole time, until its last check
@@ -35,8 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.netguard import NetGuard
-from bot.rotround import IN_FLIGHT, CheckRound
+from bot.guard.netguard import NetGuard
+from bot.library.rotround import IN_FLIGHT, CheckRound
 from storage.models import LinkRecord, Status, utcnow
 from storage.repository import LinkStore
 from tests.conftest import start_ferretdb

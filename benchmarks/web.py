@@ -32,8 +32,8 @@ import aiohttp
 from playwright.async_api import async_playwright
 
 from bot.app import build_application, running
+from bot.chat.links import url_key
 from bot.config import Settings
-from bot.links import url_key
 from bot.web.thumbnails import make as make_thumbnail
 from storage.models import LinkRecord, Screenshot, Status
 from storage.repository import LinkStore

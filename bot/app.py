@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,27 +18,27 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
 from bot import scheduler, tags
-from bot.capture_types import CaptureOptions
+from bot.browser.types import CaptureOptions
+from bot.chat.ordering import PerUserOrder
+from bot.chat.outbound import Outbound, Pace
 from bot.config import Settings, split_listen
-from bot.egress import EgressLimits, GuardProxy
+from bot.guard.egress import EgressLimits, GuardProxy
+from bot.guard.netguard import NetGuard
 from bot.i18n import Texts, en, zh
-from bot.netguard import NetGuard
-from bot.ordering import PerUserOrder
-from bot.outbound import Outbound, Pace
 from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Worker
-from bot.services import BotData, Role, Services, UserLimits
+from bot.services import BotData, Context, Role, Services, UserLimits
 from bot.summarize import Summarizer
 from bot.web.address import WebAddress
 from bot.web.server import ListenError, WebServer
 from storage.errors import LinksnapError
 from storage.migrate import migrate_tags
-from storage.pacing import SendLedger
+from storage.queue.pacing import SendLedger
 from storage.repository import LinkStore
 
 if TYPE_CHECKING:
-    from bot.capture import Capturer
-    from bot.idle import Clock
+    from bot.browser.capture import Capturer
+    from bot.browser.idle import Clock
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ def build_application(
     A worker has no update stream. A `capturer` given here is used as is and left running
     at shutdown (its owner, e.g. a test session sharing one browser, stops it).
     """
+    # PTB's coming behaviour (RetryAfter.retry_after as a timedelta) opted in when the bot
+    # is built, not when `bot` is imported; outbound.retry_seconds reads either form.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     root = settings.api_root
     builder = (
         ApplicationBuilder()
@@ -63,7 +67,7 @@ def build_application(
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(Outbound(_pace(settings)))
-        .context_types(ContextTypes(bot_data=BotData))
+        .context_types(ContextTypes(context=Context, bot_data=BotData))
         .concurrent_updates(PerUserOrder())
         .connection_pool_size(32)
         .connect_timeout(10)
@@ -109,7 +113,7 @@ def _pace(settings: Settings) -> Pace:
     )
 
 
-async def post_init(app: App) -> None:
+async def start_services(app: App) -> None:
     """Database, browser (not in a front) and LLM client, once for the process."""
     data: BotData = app.bot_data
     settings = data.require_settings()
@@ -152,7 +156,7 @@ async def post_init(app: App) -> None:
 async def start_capturer(settings: Settings, *, clock: Clock | None = None) -> Capturer:
     """The process's one browser, behind the egress guard (`clock`: tests drive the idle
     close with their own)."""
-    from bot.capture import Capturer  # Playwright is loaded by processes that capture
+    from bot.browser.capture import Capturer  # Playwright is loaded by processes that capture
 
     guard = NetGuard(settings.capture_allow_private)
     capturer = Capturer(
@@ -227,7 +231,7 @@ async def _set_commands(app: App) -> None:
     await app.bot.set_my_commands(_commands(zh.TEXTS), language_code="zh")
 
 
-async def post_shutdown(app: App) -> None:
+async def stop_services(app: App) -> None:
     data: BotData = app.bot_data
     services, data.services = data.services, None
     if services is None:
@@ -246,7 +250,7 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
 
     `python -m bot` and the tests both run the bot through here.
     """
-    await post_init(app)
+    await start_services(app)
     data: BotData = app.bot_data
     pages: WebServer | None = None
     try:
@@ -276,7 +280,7 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
             await data.services.drain(settings.shutdown_grace)
         if app.running:
             await app.stop()
-        await post_shutdown(app)
+        await stop_services(app)
         await app.shutdown()
 
 

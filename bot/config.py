@@ -10,7 +10,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pymongo.uri_parser import parse_uri
 
-from bot.netguard import parse_allow_entry
+from bot.guard.netguard import parse_allow_entry
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/linksnap"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     capture_concurrency: int = Field(2, ge=1, le=16)
     capture_timeout: float = Field(30, gt=0, le=300)
     capture_allow_private: Annotated[list[str], NoDecode] = []
-    # egress / capture guard: the proxy every capture goes through (bot/egress.py)
+    # egress / capture guard: the proxy every capture goes through (bot/guard/egress.py)
     egress_proxy_listen: str = "127.0.0.1:0"
     egress_proxy_url: AnyHttpUrl | None = None
     egress_max_connections: int = Field(256, ge=8, le=10_000)
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     user_rate_per_minute: int = Field(20, ge=1)
     summary_first_token_timeout: float = Field(20, gt=0)
     summary_stall_timeout: float = Field(20, gt=0)
-    # delivery: how the bot paces Telegram (see bot/outbound.py) and stops
+    # delivery: how the bot paces Telegram (see bot/chat/outbound.py) and stops
     telegram_private_burst: int = Field(3, ge=1, le=30)
     telegram_private_per_second: float = Field(1.0, gt=0, le=30)
     telegram_group_per_minute: float = Field(20, gt=0, le=600)
@@ -67,11 +67,11 @@ class Settings(BaseSettings):
     # where the derived /find and /tags index (SQLite, rebuilt from MongoDB) is kept
     search_index_dir: str = "data/index"
     # what answers /find, /tags and exports: the SQLite index (FerretDB), MongoDB's own
-    # indexes (MongoDB), or chosen from the server's buildInfo (storage/listing.py)
+    # indexes (MongoDB), or chosen from the server's buildInfo (storage/index/listing.py)
     listing: Literal["auto", "index", "native"] = "auto"
     # seconds between passes that find what reached the database behind the index's back
     index_heal_every: float = Field(45, ge=1, le=86_400)
-    # capture fidelity: budget, consent banners, full page / PDF / archive (bot/capture.py)
+    # capture fidelity: budget, consent banners, full page / PDF / archive (bot/browser/capture.py)
     capture_budget: float = Field(8, gt=0, le=120)
     capture_consent: bool = True
     consent_rules_dir: str | None = None
@@ -79,11 +79,11 @@ class Settings(BaseSettings):
     full_page_max_height: int = Field(30_000, ge=800, le=60_000)
     archive_max_mb: float = Field(45, gt=0, le=2_000)
     document_max_mb: float = Field(20, gt=0, le=2_000)
-    # one blank page kept ready for the next capture: ~150 ms less per link (bot/spare.py)
+    # one blank page kept ready for the next capture: ~150 ms less per link (bot/browser/spare.py)
     capture_spare_page: bool = True
-    # seconds without a capture after which the browser closes (0: never); see bot/idle.py
+    # seconds without a capture after which the browser closes (0: never); see bot/browser/idle.py
     browser_idle_close: float = Field(300, ge=0, le=86_400)
-    # link-rot: every saved link is checked at least this often (seconds; bot/rotround.py)
+    # link-rot: every saved link is checked at least this often (seconds; bot/library/rotround.py)
     linkrot_max_age: float = Field(7 * 86400, ge=3600, le=365 * 86400)
     # seconds between digests telling each user which saved pages went offline
     digest_interval: float = Field(7 * 86400, ge=3600, le=365 * 86400)

@@ -13,15 +13,15 @@ from datetime import timedelta
 from typing import Any
 
 from pymongo.errors import PyMongoError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import Application
 
-from bot import linkrot
-from bot.digest import Digest
-from bot.rotround import CheckRound, RoundResult
-from bot.services import Role, Services, get_services
+from bot.library import linkrot
+from bot.library.digest import Digest
+from bot.library.rotround import CheckRound, RoundResult
+from bot.services import Context, Role, Services
 from storage import bulk
 from storage.models import utcnow
-from storage.pacing import SendLedger
+from storage.queue.pacing import SendLedger
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,10 @@ IMPORT_REPAIR_EVERY = 300.0
 KEEP_MARKERS = timedelta(days=1)
 
 
-async def check_links(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def check_links(context: Context) -> None:
     """Every worker asks often; the one that claims the current slot's round checks the
     links due. A round cut short (its worker died) leaves its links due for the next."""
-    services = get_services(context)
+    services = context.services
     if services.worker is None:
         return
     number = int(time.time() // ROUND_EVERY)
@@ -70,10 +70,10 @@ async def run_round(services: Services, number: int) -> RoundResult:
     return result
 
 
-async def send_digests(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def send_digests(context: Context) -> None:
     """Asked as often as rounds; a pass that finds a new period ended tells each owner
-    once (bot/digest.py), and otherwise finds nothing to do."""
-    services = get_services(context)
+    once (bot/library/digest.py), and otherwise finds nothing to do."""
+    services = context.services
     if services.worker is None:
         return
     number = int(time.time() // DIGEST_ASK_EVERY)
@@ -82,10 +82,10 @@ async def send_digests(context: ContextTypes.DEFAULT_TYPE) -> None:
         services.spawn(digest.run(context.bot, utcnow()))
 
 
-async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def housekeeping(context: Context) -> None:
     """Claim markers and seen-update ids matter for a day at most; saved /find queries
     for a week (storage/queries.py)."""
-    store = get_services(context).store
+    store = context.services.store
     older = utcnow() - KEEP_MARKERS
     await store.queue.forget_claims(older)
     await store.forget_updates(older)
@@ -93,11 +93,11 @@ async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
     await SendLedger(store.db).forget(utcnow() - timedelta(minutes=10))
 
 
-async def finish_cut_imports(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def finish_cut_imports(context: Context) -> None:
     """Import batches a killed process left half-written: their links get their work
     entries and keys (storage/bulk.py). Any process may do it; it is idempotent."""
     try:
-        kept = await bulk.repair_imports(get_services(context).store)
+        kept = await bulk.repair_imports(context.services.store)
     except PyMongoError as exc:
         log.warning("cut-off imports not finished now: %s", type(exc).__name__)
         return

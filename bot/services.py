@@ -11,18 +11,18 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
-from telegram.ext import CallbackContext
+from telegram.ext import CallbackContext, ExtBot
 
+from bot.chat.ordering import InOrder
+from bot.chat.outbound import Outbound
 from bot.config import Settings
-from bot.ordering import InOrder
-from bot.outbound import Outbound
 from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Kind, Worker
 from bot.web.address import WebAddress
 from storage.repository import LinkStore
 
 if TYPE_CHECKING:
-    from bot.capture import Capturer
+    from bot.browser.capture import Capturer
     from bot.summarize import Summarizer
 
 REFUSAL_EVERY = 600.0
@@ -36,7 +36,7 @@ def clock() -> float:
 
 class UserLimits:
     """Tells a fast sender once a minute, not once a message (the pace itself is the
-    work queue's: storage/claims.py). The map expires, so it stays bounded."""
+    work queue's: storage/queue/claims.py). The map expires, so it stays bounded."""
 
     def __init__(self, per_minute: int, *, max_users: int = 50_000) -> None:
         self.per_minute = per_minute
@@ -131,13 +131,14 @@ class BotData:
 
     def require_services(self) -> Services:
         if self.services is None:
-            raise RuntimeError("services are not initialised; post_init has not run")
+            raise RuntimeError("services are not initialised; start_services has not run")
         return self.services
 
 
-def get_services(context: CallbackContext[Any, Any, Any, Any]) -> Services:
-    """The Services of this Application (set in post_init)."""
-    data = context.bot_data
-    if not isinstance(data, BotData):
-        raise RuntimeError("the Application was not built by bot.app.build_application")
-    return data.require_services()
+class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+    """What every handler and job receives (PTB's ContextTypes, as its contexttypesbot
+    example does): `context.services` is typed, no string keys, no look-up by name."""
+
+    @property
+    def services(self) -> Services:
+        return self.bot_data.require_services()

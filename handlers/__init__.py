@@ -45,7 +45,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CommandHandler("stats", stats.stats_command))
     app.add_handler(CommandHandler("digest", digest.digest_command))
     app.add_handler(CommandHandler("web", web.web_command))
-    app.add_handler(CallbackQueryHandler(buttons.on_button))  # decoded by bot/callbacks.py
+    app.add_handler(CallbackQueryHandler(buttons.on_button))  # decoded by bot/chat/callbacks.py
     app.add_handler(InlineQueryHandler(inline.on_inline_query))
     app.add_handler(MessageHandler(manage.RETAG_REPLY, manage.on_retag_reply))
     app.add_handler(MessageHandler(transfer.IMPORT_FILE, transfer.on_file, block=False))

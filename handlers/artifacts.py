@@ -13,24 +13,25 @@ from typing import Any
 from telegram import Message, ReplyParameters, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes, ExtBot
+from telegram.ext import ExtBot
 
-from bot import artifacts, render
-from bot.callbacks import MakeFile
-from bot.capture_error import CaptureError
+from bot.browser.errors import CaptureError
+from bot.chat import render
+from bot.chat.callbacks import MakeFile
 from bot.i18n import Texts
-from bot.services import Services, get_services
+from bot.library import artifacts
+from bot.services import Context, Services
 from handlers.common import texts_of
 from storage.models import LinkRecord
 
 log = logging.getLogger(__name__)
 
 
-async def make_file(update: Update, context: ContextTypes.DEFAULT_TYPE, action: MakeFile) -> None:
+async def make_file(update: Update, context: Context, action: MakeFile) -> None:
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
     texts = texts_of(update)
-    services = get_services(context)
+    services = context.services
     record = await services.store.get(user.id, action.link_id)
     if record is None:
         await query.answer(texts.stale_button)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ApplicationHandlerStop
 
-from bot.services import get_services
+from bot.services import Context
 from handlers.common import texts_of
 
 
-async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def gate(update: Update, context: Context) -> None:
     """Let allowed users through; tell anyone else once, then stay quiet for a while."""
-    allowed = get_services(context).settings.allowed_users
+    allowed = context.services.settings.allowed_users
     user = update.effective_user
     if not allowed or (user is not None and user.id in allowed):
         return
-    refused = get_services(context).refused
+    refused = context.services.refused
     uid = user.id if user else 0
     text = texts_of(update).not_allowed
     try:

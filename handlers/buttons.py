@@ -1,12 +1,11 @@
-"""Every inline button press: decoded once (bot/callbacks.py), then handed to its handler."""
+"""Every inline button press: decoded once (bot/chat/callbacks.py), then handed to its handler."""
 
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
-from bot import callbacks
-from bot.callbacks import (
+from bot.chat import callbacks
+from bot.chat.callbacks import (
     AddTag,
     Delete,
     DigestPage,
@@ -20,12 +19,12 @@ from bot.callbacks import (
     Undo,
 )
 from bot.pipeline import intake
-from bot.services import get_services
+from bot.services import Context
 from handlers import artifacts, browse, digest, manage
 from handlers.common import texts_of
 
 
-async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_button(update: Update, context: Context) -> None:
     """Data not made by this bot for the presser (forged, someone else's, or from a
     version that no longer understands it) is answered as expired and does nothing."""
     query, user = update.callback_query, update.effective_user
@@ -59,11 +58,11 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await digest.digest_page(update, context, action)
 
 
-async def recapture(update: Update, context: ContextTypes.DEFAULT_TYPE, action: Recapture) -> None:
+async def recapture(update: Update, context: Context, action: Recapture) -> None:
     """🔄: capture the owner's link afresh; another user's or a gone link does nothing."""
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
-    services = get_services(context)
+    services = context.services
     record = await services.store.get(user.id, action.link_id)
     if record is None:
         await query.answer(texts_of(update).stale_button)

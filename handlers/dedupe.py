@@ -6,16 +6,16 @@ import logging
 
 from pymongo.errors import PyMongoError
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ApplicationHandlerStop
 
-from bot.services import get_services
+from bot.services import Context
 
 log = logging.getLogger(__name__)
 
 
-async def once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def once(update: Update, context: Context) -> None:
     try:
-        first = await get_services(context).store.first_delivery(update.update_id)
+        first = await context.services.store.first_delivery(update.update_id)
     except PyMongoError:
         # Better handled twice than lost: the handlers wait out the outage themselves.
         log.warning("update %s not checked for repeats: database away", update.update_id)

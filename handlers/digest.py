@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.ext import ContextTypes
 
-from bot import digest
-from bot.callbacks import DigestPage, ShowSnapshot, codec_for
-from bot.edits import unless_unchanged
-from bot.services import Services, get_services
+from bot.chat.callbacks import DigestPage, ShowSnapshot, codec_for
+from bot.chat.edits import unless_unchanged
+from bot.library import digest
+from bot.services import Context, Services
 from handlers.common import texts_of
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -19,11 +18,11 @@ def _digest(services: Services) -> digest.Digest:
     return digest.Digest(services.store, services.settings.digest_interval)
 
 
-async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def digest_command(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    texts, services = texts_of(update), get_services(context)
+    texts, services = texts_of(update), context.services
     every = _digest(services).every(texts)
     choice = (context.args or [""])[0].casefold()
     if choice in {"on", "off"}:
@@ -37,14 +36,12 @@ async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     )
 
 
-async def show_snapshot(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, action: ShowSnapshot
-) -> None:
+async def show_snapshot(update: Update, context: Context, action: ShowSnapshot) -> None:
     """📸: the snapshot kept of a page that went offline (the presser's own link only)."""
     query, user = update.callback_query, update.effective_user
     if query is None or user is None:
         return
-    texts, services = texts_of(update), get_services(context)
+    texts, services = texts_of(update), context.services
     await query.answer()
     chat_id = query.message.chat.id if query.message else user.id
     store = services.store
@@ -52,14 +49,12 @@ async def show_snapshot(
         await context.bot.send_message(chat_id, texts.no_snapshot)
 
 
-async def digest_page(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, action: DigestPage
-) -> None:
+async def digest_page(update: Update, context: Context, action: DigestPage) -> None:
     """◀ ▶: another page of the user's latest digest; an older digest's buttons expired."""
     query, user = update.callback_query, update.effective_user
     if query is None or user is None:
         return
-    texts, services = texts_of(update), get_services(context)
+    texts, services = texts_of(update), context.services
     told = await services.store.rot.told(user.id)
     if told is None or told.period != action.period or not told.items:
         await query.answer(texts.stale_button)

@@ -7,15 +7,14 @@ import logging
 from pymongo.errors import PyMongoError
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
 
-from bot.services import BotData
+from bot.services import BotData, Context
 from handlers.common import texts_of
 
 log = logging.getLogger(__name__)
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: Context) -> None:
     """Log the update id and the exception; tell the user, in their language."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
@@ -33,7 +32,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info("could not tell the user about the error: %s", exc)
 
 
-def _stopping(context: ContextTypes.DEFAULT_TYPE) -> bool:
+def _stopping(context: Context) -> bool:
     data = context.bot_data
     services = data.services if isinstance(data, BotData) else None
     return services is None or services.stopping.is_set()

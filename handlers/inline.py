@@ -12,11 +12,10 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.ext import ContextTypes
 
-from bot import render
+from bot.chat import render
 from bot.i18n import Texts
-from bot.services import get_services
+from bot.services import Context
 from handlers.browse import parse_query
 from handlers.common import texts_of
 from storage.models import LinkRecord
@@ -80,7 +79,7 @@ def page_of(offset: str) -> int:
     return MAX_PAGE + 1 if offset.isascii() and offset.isdigit() else 0
 
 
-async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_inline_query(update: Update, context: Context) -> None:
     """A page of the asker's links; strangers never get here (handlers/auth.py)."""
     query, user = update.inline_query, update.effective_user
     if query is None or user is None:
@@ -90,7 +89,7 @@ async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if page > MAX_PAGE:
         await query.answer([], cache_time=CACHE_SECONDS, is_personal=True, next_offset="")
         return
-    store = get_services(context).store
+    store = context.services.store
     found = await store.find(user.id, tags, words, page=page, page_size=PAGE_SIZE)
     texts = texts_of(update)
     results = [inline_result(record, texts) for record in found.items]

@@ -12,15 +12,15 @@ from typing import Any
 from pymongo.errors import PyMongoError
 from telegram import Message, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.ext import ContextTypes, ExtBot
+from telegram.ext import ExtBot
 
-from bot import render
+from bot.chat import render
+from bot.chat.links import ParsedMessage, Rejected, parse_message
 from bot.i18n import Texts
-from bot.links import ParsedMessage, Rejected, parse_message
 from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest, Recorded
 from bot.pipeline.replies import react
-from bot.services import Services, get_services
+from bot.services import Context, Services
 from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.models import utcnow
@@ -37,7 +37,7 @@ class _Comment:
     used: bool = False
 
 
-async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_message(update: Update, context: Context) -> None:
     """Screen, record and acknowledge; workers (bot/pipeline) do the rest."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
@@ -47,7 +47,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if not parsed.urls:
         await _no_links(message, parsed, texts, context)
         return
-    services = get_services(context)
+    services = context.services
     _merge_comment(parsed, context)
     # This handler runs beside the user's other messages' (block=False). Asked for before
     # any await, the recording section is entered in the order the messages came, so
@@ -134,7 +134,7 @@ async def _warn_if_paced(
     await message.reply_text(texts.too_fast.format(seconds=seconds))
 
 
-def _merge_comment(parsed: ParsedMessage, context: ContextTypes.DEFAULT_TYPE) -> None:
+def _merge_comment(parsed: ParsedMessage, context: Context) -> None:
     data = context.user_data if context.user_data is not None else {}
     comment: _Comment | None = data.get("linksnap.comment")
     if comment is None or comment.used or time.monotonic() - comment.at > COMMENT_WAIT:
@@ -146,7 +146,7 @@ def _merge_comment(parsed: ParsedMessage, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 async def _no_links(
-    message: Message, parsed: ParsedMessage, texts: Texts, context: ContextTypes.DEFAULT_TYPE
+    message: Message, parsed: ParsedMessage, texts: Texts, context: Context
 ) -> None:
     if parsed.rejected:
         await _explain_leftovers(message, parsed, texts)

@@ -6,18 +6,18 @@ import logging
 from typing import Any
 
 from telegram import CallbackQuery, Message, Update
-from telegram.ext import Application, ContextTypes, filters
+from telegram.ext import Application, filters
 
-from bot import callbacks, render, snapshot_edits
-from bot.callbacks import AddTag, Codec, Delete, EditTags, Undo
+from bot.chat import callbacks, render, snapshot_edits
+from bot.chat.callbacks import AddTag, Codec, Delete, EditTags, Undo
 from bot.i18n import Texts
-from bot.manage import (
+from bot.library.manage import (
     ManageService,
     Retag,
     parse_retag,
 )
 from bot.pipeline.replies import react
-from bot.services import get_services
+from bot.services import Context
 from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.models import LinkRecord
@@ -26,7 +26,6 @@ from storage.trash import AlreadyRestored, UndoConflict, UndoExpired
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 300.0
 ALERT_LIMIT = 200  # characters of a callback query's answer
-Context = ContextTypes.DEFAULT_TYPE
 
 
 class _RetagReply(filters.MessageFilter):
@@ -43,7 +42,7 @@ RETAG_REPLY = _RetagReply(name="RetagReply")
 
 
 def manage_of(context: Context) -> ManageService:
-    services = get_services(context)
+    services = context.services
     return ManageService(services.store)
 
 
@@ -107,7 +106,7 @@ async def edit_tags(update: Update, context: Context, action: EditTags) -> None:
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
     texts = texts_of(update)
-    record = await get_services(context).store.get(user.id, action.link_id)
+    record = await context.services.store.get(user.id, action.link_id)
     if record is None:
         await query.answer(texts.stale_button)
         return

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.ext import ContextTypes
 
-from bot import render
+from bot.chat import render
 from bot.i18n import Texts
-from bot.services import get_services
-from bot.stats import ProcessStats, human_bytes, process_stats, user_stats
+from bot.library.stats import ProcessStats, human_bytes, process_stats, user_stats
+from bot.services import Context
 from handlers.common import texts_of
 from storage.models import utcnow
 
 
-async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats_command(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
     texts = texts_of(update)
-    services = get_services(context)
+    services = context.services
     stats = await user_stats(services.store, user.id, utcnow())
     tokens = "".join(
         texts.stats_model.format(model=render.esc(model), prompt=p, completion=c)

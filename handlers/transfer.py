@@ -8,16 +8,15 @@ from datetime import UTC, datetime
 from telegram import Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
-from telegram.ext import ContextTypes, filters
+from telegram.ext import filters
 
-from bot import import_reader, render
-from bot.bookmarks import BadEncoding, ImportRefused, Malformed, NoLinks, TooDeep, TooMany
+from bot.chat import render
+from bot.chat.outbound import Priority
+from bot.chat.progress import ProgressMessage
 from bot.i18n import Texts
-from bot.outbound import Priority
-from bot.progress import ProgressMessage
-from bot.services import get_services
-from bot.tags import MAX_TAGS_PER_LINK
-from bot.transfer import (
+from bot.library import import_reader
+from bot.library.bookmarks import BadEncoding, ImportRefused, Malformed, NoLinks, TooDeep, TooMany
+from bot.library.transfer import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_MB,
     MAX_UPLOAD_BYTES,
@@ -26,11 +25,12 @@ from bot.transfer import (
     export_links,
     import_links,
 )
+from bot.services import Context
+from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.bulk import owner_counts
 
 log = logging.getLogger(__name__)
-Context = ContextTypes.DEFAULT_TYPE
 EXPORT_PROGRESS_FROM = 1000  # links; a smaller export is done before a message would help
 _IMPORTING = "linksnap.importing"
 
@@ -50,7 +50,7 @@ async def export_command(update: Update, context: Context) -> None:
     if message is None or user is None:
         return
     texts = texts_of(update)
-    services = get_services(context)
+    services = context.services
     total, _ = await owner_counts(services.store, user.id)
     if total == 0:
         await message.reply_text(texts.export_empty)
@@ -129,7 +129,7 @@ async def _import(
     context: Context, message: Message, user_id: int, lang: str, texts: Texts, name: str
 ) -> None:
     assert message.document is not None
-    services = get_services(context)
+    services = context.services
     shown = texts.import_reading.format(name=name)
     sent = await message.reply_text(shown, parse_mode=ParseMode.HTML)
     counts = ImportCounts(total=0)

@@ -15,16 +15,15 @@ from telegram import (
 )
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
 
-from bot import render
-from bot.services import get_services
+from bot.chat import render
+from bot.services import Context
 from bot.web.address import WebAddress
 from handlers.common import texts_of
 from storage.websessions import SIGNIN_TTL, SignIns, WebUser
 
 
-async def web_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def web_command(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
@@ -32,7 +31,7 @@ async def web_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if message.chat.type != ChatType.PRIVATE:
         await message.reply_text(texts.web_private_only)  # a sign-in link is for one person
         return
-    services = get_services(context)
+    services = context.services
     address = services.web
     if address is None:
         return
@@ -62,11 +61,11 @@ def library_button(
     return InlineKeyboardButton(text, web_app=WebAppInfo(address.library(tags, words)))
 
 
-async def chat_menu_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def chat_menu_button(update: Update, context: Context) -> None:
     """A Chinese user's menu button says 链接库 (the bot-wide one, set at start, says
     "Library")."""
     user, chat = update.effective_user, update.effective_chat
-    address = get_services(context).web
+    address = context.services.web
     if user is None or chat is None or address is None or not address.https:
         return
     texts = texts_of(update)

@@ -13,8 +13,8 @@ host=${1:-127.0.0.1}
 port=${2:-3000}
 config=$(mktemp)
 trap 'rm -f "$config"' EXIT
-.venv/bin/python -m bot.browser_server "$host" "$port" >"$config"
-driver=$(.venv/bin/python -c 'from bot.browser_server import driver_command; print(" ".join(driver_command()))')
+.venv/bin/python -m bot.browser.server "$host" "$port" >"$config"
+driver=$(.venv/bin/python -c 'from bot.browser.server import driver_command; print(" ".join(driver_command()))')
 # shellcheck disable=SC2086  # two paths without spaces: node and cli.js
 $driver launch-server --browser chromium --config "$config" &
 server=$!

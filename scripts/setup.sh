@@ -39,7 +39,7 @@ else
   echo "setup: Python packages up to date"
 fi
 
-# Consent-banner rules (bot/consent.py): DuckDuckGo's autoconsent, pinned by
+# Consent-banner rules (bot/browser/consent.py): DuckDuckGo's autoconsent, pinned by
 # tools/autoconsent/package-lock.json; `npm update` there brings newer rules.
 consent_hash=$(sha256sum tools/autoconsent/package-lock.json | cut -c1-16)
 if [ ! -f tools/autoconsent/node_modules/@duckduckgo/autoconsent/dist/autoconsent.playwright.js ] \

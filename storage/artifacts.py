@@ -20,7 +20,7 @@ from storage.images import ImageStore
 from storage.models import StoredFile, utcnow
 
 Doc = dict[str, Any]
-KINDS = ("full_page", "pdf", "mhtml")  # bot.capture_types.ArtifactKind values
+KINDS = ("full_page", "pdf", "mhtml")  # bot.browser.types.ArtifactKind values
 
 
 @dataclass

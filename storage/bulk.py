@@ -5,7 +5,7 @@ only (one journal entry announcing the links, links, texts, work entries, keys):
 is refused by the unique (owner_id, url_key) index of `links`, on MongoDB as on
 FerretDB, so an import run twice (or cut short and sent again) never doubles a link.
 
-Reading a collection goes through the listing (storage/listing.py), newest first, in
+Reading a collection goes through the listing (storage/index/listing.py), newest first, in
 pages keyed by (created_at, _id) so that each page is an index range however far in the
 export is: FerretDB v1 would read every document of `links` for an owner filter.
 """
@@ -21,8 +21,8 @@ from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from storage.index.listing import After
 from storage.keys import WORK_STATES, key_id
-from storage.listing import After
 from storage.models import LinkRecord, utcnow
 from storage.repository import LinkStore, insert_many_new, light_doc
 from storage.upserts import set_by_id
@@ -42,7 +42,7 @@ async def record_imported(
     store: LinkStore, records: list[LinkRecord], *, prio: int, turn: float
 ) -> int:
     """Record new links marked `imported: true`, queued at `prio` (after every link sent
-    by hand; see storage/claims.py); returns how many were new (the rest the owner had).
+    by hand; see storage/queue/claims.py); returns how many were new (the rest the owner had).
 
     All or nothing per batch, and resumable. The unique (owner_id, url_key) index on
     `links` decides what is new, so a key left without its link (by an earlier bug, or a
@@ -180,7 +180,7 @@ async def repair_imports(
 
 async def owner_docs(store: LinkStore, owner_id: int) -> AsyncIterator[list[Doc]]:
     """The owner's links (listing fields: everything but page text), newest first, a page
-    at a time (each an index range however deep: storage/listing.py)."""
+    at a time (each an index range however deep: storage/index/listing.py)."""
     after: After | None = None
     while True:
         docs = await store.listing.owner_page(owner_id, after, PAGE)

@@ -32,7 +32,7 @@ TAGS_ID = "tags"  # the meta document saying stored tags went through the normal
 TAGS_VERSION = 1
 # Indexes on `links` nothing queries any more (terms moved to `link_texts`).
 OLD_INDEXES = ("owner_id_1_terms_1", "status_1_updated_at_1")
-# What the native listing answers from (storage/native.py): useless on FerretDB, where it
+# What the native listing answers from (storage/index/native.py): useless on FerretDB, where it
 # only slows writes; kept on MongoDB.
 LISTING_INDEXES = ("owner_id_1_tags_1_created_at_-1",)
 NATIVE_TEXTS_ID = "native_texts"

@@ -105,7 +105,7 @@ class LinkRecord:
     summary_attempts: int = 0
     llm: LlmUsage | None = None
     screenshot: Screenshot | None = None
-    # What the link turned out to be ("page", "pdf", "image": bot.capture_types.SnapshotKind);
+    # What the link turned out to be ("page", "pdf", "image": bot.browser.types.SnapshotKind);
     # for a PDF or an image, `original` is the file itself.
     kind: str = "page"
     # The page was still loading when the capture budget ran out: what had rendered.
@@ -122,7 +122,7 @@ class LinkRecord:
     checked_at: datetime | None = None
     alive: bool | None = None
     # When a link-rot check first found the page gone (kept while it stays gone, dropped
-    # when it answers again): what the digest tells about (bot/digest.py).
+    # when it answers again): what the digest tells about (bot/library/digest.py).
     gone_at: datetime | None = None
 
     def page_terms(self) -> list[str]:

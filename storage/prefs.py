@@ -2,7 +2,7 @@
 owner id as text: FerretDB v1 looks a number `_id` up by reading everything).
 
 Only the user's own commands write it, and a user's updates are handled one at a time
-(bot/ordering.py), so FerretDB v1's read-then-write updates lose nothing here.
+(bot/chat/ordering.py), so FerretDB v1's read-then-write updates lose nothing here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ Doc = dict[str, Any]
 
 @dataclass(frozen=True)
 class Prefs:
-    digest: bool = True  # the link-rot digest (bot/digest.py)
+    digest: bool = True  # the link-rot digest (bot/library/digest.py)
 
 
 class PrefStore:

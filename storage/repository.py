@@ -12,8 +12,8 @@ Data model (see docs/BENCHMARKS.md for the measurements behind it):
   this URL?" is an `_id` look-up.
 - `work`: `{_id: link id, owner_id, status, updated_at}` for links not finished yet:
   a small collection that stage claims scan.
-- `changes`: the change journal (storage/journal.py).
-- `/find`, `/tags`, exports and the link-rot order read a `Listing` (storage/listing.py):
+- `changes`: the change journal (storage/index/journal.py).
+- `/find`, `/tags`, exports and the link-rot order read a `Listing` (storage/index/listing.py):
   the derived SQLite index on FerretDB, MongoDB's own indexes on MongoDB.
 
 Every read and write on a large collection is by `_id`: the one query FerretDB v1
@@ -42,12 +42,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.uri_parser import parse_uri
 
-from storage.claims import WorkQueue
 from storage.errors import LinksnapError
 from storage.images import ImageNotFound, ImageStore
-from storage.journal import Journal
+from storage.index.journal import Journal
+from storage.index.listing import ChosenListing, ListingKind
+from storage.index.native import NativeListing
+from storage.index.search import IndexListing, split_terms
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
-from storage.listing import ChosenListing, ListingKind
 from storage.migrate import migrate, migrate_native
 from storage.models import (
     UNFINISHED,
@@ -60,11 +61,10 @@ from storage.models import (
     TagCount,
     utcnow,
 )
-from storage.native import NativeListing
 from storage.prefs import PrefStore
 from storage.queries import QueryStore
+from storage.queue.claims import WorkQueue
 from storage.rot import RotNews
-from storage.search import IndexListing, split_terms
 from storage.terms import tokenize
 from storage.writes import LinkWrites
 
@@ -167,7 +167,7 @@ class LinkStore:
     ) -> LinkStore:
         """`index_path` names the derived index file; else one is chosen in `index_dir`
         (default ./data/index) for this server and database. `listing` says what answers
-        /find (storage/listing.py)."""
+        /find (storage/index/listing.py)."""
         client: AsyncMongoClient[Doc] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, appname="linksnap"
         )

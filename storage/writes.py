@@ -1,10 +1,10 @@
 """Every write to the `links` collection, each announced in the journal before it lands.
 
-A write first appends its journal entry (storage/journal.py), then changes the link
+A write first appends its journal entry (storage/index/journal.py), then changes the link
 carrying the entry's number in `rev`. So whatever reaches `links` is named by an entry,
 whatever crashes in between: a listing index replaying entry n reads the link and knows
 the write has landed when `rev >= n`, and otherwise looks again shortly
-(storage/search.py). Nothing else in the repository writes `links`
+(storage/index/search.py). Nothing else in the repository writes `links`
 (tests/test_index_upkeep.py checks the source for it).
 """
 
@@ -19,7 +19,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from storage.journal import Journal
+from storage.index.journal import Journal
 
 Doc = dict[str, Any]
 REV = "rev"

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
-from bot.capture import Capturer
-from bot.capture_types import CaptureOptions
+from bot.browser.capture import Capturer
+from bot.browser.types import CaptureOptions
 from bot.config import Settings
-from bot.netguard import NetGuard
+from bot.guard.netguard import NetGuard
 
 SMALL = CaptureOptions(
     budget=2.0, consent=False, archive_max_bytes=100_000, document_max_bytes=1_000

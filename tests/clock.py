@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import start_capturer
-from bot.capture import Capturer
+from bot.browser.capture import Capturer
 from tests.conftest import base_env, settings_for
 
 IDLE = 300.0  # BROWSER_IDLE_CLOSE of `idle_capturer`

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import start_capturer
-from bot.capture import Capturer
+from bot.browser.capture import Capturer
 from bot.config import Settings
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI

@@ -9,7 +9,7 @@ from typing import Any
 from telegram import Update
 
 from bot.app import build_application, running
-from bot.capture import Capturer
+from bot.browser.capture import Capturer
 from bot.config import Settings
 from bot.services import Services
 from storage.models import LinkRecord

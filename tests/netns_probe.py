@@ -29,9 +29,9 @@ from typing import Any
 from aiohttp import web
 from playwright.async_api import async_playwright
 
-from bot.capture import CHROMIUM_ARGS, WEBRTC_SWITCH, CaptureError, Capturer
-from bot.netguard import NetGuard
-from bot.pageguard import BrowserSwitchError
+from bot.browser.capture import CHROMIUM_ARGS, WEBRTC_SWITCH, CaptureError, Capturer
+from bot.browser.pageguard import BrowserSwitchError
+from bot.guard.netguard import NetGuard
 from tests.fakes.web import serve
 from tests.remote_browser import RemoteBrowser
 

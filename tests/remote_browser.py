@@ -8,11 +8,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bot.browser_server import driver_command, server_config
+from bot.browser.server import driver_command, server_config
 
 
 class RemoteBrowser:
-    """`node cli.js launch-server` with the config `bot.browser_server` writes."""
+    """`node cli.js launch-server` with the config `bot.browser.server` writes."""
 
     def __init__(self, *, args: list[str] | None = None, host: str = "127.0.0.1") -> None:
         self._args = args

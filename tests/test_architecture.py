@@ -6,7 +6,10 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import os
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import bot
@@ -60,3 +63,18 @@ def test_nothing_imports_upwards() -> None:
             if hits:
                 wrong.append(f"{path.relative_to(ROOT)} imports {sorted(hits)}")
     assert wrong == []
+
+
+def test_importing_the_bot_changes_no_environment_variable() -> None:
+    """`import bot` (and its wiring) must not change the process's environment: a
+    library user or a test importing it gets what it set, nothing more."""
+    code = (
+        "import os; before = dict(os.environ); "
+        "import bot, bot.app, handlers, storage.repository; "
+        "print(sorted(set(os.environ.items()) ^ set(before.items())))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PTB_TIMEDELTA"}  # what bot once set
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.capture import ArtifactKind, CaptureError, Capturer
-from bot.capture_error import FileTooLarge, NotAPage
+from bot.browser.capture import ArtifactKind, CaptureError, Capturer
+from bot.browser.errors import FileTooLarge, NotAPage
 from tests.capture_helpers import close, rgb, share, small_capturer
 from tests.fakes.pages import BLOCKED_CSS_COLOUR, LAZY_IMAGES, LONG_BANDS, PageServer, Sentinel
 

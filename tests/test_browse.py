@@ -6,9 +6,9 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
-from bot import rotround
-from bot.callbacks import TagLinks, codec_for
-from bot.links import url_key
+from bot.chat.callbacks import TagLinks, codec_for
+from bot.chat.links import url_key
+from bot.library import rotround
 from storage.models import LinkRecord, Screenshot, Status
 from tests.conftest import INDEX_DIR
 from tests.harness import BotHarness

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import start_capturer
-from bot.capture import Capturer
+from bot.browser.capture import Capturer
 from tests.clock import IDLE, FakeClock, clock_fixture, closed, idle_capturer_fixture  # noqa: F401
 from tests.conftest import base_env, settings_for
 from tests.fakes.botapi import FakeBotAPI

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import render
-from bot.capture import CaptureError, Capturer, SnapshotKind
-from bot.capture_error import DownloadRefused, FileTooLarge
-from bot.capture_types import CaptureOptions
-from bot.consent import DEFAULT_RULES_DIR, load_rules
+from bot.browser.capture import CaptureError, Capturer, SnapshotKind
+from bot.browser.consent import DEFAULT_RULES_DIR, load_rules
+from bot.browser.errors import DownloadRefused, FileTooLarge
+from bot.browser.types import CaptureOptions
+from bot.chat import render
 from bot.i18n import texts_for
 from storage.models import LinkRecord
 from tests.capture_helpers import close, rgb, share, small_capturer

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
-from storage.claims import WorkQueue, _marker
 from storage.models import utcnow
+from storage.queue.claims import WorkQueue, _marker
 from storage.repository import LinkStore
 from tests.conftest import INDEX_DIR
 

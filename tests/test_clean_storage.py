@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from bot.callbacks import Recapture, codec_for
-from bot.links import url_key
-from bot.stats import user_stats
+from bot.chat.callbacks import Recapture, codec_for
+from bot.chat.links import url_key
+from bot.library.stats import user_stats
 from storage import bulk
-from storage.claims import PRIO_IMPORTED
 from storage.images import ImageNotFound
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.queries import QUERY_TTL
+from storage.queue.claims import PRIO_IMPORTED
 from storage.trash import Trash
 from tests.harness import BotHarness
 from tests.test_manage import record_of, snapshot

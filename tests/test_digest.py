@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from telegram.ext import CallbackContext
 
 from bot import scheduler
-from bot.digest import Digest
-from bot.outbound import BULK
+from bot.chat.outbound import BULK
+from bot.library.digest import Digest
+from bot.services import Context
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.rot import owner_key
 from tests.fakes.botapi import Call
@@ -290,7 +290,7 @@ async def test_the_workers_jobs_claim_and_run_a_round_and_a_digest_pass(bot: Bot
     """The scheduler's two jobs, as the JobQueue calls them: the round of this slot checks
     the links due (a page now 404 is marked gone); the digest pass tells about the last
     full period."""
-    context = CallbackContext(bot.app)
+    context = Context(bot.app)
     dead = bot.pages.url("/status/404")
     await bot.store.import_links(
         [LinkRecord(owner_id=601, chat_id=601, url=dead, url_key=dead, status=Status.DONE)]

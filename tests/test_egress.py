@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bot.app import build_proxy
-from bot.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, EgressSession, GuardProxy
-from bot.netguard import NetGuard
+from bot.guard.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, EgressSession, GuardProxy
+from bot.guard.netguard import NetGuard
 from tests.conftest import free_port
 from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness

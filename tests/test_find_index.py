@@ -1,5 +1,5 @@
 """/find, /tags and the link-rot order equal what MongoDB holds, on both read paths
-(storage/listing.py): the derived SQLite index and MongoDB's own indexes (on FerretDB
+(storage/index/listing.py): the derived SQLite index and MongoDB's own indexes (on FerretDB
 here, where the native one is correct, only slower). After adds, retags, deletes,
 restarts, writes from other processes, and the migration of an old database."""
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from bot.links import url_key
+from bot.chat.links import url_key
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore
 from storage.terms import terms_for, tokenize

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot import rotround
+from bot.library import rotround
 from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness
 

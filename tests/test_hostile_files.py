@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from bot import bookmarks, import_reader
 from bot.app import build_application, running
-from bot.bookmarks import Bookmark, Parsed
-from bot.capture import Capturer
-from bot.links import url_key
-from bot.netguard import NetGuard
+from bot.browser.capture import Capturer
+from bot.chat.links import url_key
+from bot.guard.netguard import NetGuard
+from bot.library import bookmarks, import_reader
+from bot.library.bookmarks import Bookmark, Parsed
+from bot.library.transfer import import_links
 from bot.services import Role
-from bot.transfer import import_links
 from storage import bulk
 from storage.keys import key_id
 from storage.models import LinkRecord, Status, utcnow
@@ -130,7 +130,7 @@ def _hold_reader(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> Path:
     """The reader's child waits at a FIFO before it starts reading; the test opens it."""
     door = tmp / "door"
     os.mkfifo(door)
-    held = ["/bin/sh", "-c", 'read _ < "$1"; exec "$2" -s -m bot.import_reader']
+    held = ["/bin/sh", "-c", 'read _ < "$1"; exec "$2" -s -m bot.library.import_reader']
     monkeypatch.setattr(import_reader, "command", lambda: [*held, "sh", door, sys.executable])
     return door
 
@@ -333,9 +333,9 @@ async def test_a_batch_that_fails_takes_back_what_it_wrote(
 
 _CHILD = """
 import asyncio, sys
-from bot.bookmarks import Bookmark, Parsed
-from bot.netguard import NetGuard
-from bot.transfer import import_links
+from bot.library.bookmarks import Bookmark, Parsed
+from bot.guard.netguard import NetGuard
+from bot.library.transfer import import_links
 from storage import bulk
 from storage.repository import LinkStore
 from storage.writes import LinkWrites

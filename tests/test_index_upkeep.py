@@ -1,4 +1,4 @@
-"""The listing index converges to the database by itself (storage/search.py, heal.py,
+"""The listing index converges to the database by itself (storage/index/search.py, heal.py,
 upkeep.py, shelves.py, journal.py, writes.py).
 
 Time is the index's own injectable clock; upkeep is driven tick by tick (or poked and
@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from bot.links import url_key
-from storage import search
-from storage import upkeep as upkeep_module
-from storage.catalog import BUCKETS, bucket_of
-from storage.heal import Healed
-from storage.journal import Journal
+from bot.chat.links import url_key
+from storage.index import search
+from storage.index import upkeep as upkeep_module
+from storage.index.catalog import BUCKETS, bucket_of
+from storage.index.heal import Healed
+from storage.index.journal import Journal
+from storage.index.upkeep import HEAL_EVERY
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
 from storage.trash import Trash
-from storage.upkeep import HEAL_EVERY
 from tests.harness import BotHarness
 from tests.test_browse import command
 

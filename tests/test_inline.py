@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.links import url_key
+from bot.chat.links import url_key
 from storage.models import LinkRecord, Screenshot, Status
 from tests.harness import BotHarness
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.links import url_key
+from bot.chat.links import url_key
 from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest
 from storage.models import LinkRecord

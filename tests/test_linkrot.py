@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from bot import linkrot
-from bot.netguard import NetGuard
+from bot.guard.netguard import NetGuard
+from bot.library import linkrot
 from tests.conftest import free_port
 from tests.fakes.pages import Sentinel
 from tests.fakes.web import serve

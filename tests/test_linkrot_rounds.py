@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot import linkrot
-from bot.hostpace import HOST_GAP, HostPacer
-from bot.netguard import NetGuard
-from bot.rotround import IN_FLIGHT, CheckRound
+from bot.guard.netguard import NetGuard
+from bot.library import linkrot
+from bot.library.hostpace import HOST_GAP, HostPacer
+from bot.library.rotround import IN_FLIGHT, CheckRound
 from bot.scheduler import ROUND_EVERY, ROUND_SPARE
 from storage.models import LinkRecord, Status, utcnow
 from storage.repository import LinkStore
@@ -117,7 +117,7 @@ async def store(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[LinkStore]:
 async def either_store(
     request: pytest.FixtureRequest, mongodb_uri: str, tmp_path: Path
 ) -> AsyncIterator[LinkStore]:
-    """The store with each read path of the listing (storage/listing.py)."""
+    """The store with each read path of the listing (storage/index/listing.py)."""
     s = LinkStore.connect(mongodb_uri, index_path=tmp_path / "i.sqlite", listing=request.param)
     await s.ensure_indexes()
     yield s

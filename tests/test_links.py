@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from telegram import Chat, Message, MessageEntity, User
 
-from bot.links import MAX_LINKS, parse_message, url_key
+from bot.chat.links import MAX_LINKS, parse_message, url_key
 
 
 def utf16_len(text: str) -> int:

@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 from telegram.ext import JobQueue
 
-from bot.callbacks import (
+from bot.chat.callbacks import (
     MAX_DATA,
     Action,
     AddTag,
@@ -25,9 +25,9 @@ from bot.callbacks import (
     codec_for,
     snapshot_keyboard,
 )
+from bot.chat.links import url_key
 from bot.i18n import texts_for
-from bot.links import url_key
-from bot.manage import Retag, parse_retag
+from bot.library.manage import Retag, parse_retag
 from storage.images import ImageNotFound
 from storage.models import LinkRecord, LlmUsage, Screenshot, Status, utcnow
 from storage.repository import LinkStore

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from bot.netguard import NetGuard, classify_ip, parse_host
+from bot.guard.netguard import NetGuard, classify_ip, parse_host
 
 NAMES = {
     "public.example": ["93.184.215.14"],

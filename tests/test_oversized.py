@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from bot import render
-from bot.callbacks import Delete, EditTags, MakeFile, Undo, codec_for
-from bot.capture_types import ArtifactKind
+from bot.browser.types import ArtifactKind
+from bot.chat import render
+from bot.chat.callbacks import Delete, EditTags, MakeFile, Undo, codec_for
+from bot.chat.links import url_key
 from bot.i18n import texts_for
-from bot.links import url_key
 from bot.pipeline import delivering
 from bot.tags import MAX_TAGS_PER_LINK
 from storage.models import LinkRecord, Page, Screenshot, Status, TagCount

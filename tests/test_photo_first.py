@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.capture import Capturer, Snapshot
+from bot.browser.capture import Capturer, Snapshot
 from storage.models import Status
 from tests.harness import BotHarness
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bot.callbacks import Delete, MakeFile, Recapture, codec_for
-from bot.capture_types import ArtifactKind
+from bot.browser.types import ArtifactKind
+from bot.chat.callbacks import Delete, MakeFile, Recapture, codec_for
 from bot.i18n import texts_for
 from storage.artifacts import LinkFiles
 from storage.images import ImageNotFound

@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 
-from bot.callbacks import Recapture, codec_for
+from bot.chat.callbacks import Recapture, codec_for
 from storage.models import Status
 from tests.fakes.pages import QUADRANTS
 from tests.harness import BotHarness

@@ -1,10 +1,10 @@
-"""The page kept ready for the next capture (bot/spare.py) serves one link only, and
+"""The page kept ready for the next capture (bot/browser/spare.py) serves one link only, and
 only a link in its own language: nothing one page leaves reaches the next, and a
 Chinese user's page is opened in Chinese even when the spare was made for English."""
 
 from __future__ import annotations
 
-from bot.capture import Capturer
+from bot.browser.capture import Capturer
 from tests.fakes.pages import PageServer
 
 

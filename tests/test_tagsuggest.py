@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot.callbacks import AddTag, codec_for
+from bot.chat.callbacks import AddTag, codec_for
+from bot.chat.links import url_key
 from bot.i18n import texts_for
-from bot.links import url_key
-from bot.summarize import Summarizer
-from bot.tagsuggest import (
+from bot.library.tagsuggest import (
     from_page,
     near_twins,
     parse_model_tags,
@@ -19,6 +18,7 @@ from bot.tagsuggest import (
     snapshot_markup,
     suggest,
 )
+from bot.summarize import Summarizer
 from storage.models import LinkRecord, Status
 from tests.fakes.openai_server import FakeOpenAI, Script, message_text
 from tests.harness import BotHarness

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
-from bot import bookmarks
-from bot.bookmarks import Malformed, NoLinks, UnknownFormat
-from bot.links import url_key
+from bot.chat.links import url_key
+from bot.library import bookmarks
+from bot.library.bookmarks import Malformed, NoLinks, UnknownFormat
 from storage.models import LinkRecord, Status
 from tests.fakes.botapi import Call
 from tests.fakes.pages import PageServer
@@ -485,9 +485,9 @@ async def test_imported_links_in_the_index_match_a_rebuild(
     """The import hands its documents to the /find index as written; a rebuild from the
     database must list exactly the same. No bot runs here: no worker captures the
     imported links between the two reads, so every listed field must agree."""
-    from bot.bookmarks import Bookmark, Parsed
-    from bot.netguard import NetGuard
-    from bot.transfer import import_links
+    from bot.guard.netguard import NetGuard
+    from bot.library.bookmarks import Bookmark, Parsed
+    from bot.library.transfer import import_links
     from storage.repository import LinkStore
 
     store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "written.sqlite")

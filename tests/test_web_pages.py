@@ -12,8 +12,8 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from bot.chat.render import plain_text
 from bot.i18n import texts_for
-from bot.render import plain_text
 from storage.models import Status
 from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.harness import BotHarness

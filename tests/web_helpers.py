@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from bot.links import url_key
+from bot.chat.links import url_key
 from bot.web import initdata
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore

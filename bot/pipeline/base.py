@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from cachetools import TTLCache
 
-from bot.durable import PATIENCE, durably
+from bot.chat.outbound import Outbound
+from bot.guard.netguard import NetGuard
 from bot.live import LiveEvents
-from bot.netguard import NetGuard
-from bot.outbound import Outbound
+from bot.pipeline.durable import PATIENCE, durably
 from storage.repository import LinkStore
 
 if TYPE_CHECKING:
-    from bot.capture import Capturer
+    from bot.browser.capture import Capturer
     from bot.summarize import Summarizer
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class Pipeline:
         call: Callable[[], Awaitable[T]],
         on_wait: Callable[[], Awaitable[None]] | None = None,
     ) -> T:
-        """A database call that waits out an outage (see bot/durable.py)."""
+        """A database call that waits out an outage (see bot/pipeline/durable.py)."""
         return await durably(
             call, on_wait=on_wait, patience=self.db_patience, stopping=self.outbound.stopping
         )

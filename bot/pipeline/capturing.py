@@ -20,9 +20,9 @@ from typing import Any
 
 from telegram.ext import ExtBot
 
-from bot import render
-from bot.capture_error import CaptureError, FileTooLarge
-from bot.capture_types import Snapshot
+from bot.browser.errors import CaptureError, FileTooLarge
+from bot.browser.types import Snapshot
+from bot.chat import render
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.pipeline.delivering import deliver_fresh, may_send_now, tags_ahead

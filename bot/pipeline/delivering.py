@@ -19,14 +19,14 @@ from telegram import InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
-from bot import render
-from bot.callbacks import codec_for, snapshot_keyboard
+from bot.chat import render
+from bot.chat.callbacks import codec_for, snapshot_keyboard
+from bot.chat.outbound import Send, is_passing
 from bot.i18n import Texts, texts_for
-from bot.outbound import Send, is_passing
+from bot.library.tagsuggest import known_tags, snapshot_markup
 from bot.pipeline.base import Pipeline
 from bot.pipeline.finish import finish
 from bot.pipeline.replies import photo_ok, reply, screenshot_of, send_media
-from bot.tagsuggest import known_tags, snapshot_markup
 from storage.models import LinkRecord, Screenshot, Status
 
 log = logging.getLogger(__name__)

@@ -16,15 +16,15 @@ from typing import Any
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
-from bot import render
-from bot.callbacks import codec_for, snapshot_keyboard
+from bot.chat import render
+from bot.chat.callbacks import codec_for, snapshot_keyboard
+from bot.chat.links import url_key
 from bot.i18n import texts_for
-from bot.links import url_key
 from bot.pipeline.base import Pipeline
 from bot.pipeline.replies import send_media
 from bot.tags import MAX_TAGS_PER_LINK, cap_tags
-from storage.claims import PRIO_BY_HAND
 from storage.models import UNFINISHED, LinkRecord, Status
+from storage.queue.claims import PRIO_BY_HAND
 
 log = logging.getLogger(__name__)
 

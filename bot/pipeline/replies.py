@@ -1,4 +1,4 @@
-"""The Bot API calls the stages make, each through the outbound path (bot/outbound.py)."""
+"""The Bot API calls the stages make, each through the outbound path (bot/chat/outbound.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
-from bot.outbound import ACK, Priority, Send
+from bot.chat.outbound import ACK, Priority, Send
 from storage.models import LinkRecord, Screenshot
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ A summary that breaks off keeps its partial text and a note, and is tried again 
 (`summary_retry_delay`) up to MAX_SUMMARY_ATTEMPTS times: the worker claims it again.
 
 Every edit carries the snapshot's buttons (an edit without them would remove them).
-Once the summary has started, the model is also asked for tags (bot/tagsuggest.py) beside
+Once the summary has started, the model is also asked for tags (bot/library/tagsuggest.py) beside
 the stream; they join the buttons as ＋#tag in the final edit, whose caption head is drawn
 from the stored record so a retag made meanwhile is kept.
 """
@@ -18,13 +18,13 @@ from typing import Any
 
 from telegram.ext import ExtBot
 
-from bot import render
-from bot.callbacks import codec_for, snapshot_keyboard
+from bot.chat import render
+from bot.chat.callbacks import codec_for, snapshot_keyboard
+from bot.chat.streaming import StreamLayout, SummaryEditor
 from bot.i18n import texts_for
+from bot.library.tagsuggest import Suggested, propose
 from bot.pipeline.base import Pipeline
-from bot.streaming import StreamLayout, SummaryEditor
 from bot.summarize import PageText, SummaryError
-from bot.tagsuggest import Suggested, propose
 from storage.models import LinkRecord, LlmUsage, Status
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of them)
 claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
-free; delivery slots claim links whose photo or summary is owed. A claim is a lease (storage/claims.py) renewed while the stage runs; a worker that
+free; delivery slots claim links whose photo or summary is owed. A claim is a lease (storage/queue/claims.py) renewed while the stage runs; a worker that
 dies stops renewing, and any worker takes the stage over once the lease has run out.
 Restart resume and summary retries are this same loop: nothing else sweeps. A slot that
 dies of an unexpected error is logged with it and started again; a work entry whose link
@@ -33,9 +33,9 @@ from bot.pipeline.capturing import capture
 from bot.pipeline.delivering import deliver
 from bot.pipeline.finish import finish
 from bot.pipeline.summarizing import summarize
-from storage.claims import Claim
 from storage.keys import WORK_STATES
 from storage.models import LinkRecord, Status, utcnow
+from storage.queue.claims import Claim
 
 log = logging.getLogger(__name__)
 

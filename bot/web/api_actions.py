@@ -14,12 +14,13 @@ from typing import Any
 from aiohttp import web
 from bson import ObjectId
 
-from bot import artifacts, render, snapshot_edits
-from bot.capture_error import CaptureError
-from bot.capture_types import ArtifactKind
+from bot.browser.errors import CaptureError
+from bot.browser.types import ArtifactKind
+from bot.chat import render, snapshot_edits
+from bot.chat.links import Rejected, parse_text
 from bot.i18n import texts_for
-from bot.links import Rejected, parse_text
-from bot.manage import Retag
+from bot.library import artifacts
+from bot.library.manage import Retag
 from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest
 from bot.tags import clean_tag

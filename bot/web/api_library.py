@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.i18n import texts_for
-from bot.manage import UNDO_SECONDS
+from bot.library.manage import UNDO_SECONDS
 from bot.tags import clean_tag
 from bot.web.auth import COOKIE, Viewer, csrf_token, viewer_of, viewers_link
 from bot.web.context import context_of

@@ -13,7 +13,7 @@ from aiohttp import web
 from cachetools import LRUCache
 from telegram.ext import ExtBot, JobQueue
 
-from bot.manage import ManageService
+from bot.library.manage import ManageService
 from bot.services import Services
 from bot.web.address import WebAddress
 from storage.thumbs import Thumbnails

@@ -18,7 +18,7 @@ import urllib.parse
 from aiohttp import web
 from bson import ObjectId
 
-from bot import artifacts
+from bot.library import artifacts
 from bot.web import thumbnails
 from bot.web.context import WebContext, context_of
 from storage.images import ImageNotFound

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.chat.render import plain_text
 from bot.i18n import Texts, texts_for
-from bot.render import plain_text
 
 
 def page_texts(texts: Texts) -> dict[str, str]:

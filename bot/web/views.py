@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import render
+from bot.chat import render
 from bot.i18n import Texts
 from bot.web.context import WebContext
 from bot.web.media import shot_url, thumb_url

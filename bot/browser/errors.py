@@ -1,0 +1,52 @@
+"""The failure types of a capture (their own module so the page guard can raise them too)."""
+
+from __future__ import annotations
+
+from storage.errors import LinksnapError
+
+
+class CaptureError(LinksnapError):
+    """A capture that could not produce a snapshot; `reason` is a stable code.
+
+    Each code has a user text in bot/i18n (`capture_reasons`); the subclasses carry
+    what a more precise text needs (bot.chat.render.capture_reason).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class DownloadRefused(CaptureError):
+    """The link is a file download that is neither a page, a PDF nor an image."""
+
+    def __init__(self, content_type: str | None, size: int | None) -> None:
+        super().__init__("download", f"{content_type or 'unknown type'}, {size} bytes")
+        self.content_type = content_type
+        self.size = size
+
+
+class FileTooLarge(CaptureError):
+    """A file (`what`: "pdf", "image", "full_page", "print", "mhtml") over its size cap."""
+
+    def __init__(self, what: str, size: int | None, limit: int) -> None:
+        super().__init__("too_large", f"{what}: {size} bytes, limit {limit}")
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+class NotAPage(CaptureError):
+    """A full page, PDF or archive was asked of a link that is a PDF or an image."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__("not_a_page", kind)
+        self.kind = kind
+
+
+class UnreadableFile(CaptureError):
+    """A PDF or image that could not be read (damaged, or not what its type says)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("bad_file", detail)

@@ -1,0 +1,142 @@
+"""One round of link-rot checks: the links due, checked concurrently, each answer written
+as it comes.
+
+- **Due**: a link whose last check is older than `checked_before` (never-checked first,
+  newest first, so an import's links are looked at soon), from the listing's due order.
+- **Concurrency**: links are queued by host; at most `in_flight` hosts are worked at once,
+  one request at a time each, so at most `in_flight` requests are in flight, and no host
+  is asked more than once a second (bot/library/hostpace.py).
+- **Resuming**: each link's `checked_at` is written the moment its answer is in, and is
+  the round's cursor: a round cut short (its worker died, its time was up) leaves
+  exactly the links it had not answered due for the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bson import ObjectId
+
+from bot.guard.netguard import NetGuard
+from bot.library import linkrot
+from bot.library.hostpace import HostPacer
+from storage.models import LinkRecord, utcnow
+from storage.repository import LinkStore
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = 32  # hosts worked at once (one request in flight each)
+FETCH = 200  # links read from the due order at a time
+MAX_QUEUED = 2000  # links held in memory, waiting for their host's turn
+# Seconds between looks at the due order while lanes work: one large host's lane can
+# run for minutes, and other hosts' links may be waiting further down the order.
+LOOK_AGAIN = 5.0
+
+
+@dataclass
+class RoundResult:
+    checked: int = 0
+    gone: int = 0
+    finished: bool = False  # nothing was left due (else: time was up)
+
+
+class CheckRound:
+    """`until`: a time (of `clock`) after which no new check starts; None: until done."""
+
+    def __init__(
+        self,
+        store: LinkStore,
+        guard: NetGuard,
+        *,
+        checked_before: datetime,
+        until: float | None = None,
+        clock: Callable[[], float] = time.time,
+        in_flight: int = IN_FLIGHT,
+        pacer: HostPacer | None = None,
+    ) -> None:
+        self.store = store
+        self.guard = guard
+        self.checked_before = checked_before
+        self.until = until
+        self.clock = clock
+        self.in_flight = in_flight
+        self.pacer = pacer or HostPacer()
+        self.result = RoundResult()
+        self._queues: dict[str, deque[LinkRecord]] = {}
+        self._taken: set[ObjectId] = set()  # queued or being checked
+
+    def _open(self) -> bool:
+        return self.until is None or self.clock() < self.until
+
+    async def run(self) -> RoundResult:
+        lanes: dict[str, asyncio.Task[None]] = {}
+        more = True
+        try:
+            while True:
+                if more and self._open() and self._wants_more():
+                    more = await self._fill()
+                for host in self._idle_hosts(lanes):
+                    lanes[host] = asyncio.create_task(self._lane(self._queues[host]))
+                if not lanes:
+                    self.result.finished = not more
+                    return self.result
+                done, _ = await asyncio.wait(
+                    lanes.values(), timeout=LOOK_AGAIN, return_when=asyncio.FIRST_COMPLETED
+                )
+                for host in [h for h, task in lanes.items() if task in done]:
+                    lanes.pop(host).result()
+                    if not self._queues[host]:
+                        del self._queues[host]
+        finally:
+            for task in lanes.values():
+                task.cancel()
+            await asyncio.gather(*lanes.values(), return_exceptions=True)
+
+    def _wants_more(self) -> bool:
+        """Read on while hosts could be worked that have nothing queued, or little is."""
+        queued = sum(len(q) for q in self._queues.values())
+        waiting = sum(1 for q in self._queues.values() if q)
+        return queued < MAX_QUEUED and (waiting < self.in_flight or queued < FETCH // 2)
+
+    async def _fill(self) -> bool:
+        """Queue the next due links by host; False when nothing more is due."""
+        fresh = await self.store.due_for_check(
+            self.checked_before, limit=FETCH, skip=frozenset(self._taken)
+        )
+        for record in fresh:
+            self._taken.add(record.id)
+            host = linkrot.host_of(record.final_url or record.url)
+            self._queues.setdefault(host, deque()).append(record)
+        return bool(fresh)
+
+    def _idle_hosts(self, lanes: dict[str, asyncio.Task[None]]) -> list[str]:
+        free = self.in_flight - len(lanes)
+        if free <= 0 or not self._open():
+            return []
+        ready = [h for h, q in self._queues.items() if q and h not in lanes]
+        return ready[:free]
+
+    async def _lane(self, queue: deque[LinkRecord]) -> None:
+        """One host's links, one after another, while the round is open."""
+        while queue and self._open():
+            record = queue[0]
+            alive = await linkrot.is_alive(self.guard, record.final_url or record.url, self.pacer)
+            # The answer is written even if the round is being stopped: it was asked for.
+            await asyncio.shield(self.store.record_check(record, alive))
+            queue.popleft()
+            self._taken.discard(record.id)
+            self.result.checked += 1
+            self.result.gone += alive is False
+
+
+async def check_due(store: LinkStore, guard: NetGuard, max_age: float = 7 * 86400) -> int:
+    """Check every saved link not checked for `max_age` seconds; returns how many."""
+    checked_before = utcnow() - timedelta(seconds=max_age)
+    result = await CheckRound(store, guard, checked_before=checked_before).run()
+    return result.checked

@@ -1,0 +1,229 @@
+"""The change journal: which links a write is about to change, in one order every
+process agrees on.
+
+Every write to a link first appends an entry `{_id: "<16-digit seq>", ids, o: owners,
+g: gone, n: nonce}` and then makes the write carrying that number (`rev`, see
+storage/writes.py). A crash between the two leaves an entry naming a link that did not
+change, which costs a reader one look-up; the reverse (a change no entry names) cannot
+happen. Entries are numbered without gaps: a writer inserts at the number after one it
+knows exists, and on a duplicate-key error (another writer took it) tries the next. The
+unique `_id` index makes each insert atomic, on MongoDB as on FerretDB, so no
+read-modify-write (which FerretDB v1 does not make atomic) is involved.
+
+The journal is bounded: entries every listing index has applied, and every shelf has
+passed (storage/index/shelves.py), are trimmed (`trim`), and the `tail` document says up to
+where. Entries are present exactly for tail < seq <= head, so "entry n exists" is
+monotone above the tail and the head is found by galloping from there in O(log n) `_id`
+look-ups: the one query FerretDB answers from an index. A dropped journal gets a new
+epoch; a restored one shows as a missing or different entry at an index's position.
+Either makes that index start again (restore or rebuild), never skip a change.
+
+String ids, because FerretDB's SQLite backend pushes down `_id` equality only for strings
+and ObjectIds, not numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from storage.models import utcnow
+from storage.upserts import set_by_id
+
+Doc = dict[str, Any]
+EPOCH_ID = "epoch"
+TAIL_ID = "tail"
+_PROBES_BEFORE_RESYNC = 8
+# Above this many entries to read, one pass over the (bounded) collection is cheaper than
+# a look-up each on FerretDB.
+_SCAN_ABOVE = 64
+
+
+def key(seq: int) -> str:
+    return f"{seq:016d}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One journal entry: links about to change (`gone`: about to be deleted)."""
+
+    seq: int
+    ids: list[ObjectId]
+    owners: list[int]  # their owners where the writer knew them (empty: unknown)
+    gone: bool
+    nonce: str
+    heal: bool = False  # found changed behind the journal (storage/index/heal.py): no write follows
+
+
+def _change(doc: Doc) -> Change:
+    return Change(
+        seq=int(doc["_id"]),
+        ids=list(doc.get("ids", [])),
+        owners=[int(o) for o in doc.get("o", [])],
+        gone=bool(doc.get("g", False)),
+        nonce=str(doc.get("n", "")),
+        heal=bool(doc.get("h", False)),
+    )
+
+
+class Journal:
+    def __init__(self, entries: AsyncCollection[Doc], positions: AsyncCollection[Doc]) -> None:
+        self.entries = entries
+        # Where each live listing index is (for trimming): {_id: index id, position, at}.
+        self.positions = positions
+        self._head: int | None = None  # newest entry this process knows to exist
+        # One append at a time in this process: its writers would otherwise all try the
+        # same next number and retry one another's (k writers, k² inserts).
+        self._appending = asyncio.Lock()
+
+    async def epoch(self) -> str:
+        """A random id made once per journal, kept in it: a derived index built from another
+        database, or from a journal since dropped, is recognised and rebuilt."""
+        doc = await self.entries.find_one({"_id": EPOCH_ID})
+        if doc is None:
+            with contextlib.suppress(DuplicateKeyError):  # another process made it first
+                await self.entries.insert_one({"_id": EPOCH_ID, "epoch": uuid.uuid4().hex})
+            doc = await self.entries.find_one({"_id": EPOCH_ID})
+        assert doc is not None
+        return str(doc["epoch"])
+
+    async def entry(self, seq: int) -> Change | None:
+        doc = await self.entries.find_one({"_id": key(seq)})
+        return _change(doc) if doc is not None else None
+
+    async def tail(self) -> int:
+        """Entries up to this number were trimmed (0: none)."""
+        doc = await self.entries.find_one({"_id": TAIL_ID})
+        return int(doc["seq"]) if doc else 0
+
+    async def head(self, known: int = 0) -> int:
+        """The newest entry's number (the tail for an empty journal); `known` must exist."""
+        low = max(known, self._head or 0)
+        if low and await self.entry(low) is None:
+            low = 0  # dropped or trimmed under us
+        if not low:
+            low = await self._first()
+        step = 1
+        while await self.entry(low + step) is not None:
+            low += step
+            step *= 2
+        high = low + step  # absent
+        while high - low > 1:
+            mid = (low + high) // 2
+            if await self.entry(mid) is not None:
+                low = mid
+            else:
+                high = mid
+        self._head = low
+        return low
+
+    async def _first(self) -> int:
+        """The oldest entry's number, or the tail when there is none. The tail document is
+        a hint (trimmers racing may leave it low), so this asks the (bounded) collection."""
+        tail = await self.tail()
+        if await self.entry(tail + 1) is not None:
+            return tail + 1
+        query = {"_id": {"$gt": key(tail), "$lt": key(10**16 - 1)}}
+        first = await self.entries.find(query, {"_id": 1}).sort("_id", 1).limit(1).to_list()
+        return int(first[0]["_id"]) if first else tail
+
+    async def append(
+        self,
+        ids: Sequence[ObjectId],
+        owners: Sequence[int] = (),
+        *,
+        gone: bool = False,
+        heal: bool = False,
+    ) -> int:
+        """Record that these links are about to change (`heal`: have changed already, behind
+        the journal's back); returns the entry's number."""
+        doc: Doc = {"ids": list(ids), "o": sorted(set(owners)), "at": utcnow()}
+        if gone:
+            doc["g"] = True
+        if heal:
+            doc["h"] = True
+        async with self._appending:
+            seq = (self._head if self._head is not None else await self.head()) + 1
+            misses = 0
+            while True:
+                try:
+                    await self.entries.insert_one(
+                        {"_id": key(seq), "n": secrets.token_hex(6), **doc}
+                    )
+                except DuplicateKeyError:
+                    misses += 1
+                    # Busy with other processes: look the head up again rather than walk.
+                    seq = (await self.head(seq) if misses % _PROBES_BEFORE_RESYNC == 0 else seq) + 1
+                    continue
+                self._head = seq
+                return seq
+
+    async def read(self, after: int, upto: int) -> list[Change]:
+        """Entries after `after` up to the first missing one (at most `upto`), in order:
+        one `_id` look-up each while they are few, one pass over the (bounded)
+        collection for the rest when there turn out to be many."""
+        out: list[Change] = []
+        seq = after + 1
+        while seq <= upto and len(out) < _SCAN_ABOVE:
+            change = await self.entry(seq)
+            if change is None:
+                return out
+            out.append(change)
+            seq += 1
+        if seq <= upto:
+            out += await self._scan(seq - 1, upto)
+        return out
+
+    async def _scan(self, after: int, upto: int) -> list[Change]:
+        found: dict[int, Change] = {}
+        query = {"_id": {"$gt": key(after), "$lte": key(upto)}}
+        async for doc in self.entries.find(query):
+            if str(doc["_id"]).isdigit():
+                found[int(doc["_id"])] = _change(doc)
+        out = []
+        for seq in range(after + 1, upto + 1):
+            if seq not in found:
+                break
+            out.append(found[seq])
+        return out
+
+    # -- bounding it -----------------------------------------------------------------
+
+    async def register(self, index_id: str, position: int, now: datetime) -> None:
+        """A listing index says it has applied everything up to `position`."""
+        await set_by_id(self.positions, index_id, {"position": position, "at": now})
+
+    async def floor(self, now: datetime, live: timedelta) -> int | None:
+        """The lowest position of the indexes heard from within `live` (None: none)."""
+        lowest: int | None = None
+        async for doc in self.positions.find({}):
+            at = doc.get("at")
+            if isinstance(at, datetime) and at >= now - live:
+                pos = int(doc.get("position") or 0)
+                lowest = pos if lowest is None else min(lowest, pos)
+        return lowest
+
+    async def trim(self, upto: int) -> int:
+        """Delete the entries up to `upto` (never the head); returns the new tail."""
+        head = await self.head()
+        upto = min(upto, head - 1)
+        tail = await self.tail()
+        if upto <= tail:
+            return tail
+        # The tail first: a reader that finds it never gallops into the hole below.
+        await set_by_id(self.entries, TAIL_ID, {"seq": upto})
+        await self.entries.delete_many({"_id": {"$gt": key(tail), "$lte": key(upto)}})
+        return upto
+
+    async def size(self) -> int:
+        return await self.entries.count_documents({})

@@ -1,0 +1,212 @@
+"""Buckets of the listing index built from the collections: when no shelf can restore
+them (a new database, a dropped journal, shelves lost or too old).
+
+One pass over `link_texts` and one over `links`, side by side (each is a full read on
+FerretDB v1, tens of seconds at 100 000 links, and FerretDB runs them on both cores),
+into a staging file; once every text is read, the links go into the index a batch at a
+time while `links` is still being read, each batch a short hold of the index's lock, so
+owners of the buckets already held are answered meanwhile. Last, under the lock, the
+journal entries written since the pass began are applied to these buckets and they are
+held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import bson
+
+from storage.index.catalog import CODEC, Catalog, Entry, bucket_of
+from storage.index.rows import entry_of, in_thread, raw_id, split_terms
+
+if TYPE_CHECKING:
+    from storage.index.search import IndexListing
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_BATCH = 1000
+
+
+class Staging:
+    """A scratch SQLite file beside the index: what the passes read, before the join."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        Path(path).unlink(missing_ok=True)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=OFF")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute("CREATE TABLE terms(id TEXT PRIMARY KEY, terms TEXT NOT NULL)")
+        self.conn.execute("CREATE TABLE links(n INTEGER PRIMARY KEY, id TEXT, raw BLOB)")
+
+    def add_terms(self, rows: list[tuple[str, str]]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO terms(id, terms) VALUES (?, ?)", rows)
+
+    def add_links(self, rows: list[tuple[str, bytes]]) -> None:
+        self.conn.executemany("INSERT INTO links(id, raw) VALUES (?, ?)", rows)
+
+    def batch(self, after: int) -> list[tuple[int, bytes, str | None]]:
+        rows = self.conn.execute(
+            "SELECT l.n, l.raw, t.terms FROM links l LEFT JOIN terms t ON t.id = l.id"
+            " WHERE l.n > ? ORDER BY l.n LIMIT ?",
+            (after, _BATCH),
+        )
+        return [(int(n), bytes(raw), terms) for n, raw, terms in rows]
+
+    def close(self) -> None:
+        self.conn.close()
+        Path(self.path).unlink(missing_ok=True)
+
+
+async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
+    started = time.monotonic()
+    listing._rebuilding |= buckets
+    since = await listing.journal.head()  # entries after it are applied at the end
+    listing.pinned = since
+    log.info("search index: building %d bucket(s) from the database", len(buckets))
+    staging = await in_thread(Staging, f"{listing.path}.staging")
+    passes = _Passes(listing, staging, buckets)
+    try:
+        await listing.locked(lambda c: _drop(c, buckets))
+        # The rows go in while `links` is still being read, once every text has been.
+        count = await passes.run()
+        await _finish(listing, buckets, since)
+        log.info(
+            "search index: %d links of %d bucket(s) built in %.1f s",
+            count,
+            len(buckets),
+            time.monotonic() - started,
+        )
+    finally:
+        listing._rebuilding -= buckets
+        listing.pinned = None
+        async with passes.lock:  # no pass is still using the staging connection
+            await in_thread(staging.close)
+
+
+class _Passes:
+    """The two reads into the staging file, and the rows out of it into the index."""
+
+    def __init__(self, listing: IndexListing, staging: Staging, buckets: set[int]) -> None:
+        self.listing = listing
+        self.staging = staging
+        self.buckets = buckets
+        self.texts_read = asyncio.Event()
+        self.links_read = asyncio.Event()
+        self.more = asyncio.Event()  # links staged since the rows last looked
+        self.lock = asyncio.Lock()  # one user of the staging connection at a time
+
+    async def run(self) -> int:
+        """The three side by side; returns the rows put in the index. When one fails the
+        others are cancelled and waited for before the failure goes on (the staging
+        connection is closed after this: SQLite crashes on a close under a running call)."""
+        rows = asyncio.ensure_future(self.rows())
+        tasks = [asyncio.ensure_future(self.terms()), asyncio.ensure_future(self.links()), rows]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return rows.result()
+
+    async def _staged(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self.lock:
+            return await in_thread(fn, *args)
+
+    async def terms(self) -> None:
+        batch: list[tuple[str, str]] = []
+        async for doc in self.listing.texts.find({}, {"terms": 1}, batch_size=_BATCH):
+            batch.append((str(doc["_id"]), " ".join(split_terms(doc.get("terms")))))
+            if len(batch) >= _BATCH:
+                await self._staged(self.staging.add_terms, batch)
+                batch = []
+        await self._staged(self.staging.add_terms, batch)
+        self.texts_read.set()
+
+    async def links(self) -> None:
+        batch: list[tuple[str, bytes]] = []
+        try:
+            async for raw in self.listing.links_raw.find({}, batch_size=_BATCH):
+                data = bytes(raw.raw)
+                batch.append((raw_id(data), data))
+                if len(batch) >= _BATCH:
+                    await self._staged(self.staging.add_links, batch)
+                    batch = []
+                    self.more.set()
+            await self._staged(self.staging.add_links, batch)
+        finally:
+            self.links_read.set()
+            self.more.set()
+
+    async def rows(self) -> int:
+        """Join each staged link with its terms and put it in the index, a batch at a
+        time (each a short hold of the index's lock); returns how many."""
+        await self.texts_read.wait()
+        count = 0
+        after = 0
+        while True:
+            self.more.clear()
+            done = self.links_read.is_set()
+            rows = await self._staged(self.staging.batch, after)
+            if not rows:
+                if done:
+                    return count
+                await self.more.wait()
+                continue
+            after = rows[-1][0]
+            entries: list[Entry] = []
+            for _, raw, terms in rows:
+                doc = bson.decode(raw, codec_options=CODEC)
+                if bucket_of(int(doc["owner_id"])) not in self.buckets:
+                    continue
+                words = split_terms(terms) if terms is not None else split_terms(doc.get("terms"))
+                entries.append(entry_of(doc, words, raw))
+            count += len(entries)
+            await self.listing.locked(lambda c, e=entries: _put(c, e))  # type: ignore[misc]
+
+
+def _drop(catalog: Catalog, buckets: set[int]) -> None:
+    """Whatever a failed restore left of these buckets."""
+    catalog.begin()
+    for bucket in buckets:
+        catalog.drop_bucket(bucket)
+    catalog.commit()
+
+
+def _put(catalog: Catalog, entries: list[Entry]) -> None:
+    catalog.begin()
+    try:
+        catalog.apply(entries, [], 0)
+        catalog.commit()
+    except BaseException:
+        catalog.rollback()
+        raise
+
+
+async def _finish(listing: IndexListing, buckets: set[int], since: int) -> None:
+    """Apply what was written to these buckets during the pass, and hold them."""
+    async with listing._lock:
+        catalog = await listing.open()
+        epoch = await listing.epoch()
+        await in_thread(catalog.begin)
+        try:
+            state = await in_thread(catalog.state, epoch)
+            if state is None:
+                raise RuntimeError("the index was reset during its rebuild")
+            changes = await listing.journal.read(since, state[0]) if since < state[0] else []
+            if len(changes) != max(0, state[0] - since):
+                raise RuntimeError("the journal no longer reaches back to the rebuild's start")
+            await listing.catch_up(catalog, buckets, changes, {}, state[0])
+            await in_thread(catalog.set_ready, buckets)
+            await in_thread(catalog.commit)
+        except BaseException:
+            await in_thread(catalog.rollback)
+            raise

@@ -1,0 +1,515 @@
+"""The SQLite accelerator (storage/index/catalog.py) as a `Listing`, kept equal to MongoDB.
+
+How it stays current:
+- **Replay.** Before it answers, the index reads the journal entries after the position
+  it last applied (storage/index/journal.py) and, for each link named there, stores the link's
+  *current* state read by `_id` (or drops a deleted link). Applying the latest state
+  makes the replay idempotent and order-free, with any number of writers. Processes
+  sharing one index file serialise their replays on SQLite's write lock, taken before
+  they read the journal, so a later replay never stores an older state. When nothing
+  changed, the check is two `_id` look-ups (the next entry, and the applied one, whose
+  nonce shows a dropped or restored journal).
+- **Writes still landing.** An entry is written before its write (storage/writes.py),
+  so a replay may read a link before the write lands: the link's `rev` then is below
+  the entry's number, and the link is kept `unsettled` and read again on each sync until
+  it is (or SETTLE_LIMIT has passed: the writer died). A lost journal entry cannot
+  happen; only this short wait can.
+- **Behind the journal's back** (a hand edit, a restored backup): storage/index/heal.py.
+- **A new or lost file** answers at once: the asking user's bucket is restored from its
+  shelf (storage/index/shelves.py) before the answer, the rest in the background; buckets
+  without a usable shelf are rebuilt from the collections (storage/index/rebuild.py) while
+  their owners are answered from MongoDB itself (storage/index/native.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bson
+from bson import ObjectId
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from storage.index.catalog import BUCKETS, CODEC, Catalog, Entry, bucket_of, micros
+from storage.index.journal import Change, Journal
+from storage.index.listing import After, Found
+from storage.index.native import NativeListing
+from storage.index.rebuild import rebuild
+from storage.index.rows import Keep, Read, T, Wait, entry_of, in_thread, keeper, split_terms
+from storage.index.shelves import Shelves
+
+log = logging.getLogger(__name__)
+Doc = dict[str, Any]
+
+# Entries (or links named by them) behind: starting again (shelves, or one pass over the
+# collections) is then cheaper than an `_id` look-up per link.
+REBUILD_AFTER = 2000
+# Seconds an announced write may take to land (a write blocked in the driver: server
+# selection and its one retry). After that its writer is taken for dead.
+SETTLE_LIMIT = 120.0
+_READERS = 8  # `_id` look-ups in flight while reading many links
+FILL_RETRY = 60.0  # seconds before a fill that failed is tried again
+# Links up to which an owner of a bucket being rebuilt is answered by MongoDB meanwhile.
+NATIVE_UP_TO = 20_000
+GIVE_WAY = 2.0  # seconds the background fill waits, at most, for owners being answered
+RAW: CodecOptions[RawBSONDocument] = CodecOptions(
+    document_class=RawBSONDocument, tz_aware=True, tzinfo=UTC
+)
+
+
+class IndexListing:
+    """The process's view of the derived index; opened on first use."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Doc],
+        journal: Journal,
+        path: Path | str,
+        native: NativeListing,
+        *,
+        clock: Callable[[], float] = time.time,
+        heal_every: float | None = None,
+    ) -> None:
+        from storage.index.upkeep import HEAL_EVERY, Upkeep  # it drives this class (and imports it)
+
+        self.db = db
+        self.links = db["links"]
+        self.links_raw: AsyncCollection[RawBSONDocument] = db.get_collection(  # type: ignore[assignment]
+            "links", codec_options=RAW
+        )
+        self.texts = db["link_texts"]
+        self.journal = journal
+        self.path = path
+        self.native = native
+        self.shelves = Shelves(db)
+        self.clock = clock
+        self.upkeep = Upkeep(self, heal_every=heal_every or HEAL_EVERY)
+        self._catalog: Catalog | None = None
+        self._epoch: str | None = None
+        self._lock = asyncio.Lock()
+        self._bucket_locks = [asyncio.Lock() for _ in range(BUCKETS)]
+        self._fill: asyncio.Task[None] | None = None
+        self._rebuilding: set[int] = set()
+        self._failed_at: float | None = None
+        self._asking = 0  # owners waiting for their bucket's restore
+        self._quiet = asyncio.Event()  # set when none is: the background fill may go on
+        self._quiet.set()
+        self._links_count: int | None = None
+        self.pinned: int | None = None  # the oldest entry a rebuild under way still needs
+
+    # -- life ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.upkeep.start()
+
+    async def close(self) -> None:
+        await self.upkeep.stop()
+        if self._fill is not None:
+            self._fill.cancel()
+            await asyncio.gather(self._fill, return_exceptions=True)
+        async with self._lock:
+            if self._catalog is not None:
+                await self._run(self._catalog.close)
+                self._catalog = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await in_thread(fn, *args)
+
+    async def open(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = await self._run(Catalog, self.path)
+        return self._catalog
+
+    async def epoch(self) -> str:
+        if self._epoch is None:
+            self._epoch = await self.journal.epoch()
+        return self._epoch
+
+    async def locked(self, fn: Callable[[Catalog], T]) -> T:
+        """Run `fn` on the catalog, alone (one connection: one user at a time)."""
+        async with self._lock:
+            return await self._run(fn, await self.open())
+
+    async def holds(self) -> set[int] | None:
+        """Buckets held now (None: all)."""
+        return await self.locked(lambda c: c.ready())
+
+    # -- the Listing interface ---------------------------------------------------------
+
+    async def find(
+        self, owner_id: int, tags: Sequence[str], terms: Sequence[str], offset: int, limit: int
+    ) -> Found:
+        got = await self._answer(owner_id, lambda c: c.find(owner_id, tags, terms, offset, limit))
+        if got is None:
+            return await self.native.find(owner_id, tags, terms, offset, limit)
+        return Found(*got)
+
+    async def tag_counts(self, owner_id: int, limit: int) -> list[tuple[str, int]]:
+        got = await self._answer(owner_id, lambda c: c.tag_counts(owner_id, limit))
+        return got if got is not None else await self.native.tag_counts(owner_id, limit)
+
+    async def owner_page(self, owner_id: int, after: After | None, limit: int) -> list[Doc]:
+        key = (micros(after.created_at) or 0, str(after.id)) if after else None
+        got = await self._answer(owner_id, lambda c: c.owner_page(owner_id, key, limit))
+        return got if got is not None else await self.native.owner_page(owner_id, after, limit)
+
+    async def owner_counts(self, owner_id: int) -> tuple[int, int]:
+        got = await self._answer(owner_id, lambda c: c.owner_counts(owner_id))
+        return got if got is not None else await self.native.owner_counts(owner_id)
+
+    async def due_for_check(
+        self, statuses: Sequence[str], checked_before: datetime, limit: int
+    ) -> list[ObjectId]:
+        await self.sync()
+        if await self.holds() is not None:  # not all here yet: MongoDB knows
+            return await self.native.due_for_check(statuses, checked_before, limit)
+        ids = await self.locked(lambda c: c.due_for_check(statuses, checked_before, limit))
+        return [ObjectId(i) for i in ids]
+
+    async def gone(self, owner_id: int, offset: int, limit: int) -> Found:
+        got = await self._answer(owner_id, lambda c: c.gone(owner_id, offset, limit))
+        return Found(*got) if got is not None else await self.native.gone(owner_id, offset, limit)
+
+    async def written(self, seq: int, docs: list[Doc], terms: list[list[str]]) -> None:
+        """Take an import's links as written, without reading them back by `_id`.
+
+        Entries before `seq` are replayed as usual; entries after it (say a worker moved
+        one of these links on meanwhile) are replayed by the next sync. When this file
+        is already past `seq`, its replay read these links (perhaps before they landed:
+        they are unsettled and read again).
+        """
+        async with self._lock:
+            catalog = await self.open()
+            epoch = await self.epoch()
+            state = await self._run(catalog.state, epoch)
+            if state is None or state[0] >= seq:
+                return
+            try:
+                await self._run(catalog.begin)
+            except sqlite3.OperationalError:
+                return  # another process holds the file: its replay reads them
+            try:
+                await self._replay_locked(catalog, epoch, upto=seq - 1)
+                state = await self._run(catalog.state, epoch)
+                change = await self.journal.entry(seq)
+                if state is not None and state[0] == seq - 1 and change is not None:
+                    ready = await self._run(catalog.ready)
+                    keep = keeper(ready)
+                    rows = [_as_stored(d, t) for d, t in zip(docs, terms, strict=True)]
+                    rows = [r for r in rows if keep(r.bucket)]
+                    await self._run(catalog.apply, rows, [], seq)
+                    await self._run(catalog.set_position, seq, change.nonce)
+                await self._run(catalog.commit)
+            except BaseException:
+                await self._run(catalog.rollback)
+                raise
+
+    async def complete(self) -> None:
+        """Wait until this file holds every bucket (restored or rebuilt)."""
+        for _ in range(3):
+            await self.sync()
+            if await self.holds() is None:
+                return
+            self.fill()
+            assert self._fill is not None
+            await asyncio.shield(self._fill)
+        raise RuntimeError("the index could not be filled (see the log)")
+
+    # -- answering ---------------------------------------------------------------------
+
+    async def _answer(self, owner_id: int, fn: Callable[[Catalog], T]) -> T | None:
+        """`fn` on the catalog once it is current and holds the owner's bucket (restored
+        first, before the other buckets). None when the bucket has no shelf and MongoDB
+        itself may be asked while it is rebuilt: only a small collection, as each such
+        question reads all of it on FerretDB (and slows the rebuild); else this waits for
+        the rebuild."""
+        bucket = bucket_of(owner_id)
+        for _ in range(3):
+            with self._asked():
+                async with self._lock:
+                    catalog = await self._sync_locked()
+                    ready = await self._run(catalog.ready)
+                    if ready is None or bucket in ready:
+                        return await self._run(fn, catalog)
+                if await self.restore(bucket):
+                    continue
+            if await self._small() or self._fill is None:
+                return None
+            await asyncio.shield(self._fill)  # rebuilt: the next round answers
+        return None
+
+    @contextlib.contextmanager
+    def _asked(self) -> Iterator[None]:
+        """An owner is being answered: the background fill gives way meanwhile."""
+        self._asking += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._asking -= 1
+            if not self._asking:
+                self._quiet.set()
+
+    async def _give_way(self) -> None:
+        """The background fill waits while owners are being answered (a moment at most:
+        on a busy front they never all stop at once)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), GIVE_WAY)
+
+    async def _small(self) -> bool:
+        """Whether `links` is small enough to ask MongoDB directly while rebuilding."""
+        if self._links_count is None:
+            try:
+                stats = await self.db.command("collStats", "links")
+                self._links_count = int(stats.get("count", 0))
+            except PyMongoError:
+                self._links_count = NATIVE_UP_TO + 1
+        return self._links_count <= NATIVE_UP_TO
+
+    async def sync(self) -> None:
+        async with self._lock:
+            await self._sync_locked()
+
+    async def _sync_locked(self) -> Catalog:
+        catalog = await self.open()
+        epoch = await self.epoch()
+        state = await self._run(catalog.state, epoch)
+        if (
+            state is not None
+            and await self._current(*state)
+            and not await self._run(catalog.unsettled)
+        ):
+            return catalog  # the common case
+        try:
+            await self._run(catalog.begin)
+        except sqlite3.OperationalError as exc:
+            # Another process holds the file (a long write): answer from what is there.
+            log.warning("search index busy, answering without the newest changes: %s", exc)
+            return catalog
+        try:
+            await self._replay_locked(catalog, epoch)
+            await self._run(catalog.commit)
+        except BaseException:
+            await self._run(catalog.rollback)
+            raise
+        return catalog
+
+    async def _current(self, position: int, nonce: str) -> bool:
+        """Nothing after `position`, and the entry at it is the one applied."""
+        if position == 0:
+            after, tail = await asyncio.gather(self.journal.entry(1), self.journal.tail())
+            return after is None and tail == 0
+        after, here = await asyncio.gather(
+            self.journal.entry(position + 1), self.journal.entry(position)
+        )
+        return after is None and here is not None and here.nonce == nonce
+
+    async def _replay_locked(self, catalog: Catalog, epoch: str, upto: int | None = None) -> None:
+        """Bring the catalog to the journal's head (or `upto`), in the open transaction."""
+        state = await self._run(catalog.state, epoch)
+        if state is not None and state[0] > 0:
+            here = await self.journal.entry(state[0])
+            if here is None or here.nonce != state[1]:
+                state = None  # the journal was dropped, restored or trimmed past us
+        if state is None:
+            await self._reset_locked(catalog, epoch)
+            return
+        position = state[0]
+        limit = position + REBUILD_AFTER if upto is None else min(upto, position + REBUILD_AFTER)
+        changes = await self.journal.read(position, limit)
+        if len(changes) == REBUILD_AFTER or sum(len(c.ids) for c in changes) > REBUILD_AFTER:
+            await self._reset_locked(catalog, epoch)
+            return
+        keep = keeper(await self._run(catalog.ready))
+        waits = _waits(changes, keep)
+        for link_id, seq, gone, since in await self._run(catalog.unsettled):
+            oid = ObjectId(link_id)
+            if oid in waits:
+                continue  # named again since: wait for the newer entry
+            # Past the limit the writer is gone: take what is there.
+            waits[oid] = Wait(0, False) if self.clock() - since > SETTLE_LIMIT else Wait(seq, gone)
+        last = changes[-1] if changes else None
+        await self.settle(catalog, waits, keep, last.seq if last else position)
+        if last is not None:
+            await self._run(catalog.set_position, last.seq, last.nonce)
+
+    async def settle(
+        self, catalog: Catalog, waits: dict[ObjectId, Wait], keep: Keep, position: int
+    ) -> None:
+        """Store the current state of these links (in the open transaction); those whose
+        announced write has not landed yet are held to be read again."""
+        reads = await self.read_links(waits)
+        upserts: list[Entry] = []
+        deletes: list[str] = []
+        hold: dict[str, Wait] = {}
+        done: list[str] = []
+        for link_id, wait in waits.items():
+            got = reads.get(link_id)
+            if got is None:
+                deletes.append(str(link_id))
+                landed = wait.gone or wait.seq == 0
+            else:
+                entry = entry_of(got.doc, got.terms, got.raw)
+                if keep(entry.bucket):
+                    upserts.append(entry)
+                landed = wait.seq == 0 or (
+                    not wait.gone and int(got.doc.get("rev") or 0) >= wait.seq
+                )
+            if landed:
+                done.append(str(link_id))
+            else:
+                hold[str(link_id)] = wait
+        await self._run(catalog.apply, upserts, deletes, position)
+        await self._run(catalog.release, done)
+        await self._run(catalog.hold, {k: (w.seq, w.gone) for k, w in hold.items()}, self.clock())
+
+    async def read_links(self, ids: Iterable[ObjectId]) -> dict[ObjectId, Read]:
+        """Current state of these links (absent: deleted), a few `_id` look-ups at a time
+        (`$in` is not pushed down by FerretDB v1)."""
+        out: dict[ObjectId, Read] = {}
+        gate = asyncio.Semaphore(_READERS)
+
+        async def one(link_id: ObjectId) -> None:
+            async with gate:
+                raw = await self.links_raw.find_one({"_id": link_id})
+                if raw is None:
+                    return
+                doc = bson.decode(raw.raw, codec_options=CODEC)
+                text = await self.texts.find_one({"_id": link_id}, {"terms": 1})
+                # Links from before the split still carry their terms in the document.
+                terms = split_terms((text or {}).get("terms") or doc.get("terms"))
+                out[link_id] = Read(doc, bytes(raw.raw), terms)
+
+        await asyncio.gather(*(one(i) for i in ids))
+        return out
+
+    # -- starting again ------------------------------------------------------------------
+
+    async def _reset_locked(self, catalog: Catalog, epoch: str) -> None:
+        """Hold nothing, at the journal's head; buckets come back from shelves (or one
+        pass over the collections) in the background, the asking owner's first."""
+        self._epoch = None  # a dropped journal gets a new one
+        self._links_count = None
+        epoch = await self.epoch()
+        head = await self.journal.head()
+        change = await self.journal.entry(head) if head else None
+        log.info("search index: starting again at journal position %d", head)
+        await self._run(catalog.reset, epoch, head, change.nonce if change else "")
+        self.fill()
+
+    async def _fill_all(self) -> None:
+        try:
+            missing: set[int] = set()
+            for bucket in range(BUCKETS):
+                await self._give_way()  # an owner waiting for their bucket goes first
+                if not await self.restore(bucket, background=True):
+                    missing.add(bucket)
+            if missing:
+                await rebuild(self, missing)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Owners of the missing buckets are answered from MongoDB meanwhile.
+            self._failed_at = self.clock()
+            log.exception("search index: could not fill the index; upkeep tries again")
+
+    def fill(self) -> None:
+        """Restore (or rebuild) the buckets not held, unless that is under way (or failed
+        less than FILL_RETRY seconds ago)."""
+        if self._failed_at is not None and self.clock() - self._failed_at < FILL_RETRY:
+            return
+        if self._fill is None or self._fill.done():
+            self._failed_at = None
+            self._fill = asyncio.create_task(self._fill_all())
+
+    async def restore(self, bucket: int, *, background: bool = False) -> bool:
+        """Hold `bucket`: from its shelf, caught up with the journal. False when it has no
+        usable shelf (or is being rebuilt from the collections). In the `background`, it
+        gives way to owners being answered before it takes the index's lock."""
+        async with self._bucket_locks[bucket]:
+            ready = await self.holds()
+            if ready is None or bucket in ready:
+                return True
+            if bucket in self._rebuilding:
+                return False
+            epoch = await self.epoch()
+            got = await self.shelves.read(bucket)
+            if got is None or got[0].epoch != epoch:
+                return False
+            head, shelf = got
+            if background:
+                await self._give_way()
+            async with self._lock:
+                catalog = await self.open()
+                await self._run(catalog.begin)
+                try:
+                    done = await self._restore_locked(catalog, epoch, bucket, head.position, shelf)
+                    await self._run(catalog.commit if done else catalog.rollback)
+                except BaseException:
+                    await self._run(catalog.rollback)
+                    raise
+            return done
+
+    async def _restore_locked(
+        self, catalog: Catalog, epoch: str, bucket: int, since: int, shelf: Any
+    ) -> bool:
+        state = await self._run(catalog.state, epoch)
+        if state is None:
+            return False
+        position = state[0]
+        changes = await self.journal.read(since, position) if since < position else []
+        if len(changes) != max(0, position - since):
+            return False  # the journal no longer reaches back to the shelf
+        await self._run(catalog.drop_bucket, bucket)
+        await self._run(catalog.put_rows, shelf.rows)
+        waits = {ObjectId(i): Wait(s, False) for i, s in shelf.waits}
+        await self.catch_up(catalog, {bucket}, changes, waits, position)
+        await self._run(catalog.set_ready, [bucket])
+        log.info("search index: bucket %d restored (%d links)", bucket, len(shelf.rows))
+        return True
+
+    async def catch_up(
+        self,
+        catalog: Catalog,
+        buckets: set[int],
+        changes: list[Change],
+        waits: dict[ObjectId, Wait],
+        position: int,
+    ) -> None:
+        """Apply `changes` (which end at the catalog's position) to these buckets only."""
+
+        def keep(bucket: int) -> bool:
+            return bucket in buckets
+
+        await self.settle(catalog, {**waits, **_waits(changes, keep)}, keep, position)
+
+
+def _as_stored(doc: Doc, terms: list[str]) -> Entry:
+    """The row of a document as MongoDB keeps it (BSON: dates to the millisecond), so the
+    row equals what a replay would read back, fingerprint and all."""
+    raw = bson.encode(doc, codec_options=CODEC)
+    return entry_of(bson.decode(raw, codec_options=CODEC), terms, raw)
+
+
+def _waits(changes: list[Change], keep: Keep) -> dict[ObjectId, Wait]:
+    """Each link named by these entries (of a bucket kept, where the writer said whose),
+    with the newest entry naming it."""
+    out: dict[ObjectId, Wait] = {}
+    for change in changes:
+        if change.owners and not any(keep(bucket_of(o)) for o in change.owners):
+            continue
+        for link_id in change.ids:
+            # A heal names links already changed: nothing more to wait for.
+            out[link_id] = Wait(0 if change.heal else change.seq, change.gone)
+    return out
