@@ -78,3 +78,11 @@ def test_importing_the_bot_changes_no_environment_variable() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_every_capture_failure_has_a_sentence_in_both_languages() -> None:
+    from bot.browser.errors import Failure
+    from bot.i18n import en, zh
+
+    for texts in (en.TEXTS, zh.TEXTS):
+        assert set(texts.capture_reasons) == set(Failure)

@@ -37,6 +37,7 @@ from bot.browser.consent import ConsentRules, ConsentWatch, load_rules, prehide_
 from bot.browser.errors import (
     CaptureError,
     DownloadRefused,
+    Failure,
     FileTooLarge,
     NotAPage,
     UnreadableFile,
@@ -117,30 +118,30 @@ CHROMIUM_ARGS = [
 ]
 
 _NET_ERRORS = {
-    "ERR_NAME_NOT_RESOLVED": "dns",
-    "ERR_NAME_RESOLUTION_FAILED": "dns",
-    "ERR_CONNECTION_REFUSED": "refused",
-    "ERR_CONNECTION_RESET": "reset",
-    "ERR_CONNECTION_CLOSED": "reset",
-    "ERR_EMPTY_RESPONSE": "reset",
-    "ERR_TOO_MANY_REDIRECTS": "redirect_loop",
-    "ERR_CERT_": "tls",
-    "ERR_SSL_": "tls",
-    "ERR_TIMED_OUT": "timeout",
-    "ERR_CONNECTION_TIMED_OUT": "timeout",
-    "ERR_TUNNEL_CONNECTION_FAILED": "unreachable",
-    "ERR_ABORTED": "aborted",
-    "Download is starting": "download",
-    "ERR_INVALID_RESPONSE": "reset",
-    "ERR_UNSAFE_REDIRECT": "blocked",
+    "ERR_NAME_NOT_RESOLVED": Failure.DNS,
+    "ERR_NAME_RESOLUTION_FAILED": Failure.DNS,
+    "ERR_CONNECTION_REFUSED": Failure.REFUSED,
+    "ERR_CONNECTION_RESET": Failure.RESET,
+    "ERR_CONNECTION_CLOSED": Failure.RESET,
+    "ERR_EMPTY_RESPONSE": Failure.RESET,
+    "ERR_TOO_MANY_REDIRECTS": Failure.REDIRECT_LOOP,
+    "ERR_CERT_": Failure.TLS,
+    "ERR_SSL_": Failure.TLS,
+    "ERR_TIMED_OUT": Failure.TIMEOUT,
+    "ERR_CONNECTION_TIMED_OUT": Failure.TIMEOUT,
+    "ERR_TUNNEL_CONNECTION_FAILED": Failure.UNREACHABLE,
+    "ERR_ABORTED": Failure.ABORTED,
+    "Download is starting": Failure.DOWNLOAD,
+    "ERR_INVALID_RESPONSE": Failure.RESET,
+    "ERR_UNSAFE_REDIRECT": Failure.BLOCKED,
 }
 
 
-def classify_error(message: str) -> str:
+def classify_error(message: str) -> Failure:
     for needle, reason in _NET_ERRORS.items():
         if needle in message:
             return reason
-    return "browser"
+    return Failure.BROWSER
 
 
 @dataclass(eq=False)
@@ -361,7 +362,7 @@ class Capturer:
         verdict = await self._guard.check_url(url)
         if not verdict.allowed:
             raise CaptureError(
-                "dns" if verdict.reason == "unresolvable" else "blocked", verdict.reason
+                Failure.DNS if verdict.reason == "unresolvable" else Failure.BLOCKED, verdict.reason
             )
         limit = self._timeout + self.options.budget + self.options.consent_wait + 15 + extra
         async with self._slots:
@@ -370,7 +371,7 @@ class Capturer:
                 async with asyncio.timeout(limit):
                     return await self._in_browser(url, locale, action)
             except TimeoutError:
-                raise CaptureError("timeout") from None
+                raise CaptureError(Failure.TIMEOUT) from None
             finally:
                 self._idle.end()
 
@@ -409,7 +410,7 @@ class Capturer:
             return result
         except PlaywrightError:
             if session.over_budget:
-                raise CaptureError("too_large") from None
+                raise CaptureError(Failure.TOO_LARGE) from None
             raise
         finally:
             # Closed beside what follows (the photo needs nothing more from the page).
@@ -462,7 +463,9 @@ class Capturer:
         try:
             response = await page.goto(url, wait_until="commit", timeout=self._timeout * 1000)
         except PlaywrightTimeout:
-            raise CaptureError("too_large" if session.over_budget else "timeout") from None
+            raise CaptureError(
+                Failure.TOO_LARGE if session.over_budget else Failure.TIMEOUT
+            ) from None
         except PlaywrightError as exc:
             response = self._download(exc, watch)
             if response is None:
@@ -482,7 +485,7 @@ class Capturer:
     def _download(self, exc: PlaywrightError, watch: NavigationWatch) -> Response | None:
         """The response of a navigation that became a download, if it is a file we keep."""
         response = watch.last_response
-        if classify_error(exc.message) != "download" or response is None:
+        if classify_error(exc.message) is not Failure.DOWNLOAD or response is None:
             return None
         content_type = documents.media_type(response.headers)
         if documents.kind_of(content_type) is None:
@@ -500,7 +503,7 @@ class Capturer:
             await budget.stop_loading(page)
             if not await budget.has_body(page):
                 await self._refuse_if_moved(visit)
-                raise CaptureError("timeout", "nothing rendered within the capture budget")
+                raise CaptureError(Failure.TIMEOUT, "nothing rendered within the capture budget")
         await self._refuse_if_moved(visit)
 
     async def _follow_refresh(self, visit: _Visit) -> None:
@@ -540,11 +543,11 @@ class Capturer:
         self, exc: PlaywrightError, urls: list[str], session: EgressSession
     ) -> CaptureError:
         if session.over_budget:
-            return CaptureError("too_large")
+            return CaptureError(Failure.TOO_LARGE)
         reason = classify_error(exc.message)
         for failed_url in reversed(urls):
             # An upstream failure explains only a failed tunnel; other errors keep their own.
-            answer = proxy_answer(session, failed_url, upstream=reason == "unreachable")
+            answer = proxy_answer(session, failed_url, upstream=reason is Failure.UNREACHABLE)
             if answer is not None:
                 return answer
         return CaptureError(reason, exc.message.splitlines()[0][:200])
@@ -626,13 +629,13 @@ class Capturer:
             return await documents.fetch(visit.context, url, what, limit, self._timeout)
         except (CaptureError, PlaywrightError) as exc:
             if visit.session.over_budget:
-                raise CaptureError("too_large") from None
+                raise CaptureError(Failure.TOO_LARGE) from None
             refused = set(visit.session.refusals) - refused_before
             if refused:
-                raise CaptureError("blocked", visit.session.refusals[refused.pop()]) from None
+                raise CaptureError(Failure.BLOCKED, visit.session.refusals[refused.pop()]) from None
             if isinstance(exc, CaptureError):
                 raise
-            raise CaptureError("unreachable", exc.message[:200]) from None
+            raise CaptureError(Failure.UNREACHABLE, exc.message[:200]) from None
 
     async def _image_file(self, visit: _Visit) -> Snapshot | None:
         """An image link: the file and a JPEG of it; None to shoot it as a page instead."""
@@ -713,7 +716,7 @@ async def _shot(page: Page) -> bytes:
             type="jpeg", quality=JPEG_QUALITY, full_page=False, timeout=SHOT_TIMEOUT * 1000
         )
     except PlaywrightTimeout:
-        raise CaptureError("timeout", "the page drew nothing to shoot") from None
+        raise CaptureError(Failure.TIMEOUT, "the page drew nothing to shoot") from None
 
 
 def _first_line(text: str) -> str | None:

@@ -14,7 +14,7 @@ import urllib.parse
 from PIL import Image, ImageOps, UnidentifiedImageError
 from playwright.async_api import BrowserContext
 
-from bot.browser.errors import CaptureError, FileTooLarge, UnreadableFile
+from bot.browser.errors import CaptureError, Failure, FileTooLarge, UnreadableFile
 from bot.browser.types import SnapshotKind
 
 PDF_TYPES = frozenset({"application/pdf", "application/x-pdf", "application/acrobat"})
@@ -73,7 +73,9 @@ async def fetch(context: BrowserContext, url: str, what: str, limit: int, second
         if size is not None and size > limit:
             raise FileTooLarge(what, size, limit)
         if not response.ok:
-            raise CaptureError("unreachable", f"HTTP {response.status} when fetching the file")
+            raise CaptureError(
+                Failure.UNREACHABLE, f"HTTP {response.status} when fetching the file"
+            )
         body = await response.body()
     finally:
         await response.dispose()

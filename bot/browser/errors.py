@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from storage.errors import LinksnapError
 
 
-class CaptureError(LinksnapError):
-    """A capture that could not produce a snapshot; `reason` is a stable code.
+class Failure(StrEnum):
+    """Why a capture failed: the one list of codes. Each has a sentence in both languages
+    (bot/i18n `capture_reasons`; tests/test_architecture.py checks none is missing)."""
 
-    Each code has a user text in bot/i18n (`capture_reasons`); the subclasses carry
+    TIMEOUT = "timeout"
+    DNS = "dns"
+    REFUSED = "refused"
+    RESET = "reset"
+    UNREACHABLE = "unreachable"
+    REDIRECT_LOOP = "redirect_loop"
+    TLS = "tls"
+    DOWNLOAD = "download"
+    BLOCKED = "blocked"
+    ABORTED = "aborted"
+    BROWSER = "browser"
+    TOO_LARGE = "too_large"
+    BUSY = "busy"
+    INTERNAL = "internal"
+    NOT_A_PAGE = "not_a_page"
+    BAD_FILE = "bad_file"
+
+
+class CaptureError(LinksnapError):
+    """A capture that could not produce a snapshot; `reason` says why (a `Failure`).
+
+    The subclasses carry
     what a more precise text needs (bot.chat.render.capture_reason).
     """
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: Failure, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
@@ -22,7 +46,7 @@ class DownloadRefused(CaptureError):
     """The link is a file download that is neither a page, a PDF nor an image."""
 
     def __init__(self, content_type: str | None, size: int | None) -> None:
-        super().__init__("download", f"{content_type or 'unknown type'}, {size} bytes")
+        super().__init__(Failure.DOWNLOAD, f"{content_type or 'unknown type'}, {size} bytes")
         self.content_type = content_type
         self.size = size
 
@@ -31,7 +55,7 @@ class FileTooLarge(CaptureError):
     """A file (`what`: "pdf", "image", "full_page", "print", "mhtml") over its size cap."""
 
     def __init__(self, what: str, size: int | None, limit: int) -> None:
-        super().__init__("too_large", f"{what}: {size} bytes, limit {limit}")
+        super().__init__(Failure.TOO_LARGE, f"{what}: {size} bytes, limit {limit}")
         self.what = what
         self.size = size
         self.limit = limit
@@ -41,7 +65,7 @@ class NotAPage(CaptureError):
     """A full page, PDF or archive was asked of a link that is a PDF or an image."""
 
     def __init__(self, kind: str) -> None:
-        super().__init__("not_a_page", kind)
+        super().__init__(Failure.NOT_A_PAGE, kind)
         self.kind = kind
 
 
@@ -49,4 +73,4 @@ class UnreadableFile(CaptureError):
     """A PDF or image that could not be read (damaged, or not what its type says)."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__("bad_file", detail)
+        super().__init__(Failure.BAD_FILE, detail)

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from playwright.async_api import Browser, Page, Request, Response
 from playwright.async_api import Error as PlaywrightError
 
-from bot.browser.errors import CaptureError
+from bot.browser.errors import CaptureError, Failure
 from bot.guard.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressSession, GuardProxy
 from bot.guard.netguard import NetGuard
 from storage.errors import LinksnapError
 
 # Reasons the proxy gives for a failure beyond the guard; each has a user text.
-UPSTREAM_REASONS = frozenset({"refused", "timeout", "busy", "too_large"})
+UPSTREAM_REASONS = frozenset({Failure.REFUSED, Failure.TIMEOUT, Failure.BUSY, Failure.TOO_LARGE})
 # Schemes a page may end on without any network traffic of its own.
 _LOCAL_SCHEMES = frozenset({"about", "data", "blob"})
 
@@ -92,10 +92,12 @@ def proxy_answer(session: EgressSession, url: str, *, upstream: bool = True) -> 
         return None
     refusal = session.refusal_for(parts.hostname, port)
     if refusal:
-        return CaptureError("blocked", refusal)
+        return CaptureError(Failure.BLOCKED, refusal)
     failure = session.upstream_error_for(parts.hostname, port) if upstream else None
     if failure:
-        return CaptureError(failure if failure in UPSTREAM_REASONS else "unreachable")
+        return CaptureError(
+            Failure(failure) if failure in UPSTREAM_REASONS else Failure.UNREACHABLE
+        )
     return None
 
 
@@ -104,7 +106,7 @@ async def final_refusal(
 ) -> CaptureError | None:
     """Why the page, as it stands now, is not a snapshot to keep; None if it is."""
     if session.over_budget:
-        return CaptureError("too_large")
+        return CaptureError(Failure.TOO_LARGE)
     if watch.navigations:
         last = watch.navigations[-1]
         if last.failed or last.proxy_marked:
@@ -118,7 +120,7 @@ async def final_refusal(
             verdict = await guard.check_url(final)
             # "unresolvable": the proxy resolved it to load the page, so it was checked there.
             if not verdict.allowed and verdict.reason != "unresolvable":
-                return CaptureError("blocked", verdict.reason)
+                return CaptureError(Failure.BLOCKED, verdict.reason)
             watch.checked.add(final)
         return None
     if scheme in _LOCAL_SCHEMES:
@@ -128,7 +130,7 @@ async def final_refusal(
         refused = proxy_answer(session, failed)
         if refused is not None:
             return refused
-    return CaptureError("browser", f"the page ended on {scheme}:")
+    return CaptureError(Failure.BROWSER, f"the page ended on {scheme}:")
 
 
 _REFRESH_JS = """() => {

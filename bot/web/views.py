@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.browser.errors import Failure
 from bot.chat import render
 from bot.i18n import Texts
 from bot.web.context import WebContext
@@ -51,4 +52,6 @@ def failure(record: LinkRecord, texts: Texts) -> str | None:
     if record.error is None:
         return None
     reason = record.error.partition(":")[0]
-    return render.plain_text(texts.capture_reasons.get(reason, texts.capture_reasons["browser"]))
+    return render.plain_text(
+        texts.capture_reasons.get(reason, texts.capture_reasons[Failure.BROWSER])
+    )
