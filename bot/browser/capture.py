@@ -15,7 +15,6 @@ import dataclasses
 import io
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -41,6 +40,7 @@ from bot.browser.errors import (
     FileTooLarge,
     NotAPage,
     UnreadableFile,
+    classify_error,
 )
 from bot.browser.idle import BrowserState, Clock, IdleWatch, LoopClock
 from bot.browser.pageguard import (
@@ -117,34 +117,7 @@ CHROMIUM_ARGS = [
     "--disable-features=OptimizationHints,OptimizationGuideModelDownloading,Translate,MediaRouter",
 ]
 
-_NET_ERRORS = {
-    "ERR_NAME_NOT_RESOLVED": Failure.DNS,
-    "ERR_NAME_RESOLUTION_FAILED": Failure.DNS,
-    "ERR_CONNECTION_REFUSED": Failure.REFUSED,
-    "ERR_CONNECTION_RESET": Failure.RESET,
-    "ERR_CONNECTION_CLOSED": Failure.RESET,
-    "ERR_EMPTY_RESPONSE": Failure.RESET,
-    "ERR_TOO_MANY_REDIRECTS": Failure.REDIRECT_LOOP,
-    "ERR_CERT_": Failure.TLS,
-    "ERR_SSL_": Failure.TLS,
-    "ERR_TIMED_OUT": Failure.TIMEOUT,
-    "ERR_CONNECTION_TIMED_OUT": Failure.TIMEOUT,
-    "ERR_TUNNEL_CONNECTION_FAILED": Failure.UNREACHABLE,
-    "ERR_ABORTED": Failure.ABORTED,
-    "Download is starting": Failure.DOWNLOAD,
-    "ERR_INVALID_RESPONSE": Failure.RESET,
-    "ERR_UNSAFE_REDIRECT": Failure.BLOCKED,
-}
 
-
-def classify_error(message: str) -> Failure:
-    for needle, reason in _NET_ERRORS.items():
-        if needle in message:
-            return reason
-    return Failure.BROWSER
-
-
-@dataclass(eq=False)
 class _Visit:
     """One opened link: its page, guard state and what the budget made of it."""
 

@@ -29,6 +29,35 @@ class Failure(StrEnum):
     BAD_FILE = "bad_file"
 
 
+# Chromium's network errors (and Playwright's download notice), read as failures.
+_NET_ERRORS = {
+    "ERR_NAME_NOT_RESOLVED": Failure.DNS,
+    "ERR_NAME_RESOLUTION_FAILED": Failure.DNS,
+    "ERR_CONNECTION_REFUSED": Failure.REFUSED,
+    "ERR_CONNECTION_RESET": Failure.RESET,
+    "ERR_CONNECTION_CLOSED": Failure.RESET,
+    "ERR_EMPTY_RESPONSE": Failure.RESET,
+    "ERR_TOO_MANY_REDIRECTS": Failure.REDIRECT_LOOP,
+    "ERR_CERT_": Failure.TLS,
+    "ERR_SSL_": Failure.TLS,
+    "ERR_TIMED_OUT": Failure.TIMEOUT,
+    "ERR_CONNECTION_TIMED_OUT": Failure.TIMEOUT,
+    "ERR_TUNNEL_CONNECTION_FAILED": Failure.UNREACHABLE,
+    "ERR_ABORTED": Failure.ABORTED,
+    "Download is starting": Failure.DOWNLOAD,
+    "ERR_INVALID_RESPONSE": Failure.RESET,
+    "ERR_UNSAFE_REDIRECT": Failure.BLOCKED,
+}
+
+
+def classify_error(message: str) -> Failure:
+    for needle, reason in _NET_ERRORS.items():
+        if needle in message:
+            return reason
+    return Failure.BROWSER
+
+
+@dataclass(eq=False)
 class CaptureError(LinksnapError):
     """A capture that could not produce a snapshot; `reason` says why (a `Failure`).
 
