@@ -15,6 +15,7 @@ import dataclasses
 import io
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -118,6 +119,7 @@ CHROMIUM_ARGS = [
 ]
 
 
+@dataclass(eq=False)
 class _Visit:
     """One opened link: its page, guard state and what the budget made of it."""
 

@@ -57,7 +57,6 @@ def classify_error(message: str) -> Failure:
     return Failure.BROWSER
 
 
-@dataclass(eq=False)
 class CaptureError(LinksnapError):
     """A capture that could not produce a snapshot; `reason` says why (a `Failure`).
 
