@@ -29,6 +29,9 @@ from bson.codec_options import CodecOptions
 
 SCHEMA_VERSION = "3"
 BUCKETS = 64
+# Seconds a connection waits for another one's write transaction before giving up
+# (processes sharing the file: storage/search.py).
+BUSY_TIMEOUT = 10.0
 CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 # Tokens are split on spaces and control characters only: a term from storage/terms.py
@@ -167,7 +170,7 @@ class Catalog:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(
-            self.path, timeout=10, isolation_level=None, check_same_thread=False
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")

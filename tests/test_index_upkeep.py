@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.links import url_key
-from storage import search
+from storage import bulk, catalog, search
 from storage import upkeep as upkeep_module
 from storage.catalog import BUCKETS, bucket_of
 from storage.heal import Healed
@@ -454,3 +454,44 @@ async def test_shelves_follow_changes_and_unchanged_ones_move_on(
     assert after[bucket_of(30)].gen != heads[bucket_of(30)].gen
     assert after[bucket_of(31)].gen == heads[bucket_of(31)].gen
     assert after[bucket_of(31)].position == await store.journal.head()
+
+
+# -- two processes, one index file --------------------------------------------------------
+
+
+async def test_links_imported_beside_another_process_s_long_write_are_found(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """Two processes share the index file; one holds its write lock for long (a replay
+    reading links from a slow MongoDB). The other imports links and asks /find at once:
+    the answer lists them (MongoDB answers while the file is behind and held), never the
+    file as it stood before the import."""
+    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)  # SQLite's wait for the lock
+    await owners_links(store, [42], 2)
+    await store.index.complete()
+    front = await driven(mongodb_uri, tmp_path / "index.sqlite", clock)  # the same file
+    inside, gate = asyncio.Event(), asyncio.Event()
+    real_read = store.index.read_links
+
+    async def slow_read(ids: Any) -> Any:
+        inside.set()  # the replay holds the file's write lock from here
+        await gate.wait()
+        return await real_read(ids)
+
+    monkeypatch.setattr(store.index, "read_links", slow_read)
+    first = (await store.find(42, [])).items[0]
+    await store.set_tags(42, first.id, ["moved"])  # a journal entry for it to replay
+    replay = asyncio.create_task(store.index.sync())
+    try:
+        await inside.wait()
+        marks = [link(42, 100 + n, [f"g{n % 7}"]) for n in range(30)]
+        assert await bulk.record_imported(front, marks, prio=1, turn=0.0) == 30
+        found = await front.find(42, ["g3"], page_size=100)
+        assert [r.title for r in found.items] == [f"page 42-{n}" for n in (124, 117, 110, 103)]
+        assert (await front.find(42, [], page_size=100)).total == 32
+    finally:
+        gate.set()
+        await replay
+        await front.close()
+    # and the file, once free, holds them too
+    assert await titles(store, 42, ["g3"]) == [f"page 42-{n}" for n in (124, 117, 110, 103)]
