@@ -16,9 +16,10 @@ Calls are blocking; storage/search.py runs them in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -366,6 +367,29 @@ class Catalog:
             if row is not None and int(row[0]) <= top:
                 out.append(link_id)
         return out
+
+    def bucket_shelf(
+        self, bucket: int, epoch: str
+    ) -> tuple[list[Row], list[tuple[str, int]], tuple[int, str] | None]:
+        """What a shelf of `bucket` carries: its rows, the writes they still wait for,
+        and the position (and nonce) they stand at, all read from one snapshot."""
+        with self._one_read():
+            return self.bucket_rows(bucket), self.bucket_waits(bucket), self.state(epoch)
+
+    @contextlib.contextmanager
+    def _one_read(self) -> Iterator[None]:
+        """The statements inside read one snapshot of the file (a read transaction).
+        Outside one, each statement reads the file as it is then, and another process
+        sharing it may commit between two of them: a row it rewrote meanwhile (a new row
+        number) would be read without its tags."""
+        if self.conn.in_transaction:  # already one snapshot (or this connection's writes)
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     def bucket_rows(self, bucket: int) -> list[Row]:
         rows = self.conn.execute(

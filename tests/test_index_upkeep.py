@@ -495,3 +495,61 @@ async def test_links_imported_beside_another_process_s_long_write_are_found(
         await front.close()
     # and the file, once free, holds them too
     assert await titles(store, 42, ["g3"]) == [f"page 42-{n}" for n in (124, 117, 110, 103)]
+
+
+class Interleaved:
+    """A catalog's connection that lets another process write right after it has read
+    a bucket's rows (`bucket`), before its next statement."""
+
+    def __init__(self, conn: Any, bucket: int, write: Any) -> None:
+        self.conn, self.bucket, self.write = conn, bucket, write
+        self.armed = False
+        self.fired = False
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if self.armed and not self.fired:
+            self.fired = True
+            self.write()
+        cursor = self.conn.execute(sql, *args)
+        if "FROM links" in sql and "WHERE bucket = ?" in sql and args == ((self.bucket,),):
+            self.armed = True
+        return cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def test_a_shelf_written_while_another_process_rewrites_rows_keeps_their_tags(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A shelf is read from the file while other processes sharing it write: it must be
+    one snapshot of the bucket. Rows another process rewrote meanwhile (its replay of a
+    change: new row numbers) went on the shelf without their tags, and a new front
+    restored from it listed those links but found none of them by tag."""
+    await owners_links(store, [42], 6)
+    await store.index.complete()
+    other = await driven(mongodb_uri, tmp_path / "index.sqlite", clock)  # the same file
+    new_front: LinkStore | None = None
+    try:
+        await other.index.complete()
+        theirs = await other.index.open()
+
+        def rewrite() -> None:  # as the other process's replay of these links would
+            theirs.begin()
+            theirs.put_rows(theirs.bucket_rows(bucket_of(42)))
+            theirs.commit()
+
+        ours = await store.index.open()
+        ours.conn = Interleaved(ours.conn, bucket_of(42), rewrite)  # type: ignore[assignment]
+        assert await store.index.upkeep.shelve() == BUCKETS
+        assert ours.conn.fired  # type: ignore[attr-defined]
+        ours.conn = ours.conn.conn  # type: ignore[attr-defined]
+
+        new_front = await driven(mongodb_uri, tmp_path / "new-front.sqlite", clock)
+        assert await titles(new_front, 42, ["t1"]) == ["page 42-4", "page 42-1"]
+        assert await titles(new_front, 42, []) == [f"page 42-{n}" for n in range(5, -1, -1)]
+        assert await new_front.index.holds() == {bucket_of(42)}  # from the shelf
+    finally:
+        await other.close()
+        if new_front is not None:
+            await new_front.close()
