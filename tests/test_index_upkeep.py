@@ -298,6 +298,28 @@ async def test_journal_stays_bounded_over_10000_writes(store: LinkStore, clock: 
     assert got == {f"v{n}" for n in range(9980, 10_000)}
 
 
+async def test_a_quiet_writer_announces_above_what_was_trimmed_meanwhile(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A process that has not written for a while knows an old head of the journal;
+    another one wrote and trimmed past it meanwhile. Its next entry (an import) must land
+    above the tail, where indexes read: a number trimmed below it would never be
+    replayed, and /find would not list the import (until a heal)."""
+    quiet = await driven(mongodb_uri, tmp_path / "quiet.sqlite", clock)
+    try:
+        await owners_links(quiet, [41], 1)  # it knows the journal's head: 1
+        await owners_links(store, [7], 2)
+        await owners_links(store, [8], 2)
+        await store.index.complete()
+        assert await store.index.upkeep.trim() == 2  # entries 1 and 2 trimmed
+        marks = [link(42, n, ["late"]) for n in range(3)]
+        assert await bulk.record_imported(quiet, marks, prio=1, turn=0.0) == 3
+        assert await store.journal.tail() < await store.journal.head()
+        assert await titles(store, 42, ["late"]) == ["page 42-2", "page 42-1", "page 42-0"]
+    finally:
+        await quiet.close()
+
+
 async def test_a_dropped_journal_means_starting_again_never_a_gap(
     store: LinkStore, mongodb_uri: str, tmp_path: Path
 ) -> None:
