@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from bot.chat.links import url_key
-from storage.index import search
+from storage import bulk
+from storage.index import catalog, search
 from storage.index import upkeep as upkeep_module
 from storage.index.catalog import BUCKETS, bucket_of
 from storage.index.heal import Healed
@@ -298,6 +299,28 @@ async def test_journal_stays_bounded_over_10000_writes(store: LinkStore, clock: 
     assert got == {f"v{n}" for n in range(9980, 10_000)}
 
 
+async def test_a_quiet_writer_announces_above_what_was_trimmed_meanwhile(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A process that has not written for a while knows an old head of the journal;
+    another one wrote and trimmed past it meanwhile. Its next entry (an import) must land
+    above the tail, where indexes read: a number trimmed below it would never be
+    replayed, and /find would not list the import (until a heal)."""
+    quiet = await driven(mongodb_uri, tmp_path / "quiet.sqlite", clock)
+    try:
+        await owners_links(quiet, [41], 1)  # it knows the journal's head: 1
+        await owners_links(store, [7], 2)
+        await owners_links(store, [8], 2)
+        await store.index.complete()
+        assert await store.index.upkeep.trim() == 2  # entries 1 and 2 trimmed
+        marks = [link(42, n, ["late"]) for n in range(3)]
+        assert await bulk.record_imported(quiet, marks, prio=1, turn=0.0) == 3
+        assert await store.journal.tail() < await store.journal.head()
+        assert await titles(store, 42, ["late"]) == ["page 42-2", "page 42-1", "page 42-0"]
+    finally:
+        await quiet.close()
+
+
 async def test_a_dropped_journal_means_starting_again_never_a_gap(
     store: LinkStore, mongodb_uri: str, tmp_path: Path
 ) -> None:
@@ -454,3 +477,102 @@ async def test_shelves_follow_changes_and_unchanged_ones_move_on(
     assert after[bucket_of(30)].gen != heads[bucket_of(30)].gen
     assert after[bucket_of(31)].gen == heads[bucket_of(31)].gen
     assert after[bucket_of(31)].position == await store.journal.head()
+
+
+# -- two processes, one index file --------------------------------------------------------
+
+
+async def test_links_imported_beside_another_process_s_long_write_are_found(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """Two processes share the index file; one holds its write lock for long (a replay
+    reading links from a slow MongoDB). The other imports links and asks /find at once:
+    the answer lists them (MongoDB answers while the file is behind and held), never the
+    file as it stood before the import."""
+    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)  # SQLite's wait for the lock
+    await owners_links(store, [42], 2)
+    await store.index.complete()
+    front = await driven(mongodb_uri, tmp_path / "index.sqlite", clock)  # the same file
+    inside, gate = asyncio.Event(), asyncio.Event()
+    real_read = store.index.read_links
+
+    async def slow_read(ids: Any) -> Any:
+        inside.set()  # the replay holds the file's write lock from here
+        await gate.wait()
+        return await real_read(ids)
+
+    monkeypatch.setattr(store.index, "read_links", slow_read)
+    first = (await store.find(42, [])).items[0]
+    await store.set_tags(42, first.id, ["moved"])  # a journal entry for it to replay
+    replay = asyncio.create_task(store.index.sync())
+    try:
+        await inside.wait()
+        marks = [link(42, 100 + n, [f"g{n % 7}"]) for n in range(30)]
+        assert await bulk.record_imported(front, marks, prio=1, turn=0.0) == 30
+        found = await front.find(42, ["g3"], page_size=100)
+        assert [r.title for r in found.items] == [f"page 42-{n}" for n in (124, 117, 110, 103)]
+        assert (await front.find(42, [], page_size=100)).total == 32
+    finally:
+        gate.set()
+        await replay
+        await front.close()
+    # and the file, once free, holds them too
+    assert await titles(store, 42, ["g3"]) == [f"page 42-{n}" for n in (124, 117, 110, 103)]
+
+
+class Interleaved:
+    """A catalog's connection that lets another process write right after it has read
+    a bucket's rows (`bucket`), before its next statement."""
+
+    def __init__(self, conn: Any, bucket: int, write: Any) -> None:
+        self.conn, self.bucket, self.write = conn, bucket, write
+        self.armed = False
+        self.fired = False
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if self.armed and not self.fired:
+            self.fired = True
+            self.write()
+        cursor = self.conn.execute(sql, *args)
+        if "FROM links" in sql and "WHERE bucket = ?" in sql and args == ((self.bucket,),):
+            self.armed = True
+        return cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def test_a_shelf_written_while_another_process_rewrites_rows_keeps_their_tags(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A shelf is read from the file while other processes sharing it write: it must be
+    one snapshot of the bucket. Rows another process rewrote meanwhile (its replay of a
+    change: new row numbers) went on the shelf without their tags, and a new front
+    restored from it listed those links but found none of them by tag."""
+    await owners_links(store, [42], 6)
+    await store.index.complete()
+    other = await driven(mongodb_uri, tmp_path / "index.sqlite", clock)  # the same file
+    new_front: LinkStore | None = None
+    try:
+        await other.index.complete()
+        theirs = await other.index.open()
+
+        def rewrite() -> None:  # as the other process's replay of these links would
+            theirs.begin()
+            theirs.put_rows(theirs.bucket_rows(bucket_of(42)))
+            theirs.commit()
+
+        ours = await store.index.open()
+        ours.conn = Interleaved(ours.conn, bucket_of(42), rewrite)  # type: ignore[assignment]
+        assert await store.index.upkeep.shelve() == BUCKETS
+        assert ours.conn.fired  # type: ignore[attr-defined]
+        ours.conn = ours.conn.conn  # type: ignore[attr-defined]
+
+        new_front = await driven(mongodb_uri, tmp_path / "new-front.sqlite", clock)
+        assert await titles(new_front, 42, ["t1"]) == ["page 42-4", "page 42-1"]
+        assert await titles(new_front, 42, []) == [f"page 42-{n}" for n in range(5, -1, -1)]
+        assert await new_front.index.holds() == {bucket_of(42)}  # from the shelf
+    finally:
+        await other.close()
+        if new_front is not None:
+            await new_front.close()

@@ -16,9 +16,10 @@ Calls are blocking; storage/index/search.py runs them in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,9 @@ from bson.codec_options import CodecOptions
 
 SCHEMA_VERSION = "3"
 BUCKETS = 64
+# Seconds a connection waits for another one's write transaction before giving up
+# (processes sharing the file: storage/index/search.py).
+BUSY_TIMEOUT = 10.0
 CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 # Tokens are split on spaces and control characters only: a term from storage/terms.py
@@ -167,7 +171,7 @@ class Catalog:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(
-            self.path, timeout=10, isolation_level=None, check_same_thread=False
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -363,6 +367,29 @@ class Catalog:
             if row is not None and int(row[0]) <= top:
                 out.append(link_id)
         return out
+
+    def bucket_shelf(
+        self, bucket: int, epoch: str
+    ) -> tuple[list[Row], list[tuple[str, int]], tuple[int, str] | None]:
+        """What a shelf of `bucket` carries: its rows, the writes they still wait for,
+        and the position (and nonce) they stand at, all read from one snapshot."""
+        with self._one_read():
+            return self.bucket_rows(bucket), self.bucket_waits(bucket), self.state(epoch)
+
+    @contextlib.contextmanager
+    def _one_read(self) -> Iterator[None]:
+        """The statements inside read one snapshot of the file (a read transaction).
+        Outside one, each statement reads the file as it is then, and another process
+        sharing it may commit between two of them: a row it rewrote meanwhile (a new row
+        number) would be read without its tags."""
+        if self.conn.in_transaction:  # already one snapshot (or this connection's writes)
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     def bucket_rows(self, bucket: int) -> list[Row]:
         rows = self.conn.execute(

@@ -165,6 +165,14 @@ class Journal:
                     # Busy with other processes: look the head up again rather than walk.
                     seq = (await self.head(seq) if misses % _PROBES_BEFORE_RESYNC == 0 else seq) + 1
                     continue
+                if seq <= await self.tail():
+                    # A number trimmed since this process last knew the head (another one
+                    # wrote and trimmed meanwhile): no index reads below the tail, so the
+                    # write would never reach one. Take it back and append at the head.
+                    await self.entries.delete_one({"_id": key(seq)})
+                    self._head = None
+                    seq = await self.head() + 1
+                    continue
                 self._head = seq
                 return seq
 

@@ -233,18 +233,25 @@ class IndexListing:
         first, before the other buckets). None when the bucket has no shelf and MongoDB
         itself may be asked while it is rebuilt: only a small collection, as each such
         question reads all of it on FerretDB (and slows the rebuild); else this waits for
-        the rebuild."""
+        the rebuild. Never from a file still behind the journal (another process holding
+        it): MongoDB answers then, or, for a large collection, the next round waits for
+        the file again."""
         bucket = bucket_of(owner_id)
         for _ in range(3):
             with self._asked():
                 async with self._lock:
                     catalog = await self._sync_locked()
-                    ready = await self._run(catalog.ready)
-                    if ready is None or bucket in ready:
-                        return await self._run(fn, catalog)
-                if await self.restore(bucket):
+                    if catalog is not None:
+                        ready = await self._run(catalog.ready)
+                        if ready is None or bucket in ready:
+                            return await self._run(fn, catalog)
+                if catalog is not None and await self.restore(bucket):
                     continue
-            if await self._small() or self._fill is None:
+            if await self._small():
+                return None
+            if catalog is None:
+                continue  # behind, and held by another process: wait for it again
+            if self._fill is None:
                 return None
             await asyncio.shield(self._fill)  # rebuilt: the next round answers
         return None
@@ -281,7 +288,11 @@ class IndexListing:
         async with self._lock:
             await self._sync_locked()
 
-    async def _sync_locked(self) -> Catalog:
+    async def _sync_locked(self) -> Catalog | None:
+        """The catalog brought up to the journal's head; None when it is behind and
+        another process holds its write lock past BUSY_TIMEOUT (a long replay, restore
+        or rebuild step, storage/index/catalog.py): what it holds may lack the newest writes,
+        the asker's own included (an import whose rows the busy file could not take)."""
         catalog = await self.open()
         epoch = await self.epoch()
         state = await self._run(catalog.state, epoch)
@@ -294,9 +305,8 @@ class IndexListing:
         try:
             await self._run(catalog.begin)
         except sqlite3.OperationalError as exc:
-            # Another process holds the file (a long write): answer from what is there.
-            log.warning("search index busy, answering without the newest changes: %s", exc)
-            return catalog
+            log.warning("search index busy and behind the journal: %s", exc)
+            return None
         try:
             await self._replay_locked(catalog, epoch)
             await self._run(catalog.commit)

@@ -174,7 +174,7 @@ class Upkeep:
         dirty = [h.bucket for h in ours if changed.get(h.bucket, 0) > h.position]
         for bucket in [*missing, *dirty[:SHELVES_PER_ROUND]]:
             rows, waits, at = await listing.locked(
-                lambda c, b=bucket: (c.bucket_rows(b), c.bucket_waits(b), c.state(epoch))  # type: ignore[misc]
+                lambda c, b=bucket: c.bucket_shelf(b, epoch)  # type: ignore[misc]
             )
             if at is None:
                 return 0
