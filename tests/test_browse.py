@@ -12,6 +12,7 @@ from bot.library import rotround
 from storage.models import LinkRecord, Screenshot, Status
 from tests.conftest import INDEX_DIR
 from tests.harness import BotHarness
+from tests.records import owned
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -22,11 +23,9 @@ async def seed(
     records: list[LinkRecord] = []
     for i in range(n):
         url = f"https://{prefix}.example/{i}"
-        record = LinkRecord(
-            owner_id=owner,
-            chat_id=owner,
-            url=url,
-            url_key=url_key(url),
+        record = owned(
+            owner,
+            url,
             tags=list(tags),
             title=f"{prefix} {i:02d}",
             status=Status.DONE,

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from bot.chat.links import url_key
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore
 from storage.terms import terms_for, tokenize
+from tests.records import owned
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WORDS = ["apple", "banana", "cherry", "快照", "周末", "delta"]
@@ -28,11 +28,9 @@ TAGS = ["a", "b", "c", "技术"]
 
 def link(owner: int, n: int, tags: list[str], text: str = "", minutes: int = 0) -> LinkRecord:
     url = f"https://site{owner}.example/{n}"
-    return LinkRecord(
-        owner_id=owner,
-        chat_id=owner,
-        url=url,
-        url_key=url_key(url),
+    return owned(
+        owner,
+        url,
         tags=tags,
         title=f"page {owner}-{n}",
         text=text,

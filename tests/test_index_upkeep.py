@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from bot.chat.links import url_key
 from storage import bulk
 from storage.index import catalog, search
 from storage.index import upkeep as upkeep_module
@@ -29,6 +28,7 @@ from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
 from storage.trash import Trash
 from tests.harness import BotHarness
+from tests.records import owned
 from tests.test_browse import command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +50,9 @@ class Clock:
 
 def link(owner: int, n: int, tags: list[str], text: str = "") -> LinkRecord:
     url = f"https://own{owner}.example/{n}"
-    return LinkRecord(
-        owner_id=owner,
-        chat_id=owner,
-        url=url,
-        url_key=url_key(url),
+    return owned(
+        owner,
+        url,
         tags=tags,
         title=f"page {owner}-{n}",
         text=text,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.chat.links import url_key
 from storage.models import LinkRecord, Screenshot, Status
 from tests.harness import BotHarness
+from tests.records import owned
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -23,11 +23,9 @@ async def seed(
             file_id = bot.api.stored_photo(f"{owner}-{title}-{i}".encode(), 1280, 800)
             shot = Screenshot(1280, 800, file_id=file_id)
         records.append(
-            LinkRecord(
-                owner_id=owner,
-                chat_id=owner,
-                url=url,
-                url_key=url_key(url),
+            owned(
+                owner,
+                url,
                 tags=tags,
                 title=title,
                 status=Status.DONE,

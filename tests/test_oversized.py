@@ -25,6 +25,7 @@ from storage.models import LinkRecord, Page, Screenshot, Status, TagCount
 from tests.fakes.botapi import Call
 from tests.fakes.telegram_rules import parse_html, utf16_len
 from tests.harness import BotHarness
+from tests.records import owned
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 EN, ZH = texts_for("en"), texts_for("zh-hans")
@@ -38,11 +39,9 @@ def shown_len(markup: str) -> int:
 
 def huge(owner: int, n: int, *, tags: int, title: int, photo: str | None = None) -> LinkRecord:
     url = f"https://{owner}.example/huge/{n}?" + "q=1&" * 200
-    return LinkRecord(
-        owner_id=owner,
-        chat_id=owner,
-        url=url,
-        url_key=url_key(url),
+    return owned(
+        owner,
+        url,
         title="evil" + RLO + ("标题🙂" * title)[:title],
         note="备注 " * 2000,
         tags=[f"t{i}" + "长" * 40 for i in range(tags)],

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from bot.chat.callbacks import AddTag, codec_for
-from bot.chat.links import url_key
 from bot.i18n import texts_for
 from bot.library.tagsuggest import (
     from_page,
@@ -22,6 +21,7 @@ from bot.summarize import Summarizer
 from storage.models import LinkRecord, Status
 from tests.fakes.openai_server import FakeOpenAI, Script, message_text
 from tests.harness import BotHarness
+from tests.records import owned
 
 
 @pytest.mark.parametrize(
@@ -112,11 +112,9 @@ async def _user_with_tags(bot: BotHarness, owner: int, tags: dict[str, int]) -> 
         for i in range(count):
             url = f"https://{tag}.example/{i}"
             records.append(
-                LinkRecord(
-                    owner_id=owner,
-                    chat_id=owner,
-                    url=url,
-                    url_key=url_key(url),
+                owned(
+                    owner,
+                    url,
                     tags=[tag],
                     status=Status.DONE,
                     created_at=datetime(2026, 1, 1, tzinfo=UTC),
@@ -127,11 +125,9 @@ async def _user_with_tags(bot: BotHarness, owner: int, tags: dict[str, int]) -> 
 
 def _page(owner: int, tags: list[str]) -> LinkRecord:
     url = "https://page.example/post"
-    return LinkRecord(
-        owner_id=owner,
-        chat_id=owner,
-        url=url,
-        url_key=url_key(url),
+    return owned(
+        owner,
+        url,
         tags=tags,
         title="Writing async JavaScript with AI helpers",
         text="A post about JavaScript, ai tools and reading lists.",

@@ -17,6 +17,7 @@ from storage.models import LinkRecord, Status
 from tests.fakes.botapi import Call
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
+from tests.records import owned
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -151,11 +152,9 @@ async def seed(bot: BotHarness, owner: int, n: int) -> list[LinkRecord]:
     for i in range(n):
         url = bot.pages.url(f"/article/seed{i}?q=a&b")  # loopback: a later capture resolves nothing
         records.append(
-            LinkRecord(
-                owner_id=owner,
-                chat_id=owner,
-                url=url,
-                url_key=url_key(url),
+            owned(
+                owner,
+                url,
                 tags=["seed", f"n{i % 3}"],
                 note=f"note {i} <kept> & 中文" if i % 2 else "",
                 title=f"Seed {i} 标题",

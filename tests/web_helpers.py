@@ -11,11 +11,11 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from bot.chat.links import url_key
 from bot.web import initdata
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore
 from tests.harness import BotHarness
+from tests.records import owned
 
 TOKEN = "123456:TEST-token"
 LIGHT = {
@@ -101,11 +101,9 @@ async def seed(
     url = f"https://example.org/{owner}/{urllib.parse.quote(title)}/{minutes_ago}"
     image_id = await store.put_image(picture(colour=colour), "seed.jpg")
     created: datetime = utcnow() - timedelta(minutes=minutes_ago)
-    record = LinkRecord(
-        owner_id=owner,
-        chat_id=owner,
-        url=url,
-        url_key=url_key(url),
+    record = owned(
+        owner,
+        url,
         tags=tags,
         title=title,
         final_url=url,
