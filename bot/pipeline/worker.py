@@ -5,12 +5,13 @@ claim `pending`/`capturing` links, and send the photo themselves when the chat's
 free; delivery slots claim links whose photo or summary is owed. A capture slot claims
 its next link as soon as its page is shot: the rest of that stage (storing, the photo,
 the text, the reaction) goes on as a tail, under the same renewed lease, beside the next
-capture (at most one tail per capture slot). A claim is a lease (storage/claims.py) renewed while the stage runs; a worker that
-dies stops renewing, and any worker takes the stage over once the lease has run out.
-Restart resume and summary retries are this same loop: nothing else sweeps. A slot that
-dies of an unexpected error is logged with it and started again; a work entry whose link
-is gone (a crash between the two inserts, an import cut short, a stage writing after the
-trash) is dropped once it has been missing for GONE_GRACE.
+capture (at most as many tails at once as capture slots). A claim is a lease
+(storage/claims.py) renewed while the stage runs; a worker that dies stops renewing, and
+any worker takes the stage over once the lease has run out. Restart resume and summary
+retries are this same loop: nothing else sweeps. A slot that dies of an unexpected error
+is logged with it and started again; a work entry whose link is gone (a crash between
+the two inserts, an import cut short, a stage writing after the trash) is dropped once
+it has been missing for GONE_GRACE.
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other pro
 # entries just before its links; a link may be on its way back from the trash).
 GONE_GRACE = 60.0
 RESTART_PAUSE = 1.0  # seconds before a slot that died is started again
-# Stage tails running at once per capture slot: enough to keep the browser busy while a
-# link is stored, sent and its text read; more would only pile text extraction onto the
-# same cores the pages render on.
-TAILS_PER_SLOT = 1
+# Stage tails running at once, per capture slot (shared by the slots): enough to keep
+# the browser busy while links are stored, sent and their text read (one page's text
+# can take seconds); more would only pile text extraction onto the same cores the
+# pages render on.
+TAILS_PER_SLOT = 2
 
 # A stage returns when its link may be tried again (a summary retry), or None. It is
 # called only with a link in one of its slot's states (`_load_and_run` sees to that),
