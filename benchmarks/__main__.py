@@ -162,7 +162,8 @@ async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> 
     return {"visible_after_written": summary(lags), "edits": len(edits), "flood_errors": len(flood)}
 
 
-async def main() -> None:
+async def main(only_burst: bool = False) -> None:
+    """Every part; `only_burst`: links back to back and the 30-page burst alone."""
     data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
     port = free_port()
     fdb = await asyncio.create_subprocess_exec(
@@ -184,8 +185,10 @@ async def main() -> None:
         mongo = f"mongodb://127.0.0.1:{port}/bench"
         async with running(build_application(settings(api, mongo)), settings(api, mongo)):
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
-            results["reaction_s"] = await bench_reaction(api, pages)
-            results["capture_s"] = await bench_capture(api, pages, gap=1.0)
+            if not only_burst:
+                results["reaction_s"] = await bench_reaction(api, pages)
+                results["capture_s"] = await bench_capture(api, pages, gap=1.0)
+            results["load_before_captures"] = loadavg()
             results["capture_back_to_back_s"] = await bench_capture(api, pages, gap=0.0)
             results["load_during_captures"] = loadavg()
             bare_burst = await burst.bare(real.urls())
@@ -196,6 +199,8 @@ async def main() -> None:
                 "ratio_bare_last_over_bot_last": burst.ratio(bot_burst, bare_burst),
                 "load": loadavg(),
             }
+        if only_burst:
+            return
         strict = FakeBotAPI()
         await strict.start()
         cfg = settings(strict, mongo + "2", openai_api_key="sk-test", openai_base_url=llm.base_url)
@@ -210,16 +215,24 @@ async def main() -> None:
             await server.stop()
         fdb.terminate()
         await fdb.wait()
+        _report(results, "results-burst.json" if only_burst else "results.json")
+
+
+def _report(results: dict[str, Any], name: str) -> None:
     results["runs"] = RUNS
     results["machine"] = f"{os.cpu_count()} cores"
     print(json.dumps(results, indent=2, ensure_ascii=False))
-    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (ROOT / "benchmarks" / name).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
     # `python -m benchmarks find` (or `web`, `linkrot`, `imports`) runs that bench alone; no
     # argument runs all seven (the hostile import files only when asked: benchmarks/imports.py).
+    # `burst`: only links back to back and the 30-real-page burst (results-burst.json).
     chosen = sys.argv[1:]
+    if chosen == ["burst"]:
+        asyncio.run(main(only_burst=True))
+        sys.exit()
     if chosen == ["imports"]:
         from benchmarks import imports
 

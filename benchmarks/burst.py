@@ -148,7 +148,7 @@ def instrument() -> Phases:
     from bot.pipeline import capturing, worker
 
     phases = Phases()
-    phases.mark_on(worker, "capture", "claimed", lambda p, bot, record: record.url)
+    phases.mark_on(worker, "capture", "claimed", lambda p, bot, record, **k: record.url)
     phases.mark_on(Capturer, "_in_browser", "slot", lambda self, url, *a: url)
     phases.wrap(Capturer, "_open", "open+settle", lambda self, url, *a: url)
     phases.wrap(budget, "settle", "settle", lambda page, *a: page.url)
@@ -161,7 +161,7 @@ def instrument() -> Phases:
     phases.wrap(capturing, "deliver_fresh", "photo", lambda p, bot, record, *a: record.url)
     phases.wrap(worker, "summarize", "after_photo", lambda p, bot, record, *a: record.url)
     phases.wrap(worker, "finish", "reaction", lambda p, bot, record: record.url)
-    phases.wrap(worker.Worker, "_capture", "capture_stage", lambda self, record: record.url)
+    phases.wrap(worker.Worker, "_capture", "capture_stage", lambda self, record, *a: record.url)
     return phases
 
 

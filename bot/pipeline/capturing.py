@@ -14,8 +14,10 @@ and the summary never starts without it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram.ext import ExtBot
@@ -33,15 +35,33 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 
 
-async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
-    """True when the link was captured (and its delivery is now owed)."""
+def _nothing() -> None:
+    pass
+
+
+async def capture(
+    p: Pipeline,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    *,
+    page_done: Callable[[], None] = _nothing,
+    sending: asyncio.Semaphore | None = None,
+) -> bool:
+    """True when the link was captured (and its delivery is now owed). `page_done` is called
+    once the browser is done with the page (shot or failed): what follows needs no page,
+    so the worker's slot may start its next capture meanwhile. `sending`, if given, is
+    held while the photo is sent and acknowledged: a worker killed mid-burst has no more
+    photos in flight (sent twice after a take-over) than it has capture slots."""
     assert p.capturer is not None, "a capture worker needs a browser"
     texts = texts_for(record.lang_code)
     await p.store.start_attempt(record.id)
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
-        snap, html = await p.capturer.shoot(record.url, locale=texts.locale)
+        try:
+            snap, html = await p.capturer.shoot(record.url, locale=texts.locale)
+        finally:
+            page_done()
         _check_size(p, snap)
         # Text first when the photo needs it: the caption's title may come from it, and
         # without a summary the photo's ＋#tag buttons are the user's tags in the text.
@@ -59,8 +79,9 @@ async def capture(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> bool:
     # link becomes `captured` (claimable for its summary) only once its text is.
     # `reply_message_id` set: the photo went out before a restart cut this stage short.
     if not record.reply_message_id and may_send_now(p, record):
-        # Shielded: a stop lets the photo and its acknowledgement finish together.
-        await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
+        async with sending or contextlib.nullcontext():
+            # Shielded: a stop lets the photo and its acknowledgement finish together.
+            await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
         if record.status == Status.FAILED:  # Telegram refused the photo: the link ended
             shot, original = record.screenshot, record.original
             await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))

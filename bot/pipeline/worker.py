@@ -2,12 +2,16 @@
 
 Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of them)
 claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
-free; delivery slots claim links whose photo or summary is owed. A claim is a lease (storage/queue/claims.py) renewed while the stage runs; a worker that
-dies stops renewing, and any worker takes the stage over once the lease has run out.
-Restart resume and summary retries are this same loop: nothing else sweeps. A slot that
-dies of an unexpected error is logged with it and started again; a work entry whose link
-is gone (a crash between the two inserts, an import cut short, a stage writing after the
-trash) is dropped once it has been missing for GONE_GRACE.
+free; delivery slots claim links whose photo or summary is owed. A capture slot claims
+its next link as soon as its page is shot: the rest of that stage (storing, the photo,
+the text, the reaction) goes on as a tail, under the same renewed lease, beside the next
+capture (at most as many tails at once as capture slots). A claim is a lease
+(storage/queue/claims.py) renewed while the stage runs; a worker that dies stops renewing, and
+any worker takes the stage over once the lease has run out. Restart resume and summary
+retries are this same loop: nothing else sweeps. A slot that dies of an unexpected error
+is logged with it and started again; a work entry whose link is gone (a crash between
+the two inserts, an import cut short, a stage writing after the trash) is dropped once
+it has been missing for GONE_GRACE.
 """
 
 from __future__ import annotations
@@ -55,10 +59,17 @@ IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other pro
 # entries just before its links; a link may be on its way back from the trash).
 GONE_GRACE = 60.0
 RESTART_PAUSE = 1.0  # seconds before a slot that died is started again
+# Stage tails running at once, per capture slot (shared by the slots): enough to keep
+# the browser busy while links are stored, sent and their text read (one page's text
+# can take seconds); more would only pile text extraction onto the same cores the
+# pages render on.
+TAILS_PER_SLOT = 2
 
 # A stage returns when its link may be tried again (a summary retry), or None. It is
-# called only with a link in one of its slot's states (`_load_and_run` sees to that).
-Stage = Callable[[LinkRecord], Awaitable[datetime | None]]
+# called only with a link in one of its slot's states (`_load_and_run` sees to that),
+# and calls `released` once it no longer needs its slot (a capture: the page is shot).
+Released = Callable[[], None]
+Stage = Callable[[LinkRecord, Released], Awaitable[datetime | None]]
 
 
 class Kind(Enum):
@@ -96,6 +107,12 @@ class Worker:
         self._slots: list[_Slot] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._held: dict[ObjectId, _Held] = {}
+        # Every stage running (`_run`), and those of them a slot has left as tails.
+        self._running: set[asyncio.Task[None]] = set()
+        self._tails: set[asyncio.Task[None]] = set()
+        self.max_tails = max(1, capture_slots) * TAILS_PER_SLOT
+        # Photos sent by capture stages at once, tails included: as many as before tails.
+        self._sending = asyncio.Semaphore(max(1, capture_slots))
         self.gone_grace = GONE_GRACE
         self.restarts = 0  # slots started again after an unexpected error
 
@@ -149,11 +166,14 @@ class Worker:
         stage's lease is released so the next start (or another worker) takes it at once."""
         self.p.outbound.stopping.set()
         self.wake()
-        if self._tasks:
-            _, late = await asyncio.wait(self._tasks, timeout=grace)
+        # Slots leave no tail once stopping is set, so the stages running now (tails
+        # included) and the slots are all there is to wait for.
+        tasks = [*self._tasks, *self._running]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if late:
                 log.info("stopping: %d stage(s) left for the next start", len(late))
         self._tasks.clear()
@@ -207,13 +227,53 @@ class Worker:
                 # copy would send the photo twice.
                 held.claim = claim
                 continue
-            await self._run(claim, stage, states)
-            if slot.kind is Kind.CAPTURE:
-                self.wake(Kind.DELIVERY)  # the link's delivery (or summary) is claimable now
+            await self._run_or_leave(slot, claim, stage, states)
 
-    async def _run(self, claim: Claim, stage: Stage, states: frozenset[str]) -> None:
+    async def _run_or_leave(
+        self, slot: _Slot, claim: Claim, stage: Stage, states: frozenset[str]
+    ) -> None:
+        """Run the stage; a capture slot returns once its page is shot and there is room
+        for one more tail, leaving the rest of the stage running under its lease."""
+        released = asyncio.Event()
+        run = asyncio.create_task(self._run_and_wake(slot.kind, claim, stage, states, released))
+        self._running.add(run)
+        run.add_done_callback(self._running.discard)
+        try:
+            if slot.kind is Kind.CAPTURE:
+                await _first(run, released.wait())
+            while not run.done() and not self.p.outbound.stopping.is_set():
+                if released.is_set() and len(self._tails) < self.max_tails:
+                    self._tails.add(run)
+                    run.add_done_callback(self._tails.discard)
+                    run.add_done_callback(_log_failure)  # nobody awaits a tail
+                    return
+                await _first(run, *self._tails)  # a tail ends, or our own stage does
+            await run
+        except asyncio.CancelledError:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            raise
+
+    async def _run_and_wake(
+        self,
+        kind: Kind,
+        claim: Claim,
+        stage: Stage,
+        states: frozenset[str],
+        released: asyncio.Event,
+    ) -> None:
+        try:
+            await self._run(claim, stage, states, released.set)
+        finally:
+            released.set()
+        if kind is Kind.CAPTURE:
+            self.wake(Kind.DELIVERY)  # the link's delivery (or summary) is claimable now
+
+    async def _run(
+        self, claim: Claim, stage: Stage, states: frozenset[str], released: Released
+    ) -> None:
         held = self._held[claim.link_id] = _Held(claim)
-        work = asyncio.create_task(self._load_and_run(claim, stage, states))
+        work = asyncio.create_task(self._load_and_run(claim, stage, states, released))
         finished = asyncio.Event()
         renewer = asyncio.create_task(self._renew(held, work, finished))
         not_before: datetime | None = None
@@ -244,7 +304,7 @@ class Worker:
                 await asyncio.shield(release)
 
     async def _load_and_run(
-        self, claim: Claim, stage: Stage, states: frozenset[str]
+        self, claim: Claim, stage: Stage, states: frozenset[str], released: Released
     ) -> datetime | None:
         record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
         if record is None:
@@ -257,7 +317,7 @@ class Worker:
         if str(record.status) not in states:
             await self._reconcile(record)
             return None
-        return await stage(record)
+        return await stage(record, released)
 
     async def _reconcile(self, record: LinkRecord) -> None:
         """The work entry named another stage than its link. A write the database lost
@@ -287,8 +347,8 @@ class Worker:
                 work.cancel()
                 return
 
-    async def _capture(self, record: LinkRecord) -> datetime | None:
-        if not await capture(self.p, self.bot, record):
+    async def _capture(self, record: LinkRecord, released: Released) -> datetime | None:
+        if not await capture(self.p, self.bot, record, page_done=released, sending=self._sending):
             await finish(self.p, self.bot, record)
         elif record.reply_message_id and self.p.summarizer is None and record.kind != "pdf":
             # Its photo went out with the capture, and no summary (nor a PDF's file, left
@@ -297,7 +357,7 @@ class Worker:
             await finish(self.p, self.bot, record)
         return None
 
-    async def _deliver(self, record: LinkRecord) -> datetime | None:
+    async def _deliver(self, record: LinkRecord, released: Released) -> datetime | None:
         if (
             record.status == Status.SUMMARY_FAILED
             and record.summary_attempts >= MAX_SUMMARY_ATTEMPTS
@@ -312,6 +372,22 @@ class Worker:
         if done or record.summary_attempts >= MAX_SUMMARY_ATTEMPTS:
             return None
         return utcnow() + timedelta(seconds=self.p.summary_retry_delay)
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Until the first of `waits` ends (the others go on; plain coroutines are dropped)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task, wait in zip(tasks, waits, strict=True):
+            if task is not wait:
+                task.cancel()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("a stage's tail failed", exc_info=exc)
 
 
 def _being_cancelled() -> bool:

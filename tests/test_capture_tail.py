@@ -1,0 +1,100 @@
+"""A capture slot claims its next link once its page is shot (issue 19): storing, the
+photo, the text and the reaction of the link before go on beside it, under that link's
+lease, so a burst keeps the browser busy. A worker killed during such a tail leaves the
+link to another worker, which finishes it without a second photo (the send ledger)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from bot.browser.capture import Capturer, Snapshot
+from bot.pipeline.worker import Worker
+from storage.models import Status
+from tests.harness import BotHarness
+
+
+def hold_text_of(
+    capturer: Capturer, monkeypatch: pytest.MonkeyPatch, path: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the first text extraction of the page at `path` (after its photo) until the
+    second event is set; the first is set once it is held."""
+    reading, release = asyncio.Event(), asyncio.Event()
+    read_text = capturer.read_text
+
+    async def held(snap: Snapshot, html: str) -> Any:
+        if path in snap.url and not reading.is_set():
+            reading.set()
+            await release.wait()
+        return await read_text(snap, html)
+
+    monkeypatch.setattr(capturer, "read_text", held)
+    return reading, release
+
+
+async def test_a_slot_captures_the_next_link_while_the_last_is_stored(
+    harness_factory: Any, capturer: Capturer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot: BotHarness = await harness_factory(capture_concurrency="1")  # one slot
+    reading, release = hold_text_of(capturer, monkeypatch, "/article/tail-first")
+    first = bot.send(61, bot.pages.url("/article/tail-first"))
+    async with asyncio.timeout(45):
+        await reading.wait()  # its photo is out; its text, save and reaction are not
+    second = bot.send(62, bot.pages.url("/article/tail-second"))
+    # The one slot shoots and sends the second link while the first is still held.
+    await bot.api.wait_until(lambda: len(bot.photos_for(second)) == 1, timeout=45)
+    (held,) = await bot.records(61)
+    loaded = await bot.store.load(held.id)
+    assert loaded is not None and loaded.status == Status.CAPTURING and not loaded.text
+    assert "👌" not in {str(c.params.get("reaction")) for c in bot.replies_to(first)}
+    release.set()
+    assert await bot.finished(first) == "👌"
+    assert await bot.finished(second) == "👌"
+    assert len(bot.photos_for(first)) == 1 and len(bot.photos_for(second)) == 1
+    loaded = await bot.store.load(held.id)
+    assert loaded is not None and loaded.status == Status.DONE and loaded.text
+
+
+async def test_a_worker_killed_during_a_tail_leaves_one_photo(
+    harness_factory: Any, capturer: Capturer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot: BotHarness = await harness_factory(capture_concurrency="1")
+    reading, release = hold_text_of(capturer, monkeypatch, "/article/tail-killed")
+    sent = bot.send(63, bot.pages.url("/article/tail-killed"))
+    async with asyncio.timeout(45):
+        await reading.wait()  # photo sent and acknowledged; the tail is in flight
+    doomed = bot.services.worker
+    assert doomed is not None
+    await kill(doomed, monkeypatch)
+    # Another worker (its own connection to the database) takes the lease over once it
+    # has run out, captures the link again and finishes it: the photo is not sent twice.
+    taker = Worker(replace(doomed.p, store=bot.store), doomed.bot, capture_slots=1)
+    taker.start()
+    try:
+        assert await bot.finished(sent, timeout=90) == "👌"
+    finally:
+        release.set()
+        await taker.stop(10)
+    assert len(bot.photos_for(sent)) == 1
+    (record,) = await bot.records(63)
+    loaded = await bot.store.load(record.id)
+    assert loaded is not None and loaded.status == Status.DONE and loaded.text
+
+
+async def kill(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What SIGKILL leaves: the worker does nothing more, and its leases are neither
+    renewed nor released (they run out)."""
+    queue = worker.p.store.queue
+
+    async def nothing(*args: Any, **kwargs: Any) -> Any:
+        return True
+
+    monkeypatch.setattr(queue, "renew", nothing)
+    monkeypatch.setattr(queue, "release", nothing)
+    tasks = [*worker._tasks, *worker._running]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
