@@ -111,8 +111,10 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self._tails: set[asyncio.Task[None]] = set()
         self.max_tails = max(1, capture_slots) * TAILS_PER_SLOT
-        # Photos sent by capture stages at once, tails included: as many as before tails.
-        self._sending = asyncio.Semaphore(max(1, capture_slots))
+        # One photo of a capture stage in flight at a time, tails included: a kill can
+        # then repeat at most one photo (the Bot API has no idempotency key), and a send
+        # takes a tenth of a second, against seconds for the shot it follows.
+        self._sending = asyncio.Semaphore(1)
         self.gone_grace = GONE_GRACE
         self.restarts = 0  # slots started again after an unexpected error
 
