@@ -494,12 +494,24 @@ class LinkStore:
         """Insert new links (`docs`, as `light_doc` makes them from `records`) and the
         texts of those not refused as duplicates: one journal entry, announced first, and
         the listing told what was written (reading thousands back by `_id` would cost far
-        more than the import). Returns the records inserted, with their documents."""
-        seq, refused = await self.writes.insert_many(docs)
+        more than the import). Returns the records inserted, with their documents.
+
+        The texts go in before the links (after the announcement), as for every write: an
+        index replaying the entry that reads a link must find its words too. Those of the
+        links refused as duplicates are taken back."""
+        as_array = await self._terms_as_array()
+        texts = [text_doc(r, terms_as_array=as_array) for r in records]
+
+        theirs: set[int] = set()  # texts there already (a link written before): kept
+
+        async def texts_first() -> None:
+            theirs.update(await insert_many_new(self.texts, texts))
+
+        seq, refused = await self.writes.insert_many(docs, first=texts_first)
+        if ours := [docs[i]["_id"] for i in refused - theirs]:
+            await self.texts.delete_many({"_id": {"$in": ours}})
         kept = [i for i in range(len(docs)) if i not in refused]
         fresh, written = [records[i] for i in kept], [docs[i] for i in kept]
-        as_array = await self._terms_as_array()
-        await insert_many_new(self.texts, [text_doc(r, terms_as_array=as_array) for r in fresh])
         await self.listing.written(seq, written, [list(r.terms) for r in fresh])
         return fresh, written
 

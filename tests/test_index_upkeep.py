@@ -459,6 +459,29 @@ async def test_a_large_collection_without_shelves_waits_for_the_rebuild(
         await front.close()
 
 
+async def test_a_write_announced_before_a_rebuild_and_landing_after_it_is_found(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
+) -> None:
+    """An import's entry is written, a new front rebuilds from the collections, and only
+    then does the import's insert land (the rebuild's pass over `links` missed it). The
+    rebuild starts from the oldest entry whose write may still be landing, so the link is
+    held and read again, not missing from /find until a heal."""
+    await owners_links(store, [40], 2)
+    late = link(40, 9, ["late"])
+    seq = await store.journal.append([late.id], [40])  # announced; the write is slow
+    front = await driven(mongodb_uri, tmp_path / "late.sqlite", clock)
+    try:
+        await front.index.complete()  # rebuilt while the insert has not landed
+        assert await front.index.holds() is None
+        doc = light_doc(late)
+        doc["rev"] = seq
+        await store.links.insert_one(doc)  # the import's insert lands now
+        assert await titles(front, 40, ["late"]) == ["page 40-9"]
+        assert await titles(front, 40, []) == ["page 40-9", "page 40-1", "page 40-0"]
+    finally:
+        await front.close()
+
+
 async def test_shelves_follow_changes_and_unchanged_ones_move_on(
     store: LinkStore, clock: Clock
 ) -> None:
@@ -574,3 +597,59 @@ async def test_a_shelf_written_while_another_process_rewrites_rows_keeps_their_t
         await other.close()
         if new_front is not None:
             await new_front.close()
+
+
+async def test_an_insert_still_landing_goes_on_its_bucket_s_shelf(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A link announced but not yet written has no row, only a wait. Its bucket's shelf
+    must carry that wait (and not be moved past its entry), or a new front restored from
+    it never reads the link: missing from /find until a heal."""
+    await owners_links(store, [50], 2)
+    await store.index.complete()
+    assert await store.index.upkeep.shelve() == BUCKETS
+    late = link(50, 9, ["late"])
+    seq = await store.journal.append([late.id], [50])  # announced; the insert is slow
+    assert await titles(store, 50, ["late"]) == []  # this front now waits for it
+    await store.index.upkeep.shelve()  # the shelves follow the journal
+    new_front = await driven(mongodb_uri, tmp_path / "new-front.sqlite", clock)
+    try:
+        assert await titles(new_front, 50, ["t1"]) == ["page 50-1"]
+        assert await new_front.index.holds() == {bucket_of(50)}  # from the shelf
+        doc = light_doc(late)
+        doc["rev"] = seq
+        await store.links.insert_one(doc)  # the insert lands
+        assert await titles(new_front, 50, ["late"]) == ["page 50-9"]
+        assert await titles(store, 50, ["late"]) == ["page 50-9"]
+    finally:
+        await new_front.close()
+
+
+async def test_restoring_one_bucket_keeps_another_bucket_s_inserts_still_landing(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """Restoring a bucket drops what the file held of it; a wait for another owner's
+    link that has not landed yet is not part of it and must be kept."""
+    owners = [60, next(o for o in range(61, 200) if bucket_of(o) != bucket_of(60))]
+    await owners_links(store, owners, 2)
+    await store.index.complete()
+    assert await store.index.upkeep.shelve() == BUCKETS
+
+    async def no_background_fill(self: search.IndexListing) -> None:
+        return None  # buckets are restored only as their owners ask, in this order
+
+    monkeypatch.setattr(search.IndexListing, "_fill_all", no_background_fill)
+    front = await driven(mongodb_uri, tmp_path / "front.sqlite", clock)
+    try:
+        assert await titles(front, owners[1], ["t1"]) == [f"page {owners[1]}-1"]
+        late = link(owners[1], 9, ["late"])
+        seq = await store.journal.append([late.id], [owners[1]])
+        assert await titles(front, owners[1], ["late"]) == []  # waits for it now
+        assert await titles(front, 60, ["t1"]) == ["page 60-1"]  # restores 60's bucket
+        assert await front.index.holds() == {bucket_of(60), bucket_of(owners[1])}
+        doc = light_doc(late)
+        doc["rev"] = seq
+        await store.links.insert_one(doc)
+        assert await titles(front, owners[1], ["late"]) == [f"page {owners[1]}-9"]
+    finally:
+        await front.close()

@@ -28,7 +28,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 BUCKETS = 64
 # Seconds a connection waits for another one's write transaction before giving up
 # (processes sharing the file: storage/index/search.py).
@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS tag_counts(
   owner INTEGER NOT NULL, tag TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(owner, tag)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unsettled(id TEXT PRIMARY KEY, seq INTEGER NOT NULL,
-  gone INTEGER NOT NULL, since REAL NOT NULL);
+  gone INTEGER NOT NULL, since REAL NOT NULL, bucket INTEGER);
 CREATE TABLE IF NOT EXISTS ready(bucket INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS changed(bucket INTEGER PRIMARY KEY, position INTEGER NOT NULL);
 {_FTS};
@@ -327,24 +327,35 @@ class Catalog:
         return rid, body
 
     def drop_bucket(self, bucket: int) -> None:
+        """Forget the bucket's rows and waits; other buckets' waits stay, those for links
+        not written yet included (a wait whose bucket is unknown is kept too)."""
+        self.conn.execute(
+            "DELETE FROM unsettled WHERE bucket = ? OR id IN (SELECT id FROM links WHERE bucket = ?)",
+            (bucket, bucket),
+        )
         self.conn.execute("DELETE FROM links WHERE bucket = ?", (bucket,))
-        self.conn.execute("DELETE FROM unsettled WHERE id NOT IN (SELECT id FROM links)")
 
     # -- writes a sync could not confirm (storage/index/search.py) -------------------------
 
-    def unsettled(self) -> list[tuple[str, int, bool, float]]:
-        rows = self.conn.execute("SELECT id, seq, gone, since FROM unsettled ORDER BY since")
-        return [(str(i), int(s), bool(g), float(t)) for i, s, g, t in rows]
+    def unsettled(self) -> list[tuple[str, int, bool, float, int | None]]:
+        rows = self.conn.execute(
+            "SELECT id, seq, gone, since, bucket FROM unsettled ORDER BY since"
+        )
+        return [
+            (str(i), int(s), bool(g), float(t), None if b is None else int(b))
+            for i, s, g, t, b in rows
+        ]
 
-    def hold(self, waits: dict[str, tuple[int, bool]], now: float) -> None:
+    def hold(self, waits: dict[str, tuple[int, bool, int | None]], now: float) -> None:
         """Links whose journal entry `seq` names a write not seen yet (`gone`: a delete),
-        inside the open transaction; a wait for the same link keeps its start."""
+        inside the open transaction, with their bucket where known (a link not written
+        yet has no row to tell it); a wait for the same link keeps its start."""
         self.conn.executemany(
-            "INSERT INTO unsettled(id, seq, gone, since) VALUES (?, ?, ?, ?)"
+            "INSERT INTO unsettled(id, seq, gone, since, bucket) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET"
             " gone = CASE WHEN excluded.seq >= seq THEN excluded.gone ELSE gone END,"
-            " seq = max(seq, excluded.seq)",
-            [(link_id, seq, int(gone), now) for link_id, (seq, gone) in waits.items()],
+            " seq = max(seq, excluded.seq), bucket = coalesce(excluded.bucket, bucket)",
+            [(i, seq, int(gone), now, bucket) for i, (seq, gone, bucket) in waits.items()],
         )
 
     def release(self, link_ids: Iterable[str]) -> None:
@@ -420,8 +431,9 @@ class Catalog:
 
     def bucket_waits(self, bucket: int) -> list[tuple[str, int]]:
         rows = self.conn.execute(
-            "SELECT u.id, u.seq FROM unsettled u JOIN links l ON l.id = u.id WHERE l.bucket = ?",
-            (bucket,),
+            "SELECT id, seq FROM unsettled"
+            " WHERE bucket = ? OR id IN (SELECT id FROM links WHERE bucket = ?)",
+            (bucket, bucket),
         )
         return [(str(i), int(s)) for i, s in rows]
 

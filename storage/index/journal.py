@@ -63,6 +63,7 @@ class Change:
     gone: bool
     nonce: str
     heal: bool = False  # found changed behind the journal (storage/index/heal.py): no write follows
+    at: datetime | None = None  # when it was written (the writer's clock)
 
 
 def _change(doc: Doc) -> Change:
@@ -73,6 +74,7 @@ def _change(doc: Doc) -> Change:
         gone=bool(doc.get("g", False)),
         nonce=str(doc.get("n", "")),
         heal=bool(doc.get("h", False)),
+        at=doc.get("at") if isinstance(doc.get("at"), datetime) else None,
     )
 
 
@@ -204,6 +206,15 @@ class Journal:
                 break
             out.append(found[seq])
         return out
+
+    async def landing(self, head: int, since: datetime) -> int:
+        """The position before the oldest entry up to `head` written at or after `since`
+        (`head` when there is none): the writes those entries announce may still be
+        landing, so a pass over `links` made now may miss them."""
+        tail = await self.tail()
+        query = {"_id": {"$gt": key(tail), "$lte": key(head)}, "at": {"$gte": since}}
+        first = await self.entries.find(query, {"_id": 1}).sort("_id", 1).limit(1).to_list()
+        return int(first[0]["_id"]) - 1 if first else head
 
     # -- bounding it -----------------------------------------------------------------
 

@@ -7,7 +7,9 @@ into a staging file; once every text is read, the links go into the index a batc
 time while `links` is still being read, each batch a short hold of the index's lock, so
 owners of the buckets already held are answered meanwhile. Last, under the lock, the
 journal entries written since the pass began are applied to these buckets and they are
-held.
+held. The pass starts from the oldest entry whose write may still be landing (written
+within SETTLE_LIMIT): its link may be missing from the pass, or read before the write; it
+is read again by `_id` unless the pass already saw it written.
 """
 
 from __future__ import annotations
@@ -17,13 +19,23 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import bson
+from bson import ObjectId
 
 from storage.index.catalog import CODEC, Catalog, Entry, bucket_of
-from storage.index.rows import entry_of, in_thread, raw_id, split_terms
+from storage.index.rows import (
+    SETTLE_LIMIT,
+    Wait,
+    entry_of,
+    in_thread,
+    raw_id,
+    split_terms,
+    waits_of,
+)
 
 if TYPE_CHECKING:
     from storage.index.search import IndexListing
@@ -44,6 +56,7 @@ class Staging:
         self.conn.execute("PRAGMA synchronous=OFF")
         self.conn.execute("CREATE TABLE terms(id TEXT PRIMARY KEY, terms TEXT NOT NULL)")
         self.conn.execute("CREATE TABLE links(n INTEGER PRIMARY KEY, id TEXT, raw BLOB)")
+        self.conn.execute("CREATE INDEX links_id ON links(id)")
 
     def add_terms(self, rows: list[tuple[str, str]]) -> None:
         self.conn.executemany("INSERT OR REPLACE INTO terms(id, terms) VALUES (?, ?)", rows)
@@ -59,6 +72,19 @@ class Staging:
         )
         return [(int(n), bytes(raw), terms) for n, raw, terms in rows]
 
+    def revs(self, ids: list[str]) -> dict[str, int]:
+        """The highest `rev` the pass read for each of these links (absent: not read)."""
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for link_id, raw in self.conn.execute(
+                f"SELECT id, raw FROM links WHERE id IN ({marks})", part
+            ):
+                rev = int(bson.decode(raw, codec_options=CODEC).get("rev") or 0)
+                out[link_id] = max(rev, out.get(link_id, 0))
+        return out
+
     def close(self) -> None:
         self.conn.close()
         Path(self.path).unlink(missing_ok=True)
@@ -67,7 +93,11 @@ class Staging:
 async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
     started = time.monotonic()
     listing._rebuilding |= buckets
-    since = await listing.journal.head()  # entries after it are applied at the end
+    head = await listing.journal.head()
+    # Entries after `since` are applied at the end: those after `head`, and those before it
+    # whose writes may still be landing while `links` is read.
+    landing = datetime.fromtimestamp(listing.clock() - SETTLE_LIMIT, UTC)
+    since = await listing.journal.landing(head, landing)
     listing.pinned = since
     log.info("search index: building %d bucket(s) from the database", len(buckets))
     staging = await in_thread(Staging, f"{listing.path}.staging")
@@ -76,7 +106,7 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
         await listing.locked(lambda c: _drop(c, buckets))
         # The rows go in while `links` is still being read, once every text has been.
         count = await passes.run()
-        await _finish(listing, buckets, since)
+        await _finish(listing, buckets, head, await _unseen(staging, passes, since, head))
         log.info(
             "search index: %d links of %d bucket(s) built in %.1f s",
             count,
@@ -191,8 +221,22 @@ def _put(catalog: Catalog, entries: list[Entry]) -> None:
         raise
 
 
-async def _finish(listing: IndexListing, buckets: set[int], since: int) -> None:
-    """Apply what was written to these buckets during the pass, and hold them."""
+async def _unseen(staging: Staging, passes: _Passes, since: int, head: int) -> dict[ObjectId, Wait]:
+    """Links named by entries `since`..`head` (written before the pass began) whose write
+    the pass did not see landed: read again at the end, held until they land."""
+    changes = await passes.listing.journal.read(since, head) if since < head else []
+    waits = waits_of(changes, lambda bucket: bucket in passes.buckets)
+    if not waits:
+        return {}
+    revs = await passes._staged(staging.revs, [str(i) for i in waits])
+    return {i: w for i, w in waits.items() if w.gone or revs.get(str(i), -1) < w.seq}
+
+
+async def _finish(
+    listing: IndexListing, buckets: set[int], head: int, unseen: dict[ObjectId, Wait]
+) -> None:
+    """Apply what was written to these buckets during the pass (and read the `unseen`
+    again), and hold them."""
     async with listing._lock:
         catalog = await listing.open()
         epoch = await listing.epoch()
@@ -201,10 +245,10 @@ async def _finish(listing: IndexListing, buckets: set[int], since: int) -> None:
             state = await in_thread(catalog.state, epoch)
             if state is None:
                 raise RuntimeError("the index was reset during its rebuild")
-            changes = await listing.journal.read(since, state[0]) if since < state[0] else []
-            if len(changes) != max(0, state[0] - since):
+            changes = await listing.journal.read(head, state[0]) if head < state[0] else []
+            if len(changes) != max(0, state[0] - head):
                 raise RuntimeError("the journal no longer reaches back to the rebuild's start")
-            await listing.catch_up(catalog, buckets, changes, {}, state[0])
+            await listing.catch_up(catalog, buckets, changes, unseen, state[0])
             await in_thread(catalog.set_ready, buckets)
             await in_thread(catalog.commit)
         except BaseException:

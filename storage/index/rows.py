@@ -9,14 +9,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import bson
+from bson import ObjectId
 
-from storage.index.catalog import CODEC, Entry, fingerprint
+from storage.index.catalog import CODEC, Entry, bucket_of, fingerprint
+from storage.index.journal import Change
 from storage.keys import HEAVY_FIELDS, INTERNAL_FIELDS
 from storage.models import Status
 
 Doc = dict[str, Any]
 T = TypeVar("T")
 Keep = Callable[[int], bool]  # whether the index holds a bucket now
+# Seconds an announced write may take to land (a write blocked in the driver: server
+# selection and its one retry). After that its writer is taken for dead.
+SETTLE_LIMIT = 120.0
 
 
 def entry_of(doc: Doc, terms: Sequence[str], raw: bytes | None = None) -> Entry:
@@ -51,6 +56,7 @@ class Wait:
 
     seq: int
     gone: bool
+    bucket: int | None = None  # whose, where known (a link not written yet has no row)
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,18 @@ def raw_id(raw: bytes) -> str:
     if raw[4] == 0x07 and raw[5:9] == b"_id\x00":
         return raw[9:21].hex()
     return str(bson.decode(raw, codec_options=CODEC)["_id"])
+
+
+def waits_of(changes: Sequence[Change], keep: Keep) -> dict[ObjectId, Wait]:
+    """Each link named by these entries (of a bucket kept, where the writer said whose),
+    with the newest entry naming it."""
+    out: dict[ObjectId, Wait] = {}
+    for change in changes:
+        if change.owners and not any(keep(bucket_of(o)) for o in change.owners):
+            continue
+        buckets = {bucket_of(o) for o in change.owners}
+        bucket = buckets.pop() if len(buckets) == 1 else None
+        for link_id in change.ids:
+            # A heal names links already changed: nothing more to wait for.
+            out[link_id] = Wait(0 if change.heal else change.seq, change.gone, bucket)
+    return out

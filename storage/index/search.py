@@ -46,7 +46,18 @@ from storage.index.journal import Change, Journal
 from storage.index.listing import After, Found
 from storage.index.native import NativeListing
 from storage.index.rebuild import rebuild
-from storage.index.rows import Keep, Read, T, Wait, entry_of, in_thread, keeper, split_terms
+from storage.index.rows import (
+    SETTLE_LIMIT,
+    Keep,
+    Read,
+    T,
+    Wait,
+    entry_of,
+    in_thread,
+    keeper,
+    split_terms,
+    waits_of,
+)
 from storage.index.shelves import Shelves
 
 log = logging.getLogger(__name__)
@@ -55,9 +66,6 @@ Doc = dict[str, Any]
 # Entries (or links named by them) behind: starting again (shelves, or one pass over the
 # collections) is then cheaper than an `_id` look-up per link.
 REBUILD_AFTER = 2000
-# Seconds an announced write may take to land (a write blocked in the driver: server
-# selection and its one retry). After that its writer is taken for dead.
-SETTLE_LIMIT = 120.0
 _READERS = 8  # `_id` look-ups in flight while reading many links
 FILL_RETRY = 60.0  # seconds before a fill that failed is tried again
 # Links up to which an owner of a bucket being rebuilt is answered by MongoDB meanwhile.
@@ -342,13 +350,14 @@ class IndexListing:
             await self._reset_locked(catalog, epoch)
             return
         keep = keeper(await self._run(catalog.ready))
-        waits = _waits(changes, keep)
-        for link_id, seq, gone, since in await self._run(catalog.unsettled):
+        waits = waits_of(changes, keep)
+        for link_id, seq, gone, since, bucket in await self._run(catalog.unsettled):
             oid = ObjectId(link_id)
             if oid in waits:
                 continue  # named again since: wait for the newer entry
             # Past the limit the writer is gone: take what is there.
-            waits[oid] = Wait(0, False) if self.clock() - since > SETTLE_LIMIT else Wait(seq, gone)
+            dead = self.clock() - since > SETTLE_LIMIT
+            waits[oid] = Wait(0, False) if dead else Wait(seq, gone, bucket)
         last = changes[-1] if changes else None
         await self.settle(catalog, waits, keep, last.seq if last else position)
         if last is not None:
@@ -362,10 +371,11 @@ class IndexListing:
         reads = await self.read_links(waits)
         upserts: list[Entry] = []
         deletes: list[str] = []
-        hold: dict[str, Wait] = {}
+        hold: dict[str, tuple[int, bool, int | None]] = {}
         done: list[str] = []
         for link_id, wait in waits.items():
             got = reads.get(link_id)
+            bucket = wait.bucket if got is None else bucket_of(int(got.doc["owner_id"]))
             if got is None:
                 deletes.append(str(link_id))
                 landed = wait.gone or wait.seq == 0
@@ -379,10 +389,10 @@ class IndexListing:
             if landed:
                 done.append(str(link_id))
             else:
-                hold[str(link_id)] = wait
+                hold[str(link_id)] = (wait.seq, wait.gone, bucket)
         await self._run(catalog.apply, upserts, deletes, position)
         await self._run(catalog.release, done)
-        await self._run(catalog.hold, {k: (w.seq, w.gone) for k, w in hold.items()}, self.clock())
+        await self._run(catalog.hold, hold, self.clock())
 
     async def read_links(self, ids: Iterable[ObjectId]) -> dict[ObjectId, Read]:
         """Current state of these links (absent: deleted), a few `_id` look-ups at a time
@@ -483,7 +493,7 @@ class IndexListing:
             return False  # the journal no longer reaches back to the shelf
         await self._run(catalog.drop_bucket, bucket)
         await self._run(catalog.put_rows, shelf.rows)
-        waits = {ObjectId(i): Wait(s, False) for i, s in shelf.waits}
+        waits = {ObjectId(i): Wait(s, False, bucket) for i, s in shelf.waits}
         await self.catch_up(catalog, {bucket}, changes, waits, position)
         await self._run(catalog.set_ready, [bucket])
         log.info("search index: bucket %d restored (%d links)", bucket, len(shelf.rows))
@@ -502,7 +512,7 @@ class IndexListing:
         def keep(bucket: int) -> bool:
             return bucket in buckets
 
-        await self.settle(catalog, {**waits, **_waits(changes, keep)}, keep, position)
+        await self.settle(catalog, {**waits, **waits_of(changes, keep)}, keep, position)
 
 
 def _as_stored(doc: Doc, terms: list[str]) -> Entry:
@@ -510,16 +520,3 @@ def _as_stored(doc: Doc, terms: list[str]) -> Entry:
     row equals what a replay would read back, fingerprint and all."""
     raw = bson.encode(doc, codec_options=CODEC)
     return entry_of(bson.decode(raw, codec_options=CODEC), terms, raw)
-
-
-def _waits(changes: list[Change], keep: Keep) -> dict[ObjectId, Wait]:
-    """Each link named by these entries (of a bucket kept, where the writer said whose),
-    with the newest entry naming it."""
-    out: dict[ObjectId, Wait] = {}
-    for change in changes:
-        if change.owners and not any(keep(bucket_of(o)) for o in change.owners):
-            continue
-        for link_id in change.ids:
-            # A heal names links already changed: nothing more to wait for.
-            out[link_id] = Wait(0 if change.heal else change.seq, change.gone)
-    return out
