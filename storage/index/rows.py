@@ -4,6 +4,7 @@ upkeep shares (storage/index/search.py, rebuild.py, heal.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -74,7 +75,10 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        await asyncio.wait([future])
+        # Cancelled again while waiting (a gather cancelled, then its tasks): wait still.
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])
         raise
 
 
