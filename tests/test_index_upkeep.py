@@ -338,6 +338,43 @@ async def test_a_dropped_journal_means_starting_again_never_a_gap(
     assert await titles(store, 10, ["moved"]) == ["page 10-1"]
 
 
+async def test_a_rebuild_overtaken_by_a_start_again_holds_nothing_it_lost(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """The index starts again (its journal dropped) while a rebuild is finishing: what
+    the rebuild put in was emptied, so it must not mark its buckets held. They are
+    built again, and every link is found."""
+    await owners_links(store, [11], 3)
+    from storage.index import rebuild as rebuild_module
+
+    finishing, go_on = asyncio.Event(), asyncio.Event()
+    real_finish = rebuild_module._finish
+    calls = 0
+
+    async def held_at_the_end(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            finishing.set()
+            await go_on.wait()
+        return await real_finish(*args)
+
+    monkeypatch.setattr(rebuild_module, "_finish", held_at_the_end)
+    front = await driven(mongodb_uri, tmp_path / "overtaken.sqlite", clock)
+    try:
+        filled = asyncio.create_task(front.index.complete())
+        await finishing.wait()  # every row is in; the buckets are not held yet
+        await store.db["changes"].drop()
+        await front.index.sync()  # the journal is gone: the index starts again
+        go_on.set()
+        await filled
+        assert await front.index.holds() is None
+        assert await titles(front, 11, []) == [f"page 11-{n}" for n in (2, 1, 0)]
+    finally:
+        go_on.set()
+        await front.close()
+
+
 async def test_a_restored_journal_means_starting_again(store: LinkStore) -> None:
     first = link(11, 1, ["r"])
     assert await store.import_links([first]) == 1
@@ -388,8 +425,9 @@ async def test_a_new_front_answers_from_its_shelf_before_the_rest_is_restored(
     front = await driven(mongodb_uri, tmp_path / "new-front.sqlite", clock)
     rebuilt: list[set[int]] = []
 
-    async def no_rebuild(listing: Any, buckets: set[int]) -> None:
+    async def no_rebuild(listing: Any, buckets: set[int]) -> bool:
         rebuilt.append(buckets)
+        return True
 
     monkeypatch.setattr(search, "rebuild", no_rebuild)
     try:
@@ -412,9 +450,9 @@ async def test_a_new_front_without_shelves_answers_from_mongodb_meanwhile(
     gate = asyncio.Event()
     real_rebuild = search.rebuild
 
-    async def held_back(listing: Any, buckets: set[int]) -> None:
+    async def held_back(listing: Any, buckets: set[int]) -> bool:
         await gate.wait()
-        await real_rebuild(listing, buckets)
+        return await real_rebuild(listing, buckets)
 
     monkeypatch.setattr(search, "rebuild", held_back)
     front = await driven(mongodb_uri, tmp_path / "no-shelves.sqlite", clock)
@@ -439,9 +477,9 @@ async def test_a_large_collection_without_shelves_waits_for_the_rebuild(
     gate = asyncio.Event()
     real_rebuild = search.rebuild
 
-    async def held_back(listing: Any, buckets: set[int]) -> None:
+    async def held_back(listing: Any, buckets: set[int]) -> bool:
         await gate.wait()
-        await real_rebuild(listing, buckets)
+        return await real_rebuild(listing, buckets)
 
     monkeypatch.setattr(search, "rebuild", held_back)
     front = await driven(mongodb_uri, tmp_path / "large.sqlite", clock)
@@ -459,6 +497,13 @@ async def test_a_large_collection_without_shelves_waits_for_the_rebuild(
         await front.close()
 
 
+async def lands(store: LinkStore, record: LinkRecord, seq: int) -> None:
+    """The write announced by entry `seq` lands (an insert slower than the readers)."""
+    doc = light_doc(record)
+    doc["rev"] = seq
+    await store.links.insert_one(doc)
+
+
 async def test_a_write_announced_before_a_rebuild_and_landing_after_it_is_found(
     store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
 ) -> None:
@@ -473,9 +518,7 @@ async def test_a_write_announced_before_a_rebuild_and_landing_after_it_is_found(
     try:
         await front.index.complete()  # rebuilt while the insert has not landed
         assert await front.index.holds() is None
-        doc = light_doc(late)
-        doc["rev"] = seq
-        await store.links.insert_one(doc)  # the import's insert lands now
+        await lands(store, late, seq)  # the import's insert lands now
         assert await titles(front, 40, ["late"]) == ["page 40-9"]
         assert await titles(front, 40, []) == ["page 40-9", "page 40-1", "page 40-0"]
     finally:
@@ -616,9 +659,7 @@ async def test_an_insert_still_landing_goes_on_its_bucket_s_shelf(
     try:
         assert await titles(new_front, 50, ["t1"]) == ["page 50-1"]
         assert await new_front.index.holds() == {bucket_of(50)}  # from the shelf
-        doc = light_doc(late)
-        doc["rev"] = seq
-        await store.links.insert_one(doc)  # the insert lands
+        await lands(store, late, seq)  # the insert lands
         assert await titles(new_front, 50, ["late"]) == ["page 50-9"]
         assert await titles(store, 50, ["late"]) == ["page 50-9"]
     finally:
@@ -647,9 +688,7 @@ async def test_restoring_one_bucket_keeps_another_bucket_s_inserts_still_landing
         assert await titles(front, owners[1], ["late"]) == []  # waits for it now
         assert await titles(front, 60, ["t1"]) == ["page 60-1"]  # restores 60's bucket
         assert await front.index.holds() == {bucket_of(60), bucket_of(owners[1])}
-        doc = light_doc(late)
-        doc["rev"] = seq
-        await store.links.insert_one(doc)
+        await lands(store, late, seq)
         assert await titles(front, owners[1], ["late"]) == [f"page {owners[1]}-9"]
     finally:
         await front.close()

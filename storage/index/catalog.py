@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -239,7 +240,12 @@ class Catalog:
         self.conn.execute("INSERT INTO words(words) VALUES ('delete-all')")
         self._set_meta("epoch", epoch)
         self._set_meta("schema", SCHEMA_VERSION)
+        self._set_meta("generation", secrets.token_hex(8))
         self.set_position(position, nonce)
+
+    def generation(self) -> str:
+        """Changes at every reset: work begun before one (a rebuild) knows it was undone."""
+        return self.get_meta("generation") or ""
 
     def set_position(self, position: int, nonce: str) -> None:
         self._set_meta("position", str(position))

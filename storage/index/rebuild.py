@@ -90,7 +90,9 @@ class Staging:
         Path(self.path).unlink(missing_ok=True)
 
 
-async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
+async def rebuild(listing: IndexListing, buckets: set[int]) -> bool:
+    """Build these buckets and hold them; False when the index started again meanwhile
+    (what was built is gone: the caller builds again)."""
     started = time.monotonic()
     listing._rebuilding |= buckets
     head = await listing.journal.head()
@@ -103,16 +105,20 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> None:
     staging = await in_thread(Staging, f"{listing.path}.staging")
     passes = _Passes(listing, staging, buckets)
     try:
-        await listing.locked(lambda c: _drop(c, buckets))
+        generation = await listing.locked(lambda c: _drop(c, buckets))
         # The rows go in while `links` is still being read, once every text has been.
         count = await passes.run()
-        await _finish(listing, buckets, head, await _unseen(staging, passes, since, head))
+        unseen = await _unseen(staging, passes, since, head)
+        if not await _finish(listing, buckets, generation, head, unseen):
+            log.info("search index: started again during a rebuild; building again")
+            return False
         log.info(
             "search index: %d links of %d bucket(s) built in %.1f s",
             count,
             len(buckets),
             time.monotonic() - started,
         )
+        return True
     finally:
         listing._rebuilding -= buckets
         listing.pinned = None
@@ -203,12 +209,14 @@ class _Passes:
             await self.listing.locked(lambda c, e=entries: _put(c, e))  # type: ignore[misc]
 
 
-def _drop(catalog: Catalog, buckets: set[int]) -> None:
-    """Whatever a failed restore left of these buckets."""
+def _drop(catalog: Catalog, buckets: set[int]) -> str:
+    """Whatever a failed restore left of these buckets; returns the catalog's generation."""
     catalog.begin()
     for bucket in buckets:
         catalog.drop_bucket(bucket)
+    generation = catalog.generation()
     catalog.commit()
+    return generation
 
 
 def _put(catalog: Catalog, entries: list[Entry]) -> None:
@@ -233,24 +241,30 @@ async def _unseen(staging: Staging, passes: _Passes, since: int, head: int) -> d
 
 
 async def _finish(
-    listing: IndexListing, buckets: set[int], head: int, unseen: dict[ObjectId, Wait]
-) -> None:
+    listing: IndexListing,
+    buckets: set[int],
+    generation: str,
+    head: int,
+    unseen: dict[ObjectId, Wait],
+) -> bool:
     """Apply what was written to these buckets during the pass (and read the `unseen`
-    again), and hold them."""
+    again), and hold them; False when the catalog was reset since the pass began."""
     async with listing._lock:
         catalog = await listing.open()
         epoch = await listing.epoch()
         await in_thread(catalog.begin)
         try:
             state = await in_thread(catalog.state, epoch)
-            if state is None:
-                raise RuntimeError("the index was reset during its rebuild")
+            if state is None or await in_thread(catalog.generation) != generation:
+                await in_thread(catalog.rollback)
+                return False
             changes = await listing.journal.read(head, state[0]) if head < state[0] else []
             if len(changes) != max(0, state[0] - head):
                 raise RuntimeError("the journal no longer reaches back to the rebuild's start")
             await listing.catch_up(catalog, buckets, changes, unseen, state[0])
             await in_thread(catalog.set_ready, buckets)
             await in_thread(catalog.commit)
+            return True
         except BaseException:
             await in_thread(catalog.rollback)
             raise

@@ -430,13 +430,15 @@ class IndexListing:
 
     async def _fill_all(self) -> None:
         try:
-            missing: set[int] = set()
-            for bucket in range(BUCKETS):
-                await self._give_way()  # an owner waiting for their bucket goes first
-                if not await self.restore(bucket, background=True):
-                    missing.add(bucket)
-            if missing:
-                await rebuild(self, missing)
+            for _ in range(3):  # a start again during a rebuild undoes it: build again
+                missing: set[int] = set()
+                for bucket in range(BUCKETS):
+                    await self._give_way()  # an owner waiting for their bucket goes first
+                    if not await self.restore(bucket, background=True):
+                        missing.add(bucket)
+                if not missing or await rebuild(self, missing):
+                    return
+            raise RuntimeError("the index started again during each of three rebuilds")
         except asyncio.CancelledError:
             raise
         except Exception:
