@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -372,6 +373,81 @@ async def test_a_rebuild_overtaken_by_a_start_again_holds_nothing_it_lost(
         assert await titles(front, 11, []) == [f"page 11-{n}" for n in (2, 1, 0)]
     finally:
         go_on.set()
+        await front.close()
+
+
+async def test_a_bucket_restored_while_the_fill_looked_elsewhere_is_not_rebuilt_under_it(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """The fill found no shelves and set out to rebuild every bucket; meanwhile shelves
+    were written and an owner's ask restored their bucket. The rebuild must leave that
+    bucket alone: dropping its rows while it stays held answers "nothing found"."""
+    await owners_links(store, [12], 3)
+    await store.index.complete()
+    from storage.index import rebuild as rebuild_module
+
+    gate, in_passes, go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_rebuild, real_run = search.rebuild, rebuild_module._Passes.run
+
+    async def held_back(listing: Any, buckets: set[int]) -> bool:
+        await gate.wait()
+        return await real_rebuild(listing, buckets)
+
+    async def passes_held(self: Any) -> int:
+        in_passes.set()
+        await go_on.wait()
+        return await real_run(self)
+
+    monkeypatch.setattr(search, "rebuild", held_back)
+    monkeypatch.setattr(rebuild_module._Passes, "run", passes_held)
+    front = await driven(mongodb_uri, tmp_path / "stale.sqlite", clock)
+    try:
+        assert len(await titles(front, 12, [])) == 3  # from MongoDB; the fill is waiting
+        assert await store.index.upkeep.shelve() == BUCKETS
+        assert len(await titles(front, 12, [])) == 3  # restored from the new shelf
+        assert await front.index.holds() == {bucket_of(12)}
+        gate.set()
+        fill = front.index._fill
+        assert fill is not None
+        await asyncio.wait(
+            [asyncio.ensure_future(in_passes.wait()), fill], return_when=asyncio.FIRST_COMPLETED
+        )
+        assert await titles(front, 12, []) == [f"page 12-{n}" for n in (2, 1, 0)]
+        go_on.set()
+        await front.index.complete()
+        assert await titles(front, 12, []) == [f"page 12-{n}" for n in (2, 1, 0)]
+    finally:
+        gate.set()
+        go_on.set()
+        await front.close()
+
+
+async def test_a_restore_meeting_another_process_s_long_write_answers_all_the_same(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """Another process sharing the file holds its write lock (a long rebuild step) just
+    as this front restores the asking owner's bucket: the owner is answered (from
+    MongoDB), not shown an error."""
+    await owners_links(store, [13], 2)
+    await store.index.complete()
+    assert await store.index.upkeep.shelve() == BUCKETS
+    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "shared.sqlite"
+    front = await driven(mongodb_uri, path, clock)
+    other = sqlite3.connect(path, isolation_level=None)
+    real_read = front.index.shelves.read
+
+    async def other_process_writes_first(bucket: int) -> Any:
+        if not other.in_transaction:
+            other.execute("BEGIN IMMEDIATE")  # held until the end of the test
+        return await real_read(bucket)
+
+    monkeypatch.setattr(front.index.shelves, "read", other_process_writes_first)
+    try:
+        assert await titles(front, 13, []) == ["page 13-1", "page 13-0"]
+        assert other.in_transaction  # the restore did meet the lock
+    finally:
+        other.close()
         await front.close()
 
 

@@ -105,7 +105,11 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> bool:
     staging = await in_thread(Staging, f"{listing.path}.staging")
     passes = _Passes(listing, staging, buckets)
     try:
-        generation = await listing.locked(lambda c: _drop(c, buckets))
+        generation, todo = await listing.locked(lambda c: _drop(c, buckets))
+        listing._rebuilding -= buckets - todo
+        buckets = passes.buckets = todo
+        if not buckets:
+            return True
         # The rows go in while `links` is still being read, once every text has been.
         count = await passes.run()
         unseen = await _unseen(staging, passes, since, head)
@@ -209,14 +213,22 @@ class _Passes:
             await self.listing.locked(lambda c, e=entries: _put(c, e))  # type: ignore[misc]
 
 
-def _drop(catalog: Catalog, buckets: set[int]) -> str:
-    """Whatever a failed restore left of these buckets; returns the catalog's generation."""
+def _drop(catalog: Catalog, buckets: set[int]) -> tuple[str, set[int]]:
+    """Whatever a failed restore left of these buckets, except those held by now (an
+    owner's ask restored one from a shelf written since the fill looked); returns the
+    catalog's generation and the buckets left to build."""
     catalog.begin()
-    for bucket in buckets:
-        catalog.drop_bucket(bucket)
-    generation = catalog.generation()
-    catalog.commit()
-    return generation
+    try:
+        ready = catalog.ready()
+        todo = set() if ready is None else buckets - ready
+        for bucket in todo:
+            catalog.drop_bucket(bucket)
+        generation = catalog.generation()
+        catalog.commit()
+    except BaseException:
+        catalog.rollback()
+        raise
+    return generation, todo
 
 
 def _put(catalog: Catalog, entries: list[Entry]) -> None:

@@ -474,7 +474,13 @@ class IndexListing:
                 await self._give_way()
             async with self._lock:
                 catalog = await self.open()
-                await self._run(catalog.begin)
+                try:
+                    await self._run(catalog.begin)
+                except sqlite3.OperationalError as exc:
+                    # Another process holds the file (a long step): answered meanwhile
+                    # as a bucket without a shelf is; a later ask or the fill restores it.
+                    log.warning("search index busy; bucket %d not restored now: %s", bucket, exc)
+                    return False
                 try:
                     done = await self._restore_locked(catalog, epoch, bucket, head.position, shelf)
                     await self._run(catalog.commit if done else catalog.rollback)
