@@ -164,6 +164,19 @@ def _row(e: Entry) -> Row:
     )
 
 
+def _statements(script: str) -> Iterator[str]:
+    """A script's statements one by one (a trigger's body holds `;` of its own), to run
+    inside one transaction, which `executescript` would commit first."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement.strip()
+            statement = ""
+    if statement.strip():
+        yield statement.strip()
+
+
 class Catalog:
     """One SQLite connection; every method is one short transaction or runs in one."""
 
@@ -176,9 +189,8 @@ class Catalog:
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        if self._schema_found() not in (None, SCHEMA_VERSION):
-            self._drop_all()  # an older layout: rebuilt from MongoDB
-        self.conn.executescript(_SCHEMA)
+        if self._schema_found() != SCHEMA_VERSION:
+            self._create()
 
     def close(self) -> None:
         self.conn.close()
@@ -190,8 +202,25 @@ class Catalog:
             return None  # a new file
         return str(row[0]) if row else "?"
 
-    def _drop_all(self) -> None:
+    def _create(self) -> None:
+        """Make the tables, dropping an older layout's first (rebuilt from MongoDB). The
+        layout is looked at again under the write lock: processes starting together on
+        one old file must not drop what the first of them has made and filled since."""
         self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._schema_found()
+            if found != SCHEMA_VERSION:
+                if found is not None:
+                    self._drop_all()
+                for statement in _statements(_SCHEMA):
+                    self.conn.execute(statement)
+                self._set_meta("schema", SCHEMA_VERSION)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _drop_all(self) -> None:
         for name, kind in self.conn.execute(
             "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'trigger')"
             " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'words_%'"
@@ -199,7 +228,6 @@ class Catalog:
             self.conn.execute(
                 f'DROP {"TRIGGER" if kind == "trigger" else "TABLE"} IF EXISTS "{name}"'
             )
-        self.conn.execute("COMMIT")
 
     # -- state -----------------------------------------------------------------------
 
