@@ -24,9 +24,7 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +32,10 @@ from typing import Any
 from playwright.async_api import async_playwright
 
 from benchmarks import burst, footprint
+from benchmarks.common import fresh_ferretdb
 from benchmarks.realpages import RealPages
 from bot.app import build_application, running
 from bot.config import Settings
-from tests.conftest import FERRETDB, free_port
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.fakes.pages import PageServer
@@ -164,25 +162,17 @@ async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> 
 
 async def main(only_burst: bool = False) -> None:
     """Every part; `only_burst`: links back to back and the 30-page burst alone."""
-    data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
-    port = free_port()
-    fdb = await asyncio.create_subprocess_exec(
-        str(FERRETDB),
-        "--listen-addr",
-        f"127.0.0.1:{port}",
-        "--sqlite-url",
-        f"file:{data}/",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    await asyncio.sleep(1.0)
+    with fresh_ferretdb("bench-ferretdb-") as (base, _):
+        await _measure(f"{base}/bench", only_burst)
+
+
+async def _measure(mongo: str, only_burst: bool) -> None:
     pages, api, llm = PageServer(), FakeBotAPI(private_burst=1000, private_rate=1000), FakeOpenAI()
     real = RealPages()
     for server in (pages, api, llm, real):
         await server.start()
     results: dict[str, Any] = {}
     try:
-        mongo = f"mongodb://127.0.0.1:{port}/bench"
         async with running(build_application(settings(api, mongo)), settings(api, mongo)):
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             if not only_burst:
@@ -213,8 +203,6 @@ async def main(only_burst: bool = False) -> None:
     finally:
         for server in (pages, api, llm, real):
             await server.stop()
-        fdb.terminate()
-        await fdb.wait()
         _report(results, "results-burst.json" if only_burst else "results.json")
 
 
