@@ -31,8 +31,7 @@ from typing import Any
 
 from playwright.async_api import async_playwright
 
-from benchmarks import burst, footprint
-from benchmarks.common import fresh_ferretdb
+from benchmarks import burst, common, footprint
 from benchmarks.realpages import RealPages
 from bot.app import build_application, running
 from bot.config import Settings
@@ -44,18 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "20"))
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50": round(statistics.median(values), 4),
-        "p95": round(pct(values, 0.95), 4),
-        "max": round(max(values), 4),
-    }
+    return common.summary(values, 4)
 
 
 def loadavg() -> str:
@@ -64,17 +53,8 @@ def loadavg() -> str:
 
 
 def settings(api: FakeBotAPI, mongo: str, **extra: str) -> Settings:
-    env = {
-        "telegram_bot_token": api.token,
-        "telegram_api_url": api.root,
-        "mongodb_uri": mongo,
-        "capture_allow_private": "127.0.0.1",
-        "log_level": "WARNING",
-        "user_rate_per_minute": "1000",
-        "web_listen": "127.0.0.1:0",
-    }
-    env.update(extra)
-    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
+    env = {"user_rate_per_minute": "1000", "web_listen": "127.0.0.1:0", **extra}
+    return common.settings(api, mongo, **env)
 
 
 async def bench_reaction(api: FakeBotAPI, pages: PageServer) -> dict[str, float]:
@@ -162,7 +142,7 @@ async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> 
 
 async def main(only_burst: bool = False) -> None:
     """Every part; `only_burst`: links back to back and the 30-page burst alone."""
-    with fresh_ferretdb("bench-ferretdb-") as (base, _):
+    with common.fresh_ferretdb("bench-ferretdb-") as (base, _):
         await _measure(f"{base}/bench", only_burst)
 
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import fresh_ferretdb, merge_results
+from benchmarks.common import fresh_ferretdb, merge_results, summary
 from bot.chat.links import url_key
 from storage.index.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
@@ -87,13 +87,7 @@ def owners() -> list[int]:
 
 
 def stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50": round(ordered[len(ordered) // 2], 2),
-        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
-        "max": round(ordered[-1], 2),
-    }
+    return summary(samples, 2)
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], runs: int = SAMPLES) -> dict[str, float]:

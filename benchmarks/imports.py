@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import fresh_ferretdb
+from benchmarks.common import fresh_ferretdb, settings
 from bot.app import build_application, running
-from bot.config import Settings
 from bot.services import Role
 from tests.fakes.botapi import Call, FakeBotAPI
 
@@ -75,18 +74,6 @@ SHAPES: dict[str, Callable[[], bytes]] = {
     "CSV, 15 000 rows, 4-deep folders": csv_rows,
     "unclosed comments": open_comments,
 }
-
-
-def settings(api: FakeBotAPI, mongo: str) -> Settings:
-    env = {
-        "telegram_bot_token": api.token,
-        "telegram_api_url": api.root,
-        "mongodb_uri": mongo,
-        "capture_allow_private": "127.0.0.1",
-        "log_level": "WARNING",
-        "search_index_dir": tempfile.mkdtemp(prefix="bench-index-"),
-    }
-    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
 
 
 def _answer_to(chat_id: int) -> Callable[[Call], bool]:
@@ -161,7 +148,7 @@ async def _measure(mongo: str) -> dict[str, Any]:
     await api.start()
     results: dict[str, Any] = {}
     try:
-        cfg = settings(api, mongo)
+        cfg = settings(api, mongo, search_index_dir=tempfile.mkdtemp(prefix="bench-index-"))
         async with running(build_application(cfg, role=Role.FRONT), cfg):
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             for index, (name, make) in enumerate(SHAPES.items()):

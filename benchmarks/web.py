@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from playwright.async_api import async_playwright
 
-from benchmarks.common import fresh_ferretdb, merge_results
+from benchmarks.common import fresh_ferretdb, merge_results, settings, summary
 from bot.app import build_application, running
 from bot.chat.links import url_key
 from bot.config import Settings
@@ -57,13 +57,7 @@ rng = random.Random(17)
 
 
 def stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50": round(statistics.median(ordered), 1),
-        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1),
-        "max": round(ordered[-1], 1),
-    }
+    return summary(samples, 1)
 
 
 async def seed(store: LinkStore) -> dict[str, float]:
@@ -207,17 +201,9 @@ async def run(uri: str, index_dir: Path) -> dict[str, Any]:
         await store.close()
     api = FakeBotAPI(token=TOKEN)
     await api.start()
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        telegram_bot_token=TOKEN,
-        telegram_api_url=api.root,
-        mongodb_uri=uri,
-        search_index_dir=str(index_dir),
-        web_listen="127.0.0.1:0",
-        log_level="WARNING",
-    )
+    cfg = settings(api, uri, search_index_dir=str(index_dir), web_listen="127.0.0.1:0")
     try:
-        async with running(build_application(settings), settings) as app:
+        async with running(build_application(cfg), cfg) as app:
             web = app.bot_data.require_services().web
             assert web is not None
             base = web.base
