@@ -93,17 +93,6 @@ async def progress_message(bot: BotHarness, user: int, data: bytes, name: str) -
     return int(reply.result["message_id"])
 
 
-async def command(bot: BotHarness, user: int, text: str) -> str:
-    start = len(bot.api.calls)
-    bot.send(user, text)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
-    )
-    return str(call.result["text"])
-
-
 async def stored(store: LinkStore, owner: int, count: int, timeout: float = 20) -> None:
     """Wait until `owner` has `count` links (a front records them; nothing signals it)."""
     loop = asyncio.get_running_loop()
@@ -163,7 +152,7 @@ async def test_nested_folders_file_is_read_aside_while_others_are_answered(
     reading = front.api.message_text(42, message_id)
     writer = await _child_waiting(door)
     try:
-        help_text = await command(front, 43, "/help")
+        help_text = await front.answer(43, "/help")
         assert "How to use linksnap" in help_text
         # Answered while the file is still being read: nothing stored, no count shown.
         assert front.api.message_text(42, message_id) == reading
@@ -181,7 +170,7 @@ async def test_nested_folders_file_is_read_aside_while_others_are_answered(
     assert deepest is not None and deepest["tags"] == ["lvl9997", "lvl9998", "lvl9999"]
     first = await front.store.links.find_one({"owner_id": 42, "url": f"{DEAD}/n0"})
     assert first is not None and first["tags"] == ["lvl0"]
-    found = await command(front, 42, "/find #lvl9999")
+    found = await front.answer(42, "/find #lvl9999")
     assert "link 9999" in found and "1 found" in found
 
 
@@ -284,7 +273,7 @@ async def test_a_lone_surrogate_is_cleaned_and_keys_match_links(front: BotHarnes
     assert await consistent(front.store, 42) == 6
     broken = await front.store.links.find_one({"owner_id": 42, "url": f"{DEAD}/s3"})
     assert broken is not None and broken["title"] == "broken \ufffd title"
-    assert "6 found" in await command(front, 42, "/find #s")
+    assert "6 found" in await front.answer(42, "/find #s")
 
 
 async def test_keys_left_by_the_earlier_bug_are_no_duplicates(front: BotHarness) -> None:

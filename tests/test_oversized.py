@@ -103,16 +103,6 @@ async def reply_to(bot: BotHarness, sent: dict[str, Any], method: str) -> Call:
     )
 
 
-async def command(bot: BotHarness, user: int, text: str, language: str = "en") -> Call:
-    start = len(bot.api.calls)
-    bot.send(user, text, language_code=language)
-    return await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
-    )
-
-
 async def test_a_caption_with_10000_tags_and_a_5000_character_title_is_sent_cut(
     bot: BotHarness,
 ) -> None:
@@ -185,12 +175,12 @@ async def test_tags_and_find_fit_one_message(bot: BotHarness) -> None:
         )
     await seed(bot, records)
     for language, texts in (("en", EN), ("zh-hans", ZH)):
-        listed = await command(bot, 42, "/tags", language)
+        listed = await bot.command(42, "/tags", language)
         assert listed.ok, listed.description
         assert shown_len(listed.params["text"]) <= 4096
         assert texts.tags_more.split("{")[0] in listed.result["text"]
         query = "/find " + "词" * 2000 + " " + "#x" * 1000
-        found = await command(bot, 42, query[:4000], language)
+        found = await bot.command(42, query[:4000], language)
         assert found.ok, found.description
         assert shown_len(found.params["text"]) <= 4096 and "…" in found.result["text"]
 

@@ -232,24 +232,13 @@ async def test_export_then_import_into_fresh_users(bot: BotHarness) -> None:
     assert marked is not None and marked["imported"] is True
     queued = [w async for w in bot.store.work.find({"owner_id": 44})]
     assert queued and all(w["prio"] == 1 for w in queued)  # behind every link sent by hand
-    found = await command(bot, 44, "/find #n1 标题")
+    found = await bot.answer(44, "/find #n1 标题")
     assert "Seed 1 标题" in found
 
     # The same file again: all duplicates, nothing doubled.
     done, _ = await import_file(bot, 44, json_data, "linksnap.json")
     assert "0 new links saved, 7 duplicates" in done
     assert len(await bot.records(44)) == 7
-
-
-async def command(bot: BotHarness, user: int, text: str) -> str:
-    start = len(bot.api.calls)
-    bot.send(user, text)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=20,
-        since=start,
-    )
-    return str(call.result["text"])
 
 
 def big_bookmark_file(bot: BotHarness, count: int, repeats: int) -> bytes:
@@ -470,7 +459,7 @@ async def test_database_failing_mid_import_says_how_far_it_got(
 
 
 async def test_import_command_explains(bot: BotHarness) -> None:
-    assert "send me the file" in await command(bot, 42, "/import")
+    assert "send me the file" in await bot.answer(42, "/import")
 
 
 def listed(r: LinkRecord) -> tuple[Any, ...]:
