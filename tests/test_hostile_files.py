@@ -37,6 +37,7 @@ from tests.conftest import INDEX_DIR, base_env, settings_for
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
+from tests.records import import_bookmarks, owned
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 DEAD = "http://127.0.0.1:1"  # nothing listens here, and a front captures nothing anyway
@@ -404,15 +405,7 @@ async def test_a_kill_mid_import_leaves_no_key_without_its_link(
         assert len(left) == written  # no work entry without its link
 
         marks = [Bookmark(url=f"{DEAD}/k{i}", tags=["k"]) for i in range(600)]
-        counts = await import_links(
-            store,
-            NetGuard(["127.0.0.1"]),
-            Parsed("text", marks, 0),
-            owner_id=42,
-            chat_id=42,
-            lang="en",
-            on_progress=lambda c: None,
-        )
+        counts = await import_bookmarks(store, marks, 42)
         assert (counts.saved, counts.duplicates) == (600 - written, written)
         assert await consistent(store, 42) == 600
         assert (await store.find(42, ["k"])).total == 600
@@ -437,12 +430,9 @@ async def consistent_keys(store: LinkStore, owner: int) -> int:
 async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
     """Told apart by parsing: a JSON export mentioning `<DT>` in its first 2 KB used to be
     read as bookmark HTML ("I found no web links")."""
-    url = f"{DEAD}/dt"
-    record = LinkRecord(
-        owner_id=42,
-        chat_id=42,
-        url=url,
-        url_key=url_key(url),
+    record = owned(
+        42,
+        f"{DEAD}/dt",
         title="Netscape notes",
         note="the format: <DT><A HREF=...> inside <DL><p>",
         tags=["format"],
@@ -461,7 +451,7 @@ async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
     done = await import_file(front, 43, json_file, "linksnap.json")
     assert "1 new links saved" in done
     [back] = await front.records(43)
-    assert (back.url, back.note, back.tags) == (url, record.note, ["format"])
+    assert (back.url, back.note, back.tags) == (record.url, record.note, ["format"])
 
 
 def _entities(text: str, *parts: tuple[str, str]) -> list[dict[str, Any]]:
@@ -558,8 +548,7 @@ async def test_stored_tags_are_migrated_through_the_one_normaliser(
         old = ["AI", "a\u202eb", "ＡＩ", "Tech News", *(f"n{i}" for i in range(60))]
         urls = [f"{DEAD}/old", f"{DEAD}/clean", f"{DEAD}/hidden"]
         records = [
-            LinkRecord(owner_id=42, chat_id=42, url=u, url_key=url_key(u), tags=t)
-            for u, t in zip(urls, [old, ["fine"], ["x\u2066y"]], strict=True)
+            owned(42, u, tags=t) for u, t in zip(urls, [old, ["fine"], ["x\u2066y"]], strict=True)
         ]
         assert await store.import_links(records) == 3
         await Trash(store).hide(42, records[2].id, keep_for=timedelta(minutes=1))

@@ -17,7 +17,7 @@ from storage.models import LinkRecord, Status
 from tests.fakes.botapi import Call
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import import_bookmarks, owned
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -473,9 +473,7 @@ async def test_imported_links_in_the_index_match_a_rebuild(
     """The import hands its documents to the /find index as written; a rebuild from the
     database must list exactly the same. No bot runs here: no worker captures the
     imported links between the two reads, so every listed field must agree."""
-    from bot.guard.netguard import NetGuard
-    from bot.library.bookmarks import Bookmark, Parsed
-    from bot.library.transfer import import_links
+    from bot.library.bookmarks import Bookmark
     from storage.repository import LinkStore
 
     store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "written.sqlite")
@@ -503,15 +501,7 @@ async def test_imported_links_in_the_index_match_a_rebuild(
             Bookmark(url=pages.url(f"/article/ix{i}"), title=f"网页 {i}", tags=[f"g{i % 7}"])
             for i in range(600)
         ]
-        counts = await import_links(
-            store,
-            NetGuard(["127.0.0.1"]),
-            Parsed("text", marks, 0),
-            owner_id=42,
-            chat_id=42,
-            lang="en",
-            on_progress=lambda c: None,
-        )
+        counts = await import_bookmarks(store, marks, 42)
         assert counts.saved == 600
         for tags, words, total in (
             ([], "", 603),
