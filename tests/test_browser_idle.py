@@ -13,10 +13,9 @@ import asyncio
 from bot.app import start_capturer
 from bot.browser.capture import Capturer
 from tests.clock import IDLE, FakeClock, clock_fixture, closed, idle_capturer_fixture  # noqa: F401
-from tests.conftest import base_env, settings_for
+from tests.conftest import base_env, harnesses, settings_for
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
-from tests.harness import BotHarness
 
 
 async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_photo(
@@ -26,10 +25,8 @@ async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_pho
     idle_capturer: Capturer,
     clock: FakeClock,
 ) -> None:
-    env = base_env(botapi.root, mongodb_uri, BROWSER_IDLE_CLOSE=str(IDLE))
-    bot = BotHarness(botapi, settings_for(env), pages, idle_capturer)
-    await bot.start()
-    try:
+    async with harnesses(botapi, mongodb_uri, pages, idle_capturer) as make:
+        bot = await make(BROWSER_IDLE_CLOSE=str(IDLE))
         first = bot.send(42, pages.url("/remember?visit=1"))
         assert await bot.finished(first) == "👌"
         assert len(bot.photos_for(first)) == 1
@@ -51,8 +48,6 @@ async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_pho
         records = await bot.records(42)
         # A fresh page in a fresh browser: no cookie or storage of the first visit.
         assert [r.title for r in records] == ["cookie-none storage-none lang-en-US"] * 2
-    finally:
-        await bot.stop()
 
 
 async def test_a_capture_in_flight_keeps_the_browser_open(
