@@ -119,6 +119,27 @@ class BotHarness:
         assert call.ok, call.description
         return str(call.result["text"])
 
+    async def send_file(self, user_id: int, data: bytes, name: str) -> int:
+        """The user sends a file (an import, mostly); the id of the bot's first message in
+        that chat after it (the import's progress, edited as it goes)."""
+        start = len(self.api.calls)
+        self.api.send_document(user_id, data, name)
+        reply = await self.api.wait_for(
+            lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user_id,
+            timeout=30,
+            since=start,
+        )
+        return int(reply.result["message_id"])
+
+    async def final_text(
+        self, chat_id: int, message_id: int, word: str, timeout: float = 120
+    ) -> str:
+        """The text of the bot's message once an edit has put `word` in it."""
+        await self.api.wait_until(
+            lambda: word in (self.api.message_text(chat_id, message_id) or ""), timeout=timeout
+        )
+        return str(self.api.message_text(chat_id, message_id))
+
     async def snapshot(self, user_id: int, path: str, tags: str = "") -> dict[str, Any]:
         """The user sends the link of a test page (with tags); the bot's photo message."""
         sent = self.send(user_id, f"{self.pages.url(path)} {tags}".strip())

@@ -76,22 +76,7 @@ async def import_file(
     bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
 ) -> str:
     """Send a file; the import message's closing text."""
-    message_id = await progress_message(bot, user, data, name)
-    await bot.api.wait_until(
-        lambda: word in (bot.api.message_text(user, message_id) or ""), timeout=120
-    )
-    return str(bot.api.message_text(user, message_id))
-
-
-async def progress_message(bot: BotHarness, user: int, data: bytes, name: str) -> int:
-    start = len(bot.api.calls)
-    bot.api.send_document(user, data, name)
-    reply = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
-    )
-    return int(reply.result["message_id"])
+    return await bot.final_text(user, await bot.send_file(user, data, name), word)
 
 
 async def stored(store: LinkStore, owner: int, count: int, timeout: float = 20) -> None:
@@ -149,7 +134,7 @@ async def test_nested_folders_file_is_read_aside_while_others_are_answered(
     data = nested_folders(10_000)
     assert 0.6e6 < len(data) < 1.1e6
     door = _hold_reader(monkeypatch, tmp_path)
-    message_id = await progress_message(front, 42, data, "nested.html")
+    message_id = await front.send_file(42, data, "nested.html")
     reading = front.api.message_text(42, message_id)
     writer = await _child_waiting(door)
     try:

@@ -175,28 +175,12 @@ def documents_to(bot: BotHarness, chat_id: int, since: int) -> list[Call]:
     ]
 
 
-async def final_text(
-    bot: BotHarness, chat_id: int, message_id: int, word: str, timeout: float = 90
-) -> str:
-    await bot.api.wait_until(
-        lambda: word in (bot.api.message_text(chat_id, message_id) or ""), timeout=timeout
-    )
-    return str(bot.api.message_text(chat_id, message_id))
-
-
 async def import_file(
     bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
 ) -> tuple[str, int]:
     """Send a file; the import message's closing text, and its message id."""
-    start = len(bot.api.calls)
-    bot.api.send_document(user, data, name)
-    reply = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
-    )
-    message_id = reply.result["message_id"]
-    return await final_text(bot, user, message_id, word), message_id
+    message_id = await bot.send_file(user, data, name)
+    return await bot.final_text(user, message_id, word), message_id
 
 
 def summary(record: LinkRecord) -> tuple[str, str | None, list[str], str]:
@@ -303,7 +287,7 @@ async def test_two_thousand_bookmarks_with_progress_while_a_hand_link_goes_first
     ]
     assert len(jumped) <= 2, jumped
     assert len([p for p in order if p.startswith("/article/imp")]) < 1900
-    done = await final_text(bot, 42, progress_id, "Imported", timeout=240)
+    done = await bot.final_text(42, progress_id, "Imported", timeout=240)
     assert "1900 new links saved, 100 duplicates" in done
     edits = [
         c
@@ -416,7 +400,7 @@ async def test_chinese_user_gets_chinese_import_replies(bot: BotHarness) -> None
         lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
         since=start,
     )
-    text = await final_text(bot, 42, reply.result["message_id"], "未导入")
+    text = await bot.final_text(42, reply.result["message_id"], "未导入")
     assert "无法导入这个文件" in text
 
 
@@ -429,7 +413,7 @@ async def test_large_export_shows_progress(bot: BotHarness) -> None:
         c for c in bot.api.calls[start:] if c.method == "sendMessage" and c.params["chat_id"] == 42
     )
     assert "Exporting… 0 / 1200" in progress.params["text"]
-    text = await final_text(bot, 42, progress.result["message_id"], "Exported")
+    text = await bot.final_text(42, progress.result["message_id"], "Exported")
     assert text == "📤 Exported 1200 links."
     json_doc = documents_to(bot, 42, start)[1]
     exported = json.loads(bot.api.download(json_doc.result["document"]["file_id"]))
