@@ -24,20 +24,17 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import async_playwright
 
-from benchmarks import burst, footprint
+from benchmarks import burst, common, footprint
 from benchmarks.realpages import RealPages
 from bot.app import build_application, running
 from bot.config import Settings
-from tests.conftest import FERRETDB, free_port
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.fakes.pages import PageServer
@@ -46,18 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "20"))
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50": round(statistics.median(values), 4),
-        "p95": round(pct(values, 0.95), 4),
-        "max": round(max(values), 4),
-    }
+    return common.summary(values, 4)
 
 
 def loadavg() -> str:
@@ -66,17 +53,8 @@ def loadavg() -> str:
 
 
 def settings(api: FakeBotAPI, mongo: str, **extra: str) -> Settings:
-    env = {
-        "telegram_bot_token": api.token,
-        "telegram_api_url": api.root,
-        "mongodb_uri": mongo,
-        "capture_allow_private": "127.0.0.1",
-        "log_level": "WARNING",
-        "user_rate_per_minute": "1000",
-        "web_listen": "127.0.0.1:0",
-    }
-    env.update(extra)
-    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
+    env = {"user_rate_per_minute": "1000", "web_listen": "127.0.0.1:0", **extra}
+    return common.settings(api, mongo, **env)
 
 
 async def bench_reaction(api: FakeBotAPI, pages: PageServer) -> dict[str, float]:
@@ -164,25 +142,17 @@ async def bench_summary(api: FakeBotAPI, llm: FakeOpenAI, pages: PageServer) -> 
 
 async def main(only_burst: bool = False) -> None:
     """Every part; `only_burst`: links back to back and the 30-page burst alone."""
-    data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
-    port = free_port()
-    fdb = await asyncio.create_subprocess_exec(
-        str(FERRETDB),
-        "--listen-addr",
-        f"127.0.0.1:{port}",
-        "--sqlite-url",
-        f"file:{data}/",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    await asyncio.sleep(1.0)
+    with common.fresh_ferretdb("bench-ferretdb-") as (base, _):
+        await _measure(f"{base}/bench", only_burst)
+
+
+async def _measure(mongo: str, only_burst: bool) -> None:
     pages, api, llm = PageServer(), FakeBotAPI(private_burst=1000, private_rate=1000), FakeOpenAI()
     real = RealPages()
     for server in (pages, api, llm, real):
         await server.start()
     results: dict[str, Any] = {}
     try:
-        mongo = f"mongodb://127.0.0.1:{port}/bench"
         async with running(build_application(settings(api, mongo)), settings(api, mongo)):
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             if not only_burst:
@@ -213,8 +183,6 @@ async def main(only_burst: bool = False) -> None:
     finally:
         for server in (pages, api, llm, real):
             await server.stop()
-        fdb.terminate()
-        await fdb.wait()
         _report(results, "results-burst.json" if only_burst else "results.json")
 
 

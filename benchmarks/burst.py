@@ -28,6 +28,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
+from benchmarks.common import summary
 from bot.config import Settings
 from tests.fakes.botapi import FakeBotAPI
 
@@ -38,13 +39,7 @@ CONCURRENCY = 2
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "n": len(values),
-        "p50": round(statistics.median(values), 3),
-        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
-        "max": round(max(values), 3),
-    }
+    return summary(values, 3)
 
 
 async def bare(urls: list[str]) -> dict[str, Any]:

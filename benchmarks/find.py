@@ -17,24 +17,20 @@ The last line is `find p95 N ms`, N the largest p95 of the read measurements.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import fresh_ferretdb, merge_results, summary
 from bot.chat.links import url_key
 from storage.index.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore
-from tests.conftest import start_ferretdb
 
-ROOT = Path(__file__).resolve().parent.parent
 LINKS = int(os.environ.get("BENCH_FIND_LINKS", "100000"))
 SAMPLES = int(os.environ.get("BENCH_FIND_SAMPLES", "60"))
 BIG, SMALL, EMPTY = 1, 2, 3
@@ -91,13 +87,7 @@ def owners() -> list[int]:
 
 
 def stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50": round(ordered[len(ordered) // 2], 2),
-        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
-        "max": round(ordered[-1], 2),
-    }
+    return summary(samples, 2)
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], runs: int = SAMPLES) -> dict[str, float]:
@@ -303,18 +293,9 @@ def print_table(results: dict[str, Any]) -> None:
 
 def main() -> None:
     """A fresh FerretDB (SQLite, as `make run` starts it) for the run, stopped after."""
-    data = Path(tempfile.mkdtemp(prefix="bench-find-"))
-    proc, base = start_ferretdb(data)
-    try:
+    with fresh_ferretdb("bench-find-") as (base, data):
         results = asyncio.run(run(f"{base}/linksnap", data / "index.sqlite"))
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(data, ignore_errors=True)
-    print(json.dumps(results, indent=2, ensure_ascii=False))
-    out = ROOT / "benchmarks" / "results.json"  # beside the other benches' numbers
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**previous, "find": results}, indent=2, ensure_ascii=False) + "\n")
+    merge_results("find", results)
     print_table(results)
     print(f"find p95 {results['find_p95_ms']:.0f} ms")
 

@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import fresh_ferretdb, settings
 from bot.app import build_application, running
-from bot.config import Settings
 from bot.services import Role
-from tests.conftest import FERRETDB, free_port
 from tests.fakes.botapi import Call, FakeBotAPI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,18 +74,6 @@ SHAPES: dict[str, Callable[[], bytes]] = {
     "CSV, 15 000 rows, 4-deep folders": csv_rows,
     "unclosed comments": open_comments,
 }
-
-
-def settings(api: FakeBotAPI, mongo: str) -> Settings:
-    env = {
-        "telegram_bot_token": api.token,
-        "telegram_api_url": api.root,
-        "mongodb_uri": mongo,
-        "capture_allow_private": "127.0.0.1",
-        "log_level": "WARNING",
-        "search_index_dir": tempfile.mkdtemp(prefix="bench-index-"),
-    }
-    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
 
 
 def _answer_to(chat_id: int) -> Callable[[Call], bool]:
@@ -153,23 +139,16 @@ async def one_file(api: FakeBotAPI, user: int, name: str, data: bytes) -> dict[s
 
 
 async def run() -> dict[str, Any]:
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
-    port = free_port()
-    fdb = await asyncio.create_subprocess_exec(
-        str(FERRETDB),
-        "--listen-addr",
-        f"127.0.0.1:{port}",
-        "--sqlite-url",
-        f"file:{data_dir}/",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    await asyncio.sleep(1.0)
+    with fresh_ferretdb("bench-ferretdb-") as (base, _):
+        return await _measure(f"{base}/imports")
+
+
+async def _measure(mongo: str) -> dict[str, Any]:
     api = FakeBotAPI(private_burst=1000, private_rate=1000)
     await api.start()
     results: dict[str, Any] = {}
     try:
-        cfg = settings(api, f"mongodb://127.0.0.1:{port}/imports")
+        cfg = settings(api, mongo, search_index_dir=tempfile.mkdtemp(prefix="bench-index-"))
         async with running(build_application(cfg, role=Role.FRONT), cfg):
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             for index, (name, make) in enumerate(SHAPES.items()):
@@ -177,8 +156,6 @@ async def run() -> dict[str, Any]:
                 print(name, results[name], flush=True)
     finally:
         await api.stop()
-        fdb.terminate()
-        await fdb.wait()
     return results
 
 

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,14 +32,13 @@ from typing import Any
 
 from aiohttp import web
 
+from benchmarks.common import fresh_ferretdb, merge_results
 from bot.guard.netguard import NetGuard
 from bot.library.rotround import IN_FLIGHT, CheckRound
 from storage.models import LinkRecord, Status, utcnow
 from storage.repository import LinkStore
-from tests.conftest import start_ferretdb
 from tests.fakes.web import serve
 
-ROOT = Path(__file__).resolve().parent.parent
 LINKS = int(os.environ.get("BENCH_ROT_LINKS", "20000"))
 HOSTS = int(os.environ.get("BENCH_ROT_HOSTS", "60"))
 SECONDS = float(os.environ.get("BENCH_ROT_SECONDS", "120"))
@@ -154,18 +150,9 @@ async def run(uri: str, index_path: Path) -> dict[str, Any]:
 
 def main() -> None:
     """A fresh FerretDB (SQLite, as `make run` starts it) for the run, stopped after."""
-    data = Path(tempfile.mkdtemp(prefix="bench-linkrot-"))
-    proc, base = start_ferretdb(data)
-    try:
+    with fresh_ferretdb("bench-linkrot-") as (base, data):
         results = asyncio.run(run(f"{base}/linksnap", data / "index.sqlite"))
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(data, ignore_errors=True)
-    print(json.dumps(results, indent=2))
-    out = ROOT / "benchmarks" / "results.json"  # beside the other benches' numbers
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**previous, "linkrot": results}, indent=2) + "\n")
+    merge_results("linkrot", results)
     print(f"linkrot {results['checks_per_hour']} checks/hour")
 
 

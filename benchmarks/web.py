@@ -17,12 +17,9 @@ the Bot API fake and measures, on its pages' server:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
-import shutil
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,17 +28,16 @@ from typing import Any
 import aiohttp
 from playwright.async_api import async_playwright
 
+from benchmarks.common import fresh_ferretdb, merge_results, settings, summary
 from bot.app import build_application, running
 from bot.chat.links import url_key
 from bot.config import Settings
 from bot.web.thumbnails import make as make_thumbnail
 from storage.models import LinkRecord, Screenshot, Status
 from storage.repository import LinkStore
-from tests.conftest import start_ferretdb
 from tests.fakes.botapi import FakeBotAPI
 from tests.web_helpers import init_data, launch_url, picture
 
-ROOT = Path(__file__).resolve().parent.parent
 LINKS = int(os.environ.get("BENCH_WEB_LINKS", "100000"))
 SAMPLES = int(os.environ.get("BENCH_WEB_SAMPLES", "60"))
 PAGE_RUNS = int(os.environ.get("BENCH_WEB_PAGE_RUNS", "10"))
@@ -61,13 +57,7 @@ rng = random.Random(17)
 
 
 def stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50": round(statistics.median(ordered), 1),
-        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1),
-        "max": round(ordered[-1], 1),
-    }
+    return summary(samples, 1)
 
 
 async def seed(store: LinkStore) -> dict[str, float]:
@@ -211,17 +201,9 @@ async def run(uri: str, index_dir: Path) -> dict[str, Any]:
         await store.close()
     api = FakeBotAPI(token=TOKEN)
     await api.start()
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        telegram_bot_token=TOKEN,
-        telegram_api_url=api.root,
-        mongodb_uri=uri,
-        search_index_dir=str(index_dir),
-        web_listen="127.0.0.1:0",
-        log_level="WARNING",
-    )
+    cfg = settings(api, uri, search_index_dir=str(index_dir), web_listen="127.0.0.1:0")
     try:
-        async with running(build_application(settings), settings) as app:
+        async with running(build_application(cfg), cfg) as app:
             web = app.bot_data.require_services().web
             assert web is not None
             base = web.base
@@ -237,20 +219,12 @@ async def run(uri: str, index_dir: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    data = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    proc, base = start_ferretdb(data)
-    try:
+    """A fresh FerretDB (SQLite, as `make run` starts it) for the run, stopped after."""
+    with fresh_ferretdb("bench-web-") as (base, data):
         results = asyncio.run(run(f"{base}/linksnap", data / "index"))
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(data, ignore_errors=True)
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["machine"] = f"{os.cpu_count()} cores"
-    print(json.dumps(results, indent=2))
-    out = ROOT / "benchmarks" / "results.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**previous, "web": results}, indent=2) + "\n")
+    merge_results("web", results)
     api = max(results["api_first_page_ms"]["p95"], results["api_first_page_one_tag_ms"]["p95"])
     page = results["page"]["interactive_ms"]["p95"]
     print(f"web api p95 {api:.0f} ms; page interactive p95 {page:.0f} ms")

@@ -8,6 +8,7 @@ browser (the front role) still resends files made before, and says so for new on
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Message, ReplyParameters, Update
@@ -45,8 +46,13 @@ async def make_file(update: Update, context: Context, action: MakeFile) -> None:
     what = texts.file_kinds.get(str(action.kind), str(action.kind))
     await query.answer(texts.file_making.format(what=what))
     chat_id = query.message.chat.id if query.message else record.chat_id
-    reply_to = query.message.message_id if query.message else None
-    services.spawn(_deliver(services, context.bot, record, action, texts, chat_id, reply_to))
+    reply = (
+        ReplyParameters(query.message.message_id, allow_sending_without_reply=True)
+        if query.message
+        else None
+    )
+    delivery = _Delivery(services, context.bot, record, action, texts, chat_id, reply)
+    services.spawn(delivery.run())
 
 
 async def _kept(services: Services, record: LinkRecord, action: MakeFile) -> bool:
@@ -54,85 +60,72 @@ async def _kept(services: Services, record: LinkRecord, action: MakeFile) -> boo
     return await artifacts.files_of(services.store).get(record.id, action.kind, of_shot) is not None
 
 
-async def _deliver(
-    services: Services,
-    bot: ExtBot[Any],
-    record: LinkRecord,
-    action: MakeFile,
-    texts: Texts,
-    chat_id: int,
-    reply_to: int | None,
-) -> None:
-    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-    try:
-        async with artifacts.making(record, action.kind):
-            await _make_and_send(services, bot, record, action, texts, chat_id, reply)
-    except artifacts.NoBrowser:
-        await _say(bot, chat_id, texts.file_no_browser, reply)
-    except CaptureError as exc:
-        what = texts.file_kinds.get(str(action.kind), str(action.kind))
-        text = texts.file_failed.format(
-            what=render.esc(what),
-            url=render.esc((record.final_url or record.url)[:300]),
-            reason=render.capture_reason(exc, texts),
+@dataclass(frozen=True)
+class _Delivery:
+    """One file on its way to a chat, and where to say what became of it."""
+
+    services: Services
+    bot: ExtBot[Any]
+    record: LinkRecord
+    action: MakeFile
+    texts: Texts
+    chat_id: int
+    reply: ReplyParameters | None
+
+    async def run(self) -> None:
+        try:
+            async with artifacts.making(self.record, self.action.kind):
+                await self._make_and_send()
+        except artifacts.NoBrowser:
+            await self._say(self.texts.file_no_browser)
+        except CaptureError as exc:
+            texts, kind = self.texts, str(self.action.kind)
+            text = texts.file_failed.format(
+                what=render.esc(texts.file_kinds.get(kind, kind)),
+                url=render.esc((self.record.final_url or self.record.url)[:300]),
+                reason=render.capture_reason(exc, texts),
+            )
+            await self._say(text)
+        except TelegramError as exc:
+            log.warning("the %s was not sent: %s", self.action.kind, exc)
+        except Exception:
+            log.exception("making the %s failed", self.action.kind)
+            await self._say(self.texts.internal_error)
+
+    async def _make_and_send(self) -> None:
+        """The file (kept, or made now), sent; its file_id kept once Telegram has it."""
+        store, capturer = self.services.store, self.services.capturer
+        record, kind, locale = self.record, self.action.kind, self.texts.locale
+        ready = await artifacts.ready(store, capturer, record, kind, locale=locale)
+        caption = artifacts.caption(record, ready.made, self.texts)
+        try:
+            message = await self._send(ready, caption)
+        except BadRequest:
+            if ready.data is not None:
+                raise
+            log.info("a kept file_id was refused; uploading the file again")
+            await artifacts.forget_file_id(store, ready.made)
+            ready = await artifacts.ready(store, capturer, record, kind, locale=locale, upload=True)
+            message = await self._send(ready, caption)
+        if message.document is not None:
+            document = message.document
+            await artifacts.sent(store, ready.made, document.file_id, document.file_unique_id)
+
+    async def _send(self, ready: artifacts.Ready, caption: str) -> Message:
+        file = ready.made.file
+        return await self.bot.send_document(
+            self.chat_id,
+            ready.data if ready.data is not None else str(file.file_id),
+            filename=file.file_name if ready.data is not None else None,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+            reply_parameters=self.reply,
         )
-        await _say(bot, chat_id, text, reply)
-    except TelegramError as exc:
-        log.warning("the %s was not sent: %s", action.kind, exc)
-    except Exception:
-        log.exception("making the %s failed", action.kind)
-        await _say(bot, chat_id, texts.internal_error, reply)
 
-
-async def _make_and_send(
-    services: Services,
-    bot: ExtBot[Any],
-    record: LinkRecord,
-    action: MakeFile,
-    texts: Texts,
-    chat_id: int,
-    reply: ReplyParameters | None,
-) -> None:
-    """The file (kept, or made now), sent; its file_id kept once Telegram has it."""
-    store, capturer = services.store, services.capturer
-    ready = await artifacts.ready(store, capturer, record, action.kind, locale=texts.locale)
-    caption = artifacts.caption(record, ready.made, texts)
-    try:
-        message = await _send(bot, chat_id, ready, caption, reply)
-    except BadRequest:
-        if ready.data is not None:
-            raise
-        log.info("a kept file_id was refused; uploading the file again")
-        await artifacts.forget_file_id(store, ready.made)
-        ready = await artifacts.ready(
-            store, capturer, record, action.kind, locale=texts.locale, upload=True
-        )
-        message = await _send(bot, chat_id, ready, caption, reply)
-    if message.document is not None:
-        document = message.document
-        await artifacts.sent(store, ready.made, document.file_id, document.file_unique_id)
-
-
-async def _send(
-    bot: ExtBot[Any],
-    chat_id: int,
-    ready: artifacts.Ready,
-    caption: str,
-    reply: ReplyParameters | None,
-) -> Message:
-    file = ready.made.file
-    return await bot.send_document(
-        chat_id,
-        ready.data if ready.data is not None else str(file.file_id),
-        filename=file.file_name if ready.data is not None else None,
-        caption=caption,
-        parse_mode=ParseMode.HTML,
-        reply_parameters=reply,
-    )
-
-
-async def _say(bot: ExtBot[Any], chat_id: int, text: str, reply: ReplyParameters | None) -> None:
-    try:
-        await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply)
-    except TelegramError as exc:
-        log.warning("reply failed: %s", exc)
+    async def _say(self, text: str) -> None:
+        try:
+            await self.bot.send_message(
+                self.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=self.reply
+            )
+        except TelegramError as exc:
+            log.warning("reply failed: %s", exc)

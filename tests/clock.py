@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from bot.app import start_capturer
 from bot.browser.capture import Capturer
-from tests.conftest import base_env, settings_for
+from tests.conftest import base_env, harnesses, settings_for
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.pages import PageServer
+from tests.harness import BotHarness
 
 IDLE = 300.0  # BROWSER_IDLE_CLOSE of `idle_capturer`
 
@@ -35,7 +38,8 @@ class FakeClock:
             self._moved.notify_all()
 
 
-# Imported by the tests that use them under these names (`clock`, `idle_capturer`).
+# Imported by the tests that use them under these names (`clock`, `idle_capturer`,
+# `idle_harness_factory`).
 @pytest.fixture(name="clock")
 def clock_fixture() -> FakeClock:
     return FakeClock()
@@ -49,6 +53,15 @@ async def idle_capturer_fixture(clock: FakeClock) -> AsyncIterator[Capturer]:
     capturer = await start_capturer(settings_for(env), clock=clock)
     yield capturer
     await capturer.stop()
+
+
+@pytest.fixture(name="idle_harness_factory")
+async def idle_harness_factory_fixture(
+    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, idle_capturer: Capturer
+) -> AsyncIterator[Callable[..., Awaitable[BotHarness]]]:
+    """`harness_factory` whose bots capture with `idle_capturer`."""
+    async with harnesses(botapi, mongodb_uri, pages, idle_capturer) as make:
+        yield make
 
 
 async def closed(capturer: Capturer) -> None:

@@ -8,7 +8,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -148,11 +149,12 @@ async def llm() -> AsyncIterator[FakeOpenAI]:
     await server.stop()
 
 
-@pytest.fixture
-async def harness_factory(
-    botapi: FakeBotAPI, mongodb_uri: str, capturer: Capturer, pages: PageServer
-) -> AsyncIterator[object]:
-    """`await make(**env)` starts the real Application against the fakes."""
+@asynccontextmanager
+async def harnesses(
+    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, capturer: Capturer
+) -> AsyncIterator[Callable[..., Awaitable[BotHarness]]]:
+    """`await make(**env)` starts the real Application against the fakes, its browser
+    `capturer` (`shared_browser=False`: one of its own); each is stopped on leaving."""
     started: list[BotHarness] = []
 
     async def make(*, shared_browser: bool = True, **extra: str) -> BotHarness:
@@ -162,9 +164,20 @@ async def harness_factory(
         started.append(harness)
         return harness
 
-    yield make
-    for harness in reversed(started):
-        await harness.stop()
+    try:
+        yield make
+    finally:
+        for harness in reversed(started):
+            await harness.stop()
+
+
+@pytest.fixture
+async def harness_factory(
+    botapi: FakeBotAPI, mongodb_uri: str, capturer: Capturer, pages: PageServer
+) -> AsyncIterator[object]:
+    """`await make(**env)` starts the real Application against the fakes."""
+    async with harnesses(botapi, mongodb_uri, pages, capturer) as make:
+        yield make
 
 
 @pytest.fixture
@@ -220,18 +233,8 @@ async def either_harness_factory(
     botapi: FakeBotAPI, mongodb_uri: str, either_capturer: Capturer, pages: PageServer
 ) -> AsyncIterator[object]:
     """`harness_factory`, with the browser of `either_capturer`."""
-    started: list[BotHarness] = []
-
-    async def make(**extra: str) -> BotHarness:
-        env = base_env(botapi.root, mongodb_uri, **extra)
-        harness = BotHarness(botapi, settings_for(env), pages, either_capturer)
-        await harness.start()
-        started.append(harness)
-        return harness
-
-    yield make
-    for harness in reversed(started):
-        await harness.stop()
+    async with harnesses(botapi, mongodb_uri, pages, either_capturer) as make:
+        yield make
 
 
 def _print_tasks(signum: int, frame: object) -> None:

@@ -100,6 +100,66 @@ class BotHarness:
         """The user sends a message; returns it as Telegram delivered it."""
         return self.api.send_message(user_id, text, **kwargs)
 
+    async def command(
+        self, user_id: int, text: str, language: str = "en", timeout: float = 30
+    ) -> Call:
+        """The user sends `text` (a command, mostly); the bot's next sendMessage in that
+        chat, failed or not (a caller that needs it sent checks `ok`, or uses `answer`)."""
+        start = len(self.api.calls)
+        self.send(user_id, text, language_code=language)
+        return await self.api.wait_for(
+            lambda c: c.method == "sendMessage" and c.params.get("chat_id") == user_id,
+            timeout=timeout,
+            since=start,
+        )
+
+    async def answer(self, user_id: int, text: str, language: str = "en") -> str:
+        """The text of the bot's answer to `command`, which Telegram accepted."""
+        call = await self.command(user_id, text, language)
+        assert call.ok, call.description
+        return str(call.result["text"])
+
+    async def send_file(self, user_id: int, data: bytes, name: str) -> int:
+        """The user sends a file (an import, mostly); the id of the bot's first message in
+        that chat after it (the import's progress, edited as it goes)."""
+        start = len(self.api.calls)
+        self.api.send_document(user_id, data, name)
+        reply = await self.api.wait_for(
+            lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user_id,
+            timeout=30,
+            since=start,
+        )
+        return int(reply.result["message_id"])
+
+    async def final_text(
+        self, chat_id: int, message_id: int, word: str, timeout: float = 120
+    ) -> str:
+        """The text of the bot's message once an edit has put `word` in it."""
+        await self.api.wait_until(
+            lambda: word in (self.api.message_text(chat_id, message_id) or ""), timeout=timeout
+        )
+        return str(self.api.message_text(chat_id, message_id))
+
+    async def snapshot(self, user_id: int, path: str, tags: str = "") -> dict[str, Any]:
+        """The user sends the link of a test page (with tags); the bot's photo message."""
+        sent = self.send(user_id, f"{self.pages.url(path)} {tags}".strip())
+        assert await self.finished(sent) == "👌"
+        [photo] = self.photos_for(sent)
+        return photo.result  # type: ignore[no-any-return]
+
+    async def caption_edit(self, message: dict[str, Any], since: int) -> dict[str, Any]:
+        """The message as the first caption edit of it from call index `since` on left it."""
+        call = await self.api.wait_for(
+            lambda c: (
+                c.method == "editMessageCaption"
+                and c.ok
+                and c.params.get("message_id") == message["message_id"]
+            ),
+            timeout=20,
+            since=since,
+        )
+        return call.result  # type: ignore[no-any-return]
+
     async def finished(self, message: dict[str, Any], timeout: float = 45) -> str:
         """Wait for the bot's closing reaction (👌 or 🤷) on a user message."""
         chat_id, message_id = message["chat"]["id"], message["message_id"]

@@ -38,14 +38,9 @@ async def seed(
 
 
 async def command(bot: BotHarness, user: int, text: str, language: str = "en") -> dict:
-    """Send a command; the bot's answer in that chat."""
-    start = len(bot.api.calls)
-    bot.send(user, text, language_code=language)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=20,
-        since=start,
-    )
+    """Send a command; the bot's answer in that chat (the whole message: text, buttons)."""
+    call = await bot.command(user, text, language)
+    assert call.ok, call.description
     return call.result  # type: ignore[no-any-return]
 
 

@@ -9,50 +9,50 @@ never by sleeping.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from bot.app import start_capturer
 from bot.browser.capture import Capturer
-from tests.clock import IDLE, FakeClock, clock_fixture, closed, idle_capturer_fixture  # noqa: F401
+from tests.clock import (  # noqa: F401
+    IDLE,
+    FakeClock,
+    clock_fixture,
+    closed,
+    idle_capturer_fixture,
+    idle_harness_factory_fixture,
+)
 from tests.conftest import base_env, settings_for
-from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
 
 
 async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_photo(
-    botapi: FakeBotAPI,
-    mongodb_uri: str,
-    pages: PageServer,
+    idle_harness_factory: Callable[..., Awaitable[BotHarness]],
     idle_capturer: Capturer,
     clock: FakeClock,
 ) -> None:
-    env = base_env(botapi.root, mongodb_uri, BROWSER_IDLE_CLOSE=str(IDLE))
-    bot = BotHarness(botapi, settings_for(env), pages, idle_capturer)
-    await bot.start()
-    try:
-        first = bot.send(42, pages.url("/remember?visit=1"))
-        assert await bot.finished(first) == "👌"
-        assert len(bot.photos_for(first)) == 1
-        assert idle_capturer.proxy.sessions == 1  # the spare page's, made after the capture
-        assert idle_capturer.state.open
-        assert not await idle_capturer.close_if_idle()  # not idle long enough yet
-        opened_at = idle_capturer.state.since
+    bot = await idle_harness_factory(BROWSER_IDLE_CLOSE=str(IDLE))
+    first = bot.send(42, bot.pages.url("/remember?visit=1"))
+    assert await bot.finished(first) == "👌"
+    assert len(bot.photos_for(first)) == 1
+    assert idle_capturer.proxy.sessions == 1  # the spare page's, made after the capture
+    assert idle_capturer.state.open
+    assert not await idle_capturer.close_if_idle()  # not idle long enough yet
+    opened_at = idle_capturer.state.since
 
-        await clock.advance(IDLE)
-        await closed(idle_capturer)
-        assert idle_capturer.state.since >= opened_at
-        # The spare page went with the browser: no capture credential is left valid.
-        assert idle_capturer.proxy.sessions == 0
+    await clock.advance(IDLE)
+    await closed(idle_capturer)
+    assert idle_capturer.state.since >= opened_at
+    # The spare page went with the browser: no capture credential is left valid.
+    assert idle_capturer.proxy.sessions == 0
 
-        second = bot.send(42, pages.url("/remember?visit=2"))
-        assert await bot.finished(second) == "👌"
-        assert len(bot.photos_for(second)) == 1
-        assert idle_capturer.state.open and idle_capturer.launches == 2
-        records = await bot.records(42)
-        # A fresh page in a fresh browser: no cookie or storage of the first visit.
-        assert [r.title for r in records] == ["cookie-none storage-none lang-en-US"] * 2
-    finally:
-        await bot.stop()
+    second = bot.send(42, bot.pages.url("/remember?visit=2"))
+    assert await bot.finished(second) == "👌"
+    assert len(bot.photos_for(second)) == 1
+    assert idle_capturer.state.open and idle_capturer.launches == 2
+    records = await bot.records(42)
+    # A fresh page in a fresh browser: no cookie or storage of the first visit.
+    assert [r.title for r in records] == ["cookie-none storage-none lang-en-US"] * 2
 
 
 async def test_a_capture_in_flight_keeps_the_browser_open(

@@ -23,7 +23,7 @@ from storage.queries import QUERY_TTL
 from storage.queue.claims import PRIO_IMPORTED
 from storage.trash import Trash
 from tests.harness import BotHarness
-from tests.test_manage import record_of, snapshot
+from tests.test_manage import record_of
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
@@ -124,7 +124,7 @@ async def _true(value: bool) -> bool:
 
 
 async def test_a_recapture_frees_the_bytes_it_replaced(bot: BotHarness) -> None:
-    photo = await snapshot(bot, 42, "/article/replaced")
+    photo = await bot.snapshot(42, "/article/replaced")
     before = await record_of(bot, 42)
     assert before.screenshot is not None and before.screenshot.gridfs_id is not None
     old = before.screenshot.gridfs_id

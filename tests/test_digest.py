@@ -108,19 +108,10 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 60
             await asyncio.sleep(0.05)
 
 
-async def command(bot: BotHarness, user: int, text: str, lang: str = "en") -> Call:
-    before = len(bot.api.calls)
-    bot.send(user, text, language_code=lang)
-    return await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params.get("chat_id") == user,
-        since=before,
-    )
-
-
 async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarness) -> None:
     ann, bo, cy, di = 501, 502, 503, 504
-    reply = await command(bot, di, "/digest off")
-    assert "Digest off" in reply.params["text"]
+    off = await bot.answer(di, "/digest off")
+    assert "Digest off" in off
     await seed(bot, ann, 3, gone=2)
     await seed(bot, bo, 1, lang="zh-hans")
     await seed(bot, cy, 2, gone=0)
@@ -139,7 +130,7 @@ async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarn
     assert "你收藏的网页中有 1 个本周失效了" in to_bo.params["text"]
     assert "快照仍为你保留" in to_bo.params["text"]
     assert sent_to(bot, cy) == []  # nothing went offline
-    assert [c.params["text"] for c in sent_to(bot, di)] == [reply.params["text"]]  # /digest off
+    assert [c.result["text"] for c in sent_to(bot, di)] == [off]  # /digest off
 
     # Asked again in the same period, or a period later with nothing new: no message.
     assert await digest.run(bot.app.bot, after(end)) == 0
@@ -176,8 +167,8 @@ async def test_a_period_missed_while_the_bot_was_down_is_told_at_the_next_pass(
 
 async def test_digest_on_again_and_a_page_back_is_not_told(bot: BotHarness) -> None:
     ann = 511
-    assert "Digest off" in (await command(bot, ann, "/digest off")).params["text"]
-    assert "已开启" in (await command(bot, ann, "/digest on", lang="zh")).params["text"]
+    assert "Digest off" in await bot.answer(ann, "/digest off")
+    assert "已开启" in await bot.answer(ann, "/digest on", language="zh")
     records = await seed(bot, ann, 2)
     await bot.store.record_check(records[1], True, now=next_boundary() - HOUR / 2)  # back
     assert await digest_of(bot).run(bot.app.bot, after(next_boundary())) == 1

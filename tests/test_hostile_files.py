@@ -37,6 +37,7 @@ from tests.conftest import INDEX_DIR, base_env, settings_for
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
+from tests.records import import_bookmarks, owned
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 DEAD = "http://127.0.0.1:1"  # nothing listens here, and a front captures nothing anyway
@@ -75,33 +76,7 @@ async def import_file(
     bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
 ) -> str:
     """Send a file; the import message's closing text."""
-    message_id = await progress_message(bot, user, data, name)
-    await bot.api.wait_until(
-        lambda: word in (bot.api.message_text(user, message_id) or ""), timeout=120
-    )
-    return str(bot.api.message_text(user, message_id))
-
-
-async def progress_message(bot: BotHarness, user: int, data: bytes, name: str) -> int:
-    start = len(bot.api.calls)
-    bot.api.send_document(user, data, name)
-    reply = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
-    )
-    return int(reply.result["message_id"])
-
-
-async def command(bot: BotHarness, user: int, text: str) -> str:
-    start = len(bot.api.calls)
-    bot.send(user, text)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
-    )
-    return str(call.result["text"])
+    return await bot.final_text(user, await bot.send_file(user, data, name), word)
 
 
 async def stored(store: LinkStore, owner: int, count: int, timeout: float = 20) -> None:
@@ -159,11 +134,11 @@ async def test_nested_folders_file_is_read_aside_while_others_are_answered(
     data = nested_folders(10_000)
     assert 0.6e6 < len(data) < 1.1e6
     door = _hold_reader(monkeypatch, tmp_path)
-    message_id = await progress_message(front, 42, data, "nested.html")
+    message_id = await front.send_file(42, data, "nested.html")
     reading = front.api.message_text(42, message_id)
     writer = await _child_waiting(door)
     try:
-        help_text = await command(front, 43, "/help")
+        help_text = await front.answer(43, "/help")
         assert "How to use linksnap" in help_text
         # Answered while the file is still being read: nothing stored, no count shown.
         assert front.api.message_text(42, message_id) == reading
@@ -181,7 +156,7 @@ async def test_nested_folders_file_is_read_aside_while_others_are_answered(
     assert deepest is not None and deepest["tags"] == ["lvl9997", "lvl9998", "lvl9999"]
     first = await front.store.links.find_one({"owner_id": 42, "url": f"{DEAD}/n0"})
     assert first is not None and first["tags"] == ["lvl0"]
-    found = await command(front, 42, "/find #lvl9999")
+    found = await front.answer(42, "/find #lvl9999")
     assert "link 9999" in found and "1 found" in found
 
 
@@ -284,7 +259,7 @@ async def test_a_lone_surrogate_is_cleaned_and_keys_match_links(front: BotHarnes
     assert await consistent(front.store, 42) == 6
     broken = await front.store.links.find_one({"owner_id": 42, "url": f"{DEAD}/s3"})
     assert broken is not None and broken["title"] == "broken \ufffd title"
-    assert "6 found" in await command(front, 42, "/find #s")
+    assert "6 found" in await front.answer(42, "/find #s")
 
 
 async def test_keys_left_by_the_earlier_bug_are_no_duplicates(front: BotHarness) -> None:
@@ -415,15 +390,7 @@ async def test_a_kill_mid_import_leaves_no_key_without_its_link(
         assert len(left) == written  # no work entry without its link
 
         marks = [Bookmark(url=f"{DEAD}/k{i}", tags=["k"]) for i in range(600)]
-        counts = await import_links(
-            store,
-            NetGuard(["127.0.0.1"]),
-            Parsed("text", marks, 0),
-            owner_id=42,
-            chat_id=42,
-            lang="en",
-            on_progress=lambda c: None,
-        )
+        counts = await import_bookmarks(store, marks, 42)
         assert (counts.saved, counts.duplicates) == (600 - written, written)
         assert await consistent(store, 42) == 600
         assert (await store.find(42, ["k"])).total == 600
@@ -448,12 +415,9 @@ async def consistent_keys(store: LinkStore, owner: int) -> int:
 async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
     """Told apart by parsing: a JSON export mentioning `<DT>` in its first 2 KB used to be
     read as bookmark HTML ("I found no web links")."""
-    url = f"{DEAD}/dt"
-    record = LinkRecord(
-        owner_id=42,
-        chat_id=42,
-        url=url,
-        url_key=url_key(url),
+    record = owned(
+        42,
+        f"{DEAD}/dt",
         title="Netscape notes",
         note="the format: <DT><A HREF=...> inside <DL><p>",
         tags=["format"],
@@ -472,7 +436,7 @@ async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
     done = await import_file(front, 43, json_file, "linksnap.json")
     assert "1 new links saved" in done
     [back] = await front.records(43)
-    assert (back.url, back.note, back.tags) == (url, record.note, ["format"])
+    assert (back.url, back.note, back.tags) == (record.url, record.note, ["format"])
 
 
 def _entities(text: str, *parts: tuple[str, str]) -> list[dict[str, Any]]:
@@ -569,8 +533,7 @@ async def test_stored_tags_are_migrated_through_the_one_normaliser(
         old = ["AI", "a\u202eb", "ＡＩ", "Tech News", *(f"n{i}" for i in range(60))]
         urls = [f"{DEAD}/old", f"{DEAD}/clean", f"{DEAD}/hidden"]
         records = [
-            LinkRecord(owner_id=42, chat_id=42, url=u, url_key=url_key(u), tags=t)
-            for u, t in zip(urls, [old, ["fine"], ["x\u2066y"]], strict=True)
+            owned(42, u, tags=t) for u, t in zip(urls, [old, ["fine"], ["x\u2066y"]], strict=True)
         ]
         assert await store.import_links(records) == 3
         await Trash(store).hide(42, records[2].id, keep_for=timedelta(minutes=1))

@@ -96,38 +96,6 @@ def test_parse_retag(text: str, want: Retag | None) -> None:
 # --- through the bot ---------------------------------------------------------------
 
 
-async def snapshot(bot: BotHarness, user: int, path: str, tags: str = "") -> dict[str, Any]:
-    """The user sends a link; the bot's photo message."""
-    sent = bot.send(user, f"{bot.pages.url(path)} {tags}".strip())
-    assert await bot.finished(sent) == "👌"
-    [photo] = bot.photos_for(sent)
-    return photo.result  # type: ignore[no-any-return]
-
-
-async def command(bot: BotHarness, user: int, text: str, language: str = "en") -> str:
-    start = len(bot.api.calls)
-    bot.send(user, text, language_code=language)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=20,
-        since=start,
-    )
-    return str(call.result["text"])
-
-
-async def caption_edit(bot: BotHarness, message: dict[str, Any], since: int) -> dict[str, Any]:
-    call = await bot.api.wait_for(
-        lambda c: (
-            c.method == "editMessageCaption"
-            and c.ok
-            and c.params.get("message_id") == message["message_id"]
-        ),
-        timeout=20,
-        since=since,
-    )
-    return call.result  # type: ignore[no-any-return]
-
-
 async def answer(bot: BotHarness, since: int) -> str:
     call = await bot.api.wait_for(
         lambda c: c.method == "answerCallbackQuery" and c.ok, timeout=20, since=since
@@ -157,10 +125,10 @@ def buttons_of(message: dict[str, Any]) -> dict[str, str]:
 
 
 async def test_retag_by_reply_edits_caption_and_shows_in_tags_and_find(bot: BotHarness) -> None:
-    photo = await snapshot(bot, 42, "/article/retag", "#a #b")
+    photo = await bot.snapshot(42, "/article/retag", "#a #b")
     start = len(bot.api.calls)
     reply = bot.send(42, "#c -#a", reply_to_message_id=photo["message_id"])
-    edited = await caption_edit(bot, photo, start)
+    edited = await bot.caption_edit(photo, start)
     tag_line = [line for line in edited["caption"].splitlines() if line.startswith("#")]
     assert tag_line == ["#b #c"]
     assert {"🏷 Tags", "🗑 Delete", "🔄 Capture again"} <= set(buttons_of(edited))
@@ -173,10 +141,10 @@ async def test_retag_by_reply_edits_caption_and_shows_in_tags_and_find(bot: BotH
         since=start,
     )
     assert (await record_of(bot, 42)).tags == ["b", "c"]
-    tags = await command(bot, 42, "/tags")
+    tags = await bot.answer(42, "/tags")
     assert "#b — 1" in tags and "#c — 1" in tags and "#a" not in tags
-    assert "Article retag" in await command(bot, 42, "/find #c")
-    assert "No links match #a" in await command(bot, 42, "/find #a")
+    assert "Article retag" in await bot.answer(42, "/find #c")
+    assert "No links match #a" in await bot.answer(42, "/find #a")
     # Nothing but a reply of tags is taken as a retag: a plain reply is a message again.
     assert not bot.replies_to(reply, "sendMessage")
 
@@ -206,7 +174,7 @@ async def test_reply_to_someone_elses_snapshot_changes_nothing(bot: BotHarness) 
 
 
 async def test_delete_undo_then_delete_for_good(bot: BotHarness) -> None:
-    photo = await snapshot(bot, 42, "/article/gone", "#tmp")
+    photo = await bot.snapshot(42, "/article/gone", "#tmp")
     record = await record_of(bot, 42)
     assert record.screenshot is not None and record.screenshot.gridfs_id is not None
     image_id = record.screenshot.gridfs_id
@@ -220,28 +188,28 @@ async def test_delete_undo_then_delete_for_good(bot: BotHarness) -> None:
 
     start = press(bot, 42, photo, delete)
     assert "Undo" in await answer(bot, start)
-    hidden = await caption_edit(bot, photo, start)
+    hidden = await bot.caption_edit(photo, start)
     assert hidden["caption"].startswith("🗑 Deleted") and "Article gone" in hidden["caption"]
     assert list(buttons_of(hidden)) == ["↩ Undo"]
     assert await bot.store.get(42, record.id) is None
-    assert "#tmp" not in await command(bot, 42, "/tags")
-    assert "No links match #tmp" in await command(bot, 42, "/find #tmp")
+    assert "#tmp" not in await bot.answer(42, "/tags")
+    assert "No links match #tmp" in await bot.answer(42, "/find #tmp")
 
     start = press(bot, 42, hidden, buttons_of(hidden)["↩ Undo"])
     assert await answer(bot, start) == "Restored."
-    back = await caption_edit(bot, photo, start)
+    back = await bot.caption_edit(photo, start)
     assert "Article gone" in back["caption"] and "🗑 Delete" in buttons_of(back)
     assert not jobs(bot).get_jobs_by_name(f"purge:{record.id}")  # timer stopped
-    assert "#tmp — 1" in await command(bot, 42, "/tags")
-    assert "Article gone" in await command(bot, 42, "/find #tmp")
+    assert "#tmp — 1" in await bot.answer(42, "/tags")
+    assert "Article gone" in await bot.answer(42, "/find #tmp")
 
     start = press(bot, 42, back, buttons_of(back)["🗑 Delete"])
     await answer(bot, start)
-    hidden = await caption_edit(bot, photo, start)
+    hidden = await bot.caption_edit(photo, start)
     [job] = jobs(bot).get_jobs_by_name(f"purge:{record.id}")
     start = len(bot.api.calls)
     await job.run(bot.app)  # the minute is over
-    final = await caption_edit(bot, photo, start)
+    final = await bot.caption_edit(photo, start)
     assert final["caption"].startswith("🗑 Deleted for good") and not final.get("reply_markup")
     with pytest.raises(ImageNotFound):
         await bot.store.get_image(image_id)
@@ -250,10 +218,10 @@ async def test_delete_undo_then_delete_for_good(bot: BotHarness) -> None:
     assert await bot.records(42) == []
     start = press(bot, 42, hidden, buttons_of(hidden)["↩ Undo"])
     assert "Too late" in await answer(bot, start)
-    assert "No links match #tmp" in await command(bot, 42, "/find #tmp")
+    assert "No links match #tmp" in await bot.answer(42, "/find #tmp")
 
     # The URL can be saved afresh.
-    again = await snapshot(bot, 42, "/article/gone", "#new")
+    again = await bot.snapshot(42, "/article/gone", "#new")
     assert again["message_id"] != photo["message_id"]
     assert (await record_of(bot, 42)).tags == ["new"]
 
@@ -299,11 +267,11 @@ async def test_delete_while_the_summary_streams_keeps_the_undo(bot_llm: BotHarne
 
 
 async def test_deletes_left_by_a_stopped_process_are_swept(bot: BotHarness) -> None:
-    photo = await snapshot(bot, 42, "/article/swept")
+    photo = await bot.snapshot(42, "/article/swept")
     record = await record_of(bot, 42)
     codec = codec_for(bot.settings.token)
     start = press(bot, 42, photo, codec.encode(Delete(record.id), 42))
-    await caption_edit(bot, photo, start)
+    await bot.caption_edit(photo, start)
     for job in jobs(bot).get_jobs_by_name(f"purge:{record.id}"):
         job.schedule_removal()  # as if the process had stopped
     await bot.store.db["trash"].update_one(
@@ -312,7 +280,7 @@ async def test_deletes_left_by_a_stopped_process_are_swept(bot: BotHarness) -> N
     [sweep] = jobs(bot).get_jobs_by_name("trash-sweep")
     start = len(bot.api.calls)
     await sweep.run(bot.app)
-    final = await caption_edit(bot, photo, start)
+    final = await bot.caption_edit(photo, start)
     assert final["caption"].startswith("🗑 Deleted for good")
     assert await bot.store.db["trash"].find_one({"_id": record.id}) is None
     assert record.screenshot is not None and record.screenshot.gridfs_id is not None
@@ -329,13 +297,13 @@ def test_suggestion_buttons_leave_out_the_links_own_tags() -> None:
 
 async def test_suggested_tag_button_adds_the_tag(bot: BotHarness) -> None:
     """Without a model: the user's own tags whose words the page has, under the photo."""
-    await snapshot(bot, 42, "/article/first", "#snapshots #cooking #tags")
-    photo = await snapshot(bot, 42, "/article/suggest", "#one #tags")
+    await bot.snapshot(42, "/article/first", "#snapshots #cooking #tags")
+    photo = await bot.snapshot(42, "/article/suggest", "#one #tags")
     buttons = buttons_of(photo)
     assert "＋#snapshots" in buttons and "＋#tags" not in buttons and "＋#cooking" not in buttons
     start = press(bot, 42, photo, buttons["＋#snapshots"])
     assert await answer(bot, start) == "Added #snapshots"
-    edited = await caption_edit(bot, photo, start)
+    edited = await bot.caption_edit(photo, start)
     assert "#one #tags #snapshots" in edited["caption"]
     assert "＋#snapshots" not in buttons_of(edited) and "🗑 Delete" in buttons_of(edited)
     [record] = [r for r in await bot.records(42) if r.url.endswith("/suggest")]
@@ -388,13 +356,13 @@ async def test_stats_counts_only_the_users_own(bot: BotHarness) -> None:
             ),
         ]
     )
-    text = await command(bot, 42, "/stats")
+    text = await bot.answer(42, "/stats")
     assert "Links: 5" in text and "Tags: 2" in text
     assert "This month: 2 captured, 1 failed, 1 waiting" in text
     assert "Screenshots: 293.0 KB" in text
     assert "gpt-4o-mini: 1010 prompt + 205 completion" in text
     assert "other-model: 7 prompt + 3 completion" in text
-    chinese = await command(bot, 44, "/stats", language="zh-hans")
+    chinese = await bot.answer(44, "/stats", language="zh-hans")
     assert "链接：0" in chinese and "LLM 用量：无" in chinese
 
 

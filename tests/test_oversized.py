@@ -17,7 +17,6 @@ import pytest
 from bot.browser.types import ArtifactKind
 from bot.chat import render
 from bot.chat.callbacks import Delete, EditTags, MakeFile, Undo, codec_for
-from bot.chat.links import url_key
 from bot.i18n import texts_for
 from bot.pipeline import delivering
 from bot.tags import MAX_TAGS_PER_LINK
@@ -93,6 +92,15 @@ async def seed(bot: BotHarness, records: list[LinkRecord]) -> None:
     assert await bot.store.import_links(records) == len(records)
 
 
+async def seed_captured(bot: BotHarness, url: str, **fields: Any) -> LinkRecord:
+    """User 42's link, stored as captured: its screenshot a photo Telegram holds."""
+    file_id = bot.api.stored_photo(url.encode(), 1280, 800)
+    screenshot = Screenshot(1280, 800, file_id=file_id)
+    record = owned(42, url, status=Status.DONE, screenshot=screenshot, **fields)
+    await seed(bot, [record])
+    return record
+
+
 async def reply_to(bot: BotHarness, sent: dict[str, Any], method: str) -> Call:
     return await bot.api.wait_for(
         lambda c: (
@@ -100,16 +108,6 @@ async def reply_to(bot: BotHarness, sent: dict[str, Any], method: str) -> Call:
             and (c.params.get("reply_parameters") or {}).get("message_id") == sent["message_id"]
         ),
         timeout=60,
-    )
-
-
-async def command(bot: BotHarness, user: int, text: str, language: str = "en") -> Call:
-    start = len(bot.api.calls)
-    bot.send(user, text, language_code=language)
-    return await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
     )
 
 
@@ -180,17 +178,15 @@ async def test_tags_and_find_fit_one_message(bot: BotHarness) -> None:
     records = []
     for i, tag in enumerate(long_tags):
         url = f"https://t.example/{i}"
-        records.append(
-            LinkRecord(owner_id=42, chat_id=42, url=url, url_key=url_key(url), tags=[tag])
-        )
+        records.append(owned(42, url, tags=[tag]))
     await seed(bot, records)
     for language, texts in (("en", EN), ("zh-hans", ZH)):
-        listed = await command(bot, 42, "/tags", language)
+        listed = await bot.command(42, "/tags", language)
         assert listed.ok, listed.description
         assert shown_len(listed.params["text"]) <= 4096
         assert texts.tags_more.split("{")[0] in listed.result["text"]
         query = "/find " + "词" * 2000 + " " + "#x" * 1000
-        found = await command(bot, 42, query[:4000], language)
+        found = await bot.command(42, query[:4000], language)
         assert found.ok, found.description
         assert shown_len(found.params["text"]) <= 4096 and "…" in found.result["text"]
 
@@ -219,19 +215,8 @@ async def test_five_presses_of_full_page_make_one_file(bot: BotHarness) -> None:
 
 
 async def test_a_second_undo_says_it_is_back(bot: BotHarness) -> None:
-    file_id = bot.api.stored_photo(b"undo", 1280, 800)
-    url = "https://undo.example/a"
-    record = LinkRecord(
-        owner_id=42,
-        chat_id=42,
-        url=url,
-        url_key=url_key(url),
-        title="Undo me",
-        status=Status.DONE,
-        screenshot=Screenshot(1280, 800, file_id=file_id),
-    )
-    await seed(bot, [record])
-    sent = bot.send(42, url)
+    record = await seed_captured(bot, "https://undo.example/a", title="Undo me")
+    sent = bot.send(42, record.url)
     photo = (await reply_to(bot, sent, "sendPhoto")).result
     codec = codec_for(bot.settings.token)
 
@@ -252,19 +237,7 @@ async def test_a_second_undo_says_it_is_back(bot: BotHarness) -> None:
 
 @pytest.mark.parametrize("offset", ["-5", str(10**22), "²", "１"])
 async def test_inline_offsets_nobody_sent_are_answered(bot: BotHarness, offset: str) -> None:
-    file_id = bot.api.stored_photo(b"inline", 1280, 800)
-    url = "https://inline.example/a"
-    record = LinkRecord(
-        owner_id=42,
-        chat_id=42,
-        url=url,
-        url_key=url_key(url),
-        title="Inline",
-        tags=["i"],
-        status=Status.DONE,
-        screenshot=Screenshot(1280, 800, file_id=file_id),
-    )
-    await seed(bot, [record])
+    record = await seed_captured(bot, "https://inline.example/a", title="Inline", tags=["i"])
     query_id = bot.api.send_inline_query(42, "#i", offset=offset)
     await bot.api.wait_until(lambda: query_id in bot.api.inline_answers, timeout=20)
     results = bot.api.inline_answers[query_id]["results"]
@@ -281,18 +254,9 @@ def test_nothing_said_is_cut_mid_tag() -> None:
 async def test_the_tags_alert_and_a_deleted_caption_fit(bot: BotHarness) -> None:
     """🏷 with 50 long tags (Telegram takes 200 characters in an alert); 🗑 on a link with
     no title and a 2 000-character address (its caption names the link)."""
-    file_id = bot.api.stored_photo(b"alert", 1280, 800)
     url = "https://alert.example/?" + "a=1&" * 500
-    record = LinkRecord(
-        owner_id=42,
-        chat_id=42,
-        url=url,
-        url_key=url_key(url),
-        tags=[f"{i:02d}" + "标" * 46 for i in range(MAX_TAGS_PER_LINK)],
-        status=Status.DONE,
-        screenshot=Screenshot(1280, 800, file_id=file_id),
-    )
-    await seed(bot, [record])
+    tags = [f"{i:02d}" + "标" * 46 for i in range(MAX_TAGS_PER_LINK)]
+    record = await seed_captured(bot, url, tags=tags)
     sent = bot.send(42, url)
     photo = (await reply_to(bot, sent, "sendPhoto")).result
     codec = codec_for(bot.settings.token)

@@ -5,12 +5,17 @@ sees those lines. In English and Chinese."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 from bot.browser.capture import Capturer
-from tests.clock import IDLE, FakeClock, clock_fixture, closed, idle_capturer_fixture  # noqa: F401
-from tests.conftest import base_env, settings_for
-from tests.fakes.botapi import FakeBotAPI
-from tests.fakes.pages import PageServer
+from tests.clock import (  # noqa: F401
+    IDLE,
+    FakeClock,
+    clock_fixture,
+    closed,
+    idle_capturer_fixture,
+    idle_harness_factory_fixture,
+)
 from tests.harness import BotHarness
 
 OWNER, OTHER = 42, 43
@@ -18,44 +23,26 @@ SIZE = r"[\d.]+ (?:B|KB|MB|GB)"  # as render.file_size writes it: the unit follo
 MEMORY = re.compile(rf"Memory: {SIZE} \(bot ([\d.]+) (KB|MB|GB), browser {SIZE}\)")
 
 
-async def stats(bot: BotHarness, user: int, language: str = "en") -> str:
-    start = len(bot.api.calls)
-    bot.send(user, "/stats", language_code=language)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=20,
-        since=start,
-    )
-    return str(call.result["text"])
-
-
 async def test_the_owner_sees_memory_and_the_browser_state_others_do_not(
-    botapi: FakeBotAPI,
-    mongodb_uri: str,
-    pages: PageServer,
+    idle_harness_factory: Callable[..., Awaitable[BotHarness]],
     idle_capturer: Capturer,
     clock: FakeClock,
 ) -> None:
-    env = base_env(botapi.root, mongodb_uri, ALLOWED_USERS=f"{OWNER},{OTHER}")
-    bot = BotHarness(botapi, settings_for(env), pages, idle_capturer)
-    await bot.start()
-    try:
-        text = await stats(bot, OWNER)
-        memory = MEMORY.search(text)
-        assert memory is not None, text
-        bot_mb = float(memory.group(1)) * {"KB": 1 / 1024, "MB": 1, "GB": 1024}[memory.group(2)]
-        assert bot_mb > 10  # this Python process holds more than 10 MB
-        assert "Browser: open since " in text
+    bot = await idle_harness_factory(ALLOWED_USERS=f"{OWNER},{OTHER}")
+    text = await bot.answer(OWNER, "/stats")
+    memory = MEMORY.search(text)
+    assert memory is not None, text
+    bot_mb = float(memory.group(1)) * {"KB": 1 / 1024, "MB": 1, "GB": 1024}[memory.group(2)]
+    assert bot_mb > 10  # this Python process holds more than 10 MB
+    assert "Browser: open since " in text
 
-        other = await stats(bot, OTHER)
-        assert "Links: 0" in other
-        assert "Memory" not in other and "Browser" not in other
+    other = await bot.answer(OTHER, "/stats")
+    assert "Links: 0" in other
+    assert "Memory" not in other and "Browser" not in other
 
-        await clock.advance(IDLE)
-        await closed(idle_capturer)
-        text = await stats(bot, OWNER)
-        assert "Browser: closed since " in text and MEMORY.search(text)
-        chinese = await stats(bot, OWNER, language="zh-hans")
-        assert "内存：" in chinese and "起已关闭" in chinese
-    finally:
-        await bot.stop()
+    await clock.advance(IDLE)
+    await closed(idle_capturer)
+    text = await bot.answer(OWNER, "/stats")
+    assert "Browser: closed since " in text and MEMORY.search(text)
+    chinese = await bot.answer(OWNER, "/stats", "zh-hans")
+    assert "内存：" in chinese and "起已关闭" in chinese

@@ -17,7 +17,7 @@ from storage.models import LinkRecord, Status
 from tests.fakes.botapi import Call
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import import_bookmarks, owned
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -175,28 +175,12 @@ def documents_to(bot: BotHarness, chat_id: int, since: int) -> list[Call]:
     ]
 
 
-async def final_text(
-    bot: BotHarness, chat_id: int, message_id: int, word: str, timeout: float = 90
-) -> str:
-    await bot.api.wait_until(
-        lambda: word in (bot.api.message_text(chat_id, message_id) or ""), timeout=timeout
-    )
-    return str(bot.api.message_text(chat_id, message_id))
-
-
 async def import_file(
     bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
 ) -> tuple[str, int]:
     """Send a file; the import message's closing text, and its message id."""
-    start = len(bot.api.calls)
-    bot.api.send_document(user, data, name)
-    reply = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=30,
-        since=start,
-    )
-    message_id = reply.result["message_id"]
-    return await final_text(bot, user, message_id, word), message_id
+    message_id = await bot.send_file(user, data, name)
+    return await bot.final_text(user, message_id, word), message_id
 
 
 def summary(record: LinkRecord) -> tuple[str, str | None, list[str], str]:
@@ -232,24 +216,13 @@ async def test_export_then_import_into_fresh_users(bot: BotHarness) -> None:
     assert marked is not None and marked["imported"] is True
     queued = [w async for w in bot.store.work.find({"owner_id": 44})]
     assert queued and all(w["prio"] == 1 for w in queued)  # behind every link sent by hand
-    found = await command(bot, 44, "/find #n1 标题")
+    found = await bot.answer(44, "/find #n1 标题")
     assert "Seed 1 标题" in found
 
     # The same file again: all duplicates, nothing doubled.
     done, _ = await import_file(bot, 44, json_data, "linksnap.json")
     assert "0 new links saved, 7 duplicates" in done
     assert len(await bot.records(44)) == 7
-
-
-async def command(bot: BotHarness, user: int, text: str) -> str:
-    start = len(bot.api.calls)
-    bot.send(user, text)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=20,
-        since=start,
-    )
-    return str(call.result["text"])
 
 
 def big_bookmark_file(bot: BotHarness, count: int, repeats: int) -> bytes:
@@ -314,7 +287,7 @@ async def test_two_thousand_bookmarks_with_progress_while_a_hand_link_goes_first
     ]
     assert len(jumped) <= 2, jumped
     assert len([p for p in order if p.startswith("/article/imp")]) < 1900
-    done = await final_text(bot, 42, progress_id, "Imported", timeout=240)
+    done = await bot.final_text(42, progress_id, "Imported", timeout=240)
     assert "1900 new links saved, 100 duplicates" in done
     edits = [
         c
@@ -427,7 +400,7 @@ async def test_chinese_user_gets_chinese_import_replies(bot: BotHarness) -> None
         lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
         since=start,
     )
-    text = await final_text(bot, 42, reply.result["message_id"], "未导入")
+    text = await bot.final_text(42, reply.result["message_id"], "未导入")
     assert "无法导入这个文件" in text
 
 
@@ -440,7 +413,7 @@ async def test_large_export_shows_progress(bot: BotHarness) -> None:
         c for c in bot.api.calls[start:] if c.method == "sendMessage" and c.params["chat_id"] == 42
     )
     assert "Exporting… 0 / 1200" in progress.params["text"]
-    text = await final_text(bot, 42, progress.result["message_id"], "Exported")
+    text = await bot.final_text(42, progress.result["message_id"], "Exported")
     assert text == "📤 Exported 1200 links."
     json_doc = documents_to(bot, 42, start)[1]
     exported = json.loads(bot.api.download(json_doc.result["document"]["file_id"]))
@@ -470,7 +443,7 @@ async def test_database_failing_mid_import_says_how_far_it_got(
 
 
 async def test_import_command_explains(bot: BotHarness) -> None:
-    assert "send me the file" in await command(bot, 42, "/import")
+    assert "send me the file" in await bot.answer(42, "/import")
 
 
 def listed(r: LinkRecord) -> tuple[Any, ...]:
@@ -484,9 +457,7 @@ async def test_imported_links_in_the_index_match_a_rebuild(
     """The import hands its documents to the /find index as written; a rebuild from the
     database must list exactly the same. No bot runs here: no worker captures the
     imported links between the two reads, so every listed field must agree."""
-    from bot.guard.netguard import NetGuard
-    from bot.library.bookmarks import Bookmark, Parsed
-    from bot.library.transfer import import_links
+    from bot.library.bookmarks import Bookmark
     from storage.repository import LinkStore
 
     store = LinkStore.connect(mongodb_uri, index_path=tmp_path / "written.sqlite")
@@ -514,15 +485,7 @@ async def test_imported_links_in_the_index_match_a_rebuild(
             Bookmark(url=pages.url(f"/article/ix{i}"), title=f"网页 {i}", tags=[f"g{i % 7}"])
             for i in range(600)
         ]
-        counts = await import_links(
-            store,
-            NetGuard(["127.0.0.1"]),
-            Parsed("text", marks, 0),
-            owner_id=42,
-            chat_id=42,
-            lang="en",
-            on_progress=lambda c: None,
-        )
+        counts = await import_bookmarks(store, marks, 42)
         assert counts.saved == 600
         for tags, words, total in (
             ([], "", 603),

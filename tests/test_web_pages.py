@@ -220,37 +220,6 @@ async def test_a_stored_title_with_markup_is_shown_as_text(
 # --- changes reach the chat --------------------------------------------------------------
 
 
-async def chat_snapshot(bot: BotHarness, path: str, tags: str) -> dict[str, Any]:
-    sent = bot.send(ANN, f"{bot.pages.url(path)} {tags}")
-    assert await bot.finished(sent) == "👌"
-    [photo] = bot.photos_for(sent)
-    return photo.result  # type: ignore[no-any-return]
-
-
-async def caption_after(bot: BotHarness, message: dict[str, Any], since: int) -> str:
-    call = await bot.api.wait_for(
-        lambda c: (
-            c.method == "editMessageCaption"
-            and c.ok
-            and c.params.get("message_id") == message["message_id"]
-        ),
-        timeout=20,
-        since=since,
-    )
-    return str(call.result["caption"])
-
-
-async def command(bot: BotHarness, text: str) -> str:
-    start = len(bot.api.calls)
-    bot.send(ANN, text)
-    call = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == ANN,
-        timeout=20,
-        since=start,
-    )
-    return str(call.result["text"])
-
-
 async def open_card(page: Page, title: str) -> None:
     await page.locator("#grid .card", has_text=title).click()
     await expect(page.locator("#detail-title")).to_have_text(title)
@@ -259,7 +228,7 @@ async def open_card(page: Page, title: str) -> None:
 async def test_edit_tags_delete_undo_and_the_chat_follows(
     ui_browser: Browser, bot: BotHarness
 ) -> None:
-    photo = await chat_snapshot(bot, "/article/managed", "#draft")
+    photo = await bot.snapshot(ANN, "/article/managed", "#draft")
     context, page = await mini_app(ui_browser, bot)
     [record] = await bot.records(ANN)
     title = record.title or ""
@@ -267,32 +236,32 @@ async def test_edit_tags_delete_undo_and_the_chat_follows(
     start = len(bot.api.calls)
     await page.fill("#detail-tags", "#reading #机器学习")
     await page.click("#detail-save-tags")
-    caption = await caption_after(bot, photo, start)
+    caption = (await bot.caption_edit(photo, start))["caption"]
     assert "#reading #机器学习" in caption and "#draft" not in caption
-    assert "#reading — 1" in await command(bot, "/tags")
-    assert title in await command(bot, "/find #机器学习")
-    assert "No links match" in await command(bot, "/find #draft")
+    assert "#reading — 1" in await bot.answer(ANN, "/tags")
+    assert title in await bot.answer(ANN, "/find #机器学习")
+    assert "No links match" in await bot.answer(ANN, "/find #draft")
     # delete, and undo
     start = len(bot.api.calls)
     await page.click("#detail-delete")
     await expect(page.locator("#toast")).to_contain_text("Deleted")
-    assert "Deleted" in await caption_after(bot, photo, start)
+    assert "Deleted" in (await bot.caption_edit(photo, start))["caption"]
     assert await bot.records(ANN) == []
-    assert "No links match" in await command(bot, "/find #reading")
+    assert "No links match" in await bot.answer(ANN, "/find #reading")
     start = len(bot.api.calls)
     await page.click("#toast button")
     await expect(page.locator("#toast")).to_have_text("Restored.")
-    restored = await caption_after(bot, photo, start)
+    restored = (await bot.caption_edit(photo, start))["caption"]
     assert "#reading #机器学习" in restored and "Deleted" not in restored
     await expect(page.locator("#grid .card")).to_have_count(1)
-    assert title in await command(bot, "/find #reading")
+    assert title in await bot.answer(ANN, "/find #reading")
     await context.close()
 
 
 async def test_bulk_retag_and_rename_a_tag_across_links(
     ui_browser: Browser, bot: BotHarness
 ) -> None:
-    photo = await chat_snapshot(bot, "/article/bulk-a", "#js")
+    photo = await bot.snapshot(ANN, "/article/bulk-a", "#js")
     await seed(bot.store, ANN, "Second", ["js"], minutes_ago=10)
     await seed(bot.store, ANN, "Third", ["python"], minutes_ago=20)
     context, page = await mini_app(ui_browser, bot, width=360)
@@ -314,8 +283,8 @@ async def test_bulk_retag_and_rename_a_tag_across_links(
     await expect(page.locator("#toast")).to_have_text("#js → #javascript: 2 links changed.")
     await expect(page.locator(".chip[data-tag=javascript]")).to_have_text("#javascript 2")
     await expect(page.locator(".chip[data-tag=js]")).to_have_count(0)
-    assert "#javascript" in await caption_after(bot, photo, start)
-    tags = await command(bot, "/tags")
+    assert "#javascript" in (await bot.caption_edit(photo, start))["caption"]
+    tags = await bot.answer(ANN, "/tags")
     assert "#javascript — 2" in tags and "#js —" not in tags
     # bulk delete, with undo
     await page.click("#select")
@@ -329,7 +298,7 @@ async def test_bulk_retag_and_rename_a_tag_across_links(
 
 
 async def test_capture_again_and_files_from_the_page(ui_browser: Browser, bot: BotHarness) -> None:
-    await chat_snapshot(bot, "/article/files", "#f")
+    await bot.snapshot(ANN, "/article/files", "#f")
     context, page = await mini_app(ui_browser, bot)
     [record] = await bot.records(ANN)
     await open_card(page, record.title or "")

@@ -96,6 +96,24 @@ class _Chat:
     next_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
+def _user(user_id: int, language_code: str, first_name: str = "Ann") -> dict[str, Any]:
+    """A Telegram User: who sends a message, an inline query or a button press."""
+    return {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": first_name,
+        "language_code": language_code,
+    }
+
+
+def _check_unanswered(answered: dict[str, bool], query_id: str) -> None:
+    """A query Telegram delivered may be answered once; an unknown id, never."""
+    if answered.get(query_id, True):
+        raise ApiError(
+            400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+        )
+
+
 class FakeBotAPI:
     """aiohttp server on 127.0.0.1 speaking the Bot API."""
 
@@ -257,12 +275,7 @@ class FakeBotAPI:
         reply_to_message_id: int | None = None,
     ) -> dict[str, Any]:
         """A user writes to the bot; returns the Message as delivered."""
-        user = {
-            "id": user_id,
-            "is_bot": False,
-            "first_name": first_name,
-            "language_code": language_code,
-        }
+        user = _user(user_id, language_code, first_name)
         chat = self._chat(chat_id if chat_id is not None else user_id, chat_type, first_name)
         message: dict[str, Any] = {
             "message_id": next(chat.next_id),
@@ -317,7 +330,7 @@ class FakeBotAPI:
         self._files[file_id] = (data, 0, 0)
         mime = mime_type or mimetypes.guess_type(file_name)[0] or "application/octet-stream"
         self._file_meta[file_id] = {"file_name": file_name, "mime_type": mime}
-        user = {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language_code}
+        user = _user(user_id, language_code)
         chat = self._chat(chat_id if chat_id is not None else user_id, chat_type)
         message: dict[str, Any] = {
             "message_id": next(chat.next_id),
@@ -353,12 +366,7 @@ class FakeBotAPI:
             {
                 "inline_query": {
                     "id": query_id,
-                    "from": {
-                        "id": user_id,
-                        "is_bot": False,
-                        "first_name": "Ann",
-                        "language_code": language_code,
-                    },
+                    "from": _user(user_id, language_code),
                     "query": query,
                     "offset": offset,
                     "chat_type": "sender",
@@ -374,12 +382,7 @@ class FakeBotAPI:
         self._callbacks[query_id] = False
         query = {
             "id": query_id,
-            "from": {
-                "id": user_id,
-                "is_bot": False,
-                "first_name": "Ann",
-                "language_code": language_code,
-            },
+            "from": _user(user_id, language_code),
             "chat_instance": "ci-1",
             "message": message,
             "data": data,
@@ -663,21 +666,25 @@ class FakeBotAPI:
         self._apply_text(message, "text", params, 4096)
         return self._store(message)
 
-    async def _m_sendPhoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+    def _captioned_upload(
+        self, params: dict[str, Any], files: dict[str, bytes], field: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A new bot message with its caption checked, and the size of its uploaded `field`."""
         chat = self._known_chat(params)
-        size = self._photo_upload(params, files, "photo")
+        size = self._photo_upload(params, files, field)
         message = self._new_bot_message(chat, params)
         self._apply_text(message, "caption", params, 1024)
+        return message, size
+
+    async def _m_sendPhoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        message, size = self._captioned_upload(params, files, "photo")
         thumb = dict(size, file_id=size["file_id"] + "s", width=90, height=56)
         self._files[thumb["file_id"]] = self._files[size["file_id"]]
         message["photo"] = [thumb, size]
         return self._store(message)
 
     async def _m_sendDocument(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
-        chat = self._known_chat(params)
-        size = self._photo_upload(params, files, "document")
-        message = self._new_bot_message(chat, params)
-        self._apply_text(message, "caption", params, 1024)
+        message, size = self._captioned_upload(params, files, "document")
         message["document"] = {k: size[k] for k in ("file_id", "file_unique_id", "file_size")}
         name = self._filenames.get("document")
         if name:
@@ -746,11 +753,7 @@ class FakeBotAPI:
 
     async def _m_answerCallbackQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         query_id = str(params.get("callback_query_id"))
-        if self._callbacks.get(query_id, True):
-            raise ApiError(
-                400,
-                "Bad Request: query is too old and response timeout expired or query ID is invalid",
-            )
+        _check_unanswered(self._callbacks, query_id)
         if len(str(params.get("text") or "")) > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self._callbacks[query_id] = True
@@ -758,11 +761,7 @@ class FakeBotAPI:
 
     async def _m_answerInlineQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         query_id = str(params.get("inline_query_id"))
-        if self._inline.get(query_id, True):
-            raise ApiError(
-                400,
-                "Bad Request: query is too old and response timeout expired or query ID is invalid",
-            )
+        _check_unanswered(self._inline, query_id)
         results = params.get("results")
         if not isinstance(results, list):
             raise ApiError(400, "Bad Request: can't parse inline query results JSON object")
