@@ -435,14 +435,14 @@ async def test_a_restore_meeting_another_process_s_long_write_answers_all_the_sa
     path = tmp_path / "shared.sqlite"
     front = await driven(mongodb_uri, path, clock)
     other = sqlite3.connect(path, isolation_level=None)
-    real_read = front.index.shelves.read
+    real_head = front.index.shelves.head
 
     async def other_process_writes_first(bucket: int) -> Any:
         if not other.in_transaction:
             other.execute("BEGIN IMMEDIATE")  # held until the end of the test
-        return await real_read(bucket)
+        return await real_head(bucket)
 
-    monkeypatch.setattr(front.index.shelves, "read", other_process_writes_first)
+    monkeypatch.setattr(front.index.shelves, "head", other_process_writes_first)
     try:
         assert await titles(front, 13, []) == ["page 13-1", "page 13-0"]
         assert other.in_transaction  # the restore did meet the lock
@@ -768,3 +768,31 @@ async def test_restoring_one_bucket_keeps_another_bucket_s_inserts_still_landing
         assert await titles(front, owners[1], ["late"]) == [f"page {owners[1]}-9"]
     finally:
         await front.close()
+
+
+async def test_a_shelf_in_many_parts_restores_whole(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """A large bucket's shelf is several parts, each stored as it is read: every row, its
+    tags and words, and the waits (carried by the first part) come back."""
+    from storage.index import shelves
+
+    monkeypatch.setattr(shelves, "ROWS_PER_PART", 2)
+    await owners_links(store, [70], 7)
+    await store.index.complete()
+    late = link(70, 9, ["late"])
+    seq = await store.journal.append([late.id], [70])
+    assert await titles(store, 70, ["late"]) == []  # held: goes on the shelf as a wait
+    assert await store.index.upkeep.shelve() == BUCKETS
+    head = await store.index.shelves.head(bucket_of(70))
+    assert head is not None and head.parts >= 4
+    new_front = await driven(mongodb_uri, tmp_path / "parts.sqlite", clock)
+    try:
+        assert await titles(new_front, 70, [], "número") == [
+            f"page 70-{n}" for n in range(6, -1, -1)
+        ]
+        assert await titles(new_front, 70, ["t2"]) == ["page 70-5", "page 70-2"]
+        await lands(store, late, seq)
+        assert await titles(new_front, 70, ["late"]) == ["page 70-9"]
+    finally:
+        await new_front.close()

@@ -334,31 +334,39 @@ class Catalog:
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def put_rows(self, rows: Iterable[Row]) -> None:
-        """Many rows at once (a restore, a rebuild), in the open transaction: their words
-        are indexed in one statement after them, several times faster than row by row."""
+        """Store rows (replacing those of the same links), in the open transaction: a
+        statement for all of them per table, their words indexed last in one, several
+        times faster than row by row (a new front restoring its asker's bucket waits for
+        this). Delete and insert rather than update: the FTS and tag-count triggers then
+        see exactly the old and the new row. Later rows get higher row numbers."""
+        batch = list({row[0]: row for row in rows}.values())  # one row a link: the last
+        if not batch:
+            return
+        self.conn.executemany("DELETE FROM links WHERE id = ?", [(row[0],) for row in batch])
+        top = int(self.conn.execute("SELECT coalesce(max(rid), 0) FROM links").fetchone()[0])
+        links: list[tuple[Any, ...]] = []
+        tags: list[tuple[int, str, int, str, int]] = []
+        words: list[tuple[int, str]] = []
+        for rid, (link_id, owner, created, status, checked, fp, terms, tag_list, doc) in enumerate(
+            batch, top + 1
+        ):
+            body = f"{owner_token(owner)} {terms}" if terms else owner_token(owner)
+            links.append(
+                (rid, link_id, owner, bucket_of(owner), created, status, checked, fp, body, doc)
+            )
+            tags.extend((owner, tag, created, link_id, rid) for tag in dict.fromkeys(tag_list))
+            words.append((rid, body))
         self._set_meta("bulk", "1")  # the insert trigger stands aside (never committed)
-        words = [self.put_row(row) for row in rows]
-        self.conn.execute("DELETE FROM meta WHERE key = 'bulk'")
-        self.conn.executemany("INSERT INTO words(rowid, body) VALUES (?, ?)", words)
-
-    def put_row(self, row: Row) -> tuple[int, str]:
-        """Store one row; returns its row number and the words indexed for it."""
-        # Delete and insert rather than update: the FTS and tag-count triggers then see
-        # exactly the old and the new row.
-        link_id, owner, created, status, checked, fp, terms, tags, doc = row
-        self.conn.execute("DELETE FROM links WHERE id = ?", (link_id,))
-        body = f"{owner_token(owner)} {terms}" if terms else owner_token(owner)
-        cur = self.conn.execute(
-            "INSERT INTO links(id, owner, bucket, created, status, checked, fp, body, doc)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (link_id, owner, bucket_of(owner), created, status, checked, fp, body, doc),
-        )
-        rid = int(cur.lastrowid or 0)
         self.conn.executemany(
-            "INSERT INTO tags(owner, tag, created, id, rid) VALUES (?, ?, ?, ?, ?)",
-            [(owner, tag, created, link_id, rid) for tag in dict.fromkeys(tags)],
+            "INSERT INTO links(rid, id, owner, bucket, created, status, checked, fp, body, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            links,
         )
-        return rid, body
+        self.conn.execute("DELETE FROM meta WHERE key = 'bulk'")
+        self.conn.executemany(
+            "INSERT INTO tags(owner, tag, created, id, rid) VALUES (?, ?, ?, ?, ?)", tags
+        )
+        self.conn.executemany("INSERT INTO words(rowid, body) VALUES (?, ?)", words)
 
     def drop_bucket(self, bucket: int) -> None:
         """Forget the bucket's rows and waits; other buckets' waits stay, those for links

@@ -58,7 +58,7 @@ from storage.index.rows import (
     split_terms,
     waits_of,
 )
-from storage.index.shelves import Shelves
+from storage.index.shelves import Head, ShelfReplaced, Shelves
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -466,45 +466,55 @@ class IndexListing:
             if bucket in self._rebuilding:
                 return False
             epoch = await self.epoch()
-            got = await self.shelves.read(bucket)
-            if got is None or got[0].epoch != epoch:
-                return False
-            head, shelf = got
-            if background:
-                await self._give_way()
-            async with self._lock:
-                catalog = await self.open()
-                try:
-                    await self._run(catalog.begin)
-                except sqlite3.OperationalError as exc:
-                    # Another process holds the file (a long step): answered meanwhile
-                    # as a bucket without a shelf is; a later ask or the fill restores it.
-                    log.warning("search index busy; bucket %d not restored now: %s", bucket, exc)
+            for _ in range(2):  # a shelf replaced while read: read the new one
+                head = await self.shelves.head(bucket)
+                if head is None or head.epoch != epoch:
                     return False
+                if background:
+                    await self._give_way()
                 try:
-                    done = await self._restore_locked(catalog, epoch, bucket, head.position, shelf)
-                    await self._run(catalog.commit if done else catalog.rollback)
-                except BaseException:
-                    await self._run(catalog.rollback)
-                    raise
-            return done
+                    return await self._restore_from(head, epoch)
+                except ShelfReplaced:
+                    continue
+            return False
 
-    async def _restore_locked(
-        self, catalog: Catalog, epoch: str, bucket: int, since: int, shelf: Any
-    ) -> bool:
+    async def _restore_from(self, head: Head, epoch: str) -> bool:
+        async with self._lock:
+            catalog = await self.open()
+            try:
+                await self._run(catalog.begin)
+            except sqlite3.OperationalError as exc:
+                # Another process holds the file (a long step): answered meanwhile as a
+                # bucket without a shelf is; a later ask or the fill restores it.
+                log.warning("search index busy; bucket %d not restored now: %s", head.bucket, exc)
+                return False
+            try:
+                done = await self._restore_locked(catalog, epoch, head)
+                await self._run(catalog.commit if done else catalog.rollback)
+            except BaseException:
+                await self._run(catalog.rollback)
+                raise
+        return done
+
+    async def _restore_locked(self, catalog: Catalog, epoch: str, head: Head) -> bool:
         state = await self._run(catalog.state, epoch)
         if state is None:
             return False
-        position = state[0]
+        position, bucket = state[0], head.bucket
+        since = head.position
         changes = await self.journal.read(since, position) if since < position else []
         if len(changes) != max(0, position - since):
             return False  # the journal no longer reaches back to the shelf
         await self._run(catalog.drop_bucket, bucket)
-        await self._run(catalog.put_rows, shelf.rows)
-        waits = {ObjectId(i): Wait(s, False, bucket) for i, s in shelf.waits}
+        waits: dict[ObjectId, Wait] = {}
+        rows = 0
+        async for piece in self.shelves.pieces(head):
+            await self._run(catalog.put_rows, piece.rows)
+            waits.update((ObjectId(i), Wait(s, False, bucket)) for i, s in piece.waits)
+            rows += len(piece.rows)
         await self.catch_up(catalog, {bucket}, changes, waits, position)
         await self._run(catalog.set_ready, [bucket])
-        log.info("search index: bucket %d restored (%d links)", bucket, len(shelf.rows))
+        log.info("search index: bucket %d restored (%d links)", bucket, rows)
         return True
 
     async def catch_up(

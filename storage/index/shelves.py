@@ -4,9 +4,10 @@ so a new process answers from them in a moment instead of reading every link.
 On FerretDB v1 any owner filter reads every document of a collection (tens of seconds at
 100 000 links), but an `_id` look-up is indexed. A shelf is `index_shelf_heads/b<n>`
 (`{gen, parts, position, epoch, format, rows}`) plus its parts `index_shelves/<n>:<gen>:<k>`
-(zlib'd BSON of the bucket's rows, at most 4 MB each): a few `_id` look-ups give one
-bucket's rows as they stood at journal `position`, and the journal from there brings
-them up to date. A process with a complete index writes them: every bucket after a
+(each the zlib'd BSON of some of the bucket's rows, at most 4 MB, read on its own): a few
+`_id` look-ups give one bucket's rows as they stood at journal `position`, and the
+journal from there brings them up to date. A restore stores each part's rows while
+FerretDB reads the next (a new front's first answer waits for its asker's bucket). A process with a complete index writes them: every bucket after a
 rebuild, then in turns the buckets that changed (storage/index/upkeep.py). Written parts
 first, then the head, then the old parts deleted: a reader sees one whole generation or
 retries.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +34,12 @@ from storage.models import utcnow
 
 Doc = dict[str, Any]
 PART = 4 * 1024 * 1024
-FORMAT = "1"  # of the rows inside (storage/index/catalog.py's Row); another one is not read
+ROWS_PER_PART = 1500  # fewer when they pack to more than PART
+FORMAT = "2"  # parts and rows (storage/index/catalog.py's Row); another one is not read
+
+
+class ShelfReplaced(Exception):
+    """A part of the shelf being read is gone: a newer shelf replaced it meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,21 @@ def _pack(rows: list[Row], waits: list[tuple[str, int]]) -> bytes:
     return zlib.compress(payload, 1)
 
 
+def _pack_parts(rows: list[Row], waits: list[tuple[str, int]]) -> list[bytes]:
+    """The rows in parts that each unpack alone (the waits go with the first)."""
+    out: list[bytes] = []
+    pending = [rows[i : i + ROWS_PER_PART] for i in range(0, len(rows), ROWS_PER_PART)] or [[]]
+    while pending:
+        chunk = pending.pop(0)
+        data = _pack(chunk, [] if out else waits)
+        if len(data) > PART and len(chunk) > 1:
+            half = len(chunk) // 2
+            pending[:0] = [chunk[:half], chunk[half:]]
+            continue
+        out.append(data)
+    return out
+
+
 def _unpack(data: bytes) -> Shelf:
     payload = bson.decode(zlib.decompress(data), codec_options=CODEC)
     rows: list[Row] = [
@@ -98,31 +120,29 @@ class Shelves:
         doc = await self.heads.find_one({"_id": f"b{bucket}"})
         return _head(doc) if doc is not None else None
 
-    async def read(self, bucket: int) -> tuple[Head, Shelf] | None:
-        """The bucket's newest whole shelf, or None (none, or replaced while read twice)."""
-        for _ in range(2):
-            head = await self.head(bucket)
-            if head is None:
-                return None
-            # The parts at once: FerretDB decodes each on its own core.
-            docs = await asyncio.gather(
-                *(
-                    self.parts.find_one({"_id": f"{bucket}:{head.gen}:{n}"})
-                    for n in range(head.parts)
-                )
-            )
-            if all(doc is not None for doc in docs):
-                data = b"".join(bytes(doc["data"]) for doc in docs if doc is not None)
-                return head, await in_thread(_unpack, data)
-            # Replaced meanwhile: read the new head.
-        return None
+    async def pieces(self, head: Head) -> AsyncIterator[Shelf]:
+        """The shelf's parts in order, each unpacked once read while FerretDB reads the
+        next ones (each on its own core). ShelfReplaced when one is gone."""
+        reads = [
+            asyncio.ensure_future(self.parts.find_one({"_id": f"{head.bucket}:{head.gen}:{n}"}))
+            for n in range(head.parts)
+        ]
+        try:
+            for read in reads:
+                doc = await read
+                if doc is None:
+                    raise ShelfReplaced(head.bucket)
+                yield await in_thread(_unpack, bytes(doc["data"]))
+        finally:
+            for read in reads:
+                read.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
 
     async def write(
         self, bucket: int, epoch: str, position: int, rows: list[Row], waits: list[tuple[str, int]]
     ) -> None:
-        data = await in_thread(_pack, rows, waits)
+        parts = await in_thread(_pack_parts, rows, waits)
         gen = uuid.uuid4().hex[:12]
-        parts = [data[i : i + PART] for i in range(0, len(data), PART)] or [b""]
         for n, part in enumerate(parts):
             await self.parts.insert_one({"_id": f"{bucket}:{gen}:{n}", "data": bson.Binary(part)})
         head = {
