@@ -24,6 +24,7 @@ from storage.index import upkeep as upkeep_module
 from storage.index.catalog import BUCKETS, bucket_of
 from storage.index.heal import Healed
 from storage.index.journal import Journal
+from storage.index.rebuild import Built
 from storage.index.upkeep import HEAL_EVERY
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
@@ -389,7 +390,7 @@ async def test_a_bucket_restored_while_the_fill_looked_elsewhere_is_not_rebuilt_
     gate, in_passes, go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
     real_rebuild, real_run = search.rebuild, rebuild_module._Passes.run
 
-    async def held_back(listing: Any, buckets: set[int]) -> bool:
+    async def held_back(listing: Any, buckets: set[int]) -> Built:
         await gate.wait()
         return await real_rebuild(listing, buckets)
 
@@ -451,6 +452,72 @@ async def test_a_restore_meeting_another_process_s_long_write_answers_all_the_sa
         await front.close()
 
 
+async def test_two_processes_sharing_a_file_do_not_rebuild_it_over_each_other(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """A front and a worker open one new index file at once (as after an upgrade) and
+    both must build it from the collections. The second must wait for the first, not drop
+    the rows the first has put in and is about to mark held."""
+    await owners_links(store, [14], 3)
+    await store.index.complete()
+    from storage.index import rebuild as rebuild_module
+
+    finishing, go_on, busy, in_passes = (asyncio.Event() for _ in range(4))
+    real_finish, real_run, real_rebuild = (
+        rebuild_module._finish,
+        rebuild_module._Passes.run,
+        search.rebuild,
+    )
+    calls = 0
+
+    async def first_held_at_the_end(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            finishing.set()
+            await go_on.wait()
+        return await real_finish(*args)
+
+    async def told(listing: Any, buckets: set[int]) -> Built:
+        built = await real_rebuild(listing, buckets)
+        if built is Built.BUSY:
+            busy.set()
+        return built
+
+    monkeypatch.setattr(rebuild_module, "_finish", first_held_at_the_end)
+    monkeypatch.setattr(search, "rebuild", told)
+    monkeypatch.setattr(search, "BUSY_POLL", 0.05)
+    path = tmp_path / "shared.sqlite"
+    first = await driven(mongodb_uri, path, clock)
+    second: LinkStore | None = None
+    try:
+        first_filled = asyncio.create_task(first.index.complete())
+        await finishing.wait()  # the first has put every row in
+
+        async def second_held_in_its_passes(self: Any) -> int:
+            in_passes.set()
+            await go_on.wait()
+            return await real_run(self)
+
+        monkeypatch.setattr(rebuild_module._Passes, "run", second_held_in_its_passes)
+        second = await driven(mongodb_uri, path, clock)
+        second_filled = asyncio.create_task(second.index.complete())
+        signals = [asyncio.ensure_future(e.wait()) for e in (busy, in_passes)]
+        await asyncio.wait(signals, return_when=asyncio.FIRST_COMPLETED)
+        for signal in signals:
+            signal.cancel()
+        go_on.set()
+        await first_filled
+        assert await titles(first, 14, []) == [f"page 14-{n}" for n in (2, 1, 0)]
+        await second_filled
+        assert await titles(second, 14, []) == [f"page 14-{n}" for n in (2, 1, 0)]
+    finally:
+        go_on.set()
+        await first.close()
+        if second is not None:
+            await second.close()
+
+
 async def test_a_restored_journal_means_starting_again(store: LinkStore) -> None:
     first = link(11, 1, ["r"])
     assert await store.import_links([first]) == 1
@@ -501,9 +568,9 @@ async def test_a_new_front_answers_from_its_shelf_before_the_rest_is_restored(
     front = await driven(mongodb_uri, tmp_path / "new-front.sqlite", clock)
     rebuilt: list[set[int]] = []
 
-    async def no_rebuild(listing: Any, buckets: set[int]) -> bool:
+    async def no_rebuild(listing: Any, buckets: set[int]) -> Built:
         rebuilt.append(buckets)
-        return True
+        return Built.DONE
 
     monkeypatch.setattr(search, "rebuild", no_rebuild)
     try:
@@ -526,7 +593,7 @@ async def test_a_new_front_without_shelves_answers_from_mongodb_meanwhile(
     gate = asyncio.Event()
     real_rebuild = search.rebuild
 
-    async def held_back(listing: Any, buckets: set[int]) -> bool:
+    async def held_back(listing: Any, buckets: set[int]) -> Built:
         await gate.wait()
         return await real_rebuild(listing, buckets)
 
@@ -553,7 +620,7 @@ async def test_a_large_collection_without_shelves_waits_for_the_rebuild(
     gate = asyncio.Event()
     real_rebuild = search.rebuild
 
-    async def held_back(listing: Any, buckets: set[int]) -> bool:
+    async def held_back(listing: Any, buckets: set[int]) -> Built:
         await gate.wait()
         return await real_rebuild(listing, buckets)
 
@@ -796,3 +863,41 @@ async def test_a_shelf_in_many_parts_restores_whole(
         assert await titles(new_front, 70, ["late"]) == ["page 70-9"]
     finally:
         await new_front.close()
+
+
+async def test_restoring_a_bucket_leaves_another_held_bucket_s_waits_to_its_replay(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """One journal entry names links of two owners in different buckets (a migration).
+    This front holds the second owner's bucket and waits for that owner's write; restoring
+    the first owner's bucket catches up over the same entry and must not settle the wait
+    it does not store, or the second owner's link keeps its old tags."""
+    owners = [80, next(o for o in range(81, 300) if bucket_of(o) != bucket_of(80))]
+    await owners_links(store, owners, 1)
+    await store.index.complete()
+    assert await store.index.upkeep.shelve() == BUCKETS
+
+    async def no_background_fill(self: search.IndexListing) -> None:
+        return None  # buckets are restored only as their owners ask, in this order
+
+    monkeypatch.setattr(search.IndexListing, "_fill_all", no_background_fill)
+    front = await driven(mongodb_uri, tmp_path / "front.sqlite", clock)
+    try:
+        assert await titles(front, owners[1], ["t0"]) == [f"page {owners[1]}-0"]
+        ids = [(await store.find(o, [])).items[0].id for o in owners]
+        seq = await store.journal.append(ids, owners)  # announced for both
+        assert await titles(front, owners[1], ["moved"]) == []  # read before it landed
+        real_head = front.index.shelves.head
+
+        async def lands_as_the_restore_begins(bucket: int) -> Any:
+            for link_id in ids:  # after this front's sync, before the restore's catch-up
+                await store.links.update_one(
+                    {"_id": link_id}, {"$set": {"tags": ["moved"], "rev": seq}}
+                )
+            return await real_head(bucket)
+
+        monkeypatch.setattr(front.index.shelves, "head", lands_as_the_restore_begins)
+        assert await titles(front, 80, ["moved"]) == ["page 80-0"]  # restores 80's bucket
+        assert await titles(front, owners[1], ["moved"]) == [f"page {owners[1]}-0"]
+    finally:
+        await front.close()

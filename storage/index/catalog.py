@@ -29,7 +29,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 BUCKETS = 64
 # Seconds a connection waits for another one's write transaction before giving up
 # (processes sharing the file: storage/index/search.py).
@@ -286,6 +286,23 @@ class Catalog:
         if complete or self._count("ready") >= BUCKETS:
             self._set_meta("complete", "1")
             self.conn.execute("DELETE FROM ready")
+
+    def lease_rebuild(self, token: str, now: float, length: float) -> bool:
+        """In the open transaction: True when no other process's rebuild holds this file
+        (or its lease ran out: that process died), this one's lease then running to
+        `now + length`. Two rebuilds of one file at once drop each other's rows."""
+        held = self.get_meta("rebuild")
+        if held:
+            other, _, until = held.partition(" ")
+            if other != token and float(until) > now:
+                return False
+        self._set_meta("rebuild", f"{token} {now + length!r}")
+        return True
+
+    def end_rebuild(self, token: str) -> None:
+        held = self.get_meta("rebuild")
+        if held and held.partition(" ")[0] == token:
+            self.conn.execute("DELETE FROM meta WHERE key = 'rebuild'")
 
     def claim_job(self, job: str, every: float, now: float) -> bool:
         """True when `job` last began `every` seconds ago or more (or never), and it is

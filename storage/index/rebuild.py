@@ -15,10 +15,13 @@ is read again by `_id` unless the pass already saw it written.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import bson
 from bson import ObjectId
 
-from storage.index.catalog import CODEC, Catalog, Entry, bucket_of
+from storage.index.catalog import BUCKETS, CODEC, Catalog, Entry, bucket_of
 from storage.index.rows import (
     SETTLE_LIMIT,
     Wait,
@@ -90,53 +93,81 @@ class Staging:
         Path(self.path).unlink(missing_ok=True)
 
 
-async def rebuild(listing: IndexListing, buckets: set[int]) -> bool:
-    """Build these buckets and hold them; False when the index started again meanwhile
-    (what was built is gone: the caller builds again)."""
+class Built(enum.Enum):
+    DONE = "done"
+    AGAIN = "again"  # the index started again meanwhile: what was built is gone
+    BUSY = "busy"  # another process sharing the file is building: wait for it
+
+
+LEASE = 300.0  # seconds another process waits before it takes over a rebuild gone quiet
+
+
+@dataclass
+class _Build:
+    token: str
+    head: int  # the journal's head when the pass began
+    since: int  # the oldest entry whose write may still be landing, minus one
+    generation: str = ""
+
+
+async def rebuild(listing: IndexListing, buckets: set[int]) -> Built:
+    """Build these buckets from the collections and hold them (those held meanwhile by a
+    restore are left alone). One process at a time per file."""
     started = time.monotonic()
     listing._rebuilding |= buckets
-    head = await listing.journal.head()
-    # Entries after `since` are applied at the end: those after `head`, and those before it
-    # whose writes may still be landing while `links` is read.
-    landing = datetime.fromtimestamp(listing.clock() - SETTLE_LIMIT, UTC)
-    since = await listing.journal.landing(head, landing)
-    listing.pinned = since
-    log.info("search index: building %d bucket(s) from the database", len(buckets))
-    staging = await in_thread(Staging, f"{listing.path}.staging")
-    passes = _Passes(listing, staging, buckets)
+    staging: Staging | None = None
+    passes: _Passes | None = None
     try:
-        generation, todo = await listing.locked(lambda c: _drop(c, buckets))
-        listing._rebuilding -= buckets - todo
-        buckets = passes.buckets = todo
+        head = await listing.journal.head()
+        # Entries after `since` are applied at the end: those after `head`, and those
+        # before it whose writes may still be landing while `links` is read.
+        landing = datetime.fromtimestamp(listing.clock() - SETTLE_LIMIT, UTC)
+        build = _Build(secrets.token_hex(6), head, await listing.journal.landing(head, landing))
+        listing.pinned = build.since
+        got = await listing.locked(lambda c: _drop(c, buckets, build, listing.clock()))
+        if got is None:
+            return Built.BUSY
+        listing._rebuilding -= buckets - got
+        buckets = got
         if not buckets:
-            return True
+            await listing.locked(lambda c: _end(c, build))
+            return Built.DONE
+        log.info("search index: building %d bucket(s) from the database", len(buckets))
+        staging = await in_thread(Staging, f"{listing.path}.staging")
+        passes = _Passes(listing, staging, buckets, build)
         # The rows go in while `links` is still being read, once every text has been.
         count = await passes.run()
-        unseen = await _unseen(staging, passes, since, head)
-        if not await _finish(listing, buckets, generation, head, unseen):
+        unseen = await _unseen(staging, passes)
+        if unseen is None or not await _finish(listing, buckets, build, unseen):
             log.info("search index: started again during a rebuild; building again")
-            return False
+            return Built.AGAIN
         log.info(
             "search index: %d links of %d bucket(s) built in %.1f s",
             count,
             len(buckets),
             time.monotonic() - started,
         )
-        return True
+        return Built.DONE
     finally:
         listing._rebuilding -= buckets
         listing.pinned = None
-        async with passes.lock:  # no pass is still using the staging connection
+        if passes is not None:
+            async with passes.lock:  # no pass is still using the staging connection
+                await in_thread(staging.close)  # type: ignore[union-attr]
+        elif staging is not None:
             await in_thread(staging.close)
 
 
 class _Passes:
     """The two reads into the staging file, and the rows out of it into the index."""
 
-    def __init__(self, listing: IndexListing, staging: Staging, buckets: set[int]) -> None:
+    def __init__(
+        self, listing: IndexListing, staging: Staging, buckets: set[int], build: _Build
+    ) -> None:
         self.listing = listing
         self.staging = staging
         self.buckets = buckets
+        self.build = build
         self.texts_read = asyncio.Event()
         self.links_read = asyncio.Event()
         self.more = asyncio.Event()  # links staged since the rows last looked
@@ -210,41 +241,65 @@ class _Passes:
                 words = split_terms(terms) if terms is not None else split_terms(doc.get("terms"))
                 entries.append(entry_of(doc, words, raw))
             count += len(entries)
-            await self.listing.locked(lambda c, e=entries: _put(c, e))  # type: ignore[misc]
+            now = self.listing.clock()
+            await self.listing.locked(lambda c, e=entries, n=now: _put(c, e, self.build, n))  # type: ignore[misc]
 
 
-def _drop(catalog: Catalog, buckets: set[int]) -> tuple[str, set[int]]:
-    """Whatever a failed restore left of these buckets, except those held by now (an
-    owner's ask restored one from a shelf written since the fill looked); returns the
-    catalog's generation and the buckets left to build."""
+def _drop(catalog: Catalog, buckets: set[int], build: _Build, now: float) -> set[int] | None:
+    """Take the file's rebuild lease (None: another process holds it) and drop whatever a
+    failed restore left of these buckets, except those held by now (an owner's ask
+    restored one from a shelf written since the fill looked); returns those left."""
     catalog.begin()
     try:
+        if not catalog.lease_rebuild(build.token, now, LEASE):
+            catalog.rollback()
+            return None
         ready = catalog.ready()
         todo = set() if ready is None else buckets - ready
         for bucket in todo:
             catalog.drop_bucket(bucket)
-        generation = catalog.generation()
+        build.generation = catalog.generation()
         catalog.commit()
     except BaseException:
         catalog.rollback()
         raise
-    return generation, todo
+    return todo
 
 
-def _put(catalog: Catalog, entries: list[Entry]) -> None:
+def _end(catalog: Catalog, build: _Build) -> None:
+    catalog.begin()
+    catalog.end_rebuild(build.token)
+    catalog.commit()
+
+
+def _put(catalog: Catalog, entries: list[Entry], build: _Build, now: float) -> None:
+    """Rows of the pass, unless the file started again or another process took over the
+    rebuild (its rows are not to be mixed with these), without the buckets a restore has
+    brought back meanwhile (newer than the pass); the lease renewed."""
     catalog.begin()
     try:
-        catalog.apply(entries, [], 0)
+        if catalog.generation() != build.generation or not catalog.lease_rebuild(
+            build.token, now, LEASE
+        ):
+            catalog.rollback()
+            return
+        ready = catalog.ready()
+        held = set(range(BUCKETS)) if ready is None else ready
+        catalog.apply([e for e in entries if e.bucket not in held], [], 0)
         catalog.commit()
     except BaseException:
         catalog.rollback()
         raise
 
 
-async def _unseen(staging: Staging, passes: _Passes, since: int, head: int) -> dict[ObjectId, Wait]:
-    """Links named by entries `since`..`head` (written before the pass began) whose write
-    the pass did not see landed: read again at the end, held until they land."""
+async def _unseen(staging: Staging, passes: _Passes) -> dict[ObjectId, Wait] | None:
+    """Links named by entries after `since` up to `head` (written before the pass began)
+    whose write the pass did not see landed: read again at the end, held until they
+    land. None when the journal no longer holds them all (trimmed: build again)."""
+    since, head = passes.build.since, passes.build.head
     changes = await passes.listing.journal.read(since, head) if since < head else []
+    if len(changes) != head - since:
+        return None
     waits = waits_of(changes, lambda bucket: bucket in passes.buckets)
     if not waits:
         return {}
@@ -253,28 +308,33 @@ async def _unseen(staging: Staging, passes: _Passes, since: int, head: int) -> d
 
 
 async def _finish(
-    listing: IndexListing,
-    buckets: set[int],
-    generation: str,
-    head: int,
-    unseen: dict[ObjectId, Wait],
+    listing: IndexListing, buckets: set[int], build: _Build, unseen: dict[ObjectId, Wait]
 ) -> bool:
     """Apply what was written to these buckets during the pass (and read the `unseen`
-    again), and hold them; False when the catalog was reset since the pass began."""
+    again), and hold them; False when the catalog was reset since the pass began, or
+    another process took the rebuild over (this one went quiet past its lease)."""
+    head, now = build.head, listing.clock()
     async with listing._lock:
         catalog = await listing.open()
         epoch = await listing.epoch()
-        await in_thread(catalog.begin)
         try:
+            await in_thread(catalog.begin)
             state = await in_thread(catalog.state, epoch)
-            if state is None or await in_thread(catalog.generation) != generation:
+            if (
+                state is None
+                or await in_thread(catalog.generation) != build.generation
+                or not await in_thread(catalog.lease_rebuild, build.token, now, LEASE)
+            ):
                 await in_thread(catalog.rollback)
                 return False
             changes = await listing.journal.read(head, state[0]) if head < state[0] else []
             if len(changes) != max(0, state[0] - head):
                 raise RuntimeError("the journal no longer reaches back to the rebuild's start")
-            await listing.catch_up(catalog, buckets, changes, unseen, state[0])
-            await in_thread(catalog.set_ready, buckets)
+            ready = await in_thread(catalog.ready)
+            todo = set() if ready is None else buckets - ready  # not restored meanwhile
+            await listing.catch_up(catalog, todo, changes, unseen, state[0])
+            await in_thread(catalog.set_ready, todo)
+            await in_thread(catalog.end_rebuild, build.token)
             await in_thread(catalog.commit)
             return True
         except BaseException:

@@ -45,7 +45,7 @@ from storage.index.catalog import BUCKETS, CODEC, Catalog, Entry, bucket_of, mic
 from storage.index.journal import Change, Journal
 from storage.index.listing import After, Found
 from storage.index.native import NativeListing
-from storage.index.rebuild import rebuild
+from storage.index.rebuild import Built, rebuild
 from storage.index.rows import (
     SETTLE_LIMIT,
     Keep,
@@ -71,6 +71,7 @@ FILL_RETRY = 60.0  # seconds before a fill that failed is tried again
 # Links up to which an owner of a bucket being rebuilt is answered by MongoDB meanwhile.
 NATIVE_UP_TO = 20_000
 GIVE_WAY = 2.0  # seconds the background fill waits, at most, for owners being answered
+BUSY_POLL = 2.0  # seconds between looks while another process sharing the file rebuilds
 RAW: CodecOptions[RawBSONDocument] = CodecOptions(
     document_class=RawBSONDocument, tz_aware=True, tzinfo=UTC
 )
@@ -133,6 +134,19 @@ class IndexListing:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await in_thread(fn, *args)
+
+    async def _begin(self, catalog: Catalog) -> bool:
+        """Take the file's write lock; False when another process held it past
+        BUSY_TIMEOUT. A cancel that comes while the lock is awaited leaves no transaction
+        open (it would hold the file against every other process)."""
+        try:
+            await self._run(catalog.begin)
+        except sqlite3.OperationalError:
+            return False
+        except BaseException:
+            await self._run(catalog.rollback)
+            raise
+        return True
 
     async def open(self) -> Catalog:
         if self._catalog is None:
@@ -203,9 +217,7 @@ class IndexListing:
             state = await self._run(catalog.state, epoch)
             if state is None or state[0] >= seq:
                 return
-            try:
-                await self._run(catalog.begin)
-            except sqlite3.OperationalError:
+            if not await self._begin(catalog):
                 return  # another process holds the file: its replay reads them
             try:
                 await self._replay_locked(catalog, epoch, upto=seq - 1)
@@ -310,10 +322,8 @@ class IndexListing:
             and not await self._run(catalog.unsettled)
         ):
             return catalog  # the common case
-        try:
-            await self._run(catalog.begin)
-        except sqlite3.OperationalError as exc:
-            log.warning("search index busy and behind the journal: %s", exc)
+        if not await self._begin(catalog):
+            log.warning("search index busy and behind the journal")
             return None
         try:
             await self._replay_locked(catalog, epoch)
@@ -364,10 +374,17 @@ class IndexListing:
             await self._run(catalog.set_position, last.seq, last.nonce)
 
     async def settle(
-        self, catalog: Catalog, waits: dict[ObjectId, Wait], keep: Keep, position: int
+        self,
+        catalog: Catalog,
+        waits: dict[ObjectId, Wait],
+        keep: Keep,
+        position: int,
+        leave: Keep = lambda bucket: False,
     ) -> None:
         """Store the current state of these links (in the open transaction); those whose
-        announced write has not landed yet are held to be read again."""
+        announced write has not landed yet are held to be read again. Links of buckets to
+        `leave` (held, but not being caught up) are not touched, their waits included:
+        the replay that holds those buckets stores them."""
         reads = await self.read_links(waits)
         upserts: list[Entry] = []
         deletes: list[str] = []
@@ -376,6 +393,8 @@ class IndexListing:
         for link_id, wait in waits.items():
             got = reads.get(link_id)
             bucket = wait.bucket if got is None else bucket_of(int(got.doc["owner_id"]))
+            if bucket is not None and not keep(bucket) and leave(bucket):
+                continue
             if got is None:
                 deletes.append(str(link_id))
                 landed = wait.gone or wait.seq == 0
@@ -430,15 +449,22 @@ class IndexListing:
 
     async def _fill_all(self) -> None:
         try:
-            for _ in range(3):  # a start again during a rebuild undoes it: build again
+            again = 0
+            while True:
                 missing: set[int] = set()
                 for bucket in range(BUCKETS):
                     await self._give_way()  # an owner waiting for their bucket goes first
                     if not await self.restore(bucket, background=True):
                         missing.add(bucket)
-                if not missing or await rebuild(self, missing):
+                built = await rebuild(self, missing) if missing else Built.DONE
+                if built is Built.DONE:
                     return
-            raise RuntimeError("the index started again during each of three rebuilds")
+                if built is Built.BUSY:  # another process builds them: look again soon
+                    await asyncio.sleep(BUSY_POLL)
+                    continue
+                again += 1  # a start again during a rebuild undoes it: build again
+                if again == 3:
+                    raise RuntimeError("the index started again during each of three rebuilds")
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -481,12 +507,10 @@ class IndexListing:
     async def _restore_from(self, head: Head, epoch: str) -> bool:
         async with self._lock:
             catalog = await self.open()
-            try:
-                await self._run(catalog.begin)
-            except sqlite3.OperationalError as exc:
+            if not await self._begin(catalog):
                 # Another process holds the file (a long step): answered meanwhile as a
                 # bucket without a shelf is; a later ask or the fill restores it.
-                log.warning("search index busy; bucket %d not restored now: %s", head.bucket, exc)
+                log.warning("search index busy; bucket %d not restored now", head.bucket)
                 return False
             try:
                 done = await self._restore_locked(catalog, epoch, head)
@@ -530,7 +554,8 @@ class IndexListing:
         def keep(bucket: int) -> bool:
             return bucket in buckets
 
-        await self.settle(catalog, {**waits, **waits_of(changes, keep)}, keep, position)
+        held = keeper(await self._run(catalog.ready))
+        await self.settle(catalog, {**waits, **waits_of(changes, keep)}, keep, position, held)
 
 
 def _as_stored(doc: Doc, terms: list[str]) -> Entry:

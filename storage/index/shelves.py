@@ -28,6 +28,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from storage.errors import LinksnapError
 from storage.index.catalog import CODEC, Row
 from storage.index.rows import in_thread
 from storage.models import utcnow
@@ -38,7 +39,7 @@ ROWS_PER_PART = 1500  # fewer when they pack to more than PART
 FORMAT = "2"  # parts and rows (storage/index/catalog.py's Row); another one is not read
 
 
-class ShelfReplaced(Exception):
+class ShelfReplaced(LinksnapError):
     """A part of the shelf being read is gone: a newer shelf replaced it meanwhile."""
 
 
