@@ -87,6 +87,9 @@ class LinkWrites:
             if any(e.get("code") != 11000 for e in errors):
                 raise
             refused = {int(e["index"]) for e in errors}
+            # They will never land: readers waiting for them stop waiting.
+            gone = [docs[i] for i in sorted(refused)]
+            await self.settle([d["_id"] for d in gone], sorted({int(d["owner_id"]) for d in gone}))
         for doc in docs:
             self.remember(doc["_id"], int(doc["owner_id"]))
         return seq, refused

@@ -901,3 +901,32 @@ async def test_restoring_a_bucket_leaves_another_held_bucket_s_waits_to_its_repl
         assert await titles(front, owners[1], ["moved"]) == [f"page {owners[1]}-0"]
     finally:
         await front.close()
+
+
+async def test_links_an_import_finds_it_has_leave_no_wait_behind(store: LinkStore) -> None:
+    """An import batch announces all its links; those refused as the owner's already
+    are said never to land, so no index keeps waiting for them (a wait keeps every sync
+    of that index on the slow path for SETTLE_LIMIT)."""
+    first = [link(90, n, ["x"]) for n in range(3)]
+    assert await store.import_links(first) == 3
+    await store.index.complete()
+    again = [link(90, n, ["x"]) for n in range(3)]  # the same pages, new ids
+
+    async def read_before_the_insert() -> None:
+        await store.index.sync()  # replays the batch's entry: nothing landed yet
+
+    real = store.writes.insert_many
+
+    async def with_a_reader(docs: Any, first: Any = None) -> Any:
+        async def both() -> None:
+            if first is not None:
+                await first()
+            await read_before_the_insert()
+
+        return await real(docs, first=both)
+
+    store.writes.insert_many = with_a_reader  # type: ignore[method-assign]
+    assert await bulk.record_imported(store, again, prio=1, turn=0.0) == 0
+    await store.index.sync()
+    assert await store.index.locked(lambda c: c.unsettled()) == []
+    assert await titles(store, 90, ["x"]) == [f"page 90-{n}" for n in (2, 1, 0)]
