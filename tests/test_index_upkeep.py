@@ -340,13 +340,9 @@ async def test_a_dropped_journal_means_starting_again_never_a_gap(
     assert await titles(store, 10, ["moved"]) == ["page 10-1"]
 
 
-async def test_a_rebuild_overtaken_by_a_start_again_holds_nothing_it_lost(
-    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
-) -> None:
-    """The index starts again (its journal dropped) while a rebuild is finishing: what
-    the rebuild put in was emptied, so it must not mark its buckets held. They are
-    built again, and every link is found."""
-    await owners_links(store, [11], 3)
+def first_rebuild_held_at_its_end(monkeypatch: Any) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first rebuild to finish waits, every row put in and its buckets not yet held:
+    `finishing` is set then, and it goes on once `go_on` is."""
     from storage.index import rebuild as rebuild_module
 
     finishing, go_on = asyncio.Event(), asyncio.Event()
@@ -362,6 +358,17 @@ async def test_a_rebuild_overtaken_by_a_start_again_holds_nothing_it_lost(
         return await real_finish(*args)
 
     monkeypatch.setattr(rebuild_module, "_finish", held_at_the_end)
+    return finishing, go_on
+
+
+async def test_a_rebuild_overtaken_by_a_start_again_holds_nothing_it_lost(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """The index starts again (its journal dropped) while a rebuild is finishing: what
+    the rebuild put in was emptied, so it must not mark its buckets held. They are
+    built again, and every link is found."""
+    await owners_links(store, [11], 3)
+    finishing, go_on = first_rebuild_held_at_its_end(monkeypatch)
     front = await driven(mongodb_uri, tmp_path / "overtaken.sqlite", clock)
     try:
         filled = asyncio.create_task(front.index.complete())
@@ -462,21 +469,9 @@ async def test_two_processes_sharing_a_file_do_not_rebuild_it_over_each_other(
     await store.index.complete()
     from storage.index import rebuild as rebuild_module
 
-    finishing, go_on, busy, in_passes = (asyncio.Event() for _ in range(4))
-    real_finish, real_run, real_rebuild = (
-        rebuild_module._finish,
-        rebuild_module._Passes.run,
-        search.rebuild,
-    )
-    calls = 0
-
-    async def first_held_at_the_end(*args: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            finishing.set()
-            await go_on.wait()
-        return await real_finish(*args)
+    finishing, go_on = first_rebuild_held_at_its_end(monkeypatch)
+    busy, in_passes = asyncio.Event(), asyncio.Event()
+    real_run, real_rebuild = rebuild_module._Passes.run, search.rebuild
 
     async def told(listing: Any, buckets: set[int]) -> Built:
         built = await real_rebuild(listing, buckets)
@@ -484,7 +479,6 @@ async def test_two_processes_sharing_a_file_do_not_rebuild_it_over_each_other(
             busy.set()
         return built
 
-    monkeypatch.setattr(rebuild_module, "_finish", first_held_at_the_end)
     monkeypatch.setattr(search, "rebuild", told)
     monkeypatch.setattr(search, "BUSY_POLL", 0.05)
     path = tmp_path / "shared.sqlite"
@@ -809,21 +803,35 @@ async def test_an_insert_still_landing_goes_on_its_bucket_s_shelf(
         await new_front.close()
 
 
+async def asked_front(
+    store: LinkStore, uri: str, path: Path, clock: Clock, monkeypatch: Any, first: int, links: int
+) -> tuple[list[int], LinkStore]:
+    """Two owners in different buckets (`first` and the next owner after it in another),
+    `links` each, shelved; and a new front that restores buckets only as their owners
+    ask, in the test's order (no background fill)."""
+    owners = [
+        first,
+        next(o for o in range(first + 1, first + 300) if bucket_of(o) != bucket_of(first)),
+    ]
+    await owners_links(store, owners, links)
+    await store.index.complete()
+    assert await store.index.upkeep.shelve() == BUCKETS
+
+    async def no_background_fill(self: search.IndexListing) -> None:
+        return None
+
+    monkeypatch.setattr(search.IndexListing, "_fill_all", no_background_fill)
+    return owners, await driven(uri, path, clock)
+
+
 async def test_restoring_one_bucket_keeps_another_bucket_s_inserts_still_landing(
     store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
 ) -> None:
     """Restoring a bucket drops what the file held of it; a wait for another owner's
     link that has not landed yet is not part of it and must be kept."""
-    owners = [60, next(o for o in range(61, 200) if bucket_of(o) != bucket_of(60))]
-    await owners_links(store, owners, 2)
-    await store.index.complete()
-    assert await store.index.upkeep.shelve() == BUCKETS
-
-    async def no_background_fill(self: search.IndexListing) -> None:
-        return None  # buckets are restored only as their owners ask, in this order
-
-    monkeypatch.setattr(search.IndexListing, "_fill_all", no_background_fill)
-    front = await driven(mongodb_uri, tmp_path / "front.sqlite", clock)
+    owners, front = await asked_front(
+        store, mongodb_uri, tmp_path / "front.sqlite", clock, monkeypatch, 60, 2
+    )
     try:
         assert await titles(front, owners[1], ["t1"]) == [f"page {owners[1]}-1"]
         late = link(owners[1], 9, ["late"])
@@ -872,16 +880,9 @@ async def test_restoring_a_bucket_leaves_another_held_bucket_s_waits_to_its_repl
     This front holds the second owner's bucket and waits for that owner's write; restoring
     the first owner's bucket catches up over the same entry and must not settle the wait
     it does not store, or the second owner's link keeps its old tags."""
-    owners = [80, next(o for o in range(81, 300) if bucket_of(o) != bucket_of(80))]
-    await owners_links(store, owners, 1)
-    await store.index.complete()
-    assert await store.index.upkeep.shelve() == BUCKETS
-
-    async def no_background_fill(self: search.IndexListing) -> None:
-        return None  # buckets are restored only as their owners ask, in this order
-
-    monkeypatch.setattr(search.IndexListing, "_fill_all", no_background_fill)
-    front = await driven(mongodb_uri, tmp_path / "front.sqlite", clock)
+    owners, front = await asked_front(
+        store, mongodb_uri, tmp_path / "front.sqlite", clock, monkeypatch, 80, 1
+    )
     try:
         assert await titles(front, owners[1], ["t0"]) == [f"page {owners[1]}-0"]
         ids = [(await store.find(o, [])).items[0].id for o in owners]
