@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import bson
 from bson import ObjectId
 
-from storage.index.catalog import BUCKETS, CODEC, Catalog, Entry, bucket_of
+from storage.index.catalog import CODEC, Catalog, Entry, bucket_of
 from storage.index.rows import (
     SETTLE_LIMIT,
     Wait,
     entry_of,
     in_thread,
+    keeper,
     raw_id,
     split_terms,
     waits_of,
@@ -115,7 +116,6 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> Built:
     restore are left alone). One process at a time per file."""
     started = time.monotonic()
     listing._rebuilding |= buckets
-    staging: Staging | None = None
     passes: _Passes | None = None
     try:
         head = await listing.journal.head()
@@ -133,11 +133,12 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> Built:
             await listing.locked(lambda c: _end(c, build))
             return Built.DONE
         log.info("search index: building %d bucket(s) from the database", len(buckets))
-        staging = await in_thread(Staging, f"{listing.path}.staging")
-        passes = _Passes(listing, staging, buckets, build)
+        passes = _Passes(
+            listing, await in_thread(Staging, f"{listing.path}.staging"), buckets, build
+        )
         # The rows go in while `links` is still being read, once every text has been.
         count = await passes.run()
-        unseen = await _unseen(staging, passes)
+        unseen = await _unseen(passes)
         if unseen is None or not await _finish(listing, buckets, build, unseen):
             log.info("search index: started again during a rebuild; building again")
             return Built.AGAIN
@@ -153,9 +154,7 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> Built:
         listing.pinned = None
         if passes is not None:
             async with passes.lock:  # no pass is still using the staging connection
-                await in_thread(staging.close)  # type: ignore[union-attr]
-        elif staging is not None:
-            await in_thread(staging.close)
+                await in_thread(passes.staging.close)
 
 
 class _Passes:
@@ -254,8 +253,8 @@ def _drop(catalog: Catalog, buckets: set[int], build: _Build, now: float) -> set
         if not catalog.lease_rebuild(build.token, now, LEASE):
             catalog.rollback()
             return None
-        ready = catalog.ready()
-        todo = set() if ready is None else buckets - ready
+        held = keeper(catalog.ready())
+        todo = {b for b in buckets if not held(b)}
         for bucket in todo:
             catalog.drop_bucket(bucket)
         build.generation = catalog.generation()
@@ -283,16 +282,15 @@ def _put(catalog: Catalog, entries: list[Entry], build: _Build, now: float) -> N
         ):
             catalog.rollback()
             return
-        ready = catalog.ready()
-        held = set(range(BUCKETS)) if ready is None else ready
-        catalog.apply([e for e in entries if e.bucket not in held], [], 0)
+        held = keeper(catalog.ready())
+        catalog.apply([e for e in entries if not held(e.bucket)], [], 0)
         catalog.commit()
     except BaseException:
         catalog.rollback()
         raise
 
 
-async def _unseen(staging: Staging, passes: _Passes) -> dict[ObjectId, Wait] | None:
+async def _unseen(passes: _Passes) -> dict[ObjectId, Wait] | None:
     """Links named by entries after `since` up to `head` (written before the pass began)
     whose write the pass did not see landed: read again at the end, held until they
     land. None when the journal no longer holds them all (trimmed: build again)."""
@@ -303,7 +301,7 @@ async def _unseen(staging: Staging, passes: _Passes) -> dict[ObjectId, Wait] | N
     waits = waits_of(changes, lambda bucket: bucket in passes.buckets)
     if not waits:
         return {}
-    revs = await passes._staged(staging.revs, [str(i) for i in waits])
+    revs = await passes._staged(passes.staging.revs, [str(i) for i in waits])
     return {i: w for i, w in waits.items() if w.gone or revs.get(str(i), -1) < w.seq}
 
 
@@ -330,8 +328,8 @@ async def _finish(
             changes = await listing.journal.read(head, state[0]) if head < state[0] else []
             if len(changes) != max(0, state[0] - head):
                 raise RuntimeError("the journal no longer reaches back to the rebuild's start")
-            ready = await in_thread(catalog.ready)
-            todo = set() if ready is None else buckets - ready  # not restored meanwhile
+            held = keeper(await in_thread(catalog.ready))
+            todo = {b for b in buckets if not held(b)}  # not restored meanwhile
             await listing.catch_up(catalog, todo, changes, unseen, state[0])
             await in_thread(catalog.set_ready, todo)
             await in_thread(catalog.end_rebuild, build.token)

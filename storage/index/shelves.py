@@ -7,10 +7,10 @@ On FerretDB v1 any owner filter reads every document of a collection (tens of se
 (each the zlib'd BSON of some of the bucket's rows, at most 4 MB, read on its own): a few
 `_id` look-ups give one bucket's rows as they stood at journal `position`, and the
 journal from there brings them up to date. A restore stores each part's rows while
-FerretDB reads the next (a new front's first answer waits for its asker's bucket). A process with a complete index writes them: every bucket after a
-rebuild, then in turns the buckets that changed (storage/index/upkeep.py). Written parts
-first, then the head, then the old parts deleted: a reader sees one whole generation or
-retries.
+FerretDB reads the next (a new front's first answer waits for its asker's bucket). A
+process with a complete index writes them: every bucket after a rebuild, then in turns
+the buckets that changed (storage/index/upkeep.py). Written parts first, then the head,
+then the old parts deleted: a reader sees one whole generation or retries.
 """
 
 from __future__ import annotations
