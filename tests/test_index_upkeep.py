@@ -931,3 +931,53 @@ async def test_links_an_import_finds_it_has_leave_no_wait_behind(store: LinkStor
     await store.index.sync()
     assert await store.index.locked(lambda c: c.unsettled()) == []
     assert await titles(store, 90, ["x"]) == [f"page 90-{n}" for n in (2, 1, 0)]
+
+
+async def test_words_left_for_later_stay_true_through_changes_made_before_they_are_in(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """A restore answers a tag question before the bucket's words are indexed. Rows
+    retagged or deleted meanwhile must not touch the word index (they were never in
+    it), and a word question then finds exactly what the records hold."""
+    owners, front = await asked_front(
+        store, mongodb_uri, tmp_path / "front.sqlite", clock, monkeypatch, 40, 4
+    )
+    first = bucket_of(owners[0])
+    try:
+        assert await titles(front, owners[0], ["t1"]) == ["page 40-1"]
+        assert await front.index.locked(lambda c: c.unworded(first)) == first  # left for later
+        retagged = (await store.find(owners[0], ["t0"])).items
+        await store.set_tags(owners[0], retagged[0].id, ["moved"])
+        gone = (await store.find(owners[0], ["t2"])).items[0]
+        assert await store.delete(owners[0], gone.id)
+        assert await titles(front, owners[0], ["moved"]) == ["page 40-3"]  # replayed
+        assert await titles(front, owners[0], [], "número") == [
+            "page 40-3",
+            "page 40-1",
+            "page 40-0",
+        ]
+        assert await titles(front, owners[1], [], "número") == [
+            f"page {owners[1]}-{n}" for n in range(3, -1, -1)
+        ]
+        await front.index.word_all()
+        assert await front.index.locked(lambda c: c.unworded()) is None
+        await front.index.locked(
+            lambda c: c.conn.execute("INSERT INTO words(words, rank) VALUES ('integrity-check', 1)")
+        )
+    finally:
+        await front.close()
+
+
+def file_size(path: Path | str) -> int:
+    return Path(path).stat().st_size
+
+
+async def test_upkeep_copies_the_index_s_log_into_its_file(store: LinkStore, clock: Clock) -> None:
+    """Commits leave their pages in the write-ahead log (a restore's commit does not wait
+    to copy them); the upkeep's tick copies them into the file, so the log does not grow
+    with every write and a new connection reads the file, not a long log."""
+    await owners_links(store, [5, 6], 300)
+    await store.index.sync()
+    before = file_size(store.index.path)  # the rows are in the log only
+    await store.index.upkeep.tick()
+    assert file_size(store.index.path) > 10 * before

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import secrets
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,11 +30,12 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 BUCKETS = 64
 # Seconds a connection waits for another one's write transaction before giving up
 # (processes sharing the file: storage/index/search.py).
 BUSY_TIMEOUT = 10.0
+WAL_NET_PAGES = 20_000  # ~80 MB of log before a commit copies it in itself
 CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 # Tokens are split on spaces and control characters only: a term from storage/terms.py
@@ -57,11 +59,13 @@ CREATE TABLE IF NOT EXISTS links(
   checked INTEGER,
   fp INTEGER NOT NULL,
   body TEXT NOT NULL,
-  doc BLOB NOT NULL
+  doc BLOB NOT NULL,
+  worded INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS links_owner ON links(owner, created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS links_due ON links(checked, created DESC);
 CREATE INDEX IF NOT EXISTS links_bucket ON links(bucket);
+CREATE INDEX IF NOT EXISTS links_unworded ON links(bucket) WHERE worded = 0;
 CREATE TABLE IF NOT EXISTS tags(
   owner INTEGER NOT NULL, tag TEXT NOT NULL, created INTEGER NOT NULL, id TEXT NOT NULL,
   rid INTEGER NOT NULL,
@@ -81,10 +85,13 @@ CREATE TRIGGER IF NOT EXISTS links_ai AFTER INSERT ON links
   INSERT INTO words(rowid, body) VALUES (new.rid, new.body);
 END;
 CREATE TRIGGER IF NOT EXISTS links_ad AFTER DELETE ON links BEGIN
-  INSERT INTO words(words, rowid, body) VALUES ('delete', old.rid, old.body);
   DELETE FROM tags WHERE rid = old.rid;
 END;
-CREATE TRIGGER IF NOT EXISTS tags_ai AFTER INSERT ON tags BEGIN
+CREATE TRIGGER IF NOT EXISTS links_ad_words AFTER DELETE ON links WHEN old.worded BEGIN
+  INSERT INTO words(words, rowid, body) VALUES ('delete', old.rid, old.body);
+END;
+CREATE TRIGGER IF NOT EXISTS tags_ai AFTER INSERT ON tags
+  WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'bulk') BEGIN
   INSERT INTO tag_counts(owner, tag, n) VALUES (new.owner, new.tag, 1)
     ON CONFLICT(owner, tag) DO UPDATE SET n = n + 1;
 END;
@@ -189,11 +196,30 @@ class Catalog:
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # Commits do not copy the log into the file (a restore's commit would wait for
+        # that): `checkpoint` does, beside them; this is only a net when nothing calls it.
+        self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_NET_PAGES}")
+        self._side: sqlite3.Connection | None = None
         if self._schema_found() != SCHEMA_VERSION:
             self._create()
 
     def close(self) -> None:
+        if self._side is not None:
+            self._side.close()
         self.conn.close()
+
+    def checkpoint(self) -> int:
+        """Copy the write-ahead log into the file through a connection of its own, which
+        neither waits for nor blocks this one's readers and writer (storage/index/upkeep.py
+        calls it from a worker thread); returns the pages left in the log."""
+        if self.path == ":memory:":
+            return 0
+        if self._side is None:
+            self._side = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+        _, logged, copied = self._side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return max(0, int(logged) - int(copied))
 
     def _schema_found(self) -> str | None:
         try:
@@ -319,9 +345,16 @@ class Catalog:
             raise
         return due
 
-    def apply(self, upserts: Iterable[Entry], deletes: Iterable[str], position: int) -> None:
+    def apply(
+        self,
+        upserts: Iterable[Entry],
+        deletes: Iterable[str],
+        position: int,
+        *,
+        words: bool = True,
+    ) -> None:
         """Store link states (inside the open transaction), marking their buckets changed
-        at `position`."""
+        at `position`; their words now, or later (`put_rows`)."""
         touched: set[int] = set()
         for link_id in deletes:
             row = self.conn.execute("SELECT bucket FROM links WHERE id = ?", (link_id,))
@@ -333,7 +366,7 @@ class Catalog:
         for entry in upserts:
             rows.append(_row(entry))
             touched.add(entry.bucket)
-        self.put_rows(rows)
+        self.put_rows(rows, words=words)
         self.conn.executemany(
             "INSERT INTO changed(bucket, position) VALUES (?, ?)"
             " ON CONFLICT(bucket) DO UPDATE SET position = max(position, excluded.position)",
@@ -350,12 +383,14 @@ class Catalog:
     def _count(self, table: str) -> int:
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
-    def put_rows(self, rows: Iterable[Row]) -> None:
+    def put_rows(self, rows: Iterable[Row], *, words: bool = True) -> None:
         """Store rows (replacing those of the same links), in the open transaction: a
-        statement for all of them per table, their words indexed last in one, several
-        times faster than row by row (a new front restoring its asker's bucket waits for
-        this). Delete and insert rather than update: the FTS and tag-count triggers then
-        see exactly the old and the new row. Later rows get higher row numbers."""
+        statement for all of them per table, several times faster than row by row (a new
+        front restoring its asker's bucket waits for this). Delete and insert rather than
+        update: the FTS and tag-count triggers then see exactly the old and the new row.
+        Later rows get higher row numbers. Without `words` the rows' words are indexed
+        later (`word`): a restore answers tag questions first, and a word question waits
+        for its bucket's words."""
         batch = list({row[0]: row for row in rows}.values())  # one row a link: the last
         if not batch:
             return
@@ -363,7 +398,6 @@ class Catalog:
         top = int(self.conn.execute("SELECT coalesce(max(rid), 0) FROM links").fetchone()[0])
         links: list[tuple[Any, ...]] = []
         tags: list[tuple[int, str, int, str, int]] = []
-        words: list[tuple[int, str]] = []
         for rid, (link_id, owner, created, status, checked, fp, terms, tag_list, doc) in enumerate(
             batch, top + 1
         ):
@@ -372,18 +406,47 @@ class Catalog:
                 (rid, link_id, owner, bucket_of(owner), created, status, checked, fp, body, doc)
             )
             tags.extend((owner, tag, created, link_id, rid) for tag in dict.fromkeys(tag_list))
-            words.append((rid, body))
-        self._set_meta("bulk", "1")  # the insert trigger stands aside (never committed)
+        counts = Counter((owner, tag) for owner, tag, *_ in tags)
+        self._set_meta("bulk", "1")  # the insert triggers stand aside (never committed)
         self.conn.executemany(
-            "INSERT INTO links(rid, id, owner, bucket, created, status, checked, fp, body, doc)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO links(rid, id, owner, bucket, created, status, checked, fp, body, doc,"
+            f" worded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {int(words)})",
             links,
         )
-        self.conn.execute("DELETE FROM meta WHERE key = 'bulk'")
         self.conn.executemany(
             "INSERT INTO tags(owner, tag, created, id, rid) VALUES (?, ?, ?, ?, ?)", tags
         )
-        self.conn.executemany("INSERT INTO words(rowid, body) VALUES (?, ?)", words)
+        self.conn.execute("DELETE FROM meta WHERE key = 'bulk'")
+        self.conn.executemany(
+            "INSERT INTO tag_counts(owner, tag, n) VALUES (?, ?, ?)"
+            " ON CONFLICT(owner, tag) DO UPDATE SET n = n + excluded.n",
+            [(owner, tag, n) for (owner, tag), n in counts.items()],
+        )
+        if words:
+            self.conn.executemany(
+                "INSERT INTO words(rowid, body) VALUES (?, ?)", [(r[0], r[8]) for r in links]
+            )
+
+    def unworded(self, bucket: int | None = None) -> int | None:
+        """A bucket (this one, or any) with rows whose words are not indexed yet."""
+        if bucket is None:
+            row = self.conn.execute("SELECT bucket FROM links WHERE worded = 0 LIMIT 1")
+        else:
+            row = self.conn.execute(
+                "SELECT bucket FROM links WHERE worded = 0 AND bucket = ? LIMIT 1", (bucket,)
+            )
+        found = row.fetchone()
+        return None if found is None else int(found[0])
+
+    def word(self, bucket: int) -> None:
+        """Index the words of the bucket's rows stored without them (in the open
+        transaction)."""
+        self.conn.execute(
+            "INSERT INTO words(rowid, body)"
+            " SELECT rid, body FROM links WHERE worded = 0 AND bucket = ?",
+            (bucket,),
+        )
+        self.conn.execute("UPDATE links SET worded = 1 WHERE worded = 0 AND bucket = ?", (bucket,))
 
     def drop_bucket(self, bucket: int) -> None:
         """Forget the bucket's rows and waits; other buckets' waits stay, those for links

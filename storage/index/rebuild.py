@@ -283,7 +283,7 @@ def _put(catalog: Catalog, entries: list[Entry], build: _Build, now: float) -> N
             catalog.rollback()
             return
         held = keeper(catalog.ready())
-        catalog.apply([e for e in entries if not held(e.bucket)], [], 0)
+        catalog.apply([e for e in entries if not held(e.bucket)], [], 0, words=False)
         catalog.commit()
     except BaseException:
         catalog.rollback()

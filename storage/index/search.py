@@ -16,7 +16,8 @@ How it stays current:
   happen; only this short wait can.
 - **Behind the journal's back** (a hand edit, a restored backup): storage/index/heal.py.
 - **A new or lost file** answers at once: the asking user's bucket is restored from its
-  shelf (storage/index/shelves.py) before the answer, the rest in the background; buckets
+  shelf (storage/index/shelves.py) before the answer (its words indexed when a question
+  has some, or by the upkeep later), the rest in the background; buckets
   without a usable shelf are rebuilt from the collections (storage/index/rebuild.py) while
   their owners are answered from MongoDB itself (storage/index/native.py).
 """
@@ -30,6 +31,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +174,9 @@ class IndexListing:
     async def find(
         self, owner_id: int, tags: Sequence[str], terms: Sequence[str], offset: int, limit: int
     ) -> Found:
-        got = await self._answer(owner_id, lambda c: c.find(owner_id, tags, terms, offset, limit))
+        got = await self._answer(
+            owner_id, lambda c: c.find(owner_id, tags, terms, offset, limit), words=bool(terms)
+        )
         if got is None:
             return await self.native.find(owner_id, tags, terms, offset, limit)
         return Found(*got)
@@ -248,14 +252,16 @@ class IndexListing:
 
     # -- answering ---------------------------------------------------------------------
 
-    async def _answer(self, owner_id: int, fn: Callable[[Catalog], T]) -> T | None:
+    async def _answer(
+        self, owner_id: int, fn: Callable[[Catalog], T], *, words: bool = False
+    ) -> T | None:
         """`fn` on the catalog once it is current and holds the owner's bucket (restored
-        first, before the other buckets). None when the bucket has no shelf and MongoDB
-        itself may be asked while it is rebuilt: only a small collection, as each such
-        question reads all of it on FerretDB (and slows the rebuild); else this waits for
-        the rebuild. Never from a file still behind the journal (another process holding
-        it): MongoDB answers then, or, for a large collection, the next round waits for
-        the file again."""
+        first, before the other buckets; its `words` indexed first when the question has
+        some). None when the bucket has no shelf and MongoDB itself may be asked while it
+        is rebuilt: only a small collection, as each such question reads all of it on
+        FerretDB (and slows the rebuild); else this waits for the rebuild. Never from a
+        file still behind the journal (another process holding it): MongoDB answers then,
+        or, for a large collection, the next round waits for the file again."""
         bucket = bucket_of(owner_id)
         for _ in range(3):
             with self._asked():
@@ -264,7 +270,9 @@ class IndexListing:
                     if catalog is not None:
                         ready = await self._run(catalog.ready)
                         if ready is None or bucket in ready:
-                            return await self._run(fn, catalog)
+                            if not words or await self._word(catalog, bucket):
+                                return await self._run(fn, catalog)
+                            continue  # another process holds the file: ask again
                 if catalog is not None and await self.restore(bucket):
                     continue
             if await self._small():
@@ -275,6 +283,38 @@ class IndexListing:
                 return None
             await asyncio.shield(self._fill)  # rebuilt: the next round answers
         return None
+
+    async def _word(self, catalog: Catalog, bucket: int) -> bool:
+        """Index the words of the bucket's rows stored without them (a restore or a
+        rebuild leaves them for later), under the index's lock; False when another
+        process holds the file."""
+        if await self._run(catalog.unworded, bucket) is None:
+            return True
+        if not await self._begin(catalog):
+            return False
+        try:
+            await self._run(catalog.word, bucket)
+            await self._run(catalog.commit)
+        except BaseException:
+            await self._run(catalog.rollback)
+            raise
+        return True
+
+    async def word_all(self) -> None:
+        """Index the words left for later, a bucket at a time, giving way to owners
+        being answered."""
+        while True:
+            await self._give_way()
+            async with self._lock:
+                catalog = await self.open()
+                bucket = await self._run(catalog.unworded)
+                if bucket is None or not await self._word(catalog, bucket):
+                    return
+
+    async def checkpoint(self) -> None:
+        """Copy the index's write-ahead log into its file, beside answers and writes."""
+        if self._catalog is not None:
+            await self._run(self._catalog.checkpoint)
 
     @contextlib.contextmanager
     def _asked(self) -> Iterator[None]:
@@ -533,7 +573,7 @@ class IndexListing:
         waits: dict[ObjectId, Wait] = {}
         rows = 0
         async for piece in self.shelves.pieces(head):
-            await self._run(catalog.put_rows, piece.rows)
+            await self._run(partial(catalog.put_rows, piece.rows, words=False))
             waits.update((ObjectId(i), Wait(s, False, bucket)) for i, s in piece.waits)
             rows += len(piece.rows)
         await self.catch_up(catalog, {bucket}, changes, waits, position)

@@ -1,7 +1,9 @@
 """What keeps the listing index true while the bot runs, on one (injectable) clock.
 
 Every TICK seconds, or when poked, the index replays the journal and reads again the
-links whose announced write has not landed (storage/index/search.py). Then, when due:
+links whose announced write has not landed (storage/index/search.py), and copies its
+write-ahead log into its file (commits leave that to this). Then the words a restore or a
+rebuild left for later are indexed, and, when due:
 
 - a **heal pass** (storage/index/heal.py) every `heal_every` seconds (so what reached MongoDB
   behind the journal's back shows within that time and one pass), but one that took t
@@ -117,9 +119,11 @@ class Upkeep:
     async def tick(self) -> None:
         listing = self.listing
         await listing.sync()
+        await listing.checkpoint()
         if await listing.holds() is not None:
             listing.fill()
         else:
+            await listing.word_all()
             if await self._claim("heal", self.heal_gap):
                 self.last_heal = await heal(listing)
                 self.heals += 1
