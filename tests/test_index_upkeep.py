@@ -459,6 +459,49 @@ async def test_a_restore_meeting_another_process_s_long_write_answers_all_the_sa
         await front.close()
 
 
+async def test_a_fill_meeting_another_process_s_long_write_restores_later_not_rebuilds(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """The background fill finds the shared file's write lock held by another process
+    (a long step) for its first buckets: it restores them from their shelves once the
+    lock is free, rather than reading every link again to rebuild them."""
+    await owners_links(store, [13, 14], 2)
+    await store.index.complete()
+    assert await store.index.upkeep.shelve() == BUCKETS
+    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)
+    monkeypatch.setattr(search, "BUSY_POLL", 0.05)
+    path = tmp_path / "shared.sqlite"
+    front = await driven(mongodb_uri, path, clock)
+    other = sqlite3.connect(path, isolation_level=None)
+    real_head = front.index.shelves.head
+    asked: list[int] = []
+
+    async def other_process_writes_for_a_while(bucket: int) -> Any:
+        asked.append(bucket)
+        if len(asked) == 1:
+            other.execute("BEGIN IMMEDIATE")
+        elif len(asked) == 3:
+            other.execute("COMMIT")
+        return await real_head(bucket)
+
+    rebuilt: list[set[int]] = []
+
+    async def recorded_rebuild(listing: Any, buckets: set[int]) -> Built:
+        rebuilt.append(buckets)
+        return Built.DONE
+
+    monkeypatch.setattr(front.index.shelves, "head", other_process_writes_for_a_while)
+    monkeypatch.setattr(search, "rebuild", recorded_rebuild)
+    try:
+        await front.index.complete()
+        assert rebuilt == []
+        assert asked[:2] == [0, 1] and asked.count(0) == 2  # bucket 0 tried again
+        assert await titles(front, 13, []) == ["page 13-1", "page 13-0"]
+    finally:
+        other.close()
+        await front.close()
+
+
 async def test_two_processes_sharing_a_file_do_not_rebuild_it_over_each_other(
     store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
 ) -> None:

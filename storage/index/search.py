@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import sqlite3
 import time
@@ -77,6 +78,12 @@ BUSY_POLL = 2.0  # seconds between looks while another process sharing the file 
 RAW: CodecOptions[RawBSONDocument] = CodecOptions(
     document_class=RawBSONDocument, tz_aware=True, tzinfo=UTC
 )
+
+
+class Restored(enum.Enum):
+    HELD = "held"  # the bucket is held (restored now, or before)
+    NO_SHELF = "no shelf"  # nothing usable to restore it from: rebuilt from the collections
+    BUSY = "busy"  # another process held the file: tried again later
 
 
 class IndexListing:
@@ -273,7 +280,7 @@ class IndexListing:
                             if not words or await self._word(catalog, bucket):
                                 return await self._run(fn, catalog)
                             continue  # another process holds the file: ask again
-                if catalog is not None and await self.restore(bucket):
+                if catalog is not None and await self.restore(bucket) is Restored.HELD:
                     continue
             if await self._small():
                 return None
@@ -492,10 +499,16 @@ class IndexListing:
             again = 0
             while True:
                 missing: set[int] = set()
+                busy = False
                 for bucket in range(BUCKETS):
                     await self._give_way()  # an owner waiting for their bucket goes first
-                    if not await self.restore(bucket, background=True):
+                    restored = await self.restore(bucket, background=True)
+                    busy |= restored is Restored.BUSY
+                    if restored is Restored.NO_SHELF:
                         missing.add(bucket)
+                if busy:  # another process held the file: restore them later, not rebuild
+                    await asyncio.sleep(BUSY_POLL)
+                    continue
                 built = await rebuild(self, missing) if missing else Built.DONE
                 if built is Built.DONE:
                     return
@@ -521,44 +534,45 @@ class IndexListing:
             self._failed_at = None
             self._fill = asyncio.create_task(self._fill_all())
 
-    async def restore(self, bucket: int, *, background: bool = False) -> bool:
-        """Hold `bucket`: from its shelf, caught up with the journal. False when it has no
-        usable shelf (or is being rebuilt from the collections). In the `background`, it
-        gives way to owners being answered before it takes the index's lock."""
+    async def restore(self, bucket: int, *, background: bool = False) -> Restored:
+        """Hold `bucket`: from its shelf, caught up with the journal. NO_SHELF when it has
+        no usable shelf (or is being rebuilt from the collections), BUSY when another
+        process held the file past BUSY_TIMEOUT. In the `background`, it gives way to
+        owners being answered before it takes the index's lock."""
         async with self._bucket_locks[bucket]:
             ready = await self.holds()
             if ready is None or bucket in ready:
-                return True
+                return Restored.HELD
             if bucket in self._rebuilding:
-                return False
+                return Restored.NO_SHELF
             epoch = await self.epoch()
             for _ in range(2):  # a shelf replaced while read: read the new one
                 head = await self.shelves.head(bucket)
                 if head is None or head.epoch != epoch:
-                    return False
+                    return Restored.NO_SHELF
                 if background:
                     await self._give_way()
                 try:
                     return await self._restore_from(head, epoch)
                 except ShelfReplaced:
                     continue
-            return False
+            return Restored.NO_SHELF
 
-    async def _restore_from(self, head: Head, epoch: str) -> bool:
+    async def _restore_from(self, head: Head, epoch: str) -> Restored:
         async with self._lock:
             catalog = await self.open()
             if not await self._begin(catalog):
                 # Another process holds the file (a long step): answered meanwhile as a
                 # bucket without a shelf is; a later ask or the fill restores it.
                 log.warning("search index busy; bucket %d not restored now", head.bucket)
-                return False
+                return Restored.BUSY
             try:
                 done = await self._restore_locked(catalog, epoch, head)
                 await self._run(catalog.commit if done else catalog.rollback)
             except BaseException:
                 await self._run(catalog.rollback)
                 raise
-        return done
+        return Restored.HELD if done else Restored.NO_SHELF
 
     async def _restore_locked(self, catalog: Catalog, epoch: str, head: Head) -> bool:
         state = await self._run(catalog.state, epoch)
