@@ -438,17 +438,6 @@ class LinkStore:
             changed.append(link_id)
         return changed
 
-    async def delete(self, owner_id: int, link_id: ObjectId) -> bool:
-        """Forget a link (its screenshot bytes stay in GridFS); False when not the owner's."""
-        doc = await self.links.find_one({"_id": link_id})
-        if doc is None or doc["owner_id"] != owner_id:
-            return False
-        await self.writes.delete(link_id, owner_id)
-        await self.keys.delete_one({"_id": key_id(owner_id, doc["url_key"])})
-        await self.texts.delete_one({"_id": link_id})
-        await self.work.delete_one({"_id": link_id})
-        return True
-
     async def import_links(self, records: list[LinkRecord]) -> int:
         """Store many new links at once (imports, seeding); returns how many were new.
 

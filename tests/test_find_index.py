@@ -19,7 +19,7 @@ from bson import ObjectId
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore
 from storage.terms import terms_for, tokenize
-from tests.records import owned
+from tests.records import deleted, owned
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WORDS = ["apple", "banana", "cherry", "快照", "周末", "delta"]
@@ -86,8 +86,8 @@ async def test_index_follows_add_retag_delete_and_restart(
     assert await titles(store, 7, ["a", "b"]) == ["page 7-1"]
     assert await titles(store, 7, ["b"]) == ["page 7-2", "page 7-1"]
 
-    assert not await store.delete(8, one.id)
-    assert await store.delete(7, one.id)
+    assert not await deleted(store, 8, one.id)
+    assert await deleted(store, 7, one.id)
     assert await titles(store, 7, ["a"]) == []
     assert [(c.tag, c.count) for c in await store.tag_counts(7)] == [("b", 1)]
     assert await titles(store, 7, [], "周末") == ["page 7-2"]
@@ -162,7 +162,7 @@ async def test_find_equals_a_plain_filter_over_the_records(store: LinkStore) -> 
         r.tags = rng.sample(TAGS, rng.randint(0, 3))
         await store.set_tags(r.owner_id, r.id, r.tags)
     for r in rng.sample(batch, 15):
-        assert await store.delete(r.owner_id, r.id)
+        assert await deleted(store, r.owner_id, r.id)
         records.pop(r.id, None)
 
     def expected(owner: int, tags: list[str], words: str) -> list[ObjectId]:

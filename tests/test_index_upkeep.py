@@ -30,7 +30,7 @@ from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
 from storage.trash import Trash
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import deleted, owned
 from tests.test_browse import command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,7 +252,7 @@ async def test_every_store_write_goes_through_the_writer(store: LinkStore) -> No
     trash = Trash(store)
     assert await trash.hide(8, one.id, keep_for=timedelta(minutes=1)) is not None
     await trash.restore(8, one.id)
-    assert await store.delete(8, two.id)
+    assert await deleted(store, 8, two.id)
     doc = await store.db["links"].find_one({"_id": one.id})
     changes = await store.journal.read(0, await store.journal.head())
     assert doc is not None and doc["rev"] == max(c.seq for c in changes if one.id in c.ids)
@@ -992,7 +992,7 @@ async def test_words_left_for_later_stay_true_through_changes_made_before_they_a
         retagged = (await store.find(owners[0], ["t0"])).items
         await store.set_tags(owners[0], retagged[0].id, ["moved"])
         gone = (await store.find(owners[0], ["t2"])).items[0]
-        assert await store.delete(owners[0], gone.id)
+        assert await deleted(store, owners[0], gone.id)
         assert await titles(front, owners[0], ["moved"]) == ["page 40-3"]  # replayed
         assert await titles(front, owners[0], [], "número") == [
             "page 40-3",
