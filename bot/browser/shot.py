@@ -1,0 +1,104 @@
+"""The snapshot of an opened page: its screenshot, metadata and HTML, and later (off the
+photo's path) its main text."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from PIL import Image
+from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from bot.browser.errors import CaptureError, Failure
+from bot.browser.linkfiles import LinkFiles, clean
+from bot.browser.types import Snapshot, SnapshotKind
+from bot.browser.visit import Navigator, Visit
+
+log = logging.getLogger(__name__)
+
+SHOT_TIMEOUT = 15.0
+MAX_HTML_CHARS = 3_000_000
+MAX_TEXT_CHARS = 20_000
+JPEG_QUALITY = 80
+
+_META_JS = """() => {
+  const m = (sel) => { const e = document.querySelector(sel); return e ? e.getAttribute('content') : null; };
+  return {
+    title: document.title || m('meta[property="og:title"]'),
+    description: m('meta[name="description"]') || m('meta[property="og:description"]'),
+    site_name: m('meta[property="og:site_name"]'),
+    lang: document.documentElement.getAttribute('lang'),
+  };
+}"""
+
+
+async def page_snapshot(
+    visit: Visit, navigator: Navigator, files: LinkFiles
+) -> tuple[Snapshot, str]:
+    """The link's snapshot and its page's HTML (a PDF or image link: its file's)."""
+    if visit.kind is SnapshotKind.PDF:
+        return await files.pdf(visit), ""
+    if visit.kind is SnapshotKind.IMAGE:
+        snap = await files.image(visit)
+        if snap is not None:
+            return snap, ""
+        visit.kind = SnapshotKind.PAGE  # Chromium may still draw what Pillow cannot read
+        await navigator.load(visit)
+    await navigator.dismiss_consent(visit)
+    page = visit.page
+    image = await _shot(page)
+    meta = await page.evaluate(_META_JS)
+    html = await page.content()
+    width, height = Image.open(io.BytesIO(image)).size
+    snap = Snapshot(
+        url=visit.url,
+        final_url=page.url,
+        http_status=visit.response.status if visit.response is not None else None,
+        image=image,
+        width=width,
+        height=height,
+        title=clean(meta.get("title")),
+        description=clean(meta.get("description")),
+        site_name=clean(meta.get("site_name")),
+        lang=clean(meta.get("lang")),
+        partial=visit.partial,
+    )
+    return snap, html[:MAX_HTML_CHARS]
+
+
+async def _shot(page: Page) -> bytes:
+    try:
+        return await page.screenshot(
+            type="jpeg", quality=JPEG_QUALITY, full_page=False, timeout=SHOT_TIMEOUT * 1000
+        )
+    except PlaywrightTimeout:
+        raise CaptureError(Failure.TIMEOUT, "the page drew nothing to shoot") from None
+
+
+def with_text(snap: Snapshot, html: str) -> Snapshot:
+    """Main text and any metadata the page's own tags did not give (trafilatura)."""
+    if not html:
+        return snap
+    import trafilatura  # ~25 MB resident: loaded with the first page's text, not at start
+
+    try:
+        doc = trafilatura.bare_extraction(
+            html,
+            url=snap.final_url,
+            with_metadata=True,
+            include_comments=False,
+            favor_precision=True,
+        )
+    except Exception:  # trafilatura can fail on hostile markup; the screenshot still stands
+        log.warning("text extraction failed for a page", exc_info=True)
+        return snap
+    if doc is None:
+        return snap
+    data = doc if isinstance(doc, dict) else doc.as_dict()
+    snap.text = (data.get("text") or "")[:MAX_TEXT_CHARS]
+    snap.title = snap.title or clean(data.get("title"))
+    snap.description = snap.description or clean(data.get("description"))
+    snap.site_name = snap.site_name or clean(data.get("sitename"))
+    snap.lang = snap.lang or clean(data.get("language"))
+    return snap
