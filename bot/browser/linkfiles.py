@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Response
 
 from bot.browser import budget, documents, pdfrender
 from bot.browser.errors import CaptureError, Failure, FileTooLarge, UnreadableFile
@@ -26,10 +27,7 @@ class LinkFiles:
     async def pdf(self, visit: Visit) -> Snapshot:
         """A PDF link: the file itself, its first page drawn, its text."""
         assert visit.response is not None
-        limit = self.options.document_max_bytes
-        declared = documents.declared_size(visit.response.headers)
-        if declared is not None and declared > limit:
-            raise FileTooLarge("pdf", declared, limit)
+        limit = self._limit(visit.response, "pdf")
         final_url = visit.response.url
         # Chromium's viewer is reading the file too; closing the page stops that.
         await quietly(asyncio.wait_for(visit.page.close(), 5))
@@ -55,6 +53,14 @@ class LinkFiles:
             file_name=name,
         )
 
+    def _limit(self, response: Response, what: str) -> int:
+        """The most bytes a file may have; FileTooLarge when its server says it has more."""
+        limit = self.options.document_max_bytes
+        declared = documents.declared_size(response.headers)
+        if declared is not None and declared > limit:
+            raise FileTooLarge(what, declared, limit)
+        return limit
+
     async def _fetch(self, visit: Visit, url: str, what: str, limit: int) -> bytes:
         refused_before = set(visit.session.refusals)
         try:
@@ -72,10 +78,7 @@ class LinkFiles:
     async def image(self, visit: Visit) -> Snapshot | None:
         """An image link: the file and a JPEG of it; None to shoot it as a page instead."""
         assert visit.response is not None
-        limit = self.options.document_max_bytes
-        declared = documents.declared_size(visit.response.headers)
-        if declared is not None and declared > limit:
-            raise FileTooLarge("image", declared, limit)
+        limit = self._limit(visit.response, "image")
         final_url = visit.response.url
         if visit.downloaded:
             data = await self._fetch(visit, final_url, "image", limit)
