@@ -18,15 +18,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bson import ObjectId
 
 from storage.index.catalog import Catalog, fingerprint
 from storage.index.rows import raw_id
-
-if TYPE_CHECKING:
-    from storage.index.search import IndexListing
+from storage.index.view import IndexView
 
 log = logging.getLogger(__name__)
 _BATCH = 2000
@@ -40,7 +37,7 @@ class Healed:
     seconds: float
 
 
-async def heal(listing: IndexListing) -> Healed:
+async def heal(listing: IndexView) -> Healed:
     """One pass; returns what it did."""
     started = time.monotonic()
     await listing.sync()

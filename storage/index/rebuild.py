@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import bson
 from bson import ObjectId
@@ -40,9 +40,7 @@ from storage.index.rows import (
     split_terms,
     waits_of,
 )
-
-if TYPE_CHECKING:
-    from storage.index.search import IndexListing
+from storage.index.view import IndexView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,11 +109,11 @@ class _Build:
     generation: str = ""
 
 
-async def rebuild(listing: IndexListing, buckets: set[int]) -> Built:
+async def rebuild(listing: IndexView, buckets: set[int]) -> Built:
     """Build these buckets from the collections and hold them (those held meanwhile by a
     restore are left alone). One process at a time per file."""
     started = time.monotonic()
-    listing._rebuilding |= buckets
+    listing.rebuilding |= buckets
     passes: _Passes | None = None
     try:
         head = await listing.journal.head()
@@ -127,7 +125,7 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> Built:
         got = await listing.locked(lambda c: _drop(c, buckets, build, listing.clock()))
         if got is None:
             return Built.BUSY
-        listing._rebuilding -= buckets - got
+        listing.rebuilding -= buckets - got
         buckets = got
         if not buckets:
             await listing.locked(lambda c: _end(c, build))
@@ -150,7 +148,7 @@ async def rebuild(listing: IndexListing, buckets: set[int]) -> Built:
         )
         return Built.DONE
     finally:
-        listing._rebuilding -= buckets
+        listing.rebuilding -= buckets
         listing.pinned = None
         if passes is not None:
             async with passes.lock:  # no pass is still using the staging connection
@@ -161,7 +159,7 @@ class _Passes:
     """The two reads into the staging file, and the rows out of it into the index."""
 
     def __init__(
-        self, listing: IndexListing, staging: Staging, buckets: set[int], build: _Build
+        self, listing: IndexView, staging: Staging, buckets: set[int], build: _Build
     ) -> None:
         self.listing = listing
         self.staging = staging
@@ -306,13 +304,13 @@ async def _unseen(passes: _Passes) -> dict[ObjectId, Wait] | None:
 
 
 async def _finish(
-    listing: IndexListing, buckets: set[int], build: _Build, unseen: dict[ObjectId, Wait]
+    listing: IndexView, buckets: set[int], build: _Build, unseen: dict[ObjectId, Wait]
 ) -> bool:
     """Apply what was written to these buckets during the pass (and read the `unseen`
     again), and hold them; False when the catalog was reset since the pass began, or
     another process took the rebuild over (this one went quiet past its lease)."""
     head, now = build.head, listing.clock()
-    async with listing._lock:
+    async with listing.lock:
         catalog = await listing.open()
         epoch = await listing.epoch()
         try:

@@ -115,10 +115,10 @@ class IndexListing:
         self.upkeep = Upkeep(self, heal_every=heal_every or HEAL_EVERY)
         self._catalog: Catalog | None = None
         self._epoch: str | None = None
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
         self._bucket_locks = [asyncio.Lock() for _ in range(BUCKETS)]
         self._fill: asyncio.Task[None] | None = None
-        self._rebuilding: set[int] = set()
+        self.rebuilding: set[int] = set()
         self._failed_at: float | None = None
         self._asking = 0  # owners waiting for their bucket's restore
         self._quiet = asyncio.Event()  # set when none is: the background fill may go on
@@ -136,7 +136,7 @@ class IndexListing:
         if self._fill is not None:
             self._fill.cancel()
             await asyncio.gather(self._fill, return_exceptions=True)
-        async with self._lock:
+        async with self.lock:
             if self._catalog is not None:
                 await self._run(self._catalog.close)
                 self._catalog = None
@@ -169,7 +169,7 @@ class IndexListing:
 
     async def locked(self, fn: Callable[[Catalog], T]) -> T:
         """Run `fn` on the catalog, alone (one connection: one user at a time)."""
-        async with self._lock:
+        async with self.lock:
             return await self._run(fn, await self.open())
 
     async def holds(self) -> set[int] | None:
@@ -222,7 +222,7 @@ class IndexListing:
         is already past `seq`, its replay read these links (perhaps before they landed:
         they are unsettled and read again).
         """
-        async with self._lock:
+        async with self.lock:
             catalog = await self.open()
             epoch = await self.epoch()
             state = await self._run(catalog.state, epoch)
@@ -272,7 +272,7 @@ class IndexListing:
         bucket = bucket_of(owner_id)
         for _ in range(3):
             with self._asked():
-                async with self._lock:
+                async with self.lock:
                     catalog = await self._sync_locked()
                     if catalog is not None:
                         ready = await self._run(catalog.ready)
@@ -312,7 +312,7 @@ class IndexListing:
         being answered."""
         while True:
             await self._give_way()
-            async with self._lock:
+            async with self.lock:
                 catalog = await self.open()
                 bucket = await self._run(catalog.unworded)
                 if bucket is None or not await self._word(catalog, bucket):
@@ -352,7 +352,7 @@ class IndexListing:
         return self._links_count <= NATIVE_UP_TO
 
     async def sync(self) -> None:
-        async with self._lock:
+        async with self.lock:
             await self._sync_locked()
 
     async def _sync_locked(self) -> Catalog | None:
@@ -543,7 +543,7 @@ class IndexListing:
             ready = await self.holds()
             if ready is None or bucket in ready:
                 return Restored.HELD
-            if bucket in self._rebuilding:
+            if bucket in self.rebuilding:
                 return Restored.NO_SHELF
             epoch = await self.epoch()
             for _ in range(2):  # a shelf replaced while read: read the new one
@@ -559,7 +559,7 @@ class IndexListing:
             return Restored.NO_SHELF
 
     async def _restore_from(self, head: Head, epoch: str) -> Restored:
-        async with self._lock:
+        async with self.lock:
             catalog = await self.open()
             if not await self._begin(catalog):
                 # Another process holds the file (a long step): answered meanwhile as a

@@ -28,16 +28,13 @@ import socket
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pymongo.errors import PyMongoError
 
 from storage.index.catalog import BUCKETS
 from storage.index.heal import Healed, heal
+from storage.index.view import IndexView
 from storage.models import utcnow
-
-if TYPE_CHECKING:
-    from storage.index.search import IndexListing
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,7 @@ LIVE = timedelta(minutes=10)  # an index not heard from for this long no longer 
 
 
 class Upkeep:
-    def __init__(self, listing: IndexListing, *, heal_every: float = HEAL_EVERY) -> None:
+    def __init__(self, listing: IndexView, *, heal_every: float = HEAL_EVERY) -> None:
         self.listing = listing
         self.heal_every = heal_every
         self.heal_gap = heal_every
