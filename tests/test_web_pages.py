@@ -12,12 +12,24 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from bot.browser.types import ArtifactKind
+from bot.chat.callbacks import MakeFile, codec_for
 from bot.chat.render import plain_text
 from bot.i18n import texts_for
 from storage.models import Status
+from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
+from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.web_helpers import DARK, LIGHT, app_url, init_data, launch_url, seed
+from tests.web_helpers import (
+    DARK,
+    LIGHT,
+    app_url,
+    front_and_worker,
+    init_data,
+    launch_url,
+    seed,
+)
 
 ANN = 42
 TIMEOUT = 30_000  # ms: for what the bot does (a capture), not for the page's own speed
@@ -320,6 +332,44 @@ async def test_capture_again_and_files_from_the_page(ui_browser: Browser, bot: B
     await expect(item).to_have_attribute("data-stage", "done", timeout=TIMEOUT)
     await bot.api.wait_until(lambda: len(bot.api.calls_of("sendPhoto", ANN, ok_only=True)) > photos)
     await context.close()
+
+
+async def download(page: Page, bot: BotHarness, kind: str) -> bytes:
+    """The file the page offers for `kind`, fetched as the browser would."""
+    link = page.locator(f"#detail-files a.download[data-kind={kind}]").first
+    await expect(link).to_be_visible(timeout=TIMEOUT)
+    href = await link.get_attribute("href")
+    assert href is not None
+    answer = await page.request.get(app_url(bot).rstrip("/") + href)
+    assert answer.ok, answer.status
+    return await answer.body()
+
+
+async def test_a_front_without_a_browser_has_files_made_by_a_worker(
+    ui_browser: Browser, botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, capturer: Any
+) -> None:
+    """`python -m bot front` has no browser: the page's PDF and the chat's 🗄 button are
+    made by the worker beside it, through the database."""
+    async with front_and_worker(botapi, mongodb_uri, pages, capturer) as bot:
+        assert bot.services.capturer is None and bot.services.worker is None
+        photo = await bot.snapshot(ANN, "/article/front-files", "#f")  # the worker shot it
+        [record] = await bot.records(ANN)
+        context, page = await mini_app(ui_browser, bot)
+        await open_card(page, record.title or "")
+        await page.click("#detail-file-pdf")
+        assert (await download(page, bot, "pdf")).startswith(b"%PDF")
+        # and the chat's archive button, pressed in the same front
+        start = len(botapi.calls)
+        archive = MakeFile(record.id, ArtifactKind.MHTML)
+        botapi.press_button(ANN, photo, codec_for(bot.settings.token).encode(archive, ANN))
+        document = await botapi.wait_for(
+            lambda c: c.method == "sendDocument" and c.ok and c.params["chat_id"] == ANN,
+            since=start,
+            timeout=60,
+        )
+        assert document.result["document"]["file_name"].endswith(".mhtml")
+        assert await bot.store.db["file_orders"].count_documents({}) == 0
+        await context.close()
 
 
 # --- in a browser, and in Chinese ------------------------------------------------------------
