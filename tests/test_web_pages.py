@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from bot.browser.types import ArtifactKind
@@ -309,29 +310,80 @@ async def test_bulk_retag_and_rename_a_tag_across_links(
     await context.close()
 
 
+# Every stage a link's progress item on the add page is shown in, in order.
+WATCH_STAGES = """() => {
+  window.stagesSeen = [];
+  new MutationObserver(() => {
+    const item = document.querySelector("#add-results .progress");
+    const seen = window.stagesSeen;
+    if (item && seen[seen.length - 1] !== item.dataset.stage) seen.push(item.dataset.stage);
+  }).observe(document.body, { subtree: true, childList: true, attributes: true });
+}"""
+
+
 async def test_capture_again_and_files_from_the_page(ui_browser: Browser, bot: BotHarness) -> None:
     await bot.snapshot(ANN, "/article/files", "#f")
     context, page = await mini_app(ui_browser, bot)
     [record] = await bot.records(ANN)
     await open_card(page, record.title or "")
+    assert "null" not in (await page.locator("#detail").inner_text())  # nothing absent shown
     await page.click("#detail-file-pdf")
-    link = page.locator("#detail-files a.download[data-kind=pdf]")
-    await expect(link).to_be_visible(timeout=TIMEOUT)
-    href = await link.get_attribute("href")
-    assert href is not None
-    pdf = await page.request.get(app_url(bot).rstrip("/") + href)
-    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
-    assert (await pdf.body()).startswith(b"%PDF")
+    assert (await download(page, bot, "pdf")).startswith(b"%PDF")
     kept = await bot.store.db["link_files"].count_documents({})
+    opened = bot.pages.hits["/article/files"]
     await page.click("#detail-file-pdf")  # made once: the second press finds it kept
     await expect(page.locator("#detail-files a.download[data-kind=pdf]")).to_have_count(2)
     assert await bot.store.db["link_files"].count_documents({}) == kept == 1
+    assert bot.pages.hits["/article/files"] == opened  # the page was not opened again
+    # the full page and the offline copy, with their real types
+    await page.click("#detail-file-full_page")
+    full = await download(page, bot, "full_page")
+    assert full.startswith(b"\xff\xd8")  # a JPEG
+    await page.click("#detail-file-mhtml")
+    offline = await download(page, bot, "mhtml")
+    assert b"multipart/related" in offline[:2000] and b"Article files" in offline
+    # capture again: the page follows the link from "queued" to a new screenshot
     photos = len(bot.api.calls_of("sendPhoto", ANN, ok_only=True))
+    await page.evaluate(WATCH_STAGES)
     await page.click("#detail-recapture")
     item = page.locator("#add-results .progress").first
     await expect(item).to_have_attribute("data-stage", "done", timeout=TIMEOUT)
+    stages = await page.evaluate("window.stagesSeen")
+    assert stages[0] == "pending" and stages[-1] == "done", stages
     await bot.api.wait_until(lambda: len(bot.api.calls_of("sendPhoto", ANN, ok_only=True)) > photos)
+    [again] = await bot.records(ANN)
+    assert again.screenshot and record.screenshot
+    new_shot = str(again.screenshot.gridfs_id)
+    assert new_shot != str(record.screenshot.gridfs_id)
+    await expect(item.locator("img.shot")).to_have_attribute("src", re.compile(new_shot))
     await context.close()
+
+
+async def test_page_and_chat_pressing_at_once_make_the_file_once(bot: BotHarness) -> None:
+    """The page's 🖨 and the chat's 🖨 pressed together: the page is printed once, and
+    both get that one file."""
+    photo = await bot.snapshot(ANN, "/article/race", "#f")
+    [record] = await bot.records(ANN)
+    opened = bot.pages.hits["/article/race"]
+    start = len(bot.api.calls)
+    button = codec_for(bot.settings.token).encode(MakeFile(record.id, ArtifactKind.PDF), ANN)
+    url = app_url(bot) + f"api/links/{record.id}/files/pdf"
+    async with aiohttp.ClientSession(headers={"Authorization": "tma " + init_data(ANN)}) as http:
+        asking = asyncio.ensure_future(http.post(url))
+        bot.api.press_button(ANN, photo, button)
+        async with await asking as answer:
+            assert answer.status == 200
+            made = await answer.json()
+        async with http.get(app_url(bot).rstrip("/") + made["url"]) as served:
+            from_page = await served.read()
+    document = await bot.api.wait_for(
+        lambda c: c.method == "sendDocument" and c.ok and c.params["chat_id"] == ANN,
+        since=start,
+        timeout=60,
+    )
+    assert bot.pages.hits["/article/race"] == opened + 1  # printed once
+    assert bot.api.download(document.result["document"]["file_id"]) == from_page
+    assert from_page.startswith(b"%PDF")
 
 
 async def download(page: Page, bot: BotHarness, kind: str) -> bytes:

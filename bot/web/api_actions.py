@@ -205,7 +205,11 @@ async def recapture(request: web.Request) -> web.Response:
         return not_found()
     await intake.requeue(ctx.services.pipeline, record)
     ctx.services.wake_workers()
-    return web.json_response(card(ctx, viewer.user_id, record))
+    # As it stands now (queued again), not as it was: the page follows it from there.
+    requeued = await ctx.services.store.get(viewer.user_id, record.id)
+    if requeued is None:  # deleted this very moment
+        return not_found()
+    return web.json_response(card(ctx, viewer.user_id, requeued))
 
 
 async def make_file(request: web.Request) -> web.Response:
