@@ -254,6 +254,9 @@ async def test_edit_tags_delete_undo_and_the_chat_follows(
     assert "#reading — 1" in await bot.answer(ANN, "/tags")
     assert title in await bot.answer(ANN, "/find #机器学习")
     assert "No links match" in await bot.answer(ANN, "/find #draft")
+    inline = bot.api.send_inline_query(ANN, "#机器学习")
+    await bot.api.wait_until(lambda: inline in bot.api.inline_answers, timeout=20)
+    assert [r["id"] for r in bot.api.inline_answers[inline]["results"]] == [str(record.id)]
     # delete, and undo
     start = len(bot.api.calls)
     await page.click("#detail-delete")
@@ -271,42 +274,61 @@ async def test_edit_tags_delete_undo_and_the_chat_follows(
     await context.close()
 
 
+async def select(page: Page, *titles: str) -> None:
+    await page.click("#select")
+    for title in titles:
+        await page.locator("#grid .card", has_text=title).click()
+    await expect(page.locator("#bulk-count")).to_have_text(f"{len(titles)} selected")
+
+
 async def test_bulk_retag_and_rename_a_tag_across_links(
     ui_browser: Browser, bot: BotHarness
 ) -> None:
     photo = await bot.snapshot(ANN, "/article/bulk-a", "#js")
+    sent = "Article bulk-a"  # the link sent in the chat: its caption follows each change
     await seed(bot.store, ANN, "Second", ["js"], minutes_ago=10)
     await seed(bot.store, ANN, "Third", ["python"], minutes_ago=20)
+    await seed(bot.store, ANN, "Both", ["js", "javascript"], minutes_ago=30)
     context, page = await mini_app(ui_browser, bot, width=360)
-    await expect(page.locator("#grid .card")).to_have_count(3, timeout=TIMEOUT)
-    await page.click("#select")
-    for title in ("Second", "Third"):
-        await page.locator("#grid .card", has_text=title).click()
-    await expect(page.locator("#bulk-count")).to_have_text("2 selected")
+    await expect(page.locator("#grid .card")).to_have_count(4, timeout=TIMEOUT)
+    start = len(bot.api.calls)
+    await select(page, sent, "Third")
     await page.fill("#bulk-tag", "#web")
     await page.click("#bulk-add")
     await expect(page.locator(".chip[data-tag=web]")).to_have_text("#web 2")
     assert {r.title: r.tags for r in await bot.records(ANN)}["Third"] == ["python", "web"]
-    # rename #js into #javascript: every link, and the chat's snapshot caption
+    assert "#web" in (await bot.caption_edit(photo, start))["caption"]
+    # and a tag taken off several links at once
+    start = len(bot.api.calls)
+    await select(page, sent)
+    await page.fill("#bulk-tag", "#web")
+    await page.click("#bulk-remove")
+    await expect(page.locator(".chip[data-tag=web]")).to_have_text("#web 1")
+    assert "#web" not in (await bot.caption_edit(photo, start))["caption"]
+    # rename #js into #javascript: every link, and the chat's snapshot caption; a link
+    # that had both ends with one
     start = len(bot.api.calls)
     await page.click(".rename summary")
     await page.fill("#rename-from", "#js")
     await page.fill("#rename-to", "#javascript")
     await page.click("#rename-submit")
-    await expect(page.locator("#toast")).to_have_text("#js → #javascript: 2 links changed.")
-    await expect(page.locator(".chip[data-tag=javascript]")).to_have_text("#javascript 2")
+    await expect(page.locator("#toast")).to_have_text("#js → #javascript: 3 links changed.")
+    await expect(page.locator(".chip[data-tag=javascript]")).to_have_text("#javascript 3")
     await expect(page.locator(".chip[data-tag=js]")).to_have_count(0)
     assert "#javascript" in (await bot.caption_edit(photo, start))["caption"]
+    assert {r.title: r.tags for r in await bot.records(ANN)}["Both"] == ["javascript"]
     tags = await bot.answer(ANN, "/tags")
-    assert "#javascript — 2" in tags and "#js —" not in tags
-    # bulk delete, with undo
-    await page.click("#select")
-    for title in ("Second", "Third"):
-        await page.locator("#grid .card", has_text=title).click()
+    assert "#javascript — 3" in tags and "#js —" not in tags
+    # bulk delete, with undo; the chat's snapshot says so
+    start = len(bot.api.calls)
+    await select(page, sent, "Third")
     await page.click("#bulk-delete")
-    await expect(page.locator("#grid .card")).to_have_count(1)
+    await expect(page.locator("#grid .card")).to_have_count(2)
+    assert "Deleted" in (await bot.caption_edit(photo, start))["caption"]
+    start = len(bot.api.calls)
     await page.click("#toast button")
-    await expect(page.locator("#grid .card")).to_have_count(3)
+    await expect(page.locator("#grid .card")).to_have_count(4)
+    assert "Deleted" not in (await bot.caption_edit(photo, start))["caption"]
     await context.close()
 
 
