@@ -18,6 +18,7 @@ from bot.chat.callbacks import MakeFile, codec_for
 from bot.chat.render import plain_text
 from bot.i18n import texts_for
 from storage.models import Status
+from tests.conftest import free_port
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.fakes.pages import PageServer
@@ -46,9 +47,12 @@ async def mini_app(
     theme: dict[str, str] | None = None,
     width: int = 1100,
     query: str = "",
+    init_script: str | None = None,
 ) -> tuple[BrowserContext, Page]:
     """The library opened from the bot's menu button."""
     context = await browser.new_context(viewport={"width": width, "height": 900})
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     url = launch_url(app_url(bot) + query, init_data(user, lang=lang), theme)
     await page.goto(url)
@@ -444,6 +448,79 @@ async def test_a_front_without_a_browser_has_files_made_by_a_worker(
         assert document.result["document"]["file_name"].endswith(".mhtml")
         assert await bot.store.db["file_orders"].count_documents({}) == 0
         await context.close()
+
+
+# The Telegram client's side of the WebView bridge, recording what the SDK asks of it.
+BRIDGE = """
+window.bridgeEvents = [];
+window.TelegramWebviewProxy = {
+  postEvent(type, data) { window.bridgeEvents.push([type, data ? JSON.parse(data) : null]); },
+};
+"""
+BACK_BUTTON = """(visible) => window.bridgeEvents.filter((e) => e[0] === "web_app_setup_back_button")
+  .map((e) => e[1].is_visible).at(-1) === visible"""
+
+
+async def test_inside_telegram_the_back_button_haptics_and_theme_are_the_clients(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    theme = {**LIGHT, "bg_color": "#123456", "text_color": "#fedcba"}
+    context, page = await mini_app(ui_browser, bot, theme=theme, init_script=BRIDGE)
+    # the client's own colours, not the page's fallbacks
+    assert await page.evaluate("getComputedStyle(document.body).backgroundColor") == (
+        "rgb(18, 52, 86)"
+    )
+    assert await page.evaluate("getComputedStyle(document.body).color") == "rgb(254, 220, 186)"
+    await page.click(".chip[data-tag=rust]")  # a light tap under the finger
+    await page.wait_for_function(
+        """() => window.bridgeEvents.some((e) => e[0] === "web_app_trigger_haptic_feedback"
+            && e[1].type === "selection_change")"""
+    )
+    await expect(page.locator("#grid .card")).to_have_count(3)
+    await open_card(page, "Rust ownership")
+    await page.wait_for_function(BACK_BUTTON, arg=True)  # Telegram's back button shown
+    await page.evaluate("window.Telegram.WebView.receiveEvent('back_button_pressed')")
+    await expect(page.locator("#detail")).to_be_hidden()  # pressing it closes the link
+    await expect(page.locator("#grid .card")).to_have_count(3)
+    await page.wait_for_function(BACK_BUTTON, arg=False)  # and hides the button again
+    await context.close()
+
+
+async def test_the_find_and_tags_buttons_open_the_library_filtered_the_same_way(
+    ui_browser: Browser, harness_factory: Any
+) -> None:
+    """An https WEBAPP_URL with a path (/app/): the buttons /find and /tags send, and the
+    page they open, served under that path."""
+    port = free_port()
+    bot: BotHarness = await harness_factory(
+        webapp_url="https://links.example/app/", web_listen=f"127.0.0.1:{port}"
+    )
+    await library(bot)
+    found = await bot.command(ANN, "/find #rust #async tokio")
+    assert found.ok and "Tokio internals" in found.result["text"]
+    url = found.params["reply_markup"]["inline_keyboard"][-1][0]["web_app"]["url"]
+    assert url == "https://links.example/app/?view=manage&tags=rust%2Casync&q=tokio"
+    tags = await bot.command(ANN, "/tags")
+    assert tags.params["reply_markup"]["inline_keyboard"][-1][0]["web_app"]["url"] == (
+        "https://links.example/app/?view=manage"
+    )
+    # what Telegram opens, here served on this machine under the same path
+    local = url.replace("https://links.example/", f"http://127.0.0.1:{port}/")
+    context = await ui_browser.new_context()
+    page = await context.new_page()
+    await page.goto(launch_url(local, init_data(ANN)))
+    await expect(page.locator("#grid .card")).to_have_count(1, timeout=TIMEOUT)
+    assert await tiles(page) == ["Tokio internals"]
+    for tag in ("rust", "async"):
+        await expect(page.locator(f".chip[data-tag={tag}]")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+    await expect(page.locator("#search")).to_have_value("tokio")
+    thumb = page.locator("#grid .card img.thumb")
+    await expect(thumb).to_have_js_property("complete", True)
+    assert await thumb.evaluate("img => img.naturalWidth") == 400  # media under /app/ too
+    await context.close()
 
 
 # --- in a browser, and in Chinese ------------------------------------------------------------
