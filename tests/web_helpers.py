@@ -129,11 +129,13 @@ async def seed(
     minutes_ago: int = 0,
     colour: str = "#3a7bd5",
     url: str | None = None,
+    image: bytes | None = None,
     **fields: Any,
 ) -> LinkRecord:
-    """A finished link with a stored screenshot, as if captured `minutes_ago`."""
+    """A finished link with a stored screenshot (`image`, else a JPEG drawn here), as if
+    captured `minutes_ago`."""
     url = url or f"https://example.org/{owner}/{urllib.parse.quote(title)}/{minutes_ago}"
-    image_id = await store.put_image(picture(colour=colour), "seed.jpg")
+    image_id = await store.put_image(image or picture(colour=colour), "seed.jpg")
     created: datetime = utcnow() - timedelta(minutes=minutes_ago)
     record = owned(
         owner,
