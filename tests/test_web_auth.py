@@ -16,11 +16,12 @@ import aiohttp
 import pytest
 from bson import ObjectId
 from PIL import Image
+from pydantic import ValidationError
 
 from bot.web import initdata
 from storage.models import utcnow
 from storage.websessions import SESSION_IDLE, Sessions, SignIns, WebUser, token_hash
-from tests.conftest import free_port
+from tests.conftest import base_env, free_port, settings_for
 from tests.harness import BotHarness
 from tests.web_helpers import TOKEN, app_url, init_data, seed
 
@@ -60,6 +61,25 @@ def test_initdata_verified_as_telegram_documents() -> None:
     assert initdata.verify(init_data(ANN, auth_date=now - 23 * 3600), TOKEN, now=now)
     with pytest.raises(initdata.Malformed):
         initdata.verify("a=1&a=2", TOKEN, now=now)
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://links.example/app/", True),
+        ("http://127.0.0.1:8080/", True),
+        ("http://localhost:8080/app/", True),
+        ("http://links.example/", False),  # Telegram would refuse it, and cookies leak
+        ("http://198.18.0.1/", False),
+    ],
+)
+def test_webapp_url_must_be_https_unless_local(url: str, accepted: bool) -> None:
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x", webapp_url=url)
+    if accepted:
+        assert str(settings_for(env).webapp_url) == url
+    else:
+        with pytest.raises(ValidationError, match="use https"):
+            settings_for(env)
 
 
 # --- refusals ------------------------------------------------------------------------

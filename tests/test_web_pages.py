@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.chat.callbacks import MakeFile, codec_for
 from bot.chat.render import plain_text
 from bot.i18n import texts_for
 from storage.models import Status
+from storage.websessions import Sessions, WebUser
 from tests.conftest import free_port
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
@@ -567,6 +569,37 @@ async def test_forged_launch_data_shows_a_clear_page_and_no_data(
     await page.goto(launch_url(app_url(bot), forged))
     await expect(page.locator("#refusal")).to_contain_text("not from Telegram")
     assert await page.locator("#grid .card").count() == 0
+    await context.close()
+
+
+async def test_expired_launch_data_shows_a_clear_page_and_no_data(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    context = await ui_browser.new_context()
+    page = await context.new_page()
+    old = init_data(ANN, auth_date=time.time() - 25 * 3600)
+    await page.goto(launch_url(app_url(bot), old))
+    await expect(page.locator("#refusal")).to_have_text(
+        plain_text(texts_for("en").web_ui["expired"])
+    )
+    assert await page.locator("#grid .card").count() == 0
+    await context.close()
+
+
+async def test_a_chinese_users_browser_session_shows_chinese(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    token = await Sessions(bot.store.db).start(WebUser(ANN, "zh-hans", "安"))
+    context = await ui_browser.new_context()
+    await context.add_cookies([{"name": "linksnap_session", "value": token, "url": app_url(bot)}])
+    page = await context.new_page()
+    await page.goto(app_url(bot))
+    await expect(page.locator("#total")).to_have_text("共 5 个链接", timeout=TIMEOUT)
+    await expect(page.locator("header h1")).to_have_text("链接快照平台")
+    await expect(page.locator("#nav-add")).to_have_text("添加链接")
+    await expect(page.locator("#nav-manage")).to_have_text("link管理")
     await context.close()
 
 
