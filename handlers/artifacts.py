@@ -2,7 +2,8 @@
 
 The press is answered at once; the file is made (or found) in the background so a
 capture of many seconds holds up none of the user's other updates. A process without a
-browser (the front role) still resends files made before, and says so for new ones.
+browser (the front role) resends files made before and has new ones made by a worker
+(bot/library/artifacts.py orders them).
 """
 
 from __future__ import annotations
@@ -40,9 +41,6 @@ async def make_file(update: Update, context: Context, action: MakeFile) -> None:
     if record.kind != "page":
         await query.answer(texts.file_not_a_page, show_alert=True)
         return
-    if services.capturer is None and not await _kept(services, record, action):
-        await query.answer(texts.file_no_browser, show_alert=True)
-        return
     what = texts.file_kinds.get(str(action.kind), str(action.kind))
     await query.answer(texts.file_making.format(what=what))
     chat_id = query.message.chat.id if query.message else record.chat_id
@@ -53,11 +51,6 @@ async def make_file(update: Update, context: Context, action: MakeFile) -> None:
     )
     delivery = _Delivery(services, context.bot, record, action, texts, chat_id, reply)
     services.spawn(delivery.run())
-
-
-async def _kept(services: Services, record: LinkRecord, action: MakeFile) -> bool:
-    of_shot = record.screenshot.gridfs_id if record.screenshot else None
-    return await artifacts.files_of(services.store).get(record.id, action.kind, of_shot) is not None
 
 
 @dataclass(frozen=True)

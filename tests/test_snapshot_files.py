@@ -17,6 +17,7 @@ import pytest
 from bot.browser.types import ArtifactKind
 from bot.chat.callbacks import Delete, MakeFile, Recapture, codec_for
 from bot.i18n import texts_for
+from bot.library import artifacts
 from storage.artifacts import LinkFiles
 from storage.images import ImageNotFound
 from storage.models import LinkRecord
@@ -268,25 +269,29 @@ async def test_archive_button_sends_mhtml_once_then_by_file_id(bot: BotHarness) 
 
 
 async def test_without_a_browser_kept_files_still_come_and_new_ones_are_explained(
-    bot: BotHarness,
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A process with no browser (the front role) resends what was made and says why it
-    cannot make the rest."""
+    """A process with no browser (the front role) resends what was made; a new file is
+    ordered from the workers, and when none makes it in time the user is told why."""
+    monkeypatch.setattr(artifacts, "ORDER_PATIENCE", 1.0)
     _, photo = await snapshot(bot, 42, "/article/front")
     record = await record_of(bot, 42)
     pdf = file_button(bot, photo, record, ArtifactKind.PDF)
     _, first = await press_for_document(bot, 42, photo, pdf)
     pipeline = bot.services.pipeline
-    capturer, pipeline.capturer = pipeline.capturer, None
+    capturer, pipeline.capturer = pipeline.capturer, None  # no browser, so no worker either
     try:
         _, again = await press_for_document(bot, 42, photo, pdf, timeout=20)
         assert again.params["document"] == first.result["document"]["file_id"]
         start = len(bot.api.calls)
         bot.api.press_button(42, photo.result, file_button(bot, photo, record, ArtifactKind.MHTML))
-        answer = await bot.api.wait_for(
-            lambda c: c.method == "answerCallbackQuery" and c.ok, since=start, timeout=20
+        told = await bot.api.wait_for(
+            lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == 42,
+            since=start,
+            timeout=20,
         )
-        assert answer.params.get("text") == EN.file_no_browser
+        assert told.params["text"] == EN.file_no_browser
+        assert not [c for c in bot.api.calls[start:] if c.method == "sendDocument"]
     finally:
         pipeline.capturer = capturer
 

@@ -6,6 +6,7 @@ the pages themselves are driven in Chromium in tests/test_web_pages.py.
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from datetime import timedelta
@@ -14,11 +15,13 @@ from typing import Any
 import aiohttp
 import pytest
 from bson import ObjectId
+from PIL import Image
+from pydantic import ValidationError
 
 from bot.web import initdata
 from storage.models import utcnow
 from storage.websessions import SESSION_IDLE, Sessions, SignIns, WebUser, token_hash
-from tests.conftest import free_port
+from tests.conftest import base_env, free_port, settings_for
 from tests.harness import BotHarness
 from tests.web_helpers import TOKEN, app_url, init_data, seed
 
@@ -60,6 +63,25 @@ def test_initdata_verified_as_telegram_documents() -> None:
         initdata.verify("a=1&a=2", TOKEN, now=now)
 
 
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://links.example/app/", True),
+        ("http://127.0.0.1:8080/", True),
+        ("http://localhost:8080/app/", True),
+        ("http://links.example/", False),  # Telegram would refuse it, and cookies leak
+        ("http://198.18.0.1/", False),
+    ],
+)
+def test_webapp_url_must_be_https_unless_local(url: str, accepted: bool) -> None:
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x", webapp_url=url)
+    if accepted:
+        assert str(settings_for(env).webapp_url) == url
+    else:
+        with pytest.raises(ValidationError, match="use https"):
+            settings_for(env)
+
+
 # --- refusals ------------------------------------------------------------------------
 
 
@@ -84,9 +106,18 @@ async def test_forged_or_old_launch_data_gets_no_data(bot: BotHarness) -> None:
 async def test_another_users_link_thumbnail_and_file_are_404_like_missing_ones(
     bot: BotHarness,
 ) -> None:
-    ann = await seed(bot.store, ANN, "Ann's secret", ["private"])
+    ann = await seed(
+        bot.store, ANN, "Ann's secret", ["private"], url=bot.pages.url("/article/secret")
+    )
     bob = await seed(bot.store, BOB, "Bob's page", ["mine"])
     base = app_url(bot)
+    # Ann has a PDF of it: what Bob is refused exists
+    files = base + f"api/links/{ann.id}/files/pdf"
+    async with aiohttp.ClientSession(headers=tma(ANN)) as http, http.post(files) as made:
+        assert made.status == 200
+        pdf_url = (await made.json())["url"]
+    status, body, _ = await get(base.rstrip("/") + pdf_url)
+    assert status == 200 and isinstance(body, bytes) and body.startswith(b"%PDF")
     _, bobs, _ = await get(base + f"api/links/{bob.id}", headers=tma(BOB))
     missing = str(ObjectId())
     answers = []
@@ -104,6 +135,10 @@ async def test_another_users_link_thumbnail_and_file_are_404_like_missing_ones(
         status, data, _ = await get(
             base + f"media/pdf/{link_id}?u={ANN}&v=pdf&e={int(time.time()) + 3600}&s=x"
         )
+        answers.append((status, data))
+        # Bob's own signature, for Bob, on Ann's file
+        signed = pdf_url.replace(f"u={ANN}", f"u={BOB}").replace(str(ann.id), link_id)
+        status, data, _ = await get(base.rstrip("/") + signed)
         answers.append((status, data))
         status, data, _ = await get(base + f"api/links/{link_id}/events", headers=tma(BOB))
         answers.append((status, data))
@@ -237,6 +272,49 @@ async def test_a_session_ends_after_30_idle_days(bot: BotHarness) -> None:
     )
     status, data, _ = await get(url, cookies={"linksnap_session": token})
     assert status == 401 and data["error"] == "signed_out"
+
+
+async def test_using_a_session_keeps_it_alive(bot: BotHarness) -> None:
+    """30 days *idle*: a session used on day 29 lasts another 30 days from then."""
+    await seed(bot.store, ANN, "Ann's page", ["x"])
+    sessions = Sessions(bot.store.db)
+    token = await sessions.start(WebUser(ANN))
+    nearly = utcnow() - SESSION_IDLE + timedelta(hours=2)
+    await sessions.coll.update_one({"_id": token_hash(token)}, {"$set": {"last_seen": nearly}})
+    url = app_url(bot) + "api/links"
+    status, _, _ = await get(url, cookies={"linksnap_session": token})
+    assert status == 200
+    doc = await sessions.coll.find_one({"_id": token_hash(token)})
+    assert doc is not None and doc["last_seen"] > utcnow() - timedelta(minutes=5)
+    # three hours on, past the old idle limit: still signed in
+    later = utcnow() + timedelta(hours=3)
+    assert await sessions.get(token, now=later) is not None
+
+
+async def test_a_screenshot_is_served_with_its_real_type(bot: BotHarness) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (1280, 800), "#3a7bd5").save(png, "PNG")
+    record = await seed(bot.store, ANN, "A PNG shot", ["x"], image=png.getvalue())
+    base = app_url(bot)
+    _, detail, _ = await get(base + f"api/links/{record.id}", headers=tma(ANN))
+    status, body, response = await get(base.rstrip("/") + detail["shot"])
+    assert status == 200 and response.content_type == "image/png"
+    assert isinstance(body, bytes) and body.startswith(b"\x89PNG")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_an_https_webapp_url_makes_the_session_cookie_secure(harness_factory: Any) -> None:
+    port = free_port()
+    bot: BotHarness = await harness_factory(
+        webapp_url="https://links.example/app/", web_listen=f"127.0.0.1:{port}"
+    )
+    reply = await bot.command(ANN, "/web")
+    [link] = re.findall(r"https://links\.example/app/signin/\S+", reply.result["text"])
+    local = link.replace("https://links.example/", f"http://127.0.0.1:{port}/")
+    async with aiohttp.ClientSession() as http, http.post(local, allow_redirects=False) as r:
+        assert r.status == 303
+        cookie = r.cookies["linksnap_session"]
+        assert cookie["secure"] and cookie["httponly"] and cookie["path"] == "/app/"
 
 
 # --- what every answer carries -----------------------------------------------------------

@@ -7,17 +7,33 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from bot.browser.types import ArtifactKind
+from bot.chat.callbacks import MakeFile, codec_for
 from bot.chat.render import plain_text
 from bot.i18n import texts_for
 from storage.models import Status
+from storage.websessions import Sessions, WebUser
+from tests.conftest import free_port
+from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
+from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.web_helpers import DARK, LIGHT, app_url, init_data, launch_url, seed
+from tests.web_helpers import (
+    DARK,
+    LIGHT,
+    app_url,
+    front_and_worker,
+    init_data,
+    launch_url,
+    seed,
+)
 
 ANN = 42
 TIMEOUT = 30_000  # ms: for what the bot does (a capture), not for the page's own speed
@@ -33,9 +49,12 @@ async def mini_app(
     theme: dict[str, str] | None = None,
     width: int = 1100,
     query: str = "",
+    init_script: str | None = None,
 ) -> tuple[BrowserContext, Page]:
     """The library opened from the bot's menu button."""
     context = await browser.new_context(viewport={"width": width, "height": 900})
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     url = launch_url(app_url(bot) + query, init_data(user, lang=lang), theme)
     await page.goto(url)
@@ -241,6 +260,9 @@ async def test_edit_tags_delete_undo_and_the_chat_follows(
     assert "#reading — 1" in await bot.answer(ANN, "/tags")
     assert title in await bot.answer(ANN, "/find #机器学习")
     assert "No links match" in await bot.answer(ANN, "/find #draft")
+    inline = bot.api.send_inline_query(ANN, "#机器学习")
+    await bot.api.wait_until(lambda: inline in bot.api.inline_answers, timeout=20)
+    assert [r["id"] for r in bot.api.inline_answers[inline]["results"]] == [str(record.id)]
     # delete, and undo
     start = len(bot.api.calls)
     await page.click("#detail-delete")
@@ -258,43 +280,73 @@ async def test_edit_tags_delete_undo_and_the_chat_follows(
     await context.close()
 
 
+async def select(page: Page, *titles: str) -> None:
+    await page.click("#select")
+    for title in titles:
+        await page.locator("#grid .card", has_text=title).click()
+    await expect(page.locator("#bulk-count")).to_have_text(f"{len(titles)} selected")
+
+
 async def test_bulk_retag_and_rename_a_tag_across_links(
     ui_browser: Browser, bot: BotHarness
 ) -> None:
     photo = await bot.snapshot(ANN, "/article/bulk-a", "#js")
+    sent = "Article bulk-a"  # the link sent in the chat: its caption follows each change
     await seed(bot.store, ANN, "Second", ["js"], minutes_ago=10)
     await seed(bot.store, ANN, "Third", ["python"], minutes_ago=20)
+    await seed(bot.store, ANN, "Both", ["js", "javascript"], minutes_ago=30)
     context, page = await mini_app(ui_browser, bot, width=360)
-    await expect(page.locator("#grid .card")).to_have_count(3, timeout=TIMEOUT)
-    await page.click("#select")
-    for title in ("Second", "Third"):
-        await page.locator("#grid .card", has_text=title).click()
-    await expect(page.locator("#bulk-count")).to_have_text("2 selected")
+    await expect(page.locator("#grid .card")).to_have_count(4, timeout=TIMEOUT)
+    start = len(bot.api.calls)
+    await select(page, sent, "Third")
     await page.fill("#bulk-tag", "#web")
     await page.click("#bulk-add")
     await expect(page.locator(".chip[data-tag=web]")).to_have_text("#web 2")
     assert {r.title: r.tags for r in await bot.records(ANN)}["Third"] == ["python", "web"]
-    # rename #js into #javascript: every link, and the chat's snapshot caption
+    assert "#web" in (await bot.caption_edit(photo, start))["caption"]
+    # and a tag taken off several links at once
+    start = len(bot.api.calls)
+    await select(page, sent)
+    await page.fill("#bulk-tag", "#web")
+    await page.click("#bulk-remove")
+    await expect(page.locator(".chip[data-tag=web]")).to_have_text("#web 1")
+    assert "#web" not in (await bot.caption_edit(photo, start))["caption"]
+    # rename #js into #javascript: every link, and the chat's snapshot caption; a link
+    # that had both ends with one
     start = len(bot.api.calls)
     await page.click(".rename summary")
     await page.fill("#rename-from", "#js")
     await page.fill("#rename-to", "#javascript")
     await page.click("#rename-submit")
-    await expect(page.locator("#toast")).to_have_text("#js → #javascript: 2 links changed.")
-    await expect(page.locator(".chip[data-tag=javascript]")).to_have_text("#javascript 2")
+    await expect(page.locator("#toast")).to_have_text("#js → #javascript: 3 links changed.")
+    await expect(page.locator(".chip[data-tag=javascript]")).to_have_text("#javascript 3")
     await expect(page.locator(".chip[data-tag=js]")).to_have_count(0)
     assert "#javascript" in (await bot.caption_edit(photo, start))["caption"]
+    assert {r.title: r.tags for r in await bot.records(ANN)}["Both"] == ["javascript"]
     tags = await bot.answer(ANN, "/tags")
-    assert "#javascript — 2" in tags and "#js —" not in tags
-    # bulk delete, with undo
-    await page.click("#select")
-    for title in ("Second", "Third"):
-        await page.locator("#grid .card", has_text=title).click()
+    assert "#javascript — 3" in tags and "#js —" not in tags
+    # bulk delete, with undo; the chat's snapshot says so
+    start = len(bot.api.calls)
+    await select(page, sent, "Third")
     await page.click("#bulk-delete")
-    await expect(page.locator("#grid .card")).to_have_count(1)
+    await expect(page.locator("#grid .card")).to_have_count(2)
+    assert "Deleted" in (await bot.caption_edit(photo, start))["caption"]
+    start = len(bot.api.calls)
     await page.click("#toast button")
-    await expect(page.locator("#grid .card")).to_have_count(3)
+    await expect(page.locator("#grid .card")).to_have_count(4)
+    assert "Deleted" not in (await bot.caption_edit(photo, start))["caption"]
     await context.close()
+
+
+# Every stage a link's progress item on the add page is shown in, in order.
+WATCH_STAGES = """() => {
+  window.stagesSeen = [];
+  new MutationObserver(() => {
+    const item = document.querySelector("#add-results .progress");
+    const seen = window.stagesSeen;
+    if (item && seen[seen.length - 1] !== item.dataset.stage) seen.push(item.dataset.stage);
+  }).observe(document.body, { subtree: true, childList: true, attributes: true });
+}"""
 
 
 async def test_capture_again_and_files_from_the_page(ui_browser: Browser, bot: BotHarness) -> None:
@@ -302,23 +354,174 @@ async def test_capture_again_and_files_from_the_page(ui_browser: Browser, bot: B
     context, page = await mini_app(ui_browser, bot)
     [record] = await bot.records(ANN)
     await open_card(page, record.title or "")
+    assert "null" not in (await page.locator("#detail").inner_text())  # nothing absent shown
     await page.click("#detail-file-pdf")
-    link = page.locator("#detail-files a.download[data-kind=pdf]")
-    await expect(link).to_be_visible(timeout=TIMEOUT)
-    href = await link.get_attribute("href")
-    assert href is not None
-    pdf = await page.request.get(app_url(bot).rstrip("/") + href)
-    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
-    assert (await pdf.body()).startswith(b"%PDF")
+    assert (await download(page, bot, "pdf")).startswith(b"%PDF")
     kept = await bot.store.db["link_files"].count_documents({})
+    opened = bot.pages.hits["/article/files"]
     await page.click("#detail-file-pdf")  # made once: the second press finds it kept
     await expect(page.locator("#detail-files a.download[data-kind=pdf]")).to_have_count(2)
     assert await bot.store.db["link_files"].count_documents({}) == kept == 1
+    assert bot.pages.hits["/article/files"] == opened  # the page was not opened again
+    # the full page and the offline copy, with their real types
+    await page.click("#detail-file-full_page")
+    full = await download(page, bot, "full_page")
+    assert full.startswith(b"\xff\xd8")  # a JPEG
+    await page.click("#detail-file-mhtml")
+    offline = await download(page, bot, "mhtml")
+    assert b"multipart/related" in offline[:2000] and b"Article files" in offline
+    # capture again: the page follows the link from "queued" to a new screenshot
     photos = len(bot.api.calls_of("sendPhoto", ANN, ok_only=True))
+    await page.evaluate(WATCH_STAGES)
     await page.click("#detail-recapture")
     item = page.locator("#add-results .progress").first
     await expect(item).to_have_attribute("data-stage", "done", timeout=TIMEOUT)
+    stages = await page.evaluate("window.stagesSeen")
+    assert stages[0] == "pending" and stages[-1] == "done", stages
     await bot.api.wait_until(lambda: len(bot.api.calls_of("sendPhoto", ANN, ok_only=True)) > photos)
+    [again] = await bot.records(ANN)
+    assert again.screenshot and record.screenshot
+    new_shot = str(again.screenshot.gridfs_id)
+    assert new_shot != str(record.screenshot.gridfs_id)
+    await expect(item.locator("img.shot")).to_have_attribute("src", re.compile(new_shot))
+    await context.close()
+
+
+async def test_page_and_chat_pressing_at_once_make_the_file_once(bot: BotHarness) -> None:
+    """The page's 🖨 and the chat's 🖨 pressed together: the page is printed once, and
+    both get that one file."""
+    photo = await bot.snapshot(ANN, "/article/race", "#f")
+    [record] = await bot.records(ANN)
+    opened = bot.pages.hits["/article/race"]
+    start = len(bot.api.calls)
+    button = codec_for(bot.settings.token).encode(MakeFile(record.id, ArtifactKind.PDF), ANN)
+    url = app_url(bot) + f"api/links/{record.id}/files/pdf"
+    async with aiohttp.ClientSession(headers={"Authorization": "tma " + init_data(ANN)}) as http:
+        asking = asyncio.ensure_future(http.post(url))
+        bot.api.press_button(ANN, photo, button)
+        async with await asking as answer:
+            assert answer.status == 200
+            made = await answer.json()
+        async with http.get(app_url(bot).rstrip("/") + made["url"]) as served:
+            from_page = await served.read()
+    document = await bot.api.wait_for(
+        lambda c: c.method == "sendDocument" and c.ok and c.params["chat_id"] == ANN,
+        since=start,
+        timeout=60,
+    )
+    assert bot.pages.hits["/article/race"] == opened + 1  # printed once
+    assert bot.api.download(document.result["document"]["file_id"]) == from_page
+    assert from_page.startswith(b"%PDF")
+
+
+async def download(page: Page, bot: BotHarness, kind: str) -> bytes:
+    """The file the page offers for `kind`, fetched as the browser would."""
+    link = page.locator(f"#detail-files a.download[data-kind={kind}]").first
+    await expect(link).to_be_visible(timeout=TIMEOUT)
+    href = await link.get_attribute("href")
+    assert href is not None
+    answer = await page.request.get(app_url(bot).rstrip("/") + href)
+    assert answer.ok, answer.status
+    return await answer.body()
+
+
+async def test_a_front_without_a_browser_has_files_made_by_a_worker(
+    ui_browser: Browser, botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, capturer: Any
+) -> None:
+    """`python -m bot front` has no browser: the page's PDF and the chat's 🗄 button are
+    made by the worker beside it, through the database."""
+    async with front_and_worker(botapi, mongodb_uri, pages, capturer) as bot:
+        assert bot.services.capturer is None and bot.services.worker is None
+        photo = await bot.snapshot(ANN, "/article/front-files", "#f")  # the worker shot it
+        [record] = await bot.records(ANN)
+        context, page = await mini_app(ui_browser, bot)
+        await open_card(page, record.title or "")
+        await page.click("#detail-file-pdf")
+        assert (await download(page, bot, "pdf")).startswith(b"%PDF")
+        # and the chat's archive button, pressed in the same front
+        start = len(botapi.calls)
+        archive = MakeFile(record.id, ArtifactKind.MHTML)
+        botapi.press_button(ANN, photo, codec_for(bot.settings.token).encode(archive, ANN))
+        document = await botapi.wait_for(
+            lambda c: c.method == "sendDocument" and c.ok and c.params["chat_id"] == ANN,
+            since=start,
+            timeout=60,
+        )
+        assert document.result["document"]["file_name"].endswith(".mhtml")
+        assert await bot.store.db["file_orders"].count_documents({}) == 0
+        await context.close()
+
+
+# The Telegram client's side of the WebView bridge, recording what the SDK asks of it.
+BRIDGE = """
+window.bridgeEvents = [];
+window.TelegramWebviewProxy = {
+  postEvent(type, data) { window.bridgeEvents.push([type, data ? JSON.parse(data) : null]); },
+};
+"""
+BACK_BUTTON = """(visible) => window.bridgeEvents.filter((e) => e[0] === "web_app_setup_back_button")
+  .map((e) => e[1].is_visible).at(-1) === visible"""
+
+
+async def test_inside_telegram_the_back_button_haptics_and_theme_are_the_clients(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    theme = {**LIGHT, "bg_color": "#123456", "text_color": "#fedcba"}
+    context, page = await mini_app(ui_browser, bot, theme=theme, init_script=BRIDGE)
+    # the client's own colours, not the page's fallbacks
+    assert await page.evaluate("getComputedStyle(document.body).backgroundColor") == (
+        "rgb(18, 52, 86)"
+    )
+    assert await page.evaluate("getComputedStyle(document.body).color") == "rgb(254, 220, 186)"
+    await page.click(".chip[data-tag=rust]")  # a light tap under the finger
+    await page.wait_for_function(
+        """() => window.bridgeEvents.some((e) => e[0] === "web_app_trigger_haptic_feedback"
+            && e[1].type === "selection_change")"""
+    )
+    await expect(page.locator("#grid .card")).to_have_count(3)
+    await open_card(page, "Rust ownership")
+    await page.wait_for_function(BACK_BUTTON, arg=True)  # Telegram's back button shown
+    await page.evaluate("window.Telegram.WebView.receiveEvent('back_button_pressed')")
+    await expect(page.locator("#detail")).to_be_hidden()  # pressing it closes the link
+    await expect(page.locator("#grid .card")).to_have_count(3)
+    await page.wait_for_function(BACK_BUTTON, arg=False)  # and hides the button again
+    await context.close()
+
+
+async def test_the_find_and_tags_buttons_open_the_library_filtered_the_same_way(
+    ui_browser: Browser, harness_factory: Any
+) -> None:
+    """An https WEBAPP_URL with a path (/app/): the buttons /find and /tags send, and the
+    page they open, served under that path."""
+    port = free_port()
+    bot: BotHarness = await harness_factory(
+        webapp_url="https://links.example/app/", web_listen=f"127.0.0.1:{port}"
+    )
+    await library(bot)
+    found = await bot.command(ANN, "/find #rust #async tokio")
+    assert found.ok and "Tokio internals" in found.result["text"]
+    url = found.params["reply_markup"]["inline_keyboard"][-1][0]["web_app"]["url"]
+    assert url == "https://links.example/app/?view=manage&tags=rust%2Casync&q=tokio"
+    tags = await bot.command(ANN, "/tags")
+    assert tags.params["reply_markup"]["inline_keyboard"][-1][0]["web_app"]["url"] == (
+        "https://links.example/app/?view=manage"
+    )
+    # what Telegram opens, here served on this machine under the same path
+    local = url.replace("https://links.example/", f"http://127.0.0.1:{port}/")
+    context = await ui_browser.new_context()
+    page = await context.new_page()
+    await page.goto(launch_url(local, init_data(ANN)))
+    await expect(page.locator("#grid .card")).to_have_count(1, timeout=TIMEOUT)
+    assert await tiles(page) == ["Tokio internals"]
+    for tag in ("rust", "async"):
+        await expect(page.locator(f".chip[data-tag={tag}]")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+    await expect(page.locator("#search")).to_have_value("tokio")
+    thumb = page.locator("#grid .card img.thumb")
+    await expect(thumb).to_have_js_property("complete", True)
+    assert await thumb.evaluate("img => img.naturalWidth") == 400  # media under /app/ too
     await context.close()
 
 
@@ -366,6 +569,37 @@ async def test_forged_launch_data_shows_a_clear_page_and_no_data(
     await page.goto(launch_url(app_url(bot), forged))
     await expect(page.locator("#refusal")).to_contain_text("not from Telegram")
     assert await page.locator("#grid .card").count() == 0
+    await context.close()
+
+
+async def test_expired_launch_data_shows_a_clear_page_and_no_data(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    context = await ui_browser.new_context()
+    page = await context.new_page()
+    old = init_data(ANN, auth_date=time.time() - 25 * 3600)
+    await page.goto(launch_url(app_url(bot), old))
+    await expect(page.locator("#refusal")).to_have_text(
+        plain_text(texts_for("en").web_ui["expired"])
+    )
+    assert await page.locator("#grid .card").count() == 0
+    await context.close()
+
+
+async def test_a_chinese_users_browser_session_shows_chinese(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    await library(bot)
+    token = await Sessions(bot.store.db).start(WebUser(ANN, "zh-hans", "安"))
+    context = await ui_browser.new_context()
+    await context.add_cookies([{"name": "linksnap_session", "value": token, "url": app_url(bot)}])
+    page = await context.new_page()
+    await page.goto(app_url(bot))
+    await expect(page.locator("#total")).to_have_text("共 5 个链接", timeout=TIMEOUT)
+    await expect(page.locator("header h1")).to_have_text("链接快照平台")
+    await expect(page.locator("#nav-add")).to_have_text("添加链接")
+    await expect(page.locator("#nav-manage")).to_have_text("link管理")
     await context.close()
 
 

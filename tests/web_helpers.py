@@ -6,14 +6,22 @@ import io
 import json
 import time
 import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from PIL import Image, ImageDraw
 
+from bot.app import build_application, running
+from bot.browser.capture import Capturer
+from bot.services import Role
 from bot.web import initdata
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore
+from tests.conftest import base_env, settings_for
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
 from tests.records import owned
 
@@ -75,6 +83,31 @@ def app_url(bot: BotHarness) -> str:
     return web.base
 
 
+class FrontHarness(BotHarness):
+    """`python -m bot front`: updates and the pages, no browser, no workers."""
+
+    async def start(self) -> None:
+        self.api.release_polls(False)
+        app = build_application(self.settings, role=Role.FRONT)
+        self._count_handled(app)
+        self.app = await self._stack.enter_async_context(running(app, self.settings))
+
+
+@asynccontextmanager
+async def front_and_worker(
+    api: FakeBotAPI, mongodb_uri: str, pages: PageServer, capturer: Capturer
+) -> AsyncIterator[BotHarness]:
+    """A front (no browser) and, beside it, a worker with the browser, on one database."""
+    settings = settings_for(base_env(api.root, mongodb_uri))
+    front = FrontHarness(api, settings, pages, None)
+    async with AsyncExitStack() as stack:
+        await front.start()
+        stack.push_async_callback(front.stop)
+        worker = build_application(settings, role=Role.WORKER, capturer=capturer)
+        await stack.enter_async_context(running(worker, settings))
+        yield front
+
+
 def picture(width: int = 1280, height: int = 800, colour: str = "#3a7bd5") -> bytes:
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -95,11 +128,14 @@ async def seed(
     text: str = "",
     minutes_ago: int = 0,
     colour: str = "#3a7bd5",
+    url: str | None = None,
+    image: bytes | None = None,
     **fields: Any,
 ) -> LinkRecord:
-    """A finished link with a stored screenshot, as if captured `minutes_ago`."""
-    url = f"https://example.org/{owner}/{urllib.parse.quote(title)}/{minutes_ago}"
-    image_id = await store.put_image(picture(colour=colour), "seed.jpg")
+    """A finished link with a stored screenshot (`image`, else a JPEG drawn here), as if
+    captured `minutes_ago`."""
+    url = url or f"https://example.org/{owner}/{urllib.parse.quote(title)}/{minutes_ago}"
+    image_id = await store.put_image(image or picture(colour=colour), "seed.jpg")
     created: datetime = utcnow() - timedelta(minutes=minutes_ago)
     record = owned(
         owner,

@@ -4,16 +4,20 @@ The first press opens the page with the Capturer (a process with a browser: the 
 or all-in-one role), keeps the file beside the screenshots (storage/artifacts.py, capped
 at ARCHIVE_MAX_MB by the capture) and hands it to the caller to send; once Telegram has
 it, its `file_id` is kept and later presses send that, without opening the page again.
+A process without a browser (the front role) orders the file (storage/queue/orders.py),
+a worker makes it (bot/pipeline/files.py), and the asker takes it from where it is kept.
 This module knows nothing of Telegram: handlers/artifacts.py sends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.browser.errors import CaptureError, Failure
 from bot.browser.types import Artifact, ArtifactKind
 from bot.chat import render
 from bot.i18n import Texts
@@ -21,6 +25,7 @@ from bot.keyed_lock import KeyedLocks
 from storage.artifacts import LinkFile, LinkFiles
 from storage.errors import LinksnapError
 from storage.models import LinkRecord, StoredFile
+from storage.queue.orders import FileOrders
 from storage.repository import LinkStore
 
 if TYPE_CHECKING:
@@ -30,10 +35,15 @@ _EXTENSIONS = {ArtifactKind.FULL_PAGE: "jpg", ArtifactKind.PDF: "pdf", ArtifactK
 _UNSAFE = re.compile(r"[^\w.-]+")
 # One making per (link, kind) in this process: a double tap waits for the first.
 _making = KeyedLocks()
+# How long a process without a browser waits for a worker to make an ordered file: a
+# capture's budget several times over (a queue of files ahead of it), then it says so.
+ORDER_PATIENCE = 180.0
+ORDER_POLL = 0.25  # seconds between looks for the ordered file
 
 
 class NoBrowser(LinksnapError):
-    """The file has not been made yet and this process has no browser to make it."""
+    """The file has not been made yet, this process has no browser to make it, and no
+    worker made it within ORDER_PATIENCE."""
 
 
 @dataclass
@@ -76,7 +86,7 @@ async def ready(
         except LookupError:
             pass  # the bytes are gone: made again below
     if capturer is None:
-        raise NoBrowser()
+        return await _ordered(store, record, kind, locale)
     artifact = await _make(capturer, record.final_url or record.url, kind, locale)
     made = LinkFile(
         link_id=record.id,
@@ -92,6 +102,34 @@ async def ready(
     )
     made = await files.put(made, artifact.data)
     return Ready(made, artifact.data, fresh=True)
+
+
+async def _ordered(store: LinkStore, record: LinkRecord, kind: ArtifactKind, locale: str) -> Ready:
+    """Ask the workers for the file and wait for it to be kept (or for why it was not)."""
+    files, orders = files_of(store), FileOrders(store.db)
+    of_shot = record.screenshot.gridfs_id if record.screenshot else None
+    await orders.ask(record.id, record.owner_id, str(kind), locale)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ORDER_PATIENCE
+    while loop.time() < deadline:
+        made = await files.get(record.id, kind, of_shot)
+        if made is not None and made.file.gridfs_id is not None:
+            try:
+                return Ready(made, await files.read(made), fresh=True)
+            except LookupError:
+                pass  # replaced meanwhile: the newer one is read next time round
+        failed = await orders.failure(record.id, str(kind))
+        if failed is not None:
+            raise CaptureError(_failure(failed.reason), failed.detail)
+        await asyncio.sleep(ORDER_POLL)
+    raise NoBrowser()
+
+
+def _failure(reason: str) -> Failure:
+    try:
+        return Failure(reason)
+    except ValueError:
+        return Failure.INTERNAL
 
 
 def making(record: LinkRecord, kind: ArtifactKind) -> AbstractAsyncContextManager[None]:

@@ -35,6 +35,7 @@ from telegram.ext import ExtBot
 from bot.pipeline.base import MAX_SUMMARY_ATTEMPTS, Pipeline
 from bot.pipeline.capturing import capture
 from bot.pipeline.delivering import deliver
+from bot.pipeline.files import make_ordered
 from bot.pipeline.finish import finish
 from bot.pipeline.summarizing import summarize
 from storage.keys import WORK_STATES
@@ -122,6 +123,8 @@ class Worker:
         self._tasks.append(asyncio.create_task(self._adopt()))
         capture_slots, delivery_slots = self._counts
         if self.p.capturer is not None:
+            # Files a front (no browser) was asked for: made here (bot/pipeline/files.py).
+            self._tasks.append(asyncio.create_task(make_ordered(self.p, self.name)))
             # One slot is kept for links sent by hand: a big import never holds every
             # browser page while a user waits for a link just sent. It is listed last,
             # so a wake goes to it only when the others are busy.

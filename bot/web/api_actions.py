@@ -205,11 +205,16 @@ async def recapture(request: web.Request) -> web.Response:
         return not_found()
     await intake.requeue(ctx.services.pipeline, record)
     ctx.services.wake_workers()
-    return web.json_response(card(ctx, viewer.user_id, record))
+    # As it stands now (queued again), not as it was: the page follows it from there.
+    requeued = await ctx.services.store.get(viewer.user_id, record.id)
+    if requeued is None:  # deleted this very moment
+        return not_found()
+    return web.json_response(card(ctx, viewer.user_id, requeued))
 
 
 async def make_file(request: web.Request) -> web.Response:
-    """📄 🖨 🗄: the same file the chat's buttons send, made once and kept."""
+    """📄 🖨 🗄: the same file the chat's buttons send, made once and kept; in a front
+    (no browser) a worker makes it and this waits for it (bot/library/artifacts.py)."""
     ctx = context_of(request)
     viewer = await viewer_of(request)
     texts = viewer.texts
@@ -223,9 +228,11 @@ async def make_file(request: web.Request) -> web.Response:
     if record.kind != "page":
         return _message(400, "not_a_page", texts.file_not_a_page)
     try:
-        ready = await artifacts.ready(
-            ctx.services.store, ctx.services.capturer, record, kind, locale=texts.locale
-        )
+        # Under the chat's lock: a press here and one in the chat make the file once.
+        async with artifacts.making(record, kind):
+            ready = await artifacts.ready(
+                ctx.services.store, ctx.services.capturer, record, kind, locale=texts.locale
+            )
     except artifacts.NoBrowser:
         return _message(409, "no_browser", texts.file_no_browser)
     except CaptureError as exc:

@@ -635,7 +635,8 @@ function renderDetail(link) {
   if (link.partial) badges.push(el("p", { className: "badge", text: T.partial }));
   if (link.failure) badges.push(el("p", { className: "badge warn", text: fill(T.status_failed, { reason: link.failure }) }));
   if (!ENDED.has(link.status)) badges.push(el("p", { className: "badge", text: T["stage_" + link.status] || link.status }));
-  pane.replaceChildren(
+  // Absent parts left out: replaceChildren would show a null as the text "null".
+  const parts = [
     el("button", { type: "button", id: "detail-back", className: "quiet back", text: "← " + T.back, onclick: closeDetail }),
     link.shot
       ? el(
@@ -678,8 +679,9 @@ function renderDetail(link) {
           )
         )
       : null,
-    files
-  );
+    files,
+  ];
+  pane.replaceChildren(...parts.filter((part) => part !== null));
   pane.hidden = false;
   document.getElementById("view").hidden = true;
   backButton(true);
