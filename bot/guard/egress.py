@@ -121,7 +121,6 @@ class _Client(End):
         super().__init__()
         self._proxy = proxy
         self._head = bytearray()
-        self._pending = bytearray()  # anything read while the handshake runs
         self._head_timer: asyncio.TimerHandle | None = None
         self.handshake: asyncio.Task[None] | None = None
 
@@ -133,11 +132,9 @@ class _Client(End):
         self._proxy._accepted(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
+        if self.tunnel is not None or self.handshake is not None:
+            # (Reading is paused during the handshake, so nothing arrives until the tunnel.)
             return super().data_received(data)
-        if self.handshake is not None:
-            self._pending += data
-            return
         self._head += data
         end = self._head.find(b"\r\n\r\n")
         if end < 0:
@@ -165,10 +162,6 @@ class _Client(End):
         if self.handshake is not None and self.tunnel is None:
             self.handshake.cancel()
         self._proxy._gone(self)
-
-    def take_pending(self) -> bytes:
-        pending, self._pending = bytes(self._pending), bytearray()
-        return pending
 
     def reply(self, data: bytes) -> None:
         """Answer the browser and close (a refusal, a 407)."""
@@ -352,7 +345,7 @@ class GuardProxy:
             grace=_DRAIN_GRACE,
             on_close=lease.release,
         )
-        tunnel.send(client, extra + client.take_pending())
+        tunnel.send(client, extra)
         if client.transport is not None and not client.lost:
             client.transport.resume_reading()
         return None
