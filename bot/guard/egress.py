@@ -458,9 +458,8 @@ class GuardProxy:
         reason = "refused"
         for address in verdict.addresses:
             try:
-                _, end = await asyncio.wait_for(
-                    loop.create_connection(End, address, port), self._connect_timeout
-                )
+                async with asyncio.timeout(self._connect_timeout):  # no extra task
+                    _, end = await loop.create_connection(End, address, port)
                 return end
             except TimeoutError:
                 reason = "timeout"
