@@ -380,3 +380,34 @@ async def test_a_request_body_reaches_the_server_whole_and_the_answer_comes_back
     finally:
         await server.stop()
         upstream.close()
+
+
+async def test_a_closed_connection_gives_its_place_back(
+    proxy: GuardProxy, pages: PageServer
+) -> None:
+    """Many more connections than the caps, one after another: each ends and frees its place."""
+    session = proxy.open_session()
+    target = f"127.0.0.1:{pages.port}"
+    for n in range(3 * proxy.limits.max_connections):
+        head, reader, writer = await _ask(
+            proxy.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+        )
+        assert head.startswith("HTTP/1.1 200"), (n, head)
+        writer.close()
+        await reader.read()  # the proxy has closed its side too: the tunnel is over
+        await _counted_out(proxy)
+    url = pages.url("/article/after")
+    head = await _status(
+        proxy.port, f"GET {url} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+    )
+    assert head.startswith("HTTP/1.1 200")
+
+
+async def _counted_out(proxy: GuardProxy) -> None:
+    """Until the proxy has counted the tunnel out (its close runs in the proxy's callbacks)."""
+
+    async def free() -> None:
+        while proxy.active:  # noqa: ASYNC110 (the relay is callbacks: nothing to await)
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(free(), 10)
