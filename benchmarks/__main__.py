@@ -14,6 +14,8 @@
    headless Chromium (benchmarks/web.py; `python -m benchmarks web` alone).
 7. link-rot checks per hour for one worker (benchmarks/linkrot.py; `python -m benchmarks
    linkrot` alone).
+8. what the egress proxy costs the 30-page burst, bare Playwright without and with it
+   (benchmarks/proxy.py; `python -m benchmarks proxy` alone, not part of a full run).
 
 Results print as a table and are written to benchmarks/results.json.
 """
@@ -200,6 +202,11 @@ if __name__ == "__main__":
     chosen = sys.argv[1:]
     if chosen == ["burst"]:
         asyncio.run(main(only_burst=True))
+        sys.exit()
+    if chosen == ["proxy"]:
+        from benchmarks import proxy
+
+        asyncio.run(proxy.main())
         sys.exit()
     if chosen == ["imports"]:
         from benchmarks import imports

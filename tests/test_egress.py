@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -309,3 +310,104 @@ async def test_proxy_listens_where_configured() -> None:
     env["EGRESS_PROXY_LISTEN"] = "bot-host:8899"
     with pytest.raises(ValueError, match="IP:port"):
         settings_for(env)
+
+
+async def test_a_capture_asks_the_resolver_once_per_destination(pages: PageServer) -> None:
+    """A page's many connections to one host cost one name lookup per capture, not one each;
+    what was refused stays refused (and reported) without asking again."""
+    asked: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    # Only the page server's port is allowed: the same address on port 1 is refused.
+    server = GuardProxy(NetGuard([f"127.0.0.1:{pages.port}"], resolver=resolver))
+    await server.start()
+    try:
+        first, second = server.open_session(), server.open_session()
+        for session in (first, first, first, second):
+            for target in (f"pages.example:{pages.port}", "inside.example:1"):
+                head = await _status(
+                    server.port,
+                    f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n",
+                )
+                expected = "HTTP/1.1 200" if target.startswith("pages") else "HTTP/1.1 403"
+                assert head.startswith(expected), (target, head)
+        assert sorted(asked) == ["inside.example"] * 2 + ["pages.example"] * 2
+        assert first.refusal_for("inside.example", 1) == "loopback"
+        assert second.refusal_for("inside.example", 1) == "loopback"
+        assert server.blocked == 4
+    finally:
+        await server.stop()
+
+
+async def test_a_request_body_reaches_the_server_whole_and_the_answer_comes_back() -> None:
+    """Bytes sent with the request head and after it, then the browser's end-of-stream: the
+    server gets all of them, in order, and its answer still comes back."""
+    received: list[bytes] = []
+
+    async def digest_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        body = await reader.read()  # up to the end-of-stream the proxy passes on
+        received.append(head + body)
+        answer = hashlib.sha256(body).hexdigest().encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        writer.close()
+
+    upstream = await asyncio.start_server(digest_server, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    server = GuardProxy(NetGuard([f"127.0.0.1:{port}"]))
+    await server.start()
+    try:
+        session = server.open_session()
+        body = bytes(range(256)) * 4096  # 1 MiB: more than one read, some of it mid-handshake
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            f"POST http://127.0.0.1:{port}/form HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+            + f"{_with(session)}Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:1000]
+        )
+        writer.write(body[1000:])
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        assert answer.endswith(hashlib.sha256(body).hexdigest().encode())
+        [request] = received
+        assert request.startswith(b"POST /form HTTP/1.1\r\n")
+        assert b"Proxy-Authorization" not in request
+        writer.close()
+    finally:
+        await server.stop()
+        upstream.close()
+
+
+async def test_a_closed_connection_gives_its_place_back(
+    proxy: GuardProxy, pages: PageServer
+) -> None:
+    """Many more connections than the caps, one after another: each ends and frees its place."""
+    session = proxy.open_session()
+    target = f"127.0.0.1:{pages.port}"
+    for n in range(3 * proxy.limits.max_connections):
+        head, reader, writer = await _ask(
+            proxy.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+        )
+        assert head.startswith("HTTP/1.1 200"), (n, head)
+        writer.close()
+        await reader.read()  # the proxy has closed its side too: the tunnel is over
+        await _counted_out(proxy)
+    url = pages.url("/article/after")
+    head = await _status(
+        proxy.port, f"GET {url} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
+    )
+    assert head.startswith("HTTP/1.1 200")
+
+
+async def _counted_out(proxy: GuardProxy) -> None:
+    """Until the proxy has counted the tunnel out (its close runs in the proxy's callbacks)."""
+
+    async def free() -> None:
+        while proxy.active:  # noqa: ASYNC110 (the relay is callbacks: nothing to await)
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(free(), 10)

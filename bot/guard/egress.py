@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hmac
 import ipaddress
 import logging
@@ -26,11 +25,13 @@ import secrets
 import socket
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from bot.guard.netguard import NetGuard, Verdict
+from bot.guard.relay import End, Tunnel
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 BLOCK_HEADER = "X-Linksnap-Blocked"
 UPSTREAM_HEADER = "X-Linksnap-Upstream"
@@ -50,7 +51,6 @@ BROWSER_SERVICE_HOSTS = frozenset(
     }
 )
 _HEAD_LIMIT = 64 * 1024
-_PIPE_CHUNK = 64 * 1024
 _DRAIN_GRACE = 5.0
 _PROXY_AUTH_REQUIRED = (
     b"HTTP/1.1 407 Proxy Authentication Required\r\n"
@@ -82,7 +82,11 @@ class EgressSession:
     closed: bool = False
     refusals: dict[str, str] = field(default_factory=dict)
     upstream_errors: dict[str, str] = field(default_factory=dict)
-    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _transports: set[asyncio.Transport] = field(default_factory=set)
+    # The guard's verdict per destination, for this capture's life: a page asks for the
+    # same few hosts again and again, and each answer would otherwise be a DNS query.
+    # Connections still go to the addresses that verdict checked.
+    _verdicts: dict[str, Verdict] = field(default_factory=dict)
 
     def proxy_settings(self, server: str) -> dict[str, str]:
         """Playwright's `proxy` option for a context of this capture."""
@@ -96,16 +100,113 @@ class EgressSession:
         """Why a connection to `host:port` failed beyond the guard ("refused", "busy", ...)."""
         return self.upstream_errors.get(_key(host, port))
 
-    def _count(self, size: int) -> None:
+    def _count(self, size: int) -> bool:
+        """Add `size` bytes to the budget; False (and every connection cut) once it is spent."""
         self.bytes_moved += size
         if not self.over_budget and self.bytes_moved > self.limits.max_bytes_per_capture:
             self.over_budget = True
             log.info("egress: a capture went over its byte budget; closing its connections")
             self._abort_all()
+        return not self.over_budget
 
     def _abort_all(self) -> None:
-        for writer in list(self._writers):
-            writer.transport.abort()
+        for transport in list(self._transports):
+            transport.abort()
+
+
+class _Client(End):
+    """A browser's connection to the proxy: a request head first, then one end of a tunnel."""
+
+    def __init__(self, proxy: GuardProxy) -> None:
+        super().__init__()
+        self._proxy = proxy
+        self._head = bytearray()
+        self._head_timer: asyncio.TimerHandle | None = None
+        self.handshake: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_timer = asyncio.get_running_loop().call_later(
+            self._proxy.limits.idle_timeout, transport.close
+        )
+        self._proxy._accepted(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None or self.handshake is not None:
+            # (Reading is paused during the handshake, so nothing arrives until the tunnel.)
+            return super().data_received(data)
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > _HEAD_LIMIT:
+                self.abort()
+            return
+        head, extra = bytes(self._head[: end + 4]), bytes(self._head[end + 4 :])
+        self._head = bytearray()
+        self._stop_head_timer()
+        self._proxy._waiting.pop(self, None)
+        assert self.transport is not None
+        self.transport.pause_reading()  # until the destination is checked and connected
+        self.handshake = asyncio.get_running_loop().create_task(
+            self._proxy._handshake(self, head, extra)
+        )
+
+    def eof_received(self) -> bool:
+        if self.tunnel is None:
+            return False  # gone before its request was served: close
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+        if self.handshake is not None and self.tunnel is None:
+            self.handshake.cancel()
+        self._proxy._gone(self)
+
+    def reply(self, data: bytes) -> None:
+        """Answer the browser and close (a refusal, a 407)."""
+        if self.transport is not None and not self.lost:
+            self.transport.write(data)
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+
+class _Lease:
+    """One browser connection counted against its capture's and the proxy's caps until it ends.
+
+    Its transports (the browser's, then the destination's) are the ones the capture's
+    byte budget or closing session cuts.
+    """
+
+    def __init__(self, proxy: GuardProxy, session: EgressSession, client: asyncio.Transport):
+        self._proxy = proxy
+        self._session = session
+        self._transports = [client]
+        self._released = False
+        proxy.active += 1
+        session.open_connections += 1
+        session._transports.add(client)
+
+    def hold(self, upstream: asyncio.Transport) -> None:
+        self._transports.append(upstream)
+        self._session._transports.add(upstream)
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        self._proxy.active -= 1
+        self._session.open_connections -= 1
+        for transport in self._transports:
+            self._session._transports.discard(transport)
 
 
 class GuardProxy:
@@ -128,10 +229,10 @@ class GuardProxy:
         self.limits = limits or EgressLimits()
         self._connect_timeout = connect_timeout
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._clients: set[_Client] = set()
         # Connections that have not yet sent a request head, oldest first: when there
         # are too many, the oldest is dropped, so idle sockets can never crowd out a capture.
-        self._waiting: dict[asyncio.StreamWriter, None] = {}
+        self._waiting: dict[_Client, None] = {}
         self._sessions: dict[str, EgressSession] = {}
         self.active = 0
         self.blocked = 0
@@ -157,20 +258,24 @@ class GuardProxy:
     @property
     def connections(self) -> int:
         """Client connections open now (authenticated or not)."""
-        return len(self._tasks)
+        return len(self._clients)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self._host, self._want_port, limit=_HEAD_LIMIT, backlog=1024
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Client(self), self._host, self._want_port, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._tasks):
+            handshakes = [c.handshake for c in self._clients if c.handshake is not None]
+            for client in list(self._clients):
+                client.abort()
+            for task in handshakes:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*handshakes, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
 
@@ -186,63 +291,77 @@ class GuardProxy:
         self._sessions.pop(session.username, None)
         session._abort_all()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._waiting[writer] = None
+    def _accepted(self, client: _Client) -> None:
+        self._clients.add(client)
+        self._waiting[client] = None
         while len(self._waiting) > self.limits.max_connections:
             oldest = next(iter(self._waiting))
             self._waiting.pop(oldest)
-            oldest.transport.abort()
+            oldest.abort()
+
+    def _gone(self, client: _Client) -> None:
+        self._waiting.pop(client, None)
+        self._clients.discard(client)
+
+    async def _handshake(self, client: _Client, head: bytes, extra: bytes) -> None:
         try:
-            await self._authenticated(reader, writer)
-        except (
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            TimeoutError,
-            ValueError,
-        ):
-            pass
+            await self._authenticated(client, head, extra)
+        except (ConnectionError, TimeoutError, ValueError):
+            client.abort()
+        except asyncio.CancelledError:
+            client.abort()
+            raise
         except Exception:
             log.exception("egress proxy: unexpected error")
-        finally:
-            self._waiting.pop(writer, None)
-            self._tasks.discard(task)
-            writer.close()
+            client.abort()
 
-    async def _authenticated(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.limits.idle_timeout)
-        self._waiting.pop(writer, None)
+    async def _authenticated(self, client: _Client, head: bytes, extra: bytes) -> None:
         request_line, _, rest = head.partition(b"\r\n")
         method, target, version = request_line.decode("latin-1").split(" ", 2)
         session = self._session_for(rest)
         if session is None:
-            writer.write(_PROXY_AUTH_REQUIRED)
-            await writer.drain()
-            return
-        host, port = _target(method, target)
+            client.reply(_PROXY_AUTH_REQUIRED)
+            return None
+        refusal = self._over_limits(session, *_target(method, target))
+        if refusal is not None:
+            client.reply(refusal)
+            return None
+        assert client.transport is not None
+        lease = _Lease(self, session, client.transport)
+        try:
+            upstream = await self._handle(session, client, method, target, version, rest)
+        except BaseException:
+            lease.release()
+            raise
+        if upstream is None or upstream.transport is None:
+            lease.release()
+            return None
+        lease.hold(upstream.transport)
+        tunnel = Tunnel(
+            client,
+            upstream,
+            meter=session._count,
+            idle=self.limits.idle_timeout,
+            grace=_DRAIN_GRACE,
+            on_close=lease.release,
+        )
+        tunnel.send(client, extra)
+        if client.transport is not None and not client.lost:
+            client.transport.resume_reading()
+        return None
+
+    def _over_limits(self, session: EgressSession, host: str, port: int) -> bytes | None:
+        """The refusal when this capture (or the proxy) has no room for one more connection."""
         if (
             session.open_connections >= self.limits.max_connections_per_capture
             or self.active >= self.limits.max_connections
         ):
             _remember(session.upstream_errors, host, port, "busy")
-            return await _refuse(writer, "busy", upstream=True)
+            return _refusal("busy", upstream=True)
         if session.over_budget:
             _remember(session.upstream_errors, host, port, "too_large")
-            return await _refuse(writer, "too_large", upstream=True)
-        session.open_connections += 1
-        session._writers.add(writer)
-        self.active += 1
-        try:
-            await self._handle(session, method, target, version, rest, reader, writer)
-        finally:
-            self.active -= 1
-            session.open_connections -= 1
-            session._writers.discard(writer)
+            return _refusal("too_large", upstream=True)
+        return None
 
     def _session_for(self, headers: bytes) -> EgressSession | None:
         """The live session whose credential this request carries, if any."""
@@ -269,107 +388,85 @@ class GuardProxy:
     async def _handle(
         self,
         session: EgressSession,
+        client: _Client,
         method: str,
         target: str,
         version: str,
         rest: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    ) -> End | None:
+        """The checked, connected upstream end (the browser told so), or None (refused)."""
         if method.upper() == "CONNECT":
             host, port = _split_authority(target, 443)
             verdict = await self._check(session, host, port)
             if not verdict.allowed:
-                return await _refuse(writer, verdict.reason)
+                client.reply(_refusal(verdict.reason))
+                return None
             upstream = await self._open(session, host, verdict, port)
             if upstream is None:
-                return await _refuse(
-                    writer, session.upstream_errors[_key(host, port)], upstream=True
-                )
-            writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-            await writer.drain()
-            return await self._splice(session, reader, writer, *upstream)
+                reason = session.upstream_errors[_key(host, port)]
+                client.reply(_refusal(reason, upstream=True))
+                return None
+            assert client.transport is not None
+            client.transport.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            return upstream
         parts = urllib.parse.urlsplit(target)
         if parts.scheme not in {"http", "ws"} or not parts.hostname:
-            return await _refuse(writer, "scheme")
+            client.reply(_refusal("scheme"))
+            return None
         port = parts.port or 80
         verdict = await self._check(session, parts.hostname, port)
         if not verdict.allowed:
-            return await _refuse(writer, verdict.reason)
-        opened = await self._open(session, parts.hostname, verdict, port)
-        if opened is None:
+            client.reply(_refusal(verdict.reason))
+            return None
+        upstream = await self._open(session, parts.hostname, verdict, port)
+        if upstream is None:
             reason = session.upstream_errors[_key(parts.hostname, port)]
-            return await _refuse(writer, reason, upstream=True)
-        up_reader, up_writer = opened
+            client.reply(_refusal(reason, upstream=True))
+            return None
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        up_writer.write(f"{method} {path} {version}\r\n".encode("latin-1") + _forward_headers(rest))
-        await self._splice(session, reader, writer, up_reader, up_writer)
+        assert upstream.transport is not None
+        upstream.transport.write(
+            f"{method} {path} {version}\r\n".encode("latin-1") + _forward_headers(rest)
+        )
+        return upstream
 
     async def _check(self, session: EgressSession, host: str, port: int) -> Verdict:
-        if host.lower().rstrip(".") in BROWSER_SERVICE_HOSTS:
-            verdict = Verdict(False, "browser_service")
-        else:
-            verdict = await self._guard.check_host(host, port)
-            if verdict.allowed and port == self.port and any(map(_is_own, verdict.addresses)):
-                verdict = Verdict(False, "proxy")
+        key = _key(host, port)
+        verdict = session._verdicts.get(key)
+        if verdict is None:
+            verdict = await self._decide(host, port)
+            _remember(session._verdicts, host, port, verdict)
         if not verdict.allowed:
             self.blocked += 1
             _remember(session.refusals, host, port, verdict.reason)
             log.info("egress blocked: reason=%s port=%s", verdict.reason, port)
         return verdict
 
+    async def _decide(self, host: str, port: int) -> Verdict:
+        if host.lower().rstrip(".") in BROWSER_SERVICE_HOSTS:
+            return Verdict(False, "browser_service")
+        verdict = await self._guard.check_host(host, port)
+        if verdict.allowed and port == self.port and any(map(_is_own, verdict.addresses)):
+            return Verdict(False, "proxy")
+        return verdict
+
     async def _open(
         self, session: EgressSession, host: str, verdict: Verdict, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    ) -> End | None:
         """A connection to the first checked address that answers; None (and why) if none."""
+        loop = asyncio.get_running_loop()
         reason = "refused"
         for address in verdict.addresses:
             try:
-                return await asyncio.wait_for(
-                    asyncio.open_connection(address, port, limit=_PIPE_CHUNK), self._connect_timeout
-                )
+                async with asyncio.timeout(self._connect_timeout):  # no extra task
+                    _, end = await loop.create_connection(End, address, port)
+                return end
             except TimeoutError:
                 reason = "timeout"
             except OSError:
                 reason = "refused"
         _remember(session.upstream_errors, host, port, reason)
         return None
-
-    async def _splice(
-        self,
-        session: EgressSession,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        up_reader: asyncio.StreamReader,
-        up_writer: asyncio.StreamWriter,
-    ) -> None:
-        """Relay both ways until one side ends, the tunnel idles out, or the budget is spent."""
-        loop = asyncio.get_running_loop()
-        last = [loop.time()]
-        session._writers.add(up_writer)
-        pumps = {
-            asyncio.create_task(_pump(reader, up_writer, session, last)),
-            asyncio.create_task(_pump(up_reader, writer, session, last)),
-        }
-        idle = self.limits.idle_timeout
-        try:
-            while True:
-                done, pending = await asyncio.wait(
-                    pumps, timeout=idle, return_when=asyncio.FIRST_COMPLETED
-                )
-                if done:
-                    # One side is done; let the other drain briefly, not forever.
-                    if pending:
-                        await asyncio.wait(pending, timeout=min(_DRAIN_GRACE, idle))
-                    break
-                if loop.time() - last[0] >= idle:
-                    log.debug("egress: closing a tunnel idle for %.0f s", idle)
-                    break
-        finally:
-            for task in pumps:
-                task.cancel()
-            session._writers.discard(up_writer)
-            up_writer.transport.abort()
 
 
 def _is_own(address: str) -> bool:
@@ -404,8 +501,8 @@ def _target(method: str, target: str) -> tuple[str, int]:
     return parts.hostname or "", parts.port or 80
 
 
-def _remember(table: dict[str, str], host: str, port: int, reason: str) -> None:
-    """Keep the latest reason per destination, for the capture to explain a failure; bounded."""
+def _remember(table: dict[str, _T], host: str, port: int, reason: _T) -> None:
+    """Keep the latest entry per destination (why it failed, the verdict); bounded."""
     key = _key(host, port)
     table.pop(key, None)
     table[key] = reason
@@ -436,36 +533,13 @@ def _forward_headers(raw: bytes) -> bytes:
     return b"\r\n".join(kept) + b"\r\n\r\n"
 
 
-async def _refuse(writer: asyncio.StreamWriter, reason: str, *, upstream: bool = False) -> None:
+def _refusal(reason: str, *, upstream: bool = False) -> bytes:
     status, header = (
         ("502 Bad Gateway", UPSTREAM_HEADER) if upstream else ("403 Forbidden", BLOCK_HEADER)
     )
     body = f"linksnap could not open this destination ({reason})".encode()
-    writer.write(
+    return (
         f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nConnection: close\r\n".encode()
         + f"{header}: {reason}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    with contextlib.suppress(ConnectionError):
-        await writer.drain()
-
-
-async def _pump(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, session: EgressSession, last: list[float]
-) -> None:
-    loop = asyncio.get_running_loop()
-    try:
-        while data := await src.read(_PIPE_CHUNK):
-            last[0] = loop.time()
-            session._count(len(data))
-            if session.over_budget:
-                return
-            dst.write(data)
-            await dst.drain()
-            last[0] = loop.time()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-            if dst.can_write_eof():
-                dst.write_eof()
