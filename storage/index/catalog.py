@@ -30,7 +30,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 BUCKETS = 64
 # Seconds a connection waits for another one's write transaction before giving up
 # (processes sharing the file: storage/index/search.py).
@@ -59,13 +59,13 @@ CREATE TABLE IF NOT EXISTS links(
   checked INTEGER,
   fp INTEGER NOT NULL,
   body TEXT NOT NULL,
-  doc BLOB NOT NULL,
-  worded INTEGER NOT NULL DEFAULT 1
+  doc BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS links_owner ON links(owner, created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS links_due ON links(checked, created DESC);
 CREATE INDEX IF NOT EXISTS links_bucket ON links(bucket);
-CREATE INDEX IF NOT EXISTS links_unworded ON links(bucket) WHERE worded = 0;
+CREATE TABLE IF NOT EXISTS unworded(rid INTEGER PRIMARY KEY, bucket INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS unworded_bucket ON unworded(bucket);
 CREATE TABLE IF NOT EXISTS tags(
   owner INTEGER NOT NULL, tag TEXT NOT NULL, created INTEGER NOT NULL, id TEXT NOT NULL,
   rid INTEGER NOT NULL,
@@ -87,8 +87,10 @@ END;
 CREATE TRIGGER IF NOT EXISTS links_ad AFTER DELETE ON links BEGIN
   DELETE FROM tags WHERE rid = old.rid;
 END;
-CREATE TRIGGER IF NOT EXISTS links_ad_words AFTER DELETE ON links WHEN old.worded BEGIN
-  INSERT INTO words(words, rowid, body) VALUES ('delete', old.rid, old.body);
+CREATE TRIGGER IF NOT EXISTS links_ad_words AFTER DELETE ON links BEGIN
+  INSERT INTO words(words, rowid, body) SELECT 'delete', old.rid, old.body
+    WHERE NOT EXISTS (SELECT 1 FROM unworded WHERE rid = old.rid);
+  DELETE FROM unworded WHERE rid = old.rid;
 END;
 CREATE TRIGGER IF NOT EXISTS tags_ai AFTER INSERT ON tags
   WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'bulk') BEGIN
@@ -101,7 +103,7 @@ CREATE TRIGGER IF NOT EXISTS tags_ad AFTER DELETE ON tags BEGIN
 END;
 """
 
-_TABLES = ("links", "tags", "tag_counts", "meta", "unsettled", "ready", "changed")
+_TABLES = ("links", "tags", "tag_counts", "meta", "unsettled", "ready", "changed", "unworded")
 
 
 # `alive: false` as BSON writes it (type 0x08, the name, a NUL, the byte 0): present in a
@@ -409,8 +411,8 @@ class Catalog:
         counts = Counter((owner, tag) for owner, tag, *_ in tags)
         self._set_meta("bulk", "1")  # the insert triggers stand aside (never committed)
         self.conn.executemany(
-            "INSERT INTO links(rid, id, owner, bucket, created, status, checked, fp, body, doc,"
-            f" worded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {int(words)})",
+            "INSERT INTO links(rid, id, owner, bucket, created, status, checked, fp, body, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             links,
         )
         self.conn.executemany(
@@ -426,14 +428,18 @@ class Catalog:
             self.conn.executemany(
                 "INSERT INTO words(rowid, body) VALUES (?, ?)", [(r[0], r[8]) for r in links]
             )
+        else:
+            self.conn.executemany(
+                "INSERT INTO unworded(rid, bucket) VALUES (?, ?)", [(r[0], r[3]) for r in links]
+            )
 
     def unworded(self, bucket: int | None = None) -> int | None:
         """A bucket (this one, or any) with rows whose words are not indexed yet."""
         if bucket is None:
-            row = self.conn.execute("SELECT bucket FROM links WHERE worded = 0 LIMIT 1")
+            row = self.conn.execute("SELECT bucket FROM unworded LIMIT 1")
         else:
             row = self.conn.execute(
-                "SELECT bucket FROM links WHERE worded = 0 AND bucket = ? LIMIT 1", (bucket,)
+                "SELECT bucket FROM unworded WHERE bucket = ? LIMIT 1", (bucket,)
             )
         found = row.fetchone()
         return None if found is None else int(found[0])
@@ -443,10 +449,11 @@ class Catalog:
         transaction)."""
         self.conn.execute(
             "INSERT INTO words(rowid, body)"
-            " SELECT rid, body FROM links WHERE worded = 0 AND bucket = ?",
+            " SELECT l.rid, l.body FROM unworded u JOIN links l ON l.rid = u.rid"
+            " WHERE u.bucket = ?",
             (bucket,),
         )
-        self.conn.execute("UPDATE links SET worded = 1 WHERE worded = 0 AND bucket = ?", (bucket,))
+        self.conn.execute("DELETE FROM unworded WHERE bucket = ?", (bucket,))
 
     def drop_bucket(self, bucket: int) -> None:
         """Forget the bucket's rows and waits; other buckets' waits stay, those for links

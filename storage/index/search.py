@@ -280,7 +280,7 @@ class IndexListing:
                             if not words or await self._word(catalog, bucket):
                                 return await self._run(fn, catalog)
                             continue  # another process holds the file: ask again
-                if catalog is not None and await self.restore(bucket) is Restored.HELD:
+                if catalog is not None and await self.restore(bucket, words=words) is Restored.HELD:
                     continue
             if await self._small():
                 return None
@@ -534,11 +534,14 @@ class IndexListing:
             self._failed_at = None
             self._fill = asyncio.create_task(self._fill_all())
 
-    async def restore(self, bucket: int, *, background: bool = False) -> Restored:
+    async def restore(
+        self, bucket: int, *, background: bool = False, words: bool = False
+    ) -> Restored:
         """Hold `bucket`: from its shelf, caught up with the journal. NO_SHELF when it has
         no usable shelf (or is being rebuilt from the collections), BUSY when another
         process held the file past BUSY_TIMEOUT. In the `background`, it gives way to
-        owners being answered before it takes the index's lock."""
+        owners being answered before it takes the index's lock. Its rows' `words` are
+        indexed now when the asker's question has some, else later (`word_all`)."""
         async with self._bucket_locks[bucket]:
             ready = await self.holds()
             if ready is None or bucket in ready:
@@ -553,12 +556,12 @@ class IndexListing:
                 if background:
                     await self._give_way()
                 try:
-                    return await self._restore_from(head, epoch)
+                    return await self._restore_from(head, epoch, words)
                 except ShelfReplaced:
                     continue
             return Restored.NO_SHELF
 
-    async def _restore_from(self, head: Head, epoch: str) -> Restored:
+    async def _restore_from(self, head: Head, epoch: str, words: bool) -> Restored:
         async with self.lock:
             catalog = await self.open()
             if not await self._begin(catalog):
@@ -567,14 +570,14 @@ class IndexListing:
                 log.warning("search index busy; bucket %d not restored now", head.bucket)
                 return Restored.BUSY
             try:
-                done = await self._restore_locked(catalog, epoch, head)
+                done = await self._restore_locked(catalog, epoch, head, words)
                 await self._run(catalog.commit if done else catalog.rollback)
             except BaseException:
                 await self._run(catalog.rollback)
                 raise
         return Restored.HELD if done else Restored.NO_SHELF
 
-    async def _restore_locked(self, catalog: Catalog, epoch: str, head: Head) -> bool:
+    async def _restore_locked(self, catalog: Catalog, epoch: str, head: Head, words: bool) -> bool:
         state = await self._run(catalog.state, epoch)
         if state is None:
             return False
@@ -587,7 +590,7 @@ class IndexListing:
         waits: dict[ObjectId, Wait] = {}
         rows = 0
         async for piece in self.shelves.pieces(head):
-            await self._run(partial(catalog.put_rows, piece.rows, words=False))
+            await self._run(partial(catalog.put_rows, piece.rows, words=words))
             waits.update((ObjectId(i), Wait(s, False, bucket)) for i, s in piece.waits)
             rows += len(piece.rows)
         await self.catch_up(catalog, {bucket}, changes, waits, position)
