@@ -439,6 +439,29 @@ async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
     assert (back.url, back.note, back.tags) == (record.url, record.note, ["format"])
 
 
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        (f"[Example]({DEAD}/md-a)\n[Other page]({DEAD}/md-b)\n", "links.md"),
+        (f"[1] {DEAD}/md-a\n[2] {DEAD}/md-b\n", "notes.txt"),
+    ],
+)
+async def test_a_text_opening_with_a_bracket_is_read_as_text_not_refused_as_json(
+    front: BotHarness, body: str, name: str
+) -> None:
+    """A Markdown link list starts with `[` but was never JSON: its links are imported
+    (it used to be refused "Malformed JSON")."""
+    done = await import_file(front, 42, body.encode(), name)
+    assert "2 new links saved" in done
+    assert sorted(r.url for r in await front.records(42)) == [f"{DEAD}/md-a", f"{DEAD}/md-b"]
+
+
+async def test_a_json_file_cut_short_is_still_refused_as_json(front: BotHarness) -> None:
+    cut = json.dumps({"format": "linksnap", "links": [{"url": f"{DEAD}/a"}]})[:-3]
+    done = await import_file(front, 42, cut.encode(), "linksnap.json", word="Nothing was")
+    assert "couldn't read that JSON file" in done and await front.records(42) == []
+
+
 async def test_the_same_tags_typed_and_imported_are_stored_the_same(front: BotHarness) -> None:
     typed = ["#a&b", "#😀", "#ab\u202ecd", "#ＡＩ", "#C++"]
     url = f"{DEAD}/typed"
