@@ -147,6 +147,24 @@ async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarn
     assert "Page 501-0" not in second
 
 
+async def test_a_page_gone_before_its_snapshot_was_taken_is_not_in_the_digest(
+    bot: BotHarness,
+) -> None:
+    """Imported links are checked before they are captured: one found gone has no
+    snapshot to keep, so the digest ("your snapshots are kept") does not name it."""
+    ann = 505
+    [kept] = await seed(bot, ann, 1)
+    bare = LinkRecord(
+        owner_id=ann, chat_id=ann, url="https://site505.example/bare", url_key="bare", title="Bare"
+    )
+    assert await bot.store.import_links([bare]) == 1
+    await bot.store.record_check(bare, False, now=next_boundary() - HOUR)
+    assert await digest_of(bot).run(bot.app.bot, after(next_boundary())) == 1
+    [told] = sent_to(bot, ann)
+    assert "1 of your saved pages went offline" in told.params["text"]
+    assert kept.title in told.params["text"] and "Bare" not in told.params["text"]
+
+
 async def test_a_period_missed_while_the_bot_was_down_is_told_at_the_next_pass(
     bot: BotHarness,
 ) -> None:
