@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -319,3 +320,25 @@ async def test_the_workers_jobs_claim_and_run_a_round_and_a_digest_pass(bot: Bot
         lambda c: c.method == "sendMessage" and c.ok and c.params.get("chat_id") == 602
     )
     assert "1 of your saved pages went offline" in call.params["text"]
+
+
+@pytest.mark.parametrize(("age", "due"), [(0.7, False), (0.9, True)])
+async def test_a_link_is_due_at_four_fifths_of_the_max_age(
+    bot: BotHarness, age: float, due: bool
+) -> None:
+    """A round checks a link last checked 0.9 × LINKROT_MAX_AGE ago, not one checked
+    0.7 × ago (DUE_SHARE = 0.8): the rest of the age absorbs a backlog."""
+    # Days apart, so the round's reading of "now" a moment later changes nothing; a
+    # round's own check writes the time it asked, which is never due again this round.
+    now = utcnow()
+    page = bot.pages.url("/status/404")
+    [record] = await seed(bot, 603, 1, gone=0)
+    await bot.store.update(record.id, url=page, final_url=page)
+    last = now - timedelta(seconds=bot.settings.linkrot_max_age * age)
+    await bot.store.record_check(record, True, now=last)
+    # The next slot's round: its working time lies ahead wherever in this slot we are.
+    number = int(time.time() // scheduler.ROUND_EVERY) + 1
+    result = await scheduler.run_round(bot.services, number)
+    assert (result.checked, result.gone) == ((1, 1) if due else (0, 0))
+    [after_round] = await bot.records(603)
+    assert (after_round.alive is False) is due
