@@ -73,10 +73,10 @@ def nested_folders(depth: int) -> bytes:
 
 
 async def import_file(
-    bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
+    bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported", lang: str = "en"
 ) -> str:
     """Send a file; the import message's closing text."""
-    return await bot.final_text(user, await bot.send_file(user, data, name), word)
+    return await bot.final_text(user, await bot.send_file(user, data, name, lang), word)
 
 
 async def stored(store: LinkStore, owner: int, count: int, timeout: float = 20) -> None:
@@ -208,17 +208,29 @@ async def test_the_reader_caps_tags_and_folder_depth() -> None:
 @pytest.mark.parametrize(
     ("name", "data", "answer"),
     [
-        ("deep.json", b"[" * 1000 + b"]" * 1000, "nested far deeper"),
-        ("deeper.json", b"[" * 100_000, "nested far deeper"),
-        ("latin1.html", '<DT><A HREF="https://a.example/">Café</A>'.encode("cp1252"), "UTF-8"),
-        ("binary.bin", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "can't import that file"),
+        ("deep.json", b"[" * 1000 + b"]" * 1000, {"en": "nested far deeper", "zh": "嵌套层级"}),
+        ("deeper.json", b"[" * 100_000, {"en": "nested far deeper", "zh": "嵌套层级"}),
+        (
+            "latin1.html",
+            '<DT><A HREF="https://a.example/">Café</A>'.encode("cp1252"),
+            {"en": "Save it as UTF-8", "zh": "另存为 UTF-8"},
+        ),
+        (
+            "binary.bin",
+            b"\x89PNG\r\n\x1a\n" + b"\0" * 100,
+            {"en": "can't import that file", "zh": "不是我认识的书签文件"},
+        ),
     ],
 )
+@pytest.mark.parametrize("lang", ["en", "zh"])
 async def test_unreadable_files_are_refused_clearly_and_store_nothing(
-    front: BotHarness, name: str, data: bytes, answer: str
+    front: BotHarness, name: str, data: bytes, answer: dict[str, str], lang: str
 ) -> None:
-    text = await import_file(front, 42, data, name, word="Nothing was imported")
-    assert answer in text
+    """In the sender's language, saying that nothing was imported."""
+    nothing = {"en": "Nothing was imported", "zh": "未导入任何内容"}
+    other = "zh" if lang == "en" else "en"
+    text = await import_file(front, 42, data, name, word=nothing[lang], lang=lang)
+    assert answer[lang] in text and nothing[other] not in text
     assert "Something went wrong" not in text
     assert await front.store.links.count_documents({}) == 0
     assert await front.store.keys.count_documents({}) == 0
