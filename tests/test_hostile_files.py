@@ -160,6 +160,37 @@ async def test_nested_folders_file_is_read_aside_while_others_are_answered(
     assert "link 9999" in found and "1 found" in found
 
 
+async def test_others_are_answered_while_an_import_writes_its_batches(
+    front: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two batches of an import's write phase, another user's /help is answered
+    before the import goes on: the import's next batch waits here until that answer is
+    seen, so a write phase that held the event loop (or anything /help needs) would never
+    let it arrive."""
+    real = bulk.record_imported
+    between, go = asyncio.Event(), asyncio.Event()
+    batches: list[int] = []
+
+    async def held(store: LinkStore, records: list[LinkRecord], **kw: Any) -> int:
+        batches.append(len(records))
+        if len(batches) == 2:
+            between.set()
+            await go.wait()
+        return await real(store, records, **kw)
+
+    monkeypatch.setattr(bulk, "record_imported", held)
+    data = "\n".join(f"{DEAD}/w{i}" for i in range(600)).encode()
+    message_id = await front.send_file(42, data, "links.txt")
+    await asyncio.wait_for(between.wait(), 120)
+    assert await front.store.links.count_documents({"owner_id": 42}) == batches[0]
+    assert "How to use linksnap" in await front.answer(43, "/help")
+    assert "Imported" not in (front.api.message_text(42, message_id) or "")
+    go.set()
+    done = await front.final_text(42, message_id, "Imported")
+    assert "600 new links saved" in done and len(batches) == 3
+    assert await consistent(front.store, 42) == 600
+
+
 async def test_a_file_read_too_long_is_stopped_and_its_process_ended(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
