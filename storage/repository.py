@@ -70,7 +70,11 @@ from storage.writes import LinkWrites
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
-CHECKED_STATES = (str(Status.DONE), str(Status.SUMMARY_FAILED))
+# Link-rot checks every saved link not in a capture's hands: captured, failed, or waiting
+# (an import's thousands wait behind every link sent by hand, for hours or days).
+CHECKED_STATES = tuple(
+    str(s) for s in (Status.DONE, Status.SUMMARY_FAILED, Status.FAILED, Status.PENDING)
+)
 DEFAULT_INDEX_DIR = Path("data") / "index"
 RENAME_PAGE = 500  # links read per listing page while renaming a tag
 
@@ -640,8 +644,8 @@ class LinkStore:
     async def due_for_check(
         self, checked_before: datetime, limit: int = 50, skip: frozenset[ObjectId] = frozenset()
     ) -> list[LinkRecord]:
-        """Captured links not checked since `checked_before`: never-checked first (newest
-        first, so an import's latest links lead), then the oldest checks. Links in `skip`
+        """Saved links (CHECKED_STATES) not checked since `checked_before`: never-checked
+        first (newest first, so an import's latest links lead), then the oldest checks. Links in `skip`
         (already in a round's hands) are left out without being read."""
         out = []
         ids = await self.listing.due_for_check(CHECKED_STATES, checked_before, limit + len(skip))

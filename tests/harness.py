@@ -119,11 +119,11 @@ class BotHarness:
         assert call.ok, call.description
         return str(call.result["text"])
 
-    async def send_file(self, user_id: int, data: bytes, name: str) -> int:
+    async def send_file(self, user_id: int, data: bytes, name: str, language: str = "en") -> int:
         """The user sends a file (an import, mostly); the id of the bot's first message in
         that chat after it (the import's progress, edited as it goes)."""
         start = len(self.api.calls)
-        self.api.send_document(user_id, data, name)
+        self.api.send_document(user_id, data, name, language_code=language)
         reply = await self.api.wait_for(
             lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user_id,
             timeout=30,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -145,6 +146,24 @@ async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarn
     second = sent_to(bot, ann)[-1].params["text"]
     assert "1 of your saved pages went offline" in second and "Page 501-2" in second
     assert "Page 501-0" not in second
+
+
+async def test_a_page_gone_before_its_snapshot_was_taken_is_not_in_the_digest(
+    bot: BotHarness,
+) -> None:
+    """Imported links are checked before they are captured: one found gone has no
+    snapshot to keep, so the digest ("your snapshots are kept") does not name it."""
+    ann = 505
+    [kept] = await seed(bot, ann, 1)
+    bare = LinkRecord(
+        owner_id=ann, chat_id=ann, url="https://site505.example/bare", url_key="bare", title="Bare"
+    )
+    assert await bot.store.import_links([bare]) == 1
+    await bot.store.record_check(bare, False, now=next_boundary() - HOUR)
+    assert await digest_of(bot).run(bot.app.bot, after(next_boundary())) == 1
+    [told] = sent_to(bot, ann)
+    assert "1 of your saved pages went offline" in told.params["text"]
+    assert kept.title in told.params["text"] and "Bare" not in told.params["text"]
 
 
 async def test_a_period_missed_while_the_bot_was_down_is_told_at_the_next_pass(
@@ -301,3 +320,25 @@ async def test_the_workers_jobs_claim_and_run_a_round_and_a_digest_pass(bot: Bot
         lambda c: c.method == "sendMessage" and c.ok and c.params.get("chat_id") == 602
     )
     assert "1 of your saved pages went offline" in call.params["text"]
+
+
+@pytest.mark.parametrize(("age", "due"), [(0.7, False), (0.9, True)])
+async def test_a_link_is_due_at_four_fifths_of_the_max_age(
+    bot: BotHarness, age: float, due: bool
+) -> None:
+    """A round checks a link last checked 0.9 × LINKROT_MAX_AGE ago, not one checked
+    0.7 × ago (DUE_SHARE = 0.8): the rest of the age absorbs a backlog."""
+    # Days apart, so the round's reading of "now" a moment later changes nothing; a
+    # round's own check writes the time it asked, which is never due again this round.
+    now = utcnow()
+    page = bot.pages.url("/status/404")
+    [record] = await seed(bot, 603, 1, gone=0)
+    await bot.store.update(record.id, url=page, final_url=page)
+    last = now - timedelta(seconds=bot.settings.linkrot_max_age * age)
+    await bot.store.record_check(record, True, now=last)
+    # The next slot's round: its working time lies ahead wherever in this slot we are.
+    number = int(time.time() // scheduler.ROUND_EVERY) + 1
+    result = await scheduler.run_round(bot.services, number)
+    assert (result.checked, result.gone) == ((1, 1) if due else (0, 0))
+    [after_round] = await bot.records(603)
+    assert (after_round.alive is False) is due

@@ -299,12 +299,12 @@ async def test_due_links_never_checked_newest_first_then_oldest_checked(store: L
     """The link-rot order on both read paths: links never checked lead, newest first (an
     import's latest links before its oldest), then the oldest checks."""
     now = datetime.now(UTC)
-    old, new, stale, staler, fresh, failed = (link(12, n, []) for n in range(1, 7))
+    old, new, stale, staler, fresh, capturing = (link(12, n, []) for n in range(1, 7))
     stale.checked_at = now - timedelta(days=3)
     staler.checked_at = now - timedelta(days=10)
     fresh.checked_at = now - timedelta(hours=1)
-    failed.status = Status.FAILED
-    assert await store.import_links([old, new, stale, staler, fresh, failed]) == 6
+    capturing.status = Status.CAPTURING  # in a capture's hands: it is checked by it
+    assert await store.import_links([old, new, stale, staler, fresh, capturing]) == 6
     due = await store.due_for_check(now - timedelta(days=1), limit=10)
     assert [r.id for r in due] == [new.id, old.id, staler.id, stale.id]
     first = await store.due_for_check(now - timedelta(days=1), limit=3)

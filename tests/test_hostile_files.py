@@ -73,10 +73,10 @@ def nested_folders(depth: int) -> bytes:
 
 
 async def import_file(
-    bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
+    bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported", lang: str = "en"
 ) -> str:
     """Send a file; the import message's closing text."""
-    return await bot.final_text(user, await bot.send_file(user, data, name), word)
+    return await bot.final_text(user, await bot.send_file(user, data, name, lang), word)
 
 
 async def stored(store: LinkStore, owner: int, count: int, timeout: float = 20) -> None:
@@ -160,6 +160,37 @@ async def test_nested_folders_file_is_read_aside_while_others_are_answered(
     assert "link 9999" in found and "1 found" in found
 
 
+async def test_others_are_answered_while_an_import_writes_its_batches(
+    front: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two batches of an import's write phase, another user's /help is answered
+    before the import goes on: the import's next batch waits here until that answer is
+    seen, so a write phase that held the event loop (or anything /help needs) would never
+    let it arrive."""
+    real = bulk.record_imported
+    between, go = asyncio.Event(), asyncio.Event()
+    batches: list[int] = []
+
+    async def held(store: LinkStore, records: list[LinkRecord], **kw: Any) -> int:
+        batches.append(len(records))
+        if len(batches) == 2:
+            between.set()
+            await go.wait()
+        return await real(store, records, **kw)
+
+    monkeypatch.setattr(bulk, "record_imported", held)
+    data = "\n".join(f"{DEAD}/w{i}" for i in range(600)).encode()
+    message_id = await front.send_file(42, data, "links.txt")
+    await asyncio.wait_for(between.wait(), 120)
+    assert await front.store.links.count_documents({"owner_id": 42}) == batches[0]
+    assert "How to use linksnap" in await front.answer(43, "/help")
+    assert "Imported" not in (front.api.message_text(42, message_id) or "")
+    go.set()
+    done = await front.final_text(42, message_id, "Imported")
+    assert "600 new links saved" in done and len(batches) == 3
+    assert await consistent(front.store, 42) == 600
+
+
 async def test_a_file_read_too_long_is_stopped_and_its_process_ended(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -208,17 +239,29 @@ async def test_the_reader_caps_tags_and_folder_depth() -> None:
 @pytest.mark.parametrize(
     ("name", "data", "answer"),
     [
-        ("deep.json", b"[" * 1000 + b"]" * 1000, "nested far deeper"),
-        ("deeper.json", b"[" * 100_000, "nested far deeper"),
-        ("latin1.html", '<DT><A HREF="https://a.example/">Café</A>'.encode("cp1252"), "UTF-8"),
-        ("binary.bin", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "can't import that file"),
+        ("deep.json", b"[" * 1000 + b"]" * 1000, {"en": "nested far deeper", "zh": "嵌套层级"}),
+        ("deeper.json", b"[" * 100_000, {"en": "nested far deeper", "zh": "嵌套层级"}),
+        (
+            "latin1.html",
+            '<DT><A HREF="https://a.example/">Café</A>'.encode("cp1252"),
+            {"en": "Save it as UTF-8", "zh": "另存为 UTF-8"},
+        ),
+        (
+            "binary.bin",
+            b"\x89PNG\r\n\x1a\n" + b"\0" * 100,
+            {"en": "can't import that file", "zh": "不是我认识的书签文件"},
+        ),
     ],
 )
+@pytest.mark.parametrize("lang", ["en", "zh"])
 async def test_unreadable_files_are_refused_clearly_and_store_nothing(
-    front: BotHarness, name: str, data: bytes, answer: str
+    front: BotHarness, name: str, data: bytes, answer: dict[str, str], lang: str
 ) -> None:
-    text = await import_file(front, 42, data, name, word="Nothing was imported")
-    assert answer in text
+    """In the sender's language, saying that nothing was imported."""
+    nothing = {"en": "Nothing was imported", "zh": "未导入任何内容"}
+    other = "zh" if lang == "en" else "en"
+    text = await import_file(front, 42, data, name, word=nothing[lang], lang=lang)
+    assert answer[lang] in text and nothing[other] not in text
     assert "Something went wrong" not in text
     assert await front.store.links.count_documents({}) == 0
     assert await front.store.keys.count_documents({}) == 0
@@ -439,22 +482,36 @@ async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
     assert (back.url, back.note, back.tags) == (record.url, record.note, ["format"])
 
 
-def _entities(text: str, *parts: tuple[str, str]) -> list[dict[str, Any]]:
-    def units(s: str) -> int:
-        return len(s.encode("utf-16-le")) // 2
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        (f"[Example]({DEAD}/md-a)\n[Other page]({DEAD}/md-b)\n", "links.md"),
+        (f"[1] {DEAD}/md-a\n[2] {DEAD}/md-b\n", "notes.txt"),
+    ],
+)
+async def test_a_text_opening_with_a_bracket_is_read_as_text_not_refused_as_json(
+    front: BotHarness, body: str, name: str
+) -> None:
+    """A Markdown link list starts with `[` but was never JSON: its links are imported
+    (it used to be refused "Malformed JSON")."""
+    done = await import_file(front, 42, body.encode(), name)
+    assert "2 new links saved" in done
+    assert sorted(r.url for r in await front.records(42)) == [f"{DEAD}/md-a", f"{DEAD}/md-b"]
 
-    out = []
-    for kind, value in parts:
-        start = text.index(value)
-        out.append({"type": kind, "offset": units(text[:start]), "length": units(value)})
-    return out
+
+async def test_a_json_file_cut_short_is_still_refused_as_json(front: BotHarness) -> None:
+    cut = json.dumps({"format": "linksnap", "links": [{"url": f"{DEAD}/a"}]})[:-3]
+    done = await import_file(front, 42, cut.encode(), "linksnap.json", word="Nothing was")
+    assert "couldn't read that JSON file" in done and await front.records(42) == []
 
 
 async def test_the_same_tags_typed_and_imported_are_stored_the_same(front: BotHarness) -> None:
     typed = ["#a&b", "#😀", "#ab\u202ecd", "#ＡＩ", "#C++"]
     url = f"{DEAD}/typed"
     text = f"{url} {' '.join(typed)}"
-    front.send(42, text, entities=_entities(text, ("url", url), *(("hashtag", t) for t in typed)))
+    # The entities the fake detects as Telegram does: `#a`, `#ab`, `#ＡＩ`, `#C`; none on `#😀`.
+    sent = front.send(42, text)
+    assert [e["type"] for e in sent["entities"]] == ["url"] + ["hashtag"] * 4
     await stored(front.store, 42, 1)
     [by_hand] = await front.records(42)
     assert by_hand.tags == ["a&b", "😀", "abcd", "ai", "c++"]

@@ -7,6 +7,7 @@ Gone: 404, 410, a name that no longer resolves. Unknown (check again later): 401
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import AsyncIterator
 
 import pytest
@@ -30,6 +31,7 @@ class StatusSite:
         app = web.Application()
         app.router.add_get("/s/{code}", self._status)
         app.router.add_get("/to/{code}", self._redirect)
+        app.router.add_route("*", "/away", self._away)
         app.router.add_get("/slow", self._slow)
         app.router.add_get("/{tail:.*}", self._ok)
         runner, self.port = await serve(app)
@@ -44,6 +46,10 @@ class StatusSite:
 
     async def _redirect(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(f"/s/{request.match_info['code']}")
+
+    async def _away(self, request: web.Request) -> web.Response:
+        self.paths.append(request.path)
+        raise web.HTTPFound(request.query["to"])
 
     async def _slow(self, request: web.Request) -> web.Response:
         await asyncio.sleep(5)
@@ -121,4 +127,19 @@ async def test_backslash_authority_is_judged_as_the_url_standard_reads_it(
     url = f"http://127.0.0.1:{site.port}\\@{sentinel.host}:{sentinel.port}/page"
     assert await linkrot.is_alive(guard, url) is True
     assert site.paths[-1] == f"/@{sentinel.host}:{sentinel.port}/page"
+    assert sentinel.connections == before
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+async def test_a_redirect_to_a_refused_address_is_unknown_and_never_followed(
+    site: StatusSite, guard: NetGuard, sentinel: Sentinel, hops: int
+) -> None:
+    """A public page that redirects (directly or by a second hop) to an address the
+    guard refuses: "check again later", and not one connection reaches that address."""
+    before = sentinel.connections
+    url = f"{sentinel.url}/rot"
+    for _ in range(hops):
+        url = site.url(f"/away?to={urllib.parse.quote(url, safe='')}")
+    assert await linkrot.is_alive(guard, url) is None
+    assert site.paths.count("/away") >= hops  # the public hops were asked
     assert sentinel.connections == before

@@ -20,9 +20,10 @@ import pytest
 from aiohttp import web
 
 from bot.guard.netguard import NetGuard
-from bot.library import linkrot
+from bot.library import bookmarks, linkrot
 from bot.library.hostpace import HOST_GAP, HostPacer
 from bot.library.rotround import IN_FLIGHT, CheckRound
+from bot.library.transfer import import_links
 from bot.scheduler import ROUND_EVERY, ROUND_SPARE
 from storage.models import LinkRecord, Status, utcnow
 from storage.repository import LinkStore
@@ -305,3 +306,37 @@ async def test_unknown_answers_change_no_mark(
     await a_round(store, guard).run()
     [gone] = (await store.gone(7)).items
     assert gone.alive is False and gone.checked_at is not None
+
+
+async def test_imported_links_are_checked_newest_first_before_they_are_captured(
+    either_store: LinkStore, guard: NetGuard, site: RotSite
+) -> None:
+    """A bookmark file's links wait behind every link sent by hand for their capture
+    (hours for thousands); they are checked meanwhile, newest first, and one whose
+    capture failed is checked too."""
+    store = either_store
+    years = {"/old": 2015, "/mid": 2019, "/new": 2023}
+    rows = "".join(
+        f'<DT><A HREF="{site.url("h1.test", path)}" ADD_DATE="{(year - 1970) * 31_557_600}">'
+        f"{path}</A>"
+        for path, year in years.items()
+    )
+    parsed = bookmarks.parse(f"<!DOCTYPE NETSCAPE-Bookmark-file-1><DL><p>{rows}</DL>".encode())
+    counts = await import_links(
+        store, guard, parsed, owner_id=7, chat_id=7, lang="en", on_progress=lambda _: None
+    )
+    assert counts.saved == 3
+    due = utcnow()
+    newest = await store.due_for_check(due, limit=2)
+    assert [r.url.rsplit("/", 1)[1] for r in newest] == ["new", "mid"]
+    assert {str(r.status) for r in newest} == {str(Status.PENDING)}
+    [old] = [LinkRecord.from_doc(d) async for d in store.links.find({"url": {"$regex": "/old$"}})]
+    await store.mark_failed(old.id, "capture timed out")
+
+    site.answers["/mid"] = (404, 404)
+    result = await a_round(store, guard, due).run()
+    assert (result.checked, result.gone) == (3, 1)
+    assert {h.path for h in site.hits} == {"/mid", "/new", "/old"}
+    [gone] = (await store.gone(7)).items
+    assert gone.url.endswith("/mid")
+    assert await store.due_for_check(due) == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from telegram import Chat, Message, MessageEntity, User
 
-from bot.chat.links import MAX_LINKS, parse_message, url_key
+from bot.chat.links import MAX_LINKS, parse_message, parse_text, url_key
 
 
 def utf16_len(text: str) -> int:
@@ -95,3 +95,28 @@ def test_url_key_normalises(a: str, b: str) -> None:
 def test_url_key_keeps_meaningful_differences() -> None:
     assert url_key("https://example.com/a?id=1") != url_key("https://example.com/a?id=2")
     assert url_key("https://example.com/A") != url_key("https://example.com/a")
+
+
+def detected(text: str) -> Message:
+    """A message whose entities are those the fake Bot API detects, as Telegram does."""
+    from tests.fakes.telegram_rules import detect_entities
+
+    built = [MessageEntity(e["type"], e["offset"], e["length"]) for e in detect_entities(text)]
+    return Message(1, datetime.now(UTC), Chat(1, "private"), text=text, entities=built)
+
+
+def test_a_typed_tag_runs_to_the_next_space_as_on_the_web_pages() -> None:
+    """Telegram stops a hashtag at `&`, `+` and emoji; the tag is what was typed, and a
+    sentence's closing punctuation is not part of it."""
+    text = "https://example.org/x #a&b #😀 #C++ ＃全角 (see #py). issue"
+    parsed = parse_message(detected(text))
+    assert parsed.tags == ["a&b", "😀", "c++", "全角", "py"]
+    assert parsed.note == "(see ). issue"
+    assert parse_text(text).tags == parsed.tags
+    # Where Telegram marks one inside a word, the tag starts at its mark.
+    assert parse_message(detected("mid,#a&b")).tags == ["a&b"]
+
+
+def test_a_fragment_in_a_link_is_not_a_tag() -> None:
+    parsed = parse_message(detected("https://example.org/page#part and #kept"))
+    assert parsed.urls == ["https://example.org/page#part"] and parsed.tags == ["kept"]

@@ -401,3 +401,32 @@ async def test_undo_puts_an_unfinished_link_back_in_its_queue_place(mongodb_uri:
         assert [r.id for r in (await store.find(42, [])).items] == [again.id]
     finally:
         await store.close()
+
+
+async def test_retag_by_reply_goes_through_the_one_normaliser(bot: BotHarness) -> None:
+    """As typed in a message: `&` kept, full-width letters folded, a right-to-left
+    override dropped (it would make the caption read as something else)."""
+    photo = await bot.snapshot(42, "/article/normal", "#x")
+    start = len(bot.api.calls)
+    bot.send(42, "#a&b #ＡＩ #ab\u202ecd -#x", reply_to_message_id=photo["message_id"])
+    edited = await bot.caption_edit(photo, start)
+    assert (await record_of(bot, 42)).tags == ["a&b", "ai", "abcd"]
+    assert "#a&b #ai #abcd" in edited["caption"] and "\u202e" not in edited["caption"]
+
+
+async def test_a_tag_button_carries_only_a_normal_tag(bot: BotHarness) -> None:
+    """＋#tag buttons add the stored form; a button whose tag is not one (full-width
+    letters, a right-to-left override) is refused as stale and changes nothing."""
+    photo = await bot.snapshot(42, "/article/button", "#x")
+    record = await record_of(bot, 42)
+    codec = codec_for(bot.settings.telegram_bot_token.get_secret_value())
+    # Buttons signed for this user as a version before the one normaliser made them.
+    head = codec.encode(AddTag(record.id, "z"), 42).rpartition(":")[0][:-1]
+    for raw in ("ＡＩ", "a\u202eb"):
+        body = head + raw
+        start = press(bot, 42, photo, f"{body}:{codec._mac(42, body)}")
+        assert await answer(bot, start) == "That button has expired."
+    assert (await record_of(bot, 42)).tags == ["x"]
+    start = press(bot, 42, photo, codec.encode(AddTag(record.id, "a&b"), 42))
+    assert await answer(bot, start) == "Added #a&b"
+    assert (await record_of(bot, 42)).tags == ["x", "a&b"]

@@ -6,14 +6,16 @@ Entities come first: Telegram has already found the URLs (`url`), hidden links
 
 from __future__ import annotations
 
+import bisect
 import re
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from courlan import normalize_url
 from telegram import Message, MessageEntity
 
-from bot.tags import cap_tags, clean_tag
+from bot.tags import HASH_MARKS, cap_tags, clean_tag
 
 MAX_LINKS = 10
 MAX_URL_LENGTH = 2048
@@ -97,6 +99,7 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
     tags: list[str] = []
     candidates: list[str] = []
     spans: list[tuple[int, int]] = []
+    marked: list[int] = []  # where Telegram's hashtag entities start
     for entity, value in sorted(entities.items(), key=lambda item: item[0].offset):
         if entity.type == MessageEntity.URL:
             # `view-source:http://…`: Telegram links the http part; the user meant the whole.
@@ -106,9 +109,8 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
             candidates.append(entity.url)
             continue  # the visible words of a text_link stay in the note
         elif entity.type == MessageEntity.HASHTAG:
-            tag = clean_tag(value)
-            if tag is not None:
-                tags.append(tag)
+            marked.append(_span(text, value, spans)[0])
+            continue
         else:
             continue
         spans.append(_span(text, value, spans))
@@ -116,9 +118,36 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
         candidates = _SCHEME_WORD.findall(text)
         spans.extend(_span(text, c, spans) for c in candidates)
     _accept(out, candidates, max_links)
+    for tag, span in _typed_tags(text, marked, spans):
+        tags.append(tag)
+        spans.append(span)
     out.add_tags(tags)
     out.note = _note(text, spans)
     return out
+
+
+def _typed_tags(
+    text: str, marked: list[int], taken: list[tuple[int, int]]
+) -> Iterator[tuple[str, tuple[int, int]]]:
+    """Each tag typed in `text` and where it stands. Telegram ends a hashtag entity at
+    the first non-word character (`#a&b` → `#a`, `#😀` unmarked); a tag here runs from
+    its `#` (marked by Telegram, or starting a word) to the next whitespace, as on the
+    web pages and in imports, so the one normaliser sees the whole of what was typed."""
+    starts = sorted(marked)
+    for word in re.finditer(r"\S+", text):
+        first = bisect.bisect_left(starts, word.start())
+        inside = first < len(starts) and starts[first] < word.end()
+        start = starts[first] if inside else word.start()
+        if text[start] not in HASH_MARKS or _overlaps((word.start(), word.end()), taken):
+            continue
+        value = _trim(text[start : word.end()])
+        tag = clean_tag(value)
+        if tag is not None:
+            yield tag, (start, start + len(value))
+
+
+def _overlaps(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
+    return any(a < span[1] and span[0] < b for a, b in taken)
 
 
 def _span(text: str, value: str, taken: list[tuple[int, int]]) -> tuple[int, int]:
@@ -175,7 +204,7 @@ def parse_text(text: str, *, max_links: int = MAX_LINKS) -> ParsedMessage:
     for word in re.finditer(r"\S+", text):
         value = word.group(0)
         if _TYPED_TAG.match(value):
-            name = clean_tag(value)
+            name = clean_tag(_trim(value))
             if name is not None:
                 out.add_tags([name])
         elif _TYPED_LINK.match(value) or _SCHEME_WORD.fullmatch(value):

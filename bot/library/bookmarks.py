@@ -166,7 +166,8 @@ def parse(data: bytes) -> Parsed:
     """Read any supported file; ImportRefused (with a reason) when nothing can be used.
 
     The format is told by reading, not by a word near the start: text that opens with
-    `{` or `[` is JSON (a linksnap export whose notes mention `<DT>` is still JSON), a
+    `{` or `[` and reads as JSON is JSON (a linksnap export whose notes mention `<DT>` is
+    still JSON; a Markdown list of `[title](url)` is not), a
     first line naming a url column is CSV, markup with links in it is a bookmark page,
     and anything else is searched for web links.
     """
@@ -174,17 +175,18 @@ def parse(data: bytes) -> Parsed:
         raise UnknownFormat("binary file")
     text = _decode(data)
     body = text.lstrip()
-    if body.startswith(("{", "[")):
-        parsed = _json(text)
-    elif _csv_header(body[:2048]) is not None:
-        parsed = _csv(text)
-    else:
-        markup = _netscape(text) if "<" in text else None
-        found_any = markup is not None and (markup.bookmarks or markup.invalid)
-        parsed = markup if markup is not None and found_any else _plain(text)
+    parsed = _json(text) if body.startswith(("{", "[")) else None
+    if parsed is None:
+        parsed = _csv(text) if _csv_header(body[:2048]) is not None else _markup_or_plain(text)
     if not parsed.bookmarks:
         raise NoLinks(parsed.kind)
     return parsed
+
+
+def _markup_or_plain(text: str) -> Parsed:
+    markup = _netscape(text) if "<" in text else None
+    found_any = markup is not None and (markup.bookmarks or markup.invalid)
+    return markup if markup is not None and found_any else _plain(text)
 
 
 def _decode(data: bytes) -> str:
@@ -344,12 +346,23 @@ def _json_depth_over(text: str, limit: int) -> bool:
     return False
 
 
-def _json(text: str) -> Parsed:
+def _not_json(text: str, exc: json.JSONDecodeError) -> bool:
+    """Whether text opening with `[`/`{` was never JSON (a Markdown link `[a](https://…)`,
+    `[1] https://…`): the decoder stopped at the first thing after the bracket, or read a
+    whole value followed by more text. A JSON file cut or broken further in is Malformed."""
+    opener = len(text) - len(text.lstrip())
+    return exc.msg == "Extra data" or not text[opener + 1 : exc.pos].strip()
+
+
+def _json(text: str) -> Parsed | None:
+    """The file read as JSON; None when it is not JSON at all (read as text instead)."""
     if _json_depth_over(text, MAX_JSON_DEPTH):
         raise TooDeep("JSON")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
+        if _not_json(text, exc):
+            return None
         raise Malformed("JSON", f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:  # the decoder nests one call per level
         raise TooDeep("JSON") from None

@@ -109,7 +109,13 @@ class Digest:
         """Pages of the owner that went offline in [since, end) and still are, most
         recently gone first; and the language the owner saved the newest of them in."""
         found = await self.store.gone(owner_id, page_size=10 * MOST)
-        fresh = [r for r in found.items if r.gone_at is not None and since <= r.gone_at < end]
+        # Only pages with a snapshot: the digest promises it is kept (an imported link
+        # found gone before its capture shows its mark in /find and on the web instead).
+        fresh = [
+            r
+            for r in found.items
+            if r.gone_at is not None and since <= r.gone_at < end and r.screenshot is not None
+        ]
         language = fresh[0].lang_code if fresh else None  # the listing is newest first
         fresh.sort(key=lambda r: r.gone_at or end, reverse=True)
         return [GoneItem(r.id, r.title or "", r.url) for r in fresh[:MOST]], language
