@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -86,3 +87,36 @@ async def test_unqueued_work_is_adopted_only_once_its_owner_is_quiet(queue: Work
     # Once owner 7 has been quiet for the orphan age, its leftovers are adopted too.
     assert await queue.adopt_orphans(utcnow() + timedelta(seconds=1)) >= 1
     assert await queue.queued(waiting)
+
+
+async def test_a_link_past_its_owner_s_pace_is_never_claimable_before_its_time(
+    queue: WorkQueue,
+) -> None:
+    """A worker may claim at any moment, also between the writes that queue a link: the
+    second link of an owner paced at one a minute must never be claimed now."""
+    first, second = await _unqueued(queue), await _unqueued(queue)
+    assert await queue.enqueue(first["_id"], 77, per_minute=1.0) is None
+    taken = await queue.claim("w-first", {"pending"}, LEASE)
+    assert taken is not None and taken.link_id == first["_id"]
+    work: Any = queue.work
+    real_update = work.update_one
+    between: list[Any] = []
+
+    async def update_then_a_worker_claims(*args: Any, **kwargs: Any) -> Any:
+        result = await real_update(*args, **kwargs)
+        between.append(await queue.claim("w-between", {"pending"}, LEASE))
+        return result
+
+    work.update_one = update_then_a_worker_claims
+    try:
+        later = await queue.enqueue(second["_id"], 77, per_minute=1.0)
+    finally:
+        work.update_one = real_update
+    assert later is not None and later > utcnow()
+    assert between == [None]
+
+
+async def _unqueued(queue: WorkQueue) -> dict[str, Any]:
+    doc: dict[str, Any] = {"_id": ObjectId(), "status": "pending", "owner_id": 77}
+    await queue.work.insert_one(doc)
+    return doc

@@ -90,9 +90,11 @@ class WorkQueue:
             await set_by_id(self.owners, key, {"turn": turn, "tat": pace.tat, "at": utcnow()})
         fields: Doc = {"turn": turn, "prio": prio}
         later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
-        await self.work.update_one({"_id": link_id}, {"$set": fields})
+        # The pace's hold first: the turn makes the link claimable, and a worker claiming
+        # between the two writes would start it before its time.
         if later is not None:  # not claimable before its pace allows
             await set_by_id(self.leases, link_id, {"until": later})
+        await self.work.update_one({"_id": link_id}, {"$set": fields})
         return later
 
     async def queued(self, link_id: ObjectId) -> bool:
