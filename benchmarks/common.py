@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from storage.bulk import record_imported
+from storage.models import LinkRecord
+from storage.queue.claims import PRIO_BY_HAND
+from storage.repository import LinkStore
 from tests.conftest import start_ferretdb
 from tests.fakes.botapi import FakeBotAPI
 
@@ -65,3 +69,8 @@ def merge_results(name: str, results: dict[str, Any]) -> None:
     print(json.dumps(results, indent=2, ensure_ascii=False))
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     RESULTS.write_text(json.dumps({**previous, name: results}, indent=2, ensure_ascii=False) + "\n")
+
+
+async def seed_links(store: LinkStore, records: list[LinkRecord]) -> int:
+    """Links stored at once, as sent by hand, through the bot's one bulk writer."""
+    return await record_imported(store, records, prio=PRIO_BY_HAND, turn=0.0, imported=False)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import fresh_ferretdb, merge_results, summary
+from benchmarks.common import fresh_ferretdb, merge_results, seed_links, summary
 from bot.chat.links import url_key
 from storage.index.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
@@ -106,9 +106,9 @@ async def seed(store: LinkStore) -> dict[str, float]:
     for n, owner in enumerate(owners()):
         batch.append(make_link(owner, n))
         if len(batch) == 2000:
-            made += await store.import_links(batch)
+            made += await seed_links(store, batch)
             batch = []
-    made += await store.import_links(batch)
+    made += await seed_links(store, batch)
     seeded = time.monotonic() - started
     started = time.monotonic()
     await store.index.complete()  # the import handed its rows to the index as written

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from benchmarks.common import fresh_ferretdb, merge_results
+from benchmarks.common import fresh_ferretdb, merge_results, seed_links
 from bot.guard.netguard import NetGuard
 from bot.library.rotround import IN_FLIGHT, CheckRound
 from storage.models import LinkRecord, Status, utcnow
@@ -124,7 +124,7 @@ async def run(uri: str, index_path: Path) -> dict[str, Any]:
     try:
         await store.ensure_indexes()
         started = time.monotonic()
-        await store.import_links(make_links(world, port))
+        await seed_links(store, make_links(world, port))
         seeded = time.monotonic() - started
         guard = NetGuard(["127.0.0.1"], resolver=bench_names)
         round_ = CheckRound(store, guard, checked_before=utcnow(), until=time.time() + SECONDS)

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from playwright.async_api import async_playwright
 
-from benchmarks.common import fresh_ferretdb, merge_results, settings, summary
+from benchmarks.common import fresh_ferretdb, merge_results, seed_links, settings, summary
 from bot.app import build_application, running
 from bot.chat.links import url_key
 from bot.config import Settings
@@ -85,9 +85,9 @@ async def seed(store: LinkStore) -> dict[str, float]:
             )
         )
         if len(batch) == 2000:
-            await store.import_links(batch)
+            await seed_links(store, batch)
             batch = []
-    await store.import_links(batch)
+    await seed_links(store, batch)
     seeded = time.monotonic() - started
     started = time.monotonic()
     await store.index.sync()

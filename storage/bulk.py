@@ -39,10 +39,17 @@ def _ms(when: datetime) -> datetime:
 
 
 async def record_imported(
-    store: LinkStore, records: list[LinkRecord], *, prio: int, turn: float
+    store: LinkStore,
+    records: list[LinkRecord],
+    *,
+    prio: int,
+    turn: float,
+    imported: bool = True,
 ) -> int:
     """Record new links marked `imported: true`, queued at `prio` (after every link sent
     by hand; see storage/queue/claims.py); returns how many were new (the rest the owner had).
+    The one way links are written in bulk: tests and benches seed with it too
+    (`imported=False`, `prio` of a link sent by hand).
 
     All or nothing per batch, and resumable. The unique (owner_id, url_key) index on
     `links` decides what is new, so a key left without its link (by an earlier bug, or a
@@ -64,7 +71,7 @@ async def record_imported(
         {"owner_id": records[0].owner_id, "ids": ids, "prio": prio, "turn": turn, "at": utcnow()}
     )
     try:
-        fresh = await _write_links(store, records, prio=prio, turn=turn)
+        fresh = await _write_links(store, records, prio=prio, turn=turn, imported=imported)
     except BaseException:
         if await _take_back(store, ids):
             await batches.delete_one({"_id": note.inserted_id})
@@ -74,7 +81,7 @@ async def record_imported(
 
 
 async def _write_links(
-    store: LinkStore, records: list[LinkRecord], *, prio: int, turn: float
+    store: LinkStore, records: list[LinkRecord], *, prio: int, turn: float, imported: bool
 ) -> list[LinkRecord]:
     """Links, page texts, work entries, then keys; the records that were new (only these
     get a work entry: a duplicate costs one refused insert)."""
@@ -82,7 +89,8 @@ async def _write_links(
     for r in records:
         r.terms = r.terms or r.page_terms()
         doc = light_doc(r)
-        doc["imported"] = True
+        if imported:
+            doc["imported"] = True
         docs.append(doc)
     # Announced in the journal first (storage/writes.py); the listing takes them as
     # written: reading thousands back by `_id` costs far more than the import itself.

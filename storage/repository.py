@@ -442,45 +442,6 @@ class LinkStore:
             changed.append(link_id)
         return changed
 
-    async def import_links(self, records: list[LinkRecord]) -> int:
-        """Store many new links at once (imports, seeding); returns how many were new.
-
-        A record whose URL the owner already has is skipped. Terms are computed when the
-        record has none.
-        """
-        stored = 0
-        for start in range(0, len(records), 500):
-            stored += await self._import_batch(records[start : start + 500])
-        return stored
-
-    async def _import_batch(self, batch: list[LinkRecord]) -> int:
-        keys = [
-            {"_id": key_id(r.owner_id, r.url_key), "link_id": r.id, "owner_id": r.owner_id}
-            for r in batch
-        ]
-        fresh = _inserted(batch, await insert_many_new(self.keys, keys))
-        if not fresh:
-            return 0
-        unfinished = [r for r in fresh if str(r.status) in WORK_STATES]
-        if unfinished:
-            await insert_many_new(
-                self.work,
-                [
-                    {
-                        "_id": r.id,
-                        "owner_id": r.owner_id,
-                        "status": str(r.status),
-                        "updated_at": r.updated_at,
-                    }
-                    for r in unfinished
-                ],
-            )
-        for r in fresh:
-            if not r.terms:
-                r.terms = r.page_terms()
-        await self.insert_links([light_doc(r) for r in fresh], fresh)
-        return len(fresh)
-
     async def insert_links(
         self, docs: list[Doc], records: list[LinkRecord]
     ) -> tuple[list[LinkRecord], list[Doc]]:
@@ -698,7 +659,3 @@ async def insert_many_new(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[in
             raise
         return {int(e["index"]) for e in errors}
     return set()
-
-
-def _inserted(batch: list[LinkRecord], refused: set[int]) -> list[LinkRecord]:
-    return [r for i, r in enumerate(batch) if i not in refused]

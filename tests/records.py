@@ -12,7 +12,9 @@ from bot.chat.links import url_key
 from bot.guard.netguard import NetGuard
 from bot.library.bookmarks import Bookmark, Parsed
 from bot.library.transfer import ImportCounts, import_links
+from storage.bulk import record_imported
 from storage.models import LinkRecord
+from storage.queue.claims import PRIO_BY_HAND
 from storage.repository import LinkStore
 from storage.trash import Trash
 
@@ -42,3 +44,13 @@ async def deleted(store: LinkStore, owner: int, link_id: ObjectId) -> bool:
     if await trash.hide(owner, link_id, keep_for=timedelta(0)) is None:
         return False
     return await trash.purge(link_id) is not None
+
+
+async def seed_links(store: LinkStore, records: list[LinkRecord]) -> int:
+    """Links stored at once, as sent by hand, through the bot's one bulk writer (an
+    import's, without the import mark); returns how many were new."""
+    stored = 0
+    for start in range(0, len(records), 500):
+        batch = records[start : start + 500]
+        stored += await record_imported(store, batch, prio=PRIO_BY_HAND, turn=0.0, imported=False)
+    return stored

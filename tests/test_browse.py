@@ -12,7 +12,7 @@ from bot.library import rotround
 from storage.models import LinkRecord, Screenshot, Status
 from tests.conftest import INDEX_DIR
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import owned, seed_links
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -33,7 +33,7 @@ async def seed(
             screenshot=Screenshot(1280, 800, file_id=None),
         )
         records.append(record)
-    assert await bot.store.import_links(records) == n  # through the storage code, as imports
+    assert await seed_links(bot.store, records) == n  # through the storage code, as imports
     return records
 
 
@@ -133,7 +133,7 @@ async def test_restart_finishes_pending_links(
             source_message_id=user_message["message_id"],
         )
         left.append(record)
-    assert await store.import_links(left) == 2
+    assert await seed_links(store, left) == 2
     await store.close()
     bot: BotHarness = await harness_factory()  # type: ignore[operator]
     await bot.api.wait_until(

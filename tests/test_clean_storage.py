@@ -23,6 +23,7 @@ from storage.queries import QUERY_TTL
 from storage.queue.claims import PRIO_IMPORTED
 from storage.trash import Trash
 from tests.harness import BotHarness
+from tests.records import seed_links
 from tests.test_manage import record_of
 
 
@@ -175,7 +176,7 @@ async def test_stats_reads_sizes_kept_with_the_records(
 
     records = [done(1, Screenshot(10, 10, gridfs_id=image, size=5000))]
     records += [done(2, Screenshot(10, 10, gridfs_id=legacy))]
-    assert await store.import_links(records) == 2
+    assert await seed_links(store, records) == 2
 
     async def no_scan(*args: Any) -> int:
         raise AssertionError("every image header read")

@@ -28,6 +28,7 @@ from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.rot import owner_key
 from tests.fakes.botapi import Call
 from tests.harness import BotHarness
+from tests.records import seed_links
 
 WEEK = 7 * 86400
 HOUR = timedelta(hours=1)
@@ -75,7 +76,7 @@ async def seed(
         )
         for i in range(first, first + count)
     ]
-    assert await bot.store.import_links(records) == count
+    assert await seed_links(bot.store, records) == count
     for record in records[: count if gone is None else gone]:
         await bot.store.record_check(record, False, now=when or next_boundary() - HOUR)
     bot.api.open_chat(owner)
@@ -158,7 +159,7 @@ async def test_a_page_gone_before_its_snapshot_was_taken_is_not_in_the_digest(
     bare = LinkRecord(
         owner_id=ann, chat_id=ann, url="https://site505.example/bare", url_key="bare", title="Bare"
     )
-    assert await bot.store.import_links([bare]) == 1
+    assert await seed_links(bot.store, [bare]) == 1
     await bot.store.record_check(bare, False, now=next_boundary() - HOUR)
     assert await digest_of(bot).run(bot.app.bot, after(next_boundary())) == 1
     [told] = sent_to(bot, ann)
@@ -255,7 +256,7 @@ async def test_a_thousand_digests_at_once_within_flood_limits(bot: BotHarness) -
         )
         for u in users
     ]
-    assert await bot.store.import_links(records) == len(users)
+    assert await seed_links(bot.store, records) == len(users)
     await bot.store.rot.lost.insert_many([{"_id": owner_key(u), "at": gone} for u in users])
     for user in users:
         bot.api.open_chat(user)
@@ -302,8 +303,9 @@ async def test_the_workers_jobs_claim_and_run_a_round_and_a_digest_pass(bot: Bot
     full period."""
     context = Context(bot.app)
     dead = bot.pages.url("/status/404")
-    await bot.store.import_links(
-        [LinkRecord(owner_id=601, chat_id=601, url=dead, url_key=dead, status=Status.DONE)]
+    await seed_links(
+        bot.store,
+        [LinkRecord(owner_id=601, chat_id=601, url=dead, url_key=dead, status=Status.DONE)],
     )
     await scheduler.check_links(context)
 

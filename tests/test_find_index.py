@@ -19,7 +19,7 @@ from bson import ObjectId
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore
 from storage.terms import terms_for, tokenize
-from tests.records import deleted, owned
+from tests.records import deleted, owned, seed_links
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WORDS = ["apple", "banana", "cherry", "快照", "周末", "delta"]
@@ -155,7 +155,7 @@ async def test_find_equals_a_plain_filter_over_the_records(store: LinkStore) -> 
         owner = rng.choice([1, 2, 3])
         text = " ".join(rng.sample(WORDS, 2))
         batch.append(link(owner, n, rng.sample(TAGS, rng.randint(0, 2)), text, rng.randint(1, 30)))
-    assert await store.import_links(batch) == 120
+    assert await seed_links(store, batch) == 120
     records.update((r.id, r) for r in batch)
     assert (await store.find(1, [], "")).total > 0  # built now; the changes below replay
     for r in rng.sample(batch, 20):
@@ -288,7 +288,7 @@ async def test_page_words_never_pass_for_another_owner(store: LinkStore) -> None
     token ("u1", "$u1") must not show up in user 1's results."""
     theirs = link(5, 1, ["t"], "u1 $u1 secret plans")
     mine = link(1, 2, ["t"], "my own notes")
-    assert await store.import_links([theirs, mine]) == 2
+    assert await seed_links(store, [theirs, mine]) == 2
     assert await titles(store, 1, [], "secret") == []
     assert await titles(store, 1, [], "u1") == []
     assert await titles(store, 5, [], "secret") == ["page 5-1"]
@@ -304,7 +304,7 @@ async def test_due_links_never_checked_newest_first_then_oldest_checked(store: L
     staler.checked_at = now - timedelta(days=10)
     fresh.checked_at = now - timedelta(hours=1)
     capturing.status = Status.CAPTURING  # in a capture's hands: it is checked by it
-    assert await store.import_links([old, new, stale, staler, fresh, capturing]) == 6
+    assert await seed_links(store, [old, new, stale, staler, fresh, capturing]) == 6
     due = await store.due_for_check(now - timedelta(days=1), limit=10)
     assert [r.id for r in due] == [new.id, old.id, staler.id, stale.id]
     first = await store.due_for_check(now - timedelta(days=1), limit=3)

@@ -37,7 +37,7 @@ from tests.conftest import INDEX_DIR, base_env, settings_for
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.records import import_bookmarks, owned
+from tests.records import import_bookmarks, owned, seed_links
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 DEAD = "http://127.0.0.1:1"  # nothing listens here, and a front captures nothing anyway
@@ -466,7 +466,7 @@ async def test_an_export_whose_note_holds_dt_imports(front: BotHarness) -> None:
         tags=["format"],
         status=Status.DONE,
     )
-    assert await front.store.import_links([record]) == 1
+    assert await seed_links(front.store, [record]) == 1
     start = len(front.api.calls)
     front.send(42, "/export")
     await front.api.wait_until(
@@ -592,7 +592,7 @@ async def test_stored_tags_are_migrated_through_the_one_normaliser(
         records = [
             owned(42, u, tags=t) for u, t in zip(urls, [old, ["fine"], ["x\u2066y"]], strict=True)
         ]
-        assert await store.import_links(records) == 3
+        assert await seed_links(store, records) == 3
         await Trash(store).hide(42, records[2].id, keep_for=timedelta(minutes=1))
         stale = key_id(42, url_key(f"{DEAD}/lost"))
         await store.keys.insert_one({"_id": stale, "link_id": LinkRecord(0, 0, "", "").id})

@@ -30,7 +30,7 @@ from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
 from storage.trash import Trash
 from tests.harness import BotHarness
-from tests.records import deleted, owned
+from tests.records import deleted, owned, seed_links
 from tests.test_browse import command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ async def test_hand_edits_reach_find_within_one_heal(store: LinkStore, clock: Cl
     """A link retagged, one deleted, and one inserted without any journal entry (as a
     crash between a write and its entry used to leave it), each directly in the database."""
     kept, retagged, deleted = (link(5, n, ["x"]) for n in (1, 2, 3))
-    assert await store.import_links([kept, retagged, deleted]) == 3
+    assert await seed_links(store, [kept, retagged, deleted]) == 3
     await store.index.complete()
     await store.index.upkeep.tick()  # a pass now: the next is due HEAL_EVERY from here
     links = store.db["links"]
@@ -144,7 +144,7 @@ async def test_heal_passes_are_spaced_by_their_cost(
 async def test_a_hand_edit_shows_in_find_within_60s_of_the_bots_clock(bot: BotHarness) -> None:
     """Through the running bot: its upkeep loop, on a clock the test moves."""
     records = [link(42, n, ["old"]) for n in range(3)]
-    assert await bot.store.import_links(records) == 3
+    assert await seed_links(bot.store, records) == 3
     index = bot.services.store.index
     await index.complete()
     clock = Clock()
@@ -171,7 +171,7 @@ async def test_a_read_between_announcement_and_write_sees_the_write_next(
     """A replay that reads a link after its journal entry but before its write keeps it
     unsettled and reads it again: no heal, no new entry needed."""
     record = link(6, 1, ["before"])
-    assert await store.import_links([record]) == 1
+    assert await seed_links(store, [record]) == 1
     await store.index.complete()
 
     async def reader_in_between() -> None:
@@ -187,7 +187,7 @@ async def test_a_writer_that_died_after_announcing_costs_a_wait_not_a_gap(
     store: LinkStore, clock: Clock
 ) -> None:
     record = link(6, 2, ["same"])
-    assert await store.import_links([record]) == 1
+    assert await seed_links(store, [record]) == 1
     await store.index.complete()
     await store.journal.append([record.id], [6])  # announced; the write never comes
     assert await titles(store, 6, ["same"]) == ["page 6-2"]
@@ -265,7 +265,7 @@ async def test_every_store_write_goes_through_the_writer(store: LinkStore) -> No
 @pytest.mark.timeout(600)  # ten thousand writes: a safety net, not a speed assert
 async def test_journal_stays_bounded_over_10000_writes(store: LinkStore, clock: Clock) -> None:
     records = [link(9, n, ["t"]) for n in range(20)]
-    assert await store.import_links(records) == 20
+    assert await seed_links(store, records) == 20
     await store.index.complete()
     upkeep = store.index.upkeep
     sizes = []
@@ -325,7 +325,7 @@ async def test_a_dropped_journal_means_starting_again_never_a_gap(
     store: LinkStore, mongodb_uri: str, tmp_path: Path
 ) -> None:
     first, second = link(10, 1, ["j"]), link(10, 2, ["j"])
-    assert await store.import_links([first, second]) == 2
+    assert await seed_links(store, [first, second]) == 2
     await store.index.complete()
     await store.db["changes"].drop()
     # Written after the drop: the new journal starts again at 1, below the index's
@@ -557,7 +557,7 @@ async def test_two_processes_sharing_a_file_do_not_rebuild_it_over_each_other(
 
 async def test_a_restored_journal_means_starting_again(store: LinkStore) -> None:
     first = link(11, 1, ["r"])
-    assert await store.import_links([first]) == 1
+    assert await seed_links(store, [first]) == 1
     await store.index.complete()
     saved = await store.db["changes"].find({}).to_list()  # a backup of the journal
     assert await store.set_tags(11, first.id, ["later"])
@@ -582,7 +582,7 @@ async def owners_links(store: LinkStore, owners: list[int], per_owner: int) -> N
         for o in owners
         for n in range(per_owner)
     ]
-    assert await store.import_links(batch) == len(batch)
+    assert await seed_links(store, batch) == len(batch)
 
 
 async def test_a_new_front_answers_from_its_shelf_before_the_rest_is_restored(
@@ -952,7 +952,7 @@ async def test_links_an_import_finds_it_has_leave_no_wait_behind(store: LinkStor
     are said never to land, so no index keeps waiting for them (a wait keeps every sync
     of that index on the slow path for SETTLE_LIMIT)."""
     first = [link(90, n, ["x"]) for n in range(3)]
-    assert await store.import_links(first) == 3
+    assert await seed_links(store, first) == 3
     await store.index.complete()
     again = [link(90, n, ["x"]) for n in range(3)]  # the same pages, new ids
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from storage.models import LinkRecord, Screenshot, Status
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import owned, seed_links
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -33,7 +33,7 @@ async def seed(
                 created_at=T0 + timedelta(minutes=i),
             )
         )
-    assert await bot.store.import_links(records) == len(records)
+    assert await seed_links(bot.store, records) == len(records)
     return records
 
 

@@ -28,6 +28,7 @@ from bot.scheduler import ROUND_EVERY, ROUND_SPARE
 from storage.models import LinkRecord, Status, utcnow
 from storage.repository import LinkStore
 from tests.fakes.web import serve
+from tests.records import seed_links
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def saved(owner: int, url: str) -> LinkRecord:
 async def seed(store: LinkStore, site: RotSite, hosts: int, per_host: int) -> list[str]:
     """`hosts × per_host` saved links (interleaved, as a collection is); their paths."""
     urls = [site.url(f"h{h}.test", f"/h{h}/p{n}") for n in range(per_host) for h in range(hosts)]
-    await store.import_links([saved(7, url) for url in urls])
+    await seed_links(store, [saved(7, url) for url in urls])
     return [url.split(f":{site.port}", 1)[1] for url in urls]
 
 

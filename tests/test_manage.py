@@ -35,6 +35,7 @@ from storage.trash import AlreadyRestored, Trash, UndoConflict, UndoExpired
 from tests.conftest import INDEX_DIR
 from tests.fakes.openai_server import Script
 from tests.harness import BotHarness
+from tests.records import seed_links
 
 # --- the codec ---------------------------------------------------------------------
 
@@ -322,7 +323,8 @@ async def test_stats_counts_only_the_users_own(bot: BotHarness) -> None:
         )
 
     usage = LlmUsage("gpt-4o-mini", 1000, 200)
-    await bot.store.import_links(
+    await seed_links(
+        bot.store,
         [
             link(
                 42,
@@ -354,7 +356,7 @@ async def test_stats_counts_only_the_users_own(bot: BotHarness) -> None:
                 created_at=now,
                 screenshot=Screenshot(1280, 800, gridfs_id=other_image),
             ),
-        ]
+        ],
     )
     text = await bot.answer(42, "/stats")
     assert "Links: 5" in text and "Tags: 2" in text
@@ -373,7 +375,7 @@ async def test_undo_puts_an_unfinished_link_back_in_its_queue_place(mongodb_uri:
         await store.ensure_indexes()
         url = "https://queue.example/a"
         record = LinkRecord(owner_id=42, chat_id=42, url=url, url_key=url_key(url), tags=["q"])
-        assert await store.import_links([record]) == 1
+        assert await seed_links(store, [record]) == 1
         await store.work.update_one(
             {"_id": record.id}, {"$set": {"prio": 1, "turn": 5.0, "lease": 3}}
         )

@@ -24,7 +24,7 @@ from storage.models import LinkRecord, Page, Screenshot, Status, TagCount
 from tests.fakes.botapi import Call
 from tests.fakes.telegram_rules import parse_html, utf16_len
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import owned, seed_links
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 EN, ZH = texts_for("en"), texts_for("zh-hans")
@@ -89,7 +89,7 @@ def test_a_clip_never_splits_a_character() -> None:
 
 
 async def seed(bot: BotHarness, records: list[LinkRecord]) -> None:
-    assert await bot.store.import_links(records) == len(records)
+    assert await seed_links(bot.store, records) == len(records)
 
 
 async def seed_captured(bot: BotHarness, url: str, **fields: Any) -> LinkRecord:

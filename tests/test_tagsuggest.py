@@ -21,7 +21,7 @@ from bot.summarize import Summarizer
 from storage.models import LinkRecord, Status
 from tests.fakes.openai_server import FakeOpenAI, Script, message_text
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import owned, seed_links
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ async def _user_with_tags(bot: BotHarness, owner: int, tags: dict[str, int]) -> 
                     created_at=datetime(2026, 1, 1, tzinfo=UTC),
                 )
             )
-    await bot.store.import_links(records)
+    await seed_links(bot.store, records)
 
 
 def _page(owner: int, tags: list[str]) -> LinkRecord:

@@ -17,7 +17,7 @@ from storage.models import LinkRecord, Status
 from tests.fakes.botapi import Call
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.records import import_bookmarks, owned
+from tests.records import import_bookmarks, owned, seed_links
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -163,7 +163,7 @@ async def seed(bot: BotHarness, owner: int, n: int) -> list[LinkRecord]:
                 created_at=T0 + timedelta(minutes=i),
             )
         )
-    assert await bot.store.import_links(records) == n
+    assert await seed_links(bot.store, records) == n
     return records
 
 
@@ -477,7 +477,7 @@ async def test_imported_links_in_the_index_match_a_rebuild(
             )
             for i in range(3)
         ]
-        assert await store.import_links(seeded) == 3
+        assert await seed_links(store, seeded) == 3
         # The index is built and current before the import, as in a running bot: the
         # import's links then go into it as written, not through a replay.
         assert (await store.find(42, [])).total == 3

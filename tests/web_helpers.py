@@ -23,7 +23,7 @@ from tests.conftest import base_env, settings_for
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.records import owned
+from tests.records import owned, seed_links
 
 TOKEN = "123456:TEST-token"
 LIGHT = {
@@ -150,5 +150,5 @@ async def seed(
         updated_at=created,
         **fields,
     )
-    assert await store.import_links([record]) == 1
+    assert await seed_links(store, [record]) == 1
     return record
