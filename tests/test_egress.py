@@ -411,3 +411,26 @@ async def _counted_out(proxy: GuardProxy) -> None:
             await asyncio.sleep(0.005)
 
     await asyncio.wait_for(free(), 10)
+
+
+async def test_a_plain_request_to_a_refusing_port_is_reset_and_its_reason_kept(
+    proxy: GuardProxy,
+) -> None:
+    """A dead destination fails the browser as cheaply as it failed the proxy: no 502 page
+    for Chromium to load (a burst's pages ask hundreds of dead third-party hosts), and the
+    capture's reply still says why, from the session's record."""
+    dead = free_port()  # bound, then let go: nothing listens there
+    session = proxy.open_session()
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    target = f"127.0.0.1:{dead}"
+    writer.write(
+        f"GET http://{target}/x.js HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n".encode()
+    )
+    await writer.drain()
+    try:
+        answer = await asyncio.wait_for(reader.read(), 10)
+    except ConnectionResetError:
+        answer = b""
+    writer.close()
+    assert answer == b""
+    assert session.upstream_error_for("127.0.0.1", dead) == "refused"

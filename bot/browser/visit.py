@@ -147,8 +147,10 @@ class Navigator:
             return CaptureError(Failure.TOO_LARGE)
         reason = classify_error(exc.message)
         for failed_url in reversed(urls):
-            # An upstream failure explains only a failed tunnel; other errors keep their own.
-            answer = proxy_answer(session, failed_url, upstream=reason is Failure.UNREACHABLE)
+            # An upstream failure explains only what the proxy does on one: a failed tunnel,
+            # or a plain request's connection reset; other errors keep their own.
+            upstream = reason in {Failure.UNREACHABLE, Failure.RESET}
+            answer = proxy_answer(session, failed_url, upstream=upstream)
             if answer is not None:
                 return answer
         return CaptureError(reason, exc.message.splitlines()[0][:200])

@@ -420,8 +420,10 @@ class GuardProxy:
             return None
         upstream = await self._open(session, parts.hostname, verdict, port)
         if upstream is None:
-            reason = session.upstream_errors[_key(parts.hostname, port)]
-            client.reply(_refusal(reason, upstream=True))
+            # As the destination failed us, so we fail the browser: a reset, which Chromium
+            # handles as cheaply as a refused connection; a 502 is a response it must load
+            # (pageguard takes the reason from the session's record, not from an answer).
+            client.abort()
             return None
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         assert upstream.transport is not None
