@@ -183,3 +183,26 @@ async def test_failed_summary_is_retried_in_place(harness_factory: Any, llm: Fak
     [photo] = bot.photos_for(sent)
     final = bot.api.message_text(42, photo.result["message_id"]) or ""
     assert summary_of(final) == "Second time lucky." and "stopped" not in final
+
+
+async def test_a_reply_held_up_on_its_way_does_not_bring_the_next_too_soon(
+    bot: BotHarness,
+) -> None:
+    """Telegram counts a message when it arrives. The first of five quick answers reaches
+    it half a second late (a loaded machine; here the fake holds it), while its burst is
+    full and gains nothing: the bot's pace must not spend that half second again."""
+    chat = 77
+    bot.api.stall_arrival("sendMessage", 0.5)
+    start = len(bot.api.calls)
+    for _ in range(5):
+        bot.send(chat, "/help")
+
+    def answers() -> list[Any]:
+        return [
+            c
+            for c in bot.api.calls[start:]
+            if c.method == "sendMessage" and c.params.get("chat_id") == chat
+        ]
+
+    await bot.api.wait_until(lambda: sum(c.ok for c in answers()) == 5, timeout=60)
+    assert [c.error_code for c in answers() if not c.ok] == []

@@ -130,6 +130,12 @@ class _Bucket:
         self._refill()
         self.tokens -= 1
 
+    def debit(self, seconds: float) -> None:
+        """Give back what refilled while a call was on its way: Telegram counts the call
+        when it arrives, and a bucket it found full gained nothing meanwhile."""
+        self._refill()
+        self.tokens -= seconds * self.rate
+
     @property
     def full(self) -> bool:
         self._refill()
@@ -148,6 +154,7 @@ class _Lane:
         # (priority, order, counted, overall already paid, the waiting caller)
         self._queue: list[tuple[int, int, bool, bool, asyncio.Future[None]]] = []
         self._busy = False
+        self._granted_at: float | None = None  # a counted turn's grant, until released
         self._held_until = 0.0
         self._changed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -192,6 +199,11 @@ class _Lane:
             raise
 
     def release(self) -> None:
+        if self._granted_at is not None:
+            # The chat's token counts from the call's answer, not its grant: a call held up
+            # on its way otherwise leaves the next one arriving too soon after it.
+            self._bucket.debit(time.monotonic() - self._granted_at)
+            self._granted_at = None
         self._busy = False
         self._changed.set()
 
@@ -217,6 +229,7 @@ class _Lane:
             _, _, counted, paid, future = heapq.heappop(self._queue)
             if counted:
                 self._bucket.take()
+                self._granted_at = time.monotonic()
                 if not paid:
                     self._overall.take()
             self._busy = True

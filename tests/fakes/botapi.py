@@ -150,6 +150,7 @@ class FakeBotAPI:
         self._buckets: dict[int, _Bucket] = {}
         self._blocked: dict[int, float] = {}
         self._injections: dict[int, list[_Injection]] = {}
+        self._stalls: list[tuple[str, float]] = []  # (method, seconds): arrivals held back
         self._chats: dict[int, _Chat] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -241,6 +242,11 @@ class FakeBotAPI:
         self, chat_id: int, seconds: int, *, methods: set[str] | None = None, times: int = 1
     ) -> None:
         self._injections.setdefault(chat_id, []).append(_Injection(seconds, methods, times))
+
+    def stall_arrival(self, method: str, seconds: float) -> None:
+        """The next `method` call is counted `seconds` after it was sent, as a request held
+        up on its way (a loaded machine, a slow uplink) reaches Telegram late."""
+        self._stalls.append((method, seconds))
 
     def release_polls(self, releasing: bool = True) -> None:
         """Answer long polls at once (a bot is stopping), or stop doing so."""
@@ -396,6 +402,11 @@ class FakeBotAPI:
         method = request.match_info["method"]
         params, files, filenames = await _read_params(request)
         canonical = _canonical(method)
+        for stall in self._stalls:
+            if stall[0] == canonical:
+                self._stalls.remove(stall)
+                await asyncio.sleep(stall[1])
+                break
         call = Call(canonical, params, files, time.monotonic(), filenames=filenames)
         self._filenames = filenames
         self.calls.append(call)
