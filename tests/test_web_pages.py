@@ -37,6 +37,9 @@ from tests.web_helpers import (
 
 ANN = 42
 TIMEOUT = 30_000  # ms: for what the bot does (a capture), not for the page's own speed
+# The page's own steps too wait for their sign, not a speed: a loaded machine (tests run
+# side by side) may take longer than Playwright's 5 s default to draw five cards.
+expect.set_options(timeout=20_000)
 SHOTS = os.environ.get("WEB_SCREENSHOTS_DIR")  # set to write the README's pictures
 
 
