@@ -100,7 +100,7 @@ async def test_a_chats_pace_never_holds_the_browser(harness_factory: Any) -> Non
     )
     urls = [bot.pages.url(f"/article/pace-{i}") for i in range(4)]
     message = bot.send(205, " ".join(urls))
-    opened = lambda: {p for p, _ in bot.pages.requested if p.startswith("/article/pace-")}  # noqa: E731
+    opened = lambda: {p for p in bot.pages.hits if p.startswith("/article/pace-")}  # noqa: E731
     await bot.api.wait_until(lambda: len(opened()) == 4, timeout=120)
     # Two capture slots and the chat's next turn a good 50 s after its first photo: had
     # each slot waited for its photo's turn, the fourth page could not be open before the

@@ -60,6 +60,9 @@ class PageServer:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
+        # Openings per path, in the order first opened. The link-rot checker's requests
+        # are not openings: its rounds (never-checked links newest first) come whenever
+        # a slow machine lets them, so they are only in `requested`.
         self.hits: dict[str, int] = {}
         self.requested: list[tuple[str, float]] = []  # (path, time.monotonic()) of each request
         self.languages: list[str] = []  # Accept-Language of each /remember request
@@ -121,7 +124,8 @@ class PageServer:
 
     @web.middleware
     async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.hits[request.path] = self.hits.get(request.path, 0) + 1
+        if "linkcheck" not in request.headers.get("User-Agent", ""):
+            self.hits[request.path] = self.hits.get(request.path, 0) + 1
         self.requested.append((request.path, time.monotonic()))
         return await handler(request)  # type: ignore[no-any-return]
 
@@ -324,7 +328,7 @@ img{{position:absolute;left:100px;width:400px;height:300px}}</style></head><body
 
     async def _flip_pdf(self, request: web.Request) -> web.Response:
         """A PDF the first time; every later request is sent on to `to` (the sentinel)."""
-        if self.hits[request.path] > 1:
+        if self.hits.get(request.path, 0) > 1:
             raise web.HTTPFound(request.query["to"])
         return web.Response(body=documents.REPORT_PDF, content_type="application/pdf")
 
