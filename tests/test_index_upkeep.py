@@ -623,10 +623,8 @@ async def test_a_new_front_answers_from_its_shelf_before_the_rest_is_restored(
         await front.close()
 
 
-async def test_a_new_front_without_shelves_answers_from_mongodb_meanwhile(
-    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
-) -> None:
-    await owners_links(store, [21, 22], 4)
+def hold_rebuild(monkeypatch: Any) -> asyncio.Event:
+    """Rebuilds wait until the returned event is set."""
     gate = asyncio.Event()
     real_rebuild = search.rebuild
 
@@ -635,6 +633,14 @@ async def test_a_new_front_without_shelves_answers_from_mongodb_meanwhile(
         return await real_rebuild(listing, buckets)
 
     monkeypatch.setattr(search, "rebuild", held_back)
+    return gate
+
+
+async def test_a_new_front_without_shelves_answers_from_mongodb_meanwhile(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    await owners_links(store, [21, 22], 4)
+    gate = hold_rebuild(monkeypatch)
     front = await driven(mongodb_uri, tmp_path / "no-shelves.sqlite", clock)
     try:
         assert await titles(front, 21, ["t1"]) == ["page 21-1"]
@@ -654,14 +660,7 @@ async def test_a_large_collection_without_shelves_waits_for_the_rebuild(
     every question (and slows the rebuild): the owner's first answer waits for it."""
     await owners_links(store, [23], 3)
     monkeypatch.setattr(search, "NATIVE_UP_TO", 2)
-    gate = asyncio.Event()
-    real_rebuild = search.rebuild
-
-    async def held_back(listing: Any, buckets: set[int]) -> Built:
-        await gate.wait()
-        return await real_rebuild(listing, buckets)
-
-    monkeypatch.setattr(search, "rebuild", held_back)
+    gate = hold_rebuild(monkeypatch)
     front = await driven(mongodb_uri, tmp_path / "large.sqlite", clock)
 
     async def never(*args: Any) -> Any:
