@@ -130,11 +130,10 @@ class _Bucket:
         self._refill()
         self.tokens -= 1
 
-    def debit(self, seconds: float) -> None:
-        """Give back what refilled while a call was on its way: Telegram counts the call
-        when it arrives, and a bucket it found full gained nothing meanwhile."""
+    def no_more_than(self, tokens: float) -> None:
+        """Forget what refilled since the bucket held `tokens`."""
         self._refill()
-        self.tokens -= seconds * self.rate
+        self.tokens = min(self.tokens, tokens)
 
     @property
     def full(self) -> bool:
@@ -154,7 +153,7 @@ class _Lane:
         # (priority, order, counted, overall already paid, the waiting caller)
         self._queue: list[tuple[int, int, bool, bool, asyncio.Future[None]]] = []
         self._busy = False
-        self._granted_at: float | None = None  # a counted turn's grant, until released
+        self._left_at_grant: float | None = None  # a counted turn's tokens, until released
         self._held_until = 0.0
         self._changed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -199,11 +198,12 @@ class _Lane:
             raise
 
     def release(self) -> None:
-        if self._granted_at is not None:
-            # The chat's token counts from the call's answer, not its grant: a call held up
-            # on its way otherwise leaves the next one arriving too soon after it.
-            self._bucket.debit(time.monotonic() - self._granted_at)
-            self._granted_at = None
+        if self._left_at_grant is not None:
+            # Telegram counts a call when it arrives, which may be as late as its answer:
+            # nothing refills while it is on its way, or a call held up there leaves the
+            # next one arriving too soon after it.
+            self._bucket.no_more_than(self._left_at_grant)
+            self._left_at_grant = None
         self._busy = False
         self._changed.set()
 
@@ -229,7 +229,7 @@ class _Lane:
             _, _, counted, paid, future = heapq.heappop(self._queue)
             if counted:
                 self._bucket.take()
-                self._granted_at = time.monotonic()
+                self._left_at_grant = self._bucket.tokens
                 if not paid:
                     self._overall.take()
             self._busy = True
