@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from bot.browser.types import ArtifactKind
 from bot.chat.callbacks import MakeFile, codec_for
@@ -136,6 +136,36 @@ async def library(bot: BotHarness) -> None:
         store, ANN, "网页快照的中文文章", ["中文"], text="这是一篇关于网页快照的文章", minutes_ago=1
     )
     await seed(store, 99, "Someone else's rust page", ["rust", "async"])
+
+
+async def test_a_filter_changed_while_the_last_is_loading_shows_the_newest(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    """Two chips pressed quickly: the list is the second press's, whatever order the
+    answers come in. Here the first press's answer is held until after the second's."""
+    await library(bot)
+    context, page = await mini_app(ui_browser, bot)
+    await page.click(".chip[data-tag=rust]")
+    await page.click(".chip[data-tag=async]")
+    await expect(page.locator("#grid .card")).to_have_count(2)  # rust and async
+    held, asked = asyncio.Event(), asyncio.Event()
+
+    async def hold_async_alone(route: Route) -> None:
+        if "tags=async" in route.request.url:
+            asked.set()
+            await held.wait()
+        await route.continue_()
+
+    await page.route("**/api/links?*", hold_async_alone)
+    await page.click(".chip[data-tag=rust]")  # rust off: #async alone, held on its way
+    await asyncio.wait_for(asked.wait(), 20)
+    await page.click(".chip[data-tag=async]")  # async off too: every link
+    await expect(page.locator("#grid .card")).to_have_count(5)  # not left waiting
+    async with page.expect_event("requestfinished", lambda r: "tags=async" in r.url):
+        held.set()
+    # The held answer (three links) has come; the list is still the newest press's.
+    await expect(page.locator("#grid .card")).to_have_count(5)
+    await context.close()
 
 
 async def test_library_filters_by_two_tags_searches_chinese_and_opens_a_link(

@@ -19,7 +19,8 @@ const state = {
   page: 0,
   pages: 1,
   total: 0,
-  loading: false,
+  loading: 0, // the listing generation whose page is on its way (0: none)
+  generation: 1, // bumped by every new filter or search: older answers are dropped
   selecting: false,
   selected: new Set(),
   detail: null,
@@ -382,6 +383,7 @@ function renderManage() {
 }
 
 async function reload() {
+  state.generation += 1;
   state.page = 0;
   state.pages = 1;
   document.getElementById("grid").replaceChildren();
@@ -457,11 +459,14 @@ function fetchEarly(path) {
 }
 
 async function loadPage(page) {
-  if (state.loading) return;
-  state.loading = true;
+  // One page at a time per listing; a new filter asks at once, and what the old one
+  // asked for is dropped when it comes (answers may come in any order).
+  const generation = state.generation;
+  if (state.loading === generation) return;
+  state.loading = generation;
   try {
     const result = await fetchEarly(listingPath(page));
-    if (state.view !== "manage") return;
+    if (state.view !== "manage" || generation !== state.generation) return;
     state.page = result.page;
     state.pages = result.pages;
     state.total = result.total;
@@ -476,7 +481,7 @@ async function loadPage(page) {
   } catch (error) {
     fail(error);
   } finally {
-    state.loading = false;
+    if (state.loading === generation) state.loading = 0;
   }
 }
 
