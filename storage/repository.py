@@ -606,8 +606,8 @@ class LinkStore:
         self, checked_before: datetime, limit: int = 50, skip: frozenset[ObjectId] = frozenset()
     ) -> list[LinkRecord]:
         """Saved links (CHECKED_STATES) not checked since `checked_before`: never-checked
-        first (newest first, so an import's latest links lead), then the oldest checks. Links in `skip`
-        (already in a round's hands) are left out without being read."""
+        first (newest first, so an import's latest links lead), then the oldest checks.
+        Links in `skip` (already in a round's hands) are left out without being read."""
         out = []
         ids = await self.listing.due_for_check(CHECKED_STATES, checked_before, limit + len(skip))
         for link_id in [i for i in ids if i not in skip][:limit]:

@@ -27,7 +27,8 @@ REQUEST_SECONDS = 15
 # A whole check (HEAD, GET, redirects, waits for the host's turn) at most; then unknown.
 CHECK_SECONDS = 60.0
 HEAD_UNTRUSTED = frozenset({501})  # besides 4xx other than 429: ask again with GET
-_HEADERS: dict[str, Any] = {"User-Agent": "linksnap-linkcheck/1.0"}
+USER_AGENT = "linksnap-linkcheck/1.0"  # how a site (or a test's page server) tells a check
+_HEADERS: dict[str, Any] = {"User-Agent": USER_AGENT}
 
 
 class _Pinned(AbstractResolver):

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.library.linkrot import USER_AGENT as CHECKER_AGENT
 from tests.fakes import cmp, documents
 from tests.fakes.web import serve
 
@@ -124,7 +125,7 @@ class PageServer:
 
     @web.middleware
     async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if "linkcheck" not in request.headers.get("User-Agent", ""):
+        if request.headers.get("User-Agent") != CHECKER_AGENT:
             self.hits[request.path] = self.hits.get(request.path, 0) + 1
         self.requested.append((request.path, time.monotonic()))
         return await handler(request)  # type: ignore[no-any-return]
