@@ -4,8 +4,8 @@
 of benchmarks/realpages.py, released 0.3 s apart, two at a time, each in a context of
 its own, `load` or the 8 s budget, then the shot (burst.py's yardstick). Mode "direct":
 no proxy. Mode "proxy": the bot's `GuardProxy` in this process (as in the bot, on the
-event loop that also drives Playwright), each context given its own session's
-credential. Runs alternate direct/proxy so that a machine whose load drifts skews both.
+event loop that also drives Playwright), each context given its own session (its own
+port). Runs alternate direct/proxy so that a machine whose load drifts skews both.
 
 Besides the wall times it reports CPU seconds per run: this process's (the proxy and
 Playwright's client), the Playwright driver's and Chromium's (every descendant process,
@@ -73,10 +73,10 @@ async def _burst(browser: Browser, urls: list[str], proxy: GuardProxy | None) ->
         await asyncio.sleep(max(0.0, start + i * GAP - time.monotonic()))
         async with slots:
             began = time.monotonic()
-            session = proxy.open_session() if proxy else None
+            session = await proxy.open_session() if proxy else None
             options: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
             if proxy and session:
-                options["proxy"] = session.proxy_settings(proxy.url)
+                options["proxy"] = proxy.browser_proxy(session)
             context = await browser.new_context(**options)
             page = await context.new_page()
             try:

@@ -59,8 +59,8 @@ async def proxy() -> AsyncIterator[GuardProxy]:
 
 
 async def test_no_credential_no_tunnel(proxy: GuardProxy, pages: PageServer) -> None:
-    live = proxy.open_session()
-    revoked = proxy.open_session()
+    live = await proxy.open_session()
+    revoked = await proxy.open_session()
     proxy.close_session(revoked)
     target = f"127.0.0.1:{pages.port}"
     wrong = [
@@ -95,6 +95,37 @@ async def test_no_credential_no_tunnel(proxy: GuardProxy, pages: PageServer) -> 
     assert pages.hits.get("/article/authed") == 1 and pages.hits.get("/article/plain") == 1
 
 
+async def test_a_local_capture_has_a_port_of_its_own_until_it_ends(
+    proxy: GuardProxy, pages: PageServer
+) -> None:
+    """A browser on this machine is pointed at its capture's own port (no credential, so
+    Playwright need not intercept each request); the port opens nothing once it ends."""
+    first, second = await proxy.open_session(), await proxy.open_session()
+    assert first.port is not None and second.port is not None and first.port != second.port
+    assert proxy.browser_proxy(first) == {"server": f"http://127.0.0.1:{first.port}"}
+    target = f"127.0.0.1:{pages.port}"
+    url = pages.url("/article/own-port")
+    head = await _status(first.port, f"GET {url} HTTP/1.1\r\nHost: {target}\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200"), head
+    head, _, tunnel = await _ask(first.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200"), head
+    # Another capture's port is the proxy too: never a destination.
+    other = f"127.0.0.1:{second.port}"
+    head = await _status(first.port, f"CONNECT {other} HTTP/1.1\r\nHost: {other}\r\n\r\n")
+    assert head.startswith("HTTP/1.1 403") and f"{BLOCK_HEADER}: proxy" in head, head
+    # A connection made while the capture lived, whose request comes after it ended.
+    late_reader, late_writer = await asyncio.open_connection("127.0.0.1", first.port)
+    proxy.close_session(first)
+    late_writer.write(f"GET {url} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    late = await asyncio.wait_for(late_reader.readuntil(b"\r\n"), 10)
+    assert late.startswith(b"HTTP/1.1 407"), late
+    late_writer.close()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", first.port)
+    tunnel.close()
+    assert pages.hits.get("/article/own-port") == 1
+
+
 async def test_own_port_is_never_a_destination(pages: PageServer) -> None:
     """Whatever CAPTURE_ALLOW_PRIVATE says, a page cannot reach the proxy through itself."""
     port = free_port()
@@ -102,7 +133,7 @@ async def test_own_port_is_never_a_destination(pages: PageServer) -> None:
     server = GuardProxy(guard, port=port)
     await server.start()
     try:
-        session = server.open_session()
+        session = await server.open_session()
         for target in (f"127.0.0.1:{port}", f"127.0.0.2:{port}", f"[::ffff:127.0.0.1]:{port}"):
             head = await _status(
                 port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
@@ -140,7 +171,7 @@ async def test_waiting_connections_are_bounded(pages: PageServer) -> None:
 
         await asyncio.wait_for(settled(), 5)
         # A capture still gets through (evicting one more idler).
-        session = server.open_session()
+        session = await server.open_session()
         target = f"127.0.0.1:{pages.port}"
         head = await _status(
             server.port, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
@@ -157,7 +188,7 @@ async def test_connections_are_capped_per_capture_and_in_total(
 ) -> None:
     target = f"127.0.0.1:{pages.port}"
     request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{{auth}}\r\n"
-    first, second = proxy.open_session(), proxy.open_session()
+    first, second = await proxy.open_session(), await proxy.open_session()
     held = []
     try:
         for _ in range(4):
@@ -183,7 +214,7 @@ async def test_idle_tunnel_is_closed_but_a_busy_one_is_not(
     proxy: GuardProxy, pages: PageServer
 ) -> None:
     target = f"127.0.0.1:{pages.port}"
-    session = proxy.open_session()
+    session = await proxy.open_session()
     request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{_with(session)}\r\n"
     _, idle_reader, idle_writer = await _ask(proxy.port, request)
     _, busy_reader, busy_writer = await _ask(proxy.port, request)
@@ -305,6 +336,14 @@ async def test_proxy_listens_where_configured() -> None:
         assert server.limits.max_bytes_per_capture == 3 * 1024 * 1024
         head = await _status(port, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
         assert head.startswith("HTTP/1.1 407")
+        # A browser told EGRESS_PROXY_URL reaches only that port: captures use a credential.
+        session = await server.open_session()
+        assert session.port is None
+        assert server.browser_proxy(session) == {
+            "server": f"http://127.0.0.1:{port}",
+            "username": session.username,
+            "password": session.password,
+        }
     finally:
         await server.stop()
     env["EGRESS_PROXY_LISTEN"] = "bot-host:8899"
@@ -325,7 +364,7 @@ async def test_a_capture_asks_the_resolver_once_per_destination(pages: PageServe
     server = GuardProxy(NetGuard([f"127.0.0.1:{pages.port}"], resolver=resolver))
     await server.start()
     try:
-        first, second = server.open_session(), server.open_session()
+        first, second = await server.open_session(), await server.open_session()
         for session in (first, first, first, second):
             for target in (f"pages.example:{pages.port}", "inside.example:1"):
                 head = await _status(
@@ -360,7 +399,7 @@ async def test_a_request_body_reaches_the_server_whole_and_the_answer_comes_back
     server = GuardProxy(NetGuard([f"127.0.0.1:{port}"]))
     await server.start()
     try:
-        session = server.open_session()
+        session = await server.open_session()
         body = bytes(range(256)) * 4096  # 1 MiB: more than one read, some of it mid-handshake
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
@@ -386,7 +425,7 @@ async def test_a_closed_connection_gives_its_place_back(
     proxy: GuardProxy, pages: PageServer
 ) -> None:
     """Many more connections than the caps, one after another: each ends and frees its place."""
-    session = proxy.open_session()
+    session = await proxy.open_session()
     target = f"127.0.0.1:{pages.port}"
     for n in range(3 * proxy.limits.max_connections):
         head, reader, writer = await _ask(
@@ -420,7 +459,7 @@ async def test_a_plain_request_to_a_refusing_port_is_reset_and_its_reason_kept(
     for Chromium to load (a burst's pages ask hundreds of dead third-party hosts), and the
     capture's reply still says why, from the session's record."""
     dead = free_port()  # bound, then let go: nothing listens there
-    session = proxy.open_session()
+    session = await proxy.open_session()
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     target = f"127.0.0.1:{dead}"
     writer.write(

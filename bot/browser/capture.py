@@ -3,7 +3,7 @@
 One browser per process (launching costs far more than a capture); a fresh context
 per capture so pages never share cookies or storage; a semaphore bounds how many
 run at once, the rest wait their turn. Every capture, whatever it makes, goes through
-the same guard (link screen, egress proxy with a per-capture credential, final-URL
+the same guard (link screen, egress proxy with a per-capture port or credential, final-URL
 check) and the same budget (bot/browser/budget.py).
 
 This module owns the browser's life and the visit's frame; the visit's jobs live beside
@@ -176,11 +176,9 @@ class Capturer:
             return
         # The library keeps what it handles hidden for as long as a capture can last.
         library = rules.library(self._timeout + self.options.budget + ARTIFACT_EXTRA)
-        session = self._proxy.open_session()
+        session = await self._proxy.open_session()
         try:
-            prehide = await prehide_script(
-                browser, library, session.proxy_settings(self._proxy.url)
-            )
+            prehide = await prehide_script(browser, library, self._proxy.browser_proxy(session))
         except PlaywrightError as exc:
             log.error("consent banners will not be dismissed: the rules did not start (%s)", exc)
             return
@@ -239,8 +237,8 @@ class Capturer:
                     raise
                 self._browser = browser
             else:
-                # The launch-wide proxy has no credential: anything outside a capture's
-                # own context (which carries one) is answered 407 and goes nowhere.
+                # The launch-wide proxy is the shared port with no credential: anything
+                # outside a capture's own context (its port or credential) gets a 407.
                 self._browser = await self._pw.chromium.launch(
                     executable_path=self._executable,
                     headless=True,
@@ -359,15 +357,15 @@ class Capturer:
                 self._spare.refill(browser, locale)  # made while the capture is stored
 
     async def _prepare(self, browser: Browser, locale: str) -> Prepared:
-        """A new context (own proxy credential, consent prehide) with one blank page."""
-        session = self._proxy.open_session()
+        """A new context (own proxy session, consent prehide) with one blank page."""
+        session = await self._proxy.open_session()
         try:
             context = await browser.new_context(
                 viewport=VIEWPORT,  # type: ignore[arg-type]
                 locale=locale,
                 accept_downloads=False,
                 service_workers="block",
-                proxy=session.proxy_settings(self._proxy.url),  # type: ignore[arg-type]
+                proxy=self._proxy.browser_proxy(session),  # type: ignore[arg-type]
             )
             try:
                 if self._consent is not None:
@@ -384,7 +382,7 @@ class Capturer:
     async def _discard(self, ready: Prepared) -> None:
         try:
             await _quietly(ready.context.close())
-        finally:  # also when cancelled meanwhile: the credential never outlives its page
+        finally:  # also when cancelled meanwhile: the proxy session never outlives its page
             self._proxy.close_session(ready.session)
 
 

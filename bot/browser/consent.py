@@ -238,7 +238,7 @@ async def prehide_script(browser: Browser, library: str, proxy: dict[str, str]) 
     """The init script with the library's own prehide selectors, read from the library.
 
     The library builds them from its coded and JSON rules when it starts; it is run
-    once here, on an empty page (no network; `proxy` is a capture credential all the
+    once here, on an empty page (no network; `proxy` is a capture's session all the
     same, so this context is no way around the guard), and its style is kept.
     """
     context = await browser.new_context(proxy=proxy)  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 A PDF link opens Chromium's PDF viewer, which gives no access to the file, so the file
 is fetched again through the capture's own context (`context.request`: the same egress
-proxy, credential and byte budget as the page). An image link is read from the
+proxy session and byte budget as the page). An image link is read from the
 navigation's own response. Anything else that Chromium would download is refused.
 """
 

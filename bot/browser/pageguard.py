@@ -187,9 +187,9 @@ async def check_browser_switches(browser: Browser, proxy: GuardProxy) -> None:
 
     A remote browser's launch switches cannot be set from here, only checked.
     """
-    session = proxy.open_session()
+    session = await proxy.open_session()
     try:
-        context = await browser.new_context(proxy=session.proxy_settings(proxy.url))  # type: ignore[arg-type]
+        context = await browser.new_context(proxy=proxy.browser_proxy(session))  # type: ignore[arg-type]
         try:
             page = await context.new_page()
             udp = await page.evaluate(_UDP_CANDIDATES_JS)

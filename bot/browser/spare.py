@@ -2,7 +2,7 @@
 
 A context's first page starts a renderer process: about 150 ms of the ~400 ms that a
 bare Playwright shot of a light page takes on the project's machine (docs/BENCHMARKS.md).
-The capturer keeps one page ready (its own context, proxy credential and consent
+The capturer keeps one page ready (its own context, proxy session and consent
 script, nothing loaded) and makes the next once a capture has finished, so a link
 sent on its own starts on a page that already exists.
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Prepared:
-    """A context with one blank page, behind its own proxy credential."""
+    """A context with one blank page, behind its own proxy session."""
 
     browser: Browser
     locale: str

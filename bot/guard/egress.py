@@ -5,9 +5,13 @@ so the decision is made here instead, on the address actually connected to: each
 CONNECT (https, wss) and each absolute-form request (http, ws) is resolved, checked by
 `NetGuard`, and pinned to the checked address, which also defeats DNS rebinding.
 
-The proxy is a door into the bot's network, so it is guarded itself: each capture gets
-its own random credential (an `EgressSession`, handed to Playwright as the context's
-proxy `username`/`password`) and anything else is answered 407; connections are capped
+The proxy is a door into the bot's network, so it is guarded itself: each capture (an
+`EgressSession`) gets a port of its own on the loopback interface, open only while the
+capture lives, and the shared port answers 407 to anything without a capture's random
+credential. A browser reached through EGRESS_PROXY_URL (on another host) uses the
+credential, as Playwright's context `username`/`password`; a local one uses its port,
+because a proxy credential makes Playwright intercept every request of the page (about
+10 % more Chromium CPU in a burst, docs/BENCHMARKS.md). Connections are capped
 per capture and in total, a tunnel with no traffic either way is closed, and the bytes
 one capture may move are capped. Its own port is never a destination, whatever
 CAPTURE_ALLOW_PRIVATE says.
@@ -76,6 +80,9 @@ class EgressSession:
     username: str
     password: str
     limits: EgressLimits
+    # The capture's own listening port (loopback only), when the proxy gives it one.
+    port: int | None = None
+    _listener: asyncio.Server | None = None
     open_connections: int = 0
     bytes_moved: int = 0
     over_budget: bool = False
@@ -87,10 +94,6 @@ class EgressSession:
     # same few hosts again and again, and each answer would otherwise be a DNS query.
     # Connections still go to the addresses that verdict checked.
     _verdicts: dict[str, Verdict] = field(default_factory=dict)
-
-    def proxy_settings(self, server: str) -> dict[str, str]:
-        """Playwright's `proxy` option for a context of this capture."""
-        return {"server": server, "username": self.username, "password": self.password}
 
     def refusal_for(self, host: str | None, port: int) -> str | None:
         """Why the proxy refused this capture a connection to `host:port`, if it did."""
@@ -117,9 +120,10 @@ class EgressSession:
 class _Client(End):
     """A browser's connection to the proxy: a request head first, then one end of a tunnel."""
 
-    def __init__(self, proxy: GuardProxy) -> None:
+    def __init__(self, proxy: GuardProxy, session: EgressSession | None = None) -> None:
         super().__init__()
         self._proxy = proxy
+        self.session = session  # set when it came in on a capture's own port
         self._head = bytearray()
         self._head_timer: asyncio.TimerHandle | None = None
         self.handshake: asyncio.Task[None] | None = None
@@ -234,6 +238,10 @@ class GuardProxy:
         # are too many, the oldest is dropped, so idle sockets can never crowd out a capture.
         self._waiting: dict[_Client, None] = {}
         self._sessions: dict[str, EgressSession] = {}
+        # Ports of its own for each capture, unless a browser elsewhere must be told an
+        # address (EGRESS_PROXY_URL) or the proxy listens beyond the loopback interface.
+        self._session_ports = public_url is None and _is_loopback(host)
+        self._own_ports: set[int] = set()
         self.active = 0
         self.blocked = 0
         self.port = 0
@@ -246,9 +254,7 @@ class GuardProxy:
         host = self._host
         if host in {"0.0.0.0", "::", ""}:
             host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"http://{_bracketed(host)}:{self.port}"
 
     @property
     def sessions(self) -> int:
@@ -268,6 +274,8 @@ class GuardProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        for session in list(self._sessions.values()):
+            self.close_session(session)
         if self._server is not None:
             self._server.close()
             handshakes = [c.handshake for c in self._clients if c.handshake is not None]
@@ -279,17 +287,48 @@ class GuardProxy:
             await self._server.wait_closed()
             self._server = None
 
-    def open_session(self) -> EgressSession:
-        """A fresh credential and budget for one capture."""
+    async def open_session(self) -> EgressSession:
+        """A fresh credential, port (when local) and budget for one capture."""
         session = EgressSession(secrets.token_hex(8), secrets.token_urlsafe(24), self.limits)
         self._sessions[session.username] = session
+        if self._session_ports:
+            try:
+                await self._listen(session)
+            except BaseException:  # cancelled too: no port outlives an unfinished session
+                self.close_session(session)
+                raise
         return session
 
+    async def _listen(self, session: EgressSession) -> None:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.create_server((self._host, 0), family=family, backlog=128)
+        try:
+            listener = await asyncio.get_running_loop().create_server(
+                lambda: _Client(self, session), sock=sock, start_serving=False
+            )
+        except BaseException:
+            sock.close()
+            raise
+        session._listener = listener
+        session.port = sock.getsockname()[1]
+        self._own_ports.add(session.port)
+        await listener.start_serving()
+
     def close_session(self, session: EgressSession) -> None:
-        """Revoke the credential and cut every connection still open under it."""
+        """Revoke the credential, shut the port and cut every connection still open under it."""
         session.closed = True
         self._sessions.pop(session.username, None)
+        if session._listener is not None:
+            session._listener.close()
+            session._listener = None
+            self._own_ports.discard(session.port or 0)
         session._abort_all()
+
+    def browser_proxy(self, session: EgressSession) -> dict[str, str]:
+        """Playwright's `proxy` option for a context of this capture."""
+        if session.port is not None:
+            return {"server": f"http://{_bracketed(self._host)}:{session.port}"}
+        return {"server": self.url, "username": session.username, "password": session.password}
 
     def _accepted(self, client: _Client) -> None:
         self._clients.add(client)
@@ -318,8 +357,8 @@ class GuardProxy:
     async def _authenticated(self, client: _Client, head: bytes, extra: bytes) -> None:
         request_line, _, rest = head.partition(b"\r\n")
         method, target, version = request_line.decode("latin-1").split(" ", 2)
-        session = self._session_for(rest)
-        if session is None:
+        session = client.session or self._session_for(rest)
+        if session is None or session.closed:
             client.reply(_PROXY_AUTH_REQUIRED)
             return None
         refusal = self._over_limits(session, *_target(method, target))
@@ -438,6 +477,9 @@ class GuardProxy:
         if verdict is None:
             verdict = await self._decide(host, port)
             _remember(session._verdicts, host, port, verdict)
+        if verdict.allowed and self._is_own_port(port) and any(map(_is_own, verdict.addresses)):
+            # Checked on every connection, not remembered: capture ports come and go.
+            verdict = Verdict(False, "proxy")
         if not verdict.allowed:
             self.blocked += 1
             _remember(session.refusals, host, port, verdict.reason)
@@ -447,10 +489,10 @@ class GuardProxy:
     async def _decide(self, host: str, port: int) -> Verdict:
         if host.lower().rstrip(".") in BROWSER_SERVICE_HOSTS:
             return Verdict(False, "browser_service")
-        verdict = await self._guard.check_host(host, port)
-        if verdict.allowed and port == self.port and any(map(_is_own, verdict.addresses)):
-            return Verdict(False, "proxy")
-        return verdict
+        return await self._guard.check_host(host, port)
+
+    def _is_own_port(self, port: int) -> bool:
+        return port == self.port or port in self._own_ports
 
     async def _open(
         self, session: EgressSession, host: str, verdict: Verdict, port: int
@@ -489,6 +531,17 @@ def _is_own(address: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _key(host: str | None, port: int) -> str:
