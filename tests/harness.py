@@ -10,6 +10,7 @@ from telegram import Update
 
 from bot.app import build_application, running
 from bot.browser.capture import Capturer
+from bot.chat.links import url_key
 from bot.config import Settings
 from bot.services import Services
 from storage.models import LinkRecord
@@ -201,8 +202,10 @@ class BotHarness:
         past it): from then on the queue's order decides when it is captured."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            doc = await self.store.links.find_one({"owner_id": owner_id, "url": url}, {"_id": 1})
-            if doc is not None and await self.store.queue.queued(doc["_id"]):
+            # By the key's _id, not a filter on the links: FerretDB scans every record
+            # for that, and this asks every 20 ms while thousands may be coming in.
+            link_id = await self.store.link_id_for(owner_id, url_key(url))
+            if link_id is not None and await self.store.queue.queued(link_id):
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{url} of {owner_id} was not queued within {timeout}s")

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.chat.links import MAX_LINKS
 from tests.conftest import free_port
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
@@ -77,8 +78,9 @@ async def test_a_single_link_is_not_stuck_behind_another_users_two_hundred(
     harness_factory: Any, pages: PageServer
 ) -> None:
     bot: BotHarness = await harness_factory(user_rate_per_minute="1000")
-    for i in range(200):
-        bot.send(401, pages.url(f"/article/many-{i}"))
+    urls = [pages.url(f"/article/many-{i}") for i in range(200)]
+    for first in range(0, 200, MAX_LINKS):  # as many to a message as a message takes
+        bot.send(401, " ".join(urls[first : first + MAX_LINKS]))
     # One user's links are queued in the order sent: the last one queued means all are.
     await bot.wait_queued(401, pages.url("/article/many-199"), timeout=120)
     many = lambda: [p for p in pages.hits if p.startswith("/article/many-")]  # noqa: E731
