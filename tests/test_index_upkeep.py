@@ -425,14 +425,20 @@ async def test_a_bucket_restored_while_the_fill_looked_elsewhere_is_not_rebuilt_
 
 @asynccontextmanager
 async def beside_another_process(
-    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, owners: list[int]
+    store: LinkStore,
+    mongodb_uri: str,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: Any,
+    owners: list[int],
 ) -> AsyncIterator[tuple[LinkStore, sqlite3.Connection]]:
     """A new front, its index file shared with another process (a connection the test
-    makes take the write lock), over `owners`' 2 links each, complete and shelved. Set
-    catalog.BUSY_TIMEOUT low first: every wait for the lock takes that long."""
+    makes take the write lock), over `owners`' 2 links each, complete and shelved. Its
+    waits for the lock are short (BUSY_TIMEOUT 0.2 s)."""
     await owners_links(store, owners, 2)
     await store.index.complete()
     assert await store.index.upkeep.shelve() == BUCKETS
+    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)
     path = tmp_path / "shared.sqlite"
     front = await driven(mongodb_uri, path, clock)
     other = sqlite3.connect(path, isolation_level=None)
@@ -449,8 +455,10 @@ async def test_a_restore_meeting_another_process_s_long_write_answers_all_the_sa
     """Another process sharing the file holds its write lock (a long rebuild step) just
     as this front restores the asking owner's bucket: the owner is answered (from
     MongoDB), not shown an error."""
-    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)
-    async with beside_another_process(store, mongodb_uri, tmp_path, clock, [13]) as (front, other):
+    async with beside_another_process(store, mongodb_uri, tmp_path, clock, monkeypatch, [13]) as (
+        front,
+        other,
+    ):
         real_head = front.index.shelves.head
 
         async def other_process_writes_first(bucket: int) -> Any:
@@ -469,12 +477,10 @@ async def test_a_fill_meeting_another_process_s_long_write_restores_later_not_re
     """The background fill finds the shared file's write lock held by another process
     (a long step) for its first buckets: it restores them from their shelves once the
     lock is free, rather than reading every link again to rebuild them."""
-    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)
     monkeypatch.setattr(search, "BUSY_POLL", 0.05)
-    async with beside_another_process(store, mongodb_uri, tmp_path, clock, [13, 14]) as (
-        front,
-        other,
-    ):
+    async with beside_another_process(
+        store, mongodb_uri, tmp_path, clock, monkeypatch, [13, 14]
+    ) as (front, other):
         real_head = front.index.shelves.head
         asked: list[int] = []
 
