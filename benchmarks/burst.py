@@ -21,12 +21,14 @@ import functools
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from playwright.async_api import async_playwright
 
 from benchmarks.common import summary
 from bot.config import Settings
@@ -42,36 +44,68 @@ def _summary(values: list[float]) -> dict[str, float]:
     return summary(values, 3)
 
 
-async def bare(urls: list[str]) -> dict[str, Any]:
-    """Bare Playwright: the same releases, two at a time, the same budget."""
+@asynccontextmanager
+async def warm_chromium(url: str) -> AsyncIterator[Browser]:
+    """The bot's Chromium under bare Playwright, having loaded `url` once."""
     executable = Settings.model_construct().chromium_executable()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable)
         warm = await browser.new_page()
-        await warm.goto(urls[0])
+        await warm.goto(url)
         await warm.close()
-        slots = asyncio.Semaphore(CONCURRENCY)
-        start = time.monotonic()
-        done: list[float] = []
-        latency: list[float] = []
-
-        async def one(i: int, url: str) -> None:
-            await asyncio.sleep(max(0.0, start + i * GAP - time.monotonic()))
-            released = time.monotonic()
-            async with slots:
-                page = await browser.new_page(viewport={"width": 1280, "height": 800})
-                try:
-                    await page.goto(url, wait_until="load", timeout=BUDGET * 1000)
-                except PlaywrightTimeout:
-                    await page.evaluate("() => window.stop()")
-                await page.screenshot(type="jpeg", quality=80)
-                await page.close()
-            done.append(time.monotonic() - start)
-            latency.append(time.monotonic() - released)
-
-        await asyncio.gather(*(one(i, url) for i, url in enumerate(urls)))
+        yield browser
         await browser.close()
-    return {"last_s": round(max(done), 2), "release_to_shot": _summary(latency)}
+
+
+async def shoot(page: Page, url: str) -> None:
+    """A capture's work, bare: `url` loaded within the budget (else stopped), a JPEG."""
+    try:
+        await page.goto(url, wait_until="load", timeout=BUDGET * 1000)
+    except PlaywrightTimeout:
+        await page.evaluate("() => window.stop()")
+    await page.screenshot(type="jpeg", quality=80)
+
+
+@dataclass
+class Paced:
+    """Seconds, one value a URL, in the order the shots finished."""
+
+    done: list[float] = field(default_factory=list)  # from the burst's start
+    latency: list[float] = field(default_factory=list)  # from the URL's release (slot wait too)
+    work: list[float] = field(default_factory=list)  # from the URL's slot
+
+
+async def paced(urls: list[str], work: Callable[[str], Awaitable[None]]) -> Paced:
+    """`work` on each URL, released GAP apart as a user's burst, CONCURRENCY at a time."""
+    slots = asyncio.Semaphore(CONCURRENCY)
+    start = time.monotonic()
+    out = Paced()
+
+    async def one(i: int, url: str) -> None:
+        await asyncio.sleep(max(0.0, start + i * GAP - time.monotonic()))
+        released = time.monotonic()
+        async with slots:
+            began = time.monotonic()
+            await work(url)
+            out.work.append(time.monotonic() - began)
+        out.done.append(time.monotonic() - start)
+        out.latency.append(time.monotonic() - released)
+
+    await asyncio.gather(*(one(i, url) for i, url in enumerate(urls)))
+    return out
+
+
+async def bare(urls: list[str]) -> dict[str, Any]:
+    """Bare Playwright: the same releases, two at a time, the same budget."""
+    async with warm_chromium(urls[0]) as browser:
+
+        async def work(url: str) -> None:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await shoot(page, url)
+            await page.close()
+
+        burst = await paced(urls, work)
+    return {"last_s": round(max(burst.done), 2), "release_to_shot": _summary(burst.latency)}
 
 
 class Phases:

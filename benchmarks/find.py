@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import fresh_ferretdb, merge_results, seed_links, summary
-from bot.chat.links import url_key
 from storage.index.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore
+from tests.records import owned
 
 LINKS = int(os.environ.get("BENCH_FIND_LINKS", "100000"))
 SAMPLES = int(os.environ.get("BENCH_FIND_SAMPLES", "60"))
@@ -60,11 +60,9 @@ def page_text() -> str:
 
 def make_link(owner: int, n: int) -> LinkRecord:
     url = f"https://site{n % 997}.example/{owner}/{n}"
-    return LinkRecord(
-        owner_id=owner,
-        chat_id=owner,
-        url=url,
-        url_key=url_key(url),
+    return owned(
+        owner,
+        url,
         tags=rng.sample(TAGS, rng.randint(1, 3)),
         title=f"Page {n} {rng.choice(_LATIN)}",
         final_url=url,

@@ -15,20 +15,16 @@ less than wall time.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import resource
-import time
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, async_playwright
-from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import Browser
 
-from benchmarks.burst import BUDGET, CONCURRENCY, GAP
+from benchmarks.burst import paced, shoot, warm_chromium
 from benchmarks.realpages import RealPages
-from bot.config import Settings
 from bot.guard.egress import GuardProxy
 from bot.guard.netguard import NetGuard
 
@@ -64,38 +60,23 @@ def _cpu_by_kind() -> dict[str, float]:
 
 
 async def _burst(browser: Browser, urls: list[str], proxy: GuardProxy | None) -> dict[str, Any]:
-    slots = asyncio.Semaphore(CONCURRENCY)
-    start = time.monotonic()
-    done: list[float] = []
-    per_page: list[float] = []
-
-    async def one(i: int, url: str) -> None:
-        await asyncio.sleep(max(0.0, start + i * GAP - time.monotonic()))
-        async with slots:
-            began = time.monotonic()
-            session = await proxy.open_session() if proxy else None
-            options: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
-            if proxy and session:
-                options["proxy"] = proxy.browser_proxy(session)
-            context = await browser.new_context(**options)
-            page = await context.new_page()
-            try:
-                await page.goto(url, wait_until="load", timeout=BUDGET * 1000)
-            except PlaywrightTimeout:
-                await page.evaluate("() => window.stop()")
-            await page.screenshot(type="jpeg", quality=80)
-            await context.close()
-            if proxy and session:
-                proxy.close_session(session)
-            per_page.append(time.monotonic() - began)
-        done.append(time.monotonic() - start)
+    async def work(url: str) -> None:
+        session = await proxy.open_session() if proxy else None
+        options: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+        if proxy and session:
+            options["proxy"] = proxy.browser_proxy(session)
+        context = await browser.new_context(**options)
+        await shoot(await context.new_page(), url)
+        await context.close()
+        if proxy and session:
+            proxy.close_session(session)
 
     before = _cpu_by_kind()
-    await asyncio.gather(*(one(i, url) for i, url in enumerate(urls)))
+    burst = await paced(urls, work)
     after = _cpu_by_kind()
-    per_page.sort()
+    per_page = sorted(burst.work)
     return {
-        "last_s": round(max(done), 2),
+        "last_s": round(max(burst.done), 2),
         "per_page_p50_s": round(per_page[len(per_page) // 2], 2),
         "cpu_s": {kind: round(after[kind] - before[kind], 2) for kind in after},
         "load": round(os.getloadavg()[0], 1),
@@ -109,18 +90,12 @@ async def main() -> None:
     await proxy.start()
     runs: list[dict[str, Any]] = []
     try:
-        async with async_playwright() as pw:
-            executable = Settings.model_construct().chromium_executable()
-            browser = await pw.chromium.launch(executable_path=executable)
-            warm = await browser.new_page()
-            await warm.goto(real.urls()[0])
-            await warm.close()
+        async with warm_chromium(real.urls()[0]) as browser:
             for round_ in range(ROUNDS):
                 for mode in ("direct", "proxy"):
                     result = await _burst(browser, real.urls(), proxy if mode == "proxy" else None)
                     runs.append({"round": round_, "mode": mode, **result})
                     print(json.dumps(runs[-1]), flush=True)
-            await browser.close()
     finally:
         await proxy.stop()
         await real.stop()

@@ -30,12 +30,12 @@ from playwright.async_api import async_playwright
 
 from benchmarks.common import fresh_ferretdb, merge_results, seed_links, settings, summary
 from bot.app import build_application, running
-from bot.chat.links import url_key
 from bot.config import Settings
 from bot.web.thumbnails import make as make_thumbnail
 from storage.models import LinkRecord, Screenshot, Status
 from storage.repository import LinkStore
 from tests.fakes.botapi import FakeBotAPI
+from tests.records import owned
 from tests.web_helpers import init_data, launch_url, picture
 
 LINKS = int(os.environ.get("BENCH_WEB_LINKS", "100000"))
@@ -71,11 +71,9 @@ async def seed(store: LinkStore) -> dict[str, float]:
             image = await store.put_image(picture(colour=COLOURS[n % len(COLOURS)]), f"{n}.jpg")
         url = f"https://site{n % 997}.example/{n}"
         batch.append(
-            LinkRecord(
-                owner_id=USER,
-                chat_id=USER,
-                url=url,
-                url_key=url_key(url),
+            owned(
+                USER,
+                url,
                 tags=rng.sample(TAGS, rng.randint(1, 3)),
                 title=f"Page {n} about something worth keeping",
                 final_url=url,

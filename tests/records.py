@@ -3,7 +3,7 @@ private chat, its key the bot's own normalisation); bookmarks imported as a file
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -13,7 +13,7 @@ from bot.guard.netguard import NetGuard
 from bot.library.bookmarks import Bookmark, Parsed
 from bot.library.transfer import ImportCounts, import_links
 from storage.bulk import record_imported
-from storage.models import LinkRecord
+from storage.models import LinkRecord, Status
 from storage.queue.claims import PRIO_BY_HAND
 from storage.repository import LinkStore
 from storage.trash import Trash
@@ -21,6 +21,21 @@ from storage.trash import Trash
 
 def owned(owner: int, url: str, **fields: Any) -> LinkRecord:
     return LinkRecord(owner_id=owner, chat_id=owner, url=url, url_key=url_key(url), **fields)
+
+
+def captured_page(
+    owner: int, url: str, n: int, tags: list[str], text: str, created_at: datetime
+) -> LinkRecord:
+    """`owner`'s captured page number `n` of the listing tests, titled "page <owner>-<n>"."""
+    return owned(
+        owner,
+        url,
+        tags=tags,
+        title=f"page {owner}-{n}",
+        text=text,
+        status=Status.DONE,
+        created_at=created_at,
+    )
 
 
 async def import_bookmarks(store: LinkStore, marks: list[Bookmark], owner: int) -> ImportCounts:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from PIL import Image
 
 from bot import scheduler
@@ -28,7 +29,7 @@ from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.rot import owner_key
 from tests.fakes.botapi import Call
 from tests.harness import BotHarness
-from tests.records import seed_links
+from tests.records import owned, seed_links
 
 WEEK = 7 * 86400
 HOUR = timedelta(hours=1)
@@ -50,6 +51,12 @@ def jpeg() -> bytes:
     return out.getvalue()
 
 
+def kept(owner: int, url: str, title: str, image: ObjectId, **fields: Any) -> LinkRecord:
+    """`owner`'s captured page whose screenshot (`image`, a jpeg()) is kept."""
+    screenshot = Screenshot(320, 200, gridfs_id=image)
+    return owned(owner, url, title=title, status=Status.DONE, screenshot=screenshot, **fields)
+
+
 async def seed(
     bot: BotHarness,
     owner: int,
@@ -64,15 +71,12 @@ async def seed(
     (default all) found offline at `when` (default: an hour before the period ends)."""
     image = await bot.store.put_image(jpeg(), "shot.jpg")
     records = [
-        LinkRecord(
-            owner_id=owner,
-            chat_id=owner,
-            url=f"https://site{owner}.example/page{i}",
-            url_key=f"https://site{owner}.example/page{i}",
-            title=f"Page {owner}-{i}",
-            status=Status.DONE,
+        kept(
+            owner,
+            f"https://site{owner}.example/page{i}",
+            f"Page {owner}-{i}",
+            image,
             lang_code=lang,
-            screenshot=Screenshot(320, 200, gridfs_id=image),
         )
         for i in range(first, first + count)
     ]
@@ -242,14 +246,11 @@ async def test_a_thousand_digests_at_once_within_flood_limits(bot: BotHarness) -
     # Stored as a round leaves them (the marks themselves: test_linkrot_rounds.py), in
     # bulk: the subject here is the sending.
     records = [
-        LinkRecord(
-            owner_id=u,
-            chat_id=u,
-            url=f"https://s{u}.example/",
-            url_key=f"https://s{u}.example/",
-            title=f"Home of {u}",
-            status=Status.DONE,
-            screenshot=Screenshot(320, 200, gridfs_id=image),
+        kept(
+            u,
+            f"https://s{u}.example/",
+            f"Home of {u}",
+            image,
             checked_at=gone,
             alive=False,
             gone_at=gone,

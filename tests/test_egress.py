@@ -190,21 +190,21 @@ async def test_connections_are_capped_per_capture_and_in_total(
     request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{{auth}}\r\n"
     first, second = await proxy.open_session(), await proxy.open_session()
     held = []
-    try:
-        for _ in range(4):
-            head, _, writer = await _ask(proxy.port, request.format(auth=_with(first)))
+
+    async def open_until_busy(session: EgressSession, allowed: int) -> None:
+        """`allowed` tunnels open for the capture of `session`; the next one is refused."""
+        for _ in range(allowed):
+            head, _, writer = await _ask(proxy.port, request.format(auth=_with(session)))
             assert head.startswith("HTTP/1.1 200")
             held.append(writer)
-        head = await _status(proxy.port, request.format(auth=_with(first)))
+        head = await _status(proxy.port, request.format(auth=_with(session)))
         assert head.startswith("HTTP/1.1 502") and f"{UPSTREAM_HEADER}: busy" in head
+
+    try:
+        await open_until_busy(first, 4)
         assert first.upstream_error_for("127.0.0.1", pages.port) == "busy"
         # Another capture has its own allowance, up to the total of 6.
-        for _ in range(2):
-            head, _, writer = await _ask(proxy.port, request.format(auth=_with(second)))
-            assert head.startswith("HTTP/1.1 200")
-            held.append(writer)
-        head = await _status(proxy.port, request.format(auth=_with(second)))
-        assert head.startswith("HTTP/1.1 502") and f"{UPSTREAM_HEADER}: busy" in head
+        await open_until_busy(second, 2)
     finally:
         for writer in held:
             writer.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from bson import ObjectId
 from storage.models import LinkRecord, Status
 from storage.repository import LinkStore
 from storage.terms import terms_for, tokenize
-from tests.records import deleted, owned, seed_links
+from tests.records import captured_page, deleted, seed_links
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WORDS = ["apple", "banana", "cherry", "快照", "周末", "delta"]
@@ -28,15 +28,7 @@ TAGS = ["a", "b", "c", "技术"]
 
 def link(owner: int, n: int, tags: list[str], text: str = "", minutes: int = 0) -> LinkRecord:
     url = f"https://site{owner}.example/{n}"
-    return owned(
-        owner,
-        url,
-        tags=tags,
-        title=f"page {owner}-{n}",
-        text=text,
-        status=Status.DONE,
-        created_at=T0 + timedelta(minutes=minutes or n),
-    )
+    return captured_page(owner, url, n, tags, text, T0 + timedelta(minutes=minutes or n))
 
 
 @pytest.fixture(params=["index", "native"])
@@ -55,6 +47,23 @@ async def store(mongodb_uri: str, tmp_path: Path, kind: str) -> AsyncIterator[Li
     await s.ensure_indexes()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def opened(
+    mongodb_uri: str, tmp_path: Path, kind: str
+) -> AsyncIterator[Callable[[str], LinkStore]]:
+    """`opened(name)`: another process's store, with its index in the file `name` (the
+    same name shares a file); all closed when the test ends."""
+    stores: list[LinkStore] = []
+
+    def open_one(name: str) -> LinkStore:
+        stores.append(connect(mongodb_uri, tmp_path / name, kind))
+        return stores[-1]
+
+    yield open_one
+    for s in stores:
+        await s.close()
 
 
 async def titles(store: LinkStore, owner: int, tags: list[str], words: str = "") -> list[str]:
@@ -105,45 +114,34 @@ async def test_index_follows_add_retag_delete_and_restart(
 
 
 async def test_writes_from_other_processes_are_seen(
-    mongodb_uri: str, tmp_path: Path, kind: str
+    opened: Callable[[str], LinkStore],
 ) -> None:
     """Stores with their own index files (other machines) and one sharing a file."""
-    front = connect(mongodb_uri, tmp_path / "front.sqlite", kind)
-    worker = connect(mongodb_uri, tmp_path / "worker.sqlite", kind)
-    shared = connect(mongodb_uri, tmp_path / "front.sqlite", kind)
-    try:
-        await front.ensure_indexes()
-        assert await titles(front, 5, ["x"]) == []
-        record, _ = await worker.add_pending(link(5, 1, ["x"]))
-        assert await titles(front, 5, ["x"]) == ["page 5-1"]
-        await worker.update(record.id, title="renamed")
-        await front.add_pending(link(5, 2, ["x"]))
-        results = await asyncio.gather(
-            titles(front, 5, ["x"]), titles(shared, 5, ["x"]), titles(worker, 5, ["x"])
-        )
-        assert results == [["page 5-2", "renamed"]] * 3
-    finally:
-        for s in (front, worker, shared):
-            await s.close()
+    front, worker, shared = opened("front.sqlite"), opened("worker.sqlite"), opened("front.sqlite")
+    await front.ensure_indexes()
+    assert await titles(front, 5, ["x"]) == []
+    record, _ = await worker.add_pending(link(5, 1, ["x"]))
+    assert await titles(front, 5, ["x"]) == ["page 5-1"]
+    await worker.update(record.id, title="renamed")
+    await front.add_pending(link(5, 2, ["x"]))
+    results = await asyncio.gather(
+        titles(front, 5, ["x"]), titles(shared, 5, ["x"]), titles(worker, 5, ["x"])
+    )
+    assert results == [["page 5-2", "renamed"]] * 3
 
 
 async def test_same_url_from_two_processes_is_one_link(
-    mongodb_uri: str, tmp_path: Path, kind: str
+    opened: Callable[[str], LinkStore],
 ) -> None:
-    a = connect(mongodb_uri, tmp_path / "a.sqlite", kind)
-    b = connect(mongodb_uri, tmp_path / "b.sqlite", kind)
-    try:
-        await a.ensure_indexes()
-        results = await asyncio.gather(
-            *(s.add_pending(link(9, 1, [t])) for s, t in ((a, "one"), (b, "two")) * 3)
-        )
-        assert sum(created for _, created in results) == 1
-        assert len({r.id for r, _ in results}) == 1
-        assert await a.links.count_documents({"owner_id": 9}) == 1
-        assert await titles(b, 9, []) == ["page 9-1"]
-    finally:
-        await a.close()
-        await b.close()
+    a, b = opened("a.sqlite"), opened("b.sqlite")
+    await a.ensure_indexes()
+    results = await asyncio.gather(
+        *(s.add_pending(link(9, 1, [t])) for s, t in ((a, "one"), (b, "two")) * 3)
+    )
+    assert sum(created for _, created in results) == 1
+    assert len({r.id for r, _ in results}) == 1
+    assert await a.links.count_documents({"owner_id": 9}) == 1
+    assert await titles(b, 9, []) == ["page 9-1"]
 
 
 async def test_find_equals_a_plain_filter_over_the_records(store: LinkStore) -> None:

@@ -12,6 +12,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from storage.models import LinkRecord, Status
 from storage.repository import LinkStore, light_doc
 from storage.trash import Trash
 from tests.harness import BotHarness
-from tests.records import deleted, owned, seed_links
+from tests.records import captured_page, deleted, seed_links
 from tests.test_browse import command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,15 +53,7 @@ class Clock:
 
 def link(owner: int, n: int, tags: list[str], text: str = "") -> LinkRecord:
     url = f"https://own{owner}.example/{n}"
-    return owned(
-        owner,
-        url,
-        tags=tags,
-        title=f"page {owner}-{n}",
-        text=text,
-        status=Status.DONE,
-        created_at=T0 + timedelta(minutes=n),
-    )
+    return captured_page(owner, url, n, tags, text, T0 + timedelta(minutes=n))
 
 
 async def titles(store: LinkStore, owner: int, tags: list[str], words: str = "") -> list[str]:
@@ -430,33 +423,52 @@ async def test_a_bucket_restored_while_the_fill_looked_elsewhere_is_not_rebuilt_
         await front.close()
 
 
-async def test_a_restore_meeting_another_process_s_long_write_answers_all_the_same(
-    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
-) -> None:
-    """Another process sharing the file holds its write lock (a long rebuild step) just
-    as this front restores the asking owner's bucket: the owner is answered (from
-    MongoDB), not shown an error."""
-    await owners_links(store, [13], 2)
+@asynccontextmanager
+async def beside_another_process(
+    store: LinkStore,
+    mongodb_uri: str,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: Any,
+    owners: list[int],
+) -> AsyncIterator[tuple[LinkStore, sqlite3.Connection]]:
+    """A new front, its index file shared with another process (a connection the test
+    makes take the write lock), over `owners`' 2 links each, complete and shelved. Its
+    waits for the lock are short (BUSY_TIMEOUT 0.2 s)."""
+    await owners_links(store, owners, 2)
     await store.index.complete()
     assert await store.index.upkeep.shelve() == BUCKETS
     monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)
     path = tmp_path / "shared.sqlite"
     front = await driven(mongodb_uri, path, clock)
     other = sqlite3.connect(path, isolation_level=None)
-    real_head = front.index.shelves.head
-
-    async def other_process_writes_first(bucket: int) -> Any:
-        if not other.in_transaction:
-            other.execute("BEGIN IMMEDIATE")  # held until the end of the test
-        return await real_head(bucket)
-
-    monkeypatch.setattr(front.index.shelves, "head", other_process_writes_first)
     try:
-        assert await titles(front, 13, []) == ["page 13-1", "page 13-0"]
-        assert other.in_transaction  # the restore did meet the lock
+        yield front, other
     finally:
         other.close()
         await front.close()
+
+
+async def test_a_restore_meeting_another_process_s_long_write_answers_all_the_same(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock, monkeypatch: Any
+) -> None:
+    """Another process sharing the file holds its write lock (a long rebuild step) just
+    as this front restores the asking owner's bucket: the owner is answered (from
+    MongoDB), not shown an error."""
+    async with beside_another_process(store, mongodb_uri, tmp_path, clock, monkeypatch, [13]) as (
+        front,
+        other,
+    ):
+        real_head = front.index.shelves.head
+
+        async def other_process_writes_first(bucket: int) -> Any:
+            if not other.in_transaction:
+                other.execute("BEGIN IMMEDIATE")  # held until the end of the test
+            return await real_head(bucket)
+
+        monkeypatch.setattr(front.index.shelves, "head", other_process_writes_first)
+        assert await titles(front, 13, []) == ["page 13-1", "page 13-0"]
+        assert other.in_transaction  # the restore did meet the lock
 
 
 async def test_a_fill_meeting_another_process_s_long_write_restores_later_not_rebuilds(
@@ -465,41 +477,33 @@ async def test_a_fill_meeting_another_process_s_long_write_restores_later_not_re
     """The background fill finds the shared file's write lock held by another process
     (a long step) for its first buckets: it restores them from their shelves once the
     lock is free, rather than reading every link again to rebuild them."""
-    await owners_links(store, [13, 14], 2)
-    await store.index.complete()
-    assert await store.index.upkeep.shelve() == BUCKETS
-    monkeypatch.setattr(catalog, "BUSY_TIMEOUT", 0.2)
     monkeypatch.setattr(search, "BUSY_POLL", 0.05)
-    path = tmp_path / "shared.sqlite"
-    front = await driven(mongodb_uri, path, clock)
-    other = sqlite3.connect(path, isolation_level=None)
-    real_head = front.index.shelves.head
-    asked: list[int] = []
+    async with beside_another_process(
+        store, mongodb_uri, tmp_path, clock, monkeypatch, [13, 14]
+    ) as (front, other):
+        real_head = front.index.shelves.head
+        asked: list[int] = []
 
-    async def other_process_writes_for_a_while(bucket: int) -> Any:
-        asked.append(bucket)
-        if len(asked) == 1:
-            other.execute("BEGIN IMMEDIATE")
-        elif len(asked) == 3:
-            other.execute("COMMIT")
-        return await real_head(bucket)
+        async def other_process_writes_for_a_while(bucket: int) -> Any:
+            asked.append(bucket)
+            if len(asked) == 1:
+                other.execute("BEGIN IMMEDIATE")
+            elif len(asked) == 3:
+                other.execute("COMMIT")
+            return await real_head(bucket)
 
-    rebuilt: list[set[int]] = []
+        rebuilt: list[set[int]] = []
 
-    async def recorded_rebuild(listing: Any, buckets: set[int]) -> Built:
-        rebuilt.append(buckets)
-        return Built.DONE
+        async def recorded_rebuild(listing: Any, buckets: set[int]) -> Built:
+            rebuilt.append(buckets)
+            return Built.DONE
 
-    monkeypatch.setattr(front.index.shelves, "head", other_process_writes_for_a_while)
-    monkeypatch.setattr(search, "rebuild", recorded_rebuild)
-    try:
+        monkeypatch.setattr(front.index.shelves, "head", other_process_writes_for_a_while)
+        monkeypatch.setattr(search, "rebuild", recorded_rebuild)
         await front.index.complete()
         assert rebuilt == []
         assert asked[:2] == [0, 1] and asked.count(0) == 2  # bucket 0 tried again
         assert await titles(front, 13, []) == ["page 13-1", "page 13-0"]
-    finally:
-        other.close()
-        await front.close()
 
 
 async def test_two_processes_sharing_a_file_do_not_rebuild_it_over_each_other(

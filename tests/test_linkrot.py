@@ -17,7 +17,7 @@ from bot.guard.netguard import NetGuard
 from bot.library import linkrot
 from tests.conftest import free_port
 from tests.fakes.pages import Sentinel
-from tests.fakes.web import serve
+from tests.fakes.web import running, serve
 
 
 class StatusSite:
@@ -62,10 +62,8 @@ class StatusSite:
 
 @pytest.fixture
 async def site() -> AsyncIterator[StatusSite]:
-    server = StatusSite()
-    runner = await server.start()
-    yield server
-    await runner.cleanup()
+    async with running(StatusSite()) as server:
+        yield server
 
 
 async def _no_dns(host: str, port: int) -> list[str]:

@@ -27,7 +27,7 @@ from bot.library.transfer import import_links
 from bot.scheduler import ROUND_EVERY, ROUND_SPARE
 from storage.models import LinkRecord, Status, utcnow
 from storage.repository import LinkStore
-from tests.fakes.web import serve
+from tests.fakes.web import running, serve
 from tests.records import seed_links
 
 
@@ -88,10 +88,8 @@ class RotSite:
 
 @pytest.fixture
 async def site() -> AsyncIterator[RotSite]:
-    server = RotSite()
-    runner = await server.start()
-    yield server
-    await runner.cleanup()
+    async with running(RotSite()) as server:
+        yield server
 
 
 async def _test_names(host: str, port: int) -> list[str]:

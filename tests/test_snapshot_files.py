@@ -59,6 +59,15 @@ def file_button(bot: BotHarness, photo: Call, record: LinkRecord, kind: Artifact
     return codec.encode(action, record.owner_id)
 
 
+async def with_file_button(
+    bot: BotHarness, path: str, kind: ArtifactKind
+) -> tuple[Call, LinkRecord, str]:
+    """User 42's snapshot of `path`: its photo, its record and its `kind` button's data."""
+    _, photo = await snapshot(bot, 42, path)
+    record = await record_of(bot, 42)
+    return photo, record, file_button(bot, photo, record, kind)
+
+
 async def press_for_document(
     bot: BotHarness, user: int, photo: Call, data: str, timeout: float = 90
 ) -> tuple[Call, Call]:
@@ -187,9 +196,7 @@ async def test_a_pdf_links_text_is_what_the_summary_reads(bot_llm: BotHarness) -
 
 
 async def test_full_page_button_sends_a_20000_px_page_as_a_document(bot: BotHarness) -> None:
-    _, photo = await snapshot(bot, 42, "/long?height=20000")
-    record = await record_of(bot, 42)
-    data = file_button(bot, photo, record, ArtifactKind.FULL_PAGE)
+    photo, _, data = await with_file_button(bot, "/long?height=20000", ArtifactKind.FULL_PAGE)
     answer, document = await press_for_document(bot, 42, photo, data)
     assert answer.params.get("text") == EN.file_making.format(what="full-page image")
     image = rgb(downloaded(bot, document))
@@ -213,9 +220,7 @@ async def test_consent_banners_are_gone_from_the_stored_snapshot(bot: BotHarness
 
 
 async def test_full_page_button_brings_the_lazy_images(bot: BotHarness) -> None:
-    _, photo = await snapshot(bot, 42, "/lazy")
-    record = await record_of(bot, 42)
-    data = file_button(bot, photo, record, ArtifactKind.FULL_PAGE)
+    photo, _, data = await with_file_button(bot, "/lazy", ArtifactKind.FULL_PAGE)
     _, document = await press_for_document(bot, 42, photo, data)
     image = rgb(downloaded(bot, document))
     assert image.height >= 6000
@@ -224,9 +229,7 @@ async def test_full_page_button_brings_the_lazy_images(bot: BotHarness) -> None:
 
 
 async def test_pdf_button_prints_the_page_text(bot: BotHarness) -> None:
-    _, photo = await snapshot(bot, 42, "/article/printed")
-    record = await record_of(bot, 42)
-    data = file_button(bot, photo, record, ArtifactKind.PDF)
+    photo, _, data = await with_file_button(bot, "/article/printed", ArtifactKind.PDF)
     _, document = await press_for_document(bot, 42, photo, data)
     printed = downloaded(bot, document)
     assert printed.startswith(b"%PDF-")
@@ -243,9 +246,7 @@ async def test_pdf_button_prints_the_page_text(bot: BotHarness) -> None:
 
 async def test_archive_button_sends_mhtml_once_then_by_file_id(bot: BotHarness) -> None:
     """The second press sends Telegram's file_id: the page is not opened again."""
-    _, photo = await snapshot(bot, 42, "/lazy")
-    record = await record_of(bot, 42)
-    data = file_button(bot, photo, record, ArtifactKind.MHTML)
+    photo, record, data = await with_file_button(bot, "/lazy", ArtifactKind.MHTML)
     _, first = await press_for_document(bot, 42, photo, data)
     archived = downloaded(bot, first)
     assert first.result["document"]["file_name"].endswith(".mhtml")
@@ -274,9 +275,7 @@ async def test_without_a_browser_kept_files_still_come_and_new_ones_are_explaine
     """A process with no browser (the front role) resends what was made; a new file is
     ordered from the workers, and when none makes it in time the user is told why."""
     monkeypatch.setattr(artifacts, "ORDER_PATIENCE", 1.0)
-    _, photo = await snapshot(bot, 42, "/article/front")
-    record = await record_of(bot, 42)
-    pdf = file_button(bot, photo, record, ArtifactKind.PDF)
+    photo, record, pdf = await with_file_button(bot, "/article/front", ArtifactKind.PDF)
     _, first = await press_for_document(bot, 42, photo, pdf)
     pipeline = bot.services.pipeline
     capturer, pipeline.capturer = pipeline.capturer, None  # no browser, so no worker either
@@ -308,9 +307,7 @@ async def test_a_file_of_a_pdf_link_is_refused_with_a_reason(bot: BotHarness) ->
 
 
 async def test_another_users_file_button_does_nothing(bot: BotHarness) -> None:
-    _, photo = await snapshot(bot, 42, "/article/mine")
-    record = await record_of(bot, 42)
-    data = file_button(bot, photo, record, ArtifactKind.PDF)
+    photo, _, data = await with_file_button(bot, "/article/mine", ArtifactKind.PDF)
     start = len(bot.api.calls)
     bot.api.press_button(7, photo.result, data)
     answer = await bot.api.wait_for(
@@ -383,9 +380,7 @@ async def test_deleted_for_good_takes_the_kept_files_with_it(bot: BotHarness) ->
 async def test_a_fresh_capture_makes_its_files_afresh(bot: BotHarness) -> None:
     """Files belong to the snapshot they were made from: after 🔄 the next press opens
     the page again instead of resending the older file."""
-    _, photo = await snapshot(bot, 42, "/article/renewed")
-    record = await record_of(bot, 42)
-    pdf = file_button(bot, photo, record, ArtifactKind.PDF)
+    photo, record, pdf = await with_file_button(bot, "/article/renewed", ArtifactKind.PDF)
     _, first = await press_for_document(bot, 42, photo, pdf)
     assert bot.pages.hits["/article/renewed"] == 2  # the snapshot, then the PDF
     photos = len(bot.api.calls_of("sendPhoto", 42, ok_only=True))

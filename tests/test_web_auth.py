@@ -23,7 +23,7 @@ from storage.models import utcnow
 from storage.websessions import SESSION_IDLE, Sessions, SignIns, WebUser, token_hash
 from tests.conftest import base_env, free_port, settings_for
 from tests.harness import BotHarness
-from tests.web_helpers import TOKEN, app_url, init_data, seed
+from tests.web_helpers import TOKEN, app_url, init_data, seed, signin_link
 
 ANN, BOB = 42, 43
 
@@ -189,14 +189,7 @@ async def test_allowed_users_applies_to_the_pages(harness_factory: Any) -> None:
 
 async def signed_in(bot: BotHarness, user: int) -> tuple[aiohttp.ClientSession, str]:
     """A browser (cookie jar) signed in through a /web link; and the CSRF token."""
-    start = len(bot.api.calls)
-    bot.send(user, "/web")
-    reply = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
-        timeout=20,
-        since=start,
-    )
-    [link] = re.findall(r"http://\S+/signin/\S+", reply.result["text"])
+    link = await signin_link(bot, user)
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
     http = aiohttp.ClientSession(cookie_jar=jar)
     async with http.get(link) as page:

@@ -8,11 +8,12 @@ import asyncio
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from playwright.async_api import Browser, BrowserContext, Page, Route, expect
+from playwright.async_api import Browser, BrowserContext, Locator, Page, Route, expect
 
 from bot.browser.types import ArtifactKind
 from bot.chat.callbacks import MakeFile, codec_for
@@ -33,6 +34,7 @@ from tests.web_helpers import (
     init_data,
     launch_url,
     seed,
+    signin_link,
 )
 
 ANN = 42
@@ -565,14 +567,7 @@ async def test_signin_with_a_web_link_in_a_browser_shows_the_same_library(
     ui_browser: Browser, bot: BotHarness
 ) -> None:
     await library(bot)
-    start = len(bot.api.calls)
-    bot.send(ANN, "/web")
-    reply = await bot.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == ANN,
-        timeout=20,
-        since=start,
-    )
-    [link] = re.findall(r"http://\S+/signin/\S+", reply.result["text"])
+    link = await signin_link(bot, ANN)
     context = await ui_browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await page.goto(link)
@@ -592,32 +587,33 @@ async def test_signin_with_a_web_link_in_a_browser_shows_the_same_library(
     await context.close()
 
 
-async def test_forged_launch_data_shows_a_clear_page_and_no_data(
-    ui_browser: Browser, bot: BotHarness
+async def refused(
+    ui_browser: Browser, bot: BotHarness, data: str, shows: Callable[[Locator], Awaitable[None]]
 ) -> None:
+    """The library opened with launch data `data` shows a refusal (`shows` checks it), and
+    no link."""
     await library(bot)
     context = await ui_browser.new_context()
     page = await context.new_page()
-    forged = init_data(ANN, token="123456:SOMEONE-else")
-    await page.goto(launch_url(app_url(bot), forged))
-    await expect(page.locator("#refusal")).to_contain_text("not from Telegram")
+    await page.goto(launch_url(app_url(bot), data))
+    await shows(page.locator("#refusal"))
     assert await page.locator("#grid .card").count() == 0
     await context.close()
+
+
+async def test_forged_launch_data_shows_a_clear_page_and_no_data(
+    ui_browser: Browser, bot: BotHarness
+) -> None:
+    forged = init_data(ANN, token="123456:SOMEONE-else")
+    await refused(ui_browser, bot, forged, lambda r: expect(r).to_contain_text("not from Telegram"))
 
 
 async def test_expired_launch_data_shows_a_clear_page_and_no_data(
     ui_browser: Browser, bot: BotHarness
 ) -> None:
-    await library(bot)
-    context = await ui_browser.new_context()
-    page = await context.new_page()
     old = init_data(ANN, auth_date=time.time() - 25 * 3600)
-    await page.goto(launch_url(app_url(bot), old))
-    await expect(page.locator("#refusal")).to_have_text(
-        plain_text(texts_for("en").web_ui["expired"])
-    )
-    assert await page.locator("#grid .card").count() == 0
-    await context.close()
+    expired = plain_text(texts_for("en").web_ui["expired"])
+    await refused(ui_browser, bot, old, lambda r: expect(r).to_have_text(expired))
 
 
 async def test_a_chinese_users_browser_session_shows_chinese(

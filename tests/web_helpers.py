@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -81,6 +82,19 @@ def app_url(bot: BotHarness) -> str:
     web = bot.services.web
     assert web is not None
     return web.base
+
+
+async def signin_link(bot: BotHarness, user: int) -> str:
+    """The one-time sign-in link the bot answers `user`'s /web with."""
+    start = len(bot.api.calls)
+    bot.send(user, "/web")
+    reply = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.ok and c.params["chat_id"] == user,
+        timeout=20,
+        since=start,
+    )
+    [link] = re.findall(r"http://\S+/signin/\S+", reply.result["text"])
+    return str(link)
 
 
 class FrontHarness(BotHarness):

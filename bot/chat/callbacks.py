@@ -44,40 +44,40 @@ class StaleButton(LinksnapError):
 
 
 @dataclass(frozen=True)
-class Recapture:
+class _OnLink:
+    """An action on one link, named by its id (some carry more). Each kind is its own
+    subclass, equal only to its own kind, so handlers match on the kind."""
+
     link_id: ObjectId
 
 
-@dataclass(frozen=True)
-class EditTags:
+class Recapture(_OnLink):
+    """🔄 under a snapshot: capture the page afresh."""
+
+
+class EditTags(_OnLink):
     """🏷: explains how to retag (reply to the snapshot)."""
 
-    link_id: ObjectId
+
+class Delete(_OnLink):
+    """🗑 under a snapshot."""
+
+
+class Undo(_OnLink):
+    """↩ after a delete: the link back, within the minute."""
 
 
 @dataclass(frozen=True)
-class Delete:
-    link_id: ObjectId
-
-
-@dataclass(frozen=True)
-class Undo:
-    link_id: ObjectId
-
-
-@dataclass(frozen=True)
-class AddTag:
+class AddTag(_OnLink):
     """＋#tag under a snapshot: a suggested tag, one tap adds it."""
 
-    link_id: ObjectId
     tag: str
 
 
 @dataclass(frozen=True)
-class MakeFile:
+class MakeFile(_OnLink):
     """📄 full page, PDF, 🗄 archive under a snapshot: the file, made once, then resent."""
 
-    link_id: ObjectId
     kind: ArtifactKind
 
 
@@ -95,11 +95,8 @@ class TagLinks:
     tag: str
 
 
-@dataclass(frozen=True)
-class ShowSnapshot:
+class ShowSnapshot(_OnLink):
     """📸 in a link-rot digest: the stored snapshot of a page that went offline."""
-
-    link_id: ObjectId
 
 
 @dataclass(frozen=True)

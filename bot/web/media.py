@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import urllib.parse
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from bson import ObjectId
@@ -68,10 +69,8 @@ async def serve(request: web.Request) -> web.StreamResponse:
     record = await _signed_record(ctx, request, what, raw_id)
     if record is None:
         return not_found()
-    if what == "thumb":
-        return await _thumb(ctx, request, record)
-    if what == "shot":
-        return await _shot(ctx, request, record)
+    if what in _IMAGES:
+        return await _serve_image(ctx, request, record, *_IMAGES[what])
     if what in FILE_KINDS:
         return await _file(ctx, record, what)
     return not_found()
@@ -101,38 +100,43 @@ def _cached(request: web.Request, etag: str) -> web.Response | None:
     return None
 
 
-async def _thumb(ctx: WebContext, request: web.Request, record: LinkRecord) -> web.StreamResponse:
+async def _serve_image(
+    ctx: WebContext, request: web.Request, record: LinkRecord, letter: str, load: _Load
+) -> web.StreamResponse:
+    """The record's screenshot as `load` reads it, under an ETag of `letter` and its id."""
     shot = record.screenshot
     if shot is None or shot.gridfs_id is None:
         return not_found()
-    etag = f'"t{shot.gridfs_id}"'
-    if (unchanged := _cached(request, etag)) is not None:
-        return unchanged
-    key = str(shot.gridfs_id)
-    data = ctx.thumbs_cache.get(key, (b"", ""))[0] or await ctx.thumbnails.get(shot.gridfs_id)
-    if data is None:
-        try:
-            full = await ctx.services.store.get_image(shot.gridfs_id)
-        except ImageNotFound:
-            return not_found()
-        data = await asyncio.to_thread(thumbnails.make, full)
-        await ctx.thumbnails.put(shot.gridfs_id, data)
-    ctx.thumbs_cache[key] = (data, etag)
-    return _image(data, "image/jpeg", etag)
-
-
-async def _shot(ctx: WebContext, request: web.Request, record: LinkRecord) -> web.StreamResponse:
-    shot = record.screenshot
-    if shot is None or shot.gridfs_id is None:
-        return not_found()
-    etag = f'"s{shot.gridfs_id}"'
+    etag = f'"{letter}{shot.gridfs_id}"'
     if (unchanged := _cached(request, etag)) is not None:
         return unchanged
     try:
-        data = await ctx.services.store.get_image(shot.gridfs_id)
+        data, mime = await load(ctx, shot.gridfs_id, etag)
     except ImageNotFound:
         return not_found()
-    return _image(data, thumbnails.mime_of(data), etag)
+    return _image(data, mime, etag)
+
+
+async def _thumb(ctx: WebContext, gridfs_id: ObjectId, etag: str) -> tuple[bytes, str]:
+    """The thumbnail: from this process's cache or the store, else made once and kept."""
+    key = str(gridfs_id)
+    data = ctx.thumbs_cache.get(key, (b"", ""))[0] or await ctx.thumbnails.get(gridfs_id)
+    if data is None:
+        full = await ctx.services.store.get_image(gridfs_id)
+        data = await asyncio.to_thread(thumbnails.make, full)
+        await ctx.thumbnails.put(gridfs_id, data)
+    ctx.thumbs_cache[key] = (data, etag)
+    return data, "image/jpeg"
+
+
+async def _shot(ctx: WebContext, gridfs_id: ObjectId, etag: str) -> tuple[bytes, str]:
+    data = await ctx.services.store.get_image(gridfs_id)
+    return data, thumbnails.mime_of(data)
+
+
+_Load = Callable[[WebContext, ObjectId, str], Awaitable[tuple[bytes, str]]]
+# What /media/<what>/ serves of a screenshot: the letter that starts its ETag, its reader.
+_IMAGES: dict[str, tuple[str, _Load]] = {"thumb": ("t", _thumb), "shot": ("s", _shot)}
 
 
 def _image(data: bytes, mime: str, etag: str) -> web.Response:

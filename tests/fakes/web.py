@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol, TypeVar
+
 from aiohttp import web
 
 
@@ -11,3 +15,18 @@ async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppR
     await runner.setup()
     await web.TCPSite(runner, host, 0).start()
     return runner, int(runner.addresses[0][1])
+
+
+class Site(Protocol):
+    async def start(self) -> web.AppRunner: ...
+
+
+S = TypeVar("S", bound=Site)
+
+
+@asynccontextmanager
+async def running(site: S) -> AsyncIterator[S]:
+    """`site` started (it serves through `serve`), its runner cleaned up after."""
+    runner = await site.start()
+    yield site
+    await runner.cleanup()
