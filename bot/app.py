@@ -29,8 +29,8 @@ from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Worker
 from bot.services import BotData, Context, Role, Services, UserLimits
 from bot.summarize import Summarizer
-from bot.web.address import WebAddress
 from bot.web.server import ListenError, WebServer
+from bot.web_address import WebAddress
 from storage.errors import LinksnapError
 from storage.migrate import migrate_tags
 from storage.queue.pacing import SendLedger

@@ -18,7 +18,7 @@ from bot.chat.outbound import Outbound
 from bot.config import Settings
 from bot.pipeline.base import Pipeline
 from bot.pipeline.worker import Kind, Worker
-from bot.web.address import WebAddress
+from bot.web_address import WebAddress
 from storage.repository import LinkStore
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from telegram.ext import ExtBot
 
 from bot.chat import render
 from bot.chat.links import ParsedMessage, Rejected, parse_message
+from bot.chat.replies import react
 from bot.i18n import Texts
 from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest, Recorded
-from bot.pipeline.replies import react
 from bot.services import Context, Services
 from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of

@@ -8,15 +8,17 @@ from typing import Any
 from telegram import CallbackQuery, Message, Update
 from telegram.ext import Application, filters
 
-from bot.chat import callbacks, render, snapshot_edits
+from bot import purge_timer
+from bot.chat import callbacks, render
 from bot.chat.callbacks import AddTag, Codec, Delete, EditTags, Undo
+from bot.chat.replies import react
 from bot.i18n import Texts
+from bot.library import snapshot_edits
 from bot.library.manage import (
     ManageService,
     Retag,
     parse_retag,
 )
-from bot.pipeline.replies import react
 from bot.services import Context
 from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
@@ -158,7 +160,7 @@ async def delete(update: Update, context: Context, action: Delete) -> None:
     if trashed is None:
         await query.answer(texts.stale_button)
         return
-    snapshot_edits.schedule_purge(
+    purge_timer.schedule_purge(
         context.job_queue, action.link_id, user.language_code or "en", manage.undo_seconds
     )
     await query.answer(texts.deleted_toast)
@@ -180,7 +182,7 @@ async def undo(update: Update, context: Context, action: Undo) -> None:
     except UndoConflict:
         await query.answer(texts.undo_conflict, show_alert=True)
         return
-    snapshot_edits.cancel_purge(context.job_queue, action.link_id)
+    purge_timer.cancel_purge(context.job_queue, action.link_id)
     await query.answer(texts.restored)
     await _show_snapshot(context, record, texts, _where(query))
 
@@ -188,5 +190,5 @@ async def undo(update: Update, context: Context, action: Undo) -> None:
 def schedule(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     if app.job_queue is not None:
         app.job_queue.run_repeating(
-            snapshot_edits.sweep_job, interval=SWEEP_EVERY, first=30, name="trash-sweep"
+            purge_timer.sweep_job, interval=SWEEP_EVERY, first=30, name="trash-sweep"
         )

@@ -18,7 +18,7 @@ from telegram.error import TelegramError
 
 from bot.chat import render
 from bot.services import Context
-from bot.web.address import WebAddress
+from bot.web_address import WebAddress
 from handlers.common import texts_of
 from storage.websessions import SIGNIN_TTL, SignIns, WebUser
 

@@ -1,4 +1,5 @@
 """The chat side: reading messages (links, tags), rendering replies, button data, the
-outbound path that paces Telegram, streaming edits, progress and ordering. The only
-package (with handlers/) that shapes what Telegram is sent.
+outbound path that paces Telegram, the replies the stages send, streaming edits,
+progress and ordering. The only package (with handlers/) that shapes what Telegram
+is sent.
 """

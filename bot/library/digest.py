@@ -29,8 +29,8 @@ from telegram.ext import ExtBot
 from bot.chat import render
 from bot.chat.callbacks import Codec, codec_for, digest_keyboard, gone_keyboard
 from bot.chat.outbound import BULK
+from bot.chat.replies import send_media
 from bot.i18n import Texts, texts_for
-from bot.pipeline.replies import send_media
 from storage.images import ImageNotFound
 from storage.repository import LinkStore
 from storage.rot import GoneItem, Told

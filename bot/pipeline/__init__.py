@@ -7,5 +7,6 @@
 5. summarizing.py  → summarizing → done: the summary streamed into that reply
 6. finish.py       the closing reaction, once every link of the message is finished
 
-`base.py` holds what the stages share; `replies.py` the Bot API calls they make.
+`base.py` holds what the stages share; the Bot API calls they make are in
+bot/chat/replies.py.
 """

@@ -25,10 +25,10 @@ from telegram.ext import ExtBot
 from bot.browser.errors import CaptureError, FileTooLarge
 from bot.browser.types import Snapshot
 from bot.chat import render
+from bot.chat.replies import reply
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.pipeline.delivering import deliver_fresh, may_send_now, tags_ahead
-from bot.pipeline.replies import reply
 from storage.models import LinkRecord, Screenshot, Status, StoredFile
 
 log = logging.getLogger(__name__)

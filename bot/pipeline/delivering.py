@@ -22,11 +22,11 @@ from telegram.ext import ExtBot
 from bot.chat import render
 from bot.chat.callbacks import codec_for, snapshot_keyboard
 from bot.chat.outbound import Send, is_passing
+from bot.chat.replies import photo_ok, reply, screenshot_of, send_media
 from bot.i18n import Texts, texts_for
 from bot.library.tagsuggest import known_tags, snapshot_markup
 from bot.pipeline.base import Pipeline
 from bot.pipeline.finish import finish
-from bot.pipeline.replies import photo_ok, reply, screenshot_of, send_media
 from storage.models import LinkRecord, Screenshot, Status
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from typing import Any
 
 from telegram.ext import ExtBot
 
+from bot.chat.replies import react
 from bot.pipeline.base import Pipeline
-from bot.pipeline.replies import react
 from storage.models import UNFINISHED, LinkRecord, Status
 
 

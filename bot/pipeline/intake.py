@@ -19,9 +19,9 @@ from telegram.ext import ExtBot
 from bot.chat import render
 from bot.chat.callbacks import codec_for, snapshot_keyboard
 from bot.chat.links import url_key
+from bot.chat.replies import send_media
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
-from bot.pipeline.replies import send_media
 from bot.tags import MAX_TAGS_PER_LINK, cap_tags
 from storage.models import UNFINISHED, LinkRecord, Status
 from storage.queue.claims import PRIO_BY_HAND

@@ -14,12 +14,13 @@ from typing import Any
 from aiohttp import web
 from bson import ObjectId
 
+from bot import purge_timer
 from bot.browser.errors import CaptureError
 from bot.browser.types import ArtifactKind
-from bot.chat import render, snapshot_edits
+from bot.chat import render
 from bot.chat.links import Rejected, parse_text
 from bot.i18n import texts_for
-from bot.library import artifacts
+from bot.library import artifacts, snapshot_edits
 from bot.library.manage import Retag
 from bot.pipeline import intake
 from bot.pipeline.intake import LinkRequest
@@ -156,7 +157,7 @@ async def _delete(ctx: WebContext, viewer: Viewer, record: LinkRecord) -> Trashe
     manage = ctx.manage
     trashed = await manage.delete(viewer.user_id, record.id, *(where if where else (None, None)))
     if trashed is not None:
-        snapshot_edits.schedule_purge(ctx.jobs, record.id, record.lang_code, manage.undo_seconds)
+        purge_timer.schedule_purge(ctx.jobs, record.id, record.lang_code, manage.undo_seconds)
     return trashed
 
 
@@ -187,7 +188,7 @@ async def undo(request: web.Request) -> web.Response:
 async def _undo(ctx: WebContext, viewer: Viewer, link_id: ObjectId) -> LinkRecord:
     """Put the link back (the chat's message is edited by the caller)."""
     record = await ctx.manage.undo(viewer.user_id, link_id)
-    snapshot_edits.cancel_purge(ctx.jobs, link_id)
+    purge_timer.cancel_purge(ctx.jobs, link_id)
     return record
 
 

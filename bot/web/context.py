@@ -15,7 +15,7 @@ from telegram.ext import ExtBot, JobQueue
 
 from bot.library.manage import ManageService
 from bot.services import Services
-from bot.web.address import WebAddress
+from bot.web_address import WebAddress
 from storage.thumbs import Thumbnails
 from storage.websessions import Sessions, SignIns
 

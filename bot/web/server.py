@@ -19,9 +19,9 @@ from telegram.ext import Application
 from bot.config import Settings, split_listen
 from bot.services import Services
 from bot.web import api_actions, api_library, media, pages, progress
-from bot.web.address import WebAddress
 from bot.web.context import API_PREFIX, CONTEXT, WebContext
 from bot.web.security import guard
+from bot.web_address import WebAddress
 from storage.errors import LinksnapError
 
 log = logging.getLogger(__name__)
