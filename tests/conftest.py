@@ -89,6 +89,14 @@ async def pages() -> AsyncIterator[PageServer]:
     await server.stop()
 
 
+@pytest.fixture
+def late_answers(pages: PageServer) -> Iterator[dict[str, float]]:
+    """`late_answers[prefix] = seconds`: the page server holds those paths' answers, for
+    this test only (see PageServer.answer_late)."""
+    yield pages.answer_late
+    pages.answer_late.clear()
+
+
 @pytest.fixture(scope="session")
 async def sentinel(pages: PageServer) -> AsyncIterator[Sentinel]:
     """Loopback but outside CAPTURE_ALLOW_PRIVATE=127.0.0.1: must never see a connection."""

@@ -73,6 +73,9 @@ class PageServer:
         self.endless_bytes = 0  # what /endless managed to send before the client let go
         self.consent_choices: list[tuple[str, str]] = []  # (platform, choice) from /cmp/choice
         self.styles_pending = 0  # /never.css requests still waiting (they never finish)
+        # Paths (by prefix) answered only after so many seconds: a test whose point is an
+        # order, not the pages, keeps its capture slots waiting instead of working.
+        self.answer_late: dict[str, float] = {}
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -128,6 +131,9 @@ class PageServer:
         if request.headers.get("User-Agent") != CHECKER_AGENT:
             self.hits[request.path] = self.hits.get(request.path, 0) + 1
         self.requested.append((request.path, time.monotonic()))
+        for prefix, seconds in self.answer_late.items():
+            if request.path.startswith(prefix):
+                await asyncio.sleep(seconds)
         return await handler(request)  # type: ignore[no-any-return]
 
     async def _remember(self, request: web.Request) -> web.Response:
