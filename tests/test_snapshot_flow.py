@@ -161,7 +161,8 @@ async def test_browser_is_relaunched_after_it_dies(bot: BotHarness, capturer: An
     await browser.close()  # as if Chromium crashed
     assert not browser.is_connected()
     sent = bot.send(42, bot.pages.url("/article/phoenix"))
-    assert await bot.finished(sent) == "👌"
+    said = lambda: [c.params.get("text") for c in bot.api.calls_of("sendMessage", 42)]  # noqa: E731
+    assert await bot.finished(sent) == "👌", said()
     assert len(bot.photos_for(sent)) == 1
     assert capturer._browser is not browser and capturer._browser.is_connected()
 

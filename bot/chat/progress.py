@@ -17,7 +17,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
-from bot.chat.edits import not_modified
+from bot.chat.edits import unless_unchanged
 from bot.chat.outbound import PROGRESS, Outbound, Priority, Send
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,17 @@ class ProgressMessage:
     async def _edit(self, text: str, send: Send) -> None:
         if text == self._sent:
             return
+        edit = self._bot.edit_message_text(
+            chat_id=self._chat_id,
+            message_id=self._message_id,
+            text=text,
+            parse_mode=ParseMode.HTML,
+            rate_limit_args=send,
+        )
         try:
-            await self._bot.edit_message_text(
-                chat_id=self._chat_id,
-                message_id=self._message_id,
-                text=text,
-                parse_mode=ParseMode.HTML,
-                rate_limit_args=send,
-            )
+            await unless_unchanged(edit)
         except BadRequest as exc:
-            if not not_modified(exc):
-                log.warning("progress message not updated: %s", exc.message)
+            log.warning("progress message not updated: %s", exc.message)
             return
         except TelegramError as exc:
             if send is not PROGRESS:

@@ -16,7 +16,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
 from bot.chat import callbacks
-from bot.chat.edits import not_modified
+from bot.chat.edits import unless_unchanged
 from bot.i18n import Texts, texts_for
 from bot.library.manage import deleted_caption, snapshot_caption
 from storage.models import LinkRecord
@@ -70,14 +70,14 @@ async def show_many(bot: ExtBot[Any], records: Iterable[LinkRecord]) -> None:
 async def edit_caption(
     bot: ExtBot[Any], where: Where, caption: str, markup: InlineKeyboardMarkup | None
 ) -> None:
+    edit = bot.edit_message_caption(
+        chat_id=where[0],
+        message_id=where[1],
+        caption=caption,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+    )
     try:
-        await bot.edit_message_caption(
-            chat_id=where[0],
-            message_id=where[1],
-            caption=caption,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-        )
+        await unless_unchanged(edit)
     except BadRequest as exc:
-        if not not_modified(exc):
-            log.info("snapshot caption not updated: %s", exc.message)
+        log.info("snapshot caption not updated: %s", exc.message)
