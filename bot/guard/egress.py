@@ -241,7 +241,6 @@ class GuardProxy:
         # Ports of its own for each capture, unless a browser elsewhere must be told an
         # address (EGRESS_PROXY_URL) or the proxy listens beyond the loopback interface.
         self._session_ports = public_url is None and _is_loopback(host)
-        self._own_ports: set[int] = set()
         self.active = 0
         self.blocked = 0
         self.port = 0
@@ -311,7 +310,6 @@ class GuardProxy:
             raise
         session._listener = listener
         session.port = sock.getsockname()[1]
-        self._own_ports.add(session.port)
         await listener.start_serving()
 
     def close_session(self, session: EgressSession) -> None:
@@ -321,7 +319,6 @@ class GuardProxy:
         if session._listener is not None:
             session._listener.close()
             session._listener = None
-            self._own_ports.discard(session.port or 0)
         session._abort_all()
 
     def browser_proxy(self, session: EgressSession) -> dict[str, str]:
@@ -416,8 +413,8 @@ class GuardProxy:
             except (binascii.Error, UnicodeDecodeError):
                 return None
             username, _, password = decoded.partition(":")
-            session = self._sessions.get(username)
-            if session is None or session.closed:
+            session = self._sessions.get(username)  # (a closed session has left it)
+            if session is None:
                 return None
             if hmac.compare_digest(password.encode(), session.password.encode()):
                 return session
@@ -492,7 +489,8 @@ class GuardProxy:
         return await self._guard.check_host(host, port)
 
     def _is_own_port(self, port: int) -> bool:
-        return port == self.port or port in self._own_ports
+        """The shared port, or a live capture's own (a few at a time: spares and slots)."""
+        return port == self.port or any(s.port == port for s in self._sessions.values())
 
     async def _open(
         self, session: EgressSession, host: str, verdict: Verdict, port: int
