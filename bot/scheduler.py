@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -40,24 +41,31 @@ IMPORT_REPAIR_EVERY = 300.0
 KEEP_MARKERS = timedelta(days=1)
 
 
-async def check_links(context: Context) -> None:
+async def check_links(context: Context, now: Callable[[], float] = time.time) -> None:
     """Every worker asks often; the one that claims the current slot's round checks the
-    links due. A round cut short (its worker died) leaves its links due for the next."""
+    links due. A round cut short (its worker died) leaves its links due for the next.
+    `now`: the wall clock (a test's own, so that where in a slot it runs changes nothing)."""
     services = context.services
     if services.worker is None:
         return
-    number = int(time.time() // ROUND_EVERY)
+    number = int(now() // ROUND_EVERY)
     if await services.store.queue.claim_round("rot", number, services.worker.name):
-        services.spawn(run_round(services, number))
+        services.spawn(run_round(services, number, now))
 
 
-async def run_round(services: Services, number: int) -> RoundResult:
+async def run_round(
+    services: Services, number: int, now: Callable[[], float] = time.time
+) -> RoundResult:
     """Round `number`: the links due, until they are done or the slot's time is up."""
     max_age = services.settings.linkrot_max_age
     checked_before = utcnow() - timedelta(seconds=max_age * DUE_SHARE)
     until = (number + 1) * ROUND_EVERY - ROUND_SPARE
     round_ = CheckRound(
-        services.store, services.pipeline.guard, checked_before=checked_before, until=until
+        services.store,
+        services.pipeline.guard,
+        checked_before=checked_before,
+        until=until,
+        clock=now,
     )
     result = await round_.run()
     log.info(
