@@ -17,6 +17,7 @@ import pytest
 from bot.app import start_capturer
 from bot.browser.capture import Capturer
 from bot.config import Settings
+from tests.clock import IDLE, FakeClock
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pages import PageServer, Sentinel
@@ -279,3 +280,30 @@ async def ui_browser() -> AsyncIterator[object]:
         browser = await pw.chromium.launch(executable_path=executable)
         yield browser
         await browser.close()
+
+
+# --- a clock the test moves, and a capturer whose browser closes by it (issue 19) ---
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def idle_capturer(clock: FakeClock) -> AsyncIterator[Capturer]:
+    """A capturer of its own (the session's shared one must stay open for the others)."""
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x")
+    env.update(BROWSER_IDLE_CLOSE=str(IDLE), CAPTURE_BUDGET="3")
+    capturer = await start_capturer(settings_for(env), clock=clock)
+    yield capturer
+    await capturer.stop()
+
+
+@pytest.fixture
+async def idle_harness_factory(
+    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, idle_capturer: Capturer
+) -> AsyncIterator[Callable[..., Awaitable[BotHarness]]]:
+    """`harness_factory` whose bots capture with `idle_capturer`."""
+    async with harnesses(botapi, mongodb_uri, pages, idle_capturer) as make:
+        yield make

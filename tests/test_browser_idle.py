@@ -13,14 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.app import start_capturer
 from bot.browser.capture import Capturer
-from tests.clock import (  # noqa: F401
-    IDLE,
-    FakeClock,
-    clock_fixture,
-    closed,
-    idle_capturer_fixture,
-    idle_harness_factory_fixture,
-)
+from tests.clock import IDLE, FakeClock, closed
 from tests.conftest import base_env, settings_for
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness

@@ -8,14 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from bot.browser.capture import Capturer
-from tests.clock import (  # noqa: F401
-    IDLE,
-    FakeClock,
-    clock_fixture,
-    closed,
-    idle_capturer_fixture,
-    idle_harness_factory_fixture,
-)
+from tests.clock import IDLE, FakeClock, closed
 from tests.harness import BotHarness
 
 OWNER, OTHER = 42, 43
