@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -177,7 +178,23 @@ async def harnesses(
         yield make
     finally:
         for harness in reversed(started):
+            await _stopped(harness)
+
+
+# A bot's stop waits up to its shutdown grace twice (stages in flight, then background
+# work): 20 s each in these tests. Past this, something hangs.
+STOP_PATIENCE = 60.0
+
+
+async def _stopped(harness: BotHarness) -> None:
+    """Stop `harness`; a stop that hangs fails here with every asyncio task's stack (a
+    teardown once hung until pytest-timeout, whose thread dump showed only the loop)."""
+    try:
+        async with asyncio.timeout(STOP_PATIENCE):
             await harness.stop()
+    except TimeoutError:
+        _print_tasks(0, None)
+        raise
 
 
 @pytest.fixture
