@@ -7,6 +7,7 @@ them like any other stage (bot/pipeline/worker.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -41,16 +42,20 @@ IMPORT_REPAIR_EVERY = 300.0
 KEEP_MARKERS = timedelta(days=1)
 
 
-async def check_links(context: Context, now: Callable[[], float] = time.time) -> None:
+async def check_links(
+    context: Context, now: Callable[[], float] = time.time
+) -> asyncio.Task[RoundResult] | None:
     """Every worker asks often; the one that claims the current slot's round checks the
     links due. A round cut short (its worker died) leaves its links due for the next.
-    `now`: the wall clock (a test's own, so that where in a slot it runs changes nothing)."""
+    Returns the round started here, if any. `now`: the wall clock (a test's own, so that
+    where in a slot it runs changes nothing)."""
     services = context.services
     if services.worker is None:
-        return
+        return None
     number = int(now() // ROUND_EVERY)
     if await services.store.queue.claim_round("rot", number, services.worker.name):
-        services.spawn(run_round(services, number, now))
+        return services.spawn(run_round(services, number, now))
+    return None
 
 
 async def run_round(
