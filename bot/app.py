@@ -26,6 +26,7 @@ from bot.guard.egress import EgressLimits, GuardProxy
 from bot.guard.netguard import NetGuard
 from bot.i18n import Texts, en, zh
 from bot.pipeline.base import Pipeline
+from bot.pipeline.durable import past_hiccups
 from bot.pipeline.worker import Worker
 from bot.services import BotData, Context, Role, Services, UserLimits
 from bot.summarize import Summarizer
@@ -186,10 +187,14 @@ async def _open_store(settings: Settings) -> LinkStore:
         listing=settings.listing,
         heal_every=settings.index_heal_every,
     )
-    try:
+
+    async def prepare() -> None:
         await store.ping()
         await store.ensure_indexes()
         await migrate_tags(store.db, store.writes, tags.normalise)
+
+    try:
+        await past_hiccups(prepare)
     except PyMongoError as exc:
         await store.close()
         where = urllib.parse.urlsplit(uri).hostname or "?"

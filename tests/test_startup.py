@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo.errors import OperationFailure
 
+from bot.app import StartupError
+from storage.repository import LinkStore
 from tests.conftest import free_port
 from tests.fakes.botapi import FakeBotAPI
 
@@ -120,3 +124,42 @@ async def test_python_m_bot_answers_start(
         await api.stop()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert api.token.split(":")[1] not in stderr.decode()
+
+
+def _refused_once(monkeypatch: pytest.MonkeyPatch, refusal: OperationFailure) -> list[int]:
+    """The store's first `ensure_indexes` is refused with `refusal`; returns the calls."""
+    calls: list[int] = []
+    real = LinkStore.ensure_indexes
+
+    async def ensure_indexes(self: LinkStore) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise refusal
+        await real(self)
+
+    monkeypatch.setattr(LinkStore, "ensure_indexes", ensure_indexes)
+    return calls
+
+
+async def test_a_database_busy_for_a_moment_at_start_is_waited_out(
+    monkeypatch: pytest.MonkeyPatch, harness_factory: Any
+) -> None:
+    """FerretDB answered a bot's first createIndexes with "database is locked" once, while
+    it set up the new database's file: the start tries again and the bot answers."""
+    busy = OperationFailure("database is locked (5) (SQLITE_BUSY)", code=1)
+    calls = _refused_once(monkeypatch, busy)
+    bot = await harness_factory()
+    assert len(calls) == 2
+    answer = await bot.answer(42, "/start")
+    assert "keeps a snapshot of every link" in answer
+
+
+async def test_a_refusal_no_wait_mends_stops_the_start_at_once(
+    monkeypatch: pytest.MonkeyPatch, harness_factory: Any
+) -> None:
+    """A wrong password is not waited on: the start says so, after one try."""
+    denied = OperationFailure("Authentication failed.", code=18)
+    calls = _refused_once(monkeypatch, denied)
+    with pytest.raises(StartupError, match="cannot reach the database"):
+        await harness_factory()
+    assert len(calls) == 1

@@ -2,7 +2,8 @@
 
 A link that was acknowledged must not be lost because the database went away for a
 while: the pipeline's reads and writes retry with backoff while MongoDB is unreachable,
-and give up (raising) only after `patience` seconds.
+and give up (raising) only after `patience` seconds. The start waits out a refusal the
+database takes back by itself (`past_hiccups`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -75,6 +76,35 @@ async def durably(
         wait=wait_exponential(multiplier=0.5, max=10),
         stop=stop_after_delay(patience) | _UntilSet(stopping),
         before_sleep=before_sleep,
+        reraise=True,
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+# FerretDB's SQLite answers "database is locked" (InternalError, code 1) while a new
+# database's file is being set up; seen once at a bot's first start in the test suite.
+INTERNAL_ERROR = 1
+START_PATIENCE = 30.0
+
+
+def transient(exc: BaseException) -> bool:
+    """A refusal the database takes back by itself in a moment (not a wrong password or
+    a malformed command, which no wait mends)."""
+    if not isinstance(exc, OperationFailure):
+        return False
+    labels = ("RetryableWriteError", "TransientTransactionError")
+    return exc.code == INTERNAL_ERROR or any(exc.has_error_label(label) for label in labels)
+
+
+async def past_hiccups(call: Callable[[], Awaitable[T]], patience: float = START_PATIENCE) -> T:
+    """`await call()`, again after a short wait while the database refuses it for a
+    moment (`transient`); any other error, or the same one past `patience`, is raised."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(transient),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(patience),
         reraise=True,
     ):
         with attempt:
