@@ -1,4 +1,5 @@
-"""Start-up through `python -m bot`, exactly as a deployment runs it."""
+"""Start-up: through `python -m bot`, exactly as a deployment runs it; and, in process,
+what the start waits out and what stops it."""
 
 from __future__ import annotations
 
