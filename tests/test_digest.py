@@ -13,7 +13,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,15 +103,6 @@ def buttons(call: Call) -> list[dict[str, Any]]:
 
 def bot_message(bot: BotHarness, call: Call) -> dict[str, Any]:
     return bot.api.messages[(call.params["chat_id"], call.result["message_id"])]
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    """Until `condition()` holds (a positive signal), asking every 50 ms."""
-    async with asyncio.timeout(timeout):
-        while True:  # the database has no change stream on FerretDB: ask
-            if await condition():
-                return
-            await asyncio.sleep(0.05)
 
 
 async def test_one_digest_per_user_only_when_something_went_offline(bot: BotHarness) -> None:
