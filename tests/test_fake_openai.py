@@ -89,12 +89,14 @@ async def test_interval_and_first_delay_are_real(llm: FakeOpenAI, client: AsyncO
         if len(arrivals) == 1:
             assert llm.active_streams == 1  # the fake is still in its first_delay
 
-    role, *content = arrivals[:6]
-    # Loose bounds: this checks that the fake waits, not the scheduler's precision.
-    assert content[0] - role >= 0.8 * 0.2
-    assert content[-1] - content[0] >= 0.8 * 0.4
+    # The client got the role chunk and all five pieces, in order.
+    assert len(arrivals) >= 6 and arrivals == sorted(arrivals)
+    # The waits are measured where they are made, at the fake's writes: on a loaded
+    # machine the client may read the role chunk late and the first piece right after it.
     written = [at for _, at in llm.chunk_times]
-    assert written[-1] - written[0] >= 0.8 * 0.4
+    assert [piece for piece, _ in llm.chunk_times] == ["a", "b", "c", "d", "e"]
+    assert written[0] - llm.role_times[0] >= 0.8 * 0.2  # loose: the fake waits at all
+    assert all(later - earlier >= 0.8 * 0.1 for earlier, later in zip(written, written[1:]))
     await wait_until(lambda: llm.active_streams == 0)
 
 

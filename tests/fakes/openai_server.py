@@ -116,6 +116,8 @@ class FakeOpenAI:
         self.responder: Callable[[dict[str, Any]], Script] | None = None
         # (piece, monotonic time written) for every content chunk, across requests.
         self.chunk_times: list[tuple[str, float]] = []
+        # Monotonic time each stream's first (role) chunk was written.
+        self.role_times: list[float] = []
         self.active_streams = 0
         self._queue: deque[Script] = deque()
         self._runner: web.AppRunner | None = None
@@ -243,6 +245,7 @@ class FakeOpenAI:
 
     async def _play(self, request: web.Request, script: Script, sse: _Events) -> None:
         await sse.send(sse.chunk({"role": "assistant", "content": ""}))
+        self.role_times.append(time.monotonic())
         await asyncio.sleep(script.first_delay)
         for index in range(len(script.chunks) + 1):
             if await self._interrupt(request, script, index, sse):
