@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -96,7 +97,7 @@ async def test_interval_and_first_delay_are_real(llm: FakeOpenAI, client: AsyncO
     written = [at for _, at in llm.chunk_times]
     assert [piece for piece, _ in llm.chunk_times] == ["a", "b", "c", "d", "e"]
     assert written[0] - llm.role_times[0] >= 0.8 * 0.2  # loose: the fake waits at all
-    assert all(later - earlier >= 0.8 * 0.1 for earlier, later in zip(written, written[1:]))
+    assert all(later - earlier >= 0.8 * 0.1 for earlier, later in itertools.pairwise(written))
     await wait_until(lambda: llm.active_streams == 0)
 
 
