@@ -119,6 +119,9 @@ def base_env(api_root: str, mongodb_uri: str, **extra: str) -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         "SEARCH_INDEX_DIR": INDEX_DIR,
         "WEB_LISTEN": "127.0.0.1:0",  # the pages on a free port: tests run side by side
+        # A test stops its bot once it has seen what it looks for; work it left in flight
+        # (a held page, photos waiting their chat's turn) need not be waited out for 20 s.
+        "SHUTDOWN_GRACE": "5",
     }
     env.update(extra)
     return env
@@ -189,12 +192,13 @@ STOP_PATIENCE = 60.0
 async def _stopped(harness: BotHarness) -> None:
     """Stop `harness`; a stop that hangs fails here with every asyncio task's stack (a
     teardown once hung until pytest-timeout, whose thread dump showed only the loop)."""
-    try:
-        async with asyncio.timeout(STOP_PATIENCE):
-            await harness.stop()
-    except TimeoutError:
-        _print_tasks(0, None)
-        raise
+    stop = asyncio.ensure_future(harness.stop())
+    done, _ = await asyncio.wait({stop}, timeout=STOP_PATIENCE)
+    if not done:
+        _print_tasks(0, None)  # before the cancel, so the stop's own stack shows
+        stop.cancel()
+        raise TimeoutError(f"the bot did not stop within {STOP_PATIENCE:.0f} s")
+    await stop
 
 
 @pytest.fixture
@@ -274,13 +278,43 @@ def _print_tasks(signum: int, frame: object) -> None:
         print("no running event loop", file=sys.stderr)
         return
     for task in tasks:
-        task.print_stack(file=sys.stderr)
+        print(f"task {task.get_name()}:", file=sys.stderr)
+        for where in _awaiting(task.get_coro()):
+            print(f"  {where}", file=sys.stderr)
+
+
+def _awaiting(coro: object) -> list[str]:
+    """file:line of each coroutine `coro` is awaiting through (Task.print_stack shows only
+    the outermost: a suspended coroutine's frame has no f_back)."""
+    chain: list[str] = []
+    while coro is not None and len(chain) < 60:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        frame = frame or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = (
+            getattr(coro, "cr_await", None)
+            or getattr(coro, "ag_await", None)
+            or getattr(coro, "gi_yieldfrom", None)
+        )
+    return chain
 
 
 def pytest_configure(config: pytest.Config) -> None:
     import signal
 
     signal.signal(signal.SIGUSR1, _print_tasks)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests with the longest time limits first (the order is otherwise kept): run side
+    by side, a two-minute test that starts last keeps the whole run waiting for it."""
+
+    def limit(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("timeout")
+        return float(marker.args[0]) if marker and marker.args else 0.0
+
+    items.sort(key=limit, reverse=True)
 
 
 # --- the platform's pages (issue 17) ---

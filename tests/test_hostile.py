@@ -102,6 +102,7 @@ def _closed_port() -> int:
     return free_port()
 
 
+@pytest.mark.timeout(240)  # the whole corpus, a capture each: among the longest tests
 async def test_hostile_corpus(
     either_harness_factory: Any, either_capturer: Any, sentinel: Sentinel, pages: PageServer
 ) -> None:
