@@ -18,8 +18,7 @@ async def stats_command(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    texts = texts_of(update)
-    services = context.services
+    texts, services = texts_of(update), context.services
     stats = await user_stats(services.store, user.id, utcnow())
     tokens = "".join(
         texts.stats_model.format(model=render.esc(model), prompt=p, completion=c)

@@ -12,6 +12,7 @@ import asyncio
 import re
 import signal
 import time
+from asyncio.subprocess import Process
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -109,14 +110,30 @@ async def test_a_chats_pace_never_holds_the_browser(harness_factory: Any) -> Non
     await bot.api.wait_until(lambda: len(bot.photos_for(message)) == 1, timeout=60)
 
 
-@pytest.mark.timeout(300)
-async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
-    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path
-) -> None:
-    env = bot_env(botapi, mongodb_uri)
-    first = await start(env, tmp_path)
+@pytest.fixture
+def env(botapi: FakeBotAPI, mongodb_uri: str) -> dict[str, str]:
+    """`python -m bot`'s environment: this test's fakes and database."""
+    return bot_env(botapi, mongodb_uri)
+
+
+async def polling(env: dict[str, str], cwd: Path, botapi: FakeBotAPI) -> Process:
+    """`python -m bot`, once it has asked Telegram for updates (killed if it never does)."""
+    proc = await start(env, cwd)
     try:
         await botapi.wait_for(lambda c: c.method == "getUpdates", timeout=60)
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc
+
+
+@pytest.mark.timeout(300)
+async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
+    botapi: FakeBotAPI, env: dict[str, str], pages: PageServer, tmp_path: Path
+) -> None:
+    first = await polling(env, tmp_path, botapi)
+    try:
         sent = [botapi.send_message(42, pages.url(f"/article/kill-{i}")) for i in range(20)]
         photos = lambda: botapi.calls_of("sendPhoto", 42, ok_only=True)  # noqa: E731
         await botapi.wait_until(lambda: len(photos()) >= 5, timeout=120)
@@ -161,11 +178,9 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
 
 @pytest.mark.timeout(300)
 async def test_sigterm_finishes_what_is_in_flight_and_leaves_the_rest_recorded(
-    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path
+    botapi: FakeBotAPI, env: dict[str, str], pages: PageServer, tmp_path: Path
 ) -> None:
-    env = bot_env(botapi, mongodb_uri)
-    first = await start(env, tmp_path)
-    await botapi.wait_for(lambda c: c.method == "getUpdates", timeout=60)
+    first = await polling(env, tmp_path, botapi)
     sent = [botapi.send_message(42, pages.url(f"/article/term-{i}")) for i in range(12)]
     await botapi.wait_until(lambda: bool(botapi.calls_of("sendPhoto", 42, ok_only=True)), 60)
     first.send_signal(signal.SIGTERM)

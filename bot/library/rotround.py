@@ -18,7 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 
 from bson import ObjectId
@@ -46,30 +46,21 @@ class RoundResult:
     finished: bool = False  # nothing was left due (else: time was up)
 
 
+@dataclass
 class CheckRound:
     """`until`: a time (of `clock`) after which no new check starts; None: until done."""
 
-    def __init__(
-        self,
-        store: LinkStore,
-        guard: NetGuard,
-        *,
-        checked_before: datetime,
-        until: float | None = None,
-        clock: Callable[[], float] = time.time,
-        in_flight: int = IN_FLIGHT,
-        pacer: HostPacer | None = None,
-    ) -> None:
-        self.store = store
-        self.guard = guard
-        self.checked_before = checked_before
-        self.until = until
-        self.clock = clock
-        self.in_flight = in_flight
-        self.pacer = pacer or HostPacer()
-        self.result = RoundResult()
-        self._queues: dict[str, deque[LinkRecord]] = {}
-        self._taken: set[ObjectId] = set()  # queued or being checked
+    store: LinkStore
+    guard: NetGuard
+    _: KW_ONLY
+    checked_before: datetime
+    until: float | None = None
+    clock: Callable[[], float] = time.time
+    in_flight: int = IN_FLIGHT
+    pacer: HostPacer = field(default_factory=HostPacer)
+    result: RoundResult = field(default_factory=RoundResult, init=False)
+    _queues: dict[str, deque[LinkRecord]] = field(default_factory=dict, init=False)
+    _taken: set[ObjectId] = field(default_factory=set, init=False)  # queued or being checked
 
     def _open(self) -> bool:
         return self.until is None or self.clock() < self.until
