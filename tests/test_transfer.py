@@ -297,7 +297,9 @@ async def test_two_thousand_bookmarks_with_progress_while_a_hand_link_goes_first
         for c in bot.api.calls[start:]
         if c.method == "editMessageText" and c.ok and c.params.get("message_id") == progress_id
     ]
-    assert len(edits) >= 3  # reading → at least one count → done
+    # At least one count, then done. (A count may replace the one before it unseen: the
+    # message is edited at the chat's pace, with the newest count when its turn comes.)
+    assert len(edits) >= 2 and "Imported" in edits[-1].params["text"]
     shown = [e.params["text"] for e in edits[:-1] if "saved" in e.params["text"]]
     assert shown and all(" / 2000 saved" in t for t in shown)
     # Read once: each query here is a scan of the owner's 2 000 records in FerretDB.
