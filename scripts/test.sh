@@ -7,4 +7,13 @@ echo "== mypy"; .venv/bin/mypy bot handlers storage tests benchmarks
 # Tests side by side (pytest-xdist), each worker with its own FerretDB, Chromium and pages:
 # most of a test's time is waiting (pacing, a killed worker's lease, a page's budget), so
 # four workers on two cores finish in about two thirds of the time of one (README).
-echo "== pytest"; exec .venv/bin/pytest -q -p no:cacheprovider --tb=native -n "${TEST_WORKERS:-4}" "$@"
+# The tests' databases, files and browser profiles on tmpfs when there is one with room
+# (4 GiB free): FerretDB's SQLite syncs every write to disk, a fifth of the 10 000-write
+# test's time (docs/BENCHMARKS.md, "The test suite's time").
+scratch=""
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ] && [ "$(df -Pk /dev/shm | awk 'NR==2 {print $4}')" -gt 4194304 ]; then
+  scratch=$(mktemp -d /dev/shm/linksnap-test.XXXXXX)
+  export TMPDIR=$scratch
+  trap 'rm -rf "$scratch"' EXIT
+fi
+echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider --tb=native -n "${TEST_WORKERS:-4}" "$@"

@@ -306,15 +306,18 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGUSR1, _print_tasks)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests with the longest time limits first (the order is otherwise kept): run side
-    by side, a two-minute test that starts last keeps the whole run waiting for it."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests with the longest time limits spread over the workers' first runs
+    (tests/scheduling.py): a two-minute test that starts last keeps the whole run waiting,
+    and long tests that all land on one worker keep it busy long after the others."""
+    from tests.scheduling import spread
 
     def limit(item: pytest.Item) -> float:
         marker = item.get_closest_marker("timeout")
         return float(marker.args[0]) if marker and marker.args else 0.0
 
-    items.sort(key=limit, reverse=True)
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    items[:] = spread(items, limit, workers)
 
 
 # --- the platform's pages (issue 17) ---
