@@ -304,6 +304,20 @@ def pytest_configure(config: pytest.Config) -> None:
     import signal
 
     signal.signal(signal.SIGUSR1, _print_tasks)
+    _pin_worker(config)
+
+
+def _pin_worker(config: pytest.Config) -> None:
+    """An xdist worker keeps to one core, and so does what it starts (FerretDB, Chromium,
+    bots): a quarter less CPU per capture (tests/scheduling.py). TEST_PIN=0: no pinning."""
+    from tests.scheduling import core_for
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or os.environ.get("TEST_PIN") == "0":
+        return
+    core = core_for(str(workerinput["workerid"]), os.sched_getaffinity(0))
+    if core is not None:
+        os.sched_setaffinity(0, {core})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,14 +6,30 @@ free up. Sorting the longest tests first put them all in the first worker's run:
 worker ran every issue-scale test in a row (513 s) while the other three were done at
 ~400 s. Here the long tests are dealt over the first runs, the heaviest to the lightest
 run, and each run is topped up with the rest in their own order.
+
+Each worker also keeps to one core (`core_for`), it and everything it starts. On this
+2-core KVM machine Chromium spends about a quarter less CPU on a capture when its
+processes share one core than when they are spread over two (0.50 against 0.65 CPU-s,
+docs/BENCHMARKS.md "The test suite's time"): its processes hand work to each other all
+the time, and across cores each hand-over costs more. The suite is bound by CPU, so
+that quarter is time: four workers took 426 s pinned and 502 s not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def core_for(worker: str, cores: Iterable[int]) -> int | None:
+    """The core xdist's `worker` ("gw0", "gw1", ...) keeps to: round robin over `cores`
+    (those this process may use); None with fewer than two, where there is no choice."""
+    ordered = sorted(cores)
+    if len(ordered) < 2 or not worker.startswith("gw") or not worker[2:].isdigit():
+        return None
+    return ordered[int(worker[2:]) % len(ordered)]
 
 
 def spread(items: Sequence[T], weight: Callable[[T], float], workers: int) -> list[T]:

@@ -1,6 +1,6 @@
 """The suite's own order (tests/scheduling.py): long tests are spread over the workers."""
 
-from tests.scheduling import spread
+from tests.scheduling import core_for, spread
 
 
 def test_long_tests_are_dealt_over_every_workers_first_run() -> None:
@@ -22,3 +22,10 @@ def test_one_worker_runs_the_longest_first() -> None:
     weights = {"a": 0.0, "b": 5.0, "c": 9.0}
     order = spread(["a", "b", "c"], weights.__getitem__, workers=1)
     assert order == ["c", "b", "a"]
+
+
+def test_workers_are_pinned_round_robin_over_the_cores_they_may_use() -> None:
+    assert [core_for(f"gw{n}", [0, 1]) for n in range(5)] == [0, 1, 0, 1, 0]
+    assert [core_for(f"gw{n}", {5, 2}) for n in range(3)] == [2, 5, 2]  # as the OS allows
+    assert core_for("gw3", [0]) is None  # one core: nothing to choose
+    assert core_for("master", [0, 1]) is None
