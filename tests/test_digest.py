@@ -289,6 +289,23 @@ async def test_bulk_leaves_room_for_a_message_someone_is_waiting_for(bot: BotHar
     assert not [c for c in bot.api.calls if c.error_code == 429]
 
 
+async def test_a_bulk_call_held_up_on_its_way_holds_back_the_bulk_behind_it(
+    bot: BotHarness,
+) -> None:
+    """Telegram counts a call when it arrives. Bulk calls that took their tokens in step
+    but reach it bunched (some held up on the way, the rest landing with them: a loaded
+    machine, 429s in fresh-clone runs) empty its bucket. So each bulk call goes once the
+    one before it has landed: the first, held up for a second, lands before any other."""
+    chats = list(range(30_000, 30_012))
+    for chat in chats:
+        bot.api.open_chat(chat)
+    bot.api.stall_arrival("sendMessage", 1.0)
+    tg = bot.app.bot
+    await asyncio.gather(*(tg.send_message(chat, "digest", rate_limit_args=BULK) for chat in chats))
+    landed = [c.params["chat_id"] for c in bot.api.calls if c.method == "sendMessage" and c.ok]
+    assert landed == chats
+
+
 async def test_the_workers_jobs_claim_and_run_a_round_and_a_digest_pass(bot: BotHarness) -> None:
     """The scheduler's two jobs, as the JobQueue calls them: the round of this slot checks
     the links due (a page now 404 is marked gone); the digest pass tells about the last

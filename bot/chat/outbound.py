@@ -265,8 +265,9 @@ class Outbound(BaseRateLimiter[Send]):
         self._overall = _Bucket(self.pace.overall_per_second, self.pace.overall_per_second, 0.1)
         self._lanes: dict[int | str, _Lane] = {}
         self.stopping = asyncio.Event()
-        # Bulk calls take their overall token one at a time, and only while more than
-        # this is left: whoever is waiting for the bot never finds the bucket emptied.
+        # Bulk calls go one at a time (each once the one before it has landed) and take
+        # their overall token only while more than this is left: whoever is waiting for
+        # the bot never finds the bucket emptied.
         cap = self.pace.overall_per_second
         self._bulk_reserve = max(0.0, min(cap - 1, cap / 2))
         self._bulk_gate = asyncio.Lock()
@@ -335,28 +336,32 @@ class Outbound(BaseRateLimiter[Send]):
         bulk = priority == Priority.BULK and counted
         async for attempt in self._retrying(send):
             with attempt:
-                if bulk:
-                    await self._bulk_token()
-                await lane.acquire(priority, counted, paid=bulk)
-                try:
-                    await self._shared_turn(chat, counted)
-                    return await self._call_once(chat, lane, callback, args, kwargs, endpoint)
-                finally:
-                    lane.release()
+                # Bulk calls go one at a time, each once the one before it has landed:
+                # Telegram counts a call when it arrives, and calls that took their
+                # tokens in step arrive bunched when something on the way (a loaded machine,
+                # the shared turn's database) holds some of them up.
+                async with self._bulk_gate if bulk else contextlib.nullcontext():
+                    if bulk:
+                        await self._bulk_token()
+                    await lane.acquire(priority, counted, paid=bulk)
+                    try:
+                        await self._shared_turn(chat, counted)
+                        return await self._call_once(chat, lane, callback, args, kwargs, endpoint)
+                    finally:
+                        lane.release()
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _bulk_token(self) -> None:
-        """A bulk call's overall token. Bulk calls queue here, one at a time, and take a
-        token only while the overall bucket holds more than the reserve: 1 000 digests
-        go out at the overall pace, and a photo or reply for someone who just sent a
-        link goes ahead of all of them (it needs one token, not the reserve)."""
-        async with self._bulk_gate:
-            while True:  # tokens come back at the bucket's rate: no event to wait for
-                wait = self._overall.wait_for(self._bulk_reserve + 1)
-                if wait <= 0:
-                    break
-                await asyncio.sleep(wait)
-            self._overall.take()
+        """A bulk call's overall token, taken only while the overall bucket holds more than
+        the reserve: 1 000 digests go out at the overall pace, and a photo or reply for
+        someone who just sent a link goes ahead of all of them (it needs one token, not
+        the reserve)."""
+        while True:  # tokens come back at the bucket's rate: no event to wait for
+            wait = self._overall.wait_for(self._bulk_reserve + 1)
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        self._overall.take()
 
     def _retrying(self, send: Send) -> AsyncRetrying:
         def stop(state: RetryCallState) -> bool:
