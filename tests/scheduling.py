@@ -7,12 +7,13 @@ worker ran every issue-scale test in a row (513 s) while the other three were do
 ~400 s. Here the long tests are dealt over the first runs, the heaviest to the lightest
 run, and each run is topped up with the rest in their own order.
 
-Each worker also keeps to one core (`core_for`), it and everything it starts. On this
-2-core KVM machine Chromium spends about a quarter less CPU on a capture when its
-processes share one core than when they are spread over two (0.50 against 0.65 CPU-s,
-docs/BENCHMARKS.md "The test suite's time"): its processes hand work to each other all
-the time, and across cores each hand-over costs more. The suite is bound by CPU, so
-that quarter is time: four workers took 426 s pinned and 502 s not.
+With TEST_PIN=1 each worker also keeps to one core (`core_for`), it and everything it
+starts. On this 2-core KVM machine Chromium spends about a quarter less CPU on a capture
+when its processes share one core than when they are spread over two (0.50 against 0.65
+CPU-s, docs/BENCHMARKS.md "The test suite's time"): four pinned workers took 396-436 s
+on fresh clones against 466-502 s for three unpinned. It is not the default: two workers
+on one core cannot borrow the other, and tests whose pages get 8 s failed in three of
+seven fresh-clone runs that way.
 """
 
 from __future__ import annotations

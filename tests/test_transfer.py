@@ -251,12 +251,8 @@ async def imported_captured(bot: BotHarness, owner: int) -> int:
 
 @pytest.mark.timeout(300)  # 2 000 links recorded while the workers capture them
 async def test_two_thousand_bookmarks_with_progress_while_a_hand_link_goes_first(
-    harness_factory: Any, late_answers: dict[str, float]
+    bot: BotHarness, late_answers: dict[str, float]
 ) -> None:
-    # CAPTURE_TIMEOUT as in production (30 s), not the tests' 8: the hand link's page is
-    # served by this same process, busy with the import, and with two test workers on
-    # one core its first byte once came later than 8 s (a fresh clone: 🤷, not 👌).
-    bot: BotHarness = await harness_factory(capture_timeout="30")
     # How fast a big import goes is for the bench (benchmarks/); here what the user sees.
     # Imported pages answer after 5 s: the capture slots, busy with the import throughout,
     # wait rather than work; the order of openings (asserted below) is the same.
