@@ -9,7 +9,7 @@ echo "== mypy"; .venv/bin/mypy bot handlers storage tests benchmarks
 # three workers on two cores finish in about half the time of one; more only share the
 # cores more (warm runs: three 482 s, four 502 s, six 635 s; docs/BENCHMARKS.md).
 # TEST_PIN=1 TEST_WORKERS=4 keeps each worker on one core (~15 % shorter on this machine,
-# but tests with 8 s page budgets failed in three of seven fresh clones that way).
+# but two of seven fresh clones that way failed on a test page's 8 s limit).
 # The tests' databases, files and browser profiles on tmpfs when there is one with room
 # (4 GiB free): FerretDB's SQLite syncs every write to disk, a fifth of the 10 000-write
 # test's time (docs/BENCHMARKS.md, "The test suite's time").

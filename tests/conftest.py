@@ -310,8 +310,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _pin_worker(config: pytest.Config) -> None:
     """TEST_PIN=1: an xdist worker keeps to one core, and so does what it starts
     (FerretDB, Chromium, bots): a quarter less CPU per capture, the suite ~15 % shorter,
-    but two workers then share a core without borrowing the other, and three tests whose
-    pages have 8 s failed in seven fresh clones (tests/scheduling.py). Off by default."""
+    but two workers then share a core without borrowing the other, and two of seven
+    fresh clones failed on a test page's 8 s limit (tests/scheduling.py). Off by default."""
     from tests.scheduling import core_for
 
     workerinput = getattr(config, "workerinput", None)

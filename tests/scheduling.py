@@ -12,8 +12,8 @@ starts. On this 2-core KVM machine Chromium spends about a quarter less CPU on a
 when its processes share one core than when they are spread over two (0.50 against 0.65
 CPU-s, docs/BENCHMARKS.md "The test suite's time"): four pinned workers took 396-436 s
 on fresh clones against 466-502 s for three unpinned. It is not the default: two workers
-on one core cannot borrow the other, and tests whose pages get 8 s failed in three of
-seven fresh-clone runs that way.
+on one core cannot borrow the other, and two of seven fresh-clone runs that way failed on
+a test page's 8 s limit.
 """
 
 from __future__ import annotations
