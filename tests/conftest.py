@@ -309,9 +309,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _pin_worker(config: pytest.Config) -> None:
     """TEST_PIN=1: an xdist worker keeps to one core, and so does what it starts
-    (FerretDB, Chromium, bots): a quarter less CPU per capture, the suite ~15 % shorter,
-    but two workers then share a core without borrowing the other, and two of seven
-    fresh clones failed on a test page's 8 s limit (tests/scheduling.py). Off by default."""
+    (FerretDB, Chromium, bots). Off by default; why, and what it gains: tests/scheduling.py."""
     from tests.scheduling import core_for
 
     workerinput = getattr(config, "workerinput", None)
