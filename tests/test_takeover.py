@@ -4,6 +4,7 @@ worker took over, and a work entry that disagrees with its link."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from storage.models import utcnow
@@ -43,3 +44,30 @@ async def test_a_work_entry_left_by_a_half_written_update_is_cleared(bot: BotHar
     lease = await bot.store.queue.leases.find_one({"_id": record.id})
     assert lease is not None and lease["lease"] <= 3, lease
     assert len(bot.photos_for(sent)) == 1
+
+
+async def test_an_idle_bot_asks_once_a_poll_for_each_kind_of_work(bot: BotHarness) -> None:
+    """An idle bot looks for unannounced work (another process's, a lapsed lease, a retry
+    come due) with one claim query a poll for each kind of slot, not one for each of its
+    ten slots: those queries were most of what an idle bot cost its database."""
+    worker = bot.services.worker
+    assert worker is not None
+    queue = bot.services.store.queue
+    real = queue.claim
+    asked: list[str] = []
+
+    async def claim(worker: str, statuses: Iterable[str], *args: Any, **kwargs: Any) -> Any:
+        asked.append("capture" if "pending" in set(statuses) else "delivery")
+        return await real(worker, statuses, *args, **kwargs)
+
+    queue.claim = claim  # type: ignore[method-assign,assignment]
+    try:
+        await bot.api.wait_until(lambda: asked.count("capture") >= 6, timeout=30)
+    finally:
+        queue.claim = real  # type: ignore[method-assign]
+    assert asked.count("delivery") <= asked.count("capture") + 2, asked
+    # Still found by the poll: a link recorded without a wake (as another process's is).
+    services = bot.services
+    services.wake_workers = lambda: None  # type: ignore[method-assign]
+    sent = bot.send(91, bot.pages.url("/article/unannounced"))
+    assert await bot.finished(sent) == "👌"

@@ -55,7 +55,7 @@ DELIVERY_STATES = frozenset(
 )
 LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
 ORPHAN_AGE = timedelta(seconds=10)  # a live front queues what it records within moments
-IDLE_POLL = 1.0  # seconds between claims when there is nothing to do (other processes)
+IDLE_POLL = 1.0  # seconds between looks by one idle slot of each kind, unwoken (`_poll`)
 # A work entry whose link is missing this long is dropped (an import writes its work
 # entries just before its links; a link may be on its way back from the trash).
 GONE_GRACE = 60.0
@@ -133,6 +133,19 @@ class Worker:
         self._slots += [_Slot(Kind.DELIVERY) for _ in range(delivery_slots)]
         for slot in self._slots:
             self._tasks.append(asyncio.create_task(self._supervise(slot)))
+        for kind in {slot.kind for slot in self._slots}:
+            self._tasks.append(asyncio.create_task(self._poll(kind)))
+
+    async def _poll(self, kind: Kind) -> None:
+        """Each IDLE_POLL, one idle slot of `kind` looks for work that no wake announced
+        (recorded by another process, a lease that ran out, a retry come due); it wakes
+        the next if it finds some. One, not every idle slot: ten claim queries a second
+        were most of what an idle bot cost its database."""
+        stopping = self.p.outbound.stopping
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), IDLE_POLL)
+            self.wake(kind)
 
     async def _adopt(self) -> None:
         """Queue what a front left unqueued: it died between recording and queueing.
@@ -220,8 +233,7 @@ class Worker:
                 claim = None
             if claim is None:
                 slot.idle = True
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(slot.wake.wait(), IDLE_POLL)
+                await slot.wake.wait()  # a wake, or the idle poll (`_poll`)
                 slot.idle = False
                 continue
             self.wake(slot.kind)  # there may be more: the next idle slot looks too
