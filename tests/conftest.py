@@ -58,6 +58,9 @@ def start_ferretdb(data: Path, port: int | None = None) -> tuple[subprocess.Pope
         [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Go's collector only past 256 MiB: FerretDB's CPU in the two tests that write most
+        # 46 -> 38 s, its RSS 96 -> 313 MiB at most (docs/BENCHMARKS.md). Tests only.
+        env={**os.environ, "GOGC": "off", "GOMEMLIMIT": "256MiB"},
     )
     _wait_port(port, proc)
     return proc, f"mongodb://127.0.0.1:{port}"
