@@ -134,11 +134,18 @@ def settings_for(env: dict[str, str]) -> Settings:
     return Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
 
 
+# The session's shared capturers give a page 20 s to answer and 20 s to load (the bots'
+# settings do not reach them): tests side by side share the cores, and an imported
+# page's 5 s answer or the 2.5 MB /big ran out of 8 s when a worker had half a core.
+# Tests of the limits themselves make capturers of their own.
+SHARED_PAGE_LIMITS = {"CAPTURE_TIMEOUT": "20", "CAPTURE_BUDGET": "20"}
+
+
 @pytest.fixture(scope="session")
 async def capturer() -> AsyncIterator[Capturer]:
     """One Chromium for the whole test session, as in production one per process."""
-    settings = settings_for(base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x"))
-    shared = await start_capturer(settings)
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x", **SHARED_PAGE_LIMITS)
+    shared = await start_capturer(settings_for(env))
     yield shared
     await shared.stop()
 
@@ -246,7 +253,7 @@ def remote_browser() -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def remote_capturer(remote_browser: str) -> AsyncIterator[Capturer]:
     """The bot's capturer driving the remote browser server (BROWSER_WS_ENDPOINT)."""
-    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x")
+    env = base_env("http://127.0.0.1:1", "mongodb://127.0.0.1:1/x", **SHARED_PAGE_LIMITS)
     env["BROWSER_WS_ENDPOINT"] = remote_browser
     shared = await start_capturer(settings_for(env))
     yield shared

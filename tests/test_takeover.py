@@ -15,7 +15,7 @@ async def test_a_slot_goes_on_after_its_lease_is_taken_over(harness_factory: Any
     """One takeover must not cost a worker a browser slot for good."""
     bot: BotHarness = await harness_factory(capture_concurrency="1")
     opened = bot.pages.hits.get("/slow", 0)  # the page server is shared by the session
-    stuck = bot.send(71, bot.pages.url("/slow"))  # never answers; CAPTURE_TIMEOUT is 8 s
+    stuck = bot.send(71, bot.pages.url("/slow"))  # never answers (the shared capturer waits 20 s)
     await bot.api.wait_until(lambda: bot.pages.hits.get("/slow", 0) > opened, timeout=20)
     [record] = await bot.records(71)
     # What another worker does when it takes a lease over: the next lease number. The
