@@ -21,6 +21,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCAPES = ("stun", "turn", "ice_host", "dns", "webtransport")
+PROBE_LIMIT = 150  # seconds for one probe (a Python, a Chromium and pages in a namespace)
+# Two probes a test. The limit also deals these tests to the workers' first runs
+# (tests/scheduling.py): 15-25 s each, mostly waiting, they ended the run when last.
+TWO_PROBES = pytest.mark.timeout(2 * PROBE_LIMIT + 20)
 
 
 def probe(*args: str) -> dict[str, Any]:
@@ -30,7 +34,7 @@ def probe(*args: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         proc = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=PROBE_LIMIT
         )
     except FileNotFoundError as exc:
         pytest.fail(f"cannot make a network namespace here: {exc} (util-linux `unshare`)")
@@ -44,6 +48,7 @@ def probe(*args: str) -> dict[str, Any]:
     return result
 
 
+@TWO_PROBES
 def test_webrtc_sends_no_udp_around_the_proxy() -> None:
     guarded = probe("--page", "webrtc")
     assert guarded["captured"], guarded
@@ -57,6 +62,7 @@ def test_webrtc_sends_no_udp_around_the_proxy() -> None:
     assert bare["datagrams"]["ice_host"] > 0, bare
 
 
+@TWO_PROBES
 def test_no_other_path_around_the_proxy() -> None:
     """DNS prefetch, WebTransport (QUIC) and service workers go nowhere from a capture."""
     guarded = probe("--page", "bypass")
@@ -71,6 +77,7 @@ def test_no_other_path_around_the_proxy() -> None:
     assert control["service_worker_fetches"] > 0, control
 
 
+@TWO_PROBES
 def test_remote_browser_without_the_switch_is_refused() -> None:
     """A browser server launched with the bot's switches works; one without is refused."""
     remote = probe("--page", "webrtc", "--remote")
