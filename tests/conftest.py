@@ -318,14 +318,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _pin_worker(config: pytest.Config) -> None:
-    """TEST_PIN=1: an xdist worker keeps to one core, and so does what it starts
-    (FerretDB, Chromium, bots). Off by default; why, and what it gains: tests/scheduling.py."""
+    """TEST_PIN=1 (scripts/test.sh sets it): an xdist worker keeps to one core, and so
+    does what it starts (FerretDB, Chromium, bots). Why, and what it gains:
+    tests/scheduling.py."""
     from tests.scheduling import core_for
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None or os.environ.get("TEST_PIN") != "1":
         return
-    core = core_for(str(workerinput["workerid"]), os.sched_getaffinity(0))
+    workers = int(workerinput["workercount"])
+    core = core_for(str(workerinput["workerid"]), os.sched_getaffinity(0), workers)
     if core is not None:
         os.sched_setaffinity(0, {core})
 

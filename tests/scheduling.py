@@ -7,13 +7,14 @@ worker ran every issue-scale test in a row (513 s) while the other three were do
 ~400 s. Here the long tests are dealt over the first runs, the heaviest to the lightest
 run, and each run is topped up with the rest in their own order.
 
-With TEST_PIN=1 each worker also keeps to one core (`core_for`), it and everything it
-starts. On this 2-core KVM machine Chromium spends about a quarter less CPU on a capture
-when its processes share one core than when they are spread over two (0.50 against 0.65
-CPU-s, docs/BENCHMARKS.md "The test suite's time"): four pinned workers took 396-436 s
-on fresh clones against 466-502 s for three unpinned. It is not the default: two workers
-on one core cannot borrow the other, and two of seven fresh-clone runs that way failed on
-a test page's 8 s limit.
+With TEST_PIN=1 (`scripts/test.sh` sets it, with four workers) each worker also keeps to
+one core (`core_for`), it and everything it starts. On this 2-core KVM machine Chromium
+spends about a quarter less CPU on a capture when its processes share one core than when
+they are spread over two (0.50 against 0.65 CPU-s, docs/BENCHMARKS.md "The test suite's
+time"); the whole run's CPU fell from 885 to 718 CPU-s, its time from 475 s (three
+unpinned) to 370-380 s. Two workers on one core cannot borrow the other, so no test may
+lean on the machine having time to spare: the session's shared capturers give pages
+20 s (tests/conftest.py), where 8 s failed two of seven pinned fresh-clone runs.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def core_for(worker: str, cores: Iterable[int]) -> int | None:
-    """The core xdist's `worker` ("gw0", "gw1", ...) keeps to: round robin over `cores`
-    (those this process may use); None with fewer than two, where there is no choice."""
+def core_for(worker: str, cores: Iterable[int], workers: int) -> int | None:
+    """The core xdist's `worker` ("gw0", "gw1", ...) of `workers` keeps to: round robin
+    over `cores` (those this process may use). None with fewer than two cores, where there
+    is no choice, or fewer workers than cores, which would leave a core unused."""
     ordered = sorted(cores)
-    if len(ordered) < 2 or not worker.startswith("gw") or not worker[2:].isdigit():
+    if len(ordered) < 2 or workers < len(ordered):
+        return None
+    if not worker.startswith("gw") or not worker[2:].isdigit():
         return None
     return ordered[int(worker[2:]) % len(ordered)]
 

@@ -25,7 +25,8 @@ def test_one_worker_runs_the_longest_first() -> None:
 
 
 def test_workers_are_pinned_round_robin_over_the_cores_they_may_use() -> None:
-    assert [core_for(f"gw{n}", [0, 1]) for n in range(5)] == [0, 1, 0, 1, 0]
-    assert [core_for(f"gw{n}", {5, 2}) for n in range(3)] == [2, 5, 2]  # as the OS allows
-    assert core_for("gw3", [0]) is None  # one core: nothing to choose
-    assert core_for("master", [0, 1]) is None
+    assert [core_for(f"gw{n}", [0, 1], 5) for n in range(5)] == [0, 1, 0, 1, 0]
+    assert [core_for(f"gw{n}", {5, 2}, 3) for n in range(3)] == [2, 5, 2]  # as the OS allows
+    assert core_for("gw3", [0], 4) is None  # one core: nothing to choose
+    assert core_for("master", [0, 1], 2) is None
+    assert core_for("gw0", [0, 1], 1) is None  # one worker: not on one of two cores
