@@ -92,7 +92,7 @@ def _bot_api_request(
     pool: int, connect: float = 5.0, read: float = 5.0, write: float = 5.0, wait: float = 1.0
 ) -> HTTPXRequest:
     """PTB's request (its defaults unless given) with the process's one TLS context: httpx
-    makes a context for each client, loading every CA certificate (about 40 ms of CPU),
+    makes a context for each client, loading every CA certificate (~25 ms of CPU),
     and PTB makes two clients for each Application."""
     return HTTPXRequest(
         connection_pool_size=pool,

@@ -50,8 +50,7 @@ async def test_an_idle_bot_asks_once_a_poll_for_each_kind_of_work(bot: BotHarnes
     """An idle bot looks for unannounced work (another process's, a lapsed lease, a retry
     come due) with one claim query a poll for each kind of slot, not one for each of its
     ten slots: those queries were most of what an idle bot cost its database."""
-    worker = bot.services.worker
-    assert worker is not None
+    assert bot.services.worker is not None
     queue = bot.services.store.queue
     real = queue.claim
     asked: list[str] = []
