@@ -317,6 +317,16 @@ def pytest_configure(config: pytest.Config) -> None:
     _pin_worker(config)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything imported so far (the bot, its libraries, the tests) is left out of
+    Python's full collections, which otherwise walk it again each time: in four test
+    files a worker's full collections took 0.92 s, 0.24-0.33 s frozen (docs/BENCHMARKS.md)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def _pin_worker(config: pytest.Config) -> None:
     """TEST_PIN=1 (scripts/test.sh sets it): an xdist worker keeps to one core, and so
     does what it starts (FerretDB, Chromium, bots). Why, and what it gains:
