@@ -28,7 +28,13 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 
 from bot import procmem
-from bot.browser.consent import ConsentRules, ConsentWatch, load_rules, prehide_script
+from bot.browser.consent import (
+    ConsentRules,
+    ConsentWatch,
+    known_prehide,
+    load_rules,
+    prehide_script,
+)
 from bot.browser.errors import (
     CaptureError,
     Failure,
@@ -176,15 +182,21 @@ class Capturer:
             return
         # The library keeps what it handles hidden for as long as a capture can last.
         library = rules.library(self._timeout + self.options.budget + ARTIFACT_EXTRA)
+        prehide = known_prehide(rules) or await self._read_prehide(browser, rules, library)
+        if prehide is not None:
+            self._consent = (rules, library, prehide)
+
+    async def _read_prehide(
+        self, browser: Browser, rules: ConsentRules, library: str
+    ) -> str | None:
         session = await self._proxy.open_session()
         try:
-            prehide = await prehide_script(browser, library, self._proxy.browser_proxy(session))
+            return await prehide_script(browser, rules, library, self._proxy.browser_proxy(session))
         except PlaywrightError as exc:
             log.error("consent banners will not be dismissed: the rules did not start (%s)", exc)
-            return
+            return None
         finally:
             self._proxy.close_session(session)
-        self._consent = (rules, library, prehide)
 
     async def stop(self) -> None:
         if self._idle_task is not None:

@@ -12,8 +12,8 @@ decoded and matched in every document), more than the link->photo target allows,
 most pages have no banner. So it runs in two steps:
 
 1. Every document gets a tiny init script: one style element with the library's own
-   prehide selectors (read from the library itself at start), so a known platform's
-   banner is invisible from the first paint.
+   prehide selectors (read from the library itself, once per process and rule set),
+   so a known platform's banner is invisible from the first paint.
 2. Before a shot, if an element matching those selectors is in the page, or a
    site-specific rule matches its URL, the library is injected into every frame with
    our configuration (opt out, no heuristics) and the shot waits, bounded by
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -180,6 +181,7 @@ class ConsentRules:
     bundle: str
     rules_json: str
     site_patterns: tuple[re.Pattern[str], ...]
+    digest: str  # of bundle and rules: what the prehide selectors depend on
 
     @classmethod
     def load(cls, directory: Path) -> ConsentRules:
@@ -193,7 +195,8 @@ class ConsentRules:
         if not isinstance(rules, dict) or not isinstance(rules.get("r"), list):
             raise ConsentRulesMissing(f"{directory / RULES}: not a compact rule set")
         version = str(meta.get("version", "?"))
-        return cls(version, len(rules["r"]), bundle, rules_json, _site_patterns(rules))
+        digest = hashlib.sha256(f"{len(bundle)}:{bundle}{rules_json}".encode()).hexdigest()
+        return cls(version, len(rules["r"]), bundle, rules_json, _site_patterns(rules), digest)
 
     def library(self, hide_seconds: float) -> str:
         """The script that runs the library in a document (with our config and rules)."""
@@ -222,19 +225,52 @@ def _site_patterns(rules: dict[str, Any]) -> tuple[re.Pattern[str], ...]:
     return tuple(patterns)
 
 
+_FILES = (BUNDLE, RULES, Path("package.json"))
+# Rule sets read in this process, by where they are and when their files changed: a
+# browser started again (after the idle close, a restart) reuses the compiled patterns.
+_loaded: dict[tuple[str, tuple[int, ...]], ConsentRules] = {}
+
+
 def load_rules(directory: str | None) -> ConsentRules | None:
     """The configured rule set, or None (banners are then left as they are) with a warning."""
     where = Path(directory) if directory else DEFAULT_RULES_DIR
     try:
-        rules = ConsentRules.load(where)
+        stamp = (str(where), tuple(_changed(where / name) for name in _FILES))
+        rules = _loaded.get(stamp) or ConsentRules.load(where)
     except ConsentRulesMissing as exc:
         log.warning("consent banners will not be dismissed: no autoconsent rules (%s)", exc)
         return None
+    _loaded[stamp] = rules
     log.info("consent rules: autoconsent %s, %d rules", rules.version, rules.rule_count)
     return rules
 
 
-async def prehide_script(browser: Browser, library: str, proxy: dict[str, str]) -> str:
+def _changed(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError as exc:
+        raise ConsentRulesMissing(f"{path}: {exc}") from None
+
+
+# The prehide selectors by rule set (ConsentRules.digest). They depend on the rules
+# alone, not on the configuration the library runs with, and reading them costs a
+# Chromium page running the ~400 kB library: about 1.2 s of CPU (docs/BENCHMARKS.md).
+_prehide_css: dict[str, str] = {}
+
+
+def known_prehide(rules: ConsentRules) -> str | None:
+    """The init script for these rules if this process has read their selectors."""
+    css = _prehide_css.get(rules.digest)
+    return None if css is None else _prehide(css)
+
+
+def _prehide(css: str) -> str:
+    return _PREHIDE % {"css": json.dumps(css), "id": STYLE_ID}
+
+
+async def prehide_script(
+    browser: Browser, rules: ConsentRules, library: str, proxy: dict[str, str]
+) -> str:
     """The init script with the library's own prehide selectors, read from the library.
 
     The library builds them from its coded and JSON rules when it starts; it is run
@@ -254,7 +290,8 @@ async def prehide_script(browser: Browser, library: str, proxy: dict[str, str]) 
         css = str(await handle.json_value())
     finally:
         await context.close()
-    return _PREHIDE % {"css": json.dumps(css), "id": STYLE_ID}
+    _prehide_css[rules.digest] = css
+    return _prehide(css)
 
 
 @dataclass(eq=False)
