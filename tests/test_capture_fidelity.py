@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.browser.capture import CaptureError, Capturer, SnapshotKind
-from bot.browser.consent import DEFAULT_RULES_DIR, load_rules
+from bot.browser.consent import DEFAULT_RULES_DIR, PREHIDE_FILE, known_prehide, load_rules
 from bot.browser.errors import DownloadRefused, FileTooLarge
 from bot.browser.types import CaptureOptions
 from bot.chat import render
@@ -173,6 +173,29 @@ def test_rules_come_from_the_installed_package_or_the_configured_copy(tmp_path: 
     (copy / "package.json").write_text(json.dumps({"version": "99.0.0"}))
     assert (rules := load_rules(str(copy))) is not None and rules.version == "99.0.0"
     assert load_rules(str(tmp_path / "missing")) is None  # banners left alone, with a warning
+
+
+async def test_the_prehide_selectors_are_kept_beside_the_rules_they_were_read_from(
+    capturer: Capturer, tmp_path: Path
+) -> None:
+    """Reading them runs the library in a Chromium page (~1.2 CPU-s a start); a start
+    after the first takes them from the rules' directory, never those of other rules."""
+    installed = load_rules(None)
+    assert installed is not None
+    kept = json.loads((DEFAULT_RULES_DIR / PREHIDE_FILE).read_text(encoding="utf-8"))
+    assert kept["digest"] == installed.digest and "#CybotCookiebotDialog" in kept["css"]
+    other = tmp_path / "autoconsent"
+    shutil.copytree(DEFAULT_RULES_DIR / "dist", other / "dist")
+    shutil.copytree(DEFAULT_RULES_DIR / "rules", other / "rules")
+    shutil.copy(DEFAULT_RULES_DIR / "package.json", other / "package.json")
+    with (other / "dist" / "autoconsent.playwright.js").open("a") as bundle:
+        bundle.write("\n// a newer library\n")
+    shutil.copy(DEFAULT_RULES_DIR / PREHIDE_FILE, other / PREHIDE_FILE)
+    newer = load_rules(str(other))
+    assert newer is not None and newer.digest != installed.digest
+    assert known_prehide(newer) is None  # made for other rules: read again
+    (other / PREHIDE_FILE).write_text(json.dumps({"digest": newer.digest, "css": "#x {}"}))
+    assert (script := known_prehide(newer)) is not None and "#x {}" in script
 
 
 def test_settings_reach_the_capturer() -> None:

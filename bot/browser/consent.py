@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,6 +183,7 @@ class ConsentRules:
     rules_json: str
     site_patterns: tuple[re.Pattern[str], ...]
     digest: str  # of bundle and rules: what the prehide selectors depend on
+    directory: Path
 
     @classmethod
     def load(cls, directory: Path) -> ConsentRules:
@@ -196,7 +198,8 @@ class ConsentRules:
             raise ConsentRulesMissing(f"{directory / RULES}: not a compact rule set")
         version = str(meta.get("version", "?"))
         digest = hashlib.sha256(f"{len(bundle)}:{bundle}{rules_json}".encode()).hexdigest()
-        return cls(version, len(rules["r"]), bundle, rules_json, _site_patterns(rules), digest)
+        patterns = _site_patterns(rules)
+        return cls(version, len(rules["r"]), bundle, rules_json, patterns, digest, directory)
 
     def library(self, hide_seconds: float) -> str:
         """The script that runs the library in a document (with our config and rules)."""
@@ -255,13 +258,44 @@ def _changed(path: Path) -> int:
 # The prehide selectors by rule set (ConsentRules.digest). They depend on the rules
 # alone, not on the configuration the library runs with, and reading them costs a
 # Chromium page running the ~400 kB library: about 1.2 s of CPU (docs/BENCHMARKS.md).
+# So a process reads them once per rule set, and keeps them beside the rules for the
+# next start (that directory is trusted as the library's code is; a file made for
+# other rules is ignored).
 _prehide_css: dict[str, str] = {}
+PREHIDE_FILE = ".linksnap-prehide.json"
 
 
 def known_prehide(rules: ConsentRules) -> str | None:
-    """The init script for these rules if this process has read their selectors."""
-    css = _prehide_css.get(rules.digest)
-    return None if css is None else _prehide(css)
+    """The init script for these rules if their selectors were read before."""
+    css = _prehide_css.get(rules.digest) or _kept_css(rules)
+    if css is None:
+        return None
+    _prehide_css[rules.digest] = css
+    _keep_css(rules, css)
+    return _prehide(css)
+
+
+def _kept_css(rules: ConsentRules) -> str | None:
+    try:
+        kept = json.loads((rules.directory / PREHIDE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or kept.get("digest") != rules.digest:
+        return None
+    css = kept.get("css")
+    return css if isinstance(css, str) and css else None
+
+
+def _keep_css(rules: ConsentRules, css: str) -> None:
+    target = rules.directory / PREHIDE_FILE
+    temporary = target.with_name(f"{PREHIDE_FILE}.{os.getpid()}")
+    try:
+        temporary.write_text(json.dumps({"digest": rules.digest, "css": css}), encoding="utf-8")
+        os.replace(temporary, target)  # whole or not at all, whoever writes last
+    except OSError as exc:
+        log.info("prehide selectors not kept (read again at the next start): %s", exc)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 def _prehide(css: str) -> str:
@@ -291,6 +325,7 @@ async def prehide_script(
     finally:
         await context.close()
     _prehide_css[rules.digest] = css
+    _keep_css(rules, css)
     return _prehide(css)
 
 
