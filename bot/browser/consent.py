@@ -271,7 +271,6 @@ def known_prehide(rules: ConsentRules) -> str | None:
     if css is None:
         return None
     _prehide_css[rules.digest] = css
-    _keep_css(rules, css)
     return _prehide(css)
 
 
