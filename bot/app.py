@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
-import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pymongo.errors import PyMongoError
 from telegram import BotCommand, MenuButtonWebApp, Update, WebAppInfo
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -34,6 +31,7 @@ from bot.pipeline.durable import past_hiccups
 from bot.pipeline.worker import Worker
 from bot.services import BotData, Context, Role, Services, UserLimits
 from bot.summarize import Summarizer
+from bot.tls import tls_context
 from bot.web.server import ListenError, WebServer
 from bot.web_address import WebAddress
 from storage.errors import LinksnapError
@@ -91,23 +89,15 @@ def build_application(
 def _bot_api_request(
     pool: int, connect: float = 5.0, read: float = 5.0, write: float = 5.0, wait: float = 1.0
 ) -> HTTPXRequest:
-    """PTB's request (its defaults unless given) with the process's one TLS context: httpx
-    makes a context for each client, loading every CA certificate (~25 ms of CPU),
-    and PTB makes two clients for each Application."""
+    """PTB's request (its defaults unless given) with the process's one TLS context."""
     return HTTPXRequest(
         connection_pool_size=pool,
         connect_timeout=connect,
         read_timeout=read,
         write_timeout=write,
         pool_timeout=wait,
-        httpx_kwargs={"verify": _tls_context()},
+        httpx_kwargs={"verify": tls_context()},
     )
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The context httpx would make by itself (certifi's CAs, or SSL_CERT_FILE/DIR)."""
-    return httpx.create_ssl_context()
 
 
 def build_proxy(guard: NetGuard, settings: Settings) -> GuardProxy:

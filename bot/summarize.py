@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ChatCompletionUserMessageParam,
     )
 
+from bot.tls import tls_context
 from storage.errors import LinksnapError
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Summarizer:
                 base_url=self._base_url,
                 max_retries=0,
                 timeout=openai.Timeout(120, connect=10),
+                http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
             )
         return self._made
 
