@@ -11,11 +11,18 @@ import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from courlan import normalize_url
-from telegram import Message, MessageEntity
 
 from bot.tags import HASH_MARKS, cap_tags, clean_tag
+
+if TYPE_CHECKING:
+    from telegram import Message, MessageEntity
+
+# Telegram's entity types by value (MessageEntity.URL, ...): importing `telegram` here
+# would load it (~75 ms, ~10 MB) into the import reader's child, which needs check_url.
+_URL, _TEXT_LINK, _HASHTAG = "url", "text_link", "hashtag"
 
 MAX_LINKS = 10
 MAX_URL_LENGTH = 2048
@@ -101,14 +108,14 @@ def parse_message(message: Message, *, max_links: int = MAX_LINKS) -> ParsedMess
     spans: list[tuple[int, int]] = []
     marked: list[int] = []  # where Telegram's hashtag entities start
     for entity, value in sorted(entities.items(), key=lambda item: item[0].offset):
-        if entity.type == MessageEntity.URL:
+        if entity.type == _URL:
             # `view-source:http://…`: Telegram links the http part; the user meant the whole.
             prefix = _GLUED_SCHEME.search(text[: _span(text, value, spans)[0]])
             candidates.append(prefix.group(0) + value if prefix else value)
-        elif entity.type == MessageEntity.TEXT_LINK and entity.url:
+        elif entity.type == _TEXT_LINK and entity.url:
             candidates.append(entity.url)
             continue  # the visible words of a text_link stay in the note
-        elif entity.type == MessageEntity.HASHTAG:
+        elif entity.type == _HASHTAG:
             marked.append(_span(text, value, spans)[0])
             continue
         else:
