@@ -229,21 +229,22 @@ def _site_patterns(rules: dict[str, Any]) -> tuple[re.Pattern[str], ...]:
 
 
 _FILES = (BUNDLE, RULES, Path("package.json"))
-# Rule sets read in this process, by where they are and when their files changed: a
-# browser started again (after the idle close, a restart) reuses the compiled patterns.
-_loaded: dict[tuple[str, tuple[int, ...]], ConsentRules] = {}
+# The rule set last read from each directory, with when its files changed: a browser
+# started again (after the idle close, a restart) reuses the compiled patterns.
+_loaded: dict[Path, tuple[tuple[int, ...], ConsentRules]] = {}
 
 
 def load_rules(directory: str | None) -> ConsentRules | None:
     """The configured rule set, or None (banners are then left as they are) with a warning."""
     where = Path(directory) if directory else DEFAULT_RULES_DIR
     try:
-        stamp = (str(where), tuple(_changed(where / name) for name in _FILES))
-        rules = _loaded.get(stamp) or ConsentRules.load(where)
+        stamp = tuple(_changed(where / name) for name in _FILES)
+        known = _loaded.get(where)
+        rules = known[1] if known and known[0] == stamp else ConsentRules.load(where)
     except ConsentRulesMissing as exc:
         log.warning("consent banners will not be dismissed: no autoconsent rules (%s)", exc)
         return None
-    _loaded[stamp] = rules
+    _loaded[where] = (stamp, rules)
     log.info("consent rules: autoconsent %s, %d rules", rules.version, rules.rule_count)
     return rules
 
