@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import shutil
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pymongo.uri_parser import parse_uri
 
+from bot.browser.binary import find_chromium
 from bot.guard.netguard import parse_allow_entry
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/linksnap"
@@ -166,14 +166,8 @@ class Settings(BaseSettings):
         return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
 
     def chromium_executable(self) -> str | None:
-        """Configured Chromium, else Debian's, else None (Playwright's own)."""
-        if self.chromium_path:
-            return self.chromium_path
-        for name in ("chromium", "chromium-browser", "google-chrome"):
-            found = shutil.which(name)
-            if found:
-                return found
-        return None
+        """Configured Chromium, else Debian's (bot/browser/binary.py), else None."""
+        return self.chromium_path or find_chromium()
 
 
 def split_listen(value: str) -> tuple[str, int]:

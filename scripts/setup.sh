@@ -27,6 +27,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 else
   echo "setup: chromium and fonts present"
 fi
+# Chromium's headless shell draws a capture for about half the CPU of the full browser
+# (bot/browser/binary.py). Its own step: where a mirror lacks it, the full browser serves.
+if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium-headless-shell >/dev/null 2>&1; then
+  echo "setup: installing chromium-headless-shell (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null; } \
+    || echo "setup: chromium-headless-shell not available; the full chromium will be used" >&2
+fi
 
 deps_hash=$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$deps_hash" ]; then

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,8 @@ from typing import Any
 from aiohttp import web
 from playwright.async_api import async_playwright
 
-from bot.browser.capture import CHROMIUM_ARGS, WEBRTC_SWITCH, CaptureError, Capturer
+from bot.browser.binary import find_chromium
+from bot.browser.capture import CHROMIUM_ARGS, WEBRTC_SWITCHES, CaptureError, Capturer
 from bot.browser.pageguard import BrowserSwitchError
 from bot.guard.netguard import NetGuard
 from tests.fakes.web import serve
@@ -154,7 +154,7 @@ async def _through_capturer(url: str, args: list[str], remote: bool) -> dict[str
     server = RemoteBrowser(args=args) if remote else None
     capturer = Capturer(
         NetGuard(["127.0.0.1"]),
-        executable=os.environ.get("CHROMIUM_PATH") or shutil.which("chromium"),
+        executable=os.environ.get("CHROMIUM_PATH") or find_chromium(),
         ws_endpoint=server.start() if server else None,
         args=args,
     )
@@ -178,7 +178,7 @@ async def _without_proxy(url: str) -> dict[str, Any]:
     """The control: plain Playwright, the same switches, no proxy, service workers allowed."""
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM_PATH") or shutil.which("chromium"),
+            executable_path=os.environ.get("CHROMIUM_PATH") or find_chromium(),
             args=CHROMIUM_ARGS,
             chromium_sandbox=False,
         )
@@ -203,7 +203,11 @@ async def probe(page: str, *, with_switch: bool, remote: bool, proxy: bool) -> d
     pages = Pages()
     runner, port = await serve(pages.app(), "127.0.0.1")
     url = f"http://127.0.0.1:{port}/{page}"
-    args = list(CHROMIUM_ARGS) if with_switch else [a for a in CHROMIUM_ARGS if a != WEBRTC_SWITCH]
+    args = (
+        list(CHROMIUM_ARGS)
+        if with_switch
+        else [a for a in CHROMIUM_ARGS if a not in WEBRTC_SWITCHES]
+    )
     try:
         if proxy:
             outcome = await _through_capturer(url, args, remote)

@@ -79,11 +79,16 @@ DEFAULT_LOCALE = "en-US"
 ARTIFACT_EXTRA = 60.0  # printing or shooting a very long page takes a while
 
 # WebRTC sends STUN/TURN/ICE over UDP straight out of the machine, around any HTTP
-# proxy; this policy keeps it to proxied TCP only (the `--force-` variant alone does not).
-WEBRTC_SWITCH = "--webrtc-ip-handling-policy=disable_non_proxied_udp"
+# proxy; this policy keeps it to proxied TCP only. The full browser reads it from the
+# first switch (a browser preference; the `--force-` one alone does not stop it there),
+# the headless shell (bot/browser/binary.py, no browser preferences) only from the second.
+WEBRTC_SWITCHES = (
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+)
 
 CHROMIUM_ARGS = [
-    WEBRTC_SWITCH,
+    *WEBRTC_SWITCHES,
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-quic",

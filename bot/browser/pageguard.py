@@ -159,7 +159,7 @@ async def pending_refresh(page: Page) -> tuple[float, str] | None:
     return parse_refresh(content if isinstance(content, str) else None, page.url)
 
 
-# With `--webrtc-ip-handling-policy=disable_non_proxied_udp` Chromium gathers no UDP
+# With the WebRTC switches (bot/browser/capture.py) Chromium gathers no UDP
 # candidate at all; without it, every interface yields one. Gathering binds sockets but
 # sends nothing when no ICE server is given.
 _UDP_CANDIDATES_JS = """async () => {
@@ -200,5 +200,6 @@ async def check_browser_switches(browser: Browser, proxy: GuardProxy) -> None:
     if udp:
         raise BrowserSwitchError(
             "the browser gathers UDP (WebRTC) candidates, which bypass the egress proxy: "
-            "launch it with --webrtc-ip-handling-policy=disable_non_proxied_udp (see README)"
+            "launch it with --webrtc-ip-handling-policy=disable_non_proxied_udp and "
+            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp (see README)"
         )

@@ -10,12 +10,13 @@ browser that would send UDP around its egress proxy.
 from __future__ import annotations
 
 import json
+import os
 import secrets
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from bot.browser.binary import find_chromium
 from bot.browser.capture import CHROMIUM_ARGS
 
 # Anything a context does without its own proxy would go here, a closed loopback
@@ -50,7 +51,7 @@ def server_config(
         "args": list(CHROMIUM_ARGS if args is None else args),
         "proxy": {"server": _DEAD_END_PROXY},
     }
-    found = executable or shutil.which("chromium") or shutil.which("chromium-browser")
+    found = executable or os.environ.get("CHROMIUM_PATH") or find_chromium()
     if found:
         config["executablePath"] = found
     return config
