@@ -42,6 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.uri_parser import parse_uri
 
+import storage.driver  # noqa: F401  (PyMongo's server wait mended before 3.12)
 from storage.errors import LinksnapError
 from storage.images import ImageNotFound, ImageStore
 from storage.index.journal import Journal
