@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -258,26 +259,20 @@ async def test_two_thousand_bookmarks_with_progress_while_a_hand_link_goes_first
     # Imported pages answer after 5 s: the capture slots, busy with the import throughout,
     # wait rather than work; the order of openings (asserted below) is the same.
     late_answers["/article/imp"] = 5.0
+
     # The import goes on past its first batch only once the user has seen a count: on a
     # fast machine all 2 000 were once saved before the chat's next turn, and the message
     # went from "reading" straight to "Imported" (right for the user, not what this tests).
-    record_imported = bulk.record_imported
-    batches = 0
+    async def count_shown() -> None:
+        await bot.api.wait_until(
+            lambda: any(
+                " / 2000 saved" in c.params["text"]
+                for c in bot.api.calls_of("editMessageText", 42, ok_only=True)
+            ),
+            timeout=60,
+        )
 
-    async def one_batch(*args: Any, **kwargs: Any) -> Any:
-        nonlocal batches
-        batches += 1
-        if batches == 2:
-            await bot.api.wait_until(
-                lambda: any(
-                    " / 2000 saved" in c.params["text"]
-                    for c in bot.api.calls_of("editMessageText", 42, ok_only=True)
-                ),
-                timeout=60,
-            )
-        return await record_imported(*args, **kwargs)
-
-    monkeypatch.setattr(bulk, "record_imported", one_batch)
+    before_second_batch(monkeypatch, count_shown)
     data = big_bookmark_file(bot, 2000, 100)
     start = len(bot.api.calls)
     bot.api.send_document(42, data, "bookmarks.html")
@@ -448,19 +443,10 @@ async def test_large_export_shows_progress(bot: BotHarness) -> None:
 async def test_database_failing_mid_import_says_how_far_it_got(
     bot: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from storage import bulk
+    async def gone() -> None:
+        raise ServerSelectionTimeoutError("database gone")
 
-    real = bulk.record_imported
-    calls = 0
-
-    async def failing_second_batch(*args: Any, **kwargs: Any) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise ServerSelectionTimeoutError("database gone")
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(bulk, "record_imported", failing_second_batch)
+    before_second_batch(monkeypatch, gone)
     data = big_bookmark_file(bot, 600, 0)
     text, _ = await import_file(bot, 42, data, "big.html", word="stopped")
     assert "stopped after 250 of 600" in text and "send the file again" in text
@@ -529,3 +515,20 @@ async def test_imported_links_in_the_index_match_a_rebuild(
     finally:
         await store.close()
         await fresh.close()
+
+
+def before_second_batch(
+    monkeypatch: pytest.MonkeyPatch, step: Callable[[], Awaitable[None]]
+) -> None:
+    """`step` runs before an import records its second batch (it may raise)."""
+    real = bulk.record_imported
+    batches = 0
+
+    async def recording(*args: Any, **kwargs: Any) -> int:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            await step()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "record_imported", recording)
