@@ -36,6 +36,7 @@ from playwright.async_api import async_playwright
 from benchmarks import burst, common, footprint
 from benchmarks.realpages import RealPages
 from bot.app import build_application, running
+from bot.browser.binary import find_chromium
 from bot.config import Settings
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
@@ -74,9 +75,7 @@ async def bench_reaction(api: FakeBotAPI, pages: PageServer) -> dict[str, float]
 async def bare_screenshots(url: str, gap: float) -> list[float]:
     """The yardstick: a warm browser, a new page, goto, screenshot."""
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=Settings.model_construct().chromium_executable()
-        )
+        browser = await pw.chromium.launch(executable_path=find_chromium())
         samples = []
         for _ in range(RUNS):
             await asyncio.sleep(gap)

@@ -31,7 +31,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from benchmarks.common import summary
-from bot.config import Settings
+from bot.browser.binary import find_chromium
 from tests.fakes.botapi import FakeBotAPI
 
 GAP = 0.3
@@ -47,7 +47,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 @asynccontextmanager
 async def warm_chromium(url: str) -> AsyncIterator[Browser]:
     """The bot's Chromium under bare Playwright, having loaded `url` once."""
-    executable = Settings.model_construct().chromium_executable()
+    executable = find_chromium()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable)
         warm = await browser.new_page()

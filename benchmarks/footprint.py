@@ -28,7 +28,7 @@ from typing import Any
 from playwright.async_api import async_playwright
 
 from benchmarks.realpages import RealPages
-from bot.config import Settings
+from bot.browser.binary import find_chromium
 from bot.procmem import process_memory, pss
 from tests.conftest import FERRETDB, free_port
 from tests.fakes.botapi import FakeBotAPI
@@ -43,7 +43,7 @@ MIB = 2**20
 async def cold_bare(url: str, runs: int = 3) -> list[float]:
     """A bare shot with nothing running: Playwright and Chromium start for it."""
     samples = []
-    executable = Settings.model_construct().chromium_executable()
+    executable = find_chromium()
     for _ in range(runs):
         start = time.monotonic()
         async with async_playwright() as pw:

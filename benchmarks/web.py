@@ -30,7 +30,7 @@ from playwright.async_api import async_playwright
 
 from benchmarks.common import fresh_ferretdb, merge_results, seed_links, settings, summary
 from bot.app import build_application, running
-from bot.config import Settings
+from bot.browser.binary import find_chromium
 from bot.web.thumbnails import make as make_thumbnail
 from storage.models import LinkRecord, Screenshot, Status
 from storage.repository import LinkStore
@@ -148,7 +148,7 @@ async def page_times(base: str) -> dict[str, Any]:
     interactive: list[float] = []
     wall: list[float] = []
     drawn: list[float] = []
-    executable = Settings.model_construct().chromium_executable()
+    executable = find_chromium()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable)
         for _ in range(PAGE_RUNS + 1):  # the first run warms the browser binary's caches

@@ -19,6 +19,7 @@ from telegram.request import HTTPXRequest
 
 import handlers
 from bot import scheduler, tags
+from bot.browser.binary import find_chromium
 from bot.browser.types import CaptureOptions
 from bot.chat.ordering import PerUserOrder
 from bot.chat.outbound import Outbound, Pace
@@ -176,7 +177,7 @@ async def start_capturer(settings: Settings, *, clock: Clock | None = None) -> C
     guard = NetGuard(settings.capture_allow_private)
     capturer = Capturer(
         guard,
-        executable=settings.chromium_executable(),
+        executable=settings.chromium_path or find_chromium(),
         ws_endpoint=settings.browser_ws_endpoint,
         concurrency=settings.capture_concurrency,
         timeout=settings.capture_timeout,

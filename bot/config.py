@@ -9,7 +9,6 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pymongo.uri_parser import parse_uri
 
-from bot.browser.binary import find_chromium
 from bot.guard.netguard import parse_allow_entry
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/linksnap"
@@ -164,10 +163,6 @@ class Settings(BaseSettings):
     @property
     def summaries_enabled(self) -> bool:
         return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
-
-    def chromium_executable(self) -> str | None:
-        """Configured Chromium, else Debian's (bot/browser/binary.py), else None."""
-        return self.chromium_path or find_chromium()
 
 
 def split_listen(value: str) -> tuple[str, int]:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
+from bot.browser.binary import find_chromium
 from bot.browser.capture import Capturer
 from bot.browser.types import CaptureOptions
-from bot.config import Settings
 from bot.guard.netguard import NetGuard
 
 SMALL = CaptureOptions(
@@ -23,7 +23,7 @@ async def small_capturer() -> AsyncIterator[Capturer]:
     """Its own Chromium: a 2 s budget, no consent rules, files capped at 100 kB, links' files at 1 kB."""
     capturer = Capturer(
         NetGuard(["127.0.0.1"]),
-        executable=Settings.model_construct().chromium_executable(),
+        executable=find_chromium(),
         timeout=8,
         options=SMALL,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import start_capturer
+from bot.browser.binary import find_chromium
 from bot.browser.capture import Capturer
 from bot.config import Settings
 from tests.clock import IDLE, FakeClock
@@ -365,7 +366,7 @@ async def ui_browser() -> AsyncIterator[object]:
     capture browser, which goes through the egress proxy)."""
     from playwright.async_api import async_playwright
 
-    executable = Settings.model_construct().chromium_executable()
+    executable = find_chromium()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable)
         yield browser
