@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -154,7 +153,7 @@ async def _through_capturer(url: str, args: list[str], remote: bool) -> dict[str
     server = RemoteBrowser(args=args) if remote else None
     capturer = Capturer(
         NetGuard(["127.0.0.1"]),
-        executable=os.environ.get("CHROMIUM_PATH") or find_chromium(),
+        executable=find_chromium(),
         ws_endpoint=server.start() if server else None,
         args=args,
     )
@@ -178,7 +177,7 @@ async def _without_proxy(url: str) -> dict[str, Any]:
     """The control: plain Playwright, the same switches, no proxy, service workers allowed."""
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM_PATH") or find_chromium(),
+            executable_path=find_chromium(),
             args=CHROMIUM_ARGS,
             chromium_sandbox=False,
         )

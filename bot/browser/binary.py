@@ -9,13 +9,17 @@ and half the wall time (docs/BENCHMARKS.md). The full browser is the fallback.
 
 from __future__ import annotations
 
+import os
 import shutil
 
 CANDIDATES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 
 
 def find_chromium() -> str | None:
-    """The first of CANDIDATES on PATH, or None (Playwright's own download)."""
+    """`CHROMIUM_PATH` if set, else the first of CANDIDATES on PATH, else None
+    (Playwright's own download). The bot's settings may also name one (`.env`)."""
+    if os.environ.get("CHROMIUM_PATH"):
+        return os.environ["CHROMIUM_PATH"]
     for name in CANDIDATES:
         found = shutil.which(name)
         if found:

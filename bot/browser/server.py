@@ -10,7 +10,6 @@ browser that would send UDP around its egress proxy.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -51,7 +50,7 @@ def server_config(
         "args": list(CHROMIUM_ARGS if args is None else args),
         "proxy": {"server": _DEAD_END_PROXY},
     }
-    found = executable or os.environ.get("CHROMIUM_PATH") or find_chromium()
+    found = executable or find_chromium()
     if found:
         config["executablePath"] = found
     return config
