@@ -17,14 +17,7 @@ import pymongo.lock
 from pymongo._asyncio_lock import Condition, Lock
 
 import storage.driver  # noqa: F401  (the mend, as the store applies it)
-
-
-async def _until(check: object, within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():  # type: ignore[operator]
-        assert loop.time() < deadline, "the expected state never came"
-        await asyncio.sleep(0.001)
+from tests.waiting import until
 
 
 async def test_a_cancelled_server_wait_leaves_the_lock_free() -> None:
@@ -36,10 +29,10 @@ async def test_a_cancelled_server_wait_leaves_the_lock_free() -> None:
             await pymongo.lock._async_cond_wait(cond, 0.01)
 
     waiter = asyncio.create_task(selecting())
-    await _until(lambda: len(cond._waiters) == 1)  # waiting, the lock let go
+    await until(lambda: len(cond._waiters) == 1, 10, poll=0.001)  # waiting, the lock let go
     await lock.acquire()  # someone else takes the lock (a topology update)
     # Its wait timed out; taking the lock back now waits for us.
-    await _until(lambda: lock._waiters is not None and len(lock._waiters) == 1)
+    await until(lambda: lock._waiters is not None and len(lock._waiters) == 1, 10, poll=0.001)
     waiter.cancel()  # the slot is stopped...
     lock.release()  # ...just as the lock is handed back
     done, _ = await asyncio.wait([waiter], timeout=10)

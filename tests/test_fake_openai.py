@@ -15,6 +15,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from tests.fakes.openai_server import FakeOpenAI, Script
+from tests.waiting import until
 
 MODEL = "gpt-4o-mini"
 MESSAGES: list[Any] = [
@@ -43,13 +44,6 @@ async def read_pieces(stream: openai.AsyncStream[Any], pieces: list[str]) -> Non
         for choice in chunk.choices:
             if choice.delta.content:
                 pieces.append(choice.delta.content)
-
-
-async def wait_until(condition: Any, timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_stream_has_openais_shape(llm: FakeOpenAI, client: AsyncOpenAI) -> None:
@@ -98,7 +92,7 @@ async def test_interval_and_first_delay_are_real(llm: FakeOpenAI, client: AsyncO
     assert [piece for piece, _ in llm.chunk_times] == ["a", "b", "c", "d", "e"]
     assert written[0] - llm.role_times[0] >= 0.8 * 0.2  # loose: the fake waits at all
     assert all(later - earlier >= 0.8 * 0.1 for earlier, later in itertools.pairwise(written))
-    await wait_until(lambda: llm.active_streams == 0)
+    await until(lambda: llm.active_streams == 0, 2.0, poll=0.02)
 
 
 async def test_non_streaming_completion(llm: FakeOpenAI, client: AsyncOpenAI) -> None:
@@ -171,7 +165,7 @@ async def test_stall_keeps_silent_until_client_leaves(llm: FakeOpenAI, client: A
         await asyncio.wait_for(chunks.__anext__(), 0.5)
     assert llm.active_streams == 1
     await stream.close()
-    await wait_until(lambda: llm.active_streams == 0)
+    await until(lambda: llm.active_streams == 0, 2.0, poll=0.02)
 
 
 async def test_drop_cuts_the_connection(llm: FakeOpenAI, client: AsyncOpenAI) -> None:
@@ -183,7 +177,7 @@ async def test_drop_cuts_the_connection(llm: FakeOpenAI, client: AsyncOpenAI) ->
     assert type(caught.value) is openai.APIConnectionError
     assert isinstance(caught.value.__cause__, httpx2.RemoteProtocolError)
     assert pieces == ["a", "b"]
-    await wait_until(lambda: llm.active_streams == 0)
+    await until(lambda: llm.active_streams == 0, 2.0, poll=0.02)
 
 
 @pytest.mark.parametrize("key", ["sk-wrong", ""])

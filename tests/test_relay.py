@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot.guard.relay import End, Tunnel
+from tests.waiting import until
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB, every byte value, so a reordering shows
 
@@ -72,15 +73,6 @@ async def spliced() -> AsyncIterator[Spliced]:
     await cleanup()
 
 
-async def _until(predicate: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        while not predicate():  # noqa: ASYNC110 (the relay is callbacks: nothing to await)
-            await asyncio.sleep(0.005)
-
-    # A bound only so that a relay that never gets there fails instead of hanging.
-    await asyncio.wait_for(poll(), 20)
-
-
 async def test_a_reader_that_does_not_read_holds_the_sender_back(spliced: Spliced) -> None:
     """A browser that stops reading stops the proxy reading the server: nothing piles up."""
     assert spliced.far.transport is not None and spliced.near.transport is not None
@@ -97,7 +89,7 @@ async def test_a_reader_that_does_not_read_holds_the_sender_back(spliced: Splice
 
     sender = asyncio.create_task(send())
     # The proxy stops reading from the server while the browser reads nothing...
-    await _until(lambda: not spliced.far.transport.is_reading())  # type: ignore[union-attr]
+    await until(lambda: not spliced.far.transport.is_reading(), 20)  # type: ignore[union-attr]
     # ...and holds no more than its high-water mark plus one read for the browser.
     assert spliced.near.transport.get_write_buffer_size() <= 512 * 1024
     assert not sender.done()  # the server is held back too, not buffered whole
@@ -139,7 +131,7 @@ async def test_a_meter_that_says_stop_drops_the_chunk() -> None:
         server_reader, _ = pair.server
         browser_writer.write(b"over budget")
         await browser_writer.drain()
-        await _until(lambda: bool(pair.metered))  # the relay has seen the chunk
+        await until(lambda: bool(pair.metered), 20)  # the relay has seen the chunk
         pair.tunnel.close()
         assert await asyncio.wait_for(server_reader.read(), 20) == b""
     finally:
