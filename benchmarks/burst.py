@@ -172,7 +172,6 @@ def _key(url: str) -> str:
 def instrument() -> Phases:
     """Wrap the stages' functions; `Phases.undo()` puts them back."""
     from bot.browser import budget, shot
-    from bot.browser import capture as capture_module
     from bot.browser.capture import Capturer
     from bot.browser.visit import Navigator
     from bot.pipeline import capturing, worker
@@ -185,7 +184,7 @@ def instrument() -> Phases:
     phases.wrap(Navigator, "dismiss_consent", "consent", lambda self, visit: visit.url)
     phases.wrap(shot, "_shot", "shot", lambda page: page.url)
     phases.wrap(Capturer, "_snapshot", "consent+shot+read", lambda self, visit: visit.url)
-    phases.wrap(capture_module, "with_text", "text", lambda snap, html: snap.url)
+    phases.wrap(Capturer, "read_text", "text", lambda self, snap, html: snap.url)
     phases.wrap(capturing, "_save_shot", "store_shot", lambda p, record, snap: record.url)
     phases.wrap(capturing, "_save", "store_capture", lambda p, record, *a: record.url)
     phases.wrap(capturing, "deliver_fresh", "photo", lambda p, bot, record, *a: record.url)

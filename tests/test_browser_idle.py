@@ -1,5 +1,6 @@
 """An idle bot closes its browser (issue 19): after BROWSER_IDLE_CLOSE seconds without a
-capture the worker's Chromium, its spare page and Playwright's driver go; the next link
+capture the worker's Chromium, its spare page, Playwright's driver and the text reader
+(bot/browser/text_reader.py) go; the next link
 starts them again and gets its photo, and nothing of the closed browser reaches it.
 
 Time is the tests' own clock (`FakeClock`): the idle close is driven by advancing it,
@@ -33,6 +34,7 @@ async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_pho
     # leaving the spare page's, made after the capture.
     await bot.api.wait_until(lambda: idle_capturer.proxy.sessions == 1, timeout=30)
     assert idle_capturer.state.open
+    assert idle_capturer.text_reader.pid is not None  # the page's text was read
     assert not await idle_capturer.close_if_idle()  # not idle long enough yet
     opened_at = idle_capturer.state.since
 
@@ -41,11 +43,13 @@ async def test_the_browser_closes_when_idle_and_the_next_link_still_gets_its_pho
     assert idle_capturer.state.since >= opened_at
     # The spare page went with the browser: no capture credential is left valid.
     assert idle_capturer.proxy.sessions == 0
+    assert idle_capturer.text_reader.pid is None  # and the text reader with it
 
     second = bot.send(42, bot.pages.url("/remember?visit=2"))
     assert await bot.finished(second) == "👌"
     assert len(bot.photos_for(second)) == 1
     assert idle_capturer.state.open and idle_capturer.launches == 2
+    assert idle_capturer.text_reader.started == 2
     records = await bot.records(42)
     # A fresh page in a fresh browser: no cookie or storage of the first visit.
     assert [r.title for r in records] == ["cookie-none storage-none lang-en-US"] * 2

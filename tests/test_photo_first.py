@@ -40,3 +40,30 @@ async def test_the_photo_goes_out_before_the_text_is_read(
     loaded = await bot.store.load(record.id)
     assert loaded is not None and loaded.status == Status.DONE
     assert "snapshots and tags" in loaded.text  # read after the photo, and saved
+
+
+async def test_a_photo_waits_a_moment_for_its_chat_rather_than_for_its_text(
+    bot: BotHarness, capturer: Capturer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram holds the chat for 2 s (a 429 on the 👀): the capture stage waits that out
+    and sends the photo itself, while the page's text is still unread (held here); it
+    does not leave the photo to a delivery slot, which would send it only after the text."""
+    reading = asyncio.Event()
+    release = asyncio.Event()
+    read_text = capturer.read_text
+
+    async def held(snap: Snapshot, html: str) -> Any:
+        reading.set()
+        await release.wait()
+        return await read_text(snap, html)
+
+    monkeypatch.setattr(capturer, "read_text", held)
+    bot.api.inject_retry_after(44, 2, methods={"setMessageReaction"})
+    message = bot.send(44, bot.pages.url("/article/heldchat"))
+    await bot.api.wait_for(lambda c: c.method == "sendPhoto" and c.ok, timeout=45)
+    (record,) = await bot.records(44)
+    loaded = await bot.store.load(record.id)
+    assert loaded is not None and loaded.status == Status.CAPTURING and not loaded.text
+    release.set()
+    assert await bot.finished(message) == "👌"
+    assert len(bot.photos_for(message)) == 1

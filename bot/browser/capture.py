@@ -48,6 +48,7 @@ from bot.browser.pageguard import (
 )
 from bot.browser.shot import page_snapshot, with_text
 from bot.browser.spare import Prepared, SparePage
+from bot.browser.text_reader import TextReader
 from bot.browser.types import (
     Artifact,
     ArtifactKind,
@@ -146,6 +147,7 @@ class Capturer:
         self._navigator = Navigator(guard, timeout, self.options)
         self._files = LinkFiles(timeout, self.options)
         self._on_demand = OnDemand(self._navigator, self.options)
+        self.text_reader = TextReader()
 
     @property
     def proxy(self) -> GuardProxy:
@@ -211,6 +213,7 @@ class Capturer:
         await self._spare.close()
         await asyncio.gather(*self._closing, return_exceptions=True)
         await self._close_browser()
+        await self.text_reader.close()
         await self._proxy.stop()
 
     async def close_if_idle(self) -> bool:
@@ -225,6 +228,7 @@ class Capturer:
             await self._spare.drop()
             await asyncio.gather(*self._closing, return_exceptions=True)
             await self._close_browser()
+            await self.text_reader.close()
             await asyncio.to_thread(procmem.give_back)  # what the burst's pages left behind
             return True
 
@@ -288,7 +292,9 @@ class Capturer:
 
     async def read_text(self, snap: Snapshot, html: str) -> Snapshot:
         """The snapshot with the page's main text and any metadata its tags lacked."""
-        return await asyncio.to_thread(with_text, snap, html)
+        if not html:
+            return snap
+        return with_text(snap, await self.text_reader.read(html, snap.final_url))
 
     async def full_page(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Artifact:
         """JPEG of the whole page (lazy content scrolled in), cut at FULL_PAGE_MAX_HEIGHT."""

@@ -1,10 +1,9 @@
 """The snapshot of an opened page: its screenshot, metadata and HTML, and later (off the
-photo's path) its main text."""
+photo's path, from bot/browser/text_reader.py) its main text."""
 
 from __future__ import annotations
 
 import io
-import logging
 
 from PIL import Image
 from playwright.async_api import Page
@@ -12,10 +11,9 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bot.browser.errors import CaptureError, Failure
 from bot.browser.linkfiles import LinkFiles, clean
+from bot.browser.text_reader import PageText
 from bot.browser.types import Snapshot, SnapshotKind
 from bot.browser.visit import Navigator, Visit
-
-log = logging.getLogger(__name__)
 
 SHOT_TIMEOUT = 15.0
 MAX_HTML_CHARS = 3_000_000
@@ -76,29 +74,13 @@ async def _shot(page: Page) -> bytes:
         raise CaptureError(Failure.TIMEOUT, "the page drew nothing to shoot") from None
 
 
-def with_text(snap: Snapshot, html: str) -> Snapshot:
-    """Main text and any metadata the page's own tags did not give (trafilatura)."""
-    if not html:
+def with_text(snap: Snapshot, found: PageText | None) -> Snapshot:
+    """The snapshot with the page's main text, and any metadata its own tags lacked."""
+    if found is None:
         return snap
-    import trafilatura  # ~25 MB resident: loaded with the first page's text, not at start
-
-    try:
-        doc = trafilatura.bare_extraction(
-            html,
-            url=snap.final_url,
-            with_metadata=True,
-            include_comments=False,
-            favor_precision=True,
-        )
-    except Exception:  # trafilatura can fail on hostile markup; the screenshot still stands
-        log.warning("text extraction failed for a page", exc_info=True)
-        return snap
-    if doc is None:
-        return snap
-    data = doc if isinstance(doc, dict) else doc.as_dict()
-    snap.text = (data.get("text") or "")[:MAX_TEXT_CHARS]
-    snap.title = snap.title or clean(data.get("title"))
-    snap.description = snap.description or clean(data.get("description"))
-    snap.site_name = snap.site_name or clean(data.get("sitename"))
-    snap.lang = snap.lang or clean(data.get("language"))
+    snap.text = (found.text or "")[:MAX_TEXT_CHARS]
+    snap.title = snap.title or clean(found.title)
+    snap.description = snap.description or clean(found.description)
+    snap.site_name = snap.site_name or clean(found.site_name)
+    snap.lang = snap.lang or clean(found.lang)
     return snap

@@ -178,6 +178,18 @@ class _Lane:
             and self._bucket.wait() == 0
         )
 
+    def ready_in(self) -> float | None:
+        """Seconds until `ready` if nothing else changes; None while a turn is taken or
+        waiting (then only a change, `changed`, can make it ready)."""
+        if self._busy or self._queue:
+            return None
+        return max(0.0, self._held_until - time.monotonic(), self._bucket.wait())
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set when a turn is asked for, ends, or Telegram holds the chat."""
+        return self._changed
+
     def hold(self, seconds: float) -> None:
         """Telegram said RetryAfter: nothing for this chat until it has passed."""
         self._held_until = max(self._held_until, time.monotonic() + seconds + 0.05)
@@ -301,6 +313,26 @@ class Outbound(BaseRateLimiter[Send]):
             return False
         lane = self._lanes.get(chat_id)
         return (lane is None or lane.ready) and self._overall.wait() == 0
+
+    async def until_free(self, chat_id: int, within: float) -> bool:
+        """Wait up to `within` seconds for `free_now`; whether it came. Nothing is reserved:
+        a call made right after joins the chat's queue like any other."""
+        if self.ledger is not None:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not self.free_now(chat_id):
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            lane = self._lanes.get(chat_id)
+            ready_in = lane.ready_in() if lane is not None else 0.0
+            if lane is not None and ready_in is None:  # until the turn in hand or asked ends
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.changed.wait(), left)
+            else:  # until a token refills (or a hold passes)
+                await asyncio.sleep(min(left, max(ready_in or 0.0, self._overall.wait(), 0.001)))
+        return True
 
     @contextlib.asynccontextmanager
     async def turn(

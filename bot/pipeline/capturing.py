@@ -5,8 +5,8 @@ at DOCUMENT_MAX_MB by the capture), and a PDF's text is the link's text: the sum
 /find read it. A page still loading when the capture budget ran out is kept as drawn,
 marked partial. A capture that cannot produce a snapshot ends the link as failed, and
 the user is told why in their language. Once its screenshot is stored, its photo is sent
-from here when the chat's turn is free (delivering.deliver_fresh; otherwise a delivery
-slot sends it); only then is the page's main text read (0.1-1 s of CPU on a real page)
+from here when the chat's turn comes within moments (delivering.photo_turn; otherwise a
+delivery slot sends it); only then is the page's main text read (0.1-1 s of CPU on a real page)
 and the capture saved with it, status captured: the photo does not wait for the text,
 and the summary never starts without it.
 """
@@ -14,7 +14,6 @@ and the summary never starts without it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from bot.chat import render
 from bot.chat.replies import reply
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
-from bot.pipeline.delivering import deliver_fresh, may_send_now, tags_ahead
+from bot.pipeline.delivering import deliver_fresh, photo_turn, tags_ahead
 from storage.models import LinkRecord, Screenshot, Status, StoredFile
 
 log = logging.getLogger(__name__)
@@ -78,10 +77,13 @@ async def capture(
     # The photo first, the page's text after it: what the user sees is stored, and the
     # link becomes `captured` (claimable for its summary) only once its text is.
     # `reply_message_id` set: the photo went out before a restart cut this stage short.
-    if not record.reply_message_id and may_send_now(p, record):
-        async with sending or contextlib.nullcontext():
+    sending = sending or asyncio.Semaphore(1)
+    if not record.reply_message_id and await photo_turn(p, record, sending):
+        try:
             # Shielded: a stop lets the photo and its acknowledgement finish together.
             await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
+        finally:
+            sending.release()
         if record.status == Status.FAILED:  # Telegram refused the photo: the link ended
             shot, original = record.screenshot, record.original
             await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))

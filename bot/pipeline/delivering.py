@@ -29,6 +29,11 @@ from bot.pipeline.base import Pipeline
 from bot.pipeline.finish import finish
 from storage.models import LinkRecord, Screenshot, Status
 
+# Seconds a captured link's photo waits for its chat's turn in the capture stage: a
+# private chat's next token comes within 1.1 s; waited out, the photo is sent after the
+# page's text by a delivery slot, which in a burst of real pages came seconds later.
+TURN_WAIT = 2.5
+
 log = logging.getLogger(__name__)
 
 
@@ -55,11 +60,24 @@ async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | No
     return message.message_id if message else None
 
 
-def may_send_now(p: Pipeline, record: LinkRecord) -> bool:
-    """Whether the capture slot should send the photo of a link it just captured itself:
-    a link sent by hand, to a chat where nothing waits ahead of it. Otherwise the photo
-    is left owed to a delivery slot, so a browser page never waits for a chat's turn."""
-    return record.source_message_id is not None and p.outbound.free_now(record.chat_id)
+async def photo_turn(p: Pipeline, record: LinkRecord, sending: asyncio.Semaphore) -> bool:
+    """Whether the capture stage sends the photo of a link it just captured itself; if so,
+    `sending` is held (the caller releases it). A link sent by hand, to a chat whose turn
+    comes within TURN_WAIT (a reaction in flight, a token refilling): the page is shot by
+    then, so only this link's tail waits, and `sending` is taken only at a moment the chat
+    is free, so a photo never holds it while waiting for its own chat. Otherwise (a flood
+    hold, a queue ahead, other processes sharing the chat) the photo is left owed to a
+    delivery slot, which sends it after the page's text is read."""
+    if record.source_message_id is None:
+        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TURN_WAIT
+    while await p.outbound.until_free(record.chat_id, deadline - loop.time()):
+        await sending.acquire()
+        if p.outbound.free_now(record.chat_id):
+            return True
+        sending.release()  # another photo of this chat came first: wait for the next turn
+    return False
 
 
 def tags_ahead(p: Pipeline, record: LinkRecord) -> asyncio.Task[list[str]] | None:

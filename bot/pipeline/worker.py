@@ -61,10 +61,12 @@ IDLE_POLL = 1.0  # seconds between looks by one idle slot of each kind, unwoken 
 GONE_GRACE = 60.0
 RESTART_PAUSE = 1.0  # seconds before a slot that died is started again
 # Stage tails running at once, per capture slot (shared by the slots): enough to keep
-# the browser busy while links are stored, sent and their text read (one page's text
-# can take seconds); more would only pile text extraction onto the same cores the
-# pages render on.
-TAILS_PER_SLOT = 2
+# the browser busy while links are stored, sent and their text read. Texts queue for
+# the one low-priority text reader (bot/browser/text_reader.py), one page's can take
+# seconds: in a burst of real pages, two tails a slot held the slots back (a link waited
+# 2.7 s p50 to be claimed, 1.6 s with eight; docs/BENCHMARKS.md). A waiting tail holds
+# only its page's HTML and shot, and its lease.
+TAILS_PER_SLOT = 8
 
 # A stage returns when its link may be tried again (a summary retry), or None. It is
 # called only with a link in one of its slot's states (`_load_and_run` sees to that),

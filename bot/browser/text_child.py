@@ -1,0 +1,68 @@
+"""The process that reads pages' main text (trafilatura), started by bot/browser/text_reader.py.
+
+Run as a script, on its own: it imports nothing of the bot, so it starts in a fraction
+of a second and holds only trafilatura (~25 MiB). It lowers its own priority, so a burst's
+pages render first and the text is read with the CPU they leave. Frames on stdin and
+stdout: a 4-byte big-endian length, then JSON. In: {"html", "url"}; out: trafilatura's
+text and metadata fields, or {"error"} when it failed on the page. It ends at the end of
+its input (the bot closed it, or died).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import sys
+from typing import Any, BinaryIO
+
+NICE = 19  # below the browser and the bot's own loop, which relays the pages' traffic
+FIELDS = ("text", "title", "description", "sitename", "language")
+_LENGTH = struct.Struct(">I")
+
+
+def extract(html: str, url: str | None) -> dict[str, Any]:
+    import trafilatura
+
+    try:
+        doc = trafilatura.bare_extraction(
+            html, url=url, with_metadata=True, include_comments=False, favor_precision=True
+        )
+    except Exception as exc:  # hostile markup: the screenshot still stands
+        return {"error": type(exc).__name__}
+    if doc is None:
+        return {}
+    data = doc if isinstance(doc, dict) else doc.as_dict()
+    return {key: data.get(key) for key in FIELDS}
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack(head)
+    body = stream.read(length)
+    return body if len(body) == length else None
+
+
+def write_frame(stream: BinaryIO, body: bytes) -> None:
+    stream.write(_LENGTH.pack(len(body)) + body)
+    stream.flush()
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the bot's to handle
+    os.nice(NICE)
+    # The answers get their own copy of stdout; anything printed goes to stderr.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer
+    while (frame := read_frame(requests)) is not None:
+        request = json.loads(frame)
+        answer = extract(request["html"], request.get("url"))
+        write_frame(answers, json.dumps(answer).encode())
+
+
+if __name__ == "__main__":
+    main()

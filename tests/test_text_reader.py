@@ -1,0 +1,113 @@
+"""Pages' main text is read in a child process at the lowest priority (issue 19): in a
+thread of the bot it held the interpreter against the loop that relays the pages being
+opened, and a burst's photos came twice as late. The child holds none of the bot's
+secrets; one that hangs or dies costs that page its text, never the next page's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.browser.text_child import NICE
+from bot.browser.text_reader import CHILD, TextReader
+from tests.waiting import until
+
+ARTICLE = (
+    "<html lang='zh'><head><title>长城</title><meta name='description' content='A wall.'>"
+    "</head><body><article><h1>长城</h1>"
+    + "".join(
+        f"<p>The Great Wall, paragraph {i}, runs thousands of kilometres over the hills"
+        " and was built over many centuries by several dynasties.</p>"
+        for i in range(12)
+    )
+    + "</article></body></html>"
+)
+
+# A stand-in child speaking the same frames: it notes each request in `DIR` (got-N),
+# answers only once `DIR/release` exists, and answers with the request's own html.
+ECHO = """
+import json, os, struct, sys, time
+d = sys.argv[1]; n = 0
+while True:
+    head = sys.stdin.buffer.read(4)
+    if len(head) < 4: break
+    body = sys.stdin.buffer.read(struct.unpack(">I", head)[0])
+    n += 1; open(os.path.join(d, f"got-{n}"), "w").close()
+    while not os.path.exists(os.path.join(d, "release")): time.sleep(0.01)
+    out = json.dumps({"text": json.loads(body)["html"]}).encode()
+    sys.stdout.buffer.write(struct.pack(">I", len(out)) + out); sys.stdout.buffer.flush()
+"""
+
+
+async def test_the_text_is_read_in_a_low_priority_child_without_the_bots_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:secret-token-of-the-bot")
+    reader = TextReader()
+    try:
+        found = await reader.read(ARTICLE, "https://example.org/wall")
+        assert found is not None and found.text and "Great Wall" in found.text
+        assert found.lang == "zh" or found.title == "长城"
+        pid = reader.pid
+        assert pid is not None and pid != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == NICE == 19
+        environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+        assert b"secret-token-of-the-bot" not in environ
+        assert b"TELEGRAM_BOT_TOKEN" not in environ
+        # The same child reads the next page.
+        again = await reader.read(ARTICLE.replace("Great Wall", "Long Wall"), None)
+        assert again is not None and again.text and "Long Wall" in again.text
+        assert reader.started == 1 and reader.pid == pid
+    finally:
+        await reader.close()
+    assert reader.pid is None
+
+
+async def test_a_child_that_hangs_is_ended_and_the_page_keeps_no_text(tmp_path: Path) -> None:
+    reader = TextReader([sys.executable, "-c", ECHO, str(tmp_path)], timeout=0.5)
+    try:
+        assert await reader.read("<p>never answered</p>", None) is None
+        assert (tmp_path / "got-1").exists()
+        assert reader.pid is None  # ended, not left running
+        assert reader.started == 1
+    finally:
+        await reader.close()
+
+
+async def test_a_child_that_dies_costs_one_page_its_text_and_the_next_starts_anew(
+    tmp_path: Path,
+) -> None:
+    # The first child dies on its first page (as if killed); the second is the real one.
+    flag = tmp_path / "died-once"
+    script = (
+        f'if [ -e "{flag}" ]; then exec "$@"; fi; touch "{flag}"; head -c 4 > /dev/null; exit 9'
+    )
+    reader = TextReader(["sh", "-c", script, "sh", *CHILD])
+    try:
+        assert await reader.read(ARTICLE, None) is None
+        found = await reader.read(ARTICLE, None)
+        assert found is not None and found.text and "Great Wall" in found.text
+        assert reader.started == 2
+    finally:
+        await reader.close()
+
+
+async def test_a_page_given_up_mid_read_does_not_hand_its_text_to_the_next(
+    tmp_path: Path,
+) -> None:
+    reader = TextReader([sys.executable, "-c", ECHO, str(tmp_path)])
+    try:
+        first = asyncio.ensure_future(reader.read("text of the first page", None))
+        await until(lambda: (tmp_path / "got-1").exists(), within=30)
+        first.cancel()  # e.g. the bot stopping: the first page's answer is still to come
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        (tmp_path / "release").touch()
+        second = await reader.read("text of the second page", None)
+        assert second is not None and second.text == "text of the second page"
+    finally:
+        await reader.close()
