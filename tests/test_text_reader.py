@@ -1,7 +1,8 @@
 """Pages' main text is read in a child process at the lowest priority (issue 19): in a
 thread of the bot it held the interpreter against the loop that relays the pages being
 opened, and a burst's photos came twice as late. The child holds none of the bot's
-secrets; one that hangs or dies costs that page its text, never the next page's."""
+secrets; one that hangs or dies costs that page its text, never the next page's. What
+the reader ignores (scripts, styles, comments) is not taken out of the page at all."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.browser.capture import Capturer
 from bot.browser.text_child import NICE
 from bot.browser.text_reader import CHILD, TextReader
+from tests.fakes.pages import PageServer
 from tests.waiting import until
 
 ARTICLE = (
@@ -111,3 +114,17 @@ async def test_a_page_given_up_mid_read_does_not_hand_its_text_to_the_next(
         assert second is not None and second.text == "text of the second page"
     finally:
         await reader.close()
+
+
+async def test_a_pages_scripts_styles_and_comments_stay_in_the_browser(
+    capturer: Capturer, pages: PageServer
+) -> None:
+    """What the text reader ignores is left out of the HTML the capture takes from the
+    page (a megabyte of inline script here): the text and the JSON-LD metadata come."""
+    snap, html = await capturer.shoot(pages.url("/scripted"))
+    assert snap.title == "Scripted article"
+    assert "xxxxxxxxxx" not in html and "color: #222" not in html and "cccccccccc" not in html
+    assert '"headline": "Scripted article"' in html  # JSON-LD stays: it is metadata
+    assert len(html) < 10_000
+    snap = await capturer.read_text(snap, html)
+    assert "own words are what the reader keeps" in snap.text

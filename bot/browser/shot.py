@@ -20,14 +20,29 @@ MAX_HTML_CHARS = 3_000_000
 MAX_TEXT_CHARS = 20_000
 JPEG_QUALITY = 80
 
-_META_JS = """() => {
+# The page's own metadata, and its HTML for the text reader. Read after the shot, from
+# the page about to be closed: scripts (but JSON-LD, which has metadata), styles and
+# comments are taken out of its DOM first, in the page, since the text reader ignores
+# them. On the burst bench's real pages they are ~3/4 of the HTML, and moving it
+# (renderer, driver, the bot, the reader) was the capture's largest cost after the shot
+# (docs/BENCHMARKS.md). Removing nodes is linear and cannot be made to backtrack.
+_READ_JS = """(limit) => {
   const m = (sel) => { const e = document.querySelector(sel); return e ? e.getAttribute('content') : null; };
-  return {
+  const meta = {
     title: document.title || m('meta[property="og:title"]'),
     description: m('meta[name="description"]') || m('meta[property="og:description"]'),
     site_name: m('meta[property="og:site_name"]'),
-    lang: document.documentElement.getAttribute('lang'),
+    lang: document.documentElement ? document.documentElement.getAttribute('lang') : null,
   };
+  const root = document.documentElement;
+  if (!root) return { ...meta, html: '' };
+  for (const e of document.querySelectorAll('script:not([type="application/ld+json" i]), style')) e.remove();
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_COMMENT);
+  const comments = [];
+  while (walker.nextNode()) comments.push(walker.currentNode);
+  for (const c of comments) c.remove();
+  const doctype = document.doctype ? '<!DOCTYPE ' + document.doctype.name + '>' : '';
+  return { ...meta, html: (doctype + root.outerHTML).slice(0, limit) };
 }"""
 
 
@@ -46,8 +61,7 @@ async def page_snapshot(
     await navigator.dismiss_consent(visit)
     page = visit.page
     image = await _shot(page)
-    meta = await page.evaluate(_META_JS)
-    html = await page.content()
+    meta = await page.evaluate(_READ_JS, MAX_HTML_CHARS)
     width, height = Image.open(io.BytesIO(image)).size
     snap = Snapshot(
         url=visit.url,
@@ -62,7 +76,8 @@ async def page_snapshot(
         lang=clean(meta.get("lang")),
         partial=visit.partial,
     )
-    return snap, html[:MAX_HTML_CHARS]
+    html = meta.get("html")
+    return snap, html if isinstance(html, str) else ""
 
 
 async def _shot(page: Page) -> bytes:

@@ -87,6 +87,7 @@ class PageServer:
                 web.get("/colors", self._colors),
                 web.get("/article/{name}", self._article),
                 web.get("/zh", self._zh),
+                web.get("/scripted", self._scripted),
                 web.get("/redirect", self._redirect),
                 web.get("/loop", self._loop),
                 web.get("/slow", self._slow),
@@ -152,6 +153,20 @@ class PageServer:
         return web.Response(
             text=article_html(f"Article {name}", paragraphs), content_type="text/html"
         )
+
+    async def _scripted(self, request: web.Request) -> web.Response:
+        """An article carrying what a news site's page carries besides its text: a large
+        inline script and style, comments, and its metadata as JSON-LD."""
+        bundle = "var bundle = " + repr("x" * 1_000_000) + ";"
+        style = "p { color: #222 } " * 20_000
+        head = (
+            f"<script>{bundle}</script><style>{style}</style><!-- {'c' * 50_000} -->"
+            '<script type="application/ld+json">{"@type": "NewsArticle", '
+            '"headline": "Scripted article"}</script>'
+        )
+        paragraphs = ["The scripted article's own words are what the reader keeps. " * 6] * 3
+        page = article_html("Scripted article", paragraphs).replace("</head>", head + "</head>")
+        return web.Response(text=page, content_type="text/html")
 
     async def _zh(self, request: web.Request) -> web.Response:
         paragraphs = ["这是一篇关于网页快照和标签管理的中文文章。" * 6] * 3
