@@ -16,8 +16,13 @@ from typing import Any
 import pytest
 
 from bot.app import build_proxy
+from bot.browser.binary import find_chromium
+from bot.browser.capture import CaptureError, Capturer
+from bot.browser.errors import Failure
+from bot.chat import render
 from bot.guard.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, EgressSession, GuardProxy
 from bot.guard.netguard import NetGuard
+from bot.i18n import texts_for
 from tests.conftest import free_port
 from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness
@@ -473,3 +478,27 @@ async def test_a_plain_request_to_a_refusing_port_is_reset_and_its_reason_kept(
     writer.close()
     assert answer == b""
     assert session.upstream_error_for("127.0.0.1", dead) == "refused"
+
+
+async def test_a_page_whose_server_never_answers_is_told_as_not_loading(
+    pages: PageServer,
+) -> None:
+    """The proxy cuts a connection silent for EGRESS_IDLE_TIMEOUT before the capture's own
+    timeout runs out (the defaults: 20 s and 30 s). The browser then sees only a closed
+    connection; the reason the user reads is the proxy's record: the server never
+    answered, so the page did not load in time, not "closed without a page"."""
+    limits = EgressLimits(idle_timeout=IDLE)
+    guard = NetGuard(["127.0.0.1"])
+    capturer = Capturer(
+        guard, executable=find_chromium(), timeout=60, proxy=GuardProxy(guard, limits=limits)
+    )
+    await capturer.start()
+    try:
+        with pytest.raises(CaptureError) as caught:
+            await capturer.capture(pages.url("/slow"))
+        assert caught.value.reason is Failure.TIMEOUT
+        assert render.capture_reason(caught.value, texts_for("en")).endswith(
+            "did not finish loading in time"
+        )
+    finally:
+        await capturer.stop()

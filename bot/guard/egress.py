@@ -358,7 +358,8 @@ class GuardProxy:
         if session is None or session.closed:
             client.reply(_PROXY_AUTH_REQUIRED)
             return None
-        refusal = self._over_limits(session, *_target(method, target))
+        host, port = _target(method, target)
+        refusal = self._over_limits(session, host, port)
         if refusal is not None:
             client.reply(refusal)
             return None
@@ -380,6 +381,9 @@ class GuardProxy:
             idle=self.limits.idle_timeout,
             grace=_DRAIN_GRACE,
             on_close=lease.release,
+            # Cut for silence before any answer: the page "did not answer", which is what
+            # the capture says (the browser only sees the connection closed).
+            on_silent=lambda: _remember(session.upstream_errors, host, port, "timeout"),
         )
         tunnel.send(client, extra)
         if client.transport is not None and not client.lost:

@@ -61,7 +61,9 @@ class Tunnel:
     """Two connected `End`s, relayed until one ends, the pair idles out, or `meter` says stop.
 
     `meter(size)` is called for each chunk before it is passed on; False drops the chunk
-    (the caller has cut the connections). `on_close` runs once, when both sides are gone.
+    (the caller has cut the connections). `on_close` runs once, when both sides are gone;
+    `on_silent` when the tunnel idles out before the upstream side sent a single byte
+    (a server that took the connection and never answered).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Tunnel:
         idle: float,
         grace: float,
         on_close: Callable[[], None],
+        on_silent: Callable[[], None] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._ends = (client, upstream)
@@ -80,6 +83,8 @@ class Tunnel:
         self._idle = idle
         self._grace = min(grace, idle)
         self._on_close: Callable[[], None] | None = on_close
+        self._on_silent = on_silent
+        self.answered = False  # the upstream side has sent something
         client.peer, upstream.peer = upstream, client
         client.tunnel = upstream.tunnel = self
         self.last = self._loop.time()
@@ -94,6 +99,8 @@ class Tunnel:
     def carry(self, source: End, data: bytes) -> None:
         """A chunk from `source`, metered and written to the other side."""
         self.last = self._loop.time()
+        if source is self._ends[1]:
+            self.answered = True
         if not self._meter(len(data)):
             return
         target = source.peer
@@ -153,6 +160,8 @@ class Tunnel:
         due = self.last + self._idle
         if self._loop.time() >= due:
             self._idle_timer = None
+            if not self.answered and self._on_silent is not None:
+                self._on_silent()
             self.abort()
         else:
             self._idle_timer = self._loop.call_at(due, self._check_idle)
