@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from pymongo.errors import PyMongoError
 from telegram.ext import ExtBot
 
 from bot.browser.errors import CaptureError, FileTooLarge
@@ -53,7 +54,11 @@ async def capture(
     photos in flight (sent twice after a take-over) than it has capture slots."""
     assert p.capturer is not None, "a capture worker needs a browser"
     texts = texts_for(record.lang_code)
-    await p.store.start_attempt(record.id)
+    # The attempt is counted while the page opens, not before (a database write or two,
+    # under load tens of ms of the slot's time a link), and is written before anything of
+    # the capture is. A database error there fails the stage as before (retried).
+    counted = asyncio.ensure_future(p.store.start_attempt(record.id))
+    counted.add_done_callback(lambda task: task.cancelled() or task.exception())
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
@@ -61,15 +66,21 @@ async def capture(
             snap, html = await p.capturer.shoot(record.url, locale=texts.locale)
         finally:
             page_done()
+            await asyncio.wait([counted])
+        counted.result()
         _check_size(p, snap)
         # Text first when the photo needs it: the caption's title may come from it, and
         # without a summary the photo's ＋#tag buttons are the user's tags in the text.
         if snap.title is None or await _has_tags(tags):
             snap, html = await p.capturer.read_text(snap, html), ""
+    except PyMongoError:
+        raise
     except CaptureError as exc:
+        counted.result()
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
         return False
     except Exception:
+        counted.result()
         log.exception("capture crashed")
         await failed(p, bot, record, "internal", "")
         return False
