@@ -1,15 +1,17 @@
-"""Shared by the capture-fidelity and archive tests: a capturer with small limits, pixels."""
+"""Shared by the capture tests: a capturer with small limits, pixels, a page's text held."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from bot.browser.binary import find_chromium
-from bot.browser.capture import Capturer
+from bot.browser.capture import Capturer, Snapshot
 from bot.browser.types import CaptureOptions
 from bot.guard.netguard import NetGuard
 
@@ -51,3 +53,21 @@ def share(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 30)
         if close(small.getpixel((x, y)), colour, tolerance)
     )
     return hits / (small.width * small.height)
+
+
+def hold_text_of(
+    capturer: Capturer, monkeypatch: pytest.MonkeyPatch, path: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the first text extraction of the page at `path` (after its photo) until the
+    second event is set; the first is set once it is held."""
+    reading, release = asyncio.Event(), asyncio.Event()
+    read_text = capturer.read_text
+
+    async def held(snap: Snapshot, html: str) -> Any:
+        if path in snap.url and not reading.is_set():
+            reading.set()
+            await release.wait()
+        return await read_text(snap, html)
+
+    monkeypatch.setattr(capturer, "read_text", held)
+    return reading, release

@@ -11,28 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.browser.capture import Capturer, Snapshot
+from bot.browser.capture import Capturer
 from bot.pipeline.worker import Worker
 from storage.models import Status
+from tests.capture_helpers import hold_text_of
 from tests.harness import BotHarness
-
-
-def hold_text_of(
-    capturer: Capturer, monkeypatch: pytest.MonkeyPatch, path: str
-) -> tuple[asyncio.Event, asyncio.Event]:
-    """Hold the first text extraction of the page at `path` (after its photo) until the
-    second event is set; the first is set once it is held."""
-    reading, release = asyncio.Event(), asyncio.Event()
-    read_text = capturer.read_text
-
-    async def held(snap: Snapshot, html: str) -> Any:
-        if path in snap.url and not reading.is_set():
-            reading.set()
-            await release.wait()
-        return await read_text(snap, html)
-
-    monkeypatch.setattr(capturer, "read_text", held)
-    return reading, release
 
 
 async def test_a_slot_captures_the_next_link_while_the_last_is_stored(

@@ -5,28 +5,19 @@ screenshot is stored; the main text is read after it, and only then is the link
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
-from bot.browser.capture import Capturer, Snapshot
+from bot.browser.capture import Capturer
 from storage.models import Status
+from tests.capture_helpers import hold_text_of
 from tests.harness import BotHarness
 
 
 async def test_the_photo_goes_out_before_the_text_is_read(
     bot: BotHarness, capturer: Capturer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reading = asyncio.Event()
-    release = asyncio.Event()
-    read_text = capturer.read_text
-
-    async def held(snap: Snapshot, html: str) -> Any:
-        reading.set()
-        await release.wait()
-        return await read_text(snap, html)
-
-    monkeypatch.setattr(capturer, "read_text", held)
+    reading, release = hold_text_of(capturer, monkeypatch, "/article/photofirst")
     message = bot.send(42, bot.pages.url("/article/photofirst"))
     # The photo arrives while the text may not be read yet (held until `release`).
     await bot.api.wait_for(lambda c: c.method == "sendPhoto" and c.ok, timeout=45)
@@ -48,16 +39,7 @@ async def test_a_photo_waits_a_moment_for_its_chat_rather_than_for_its_text(
     """Telegram holds the chat for 2 s (a 429 on the 👀): the capture stage waits that out
     and sends the photo itself, while the page's text is still unread (held here); it
     does not leave the photo to a delivery slot, which would send it only after the text."""
-    reading = asyncio.Event()
-    release = asyncio.Event()
-    read_text = capturer.read_text
-
-    async def held(snap: Snapshot, html: str) -> Any:
-        reading.set()
-        await release.wait()
-        return await read_text(snap, html)
-
-    monkeypatch.setattr(capturer, "read_text", held)
+    _, release = hold_text_of(capturer, monkeypatch, "/article/heldchat")
     bot.api.inject_retry_after(44, 2, methods={"setMessageReaction"})
     message = bot.send(44, bot.pages.url("/article/heldchat"))
     await bot.api.wait_for(lambda c: c.method == "sendPhoto" and c.ok, timeout=45)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,74 +48,79 @@ while True:
 """
 
 
+@pytest.fixture
+async def readers() -> AsyncIterator[Callable[..., TextReader]]:
+    """Makes text readers; each is closed (its child ended) after the test."""
+    made: list[TextReader] = []
+
+    def make(*args: Any, **kwargs: Any) -> TextReader:
+        made.append(TextReader(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for reader in made:
+        await reader.close()
+
+
 async def test_the_text_is_read_in_a_low_priority_child_without_the_bots_secrets(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, readers: Callable[..., TextReader]
 ) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:secret-token-of-the-bot")
-    reader = TextReader()
-    try:
-        found = await reader.read(ARTICLE, "https://example.org/wall")
-        assert found is not None and found.text and "Great Wall" in found.text
-        assert found.lang == "zh" or found.title == "长城"
-        pid = reader.pid
-        assert pid is not None and pid != os.getpid()
-        assert os.getpriority(os.PRIO_PROCESS, pid) == NICE == 19
-        environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
-        assert b"secret-token-of-the-bot" not in environ
-        assert b"TELEGRAM_BOT_TOKEN" not in environ
-        # The same child reads the next page.
-        again = await reader.read(ARTICLE.replace("Great Wall", "Long Wall"), None)
-        assert again is not None and again.text and "Long Wall" in again.text
-        assert reader.started == 1 and reader.pid == pid
-    finally:
-        await reader.close()
+    reader = readers()
+    found = await reader.read(ARTICLE, "https://example.org/wall")
+    assert found is not None and found.text and "Great Wall" in found.text
+    assert found.lang == "zh" or found.title == "长城"
+    pid = reader.pid
+    assert pid is not None and pid != os.getpid()
+    assert os.getpriority(os.PRIO_PROCESS, pid) == NICE == 19
+    environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+    assert b"secret-token-of-the-bot" not in environ
+    assert b"TELEGRAM_BOT_TOKEN" not in environ
+    # The same child reads the next page.
+    again = await reader.read(ARTICLE.replace("Great Wall", "Long Wall"), None)
+    assert again is not None and again.text and "Long Wall" in again.text
+    assert reader.started == 1 and reader.pid == pid
+    await reader.close()
     assert reader.pid is None
 
 
-async def test_a_child_that_hangs_is_ended_and_the_page_keeps_no_text(tmp_path: Path) -> None:
-    reader = TextReader([sys.executable, "-c", ECHO, str(tmp_path)], timeout=0.5)
-    try:
-        assert await reader.read("<p>never answered</p>", None) is None
-        assert (tmp_path / "got-1").exists()
-        assert reader.pid is None  # ended, not left running
-        assert reader.started == 1
-    finally:
-        await reader.close()
+async def test_a_child_that_hangs_is_ended_and_the_page_keeps_no_text(
+    tmp_path: Path, readers: Callable[..., TextReader]
+) -> None:
+    reader = readers([sys.executable, "-c", ECHO, str(tmp_path)], timeout=0.5)
+    assert await reader.read("<p>never answered</p>", None) is None
+    assert (tmp_path / "got-1").exists()
+    assert reader.pid is None  # ended, not left running
+    assert reader.started == 1
 
 
 async def test_a_child_that_dies_costs_one_page_its_text_and_the_next_starts_anew(
-    tmp_path: Path,
+    tmp_path: Path, readers: Callable[..., TextReader]
 ) -> None:
     # The first child dies on its first page (as if killed); the second is the real one.
     flag = tmp_path / "died-once"
     script = (
         f'if [ -e "{flag}" ]; then exec "$@"; fi; touch "{flag}"; head -c 4 > /dev/null; exit 9'
     )
-    reader = TextReader(["sh", "-c", script, "sh", *CHILD])
-    try:
-        assert await reader.read(ARTICLE, None) is None
-        found = await reader.read(ARTICLE, None)
-        assert found is not None and found.text and "Great Wall" in found.text
-        assert reader.started == 2
-    finally:
-        await reader.close()
+    reader = readers(["sh", "-c", script, "sh", *CHILD])
+    assert await reader.read(ARTICLE, None) is None
+    found = await reader.read(ARTICLE, None)
+    assert found is not None and found.text and "Great Wall" in found.text
+    assert reader.started == 2
 
 
 async def test_a_page_given_up_mid_read_does_not_hand_its_text_to_the_next(
-    tmp_path: Path,
+    tmp_path: Path, readers: Callable[..., TextReader]
 ) -> None:
-    reader = TextReader([sys.executable, "-c", ECHO, str(tmp_path)])
-    try:
-        first = asyncio.ensure_future(reader.read("text of the first page", None))
-        await until(lambda: (tmp_path / "got-1").exists(), within=30)
-        first.cancel()  # e.g. the bot stopping: the first page's answer is still to come
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        (tmp_path / "release").touch()
-        second = await reader.read("text of the second page", None)
-        assert second is not None and second.text == "text of the second page"
-    finally:
-        await reader.close()
+    reader = readers([sys.executable, "-c", ECHO, str(tmp_path)])
+    first = asyncio.ensure_future(reader.read("text of the first page", None))
+    await until(lambda: (tmp_path / "got-1").exists(), within=30)
+    first.cancel()  # e.g. the bot stopping: the first page's answer is still to come
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    (tmp_path / "release").touch()
+    second = await reader.read("text of the second page", None)
+    assert second is not None and second.text == "text of the second page"
 
 
 async def test_a_pages_scripts_styles_and_comments_stay_in_the_browser(
