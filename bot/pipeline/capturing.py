@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pymongo.errors import PyMongoError
 from telegram.ext import ExtBot
 
 from bot.browser.errors import CaptureError, FileTooLarge
@@ -58,32 +57,23 @@ async def capture(
     # under load tens of ms of the slot's time a link), and is written before anything of
     # the capture is. A database error there fails the stage as before (retried).
     counted = asyncio.ensure_future(p.store.start_attempt(record.id))
-    counted.add_done_callback(lambda task: task.cancelled() or task.exception())
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
-        try:
-            snap, html = await p.capturer.shoot(record.url, locale=texts.locale)
-        finally:
-            page_done()
-            await asyncio.wait([counted])
-        counted.result()
-        _check_size(p, snap)
-        # Text first when the photo needs it: the caption's title may come from it, and
-        # without a summary the photo's ＋#tag buttons are the user's tags in the text.
-        if snap.title is None or await _has_tags(tags):
-            snap, html = await p.capturer.read_text(snap, html), ""
-    except PyMongoError:
-        raise
+        snap, html = await _shoot(p, record, texts.locale, page_done, tags)
     except CaptureError as exc:
-        counted.result()
+        await counted
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
         return False
     except Exception:
-        counted.result()
+        await counted
         log.exception("capture crashed")
         await failed(p, bot, record, "internal", "")
         return False
+    except BaseException:  # cancelled (a stop): the attempt need not be counted
+        counted.cancel()
+        raise
+    await counted
     replaced = await _save_shot(p, record, snap)
     # The photo first, the page's text after it: what the user sees is stored, and the
     # link becomes `captured` (claimable for its summary) only once its text is.
@@ -104,6 +94,27 @@ async def capture(
     await _save(p, record, snap, replaced)
     p.live.stage(record.id, Status.CAPTURED)
     return True
+
+
+async def _shoot(
+    p: Pipeline,
+    record: LinkRecord,
+    locale: str,
+    page_done: Callable[[], None],
+    tags: asyncio.Task[list[str]] | None,
+) -> tuple[Snapshot, str]:
+    """The page's snapshot and HTML (HTML "" once its text is read). Text first when the
+    photo needs it: the caption's title may come from it, and without a summary the
+    photo's ＋#tag buttons are the user's tags in the text."""
+    assert p.capturer is not None
+    try:
+        snap, html = await p.capturer.shoot(record.url, locale=locale)
+    finally:
+        page_done()
+    _check_size(p, snap)
+    if snap.title is None or await _has_tags(tags):
+        return await p.capturer.read_text(snap, html), ""
+    return snap, html
 
 
 async def _has_tags(tags: asyncio.Task[list[str]] | None) -> bool:
