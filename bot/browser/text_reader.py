@@ -28,10 +28,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 TEXT_TIMEOUT = 60.0  # seconds for one page's text, however busy the machine
-CHILD = [sys.executable, "-I", str(Path(__file__).with_name("text_child.py"))]
+# -P: the script's own folder (bot/browser, with a types.py) must not shadow the stdlib.
+CHILD = [sys.executable, "-P", str(Path(__file__).with_name("text_child.py"))]
 _LENGTH = struct.Struct(">I")
-# All the child needs of the bot's environment: none of its secrets.
-_ENV_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
+# All the child needs of the bot's environment (where its packages are): none of its
+# secrets.
+_ENV_KEPT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
 
 
 @dataclass(frozen=True)
