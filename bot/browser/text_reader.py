@@ -3,7 +3,8 @@
 Reading a page's text takes 0.1-1 s of CPU (seconds on a big page). In a thread of the
 bot it held the interpreter's lock against the event loop that relays every request of
 the pages being opened (bot/guard/egress.py) and drives the browser: in a burst of 30
-real pages it doubled the time to each photo (docs/BENCHMARKS.md). In a child process
+real pages a photo came 5.1 s after its link (p50) instead of 1.3 s, the last at 14.8 s
+instead of 10.3 s (docs/BENCHMARKS.md). In a child process
 (bot/browser/text_child.py, niced) the pages render first and the text takes the CPU
 they leave.
 
