@@ -18,8 +18,15 @@ import sys
 from typing import Any, BinaryIO
 
 NICE = 19  # below the browser and the bot's own loop, which relays the pages' traffic
-FIELDS = ("text", "title", "description", "sitename", "language")
-_LENGTH = struct.Struct(">I")
+# What an answer holds (bot/browser/text_reader.py's PageText), from trafilatura's names.
+FIELDS = {
+    "text": "text",
+    "title": "title",
+    "description": "description",
+    "site_name": "sitename",
+    "lang": "language",
+}
+LENGTH = struct.Struct(">I")  # a frame's length, before its JSON (the reader's too)
 
 
 def extract(html: str, url: str | None) -> dict[str, Any]:
@@ -34,20 +41,24 @@ def extract(html: str, url: str | None) -> dict[str, Any]:
     if doc is None:
         return {}
     data = doc if isinstance(doc, dict) else doc.as_dict()
-    return {key: data.get(key) for key in FIELDS}
+    return {ours: data.get(theirs) for ours, theirs in FIELDS.items()}
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
+    head = stream.read(LENGTH.size)
+    if len(head) < LENGTH.size:
         return None
-    (length,) = _LENGTH.unpack(head)
+    (length,) = LENGTH.unpack(head)
     body = stream.read(length)
     return body if len(body) == length else None
 
 
+def frame(body: bytes) -> bytes:
+    return LENGTH.pack(len(body)) + body
+
+
 def write_frame(stream: BinaryIO, body: bytes) -> None:
-    stream.write(_LENGTH.pack(len(body)) + body)
+    stream.write(frame(body))
     stream.flush()
 
 

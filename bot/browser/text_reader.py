@@ -21,17 +21,17 @@ import contextlib
 import json
 import logging
 import os
-import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from bot.browser.text_child import FIELDS, LENGTH, frame
 
 log = logging.getLogger(__name__)
 
 TEXT_TIMEOUT = 60.0  # seconds for one page's text, however busy the machine
 # -P: the script's own folder (bot/browser, with a types.py) must not shadow the stdlib.
 CHILD = [sys.executable, "-P", str(Path(__file__).with_name("text_child.py"))]
-_LENGTH = struct.Struct(">I")
 # All the child needs of the bot's environment (where its packages are): none of its
 # secrets.
 _ENV_KEPT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
@@ -83,13 +83,7 @@ class TextReader:
         if "error" in answer:
             log.warning("text extraction failed for a page: %s", answer["error"])
             return None
-        return PageText(
-            text=_text(answer.get("text")),
-            title=_text(answer.get("title")),
-            description=_text(answer.get("description")),
-            site_name=_text(answer.get("sitename")),
-            lang=_text(answer.get("language")),
-        )
+        return PageText(**{field: _text(answer.get(field)) for field in FIELDS})
 
     async def close(self) -> None:
         """End the child once the page in it is read (a new one starts when needed)."""
@@ -127,9 +121,9 @@ async def _exchange(
 ) -> dict[str, object]:
     assert child.stdin is not None and child.stdout is not None
     body = json.dumps(request).encode()
-    child.stdin.write(_LENGTH.pack(len(body)) + body)
+    child.stdin.write(frame(body))
     await child.stdin.drain()
-    (length,) = _LENGTH.unpack(await child.stdout.readexactly(_LENGTH.size))
+    (length,) = LENGTH.unpack(await child.stdout.readexactly(LENGTH.size))
     answer = json.loads(await child.stdout.readexactly(length))
     if not isinstance(answer, dict):
         raise ValueError("the text reader answered out of turn")
