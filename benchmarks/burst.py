@@ -187,7 +187,7 @@ def instrument() -> Phases:
     phases.wrap(Capturer, "read_text", "text", lambda self, snap, html: snap.url)
     phases.wrap(capturing, "_save_shot", "store_shot", lambda p, record, snap: record.url)
     phases.wrap(capturing, "_save", "store_capture", lambda p, record, *a: record.url)
-    phases.wrap(capturing, "deliver_fresh", "photo", lambda p, bot, record, *a: record.url)
+    phases.wrap(capturing, "deliver_fresh", "photo", lambda p, bot, record, *a, **k: record.url)
     phases.wrap(worker, "summarize", "after_photo", lambda p, bot, record, *a: record.url)
     phases.wrap(worker, "finish", "reaction", lambda p, bot, record: record.url)
     phases.wrap(worker.Worker, "_capture", "capture_stage", lambda self, record, *a: record.url)

@@ -75,11 +75,16 @@ class Services:
     def summarizer(self) -> Summarizer | None:
         return self.pipeline.summarizer
 
-    def wake_workers(self) -> None:
-        """New work was recorded: a worker in this process claims it without waiting."""
+    def wake_workers(self, *, delivery: bool = True) -> None:
+        """New work was recorded: a worker in this process claims it without waiting.
+        `delivery`: a delivery slot looks too (a re-sent import's stored screenshot); not
+        for links only just recorded, whose capture slot sends or hands on the photo.
+        Each wake sets one more idle slot looking: a second for the same link costs the
+        database a claim query and a lost claim on the way to the page."""
         if self.worker is not None:
             self.worker.wake(Kind.CAPTURE)
-            self.worker.wake(Kind.DELIVERY)  # a re-sent import's stored screenshot
+            if delivery:
+                self.worker.wake(Kind.DELIVERY)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Track fire-and-forget work so it is neither collected nor lost at shutdown."""

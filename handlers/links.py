@@ -64,7 +64,8 @@ async def on_message(update: Update, context: Context) -> None:
     if recorded is None:
         await react(context.bot, message.chat_id, message.message_id, "🤷")
         return
-    services.wake_workers()
+    if any(created for _, created in recorded.links):
+        services.wake_workers(delivery=False)  # links saved before: after their answer
     await _explain_leftovers(message, parsed, texts)
     await _warn_if_paced(services, message, user.id, recorded.later, texts)
     await _answer_saved_before(services, context.bot, message, recorded, parsed)
@@ -84,7 +85,8 @@ async def _answer_saved_before(
         for record, created in recorded.links
         if not created
     ]
-    services.wake_workers()  # a re-capture may have been queued
+    if answered:
+        services.wake_workers()  # a re-capture may have been queued
     if answered and all(answered) and len(answered) == len(recorded.links):
         done = "👌" if not parsed.rejected else "🤷"
         await react(bot, message.chat_id, message.message_id, done)

@@ -4,9 +4,11 @@ worker took over, and a work entry that disagrees with its link."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterable
 from typing import Any
 
+from bot.pipeline.worker import Kind
 from storage.models import utcnow
 from tests.harness import BotHarness
 
@@ -67,6 +69,34 @@ async def test_an_idle_bot_asks_once_a_poll_for_each_kind_of_work(bot: BotHarnes
     assert asked.count("delivery") <= asked.count("capture") + 2, asked
     # Still found by the poll: a link recorded without a wake (as another process's is).
     services = bot.services
-    services.wake_workers = lambda: None  # type: ignore[method-assign]
+    services.wake_workers = lambda **_: None  # type: ignore[method-assign]
     sent = bot.send(91, bot.pages.url("/article/unannounced"))
     assert await bot.finished(sent) == "👌"
+
+
+async def test_a_new_link_sets_one_capture_slot_looking(bot: BotHarness) -> None:
+    """A message with a new link wakes one capture slot, once: each wake sets one more
+    idle slot querying, and two for the same link raced to claim it (one claim lost,
+    two more queries) on the way to every photo, ~15 ms of a 185 ms link → photo. A
+    link saved before also wakes a delivery slot (its stored screenshot may be owed)."""
+    worker = bot.services.worker
+    assert worker is not None
+    real = worker.wake
+    woken: list[str] = []
+
+    def wake(kind: Kind | None = None) -> None:
+        if sys._getframe(1).f_code.co_name == "wake_workers":  # the handler's, not a slot's
+            woken.append(kind.value if kind is not None else "any")
+        real(kind)
+
+    worker.wake = wake  # type: ignore[method-assign]
+    try:
+        sent = bot.send(95, bot.pages.url("/article/woken-once"))
+        assert await bot.finished(sent) == "👌"
+        assert woken == ["capture"]
+        woken.clear()
+        again = bot.send(95, bot.pages.url("/article/woken-once"))
+        assert await bot.finished(again) == "👌"
+        assert woken == ["capture", "delivery"]
+    finally:
+        worker.wake = real  # type: ignore[method-assign]

@@ -17,6 +17,7 @@ import asyncio
 import html
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from telegram.ext import ExtBot
@@ -36,6 +37,11 @@ Doc = dict[str, Any]
 
 def _nothing() -> None:
     pass
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def capture(
@@ -74,25 +80,44 @@ async def capture(
         counted.cancel()
         raise
     await counted
-    replaced = await _save_shot(p, record, snap)
-    # The photo first, the page's text after it: what the user sees is stored, and the
-    # link becomes `captured` (claimable for its summary) only once its text is.
-    # `reply_message_id` set: the photo went out before a restart cut this stage short.
-    sending = sending or asyncio.Semaphore(1)
-    if not record.reply_message_id and await photo_turn(p, record, sending):
-        try:
-            # Shielded: a stop lets the photo and its acknowledgement finish together.
-            await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags))
-        finally:
-            sending.release()
-        if record.status == Status.FAILED:  # Telegram refused the photo: the link ended
-            shot, original = record.screenshot, record.original
-            await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))
-            return True
+    _take_shot(record, snap)
+    # The bytes are stored while the photo goes out, and its acknowledgement waits for
+    # them (the 20-40 ms of two inserts were on every photo's path). The link becomes
+    # `captured` (claimable for its summary) only once its text is stored too.
+    stored = asyncio.ensure_future(_save_shot(p, record, snap))
+    stored.add_done_callback(_retrieved)  # a stop leaves it to finish for the photo's ack
+    sent = await _photo_now(p, bot, record, snap, tags, stored, sending)
+    replaced = await asyncio.shield(stored)
+    if sent and record.status == Status.FAILED:  # Telegram refused the photo: link ended
+        shot, original = record.screenshot, record.original
+        await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))
+        return True
     if html:
         snap = await p.capturer.read_text(snap, html)
     await _save(p, record, snap, replaced)
     p.live.stage(record.id, Status.CAPTURED)
+    return True
+
+
+async def _photo_now(
+    p: Pipeline,
+    bot: ExtBot[Any],
+    record: LinkRecord,
+    snap: Snapshot,
+    tags: asyncio.Task[list[str]] | None,
+    stored: asyncio.Future[Doc | None],
+    sending: asyncio.Semaphore | None,
+) -> bool:
+    """Send the photo from this stage when the chat's turn is free (True if it was tried).
+    `reply_message_id` set: the photo went out before a restart cut this stage short."""
+    sending = sending or asyncio.Semaphore(1)
+    if record.reply_message_id or not await photo_turn(p, record, sending):
+        return False
+    try:
+        # Shielded: a stop lets the photo and its acknowledgement finish together.
+        await asyncio.shield(deliver_fresh(p, bot, record, snap.image, tags, stored=stored))
+    finally:
+        sending.release()
     return True
 
 
@@ -135,16 +160,27 @@ def _check_size(p: Pipeline, snap: Snapshot) -> None:
         raise FileTooLarge(str(snap.kind), len(snap.original), limit)
 
 
-async def _save_shot(p: Pipeline, record: LinkRecord, snap: Snapshot) -> Doc | None:
-    """Store the screenshot's bytes (and a PDF's or image's file) before any photo shows
-    them: what the user sees is stored. Returns the files the link held until now (freed
-    once the capture is saved). It waits out a database outage."""
-    replaced = await p.durably(lambda: p.store.stored_files(record.id))
+def _take_shot(record: LinkRecord, snap: Snapshot) -> None:
+    """What the photo's caption and its photo-or-document choice read, before any bytes
+    are stored."""
     record.kind, record.partial = str(snap.kind), snap.partial
-    record.original = await p.durably(lambda: _keep_original(p, record, snap))
-    image_id = await p.durably(lambda: p.store.put_image(snap.image, f"{record.id}.jpg"))
-    record.screenshot = Screenshot(width=snap.width, height=snap.height, gridfs_id=image_id)
+    record.screenshot = Screenshot(width=snap.width, height=snap.height, size=len(snap.image))
     _take_fields(record, snap)
+
+
+async def _save_shot(p: Pipeline, record: LinkRecord, snap: Snapshot) -> Doc | None:
+    """Store the screenshot's bytes (and a PDF's or image's file); a photo's
+    acknowledgement waits for them, so a link whose photo is recorded as sent has them.
+    Returns the files the link held until now (freed once the capture is saved), read
+    before the acknowledgement writes the new screenshot. It waits out an outage."""
+    replaced, original, image_id = await asyncio.gather(
+        p.durably(lambda: p.store.stored_files(record.id)),
+        p.durably(lambda: _keep_original(p, record, snap)),
+        p.durably(lambda: p.store.put_image(snap.image, f"{record.id}.jpg")),
+    )
+    record.original = original
+    assert record.screenshot is not None  # _take_shot
+    record.screenshot = replace(record.screenshot, gridfs_id=image_id)
     return replaced
 
 

@@ -101,13 +101,16 @@ async def deliver_fresh(
     record: LinkRecord,
     image: bytes,
     tags: Awaitable[list[str]] | None = None,
+    *,
+    stored: Awaitable[object],
 ) -> None:
-    """The photo of a link just captured and stored, sent by the capture slot from the
-    bytes in hand: no second claim and no read back of the screenshot. `tags`: from
-    `tags_ahead`. One attempt only: a photo Telegram does not take at once (429, a
-    fault) stays owed to a delivery slot, and so does a PDF link's file, so a browser
-    page never waits on Telegram."""
-    await _send_and_ack(p, bot, record, image, tags=tags, once=True)
+    """The photo of a link just captured, sent by the capture slot from the bytes in
+    hand while `stored` stores them: no second claim and no read back of the
+    screenshot. Its acknowledgement waits for `stored`, so a photo recorded as sent has
+    its bytes kept. `tags`: from `tags_ahead`. One attempt only: a photo Telegram does
+    not take at once (429, a fault) stays owed to a delivery slot, and so does a PDF
+    link's file, so a browser page never waits on Telegram."""
+    await _send_and_ack(p, bot, record, image, tags=tags, once=True, stored=stored)
 
 
 async def _send_and_ack(
@@ -118,6 +121,7 @@ async def _send_and_ack(
     *,
     tags: Awaitable[list[str]] | None = None,
     once: bool = False,
+    stored: Awaitable[object] | None = None,
 ) -> Message | None:
     texts = texts_for(record.lang_code)
     shot = record.screenshot or Screenshot(width=0, height=0)
@@ -139,6 +143,8 @@ async def _send_and_ack(
             return None
         await _refused(p, bot, record, exc)
         return None
+    if stored is not None:
+        await asyncio.shield(stored)  # its gridfs id, and the files it replaces, read first
     shot = screenshot_of(message, record.screenshot, as_document)
     record.screenshot, record.reply_message_id = shot, message.message_id
     # Delivered: say so at once, and hold on to it through an outage (a lost
