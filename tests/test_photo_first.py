@@ -5,10 +5,13 @@ screenshot is stored; the main text is read after it, and only then is the link
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from bot.browser.capture import Capturer
+from bot.chat.replies import send_media
+from bot.pipeline import delivering
 from storage.models import Status
 from tests.capture_helpers import hold_text_of
 from tests.harness import BotHarness
@@ -49,3 +52,50 @@ async def test_a_photo_waits_a_moment_for_its_chat_rather_than_for_its_text(
     release.set()
     assert await bot.finished(message) == "👌"
     assert len(bot.photos_for(message)) == 1
+
+
+async def test_the_photo_goes_out_while_its_bytes_are_stored_and_keeps_them(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The screenshot's bytes are written while the photo is sent, not before it (two
+    inserts, 20-40 ms of every photo's path). The photo's acknowledgement waits for them:
+    a link recorded as answered has its bytes, and they are the photo the user got."""
+    store = bot.services.store  # the bot's own, not the harness's connection
+    put, update = store.put_image, store.update
+    writing, release, written, sent = (asyncio.Event() for _ in range(4))
+    acks: list[bool] = []  # for each acknowledgement: were the bytes written by then?
+
+    async def put_image(data: bytes, filename: str) -> Any:
+        writing.set()
+        await release.wait()
+        image_id = await put(data, filename)
+        written.set()
+        return image_id
+
+    async def store_update(link_id: Any, **fields: Any) -> None:
+        if fields.get("reply_message_id"):
+            acks.append(written.is_set())
+        await update(link_id, **fields)
+
+    async def send(*args: Any, **kwargs: Any) -> Any:
+        message = await send_media(*args, **kwargs)
+        sent.set()  # the caller goes on at once: an acknowledgement not waiting is next
+        return message
+
+    monkeypatch.setattr(store, "put_image", put_image)
+    monkeypatch.setattr(store, "update", store_update)
+    monkeypatch.setattr(delivering, "send_media", send)
+    message = bot.send(46, bot.pages.url("/article/storedbeside"))
+    async with asyncio.timeout(45):
+        await sent.wait()
+    assert writing.is_set() and not written.is_set()  # the photo did not wait for them
+    release.set()
+    assert await bot.finished(message) == "👌"
+    assert acks == [True]
+    (record,) = await bot.records(46)
+    loaded = await store.load(record.id)
+    assert loaded is not None and loaded.reply_message_id
+    assert loaded.screenshot is not None and loaded.screenshot.gridfs_id is not None
+    assert loaded.screenshot.file_id  # Telegram's id and our bytes, side by side
+    photo = bot.photos_for(message)[0]
+    assert await store.get_image(loaded.screenshot.gridfs_id) == photo.files["photo"]
