@@ -17,6 +17,7 @@ from bot.chat.ordering import InOrder
 from bot.chat.outbound import Outbound
 from bot.config import Settings
 from bot.pipeline.base import Pipeline
+from bot.pipeline.intake import Recorded
 from bot.pipeline.worker import Kind, Worker
 from bot.web_address import WebAddress
 from storage.repository import LinkStore
@@ -85,6 +86,15 @@ class Services:
             self.worker.wake(Kind.CAPTURE)
             if delivery:
                 self.worker.wake(Kind.DELIVERY)
+
+    def hand_or_wake(self, recorded: Recorded) -> None:
+        """A message's new links are recorded: its one new link goes straight to an idle
+        capture slot of this process (claimed by its id); otherwise a slot looks."""
+        if self.worker is None:
+            return
+        handable = recorded.handable()
+        if handable is None or not self.worker.hand(*handable):
+            self.wake_workers(delivery=False)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Track fire-and-forget work so it is neither collected nor lost at shutdown."""

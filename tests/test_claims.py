@@ -12,7 +12,7 @@ import pytest
 from bson import ObjectId
 
 from storage.models import utcnow
-from storage.queue.claims import WorkQueue, _marker
+from storage.queue.claims import Claim, WorkQueue, _marker
 from storage.repository import LinkStore
 from tests.conftest import INDEX_DIR
 
@@ -120,3 +120,26 @@ async def _unqueued(queue: WorkQueue) -> dict[str, Any]:
     doc: dict[str, Any] = {"_id": ObjectId(), "status": "pending", "owner_id": 77}
     await queue.work.insert_one(doc)
     return doc
+
+
+async def test_a_link_handed_to_a_slot_is_claimed_once_whoever_comes_first(
+    queue: WorkQueue,
+) -> None:
+    """A link the front hands to its own idle slot (claimed by id, no query) and another
+    worker's claim query race for the same first lease: exactly one runs it. Handed
+    first, the queried claim finds it leased; queried first, the handed claim loses."""
+
+    async def hand(link_id: Any) -> Claim | None:
+        return await queue.claim_queued(link_id, 1.0, "pending", "w1", LEASE)
+
+    first = (await _queued(queue))["_id"]
+    handed = await hand(first)
+    assert handed is not None and handed.link_id == first and handed.lease == 1
+    assert await queue.claim("w2", {"pending"}, LEASE) is None
+    second = (await _queued(queue))["_id"]
+    queried = await queue.claim("w2", {"pending"}, LEASE)
+    assert queried is not None and queried.link_id == second
+    assert await hand(second) is None
+    third = (await _queued(queue))["_id"]
+    together = await asyncio.gather(hand(third), queue.claim("w2", {"pending"}, LEASE))
+    assert [c.link_id for c in together if c is not None] == [third]

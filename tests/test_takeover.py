@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.pipeline.worker import Kind
-from storage.models import utcnow
+from storage.models import LinkRecord, utcnow
 from tests.harness import BotHarness
 
 
@@ -75,28 +75,35 @@ async def test_an_idle_bot_asks_once_a_poll_for_each_kind_of_work(bot: BotHarnes
 
 
 async def test_a_new_link_sets_one_capture_slot_looking(bot: BotHarness) -> None:
-    """A message with a new link wakes one capture slot, once: each wake sets one more
-    idle slot querying, and two for the same link raced to claim it (one claim lost,
-    two more queries) on the way to every photo, ~15 ms of a 185 ms link → photo. A
-    link saved before also wakes a delivery slot (its stored screenshot may be owed)."""
+    """A message with a new link sets one capture slot looking, once: handed to an idle
+    one (claimed by its id), or else one woken. Each wake sets one more idle slot
+    querying, and two for the same link raced to claim it (one claim lost, two more
+    queries) on the way to every photo, ~15 ms of a 185 ms link → photo. A link saved
+    before wakes a delivery slot too (its stored screenshot may be owed)."""
     worker = bot.services.worker
     assert worker is not None
-    real = worker.wake
+    wake, hand = worker.wake, worker.hand
     woken: list[str] = []
 
-    def wake(kind: Kind | None = None) -> None:
+    def waking(kind: Kind | None = None) -> None:
         if sys._getframe(1).f_code.co_name == "wake_workers":  # the handler's, not a slot's
             woken.append(kind.value if kind is not None else "any")
-        real(kind)
+        wake(kind)
 
-    worker.wake = wake  # type: ignore[method-assign]
+    def handing(record: LinkRecord, turn: float) -> bool:
+        handed = hand(record, turn)
+        woken.append("handed" if handed else "not handed")
+        return handed
+
+    worker.wake = waking  # type: ignore[method-assign]
+    worker.hand = handing  # type: ignore[method-assign]
     try:
         sent = bot.send(95, bot.pages.url("/article/woken-once"))
         assert await bot.finished(sent) == "👌"
-        assert woken == ["capture"]
+        assert woken == ["handed"]  # the bot was idle
         woken.clear()
         again = bot.send(95, bot.pages.url("/article/woken-once"))
         assert await bot.finished(again) == "👌"
         assert woken == ["capture", "delivery"]
     finally:
-        worker.wake = real  # type: ignore[method-assign]
+        worker.wake, worker.hand = wake, hand  # type: ignore[method-assign]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
@@ -47,6 +48,17 @@ class Recorded:
 
     links: list[tuple[LinkRecord, bool]]  # (record, created now)
     later: datetime | None  # past the user's pace: when the last of them may start
+    # Created links claimable now, with their turns: a capture slot of this process
+    # may claim one by its id (worker.Worker.hand).
+    turns: dict[ObjectId, float] = field(default_factory=dict)
+
+    def handable(self) -> tuple[LinkRecord, float] | None:
+        """The message's one new link, queued and claimable now, as recorded."""
+        if len(self.links) != 1:
+            return None  # several: their siblings are written after queueing
+        record, created = self.links[0]
+        turn = self.turns.get(record.id)
+        return (record, turn) if created and turn is not None else None
 
 
 async def screen(p: Pipeline, urls: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -76,6 +88,7 @@ async def record(
     for it (`on_wait` tells the user once)."""
     links: list[tuple[LinkRecord, bool]] = []
     later: datetime | None = None
+    turns: dict[ObjectId, float] = {}
     for url in urls:
         fresh = LinkRecord(
             owner_id=request.owner_id,
@@ -102,12 +115,14 @@ async def record(
             lambda r=stored: _ours_unqueued(p, r, request)  # type: ignore[misc]
         )
         if created:
-            start = await p.durably(
-                lambda r=stored: p.store.queue.enqueue(  # type: ignore[misc]
+            queued = await p.durably(
+                lambda r=stored: p.store.queue.queue(  # type: ignore[misc]
                     r.id, r.owner_id, per_minute=p.per_minute, prio=prio
                 )
             )
-            later = start or later
+            later = queued.later or later
+            if queued.later is None and prio == PRIO_BY_HAND:
+                turns[stored.id] = queued.turn
         else:  # answer where and to what the user sent it this time
             if (
                 stored.source_message_id is None
@@ -121,7 +136,7 @@ async def record(
     new = [r.id for r, created in links if created]
     if len(new) > 1:
         await p.durably(lambda: p.store.set_siblings(new))
-    return Recorded(links, later)
+    return Recorded(links, later, turns)
 
 
 async def _ours_unqueued(p: Pipeline, record: LinkRecord, request: LinkRequest) -> bool:

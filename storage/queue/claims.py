@@ -41,6 +41,12 @@ PRIO_IMPORTED = 1
 
 
 @dataclass(frozen=True)
+class Queued:
+    turn: float
+    later: datetime | None  # past its owner's pace: not claimable before this
+
+
+@dataclass(frozen=True)
 class Claim:
     link_id: ObjectId
     lease: int
@@ -72,10 +78,16 @@ class WorkQueue:
         """Give a newly recorded link (whose work entry exists) its fair turn and, past
         the owner's pace, the time it may start; returns that time if it is in the future.
         """
+        return (await self.queue(link_id, owner_id, per_minute=per_minute, prio=prio)).later
+
+    async def queue(
+        self, link_id: ObjectId, owner_id: int, *, per_minute: float, prio: int = PRIO_BY_HAND
+    ) -> Queued:
+        """`enqueue`, saying the turn too (what `claim_queued` needs)."""
         now = utcnow().timestamp()
         if prio != PRIO_BY_HAND:  # imports wait behind every hand-sent link, unpaced
             await self.work.update_one({"_id": link_id}, {"$set": {"turn": now, "prio": prio}})
-            return None
+            return Queued(now, None)
         # One at a time per owner in this process (a user's messages are handled
         # concurrently). Across processes it is not atomic, and need not be: two fronts
         # racing give one user two links on the same turn, which costs fairness little.
@@ -83,19 +95,28 @@ class WorkQueue:
             # `_id` as text: FerretDB v1 answers `_id` equality from an index only for
             # strings and ObjectIds (a number `_id` read the whole collection per link).
             key = str(owner_id)
-            doc = await self.owners.find_one({"_id": key}) or {}
-            turn = max(await self._head_turn(), float(doc.get("turn", 0.0))) + 1.0
+            found, head = await asyncio.gather(
+                self.owners.find_one({"_id": key}), self._head_turn()
+            )
+            doc = found or {}
+            turn = max(head, float(doc.get("turn", 0.0))) + 1.0
             pace = _gcra(now, float(doc.get("tat", 0.0)), per_minute)
+            later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
             # `at`: this owner's links are being queued by a live front (adopt_orphans).
-            await set_by_id(self.owners, key, {"turn": turn, "tat": pace.tat, "at": utcnow()})
-        fields: Doc = {"turn": turn, "prio": prio}
-        later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
+            owner = {"turn": turn, "tat": pace.tat, "at": utcnow()}
+            await asyncio.gather(
+                set_by_id(self.owners, key, owner), self._turn(link_id, turn, prio, later)
+            )
+        return Queued(turn, later)
+
+    async def _turn(
+        self, link_id: ObjectId, turn: float, prio: int, later: datetime | None
+    ) -> None:
         # The pace's hold first: the turn makes the link claimable, and a worker claiming
         # between the two writes would start it before its time.
         if later is not None:  # not claimable before its pace allows
             await set_by_id(self.leases, link_id, {"until": later})
-        await self.work.update_one({"_id": link_id}, {"$set": fields})
-        return later
+        await self.work.update_one({"_id": link_id}, {"$set": {"turn": turn, "prio": prio}})
 
     async def queued(self, link_id: ObjectId) -> bool:
         """False for a link whose work waits without a turn (recorded, never queued)."""
@@ -140,6 +161,19 @@ class WorkQueue:
             await set_by_id(self.leases, doc["_id"], fields)
             return Claim(doc["_id"], number, str(doc.get("status")))
         return None
+
+    async def claim_queued(
+        self, link_id: ObjectId, turn: float, status: str, worker: str, lease: float
+    ) -> Claim | None:
+        """A link this process has just queued (at `turn`, not held by its pace), claimed
+        by its id without a query for candidates: the first lease's marker, so a worker
+        that claimed it through `claim` meanwhile wins and this returns None."""
+        number = await self._mark({"_id": link_id, "turn": turn}, 1, worker, lease)
+        if number is None:
+            return None
+        fields = {"lease": number, "until": utcnow() + timedelta(seconds=lease), "worker": worker}
+        await set_by_id(self.leases, link_id, fields)
+        return Claim(link_id, number, status)
 
     async def _mark(self, doc: Doc, number: int, worker: str, lease: float) -> int | None:
         """Insert the claim marker for lease `number`; the number won, or None if another
