@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 from bot.chat.callbacks import AddTag, codec_for
 from bot.i18n import texts_for
 from bot.library.tagsuggest import (
+    KNOWN_TAGS_FOR,
+    KnownTags,
     from_page,
     near_twins,
     parse_model_tags,
@@ -237,3 +240,34 @@ async def test_summary_brings_suggestions_keeps_buttons_and_a_retag_made_meanwhi
     )
     want = f"{record.llm.model}: {record.llm.prompt_tokens + 50} prompt + {24 + 4} completion"
     assert want in stats.params["text"], stats.params["text"]
+
+
+async def test_a_burst_reads_a_users_tags_once_and_a_new_tag_shows_after_a_while(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Suggestions for a burst of links come from one read of the user's tags (each read
+    first brings the listing up to every write since the last); askers at the same time
+    share it, a failed read is not kept, and a tag added shows once KNOWN_TAGS_FOR has
+    passed (an injected clock), well inside the minute reads converge in."""
+    await _user_with_tags(bot, 43, {"javascript": 2})
+    reads: list[int] = []
+    real = bot.store.tag_counts
+
+    async def tag_counts(owner_id: int, limit: int) -> Any:
+        reads.append(owner_id)
+        if len(reads) == 1:
+            raise ConnectionError("the database went away")
+        return await real(owner_id, limit)
+
+    monkeypatch.setattr(bot.store, "tag_counts", tag_counts)
+    now = [1000.0]
+    known = KnownTags(clock=lambda: now[0])
+    with pytest.raises(ConnectionError):
+        await known.of(bot.store, 43)
+    got = await asyncio.gather(*(known.of(bot.store, 43) for _ in range(5)))
+    assert got == [["javascript"]] * 5 and reads == [43, 43]
+    await _user_with_tags(bot, 43, {"cooking": 3})
+    now[0] += KNOWN_TAGS_FOR - 1
+    assert await known.of(bot.store, 43) == ["javascript"] and len(reads) == 2
+    now[0] += 2
+    assert await known.of(bot.store, 43) == ["cooking", "javascript"] and len(reads) == 3

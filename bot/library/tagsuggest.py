@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Iterable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from telegram import InlineKeyboardMarkup
 
 from bot.chat.callbacks import codec_for, snapshot_keyboard
@@ -200,6 +202,33 @@ class Suggested:
 async def known_tags(store: LinkStore, owner_id: int) -> list[str]:
     """The user's tags, most used first: what suggestions are chosen from."""
     return [c.tag for c in await store.tag_counts(owner_id, limit=200)]
+
+
+# Seconds a user's tags, as suggestions are chosen from, are read again at most once.
+KNOWN_TAGS_FOR = 10.0
+
+
+class KnownTags:
+    """`known_tags`, read once per user every KNOWN_TAGS_FOR seconds (askers meanwhile
+    share the read). Each read brings the listing index up to the journal first, and in
+    a burst that was a third of each link's database commands (the entries written since
+    the last link, each link they name read back), for suggestions a tag used seconds
+    ago would rarely change. Well within the minute every read must converge in."""
+
+    def __init__(self, ttl: float = KNOWN_TAGS_FOR, clock: Callable[[], float] = time.monotonic):
+        self._reads: TTLCache[int, asyncio.Future[list[str]]] = TTLCache(10_000, ttl, timer=clock)
+
+    async def of(self, store: LinkStore, owner_id: int) -> list[str]:
+        read = self._reads.get(owner_id)
+        if read is None or (read.done() and (read.cancelled() or read.exception())):
+            read = self._reads[owner_id] = asyncio.ensure_future(known_tags(store, owner_id))
+            read.add_done_callback(_retrieved)
+        return list(await asyncio.shield(read))  # an asker given up leaves it to the others
+
+
+def _retrieved(read: asyncio.Future[list[str]]) -> None:
+    if not read.cancelled():
+        read.exception()  # a failed read is asked again by the next asker
 
 
 async def propose(

@@ -10,6 +10,7 @@ from cachetools import TTLCache
 
 from bot.chat.outbound import Outbound
 from bot.guard.netguard import NetGuard
+from bot.library.tagsuggest import KnownTags
 from bot.live import LiveEvents
 from bot.pipeline.durable import PATIENCE, durably
 from storage.repository import LinkStore
@@ -40,6 +41,8 @@ class Pipeline:
     )
     # What the stages tell the platform's pages as they go (bot/live.py).
     live: LiveEvents = field(default_factory=LiveEvents)
+    # The users' tags that ＋#tag suggestions are chosen from, read again every few seconds.
+    known_tags: KnownTags = field(default_factory=KnownTags)
 
     async def durably(
         self,

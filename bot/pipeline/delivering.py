@@ -24,7 +24,7 @@ from bot.chat.callbacks import codec_for, snapshot_keyboard
 from bot.chat.outbound import Send, is_passing
 from bot.chat.replies import photo_ok, reply, screenshot_of, send_media
 from bot.i18n import Texts, texts_for
-from bot.library.tagsuggest import known_tags, snapshot_markup
+from bot.library.tagsuggest import snapshot_markup
 from bot.pipeline.base import Pipeline
 from bot.pipeline.finish import finish
 from storage.models import LinkRecord, Screenshot, Status
@@ -85,7 +85,7 @@ def tags_ahead(p: Pipeline, record: LinkRecord) -> asyncio.Task[list[str]] | Non
     chosen from when no summary will bring them (read meanwhile, not after the shot)."""
     if p.summarizer is not None:
         return None
-    task = asyncio.ensure_future(known_tags(p.store, record.owner_id))
+    task = asyncio.ensure_future(p.known_tags.of(p.store, record.owner_id))
     task.add_done_callback(_retrieved)  # unused when the capture fails: no error then
     return task
 

@@ -62,7 +62,15 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
             editor.push(piece)
             p.live.summary(record.id, piece)  # the same text, to a page showing this link
             if tagging is None:  # the summary is under way: ask for tags beside it
-                tagging = asyncio.create_task(propose(p.store, p.summarizer, record, texts))
+                tagging = asyncio.create_task(
+                    propose(
+                        p.store,
+                        p.summarizer,
+                        record,
+                        texts,
+                        p.known_tags.of(p.store, record.owner_id),
+                    )
+                )
     except SummaryError as exc:
         reason = exc.reason
     except asyncio.CancelledError:
