@@ -472,9 +472,10 @@ class LinkStore:
 
     # -- reads -----------------------------------------------------------------------
 
-    async def load(self, link_id: ObjectId) -> LinkRecord | None:
-        """A link by id whoever owns it: for workers, never for a user's request."""
-        return await self._load(link_id)
+    async def load(self, link_id: ObjectId, *, with_text: bool = True) -> LinkRecord | None:
+        """A link by id whoever owns it: for workers, never for a user's request.
+        `with_text=False`: without its page text (one look-up less)."""
+        return await self._load(link_id, with_text=with_text)
 
     async def set_siblings(self, link_ids: list[ObjectId]) -> None:
         """Links recorded from one message know each other (for its closing reaction)."""

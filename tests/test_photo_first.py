@@ -99,3 +99,34 @@ async def test_the_photo_goes_out_while_its_bytes_are_stored_and_keeps_them(
     assert loaded.screenshot.file_id  # Telegram's id and our bytes, side by side
     photo = bot.photos_for(message)[0]
     assert await store.get_image(loaded.screenshot.gridfs_id) == photo.files["photo"]
+
+
+async def test_a_store_that_fails_after_the_photo_went_out_never_costs_a_second_photo(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing the bytes fails (not an outage, which is waited out) while the photo is
+    already on its way: the photo is still recorded as sent, so the capture tried again
+    after the failure keeps the user's one photo rather than sending another."""
+    store = bot.services.store
+    put, update = store.put_image, store.update
+    failed, acked = asyncio.Event(), asyncio.Event()
+
+    async def put_image(data: bytes, filename: str) -> Any:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("a write the database refused")
+        return await put(data, filename)
+
+    async def store_update(link_id: Any, **fields: Any) -> None:
+        await update(link_id, **fields)
+        if fields.get("reply_message_id"):
+            acked.set()
+
+    monkeypatch.setattr(store, "put_image", put_image)
+    monkeypatch.setattr(store, "update", store_update)
+    message = bot.send(47, bot.pages.url("/article/storefails"))
+    async with asyncio.timeout(45):
+        await acked.wait()  # recorded as sent although its bytes were not stored
+    assert failed.is_set()
+    (record,) = await bot.records(47)
+    assert record.reply_message_id and len(bot.photos_for(message)) == 1

@@ -4,11 +4,13 @@ A PDF or image link keeps the file itself too (its bytes beside the screenshots,
 at DOCUMENT_MAX_MB by the capture), and a PDF's text is the link's text: the summary and
 /find read it. A page still loading when the capture budget ran out is kept as drawn,
 marked partial. A capture that cannot produce a snapshot ends the link as failed, and
-the user is told why in their language. Once its screenshot is stored, its photo is sent
-from here when the chat's turn comes within moments (delivering.photo_turn; otherwise a
-delivery slot sends it); only then is the page's main text read (0.1-1 s of CPU on a real page)
-and the capture saved with it, status captured: the photo does not wait for the text,
-and the summary never starts without it.
+the user is told why in their language. Once the page is shot, its photo is sent from
+here when the chat's turn comes within moments (delivering.photo_turn; otherwise a
+delivery slot sends it from the stored bytes) while its bytes are stored, and the photo is
+recorded as sent once they are (or their store failed: a retry never sends it twice);
+only then is the page's main text read (0.1-1 s of CPU on a real page) and the capture
+saved with it, status captured: the photo does not wait for the text, and the summary
+never starts without it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ process died: the Bot API has no idempotency key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -144,7 +145,11 @@ async def _send_and_ack(
         await _refused(p, bot, record, exc)
         return None
     if stored is not None:
-        await asyncio.shield(stored)  # its gridfs id, and the files it replaces, read first
+        # Its gridfs id, and the files it replaces read first. A store that failed (the
+        # capture stage raises it, and is tried again) still lets the photo be recorded
+        # as sent: the retry must not send a second one.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(stored)
     shot = screenshot_of(message, record.screenshot, as_document)
     record.screenshot, record.reply_message_id = shot, message.message_id
     # Delivered: say so at once, and hold on to it through an outage (a lost

@@ -18,7 +18,7 @@ from storage.models import UNFINISHED, LinkRecord, Status
 async def finish(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> None:
     if record.source_message_id is None:
         return
-    current = await p.store.load(record.id)
+    current = await p.store.load(record.id, with_text=False)  # its status is what counts
     if current is None:
         return
     links = [current, *await p.store.siblings_of(current)]
