@@ -5,7 +5,9 @@ claim `pending`/`capturing` links, and send the photo themselves when the chat's
 free; delivery slots claim links whose photo or summary is owed. A capture slot claims
 its next link as soon as its page is shot: the rest of that stage (storing, the photo,
 the text, the reaction) goes on as a tail, under the same renewed lease, beside the next
-capture (at most as many tails at once as capture slots). A claim is a lease
+capture (at most TAILS_PER_SLOT tails a slot). A message's one new link is handed
+straight to an idle capture slot of the process that recorded it (`hand`), which claims
+it by its id and starts from the record in hand. A claim is a lease
 (storage/queue/claims.py) renewed while the stage runs; a worker that dies stops renewing, and
 any worker takes the stage over once the lease has run out. Restart resume and summary
 retries are this same loop: nothing else sweeps. A slot that dies of an unexpected error
@@ -96,6 +98,17 @@ class _Slot:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     idle: bool = False
     handed: _Handed | None = None  # a link this process just queued, for this slot
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A stage claimed: its lease, what runs it, the states it runs in, and the link as
+    recorded when it was handed over (None: loaded first)."""
+
+    claim: Claim
+    stage: Stage
+    states: frozenset[str]
+    record: LinkRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -234,16 +247,7 @@ class Worker:
             # Cleared just before looking: a wake during the query makes it look again.
             slot.wake.clear()
             handed, slot.handed = slot.handed, None
-            try:
-                if handed is not None:
-                    claim = await self._claim_handed(handed)
-                else:
-                    claim = await self.p.store.queue.claim(
-                        self.name, states, LEASE, hand_only=slot.hand_only
-                    )
-            except PyMongoError as exc:
-                log.warning("claiming work failed (%s); trying again", type(exc).__name__)
-                claim = None
+            claim = await self._look(slot, states, handed)
             if claim is None:
                 if handed is not None:
                     continue  # taken by another worker first: look at the queue as usual
@@ -261,7 +265,25 @@ class Worker:
                 held.claim = claim
                 continue
             record = handed.record if handed is not None else None
-            await self._run_or_leave(slot, claim, stage, states, record)
+            await self._run_or_leave(slot, _Job(claim, stage, states, record))
+
+    async def _look(
+        self, slot: _Slot, states: frozenset[str], handed: _Handed | None
+    ) -> Claim | None:
+        """The link handed to this slot, claimed by its id, or else the most deserving
+        claimable stage; None when there is none (or the database is away)."""
+        try:
+            if handed is not None:
+                record = handed.record
+                return await self.p.store.queue.claim_queued(
+                    record.id, handed.turn, str(record.status), self.name, LEASE
+                )
+            return await self.p.store.queue.claim(
+                self.name, states, LEASE, hand_only=slot.hand_only
+            )
+        except PyMongoError as exc:
+            log.warning("claiming work failed (%s); trying again", type(exc).__name__)
+            return None
 
     def hand(self, record: LinkRecord, turn: float) -> bool:
         """A link this process has just recorded and queued (claimable now, at `turn`):
@@ -276,27 +298,11 @@ class Worker:
         slot.wake.set()
         return True
 
-    async def _claim_handed(self, handed: _Handed) -> Claim | None:
-        record = handed.record
-        return await self.p.store.queue.claim_queued(
-            record.id, handed.turn, str(record.status), self.name, LEASE
-        )
-
-    async def _run_or_leave(
-        self,
-        slot: _Slot,
-        claim: Claim,
-        stage: Stage,
-        states: frozenset[str],
-        record: LinkRecord | None = None,
-    ) -> None:
-        """Run the stage (on `record` if given, else on the claimed link as loaded); a
-        capture slot returns once its page is shot and there is room for one more tail,
-        leaving the rest of the stage running under its lease."""
+    async def _run_or_leave(self, slot: _Slot, job: _Job) -> None:
+        """Run the stage; a capture slot returns once its page is shot and there is room
+        for one more tail, leaving the rest of the stage running under its lease."""
         released = asyncio.Event()
-        run = asyncio.create_task(
-            self._run_and_wake(slot.kind, claim, stage, states, released, record)
-        )
+        run = asyncio.create_task(self._run_and_wake(slot.kind, job, released))
         self._running.add(run)
         run.add_done_callback(self._running.discard)
         try:
@@ -315,32 +321,18 @@ class Worker:
             await asyncio.gather(run, return_exceptions=True)
             raise
 
-    async def _run_and_wake(
-        self,
-        kind: Kind,
-        claim: Claim,
-        stage: Stage,
-        states: frozenset[str],
-        released: asyncio.Event,
-        record: LinkRecord | None,
-    ) -> None:
+    async def _run_and_wake(self, kind: Kind, job: _Job, released: asyncio.Event) -> None:
         try:
-            await self._run(claim, stage, states, released.set, record)
+            await self._run(job, released.set)
         finally:
             released.set()
         if kind is Kind.CAPTURE:
             self.wake(Kind.DELIVERY)  # the link's delivery (or summary) is claimable now
 
-    async def _run(
-        self,
-        claim: Claim,
-        stage: Stage,
-        states: frozenset[str],
-        released: Released,
-        record: LinkRecord | None,
-    ) -> None:
+    async def _run(self, job: _Job, released: Released) -> None:
+        claim = job.claim
         held = self._held[claim.link_id] = _Held(claim)
-        work = asyncio.create_task(self._load_and_run(claim, stage, states, released, record))
+        work = asyncio.create_task(self._load_and_run(job, released))
         finished = asyncio.Event()
         renewer = asyncio.create_task(self._renew(held, work, finished))
         not_before: datetime | None = None
@@ -370,14 +362,8 @@ class Worker:
                 release = self.p.store.queue.release(held.claim, not_before=not_before)
                 await asyncio.shield(release)
 
-    async def _load_and_run(
-        self,
-        claim: Claim,
-        stage: Stage,
-        states: frozenset[str],
-        released: Released,
-        record: LinkRecord | None,
-    ) -> datetime | None:
+    async def _load_and_run(self, job: _Job, released: Released) -> datetime | None:
+        claim, record = job.claim, job.record
         if record is None:
             record = await self.p.durably(lambda: self.p.store.load(claim.link_id))
         if record is None:
@@ -387,10 +373,10 @@ class Worker:
             if await self.p.durably(lambda: store.work_without_link(claim.link_id, grace)):
                 return None
             return utcnow() + timedelta(seconds=self.gone_grace)
-        if str(record.status) not in states:
+        if str(record.status) not in job.states:
             await self._reconcile(record)
             return None
-        return await stage(record, released)
+        return await job.stage(record, released)
 
     async def _reconcile(self, record: LinkRecord) -> None:
         """The work entry named another stage than its link. A write the database lost

@@ -5,7 +5,9 @@ repository.py). A worker claims it by inserting `claims/{link id}:{n}` for the n
 lease number n (and queueing): the unique `_id` makes exactly one insert win, on MongoDB as on FerretDB
 v1 (whose updates are read-then-write, so a conditional update would not be a safe
 claim). The winner writes `lease = n` and `until` into the link's `leases` document and
-renews it while it works; when `until` has passed, any worker may claim n + 1.
+renews it while it works; when `until` has passed, any worker may claim n + 1. A link
+just queued may be claimed by its id (`claim_queued`, the process that recorded it
+handing it to an idle slot): the same first marker, so still exactly one winner.
 
 Fairness is start-time fair queueing: a link's `turn` is `max(the turn at the head of
 the queue, its owner's last turn) + 1`. A user with 500 queued links holds turns
