@@ -95,6 +95,11 @@ def make_network() -> None:
     """Loopback up, a veth pair (both ends here), a default route, a resolver on 127.0.0.2."""
     _run("ip", "link", "set", "lo", "up")
     _run("ip", "link", "add", "lsnap0", "type", "veth", "peer", "name", "lsnap1")
+    for end in ("lsnap0", "lsnap1"):
+        # No IPv6 link-local address: its duplicate check ends a second or two after the
+        # link comes up, and Chromium took that address change for a new network, failing
+        # the page being opened then (net::ERR_NETWORK_CHANGED, once in a fresh clone).
+        _run("ip", "link", "set", "dev", end, "addrgenmode", "none")
     _run("ip", "addr", "add", "198.18.0.1/24", "dev", "lsnap0")
     _run("ip", "addr", "add", "198.18.0.2/24", "dev", "lsnap1")
     _run("ip", "link", "set", "lsnap0", "up")

@@ -129,8 +129,8 @@ async def test_a_link_handed_to_a_slot_is_claimed_once_whoever_comes_first(
     worker's claim query race for the same first lease: exactly one runs it. Handed
     first, the queried claim finds it leased; queried first, the handed claim loses."""
 
-    async def hand(link_id: Any) -> Claim | None:
-        return await queue.claim_queued(link_id, 1.0, "pending", "w1", LEASE)
+    async def hand(link_id: Any, turn: float = 1.0) -> Claim | None:
+        return await queue.claim_queued(link_id, turn, "pending", "w1", LEASE)
 
     first = (await _queued(queue))["_id"]
     handed = await hand(first)
@@ -143,3 +143,11 @@ async def test_a_link_handed_to_a_slot_is_claimed_once_whoever_comes_first(
     third = (await _queued(queue))["_id"]
     together = await asyncio.gather(hand(third), queue.claim("w2", {"pending"}, LEASE))
     assert [c.link_id for c in together if c is not None] == [third]
+    # Queued again since (a retried queueing gave it another turn) or leased meanwhile
+    # by another process: the hand-off stands aside and the queue's claim decides.
+    fourth = (await _queued(queue))["_id"]
+    assert await hand(fourth, turn=0.5) is None
+    await queue.leases.insert_one({"_id": fourth, "lease": 1, "until": utcnow() - timedelta(1)})
+    assert await hand(fourth) is None
+    retaken = await queue.claim("w2", {"pending"}, LEASE)
+    assert retaken is not None and retaken.link_id == fourth and retaken.lease == 2

@@ -86,10 +86,16 @@ async def capture(
     # The bytes are stored while the photo goes out, and its acknowledgement waits for
     # them (the 20-40 ms of two inserts were on every photo's path). The link becomes
     # `captured` (claimable for its summary) only once its text is stored too.
+    # A PDF's or image's own file (up to DOCUMENT_MAX_MB) is stored beside, not awaited
+    # by the photo's acknowledgement: the longer that waits, the longer a kill can cost
+    # a second photo.
     stored = asyncio.ensure_future(_save_shot(p, record, snap))
-    stored.add_done_callback(_retrieved)  # a stop leaves it to finish for the photo's ack
+    kept = asyncio.ensure_future(p.durably(lambda: _keep_original(p, record, snap)))
+    for task in (stored, kept):
+        task.add_done_callback(_retrieved)  # a stop leaves them to finish for the ack
     sent = await _photo_now(p, bot, record, snap, tags, stored, sending)
     replaced = await asyncio.shield(stored)
+    record.original = await asyncio.shield(kept)
     if sent and record.status == Status.FAILED:  # Telegram refused the photo: link ended
         shot, original = record.screenshot, record.original
         await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))
@@ -171,16 +177,14 @@ def _take_shot(record: LinkRecord, snap: Snapshot) -> None:
 
 
 async def _save_shot(p: Pipeline, record: LinkRecord, snap: Snapshot) -> Doc | None:
-    """Store the screenshot's bytes (and a PDF's or image's file); a photo's
-    acknowledgement waits for them, so a link whose photo is recorded as sent has them.
-    Returns the files the link held until now (freed once the capture is saved), read
-    before the acknowledgement writes the new screenshot. It waits out an outage."""
-    replaced, original, image_id = await asyncio.gather(
+    """Store the screenshot's bytes; a photo's acknowledgement waits for them, so a link
+    whose photo is recorded as sent has them. Returns the files the link held until now
+    (freed once the capture is saved), read before the acknowledgement writes the new
+    screenshot. It waits out an outage."""
+    replaced, image_id = await asyncio.gather(
         p.durably(lambda: p.store.stored_files(record.id)),
-        p.durably(lambda: _keep_original(p, record, snap)),
         p.durably(lambda: p.store.put_image(snap.image, f"{record.id}.jpg")),
     )
-    record.original = original
     assert record.screenshot is not None  # _take_shot
     record.screenshot = replace(record.screenshot, gridfs_id=image_id)
     return replaced

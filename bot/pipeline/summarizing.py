@@ -21,7 +21,7 @@ from telegram.ext import ExtBot
 from bot.chat import render
 from bot.chat.callbacks import codec_for, snapshot_keyboard
 from bot.chat.streaming import StreamLayout, SummaryEditor
-from bot.i18n import texts_for
+from bot.i18n import Texts, texts_for
 from bot.library.tagsuggest import Suggested, propose
 from bot.pipeline.base import Pipeline
 from bot.summarize import PageText, SummaryError
@@ -62,15 +62,7 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
             editor.push(piece)
             p.live.summary(record.id, piece)  # the same text, to a page showing this link
             if tagging is None:  # the summary is under way: ask for tags beside it
-                tagging = asyncio.create_task(
-                    propose(
-                        p.store,
-                        p.summarizer,
-                        record,
-                        texts,
-                        p.known_tags.of(p.store, record.owner_id),
-                    )
-                )
+                tagging = asyncio.create_task(_propose(p, record, texts))
     except SummaryError as exc:
         reason = exc.reason
     except asyncio.CancelledError:
@@ -115,6 +107,15 @@ async def summarize(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, message_i
     await p.store.update(record.id, **fields)
     p.live.stage(record.id, Status.DONE)
     return True
+
+
+async def _propose(p: Pipeline, record: LinkRecord, texts: Texts) -> Suggested:
+    """Tags for the buttons, from the user's tags as read lately (created in the task, so
+    a task cancelled before it starts leaves no read half made)."""
+    assert p.summarizer is not None
+    return await propose(
+        p.store, p.summarizer, record, texts, p.known_tags.of(p.store, record.owner_id)
+    )
 
 
 async def _tags(task: asyncio.Task[Suggested] | None) -> Suggested:

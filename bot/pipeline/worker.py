@@ -290,7 +290,9 @@ class Worker:
         an idle capture slot claims it by its id and starts from the record in hand,
         without the query for candidates and the load (~15 ms of a lone link's way to
         its photo). False when no capture slot is idle: it waits its turn in the queue.
-        An idle slot means its last look found nothing claimable, so nobody is passed."""
+        An idle slot's last look found nothing claimable; what became claimable since
+        without a wake (a pace run out, a lapsed lease, another process's link) waits at
+        most for this one link, as it would for the idle poll."""
         slot = next((s for s in self._slots if s.kind is Kind.CAPTURE and s.idle), None)
         if slot is None:
             return False

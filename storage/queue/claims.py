@@ -106,9 +106,15 @@ class WorkQueue:
             later = datetime.fromtimestamp(pace.start, UTC) if pace.start > now else None
             # `at`: this owner's links are being queued by a live front (adopt_orphans).
             owner = {"turn": turn, "tat": pace.tat, "at": utcnow()}
-            await asyncio.gather(
-                set_by_id(self.owners, key, owner), self._turn(link_id, turn, prio, later)
+            # Both end before a retry starts (no write of this attempt lands after it).
+            done = await asyncio.gather(
+                set_by_id(self.owners, key, owner),
+                self._turn(link_id, turn, prio, later),
+                return_exceptions=True,
             )
+            for outcome in done:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         return Queued(turn, later)
 
     async def _turn(
@@ -168,8 +174,19 @@ class WorkQueue:
         self, link_id: ObjectId, turn: float, status: str, worker: str, lease: float
     ) -> Claim | None:
         """A link this process has just queued (at `turn`, not held by its pace), claimed
-        by its id without a query for candidates: the first lease's marker, so a worker
-        that claimed it through `claim` meanwhile wins and this returns None."""
+        by its id without a query for candidates: None unless it still has that turn and
+        no lease, then the first lease's marker, so a worker that claimed it through
+        `claim` meanwhile wins and this returns None."""
+        # As the link stands now: another process may have claimed it (or a retried
+        # queueing given it another turn) since, and markers of another turn never meet.
+        entry, held = await asyncio.gather(
+            self.work.find_one({"_id": link_id}, {"turn": 1, "status": 1}),
+            self.leases.find_one({"_id": link_id}),
+        )
+        if entry is None or entry.get("turn") != turn or entry.get("status") != status:
+            return None
+        if held is not None:
+            return None  # leased, or held by its pace: the queue's own claim decides
         number = await self._mark({"_id": link_id, "turn": turn}, 1, worker, lease)
         if number is None:
             return None
