@@ -88,9 +88,10 @@ class Services:
                 self.worker.wake(Kind.DELIVERY)
 
     def hand_or_wake(self, recorded: Recorded) -> None:
-        """A message's new links are recorded: its one new link goes straight to an idle
-        capture slot of this process (claimed by its id); otherwise a slot looks."""
-        if self.worker is None:
+        """A message's links are recorded: its one new link goes straight to an idle
+        capture slot of this process (claimed by its id); otherwise a slot looks. None
+        new: nothing (links saved before are woken for after their answer)."""
+        if self.worker is None or not any(created for _, created in recorded.links):
             return
         handable = recorded.handable()
         if handable is None or not self.worker.hand(*handable):

@@ -64,8 +64,7 @@ async def on_message(update: Update, context: Context) -> None:
     if recorded is None:
         await react(context.bot, message.chat_id, message.message_id, "🤷")
         return
-    if any(created for _, created in recorded.links):
-        services.hand_or_wake(recorded)  # links saved before: woken after their answer
+    services.hand_or_wake(recorded)
     await _explain_leftovers(message, parsed, texts)
     await _warn_if_paced(services, message, user.id, recorded.later, texts)
     await _answer_saved_before(services, context.bot, message, recorded, parsed)

@@ -21,6 +21,7 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 
+from bot.futures import retrieved
 from bot.guard.egress import EgressSession
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class SparePage:
         if self._closed or self._next is not None or not browser.is_connected():
             return
         self._next = asyncio.create_task(self._make(browser, locale))
-        self._next.add_done_callback(_seen)
+        # A spare that failed is only reported when taken.
+        self._next.add_done_callback(retrieved)
 
     async def close(self) -> None:
         self._closed = True
@@ -102,9 +104,3 @@ class SparePage:
             closing = asyncio.ensure_future(self._discard(task.result()))
             self._discarding.add(closing)
             closing.add_done_callback(self._discarding.discard)
-
-
-def _seen(task: asyncio.Task[Prepared]) -> None:
-    """A spare that failed is only reported when taken; keep asyncio from logging it."""
-    if not task.cancelled():
-        task.exception()

@@ -25,6 +25,7 @@ from cachetools import TTLCache
 from telegram import InlineKeyboardMarkup
 
 from bot.chat.callbacks import codec_for, snapshot_keyboard
+from bot.futures import retrieved
 from bot.i18n import Texts
 from bot.summarize import PageText, Summarizer
 from bot.tags import clean_tag
@@ -222,13 +223,8 @@ class KnownTags:
         read = self._reads.get(owner_id)
         if read is None or (read.done() and (read.cancelled() or read.exception())):
             read = self._reads[owner_id] = asyncio.ensure_future(known_tags(store, owner_id))
-            read.add_done_callback(_retrieved)
+            read.add_done_callback(retrieved)  # a failed read: the next asker reads again
         return list(await asyncio.shield(read))  # an asker given up leaves it to the others
-
-
-def _retrieved(read: asyncio.Future[list[str]]) -> None:
-    if not read.cancelled():
-        read.exception()  # a failed read is asked again by the next asker
 
 
 async def propose(

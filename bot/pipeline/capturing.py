@@ -28,6 +28,7 @@ from bot.browser.errors import CaptureError, FileTooLarge
 from bot.browser.types import Snapshot
 from bot.chat import render
 from bot.chat.replies import reply
+from bot.futures import retrieved
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.pipeline.delivering import deliver_fresh, photo_turn, tags_ahead
@@ -39,11 +40,6 @@ Doc = dict[str, Any]
 
 def _nothing() -> None:
     pass
-
-
-def _retrieved(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 async def capture(
@@ -92,7 +88,7 @@ async def capture(
     stored = asyncio.ensure_future(_save_shot(p, record, snap))
     kept = asyncio.ensure_future(p.durably(lambda: _keep_original(p, record, snap)))
     for task in (stored, kept):
-        task.add_done_callback(_retrieved)  # a stop leaves them to finish for the ack
+        task.add_done_callback(retrieved)  # a stop leaves them to finish for the ack
     sent = await _photo_now(p, bot, record, snap, tags, stored, sending)
     replaced = await asyncio.shield(stored)
     record.original = await asyncio.shield(kept)

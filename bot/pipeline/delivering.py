@@ -24,6 +24,7 @@ from bot.chat import render
 from bot.chat.callbacks import codec_for, snapshot_keyboard
 from bot.chat.outbound import Send, is_passing
 from bot.chat.replies import photo_ok, reply, screenshot_of, send_media
+from bot.futures import retrieved
 from bot.i18n import Texts, texts_for
 from bot.library.tagsuggest import snapshot_markup
 from bot.pipeline.base import Pipeline
@@ -87,13 +88,8 @@ def tags_ahead(p: Pipeline, record: LinkRecord) -> asyncio.Task[list[str]] | Non
     if p.summarizer is not None:
         return None
     task = asyncio.ensure_future(p.known_tags.of(p.store, record.owner_id))
-    task.add_done_callback(_retrieved)  # unused when the capture fails: no error then
+    task.add_done_callback(retrieved)  # unused when the capture fails: no error then
     return task
-
-
-def _retrieved(task: asyncio.Task[list[str]]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 async def deliver_fresh(

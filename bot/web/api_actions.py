@@ -88,8 +88,7 @@ async def add(request: web.Request) -> web.Response:
     )
     async with services.recording.of(uid):
         recorded = await intake.record(services.pipeline, request_, urls)
-    if any(created for _, created in recorded.links):
-        services.hand_or_wake(recorded)  # links saved before: woken after their answer
+    services.hand_or_wake(recorded)
     out = []
     for record, created in recorded.links:
         if not created:  # shown again in the chat as a re-sent link is

@@ -161,13 +161,7 @@ class WorkQueue:
             number = await self._mark(doc, int(current.get("lease") or 0) + 1, worker, lease)
             if number is None:
                 continue  # another worker took this one first
-            fields = {
-                "lease": number,
-                "until": utcnow() + timedelta(seconds=lease),
-                "worker": worker,
-            }
-            await set_by_id(self.leases, doc["_id"], fields)
-            return Claim(doc["_id"], number, str(doc.get("status")))
+            return await self._lease(doc["_id"], number, str(doc.get("status")), worker, lease)
         return None
 
     async def claim_queued(
@@ -190,6 +184,12 @@ class WorkQueue:
         number = await self._mark({"_id": link_id, "turn": turn}, 1, worker, lease)
         if number is None:
             return None
+        return await self._lease(link_id, number, status, worker, lease)
+
+    async def _lease(
+        self, link_id: ObjectId, number: int, status: str, worker: str, lease: float
+    ) -> Claim:
+        """The claim's winner writes its lease (only it writes the link's lease document)."""
         fields = {"lease": number, "until": utcnow() + timedelta(seconds=lease), "worker": worker}
         await set_by_id(self.leases, link_id, fields)
         return Claim(link_id, number, status)
