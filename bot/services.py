@@ -87,15 +87,31 @@ class Services:
             if delivery:
                 self.worker.wake(Kind.DELIVERY)
 
+    def shoot_ahead(self, urls: list[str], locale: str) -> None:
+        """A message's links are about to be recorded: a lone one's page is opened
+        meanwhile when a capture slot of this process is idle (bot/pipeline/ahead.py)."""
+        if self.worker is not None and len(urls) == 1:
+            self.worker.shoot_ahead(urls[0], locale)
+
     def hand_or_wake(self, recorded: Recorded) -> None:
         """A message's links are recorded: its one new link goes straight to an idle
-        capture slot of this process (claimed by its id); otherwise a slot looks. None
-        new: nothing (links saved before are woken for after their answer)."""
-        if self.worker is None or not any(created for _, created in recorded.links):
+        capture slot of this process (claimed by its id); otherwise a slot looks, and a
+        page opened ahead for a link not handed now is closed. None new: nothing (links
+        saved before are woken for after their answer)."""
+        if self.worker is None:
             return
         handable = recorded.handable()
+        if handable is None:
+            self.worker.let_go(recorded.asked)
+        if not any(created for _, created in recorded.links):
+            return
         if handable is None or not self.worker.hand(*handable):
             self.wake_workers(delivery=False)
+
+    def let_go(self, urls: list[str]) -> None:
+        """These links could not be recorded: pages opened ahead for them are closed."""
+        if self.worker is not None:
+            self.worker.let_go(urls)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Track fire-and-forget work so it is neither collected nor lost at shutdown."""

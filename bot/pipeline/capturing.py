@@ -30,6 +30,7 @@ from bot.chat import render
 from bot.chat.replies import reply
 from bot.futures import retrieved
 from bot.i18n import texts_for
+from bot.pipeline.ahead import Shot, ShotsAhead
 from bot.pipeline.base import Pipeline
 from bot.pipeline.delivering import deliver_fresh, photo_turn, tags_ahead
 from storage.models import LinkRecord, Screenshot, Status, StoredFile
@@ -49,12 +50,14 @@ async def capture(
     *,
     page_done: Callable[[], None] = _nothing,
     sending: asyncio.Semaphore | None = None,
+    ahead: ShotsAhead | None = None,
 ) -> bool:
     """True when the link was captured (and its delivery is now owed). `page_done` is called
     once the browser is done with the page (shot or failed): what follows needs no page,
     so the worker's slot may start its next capture meanwhile. `sending`, if given, is
     held while the photo is sent and acknowledged: a worker killed mid-burst has no more
-    photos in flight (sent twice after a take-over) than it has capture slots."""
+    photos in flight (sent twice after a take-over) than it has capture slots. `ahead`:
+    pages opened while their links were recorded; this link's shot is taken from there."""
     assert p.capturer is not None, "a capture worker needs a browser"
     texts = texts_for(record.lang_code)
     # The attempt is counted while the page opens, not before (a database write or two,
@@ -64,7 +67,8 @@ async def capture(
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
-        snap, html = await _shoot(p, record, texts.locale, page_done, tags)
+        begun = ahead.take(record.url, texts.locale) if ahead is not None else None
+        snap, html = await _shoot(p, record, texts.locale, page_done, tags, begun)
     except CaptureError as exc:
         await counted
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
@@ -131,13 +135,15 @@ async def _shoot(
     locale: str,
     page_done: Callable[[], None],
     tags: asyncio.Task[list[str]] | None,
+    begun: asyncio.Task[Shot] | None = None,
 ) -> tuple[Snapshot, str]:
-    """The page's snapshot and HTML (HTML "" once its text is read). Text first when the
-    photo needs it: the caption's title may come from it, and without a summary the
-    photo's ＋#tag buttons are the user's tags in the text."""
+    """The page's snapshot and HTML (HTML "" once its text is read), or those of `begun`,
+    begun while the link was recorded. Text first when the photo needs it: the caption's
+    title may come from it, and without a summary the photo's ＋#tag buttons are the
+    user's tags in the text."""
     assert p.capturer is not None
     try:
-        snap, html = await p.capturer.shoot(record.url, locale=locale)
+        snap, html = await (begun or p.capturer.shoot(record.url, locale=locale))
     finally:
         page_done()
     _check_size(p, snap)

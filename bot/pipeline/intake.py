@@ -51,6 +51,7 @@ class Recorded:
     # Created links claimable now, with their turns: a capture slot of this process
     # may claim one by its id (worker.Worker.hand).
     turns: dict[ObjectId, float] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)  # the URLs as screened, in order
 
     def handable(self) -> tuple[LinkRecord, float] | None:
         """The message's one new link, queued and claimable now, as recorded."""
@@ -136,7 +137,7 @@ async def record(
     new = [r.id for r, created in links if created]
     if len(new) > 1:
         await p.durably(lambda: p.store.set_siblings(new))
-    return Recorded(links, later, turns)
+    return Recorded(links, later, turns, urls)
 
 
 async def _ours_unqueued(p: Pipeline, record: LinkRecord, request: LinkRequest) -> bool:

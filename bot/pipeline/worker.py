@@ -34,6 +34,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 from telegram.ext import ExtBot
 
+from bot.pipeline.ahead import Shot, ShotsAhead
 from bot.pipeline.base import MAX_SUMMARY_ATTEMPTS, Pipeline
 from bot.pipeline.capturing import capture
 from bot.pipeline.delivering import deliver
@@ -140,6 +141,8 @@ class Worker:
         self._sending = asyncio.Semaphore(1)
         self.gone_grace = GONE_GRACE
         self.restarts = 0  # slots started again after an unexpected error
+        # Pages opened while a lone new link is recorded (bot/pipeline/ahead.py).
+        self.ahead = ShotsAhead(self._shoot) if p.capturer is not None else None
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._adopt()))
@@ -157,6 +160,24 @@ class Worker:
             self._tasks.append(asyncio.create_task(self._supervise(slot)))
         for kind in {slot.kind for slot in self._slots}:
             self._tasks.append(asyncio.create_task(self._poll(kind)))
+
+    def _shoot(self, url: str, locale: str) -> Awaitable[Shot]:
+        assert self.p.capturer is not None
+        return self.p.capturer.shoot(url, locale=locale)
+
+    def shoot_ahead(self, url: str, locale: str) -> bool:
+        """A lone link is about to be recorded: while a capture slot is idle (nothing is
+        waiting for the browser), its page is opened meanwhile, for the slot that claims it."""
+        if self.ahead is None or self.p.outbound.stopping.is_set():
+            return False
+        idle = sum(1 for s in self._slots if s.kind is Kind.CAPTURE and s.idle)
+        return self.ahead.start(url, locale, idle)
+
+    def let_go(self, urls: list[str]) -> None:
+        """Nobody here will claim these links now: their head starts end."""
+        if self.ahead is not None:
+            for url in urls:
+                self.ahead.drop(url)
 
     async def _poll(self, kind: Kind) -> None:
         """Each IDLE_POLL, one idle slot of `kind` looks for work that no wake announced
@@ -218,6 +239,8 @@ class Worker:
                 log.info("stopping: %d stage(s) left for the next start", len(late))
         self._tasks.clear()
         self._slots.clear()
+        if self.ahead is not None:
+            await self.ahead.close()
 
     async def _supervise(self, slot: _Slot) -> None:
         """Run the slot's claim loop; one that dies of an unexpected error is logged with
@@ -409,7 +432,10 @@ class Worker:
                 return
 
     async def _capture(self, record: LinkRecord, released: Released) -> datetime | None:
-        if not await capture(self.p, self.bot, record, page_done=released, sending=self._sending):
+        captured = await capture(
+            self.p, self.bot, record, page_done=released, sending=self._sending, ahead=self.ahead
+        )
+        if not captured:
             await finish(self.p, self.bot, record)
         elif record.reply_message_id and self.p.summarizer is None and record.kind != "pdf":
             # Its photo went out with the capture, and no summary (nor a PDF's file, left

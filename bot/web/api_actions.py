@@ -86,6 +86,7 @@ async def add(request: web.Request) -> web.Response:
         tags=parsed.tags,
         note=parsed.note,
     )
+    services.shoot_ahead(urls, viewer.texts.locale)
     async with services.recording.of(uid):
         recorded = await intake.record(services.pipeline, request_, urls)
     services.hand_or_wake(recorded)
