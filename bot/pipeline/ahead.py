@@ -44,8 +44,6 @@ class ShotsAhead:
         self._shoot = shoot
         self._keep = keep
         self._ahead: dict[str, Ahead] = {}
-        self.started = 0  # head starts begun so far
-        self.taken = 0  # of them, used by the stage that claimed their link
 
     def start(self, url: str, locale: str, room: int) -> bool:
         """Open `url` now, if fewer head starts are out than `room` (idle capture slots)
@@ -56,7 +54,6 @@ class ShotsAhead:
         shot.add_done_callback(retrieved)  # a failure is the taker's to report
         ahead = self._ahead[url] = Ahead(url, locale, shot)
         asyncio.get_running_loop().call_later(self._keep, self._expire, ahead)
-        self.started += 1
         return True
 
     def take(self, url: str, locale: str) -> asyncio.Task[Shot] | None:
@@ -68,7 +65,6 @@ class ShotsAhead:
         if ahead.locale != locale:
             ahead.shot.cancel()
             return None
-        self.taken += 1
         return ahead.shot
 
     def drop(self, url: str) -> None:
