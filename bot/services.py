@@ -16,6 +16,7 @@ from telegram.ext import CallbackContext, ExtBot
 from bot.chat.ordering import InOrder
 from bot.chat.outbound import Outbound
 from bot.config import Settings
+from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
 from bot.pipeline.intake import Recorded
 from bot.pipeline.worker import Kind, Worker
@@ -25,6 +26,7 @@ from storage.repository import LinkStore
 if TYPE_CHECKING:
     from bot.browser.capture import Capturer
     from bot.summarize import Summarizer
+    from storage.models import LinkRecord
 
 REFUSAL_EVERY = 600.0
 log = logging.getLogger(__name__)
@@ -87,31 +89,24 @@ class Services:
             if delivery:
                 self.worker.wake(Kind.DELIVERY)
 
-    def shoot_ahead(self, urls: list[str], locale: str) -> None:
-        """A message's links are about to be recorded: a lone one's page is opened
-        meanwhile when a capture slot of this process is idle (bot/pipeline/ahead.py)."""
-        if self.worker is not None and len(urls) == 1:
-            self.worker.shoot_ahead(urls[0], locale)
+    def shoot_ahead(self, record: LinkRecord) -> None:
+        """A message's lone link is written, not yet queued: its page is opened meanwhile
+        when a capture slot of this process is idle (bot/pipeline/ahead.py)."""
+        if self.worker is not None:
+            self.worker.shoot_ahead(record.url, texts_for(record.lang_code).locale)
 
     def hand_or_wake(self, recorded: Recorded) -> None:
         """A message's links are recorded: its one new link goes straight to an idle
         capture slot of this process (claimed by its id); otherwise a slot looks, and a
         page opened ahead for a link not handed now is closed. None new: nothing (links
         saved before are woken for after their answer)."""
-        if self.worker is None:
+        if self.worker is None or not any(created for _, created in recorded.links):
             return
         handable = recorded.handable()
         if handable is None:
-            self.worker.let_go(recorded.asked)
-        if not any(created for _, created in recorded.links):
-            return
+            self.worker.let_go([record.url for record, _ in recorded.links])
         if handable is None or not self.worker.hand(*handable):
             self.wake_workers(delivery=False)
-
-    def let_go(self, urls: list[str]) -> None:
-        """These links could not be recorded: pages opened ahead for them are closed."""
-        if self.worker is not None:
-            self.worker.let_go(urls)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Track fire-and-forget work so it is neither collected nor lost at shutdown."""

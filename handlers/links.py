@@ -113,16 +113,16 @@ async def _record(
     )
     urls, refused = await intake.screen(services.pipeline, parsed.urls)
     parsed.rejected.extend(Rejected(url, reason) for url, reason in refused)
-    services.shoot_ahead(urls, texts.locale)  # a lone link's page opens while it is written
 
     async def told() -> None:
         await message.reply_text(texts.db_down_wait)
 
     try:
-        return await intake.record(services.pipeline, request, urls, on_wait=told)
+        return await intake.record(
+            services.pipeline, request, urls, on_wait=told, on_new=services.shoot_ahead
+        )
     except PyMongoError:
         log.exception("database unavailable while recording links")
-        services.let_go(urls)
         await message.reply_text(texts.db_down)
         return None
 

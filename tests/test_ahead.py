@@ -1,6 +1,7 @@
-"""A lone link's page is opened while the link is being written (issue 19): the writes
-that record and queue it (15-50 ms) no longer stand before the browser's work. The photo
-comes from that one visit; a head start nobody takes is let go."""
+"""A lone link's page is opened once the link is written, while it is queued (issue 19):
+the writes that queue it and its claim (15-50 ms) no longer stand before the browser's
+work. The photo comes from that one visit; a head start nobody takes is let go; a link
+saved before, or sent while the database is away, opens nothing."""
 
 from __future__ import annotations
 
@@ -10,35 +11,40 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bot.pipeline.ahead import ShotsAhead
-from storage.models import LinkRecord
+from storage.queue.claims import Queued
 from tests.harness import BotHarness
 
 
 @asynccontextmanager
-async def recording_held(bot: BotHarness) -> AsyncIterator[None]:
-    """Every link's first write waits until the block ends."""
-    store = bot.services.pipeline.store
-    real = store.add_pending
-    written = asyncio.Event()
+async def queueing_held(bot: BotHarness) -> AsyncIterator[None]:
+    """Every new link is written, and its queueing waits until the block ends."""
+    queue = bot.services.pipeline.store.queue
+    real = queue.queue
+    queued = asyncio.Event()
 
-    async def held(record: LinkRecord) -> tuple[LinkRecord, bool]:
-        await written.wait()
-        return await real(record)
+    async def held(*args: Any, **kwargs: Any) -> Queued:
+        await queued.wait()
+        return await real(*args, **kwargs)
 
-    store.add_pending = held  # type: ignore[method-assign]
+    queue.queue = held  # type: ignore[method-assign]
     try:
         yield
     finally:
-        written.set()
-        store.add_pending = real  # type: ignore[method-assign]
+        queued.set()
+        queue.queue = real  # type: ignore[method-assign]
 
 
 async def _opened_while_written(bot: BotHarness, user: int, path: str) -> dict[str, Any]:
-    async with recording_held(bot):
+    worker = bot.services.worker
+    assert worker is not None
+    # Head starts are for a bot with a capture slot idle (its last look for work done).
+    await bot.api.wait_until(lambda: worker.idle_capture_slots() > 0, timeout=30)
+    async with queueing_held(bot):
         sent = bot.send(user, bot.pages.url(path))
-        # The page is asked for while the link is not yet written.
+        # The page is asked for while the link is written but not yet queued.
         await bot.api.wait_until(lambda: bot.pages.hits.get(path, 0) == 1, timeout=30)
-        assert await bot.records(user) == []
+        [record] = await bot.records(user)
+        assert not await bot.store.queue.queued(record.id)  # no turn in the queue yet
     return sent
 
 
@@ -49,18 +55,20 @@ async def test_a_lone_links_page_opens_while_the_link_is_written(bot: BotHarness
     assert bot.pages.hits["/article/ahead"] == 1  # the photo came from the visit begun ahead
 
 
-async def test_a_link_saved_before_lets_its_head_start_go(harness_factory: Any) -> None:
-    """Sent again, a saved link is answered from its stored photo; the page opened ahead
-    for it is let go at once, so the next new link gets its own head start (with one
-    capture slot, a head start still held would leave it none)."""
-    bot: BotHarness = await harness_factory(capture_concurrency="1")
-    first = bot.send(97, bot.pages.url("/article/saved-ahead"))
+async def test_a_paced_link_lets_its_head_start_go(harness_factory: Any) -> None:
+    """A link past its sender's pace waits its turn in the queue: the page opened for it
+    while it was queued is let go at once, so the next user's new link gets its own head
+    start (with one capture slot, a head start still held would leave it none)."""
+    bot: BotHarness = await harness_factory(capture_concurrency="1", user_rate_per_minute="1")
+    first = bot.send(97, bot.pages.url("/article/paced-ahead-1"))
     assert await bot.finished(first) == "👌"
-    again = bot.send(97, bot.pages.url("/article/saved-ahead"))
-    assert await bot.finished(again) == "👌"
-    sent = await _opened_while_written(bot, 98, "/article/after-saved-ahead")
+    paced = bot.send(97, bot.pages.url("/article/paced-ahead-2"))
+    await bot.wait_queued(97, bot.pages.url("/article/paced-ahead-2"))
+    await bot.handled(paced)  # recorded, and what it holds let go
+    sent = await _opened_while_written(bot, 98, "/article/after-paced-ahead")
     assert await bot.finished(sent) == "👌"
-    assert bot.pages.hits["/article/after-saved-ahead"] == 1
+    assert bot.pages.hits["/article/after-paced-ahead"] == 1
+    assert bot.photos_for(paced) == []  # still waiting for its turn
 
 
 async def test_a_head_start_nobody_takes_ends_after_a_while() -> None:

@@ -19,13 +19,24 @@ async def test_a_slot_goes_on_after_its_lease_is_taken_over(harness_factory: Any
     opened = bot.pages.hits.get("/slow", 0)  # the page server is shared by the session
     stuck = bot.send(71, bot.pages.url("/slow"))  # never answers (the shared capturer waits 20 s)
     await bot.api.wait_until(lambda: bot.pages.hits.get("/slow", 0) > opened, timeout=20)
-    [record] = await bot.records(71)
+    # The page may open while its link is queued (bot/pipeline/ahead.py): wait for its lease.
+    record = await _leased(bot, 71)
     # What another worker does when it takes a lease over: the next lease number. The
     # renewal (every 5 s) finds the lease no longer ours and stops this copy.
     await bot.store.queue.leases.update_one({"_id": record.id}, {"$inc": {"lease": 1}})
     after = bot.send(72, bot.pages.url("/article/after-takeover"))
     assert await bot.finished(after, timeout=40) == "👌"  # the one capture slot took it
     assert bot.photos_for(stuck) == []
+
+
+async def _leased(bot: BotHarness, owner_id: int) -> LinkRecord:
+    """The user's one link, once a worker holds its lease."""
+    async with asyncio.timeout(20):
+        while True:
+            records = await bot.records(owner_id)
+            if records and await bot.store.queue.leases.find_one({"_id": records[0].id}):
+                return records[0]
+            await asyncio.sleep(0.02)
 
 
 async def test_a_work_entry_left_by_a_half_written_update_is_cleared(bot: BotHarness) -> None:

@@ -1,14 +1,16 @@
-"""Pages opened while their link is being recorded: a head start for a lone new link.
+"""Pages opened while their link is being queued: a head start for a lone new link.
 
-A message's link is written to the database (its record, its work entry: 15-50 ms,
-the upper end while the previous link's capture is being stored) before a capture slot
-may claim it. When a capture slot is idle, nothing waits for the browser, so the page
-is opened and shot meanwhile; the stage that claims the link takes the shot instead of
-opening the page again. Nothing reaches the user before the link is recorded and
-claimed: the head start only moves the browser's work earlier.
+A link is written before any slow work starts (its record and work entry), then queued
+(its turn) and claimed (its lease): 15-50 ms of writes, the upper end while the previous
+link's capture is being stored, that stood between the record and the browser. When a
+capture slot is idle, nothing waits for the browser, so once the link is written its
+page is opened and shot while it is queued and claimed; the stage that claims it takes
+the shot instead of opening the page again. Nothing reaches the user before the link is
+claimed: the head start only moves the browser's work earlier. A link saved before, or
+sent while the database is away, opens nothing.
 
-A shot nobody takes (the link was saved before, it waits for its pace, another process
-claimed it, the database was away) is dropped when the handler knows so, or after
+A shot nobody takes (the link waits for its pace, another process claimed it, the
+database went away while it was queued) is dropped when the handler knows so, or after
 KEEP seconds. At most as many run or wait as capture slots are idle, so a burst of
 messages never puts head starts ahead of links already queued.
 """

@@ -51,7 +51,6 @@ class Recorded:
     # Created links claimable now, with their turns: a capture slot of this process
     # may claim one by its id (worker.Worker.hand).
     turns: dict[ObjectId, float] = field(default_factory=dict)
-    asked: list[str] = field(default_factory=list)  # the URLs as screened, in order
 
     def handable(self) -> tuple[LinkRecord, float] | None:
         """The message's one new link, queued and claimable now, as recorded."""
@@ -84,9 +83,11 @@ async def record(
     *,
     on_wait: Callable[[], Awaitable[None]] | None = None,
     prio: int = PRIO_BY_HAND,
+    on_new: Callable[[LinkRecord], None] | None = None,
 ) -> Recorded:
     """Write every link and queue the new ones. While the database is down this waits
-    for it (`on_wait` tells the user once)."""
+    for it (`on_wait` tells the user once). `on_new` is told of a lone new link as soon
+    as it is written, before it is queued (its page may be opened meanwhile)."""
     links: list[tuple[LinkRecord, bool]] = []
     later: datetime | None = None
     turns: dict[ObjectId, float] = {}
@@ -105,6 +106,8 @@ async def record(
             functools.partial(p.store.add_pending, fresh), on_wait=on_wait
         )
         on_wait = None
+        if created and on_new is not None and len(urls) == 1:
+            on_new(stored)
         if len(stored.tags) > MAX_TAGS_PER_LINK:  # merged into a link that had many
             stored.tags = cap_tags(stored.tags)[0]
             await p.durably(
@@ -137,7 +140,7 @@ async def record(
     new = [r.id for r, created in links if created]
     if len(new) > 1:
         await p.durably(lambda: p.store.set_siblings(new))
-    return Recorded(links, later, turns, urls)
+    return Recorded(links, later, turns)
 
 
 async def _ours_unqueued(p: Pipeline, record: LinkRecord, request: LinkRequest) -> bool:

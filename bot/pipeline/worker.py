@@ -170,8 +170,11 @@ class Worker:
         waiting for the browser), its page is opened meanwhile, for the slot that claims it."""
         if self.ahead is None or self.p.outbound.stopping.is_set():
             return False
-        idle = sum(1 for s in self._slots if s.kind is Kind.CAPTURE and s.idle)
-        return self.ahead.start(url, locale, idle)
+        return self.ahead.start(url, locale, self.idle_capture_slots())
+
+    def idle_capture_slots(self) -> int:
+        """Capture slots waiting for work: their last look found nothing claimable."""
+        return sum(1 for s in self._slots if s.kind is Kind.CAPTURE and s.idle)
 
     def let_go(self, urls: list[str]) -> None:
         """Nobody here will claim these links now: their head starts end."""

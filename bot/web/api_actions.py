@@ -86,9 +86,10 @@ async def add(request: web.Request) -> web.Response:
         tags=parsed.tags,
         note=parsed.note,
     )
-    services.shoot_ahead(urls, viewer.texts.locale)
     async with services.recording.of(uid):
-        recorded = await intake.record(services.pipeline, request_, urls)
+        recorded = await intake.record(
+            services.pipeline, request_, urls, on_new=services.shoot_ahead
+        )
     services.hand_or_wake(recorded)
     out = []
     for record, created in recorded.links:
