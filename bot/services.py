@@ -93,20 +93,20 @@ class Services:
         """A message's lone link is written, not yet queued: its page is opened meanwhile
         when a capture slot of this process is idle (bot/pipeline/ahead.py)."""
         if self.worker is not None:
-            self.worker.shoot_ahead(record.url, texts_for(record.lang_code).locale)
+            self.worker.shoot_ahead(record.id, record.url, texts_for(record.lang_code).locale)
 
     def hand_or_wake(self, recorded: Recorded) -> None:
         """A message's links are recorded: its one new link goes straight to an idle
         capture slot of this process (claimed by its id); otherwise a slot looks, and a
-        page opened ahead for a link not handed now is closed. None new: nothing (links
-        saved before are woken for after their answer)."""
+        page opened ahead for a new link is closed (whoever claims it opens it again).
+        None new: nothing (links saved before are woken for after their answer)."""
         if self.worker is None or not any(created for _, created in recorded.links):
             return
         handable = recorded.handable()
-        if handable is None:
-            self.worker.let_go([record.url for record, _ in recorded.links])
-        if handable is None or not self.worker.hand(*handable):
-            self.wake_workers(delivery=False)
+        if handable is not None and self.worker.hand(*handable):
+            return
+        self.worker.let_go([record.id for record, created in recorded.links if created])
+        self.wake_workers(delivery=False)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Track fire-and-forget work so it is neither collected nor lost at shutdown."""

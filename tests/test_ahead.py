@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from bson import ObjectId
+
 from bot.pipeline.ahead import ShotsAhead
 from storage.queue.claims import Queued
 from tests.harness import BotHarness
@@ -37,8 +39,8 @@ async def queueing_held(bot: BotHarness) -> AsyncIterator[None]:
 async def _opened_while_written(bot: BotHarness, user: int, path: str) -> dict[str, Any]:
     worker = bot.services.worker
     assert worker is not None
-    # Head starts are for a bot with a capture slot idle (its last look for work done).
-    await bot.api.wait_until(lambda: worker.idle_capture_slots() > 0, timeout=30)
+    # Head starts are for a bot with a capture slot free (not running a stage).
+    await bot.api.wait_until(lambda: worker.free_capture_slots() > 0, timeout=30)
     async with queueing_held(bot):
         sent = bot.send(user, bot.pages.url(path))
         # The page is asked for while the link is written but not yet queued.
@@ -67,8 +69,25 @@ async def test_a_paced_link_lets_its_head_start_go(harness_factory: Any) -> None
     await bot.handled(paced)  # recorded, and what it holds let go
     sent = await _opened_while_written(bot, 98, "/article/after-paced-ahead")
     assert await bot.finished(sent) == "👌"
-    assert bot.pages.hits["/article/after-paced-ahead"] == 1
     assert bot.photos_for(paced) == []  # still waiting for its turn
+
+
+async def test_a_link_not_handed_over_opens_its_page_again(bot: BotHarness) -> None:
+    """No capture slot was idle to take the new link when it was queued: another process
+    may claim it, or the queue hands it on later (a "capture again" within seconds, say).
+    Its head start is let go then, and whoever claims the link opens the page afresh
+    rather than taking a shot made for an earlier turn."""
+    worker = bot.services.worker
+    assert worker is not None
+    hand = worker.hand
+    worker.hand = lambda record, turn: False  # type: ignore[method-assign]
+    try:
+        sent = await _opened_while_written(bot, 99, "/article/not-handed")
+        assert await bot.finished(sent) == "👌"
+    finally:
+        worker.hand = hand  # type: ignore[method-assign]
+    assert bot.pages.hits["/article/not-handed"] == 2
+    assert len(bot.photos_for(sent)) == 1
 
 
 async def test_a_head_start_nobody_takes_ends_after_a_while() -> None:
@@ -83,10 +102,11 @@ async def test_a_head_start_nobody_takes_ends_after_a_while() -> None:
             cancelled.set()
 
     ahead = ShotsAhead(shoot, keep=0.05)
-    assert ahead.start("http://example.test/a", "en-US", room=1)
-    assert not ahead.start("http://example.test/b", "en-US", room=1)  # no room left
+    first, second = ObjectId(), ObjectId()
+    assert ahead.start(first, "http://example.test/a", "en-US", room=1)
+    assert not ahead.start(second, "http://example.test/b", "en-US", room=1)  # no room left
     async with asyncio.timeout(10):
         await cancelled.wait()
-    assert ahead.take("http://example.test/a", "en-US") is None
-    assert ahead.start("http://example.test/b", "en-US", room=1)
+    assert ahead.take(first, "en-US") is None
+    assert ahead.start(second, "http://example.test/b", "en-US", room=1)
     await ahead.close()

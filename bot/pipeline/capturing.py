@@ -67,7 +67,7 @@ async def capture(
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
-        begun = ahead.take(record.url, texts.locale) if ahead is not None else None
+        begun = ahead.take(record.id, texts.locale) if ahead is not None else None
         snap, html = await _shoot(p, record, texts.locale, page_done, tags, begun)
     except CaptureError as exc:
         await counted

@@ -98,6 +98,7 @@ class _Slot:
     hand_only: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     idle: bool = False
+    running: bool = False  # a stage of its own, until it is shot (or it ends)
     handed: _Handed | None = None  # a link this process just queued, for this slot
 
 
@@ -141,7 +142,7 @@ class Worker:
         self._sending = asyncio.Semaphore(1)
         self.gone_grace = GONE_GRACE
         self.restarts = 0  # slots started again after an unexpected error
-        # Pages opened while a lone new link is recorded (bot/pipeline/ahead.py).
+        # Pages opened while a lone new link is queued (bot/pipeline/ahead.py).
         self.ahead = ShotsAhead(self._shoot) if p.capturer is not None else None
 
     def start(self) -> None:
@@ -165,22 +166,22 @@ class Worker:
         assert self.p.capturer is not None
         return self.p.capturer.shoot(url, locale=locale)
 
-    def shoot_ahead(self, url: str, locale: str) -> bool:
-        """A lone link is about to be recorded: while a capture slot is idle (nothing is
-        waiting for the browser), its page is opened meanwhile, for the slot that claims it."""
+    def shoot_ahead(self, link_id: ObjectId, url: str, locale: str) -> bool:
+        """A lone new link is written: while a capture slot is free (nothing is waiting
+        for the browser), its page is opened meanwhile, for the slot it is handed to."""
         if self.ahead is None or self.p.outbound.stopping.is_set():
             return False
-        return self.ahead.start(url, locale, self.idle_capture_slots())
+        return self.ahead.start(link_id, url, locale, self.free_capture_slots())
 
-    def idle_capture_slots(self) -> int:
-        """Capture slots waiting for work: their last look found nothing claimable."""
-        return sum(1 for s in self._slots if s.kind is Kind.CAPTURE and s.idle)
+    def free_capture_slots(self) -> int:
+        """Capture slots not running a stage (waiting for work, or looking for some)."""
+        return sum(1 for s in self._slots if s.kind is Kind.CAPTURE and not s.running)
 
-    def let_go(self, urls: list[str]) -> None:
+    def let_go(self, link_ids: list[ObjectId]) -> None:
         """Nobody here will claim these links now: their head starts end."""
         if self.ahead is not None:
-            for url in urls:
-                self.ahead.drop(url)
+            for link_id in link_ids:
+                self.ahead.drop(link_id)
 
     async def _poll(self, kind: Kind) -> None:
         """Each IDLE_POLL, one idle slot of `kind` looks for work that no wake announced
@@ -276,6 +277,7 @@ class Worker:
             claim = await self._look(slot, states, handed)
             if claim is None:
                 if handed is not None:
+                    self.let_go([handed.record.id])
                     continue  # taken by another worker first: look at the queue as usual
                 slot.idle = True
                 await slot.wake.wait()  # a wake, or the idle poll (`_poll`)
@@ -291,7 +293,11 @@ class Worker:
                 held.claim = claim
                 continue
             record = handed.record if handed is not None else None
-            await self._run_or_leave(slot, _Job(claim, stage, states, record))
+            slot.running = True
+            try:
+                await self._run_or_leave(slot, _Job(claim, stage, states, record))
+            finally:
+                slot.running = False
 
     async def _look(
         self, slot: _Slot, states: frozenset[str], handed: _Handed | None
