@@ -91,7 +91,7 @@ class Services:
 
     def shoot_ahead(self, record: LinkRecord) -> None:
         """A message's lone link is written, not yet queued: its page is opened meanwhile
-        when a capture slot of this process is idle (bot/pipeline/ahead.py)."""
+        when a capture slot of this process is free (bot/pipeline/ahead.py)."""
         if self.worker is not None:
             self.worker.shoot_ahead(record.id, record.url, texts_for(record.lang_code).locale)
 

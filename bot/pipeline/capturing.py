@@ -57,7 +57,7 @@ async def capture(
     so the worker's slot may start its next capture meanwhile. `sending`, if given, is
     held while the photo is sent and acknowledged: a worker killed mid-burst has no more
     photos in flight (sent twice after a take-over) than it has capture slots. `ahead`:
-    pages opened while their links were recorded; this link's shot is taken from there."""
+    pages opened while their links were queued; this link's shot is taken from there."""
     assert p.capturer is not None, "a capture worker needs a browser"
     texts = texts_for(record.lang_code)
     # The attempt is counted while the page opens, not before (a database write or two,
@@ -138,7 +138,7 @@ async def _shoot(
     begun: asyncio.Task[Shot] | None = None,
 ) -> tuple[Snapshot, str]:
     """The page's snapshot and HTML (HTML "" once its text is read), or those of `begun`,
-    begun while the link was recorded. Text first when the photo needs it: the caption's
+    begun while the link was queued. Text first when the photo needs it: the caption's
     title may come from it, and without a summary the photo's ＋#tag buttons are the
     user's tags in the text."""
     assert p.capturer is not None
