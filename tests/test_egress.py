@@ -24,7 +24,7 @@ from bot.guard.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, Egress
 from bot.guard.netguard import NetGuard
 from bot.i18n import texts_for
 from tests.conftest import free_port
-from tests.fakes.pages import PageServer, Sentinel
+from tests.fakes.pages import GALLERY_IMAGES, PageServer, Sentinel
 from tests.harness import BotHarness
 
 IDLE = 1.5
@@ -107,7 +107,7 @@ async def test_a_local_capture_has_a_port_of_its_own_until_it_ends(
     Playwright need not intercept each request); the port opens nothing once it ends."""
     first, second = await proxy.open_session(), await proxy.open_session()
     assert first.port is not None and second.port is not None and first.port != second.port
-    assert proxy.browser_proxy(first) == {"server": f"http://127.0.0.1:{first.port}"}
+    assert proxy.browser_proxy(first) == {"server": f"socks5://127.0.0.1:{first.port}"}
     target = f"127.0.0.1:{pages.port}"
     url = pages.url("/article/own-port")
     head = await _status(first.port, f"GET {url} HTTP/1.1\r\nHost: {target}\r\n\r\n")
@@ -502,3 +502,86 @@ async def test_a_page_whose_server_never_answers_is_told_as_not_loading(
         )
     finally:
         await capturer.stop()
+
+
+async def _socks(
+    port: int, host: str, target_port: int, *, methods: bytes = b"\x00", command: int = 1
+) -> tuple[bytes, bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A SOCKS5 greeting and request (the host by name, as Chromium sends it): the
+    method the proxy chose, its reply to the request (empty if it closed), the stream."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"\x05" + bytes([len(methods)]) + methods)
+    choice = await asyncio.wait_for(reader.read(2), 10)
+    if choice != b"\x05\x00":
+        return choice, b"", reader, writer
+    name = host.encode()
+    request = bytes([5, command, 0, 3, len(name)]) + name + target_port.to_bytes(2, "big")
+    writer.write(request)
+    answer = await asyncio.wait_for(reader.read(10), 10)
+    return choice, answer, reader, writer
+
+
+async def test_a_captures_port_speaks_socks5_checked_as_a_connect(
+    proxy: GuardProxy, pages: PageServer
+) -> None:
+    """A local browser reaches its capture's port by SOCKS5: each tunnel goes only to a
+    destination the guard allowed, at the address it checked, and stays pinned to it."""
+    session, other = await proxy.open_session(), await proxy.open_session()
+    assert proxy.browser_proxy(session) == {"server": f"socks5://127.0.0.1:{session.port}"}
+    assert session.port is not None and other.port is not None
+    _, answer, reader, writer = await _socks(session.port, "127.0.0.1", pages.port)
+    assert answer[:2] == b"\x05\x00", answer
+    for path in ("/article/socks-one", "/article/socks-two"):  # one connection, kept alive
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{pages.port}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+    writer.close()
+    assert (
+        len(set(pages.connections["/article/socks-one"] + pages.connections["/article/socks-two"]))
+        == 1
+    )
+    # Refused by the guard: a loopback address not allowed, another capture's port.
+    for host, port, reason in (
+        ("127.0.0.3", pages.port, "loopback"),
+        ("127.0.0.1", other.port, "proxy"),
+    ):
+        _, answer, _, writer = await _socks(session.port, host, port)
+        assert answer[:2] == b"\x05\x02", (host, answer)
+        assert session.refusal_for(host, port) == reason
+        writer.close()
+    # Only what Chromium speaks: no authentication method, CONNECT.
+    choice, _, _, writer = await _socks(session.port, "127.0.0.1", pages.port, methods=b"\x02")
+    assert choice == b"\x05\xff"
+    writer.close()
+    _, answer, _, writer = await _socks(session.port, "127.0.0.1", pages.port, command=2)
+    assert answer[:2] == b"\x05\x07"
+    writer.close()
+    # The shared port has no credential for SOCKS: closed without an answer.
+    choice, _, _, writer = await _socks(proxy.port, "127.0.0.1", pages.port)
+    assert choice == b""
+    writer.close()
+    # Nor does a capture's port once the capture has ended.
+    reader, writer = await asyncio.open_connection("127.0.0.1", session.port)
+    proxy.close_session(session)
+    writer.write(b"\x05\x01\x00")
+    assert await asyncio.wait_for(reader.read(2), 10) == b""
+    writer.close()
+
+
+async def test_a_plain_http_page_keeps_its_connections_alive_through_the_proxy(
+    capturer: Capturer, pages: PageServer
+) -> None:
+    """Through an HTTP proxy each plain-HTTP request was a connection of its own (one
+    request per connection, so that none reaches a second host unchecked); a local
+    capture's SOCKS tunnel is pinned to one checked destination, so Chromium reuses it
+    as it would without a proxy: far fewer connections than requests."""
+    await capturer.capture(pages.url("/gallery"))
+    asked = [pages.connections["/gallery"]] + [
+        pages.connections[f"/swatch/{i}-{i}-{i}.png"] for i in range(GALLERY_IMAGES)
+    ]
+    requests = sum(len(c) for c in asked)
+    connections = len({peer for c in asked for peer in c})
+    assert requests >= GALLERY_IMAGES + 1
+    assert connections <= requests // 3, (connections, requests)

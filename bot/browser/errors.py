@@ -43,6 +43,9 @@ _NET_ERRORS = {
     "ERR_TIMED_OUT": Failure.TIMEOUT,
     "ERR_CONNECTION_TIMED_OUT": Failure.TIMEOUT,
     "ERR_TUNNEL_CONNECTION_FAILED": Failure.UNREACHABLE,
+    # A local capture's SOCKS tunnel the proxy did not open (its record says why).
+    "ERR_SOCKS_CONNECTION_FAILED": Failure.UNREACHABLE,
+    "ERR_SOCKS_CONNECTION_HOST_UNREACHABLE": Failure.UNREACHABLE,
     "ERR_ABORTED": Failure.ABORTED,
     "Download is starting": Failure.DOWNLOAD,
     "ERR_INVALID_RESPONSE": Failure.RESET,

@@ -28,9 +28,11 @@ import logging
 import secrets
 import socket
 import urllib.parse
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bot.guard import socks
 from bot.guard.netguard import NetGuard, Verdict
 from bot.guard.relay import End, Tunnel
 
@@ -127,6 +129,8 @@ class _Client(End):
         self._head = bytearray()
         self._head_timer: asyncio.TimerHandle | None = None
         self.handshake: asyncio.Task[None] | None = None
+        self._socks = False  # speaking SOCKS5 (only on a capture's own port)
+        self._socks_greeted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -139,21 +143,51 @@ class _Client(End):
         if self.tunnel is not None or self.handshake is not None:
             # (Reading is paused during the handshake, so nothing arrives until the tunnel.)
             return super().data_received(data)
+        if not self._head and data[:1] == b"\x05":
+            # SOCKS has no credential here: it is spoken only on a live capture's own port.
+            if self.session is None or self.session.closed:
+                return self.abort()
+            self._socks = True
         self._head += data
+        if self._socks:
+            return self._socks_received()
         end = self._head.find(b"\r\n\r\n")
         if end < 0:
             if len(self._head) > _HEAD_LIMIT:
                 self.abort()
             return
         head, extra = bytes(self._head[: end + 4]), bytes(self._head[end + 4 :])
+        self._start(self._proxy._handshake(self, head, extra))
+
+    def _socks_received(self) -> None:
+        assert self.transport is not None
+        try:
+            if not self._socks_greeted:
+                used = socks.greeting(bytes(self._head))
+                if used is None:
+                    return
+                del self._head[:used]
+                self._socks_greeted = True
+                self.transport.write(socks.CHOSE_NO_AUTH)
+            request = socks.request(bytes(self._head))
+        except socks.SocksError as exc:
+            codes = socks.NO_ACCEPTABLE_METHOD if exc.reply is None else socks.reply(exc.reply)
+            return self.reply(codes)
+        if request is None:
+            if len(self._head) > 512:
+                self.abort()
+            return
+        extra = bytes(self._head[request.used :])
+        self._start(self._proxy._socks_handshake(self, request.host, request.port, extra))
+
+    def _start(self, handshake: Coroutine[None, None, None]) -> None:
+        """Check and connect the destination the browser asked for, reading nothing meanwhile."""
         self._head = bytearray()
         self._stop_head_timer()
         self._proxy._waiting.pop(self, None)
         assert self.transport is not None
         self.transport.pause_reading()  # until the destination is checked and connected
-        self.handshake = asyncio.get_running_loop().create_task(
-            self._proxy._handshake(self, head, extra)
-        )
+        self.handshake = asyncio.get_running_loop().create_task(handshake)
 
     def eof_received(self) -> bool:
         if self.tunnel is None:
@@ -324,7 +358,7 @@ class GuardProxy:
     def browser_proxy(self, session: EgressSession) -> dict[str, str]:
         """Playwright's `proxy` option for a context of this capture."""
         if session.port is not None:
-            return {"server": f"http://{_bracketed(self._host)}:{session.port}"}
+            return {"server": f"socks5://{_bracketed(self._host)}:{session.port}"}
         return {"server": self.url, "username": session.username, "password": session.password}
 
     def _accepted(self, client: _Client) -> None:
@@ -340,8 +374,14 @@ class GuardProxy:
         self._clients.discard(client)
 
     async def _handshake(self, client: _Client, head: bytes, extra: bytes) -> None:
+        await self._guarded(client, self._authenticated(client, head, extra))
+
+    async def _socks_handshake(self, client: _Client, host: str, port: int, extra: bytes) -> None:
+        await self._guarded(client, self._socks_connect(client, host, port, extra))
+
+    async def _guarded(self, client: _Client, handshake: Awaitable[None]) -> None:
         try:
-            await self._authenticated(client, head, extra)
+            await handshake
         except (ConnectionError, TimeoutError, ValueError):
             client.abort()
         except asyncio.CancelledError:
@@ -373,6 +413,43 @@ class GuardProxy:
         if upstream is None or upstream.transport is None:
             lease.release()
             return None
+        self._tunnel(session, client, lease, upstream, host, port, extra)
+        return None
+
+    async def _socks_connect(self, client: _Client, host: str, port: int, extra: bytes) -> None:
+        """A SOCKS5 CONNECT on a capture's own port: checked and connected as a CONNECT is."""
+        session = client.session
+        if session is None or session.closed:
+            return client.abort()
+        if self._over_limits(session, host, port) is not None:
+            return client.reply(socks.reply(socks.REFUSED))
+        assert client.transport is not None
+        lease = _Lease(self, session, client.transport)
+        try:
+            verdict = await self._check(session, host, port)
+            upstream = await self._open(session, host, verdict, port) if verdict.allowed else None
+        except BaseException:
+            lease.release()
+            raise
+        if upstream is None or upstream.transport is None:
+            lease.release()
+            code = socks.REFUSED if verdict.allowed else socks.NOT_ALLOWED
+            return client.reply(socks.reply(code))
+        client.transport.write(socks.reply(socks.SUCCEEDED))
+        self._tunnel(session, client, lease, upstream, host, port, extra)
+
+    def _tunnel(
+        self,
+        session: EgressSession,
+        client: _Client,
+        lease: _Lease,
+        upstream: End,
+        host: str,
+        port: int,
+        extra: bytes,
+    ) -> None:
+        """Join the browser's connection to the checked destination's, counted and timed."""
+        assert upstream.transport is not None
         lease.hold(upstream.transport)
         tunnel = Tunnel(
             client,
@@ -388,7 +465,6 @@ class GuardProxy:
         tunnel.send(client, extra)
         if client.transport is not None and not client.lost:
             client.transport.resume_reading()
-        return None
 
     def _over_limits(self, session: EgressSession, host: str, port: int) -> bytes | None:
         """The refusal when this capture (or the proxy) has no room for one more connection."""

@@ -47,6 +47,9 @@ div{position:fixed;width:50vw;height:50vh}</style></head><body>
 </body></html>"""
 
 
+GALLERY_IMAGES = 24
+
+
 def article_html(title: str, paragraphs: list[str], lang: str = "en") -> str:
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
     return (
@@ -66,6 +69,8 @@ class PageServer:
         # a slow machine lets them, so they are only in `requested`.
         self.hits: dict[str, int] = {}
         self.requested: list[tuple[str, float]] = []  # (path, time.monotonic()) of each request
+        # The client's end of the connection each request came on, per path.
+        self.connections: dict[str, list[tuple[str, int]]] = {}
         self.languages: list[str] = []  # Accept-Language of each /remember request
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -111,6 +116,7 @@ class PageServer:
                 web.get("/lazy", self._lazy),
                 web.get("/long", self._long),
                 web.get("/swatch/{r}-{g}-{b}.png", self._swatch),
+                web.get("/gallery", self._gallery),
                 web.get("/report.pdf", self._report_pdf),
                 web.get("/report-download", self._report_download),
                 web.get("/report-chunked.pdf", self._report_chunked),
@@ -132,6 +138,8 @@ class PageServer:
         if request.headers.get("User-Agent") != CHECKER_AGENT:
             self.hits[request.path] = self.hits.get(request.path, 0) + 1
         self.requested.append((request.path, time.monotonic()))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.connections.setdefault(request.path, []).append(tuple(peer[:2]) if peer else ("", 0))
         # Read before waiting: a test's end clears answer_late meanwhile.
         late = sum(s for prefix, s in self.answer_late.items() if request.path.startswith(prefix))
         if late:
@@ -330,6 +338,17 @@ img{{position:absolute;left:100px;width:400px;height:300px}}</style></head><body
 <style>body{{margin:0}} p{{position:absolute;left:20px;font:24px sans-serif;color:#fff}}</style>
 </head><body><p style="top:10px">Top of the long page</p>{bands}
 <p style="top:{height - 60}px">Bottom of the long page</p></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
+    async def _gallery(self, request: web.Request) -> web.Response:
+        """GALLERY_IMAGES small pictures from this same server, as an article's photos."""
+        images = "".join(
+            f'<img src="/swatch/{i}-{i}-{i}.png" width="40" height="40">'
+            for i in range(GALLERY_IMAGES)
+        )
+        page = article_html("Gallery", ["Pictures of swatches."]).replace(
+            "</body>", f"{images}</body>"
+        )
         return web.Response(text=page, content_type="text/html")
 
     async def _swatch(self, request: web.Request) -> web.Response:
