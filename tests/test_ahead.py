@@ -6,7 +6,7 @@ saved before, or sent while the database is away, opens nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -95,7 +95,7 @@ async def test_a_head_start_nobody_takes_ends_after_a_while() -> None:
     after `keep` seconds, and then leaves room for the next."""
     cancelled = asyncio.Event()
 
-    async def shoot(url: str, locale: str) -> Any:
+    async def shoot(url: str, locale: str, ready: Callable[[], None]) -> Any:
         try:
             await asyncio.Event().wait()  # a page that never finishes loading
         finally:
@@ -107,6 +107,6 @@ async def test_a_head_start_nobody_takes_ends_after_a_while() -> None:
     assert not ahead.start(second, "http://example.test/b", "en-US", room=1)  # no room left
     async with asyncio.timeout(10):
         await cancelled.wait()
-    assert ahead.take(first, "en-US") is None
+    assert ahead.take(first, "en-US", lambda: None) is None
     assert ahead.start(second, "http://example.test/b", "en-US", room=1)
     await ahead.close()

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from bot.browser import shot
 from bot.browser.capture import Capturer
+from bot.browser.visit import Navigator, Visit
 from bot.pipeline.worker import Worker
 from storage.models import Status
 from tests.capture_helpers import hold_text_of
@@ -39,6 +41,52 @@ async def test_a_slot_captures_the_next_link_while_the_last_is_stored(
     assert len(bot.photos_for(first)) == 1 and len(bot.photos_for(second)) == 1
     loaded = await bot.store.load(held.id)
     assert loaded is not None and loaded.status == Status.DONE and loaded.text
+
+
+async def test_a_slot_claims_its_next_link_while_its_page_is_shot(
+    harness_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its next claim (a few database round trips) is in hand when its page is done: the
+    one slot holds the second link's lease while the first page is still being shot,
+    and opens the second page only after it."""
+    bot: BotHarness = await harness_factory(capture_concurrency="1")
+    first_url, second_url = bot.pages.url("/article/early-1"), bot.pages.url("/article/early-2")
+    loaded, shooting = asyncio.Event(), asyncio.Event()
+    consent_go, shot_go = asyncio.Event(), asyncio.Event()
+    dismiss, real_shot = Navigator.dismiss_consent, shot._shot
+
+    async def held_consent(self: Navigator, visit: Visit) -> None:
+        if visit.url == first_url:
+            loaded.set()
+            await consent_go.wait()
+        await dismiss(self, visit)
+
+    async def held_shot(page: Any) -> bytes:
+        if page.url == first_url:
+            shooting.set()
+            await shot_go.wait()
+        return await real_shot(page)
+
+    monkeypatch.setattr(Navigator, "dismiss_consent", held_consent)
+    monkeypatch.setattr(shot, "_shot", held_shot)
+    first = bot.send(64, first_url)
+    async with asyncio.timeout(45):
+        await loaded.wait()
+    second = bot.send(65, second_url)
+    await bot.wait_queued(65, second_url)  # claimable once the first page is ready
+    consent_go.set()  # the first page's shot still waits
+    async with asyncio.timeout(45):
+        await shooting.wait()
+    (record,) = await bot.records(65)
+    queue = bot.store.queue
+    async with asyncio.timeout(30):
+        while not await queue.leases.find_one({"_id": record.id}):  # noqa: ASYNC110 (the database)
+            await asyncio.sleep(0.02)
+    assert bot.pages.hits.get("/article/early-2") is None  # the one page is still busy
+    shot_go.set()
+    assert await bot.finished(first) == "👌"
+    assert await bot.finished(second) == "👌"
+    assert len(bot.photos_for(first)) == 1 and len(bot.photos_for(second)) == 1
 
 
 async def test_a_worker_killed_during_a_tail_leaves_one_photo(

@@ -282,10 +282,14 @@ class Capturer:
         snap, html = await self.shoot(url, locale=locale)
         return await self.read_text(snap, html)
 
-    async def shoot(self, url: str, *, locale: str = DEFAULT_LOCALE) -> tuple[Snapshot, str]:
+    async def shoot(
+        self, url: str, *, locale: str = DEFAULT_LOCALE, ready: Callable[[], None] | None = None
+    ) -> tuple[Snapshot, str]:
         """`capture` without the page's main text: the snapshot and the page's HTML, for
-        `read_text` once the photo is on its way (extraction takes 0.1-1 s of CPU)."""
-        return await self._run(url, locale, self._snapshot)
+        `read_text` once the photo is on its way (extraction takes 0.1-1 s of CPU).
+        `ready` is called once the page is about to be shot (loaded, any consent banner
+        dealt with)."""
+        return await self._run(url, locale, self._snapshot, ready=ready)
 
     async def _snapshot(self, visit: Visit) -> tuple[Snapshot, str]:
         return await page_snapshot(visit, self._navigator, self._files)
@@ -317,6 +321,7 @@ class Capturer:
         action: Callable[[Visit], Awaitable[T]],
         *,
         extra: float = 0.0,
+        ready: Callable[[], None] | None = None,
     ) -> T:
         verdict = await self._guard.check_url(url)
         if not verdict.allowed:
@@ -328,26 +333,36 @@ class Capturer:
             self._idle.begin()
             try:
                 async with asyncio.timeout(limit):
-                    return await self._in_browser(url, locale, action)
+                    return await self._in_browser(url, locale, action, ready)
             except TimeoutError:
                 raise CaptureError(Failure.TIMEOUT) from None
             finally:
                 self._idle.end()
 
     async def _in_browser(
-        self, url: str, locale: str, action: Callable[[Visit], Awaitable[T]]
+        self,
+        url: str,
+        locale: str,
+        action: Callable[[Visit], Awaitable[T]],
+        ready: Callable[[], None] | None,
     ) -> T:
         browser = await self._ensure_browser()
         try:
-            return await self._in_context(browser, url, locale, action)
+            return await self._in_context(browser, url, locale, action, ready)
         except PlaywrightError as exc:
             if browser.is_connected():
                 raise CaptureError(classify_error(exc.message), exc.message[:200]) from None
             log.warning("browser died during a capture; relaunching")
-            return await self._in_context(await self._ensure_browser(), url, locale, action)
+            browser = await self._ensure_browser()
+            return await self._in_context(browser, url, locale, action, ready)
 
     async def _in_context(
-        self, browser: Browser, url: str, locale: str, action: Callable[[Visit], Awaitable[T]]
+        self,
+        browser: Browser,
+        url: str,
+        locale: str,
+        action: Callable[[Visit], Awaitable[T]],
+        ready_to_shoot: Callable[[], None] | None = None,
     ) -> T:
         ready = await self._spare.take(browser, locale) or await self._prepare(browser, locale)
         context, page, session = ready.context, ready.page, ready.session
@@ -358,6 +373,8 @@ class Capturer:
                 consent = ConsentWatch(rules, library)
             page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
             visit = await self._navigator.open(url, context, page, session, consent)
+            if ready_to_shoot is not None:
+                visit.ready = ready_to_shoot
             try:
                 result = await action(visit)
             except PlaywrightError:

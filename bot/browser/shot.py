@@ -59,6 +59,7 @@ async def page_snapshot(
         visit.kind = SnapshotKind.PAGE  # Chromium may still draw what Pillow cannot read
         await navigator.load(visit)
     await navigator.dismiss_consent(visit)
+    visit.ready()
     page = visit.page
     image = await _shot(page)
     meta = await page.evaluate(_READ_JS, MAX_HTML_CHARS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from playwright.async_api import BrowserContext, Page, Response
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 SETTLE_SECONDS = 2.0  # a meta refresh due within this long is followed
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(eq=False)
 class Visit:
     """One opened link: its page, guard state and what the budget made of it."""
@@ -42,6 +47,9 @@ class Visit:
     content_type: str | None = None
     partial: bool = False
     downloaded: bool = False  # the navigation became a download: nothing in the page
+    # Called once the page is about to be shot (`page_snapshot`): the capture's slot
+    # looks for its next link meanwhile.
+    ready: Callable[[], None] = _nothing
 
 
 class Navigator:

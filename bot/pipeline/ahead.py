@@ -30,7 +30,26 @@ from bot.futures import retrieved
 KEEP = 30.0  # seconds a shot waits to be taken; past that it is dropped
 
 Shot = tuple[Snapshot, str]  # the snapshot and the page's HTML (Capturer.shoot)
-Shoot = Callable[[str, str], Awaitable[Shot]]  # (url, locale)
+Ready = Callable[[], None]  # the page is about to be shot (Capturer.shoot's `ready`)
+Shoot = Callable[[str, str, Ready], Awaitable[Shot]]  # (url, locale, ready)
+
+
+class _Readiness:
+    """Whether a head start's page is about to be shot, told to whoever takes it."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._listener: Ready | None = None
+
+    def fire(self) -> None:
+        self.fired = True
+        if self._listener is not None:
+            self._listener()
+
+    def listen(self, listener: Ready) -> None:
+        self._listener = listener
+        if self.fired:
+            listener()
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,7 @@ class Ahead:
     locale: str
     shot: asyncio.Task[Shot]
     expiry: asyncio.TimerHandle
+    readiness: _Readiness
 
 
 class ShotsAhead:
@@ -56,15 +76,17 @@ class ShotsAhead:
         `room` (capture slots free) and none is out for the link already."""
         if link_id in self._ahead or len(self._ahead) >= room:
             return False
-        shot = asyncio.ensure_future(self._shoot(url, locale))
+        readiness = _Readiness()
+        shot = asyncio.ensure_future(self._shoot(url, locale, readiness.fire))
         shot.add_done_callback(retrieved)  # a failure is the taker's to report
         expiry = asyncio.get_running_loop().call_later(self._keep, self.drop, link_id)
-        self._ahead[link_id] = Ahead(locale, shot, expiry)
+        self._ahead[link_id] = Ahead(locale, shot, expiry, readiness)
         return True
 
-    def take(self, link_id: ObjectId, locale: str) -> asyncio.Task[Shot] | None:
-        """The shot started for the link, now the caller's; None if there is none (or it
-        was made in another locale: let go)."""
+    def take(self, link_id: ObjectId, locale: str, ready: Ready) -> asyncio.Task[Shot] | None:
+        """The shot started for the link, now the caller's, who is told (`ready`) once
+        its page is about to be shot, or at once if it is past that; None if there is
+        none (or it was made in another locale: let go)."""
         ahead = self._ahead.pop(link_id, None)
         if ahead is None:
             return None
@@ -72,6 +94,7 @@ class ShotsAhead:
         if ahead.locale != locale:
             self._end(ahead.shot)
             return None
+        ahead.readiness.listen(ready)
         return ahead.shot
 
     def drop(self, link_id: ObjectId) -> None:

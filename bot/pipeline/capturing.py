@@ -49,12 +49,14 @@ async def capture(
     record: LinkRecord,
     *,
     page_done: Callable[[], None] = _nothing,
+    page_ready: Callable[[], None] = _nothing,
     sending: asyncio.Semaphore | None = None,
     ahead: ShotsAhead | None = None,
 ) -> bool:
     """True when the link was captured (and its delivery is now owed). `page_done` is called
     once the browser is done with the page (shot or failed): what follows needs no page,
-    so the worker's slot may start its next capture meanwhile. `sending`, if given, is
+    so the worker's slot may start its next capture meanwhile; `page_ready` once the
+    page is about to be shot. `sending`, if given, is
     held while the photo is sent and acknowledged: a worker killed mid-burst has no more
     photos in flight (sent twice after a take-over) than it has capture slots. `ahead`:
     pages opened while their links were queued; this link's shot is taken from there."""
@@ -67,8 +69,9 @@ async def capture(
     p.live.stage(record.id, Status.CAPTURING)
     tags = tags_ahead(p, record)
     try:
-        begun = ahead.take(record.id, texts.locale) if ahead is not None else None
-        snap, html = await _shoot(p, record, texts.locale, page_done, tags, begun)
+        begun = ahead.take(record.id, texts.locale, page_ready) if ahead is not None else None
+        done = (page_ready, page_done)
+        snap, html = await _shoot(p, record, texts.locale, done, tags, begun)
     except CaptureError as exc:
         await counted
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
@@ -133,17 +136,19 @@ async def _shoot(
     p: Pipeline,
     record: LinkRecord,
     locale: str,
-    page_done: Callable[[], None],
+    done: tuple[Callable[[], None], Callable[[], None]],
     tags: asyncio.Task[list[str]] | None,
     begun: asyncio.Task[Shot] | None = None,
 ) -> tuple[Snapshot, str]:
     """The page's snapshot and HTML (HTML "" once its text is read), or those of `begun`,
-    begun while the link was queued. Text first when the photo needs it: the caption's
+    begun while the link was queued; `done`: called once the page is about to be shot,
+    and once the browser is done with it. Text first when the photo needs it: the caption's
     title may come from it, and without a summary the photo's ＋#tag buttons are the
     user's tags in the text."""
     assert p.capturer is not None
+    page_ready, page_done = done
     try:
-        snap, html = await (begun or p.capturer.shoot(record.url, locale=locale))
+        snap, html = await (begun or p.capturer.shoot(record.url, locale=locale, ready=page_ready))
     finally:
         page_done()
     _check_size(p, snap)
