@@ -3,9 +3,9 @@
 Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of them)
 claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
 free; delivery slots claim links whose photo or summary is owed. A capture slot looks
-for its next link once its page is about to be shot, and starts it as soon as the page is shot
-(`_look_early`): the rest of that stage (storing, the photo,
-the text, the reaction) goes on as a tail, under the same renewed lease, beside the next
+for its next link once its page is about to be shot (`_look_early`) and starts it as
+soon as the page is shot: the rest of that stage (storing, the photo, the text, the
+reaction) goes on as a tail, under the same renewed lease, beside the next
 capture (at most TAILS_PER_SLOT tails a slot). A message's one new link is handed
 straight to an idle capture slot of the process that recorded it (`hand`), which claims
 it by its id and starts from the record in hand. A claim is a lease
@@ -380,10 +380,10 @@ class Worker:
 
     def _look_early(self, slot: _Slot, states: frozenset[str]) -> None:
         """The slot's page is about to be shot (loaded, any consent banner dealt with): it
-        looks for its next link now, so that the claim (a few database round trips, 0.1-0.2 s a link in a burst
-        of real pages on two cores) is in hand when the page is done. Only then, not
-        sooner: a link claimed here waits for this page, which another slot (or worker)
-        finishing first could have started."""
+        looks for its next link now, so that the claim (a few database round trips, 50-60
+        ms p50 in a burst of real pages on two cores) is in hand when the page is done.
+        Not sooner: a link claimed here waits for this page, which another slot (or
+        worker) finishing first could have started."""
         if slot.early is None and not self.p.outbound.stopping.is_set():
             slot.wake.clear()  # as before any look: a wake during the query looks again
             slot.early = asyncio.ensure_future(self._look(slot, states, None))
