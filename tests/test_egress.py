@@ -20,6 +20,7 @@ from bot.browser.binary import find_chromium
 from bot.browser.capture import CaptureError, Capturer
 from bot.browser.errors import Failure
 from bot.chat import render
+from bot.guard import socks
 from bot.guard.egress import BLOCK_HEADER, UPSTREAM_HEADER, EgressLimits, EgressSession, GuardProxy
 from bot.guard.netguard import NetGuard
 from bot.i18n import texts_for
@@ -585,3 +586,46 @@ async def test_a_plain_http_page_keeps_its_connections_alive_through_the_proxy(
     connections = len({peer for c in asked for peer in c})
     assert requests >= GALLERY_IMAGES + 1
     assert connections <= requests // 3, (connections, requests)
+
+
+async def test_socks5_tunnels_keep_the_captures_caps_and_say_why_they_failed(
+    proxy: GuardProxy, pages: PageServer
+) -> None:
+    """What a CONNECT gets, a SOCKS5 request gets: the caps, and the proxy's record of why
+    a destination failed (what the capture tells the user)."""
+    session = await proxy.open_session()
+    assert session.port is not None
+    # Greeting, request (the address as four bytes) and the page's request in one packet.
+    reader, writer = await asyncio.open_connection("127.0.0.1", session.port)
+    address = bytes([5, 1, 0, 1, 127, 0, 0, 1]) + pages.port.to_bytes(2, "big")
+    get = f"GET /article/socks-packed HTTP/1.1\r\nHost: 127.0.0.1:{pages.port}\r\n\r\n"
+    writer.write(b"\x05\x01\x00" + address + get.encode())
+    assert await asyncio.wait_for(reader.readexactly(12), 10) == b"\x05\x00" + socks.reply(0)
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    dead = free_port()  # nothing listens there
+    _, answer, _, writer = await _socks(session.port, "127.0.0.1", dead)
+    assert answer[:2] == b"\x05\x05" and session.upstream_error_for("127.0.0.1", dead) == "refused"
+    writer.close()
+    _, answer, _, writer = await _socks(session.port, "bücher.example", 80)  # not IDNA
+    assert answer[:2] == b"\x05\x02" and "malformed" in session.refusals.values()
+    writer.close()
+    # Anything but a request after the greeting is closed without an answer.
+    for wrong in (b"GET / HTTP/1.1\r\n\r\n", bytes([5, 1, 1, 1, 127, 0, 0, 1, 0, 80])):
+        reader, writer = await asyncio.open_connection("127.0.0.1", session.port)
+        writer.write(b"\x05\x01\x00")
+        assert await asyncio.wait_for(reader.readexactly(2), 10) == b"\x05\x00"
+        writer.write(wrong)
+        assert await asyncio.wait_for(reader.read(10), 10) == b"", wrong
+        writer.close()
+    # Past the capture's cap (4 connections here): refused as busy, and said so.
+    crowded = await proxy.open_session()
+    assert crowded.port is not None
+    tunnels = [await _socks(crowded.port, "127.0.0.1", pages.port) for _ in range(4)]
+    assert all(answer[:2] == b"\x05\x00" for _, answer, _, _ in tunnels)
+    _, answer, _, writer = await _socks(crowded.port, "127.0.0.1", pages.port)
+    assert answer[:2] == b"\x05\x05"
+    assert crowded.upstream_error_for("127.0.0.1", pages.port) == "busy"
+    for *_, tunnel in tunnels:
+        tunnel.close()
+    writer.close()

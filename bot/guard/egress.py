@@ -161,6 +161,8 @@ class _Client(End):
 
     def _socks_received(self) -> None:
         assert self.transport is not None
+        if self.session is None or self.session.closed:  # ended while it was greeting
+            return self.abort()
         try:
             if not self._socks_greeted:
                 used = socks.greeting(bytes(self._head))
@@ -171,11 +173,8 @@ class _Client(End):
                 self.transport.write(socks.CHOSE_NO_AUTH)
             request = socks.request(bytes(self._head))
         except socks.SocksError as exc:
-            codes = socks.NO_ACCEPTABLE_METHOD if exc.reply is None else socks.reply(exc.reply)
-            return self.reply(codes)
-        if request is None:
-            if len(self._head) > 512:
-                self.abort()
+            return self.reply(exc.answer) if exc.answer else self.abort()
+        if request is None:  # (at most a greeting and a request's 262 bytes wait here)
             return
         extra = bytes(self._head[request.used :])
         self._start(self._proxy._socks_handshake(self, request.host, request.port, extra))

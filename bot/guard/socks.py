@@ -33,9 +33,9 @@ ADDRESS_NOT_SUPPORTED = 8
 class SocksError(LinksnapError):
     """The bytes are not a SOCKS5 greeting or request this proxy serves."""
 
-    def __init__(self, reply: int | None) -> None:
-        super().__init__(f"socks: reply {reply}")
-        self.reply = reply  # the code to answer with, None to just close
+    def __init__(self, answer: bytes = b"") -> None:
+        super().__init__(f"socks: answered {answer.hex() or 'nothing'}")
+        self.answer = answer  # what to send before closing (nothing: just close)
 
 
 @dataclass(frozen=True)
@@ -53,26 +53,26 @@ def greeting(buffer: bytes) -> int | None:
     if len(buffer) < 2:
         return None
     if buffer[0] != VERSION:
-        raise SocksError(None)
+        raise SocksError()
     end = 2 + buffer[1]
     if len(buffer) < end:
         return None
     if NO_AUTH not in buffer[2:end]:
-        raise SocksError(None)
+        raise SocksError(NO_ACCEPTABLE_METHOD)
     return end
 
 
 def request(buffer: bytes) -> Request | None:
     """The CONNECT request at the start of `buffer`; None while incomplete.
 
-    Raises SocksError for anything else (with the reply code to send, if any).
+    Raises SocksError for anything else (with the reply to send, if any).
     """
     if len(buffer) < 4:
         return None
-    if buffer[0] != VERSION:
-        raise SocksError(None)
+    if buffer[0] != VERSION or buffer[2] != 0:  # (the third byte is reserved: zero)
+        raise SocksError()
     if buffer[1] != CONNECT:
-        raise SocksError(COMMAND_NOT_SUPPORTED)
+        raise SocksError(reply(COMMAND_NOT_SUPPORTED))
     found = _address(buffer, buffer[3])
     if found is None:
         return None
@@ -90,13 +90,12 @@ def _address(buffer: bytes, kind: int) -> tuple[str, int] | None:
         address = ipaddress.IPv4Address(packed) if size == 4 else ipaddress.IPv6Address(packed)
         return str(address), 4 + size
     if kind != _DOMAIN:
-        raise SocksError(ADDRESS_NOT_SUPPORTED)
+        raise SocksError(reply(ADDRESS_NOT_SUPPORTED))
     if len(buffer) < 5 or len(buffer) < 5 + buffer[4] + 2:
         return None
-    try:
-        return buffer[5 : 5 + buffer[4]].decode("ascii"), 5 + buffer[4]
-    except UnicodeDecodeError:
-        raise SocksError(ADDRESS_NOT_SUPPORTED) from None
+    # Chromium sends IDNA (ASCII); anything else is left for the guard to refuse as
+    # malformed, so the capture says why like any other refusal.
+    return buffer[5 : 5 + buffer[4]].decode("ascii", errors="replace"), 5 + buffer[4]
 
 
 def reply(code: int) -> bytes:
