@@ -29,7 +29,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,14 @@ CHECKED_STATES = tuple(
 )
 DEFAULT_INDEX_DIR = Path("data") / "index"
 RENAME_PAGE = 500  # links read per listing page while renaming a tag
+
+
+@dataclass(frozen=True)
+class DueBatch:
+    """Links due for a link-rot check, and how many the listing named to find them."""
+
+    records: list[LinkRecord]
+    named: int
 
 
 class StoreConflict(LinksnapError):
@@ -610,15 +618,23 @@ class LinkStore:
         """Saved links (CHECKED_STATES) not checked since `checked_before`: never-checked
         first (newest first, so an import's latest links lead), then the oldest checks.
         Links in `skip` (already in a round's hands) are left out without being read."""
+        return (await self.due_batch(checked_before, limit, skip)).records
+
+    async def due_batch(
+        self, checked_before: datetime, limit: int = 50, skip: frozenset[ObjectId] = frozenset()
+    ) -> DueBatch:
+        """`due_for_check`, saying too how many links the listing named (not in `skip`):
+        more than were due means its view lagged behind the latest checks."""
         out = []
         ids = await self.listing.due_for_check(CHECKED_STATES, checked_before, limit + len(skip))
-        for link_id in [i for i in ids if i not in skip][:limit]:
+        named = [i for i in ids if i not in skip][:limit]
+        for link_id in named:
             record = await self._load(link_id, with_text=False)
             if record is None or str(record.status) not in CHECKED_STATES:
                 continue
             if record.checked_at is None or record.checked_at < checked_before:
                 out.append(record)
-        return out
+        return DueBatch(out, len(named))
 
     async def gone(self, owner_id: int, *, page: int = 0, page_size: int = 10) -> Page:
         """The owner's links marked gone (the last check found them offline), newest

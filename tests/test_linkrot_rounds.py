@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
+from bson import ObjectId
 
 from bot.guard.netguard import NetGuard
-from bot.library import bookmarks, linkrot
+from bot.library import bookmarks, linkrot, rotround
 from bot.library.hostpace import HOST_GAP, HostPacer
 from bot.library.rotround import IN_FLIGHT, CheckRound
 from bot.library.transfer import import_links
@@ -210,6 +212,44 @@ async def test_two_thousand_links_on_twenty_hosts_fit_one_round_at_one_request_a
     assert 1 < site.most_busy <= IN_FLIGHT
     # And nothing is left due.
     assert await store.due_for_check(due) == []
+
+
+async def test_a_listing_behind_the_checks_does_not_end_the_round_early(
+    store: LinkStore, guard: NetGuard, site: RotSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The due order is newest first, so the links a round has just checked lead it: a
+    listing a moment behind the checks (its replay held by another process) names only
+    those. The round asks again shortly; it does not take that for nothing left due
+    (seen under a loaded test run: finished, 1 851 of 2 000 checked)."""
+    monkeypatch.setattr(rotround, "LAG_PAUSE", 0.01)
+    monkeypatch.setattr(rotround, "FETCH", 40)  # the order is read again as lanes empty
+    clock = VirtualTime(time.time())
+    site.clock = clock
+    await seed(store, site, hosts=4, per_host=150)  # 600 links: several reads of the order
+    checked: list[ObjectId] = []
+    record_check, named_due = store.record_check, store.listing.due_for_check
+
+    async def remembered(record: LinkRecord, alive: bool | None, **kwargs: Any) -> None:
+        await record_check(record, alive, **kwargs)
+        checked.append(record.id)
+
+    lagging = 3
+
+    async def behind(statuses: Any, checked_before: datetime, limit: int) -> list[ObjectId]:
+        nonlocal lagging
+        if checked and lagging:  # once checks are written, three stale answers
+            lagging -= 1
+            return checked[::-1][:limit]
+        return await named_due(statuses, checked_before, limit)
+
+    monkeypatch.setattr(store, "record_check", remembered)
+    monkeypatch.setattr(store.listing, "due_for_check", behind)
+    pacer = HostPacer(clock=clock, sleep=clock.sleep)
+    due = utcnow()
+    result = await CheckRound(store, guard, checked_before=due, in_flight=4, pacer=pacer).run()
+    assert lagging == 0  # the stale answers were given
+    assert result.finished and result.checked == 600
+    assert len(site.hits) == 600
 
 
 async def test_no_more_requests_in_flight_than_the_bound(

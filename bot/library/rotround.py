@@ -37,6 +37,11 @@ MAX_QUEUED = 2000  # links held in memory, waiting for their host's turn
 # Seconds between looks at the due order while lanes work: one large host's lane can
 # run for minutes, and other hosts' links may be waiting further down the order.
 LOOK_AGAIN = 5.0
+# The listing may name links whose check has just been written (its view lags a moment,
+# a replay another process holds): then it is asked again after LAG_PAUSE seconds, up to
+# LAG_LOOKS times in a row, before the round ends unfinished (never "nothing left due").
+LAG_PAUSE = 0.5
+LAG_LOOKS = 40
 
 
 @dataclass
@@ -61,6 +66,7 @@ class CheckRound:
     result: RoundResult = field(default_factory=RoundResult, init=False)
     _queues: dict[str, deque[LinkRecord]] = field(default_factory=dict, init=False)
     _taken: set[ObjectId] = field(default_factory=set, init=False)  # queued or being checked
+    _lagging: int = field(default=0, init=False)  # fills in a row that found only stale names
 
     def _open(self) -> bool:
         return self.until is None or self.clock() < self.until
@@ -75,7 +81,9 @@ class CheckRound:
                 for host in self._idle_hosts(lanes):
                     lanes[host] = asyncio.create_task(self._lane(self._queues[host]))
                 if not lanes:
-                    self.result.finished = not more
+                    if more and self._lagging and self._open():
+                        continue  # the listing lagged: it is asked again (after LAG_PAUSE)
+                    self.result.finished = not more and self._lagging <= LAG_LOOKS
                     return self.result
                 done, _ = await asyncio.wait(
                     lanes.values(), timeout=LOOK_AGAIN, return_when=asyncio.FIRST_COMPLETED
@@ -96,15 +104,27 @@ class CheckRound:
         return queued < MAX_QUEUED and (waiting < self.in_flight or queued < FETCH // 2)
 
     async def _fill(self) -> bool:
-        """Queue the next due links by host; False when nothing more is due."""
-        fresh = await self.store.due_for_check(
+        """Queue the next due links by host; False when nothing more is due (or the
+        listing kept naming only links checked already: see LAG_LOOKS)."""
+        batch = await self.store.due_batch(
             self.checked_before, limit=FETCH, skip=frozenset(self._taken)
         )
-        for record in fresh:
+        for record in batch.records:
             self._taken.add(record.id)
             host = linkrot.host_of(record.final_url or record.url)
             self._queues.setdefault(host, deque()).append(record)
-        return bool(fresh)
+        if batch.records or not batch.named:
+            self._lagging = 0
+            return bool(batch.records)
+        # Every link it named is checked already: the links this round checked last lead
+        # the due order (newest first), so a listing a moment behind names only them.
+        # Asking again shortly, not ending the round as if nothing were left due.
+        self._lagging += 1
+        if self._lagging > LAG_LOOKS:
+            log.warning("link-rot round: the listing stays behind the checks; ending the round")
+            return False
+        await asyncio.sleep(LAG_PAUSE)
+        return True
 
     def _idle_hosts(self, lanes: dict[str, asyncio.Task[None]]) -> list[str]:
         free = self.in_flight - len(lanes)
