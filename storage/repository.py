@@ -621,12 +621,19 @@ class LinkStore:
         return (await self.due_batch(checked_before, limit, skip)).records
 
     async def due_batch(
-        self, checked_before: datetime, limit: int = 50, skip: frozenset[ObjectId] = frozenset()
+        self,
+        checked_before: datetime,
+        limit: int = 50,
+        skip: frozenset[ObjectId] = frozenset(),
+        *,
+        direct: bool = False,
     ) -> DueBatch:
         """`due_for_check`, saying too how many links the listing named (not in `skip`):
-        more than were due means its view lagged behind the latest checks."""
+        more than were due means its view lagged behind the latest checks. `direct`: ask
+        MongoDB itself rather than the listing index (slower at scale, never behind)."""
         out = []
-        ids = await self.listing.due_for_check(CHECKED_STATES, checked_before, limit + len(skip))
+        listing = self.native if direct else self.listing
+        ids = await listing.due_for_check(CHECKED_STATES, checked_before, limit + len(skip))
         named = [i for i in ids if i not in skip][:limit]
         for link_id in named:
             record = await self._load(link_id, with_text=False)

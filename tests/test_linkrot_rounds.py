@@ -218,9 +218,10 @@ async def test_a_listing_behind_the_checks_does_not_end_the_round_early(
     store: LinkStore, guard: NetGuard, site: RotSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The due order is newest first, so the links a round has just checked lead it: a
-    listing a moment behind the checks (its replay held by another process) names only
-    those. The round asks again shortly; it does not take that for nothing left due
-    (seen under a loaded test run: finished, 1 851 of 2 000 checked)."""
+    listing index behind the checks (its replay held up) names only those. The round asks
+    MongoDB itself then; it does not take that for nothing left due (seen in loaded
+    fresh-clone runs: "finished" with 1 851 of 2 000 checked; then, waiting for the index
+    to catch up, unfinished after 20 s)."""
     monkeypatch.setattr(rotround, "LAG_PAUSE", 0.01)
     monkeypatch.setattr(rotround, "FETCH", 40)  # the order is read again as lanes empty
     clock = VirtualTime(time.time())
@@ -233,12 +234,12 @@ async def test_a_listing_behind_the_checks_does_not_end_the_round_early(
         await record_check(record, alive, **kwargs)
         checked.append(record.id)
 
-    lagging = 3
+    stale = 0
 
     async def behind(statuses: Any, checked_before: datetime, limit: int) -> list[ObjectId]:
-        nonlocal lagging
-        if checked and lagging:  # once checks are written, three stale answers
-            lagging -= 1
+        nonlocal stale
+        if checked:  # once checks are written, the index stays behind them
+            stale += 1
             return checked[::-1][:limit]
         return await named_due(statuses, checked_before, limit)
 
@@ -247,7 +248,7 @@ async def test_a_listing_behind_the_checks_does_not_end_the_round_early(
     pacer = HostPacer(clock=clock, sleep=clock.sleep)
     due = utcnow()
     result = await CheckRound(store, guard, checked_before=due, in_flight=4, pacer=pacer).run()
-    assert lagging == 0  # the stale answers were given
+    assert stale > 0  # the stale answers were given
     assert result.finished and result.checked == 600
     assert len(site.hits) == 600
 

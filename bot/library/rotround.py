@@ -37,9 +37,10 @@ MAX_QUEUED = 2000  # links held in memory, waiting for their host's turn
 # Seconds between looks at the due order while lanes work: one large host's lane can
 # run for minutes, and other hosts' links may be waiting further down the order.
 LOOK_AGAIN = 5.0
-# The listing may name links whose check has just been written (its view lags a moment,
-# a replay another process holds): then it is asked again after LAG_PAUSE seconds, up to
-# LAG_LOOKS times in a row, before the round ends unfinished (never "nothing left due").
+# The listing index may name links whose check has just been written (its view lags,
+# its replay held up by another): then MongoDB itself is asked, after LAG_PAUSE seconds,
+# up to LAG_LOOKS times in a row, before the round ends unfinished (never "nothing left
+# due").
 LAG_PAUSE = 0.5
 LAG_LOOKS = 40
 
@@ -106,8 +107,10 @@ class CheckRound:
     async def _fill(self) -> bool:
         """Queue the next due links by host; False when nothing more is due (or the
         listing kept naming only links checked already: see LAG_LOOKS)."""
+        skip = frozenset(self._taken)
+        # After a stale answer, MongoDB itself: the index may stay behind for seconds.
         batch = await self.store.due_batch(
-            self.checked_before, limit=FETCH, skip=frozenset(self._taken)
+            self.checked_before, limit=FETCH, skip=skip, direct=self._lagging > 0
         )
         for record in batch.records:
             self._taken.add(record.id)
@@ -117,8 +120,8 @@ class CheckRound:
             self._lagging = 0
             return bool(batch.records)
         # Every link it named is checked already: the links this round checked last lead
-        # the due order (newest first), so a listing a moment behind names only them.
-        # Asking again shortly, not ending the round as if nothing were left due.
+        # the due order (newest first), so a listing behind names only them. Asking
+        # again shortly (MongoDB itself), not ending the round as if nothing were due.
         self._lagging += 1
         if self._lagging > LAG_LOOKS:
             log.warning("link-rot round: the listing stays behind the checks; ending the round")
