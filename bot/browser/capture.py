@@ -362,10 +362,10 @@ class Capturer:
         url: str,
         locale: str,
         action: Callable[[Visit], Awaitable[T]],
-        ready_to_shoot: Callable[[], None] | None = None,
+        ready: Callable[[], None] | None = None,
     ) -> T:
-        ready = await self._spare.take(browser, locale) or await self._prepare(browser, locale)
-        context, page, session = ready.context, ready.page, ready.session
+        prepared = await self._spare.take(browser, locale) or await self._prepare(browser, locale)
+        context, page, session = prepared.context, prepared.page, prepared.session
         try:
             consent = None
             if self._consent is not None:
@@ -373,8 +373,8 @@ class Capturer:
                 consent = ConsentWatch(rules, library)
             page.on("dialog", lambda dialog: asyncio.ensure_future(_quietly(dialog.dismiss())))
             visit = await self._navigator.open(url, context, page, session, consent)
-            if ready_to_shoot is not None:
-                visit.ready = ready_to_shoot
+            if ready is not None:
+                visit.ready = ready
             try:
                 result = await action(visit)
             except PlaywrightError:
@@ -390,7 +390,7 @@ class Capturer:
             raise
         finally:
             # Closed beside what follows (the photo needs nothing more from the page).
-            closing = asyncio.ensure_future(self._discard(ready))
+            closing = asyncio.ensure_future(self._discard(prepared))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
             if self.options.spare_page:

@@ -144,10 +144,7 @@ class _Client(End):
             # (Reading is paused during the handshake, so nothing arrives until the tunnel.)
             return super().data_received(data)
         if not self._head and data[:1] == b"\x05":
-            # SOCKS has no credential here: it is spoken only on a live capture's own port.
-            if self.session is None or self.session.closed:
-                return self.abort()
-            self._socks = True
+            self._socks = True  # (only on a live capture's own port: `_socks_received`)
         self._head += data
         if self._socks:
             return self._socks_received()
@@ -161,7 +158,9 @@ class _Client(End):
 
     def _socks_received(self) -> None:
         assert self.transport is not None
-        if self.session is None or self.session.closed:  # ended while it was greeting
+        # SOCKS has no credential here: it is spoken only on a live capture's own port
+        # (also cut if the capture ended while the greeting came in).
+        if self.session is None or self.session.closed:
             return self.abort()
         try:
             if not self._socks_greeted:

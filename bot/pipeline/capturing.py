@@ -70,8 +70,9 @@ async def capture(
     tags = tags_ahead(p, record)
     try:
         begun = ahead.take(record.id, texts.locale, page_ready) if ahead is not None else None
-        done = (page_ready, page_done)
-        snap, html = await _shoot(p, record, texts.locale, done, tags, begun)
+        snap, html = await _shoot(
+            p, record, texts.locale, tags, begun, page_ready=page_ready, page_done=page_done
+        )
     except CaptureError as exc:
         await counted
         await failed(p, bot, record, exc.reason, exc.detail, why=render.capture_reason(exc, texts))
@@ -136,17 +137,18 @@ async def _shoot(
     p: Pipeline,
     record: LinkRecord,
     locale: str,
-    done: tuple[Callable[[], None], Callable[[], None]],
     tags: asyncio.Task[list[str]] | None,
-    begun: asyncio.Task[Shot] | None = None,
+    begun: asyncio.Task[Shot] | None,
+    *,
+    page_ready: Callable[[], None],
+    page_done: Callable[[], None],
 ) -> tuple[Snapshot, str]:
     """The page's snapshot and HTML (HTML "" once its text is read), or those of `begun`,
-    begun while the link was queued; `done`: called once the page is about to be shot,
-    and once the browser is done with it. Text first when the photo needs it: the caption's
+    begun while the link was queued; `page_ready` and `page_done` are called once the page
+    is about to be shot and once the browser is done with it. Text first when the photo needs it: the caption's
     title may come from it, and without a summary the photo's ＋#tag buttons are the
     user's tags in the text."""
     assert p.capturer is not None
-    page_ready, page_done = done
     try:
         snap, html = await (begun or p.capturer.shoot(record.url, locale=locale, ready=page_ready))
     finally:

@@ -288,7 +288,7 @@ class Worker:
             if early is not None and handed is None:
                 claim = await early  # looked for while the page before was shot
             else:
-                await _let_go(self.p, early)
+                await _release_early(self.p, early)
                 # Cleared just before looking: a wake during the query makes it look again.
                 slot.wake.clear()
                 claim = await self._look(slot, states, handed)
@@ -316,7 +316,7 @@ class Worker:
             finally:
                 slot.running = False
         early, slot.early = slot.early, None
-        await _let_go(self.p, early)  # stopping: the next start (or another worker) takes it
+        await _release_early(self.p, early)  # stopping: the next start (or another worker) takes it
 
     async def _look(
         self, slot: _Slot, states: frozenset[str], handed: _Handed | None
@@ -356,7 +356,7 @@ class Worker:
         for one more tail, leaving the rest of the stage running under its lease."""
         released, ready = asyncio.Event(), asyncio.Event()
         marks = Marks(ready=ready.set, released=released.set)
-        run = asyncio.create_task(self._run_and_wake(slot.kind, job, marks, released))
+        run = asyncio.create_task(self._run_and_wake(slot.kind, job, marks))
         self._running.add(run)
         run.add_done_callback(self._running.discard)
         try:
@@ -388,13 +388,11 @@ class Worker:
             slot.wake.clear()  # as before any look: a wake during the query looks again
             slot.early = asyncio.ensure_future(self._look(slot, states, None))
 
-    async def _run_and_wake(
-        self, kind: Kind, job: _Job, marks: Marks, released: asyncio.Event
-    ) -> None:
+    async def _run_and_wake(self, kind: Kind, job: _Job, marks: Marks) -> None:
         try:
             await self._run(job, marks)
         finally:
-            released.set()
+            marks.released()
         if kind is Kind.CAPTURE:
             self.wake(Kind.DELIVERY)  # the link's delivery (or summary) is claimable now
 
@@ -522,7 +520,7 @@ async def _first(*waits: Awaitable[Any]) -> None:
                 task.cancel()
 
 
-async def _let_go(p: Pipeline, early: asyncio.Task[Claim | None] | None) -> None:
+async def _release_early(p: Pipeline, early: asyncio.Task[Claim | None] | None) -> None:
     """Release a claim looked for early and not run (this slot is stopping)."""
     claim = await early if early is not None else None
     if claim is not None:
