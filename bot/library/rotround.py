@@ -84,7 +84,9 @@ class CheckRound:
                 if not lanes:
                     if more and self._lagging and self._open():
                         continue  # the listing lagged: it is asked again (after LAG_PAUSE)
-                    self.result.finished = not more and self._lagging <= LAG_LOOKS
+                    # Time up with links still queued is not "nothing left due".
+                    queued = any(self._queues.values())
+                    self.result.finished = not more and not queued and self._lagging <= LAG_LOOKS
                     return self.result
                 done, _ = await asyncio.wait(
                     lanes.values(), timeout=LOOK_AGAIN, return_when=asyncio.FIRST_COMPLETED
