@@ -93,7 +93,8 @@ class Services:
         """A message's lone link is written, not yet queued: its page is opened meanwhile
         when a capture slot of this process is free (bot/pipeline/ahead.py)."""
         if self.worker is not None:
-            self.worker.shoot_ahead(record.id, record.url, texts_for(record.lang_code).locale)
+            locale = texts_for(record.lang_code).locale
+            self.worker.shoot_ahead(record.id, record.owner_id, record.url, locale)
 
     def hand_or_wake(self, recorded: Recorded) -> None:
         """A message's links are recorded: its one new link goes straight to an idle

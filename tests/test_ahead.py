@@ -57,10 +57,11 @@ async def test_a_lone_links_page_opens_while_the_link_is_written(bot: BotHarness
     assert bot.pages.hits["/article/ahead"] == 1  # the photo came from the visit begun ahead
 
 
-async def test_a_paced_link_lets_its_head_start_go(harness_factory: Any) -> None:
-    """A link past its sender's pace waits its turn in the queue: the page opened for it
-    while it was queued is let go at once, so the next user's new link gets its own head
-    start (with one capture slot, a head start still held would leave it none)."""
+async def test_a_paced_link_opens_nothing_ahead(harness_factory: Any) -> None:
+    """A link past its sender's pace waits its turn in the queue: its page is not opened
+    ahead of that turn (the site would be asked for nothing, and earlier than the pace
+    allows), and the next user's new link gets its own head start (with one capture
+    slot, a head start held for the paced link would leave it none)."""
     bot: BotHarness = await harness_factory(capture_concurrency="1", user_rate_per_minute="1")
     first = bot.send(97, bot.pages.url("/article/paced-ahead-1"))
     assert await bot.finished(first) == "👌"
@@ -70,6 +71,7 @@ async def test_a_paced_link_lets_its_head_start_go(harness_factory: Any) -> None
     sent = await _opened_while_written(bot, 98, "/article/after-paced-ahead")
     assert await bot.finished(sent) == "👌"
     assert bot.photos_for(paced) == []  # still waiting for its turn
+    assert "/article/paced-ahead-2" not in bot.pages.hits  # and its page never opened
 
 
 async def test_a_link_not_handed_over_opens_its_page_again(bot: BotHarness) -> None:

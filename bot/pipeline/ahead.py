@@ -7,13 +7,14 @@ capture slot is free, nothing waits for the browser, so once the link is written
 page is opened and shot while it is queued and claimed; the stage that claims it takes
 the shot instead of opening the page again. Nothing reaches the user before the link is
 claimed: the head start only moves the browser's work earlier. A link saved before, or
-sent while the database is away, opens nothing.
+sent while the database is away, opens nothing; nor does a link its sender's pace will
+hold, as far as this process has queued the sender's links (WorkQueue.holds_next).
 
-A shot nobody here will take (the link waits for its pace, no capture slot was idle to
-hand it to, another process claimed it first, the database went away while it was
-queued) is let go as soon as that is known, or after KEEP seconds. At most as many run
-or wait as capture slots are free (not running a stage), so a burst of messages never
-puts head starts ahead of links already queued.
+A shot nobody here will take (the link waits for a pace only another process knew, no
+capture slot was idle to hand it to, another process claimed it first, the database went
+away while it was queued) is let go as soon as that is known, or after KEEP seconds. At
+most as many run or wait as capture slots are free (not running a stage), so a burst of
+messages never puts head starts ahead of links already queued.
 """
 
 from __future__ import annotations

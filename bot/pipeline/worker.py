@@ -178,10 +178,14 @@ class Worker:
         assert self.p.capturer is not None
         return self.p.capturer.shoot(url, locale=locale, ready=ready)
 
-    def shoot_ahead(self, link_id: ObjectId, url: str, locale: str) -> bool:
+    def shoot_ahead(self, link_id: ObjectId, owner_id: int, url: str, locale: str) -> bool:
         """A lone new link is written: while a capture slot is free (nothing is waiting
-        for the browser), its page is opened meanwhile, for the slot it is handed to."""
+        for the browser), its page is opened meanwhile, for the slot it is handed to.
+        Not for a link its sender's pace will hold: its page would be opened for nothing
+        (and the site asked ahead of the sender's turn)."""
         if self.ahead is None or self.p.outbound.stopping.is_set():
+            return False
+        if self.p.store.queue.holds_next(owner_id, self.p.per_minute):
             return False
         return self.ahead.start(link_id, url, locale, self.free_capture_slots())
 

@@ -40,6 +40,7 @@ Doc = dict[str, Any]
 CANDIDATES = 20
 PRIO_BY_HAND = 0
 PRIO_IMPORTED = 1
+_PACES_KEPT = 4096  # owners' paces remembered before those long past are forgotten
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class WorkQueue:
         # Only a claim's winner (and then its holder) writes a link's lease document.
         self.leases: AsyncCollection[Doc] = db["leases"]
         self._locks = [asyncio.Lock() for _ in range(64)]
+        # Each owner's pace (GCRA's theoretical arrival time) as this process last wrote
+        # it: `holds_next` tells from it, without a read, whether a new link will wait.
+        self._paces: dict[int, float] = {}
 
     async def ensure_indexes(self) -> None:
         # MongoDB answers the claim query from this; FerretDB scans the (small) collection.
@@ -115,7 +119,23 @@ class WorkQueue:
             for outcome in done:
                 if isinstance(outcome, BaseException):
                     raise outcome
+            self._remember_pace(owner_id, pace.tat, now)
         return Queued(turn, later)
+
+    def holds_next(self, owner_id: int, per_minute: float) -> bool:
+        """Whether the owner's next link will wait for its pace, as far as this process
+        has queued the owner's links (links queued by another process are not known
+        here: then False, and the queueing itself decides)."""
+        tat = self._paces.get(owner_id)
+        if tat is None:
+            return False
+        now = utcnow().timestamp()
+        return _gcra(now, tat, per_minute).start > now
+
+    def _remember_pace(self, owner_id: int, tat: float, now: float) -> None:
+        self._paces[owner_id] = tat
+        if len(self._paces) > _PACES_KEPT:  # paces long past hold nothing: forgotten
+            self._paces = {o: t for o, t in self._paces.items() if t > now}
 
     async def _turn(
         self, link_id: ObjectId, turn: float, prio: int, later: datetime | None
