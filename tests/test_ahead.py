@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from bson import ObjectId
 
 from bot.pipeline.ahead import ShotsAhead
@@ -57,21 +58,44 @@ async def test_a_lone_links_page_opens_while_the_link_is_written(bot: BotHarness
     assert bot.pages.hits["/article/ahead"] == 1  # the photo came from the visit begun ahead
 
 
-async def test_a_paced_link_opens_nothing_ahead(harness_factory: Any) -> None:
-    """A link past its sender's pace waits its turn in the queue: its page is not opened
-    ahead of that turn (the site would be asked for nothing, and earlier than the pace
-    allows), and the next user's new link gets its own head start (with one capture
-    slot, a head start held for the paced link would leave it none)."""
+@pytest.mark.parametrize("pace_known", [True, False])
+async def test_a_paced_link_opens_nothing_ahead(harness_factory: Any, pace_known: bool) -> None:
+    """A link past its sender's pace waits its turn in the queue. When this process
+    queued the sender's last link it knows the pace: the paced link's page is not opened
+    ahead of its turn (the site would be asked for nothing, and earlier than the pace
+    allows). When only another process knew it (here: the pace forgotten), the page
+    opened meanwhile is let go at once. Either way the next user's new link gets its own
+    head start (with one capture slot, a head start still held would leave it none)."""
     bot: BotHarness = await harness_factory(capture_concurrency="1", user_rate_per_minute="1")
-    first = bot.send(97, bot.pages.url("/article/paced-ahead-1"))
+    worker = bot.services.worker
+    assert worker is not None and worker.ahead is not None
+    path = f"/article/paced-ahead-{pace_known}"  # the page server is shared: a path a run
+    first = bot.send(97, bot.pages.url(f"{path}-1"))
     assert await bot.finished(first) == "👌"
-    paced = bot.send(97, bot.pages.url("/article/paced-ahead-2"))
-    await bot.wait_queued(97, bot.pages.url("/article/paced-ahead-2"))
+    if not pace_known:
+        bot.services.pipeline.store.queue._paces.clear()
+    started: list[ObjectId] = []
+    start = worker.ahead.start
+
+    def noted(link_id: ObjectId, *args: Any) -> bool:
+        accepted = start(link_id, *args)
+        if accepted:
+            started.append(link_id)
+        return accepted
+
+    worker.ahead.start = noted  # type: ignore[method-assign,assignment]
+    # A capture slot is free: a head start would be taken if nothing held it back.
+    await bot.api.wait_until(lambda: worker.free_capture_slots() > 0, timeout=30)
+    paced = bot.send(97, bot.pages.url(f"{path}-2"))
+    await bot.wait_queued(97, bot.pages.url(f"{path}-2"))
     await bot.handled(paced)  # recorded, and what it holds let go
-    sent = await _opened_while_written(bot, 98, "/article/after-paced-ahead")
+    [record] = [r for r in await bot.records(97) if r.url.endswith(f"{path}-2")]
+    sent = await _opened_while_written(bot, 98, f"{path}-after")
     assert await bot.finished(sent) == "👌"
     assert bot.photos_for(paced) == []  # still waiting for its turn
-    assert "/article/paced-ahead-2" not in bot.pages.hits  # and its page never opened
+    assert (record.id in started) is not pace_known
+    if pace_known:
+        assert f"{path}-2" not in bot.pages.hits  # its page never opened
 
 
 async def test_a_link_not_handed_over_opens_its_page_again(bot: BotHarness) -> None:

@@ -116,6 +116,25 @@ async def test_a_link_past_its_owner_s_pace_is_never_claimable_before_its_time(
     assert between == [None]
 
 
+async def test_the_pace_this_process_wrote_tells_whether_a_next_link_waits(
+    queue: WorkQueue,
+) -> None:
+    """What the head start asks before opening a page (bot/pipeline/ahead.py): the same
+    answer the queueing will give, from the pace this process last wrote, and a map of
+    paces that forgets those long past rather than growing with every user."""
+    assert not queue.holds_next(77, per_minute=2.0)  # never queued here
+    assert await queue.enqueue((await _unqueued(queue))["_id"], 77, per_minute=2.0) is None
+    assert not queue.holds_next(77, per_minute=2.0)  # two a minute: the second goes now
+    assert await queue.enqueue((await _unqueued(queue))["_id"], 77, per_minute=2.0) is None
+    assert queue.holds_next(77, per_minute=2.0)
+    assert await queue.enqueue((await _unqueued(queue))["_id"], 77, per_minute=2.0) is not None
+    assert not queue.holds_next(78, per_minute=2.0)  # another user is not held by it
+    past = utcnow().timestamp() - 3600
+    for owner in range(1000, 1000 + 5000):
+        queue._remember_pace(owner, past, utcnow().timestamp())
+    assert len(queue._paces) <= 4097 and queue.holds_next(77, per_minute=2.0)
+
+
 async def _unqueued(queue: WorkQueue) -> dict[str, Any]:
     doc: dict[str, Any] = {"_id": ObjectId(), "status": "pending", "owner_id": 77}
     await queue.work.insert_one(doc)

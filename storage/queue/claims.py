@@ -71,6 +71,7 @@ class WorkQueue:
         # Each owner's pace (GCRA's theoretical arrival time) as this process last wrote
         # it: `holds_next` tells from it, without a read, whether a new link will wait.
         self._paces: dict[int, float] = {}
+        self._prune_at = _PACES_KEPT
 
     async def ensure_indexes(self) -> None:
         # MongoDB answers the claim query from this; FerretDB scans the (small) collection.
@@ -123,9 +124,9 @@ class WorkQueue:
         return Queued(turn, later)
 
     def holds_next(self, owner_id: int, per_minute: float) -> bool:
-        """Whether the owner's next link will wait for its pace, as far as this process
-        has queued the owner's links (links queued by another process are not known
-        here: then False, and the queueing itself decides)."""
+        """Whether the owner's next link will wait for its pace, judged from the pace this
+        process last wrote for the owner (False for an owner it never queued). Links
+        queued since by another process are not seen here: the queueing itself decides."""
         tat = self._paces.get(owner_id)
         if tat is None:
             return False
@@ -134,8 +135,10 @@ class WorkQueue:
 
     def _remember_pace(self, owner_id: int, tat: float, now: float) -> None:
         self._paces[owner_id] = tat
-        if len(self._paces) > _PACES_KEPT:  # paces long past hold nothing: forgotten
+        if len(self._paces) > self._prune_at:  # paces long past hold nothing: forgotten
             self._paces = {o: t for o, t in self._paces.items() if t > now}
+            # Many owners still paced: let the map grow before walking it again.
+            self._prune_at = max(_PACES_KEPT, 2 * len(self._paces))
 
     async def _turn(
         self, link_id: ObjectId, turn: float, prio: int, later: datetime | None
