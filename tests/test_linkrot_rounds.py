@@ -353,6 +353,8 @@ async def test_a_round_whose_time_runs_out_says_so_and_leaves_the_rest_due(
     assert 1 < result.checked < 11
     assert len(await store.due_for_check(due)) == 11 - result.checked
     assert len(site.hits) == result.checked
+    # No check started once the round's time was up (h1's fifth turn came at 4 s).
+    assert max(hit.at for hit in site.hits) < until
 
 
 async def test_no_more_requests_in_flight_than_the_bound(

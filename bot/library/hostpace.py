@@ -33,6 +33,10 @@ class HostPacer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._answered: dict[str, float] = {}
 
+    def wait(self, host: str) -> float:
+        """Seconds until `host` may be asked again (0: now), if nobody else asks first."""
+        return max(0.0, self._answered.get(host, -math.inf) + self.gap - self._clock())
+
     @asynccontextmanager
     async def turn(self, host: str) -> AsyncIterator[None]:
         """Hold `host` for one request: waits for the host's gap, and starts the next gap

@@ -69,8 +69,9 @@ class CheckRound:
     _taken: set[ObjectId] = field(default_factory=set, init=False)  # queued or being checked
     _lagging: int = field(default=0, init=False)  # fills in a row that found only stale names
 
-    def _open(self) -> bool:
-        return self.until is None or self.clock() < self.until
+    def _open(self, after: float = 0.0) -> bool:
+        """Whether a check may start `after` seconds from now."""
+        return self.until is None or self.clock() + after < self.until
 
     async def run(self) -> RoundResult:
         lanes: dict[str, asyncio.Task[None]] = {}
@@ -135,14 +136,22 @@ class CheckRound:
         free = self.in_flight - len(lanes)
         if free <= 0 or not self._open():
             return []
-        ready = [h for h, q in self._queues.items() if q and h not in lanes]
+        ready = [h for h, q in self._queues.items() if q and h not in lanes and self._turn_open(h)]
         return ready[:free]
+
+    def _turn_open(self, host: str) -> bool:
+        """Whether the host's next turn (up to a HOST_GAP away) comes before `until`: no
+        check starts past it."""
+        return self._open(after=self.pacer.wait(host))
 
     async def _lane(self, queue: deque[LinkRecord]) -> None:
         """One host's links, one after another, while the round is open."""
         while queue and self._open():
             record = queue[0]
-            alive = await linkrot.is_alive(self.guard, record.final_url or record.url, self.pacer)
+            url = record.final_url or record.url
+            if not self._turn_open(linkrot.host_of(url)):
+                break
+            alive = await linkrot.is_alive(self.guard, url, self.pacer)
             # The answer is written even if the round is being stopped: it was asked for.
             await asyncio.shield(self.store.record_check(record, alive))
             queue.popleft()
