@@ -217,11 +217,14 @@ async def test_allowed_users_gate_every_update(harness_factory: Any, pages: Page
     assert await bot.finished(friend) == "👌"
 
 
-@pytest.mark.parametrize("rate", ["3"])
 async def test_one_users_burst_never_delays_another(
-    harness_factory: Any, pages: PageServer, rate: str
+    harness_factory: Any, pages: PageServer
 ) -> None:
-    bot: BotHarness = await harness_factory(user_rate_per_minute=rate)
+    # One link a minute: the burst's second link may start 60 s after the first, far
+    # beyond what this test takes on a loaded machine (at three a minute the fourth could
+    # start 20 s after the burst, within a slow run of the checks below). The links held
+    # by the pace open no page ahead (a user's links are recorded one after another).
+    bot: BotHarness = await harness_factory(user_rate_per_minute="1")
     burst = [bot.send(1, pages.url(f"/article/burst{i}")) for i in range(5)]
     other = bot.send(2, pages.url("/article/other"))
     assert await bot.finished(other) == "👌"
@@ -234,16 +237,17 @@ async def test_one_users_burst_never_delays_another(
         timeout=20,
     )
     assert warned.ok
-    # Three of the burst went through; two wait their turn, already stored and safe.
+    # One of the burst went through; four wait their turn, already stored and safe.
     await bot.api.wait_until(
-        lambda: sum(pages.hits.get(f"/article/burst{i}", 0) for i in range(5)) == 3, timeout=20
+        lambda: sum(pages.hits.get(f"/article/burst{i}", 0) for i in range(5)) == 1, timeout=20
     )
     # Read once every message of the burst is handled (recorded, or refused with a
-    # reply): the fifth may still be being recorded when the third page is opened.
+    # reply): the fifth may still be being recorded when the first page is opened.
     await bot.handled(*burst)
     records = await bot.records(1)
     assert len(records) == 5
-    assert sum(r.status == "pending" for r in records) == 2
+    assert sum(r.status == "pending" for r in records) == 4
+    assert sum(pages.hits.get(f"/article/burst{i}", 0) for i in range(5)) == 1
 
 
 async def test_dead_database_gets_a_clear_reply(
