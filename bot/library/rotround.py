@@ -81,7 +81,7 @@ class CheckRound:
                 if more and self._open() and self._wants_more():
                     more = await self._fill()
                 for host in self._idle_hosts(lanes):
-                    lanes[host] = asyncio.create_task(self._lane(self._queues[host]))
+                    lanes[host] = asyncio.create_task(self._lane(host, self._queues[host]))
                 if not lanes:
                     if more and self._lagging and self._open():
                         continue  # the listing lagged: it is asked again (after LAG_PAUSE)
@@ -144,14 +144,11 @@ class CheckRound:
         check starts past it."""
         return self._open(after=self.pacer.wait(host))
 
-    async def _lane(self, queue: deque[LinkRecord]) -> None:
-        """One host's links, one after another, while the round is open."""
-        while queue and self._open():
+    async def _lane(self, host: str, queue: deque[LinkRecord]) -> None:
+        """One host's links, one after another, while its next turn is within the round."""
+        while queue and self._turn_open(host):
             record = queue[0]
-            url = record.final_url or record.url
-            if not self._turn_open(linkrot.host_of(url)):
-                break
-            alive = await linkrot.is_alive(self.guard, url, self.pacer)
+            alive = await linkrot.is_alive(self.guard, record.final_url or record.url, self.pacer)
             # The answer is written even if the round is being stopped: it was asked for.
             await asyncio.shield(self.store.record_check(record, alive))
             queue.popleft()
