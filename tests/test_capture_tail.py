@@ -89,6 +89,57 @@ async def test_a_slot_claims_its_next_link_while_its_page_is_shot(
     assert len(bot.photos_for(first)) == 1 and len(bot.photos_for(second)) == 1
 
 
+async def test_the_next_links_page_is_made_while_the_last_page_is_shot(
+    harness_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link already claimed for the one slot gets its page (a context and a blank page,
+    the spare) while the page before is still being shot, not once that page is closed:
+    in a burst each capture waited for it (docs/BENCHMARKS.md)."""
+    bot: BotHarness = await harness_factory(capture_concurrency="1")
+    first_url, second_url = bot.pages.url("/article/next-1"), bot.pages.url("/article/next-2")
+    loaded, shooting = asyncio.Event(), asyncio.Event()
+    consent_go, shot_go = asyncio.Event(), asyncio.Event()
+    dismiss, real_shot = Navigator.dismiss_consent, shot._shot
+    shooting_page: list[Any] = []
+
+    async def held_consent(self: Navigator, visit: Visit) -> None:
+        if visit.url == first_url:
+            loaded.set()
+            await consent_go.wait()
+        await dismiss(self, visit)
+
+    async def held_shot(page: Any) -> bytes:
+        if page.url == first_url:
+            shooting_page.append(page)
+            shooting.set()
+            await shot_go.wait()
+        return await real_shot(page)
+
+    monkeypatch.setattr(Navigator, "dismiss_consent", held_consent)
+    monkeypatch.setattr(shot, "_shot", held_shot)
+    first = bot.send(66, first_url)
+    async with asyncio.timeout(45):
+        await loaded.wait()
+    second = bot.send(67, second_url)
+    await bot.wait_queued(67, second_url)
+    consent_go.set()
+    async with asyncio.timeout(45):
+        await shooting.wait()
+    browser = shooting_page[0].context.browser
+    assert browser is not None
+    try:
+        async with asyncio.timeout(30):
+            # The first link's context, and the one made for the second beside its shot.
+            while len(browser.contexts) < 2:  # noqa: ASYNC110 (Chromium's own state)
+                await asyncio.sleep(0.02)
+        assert bot.pages.hits.get("/article/next-2") is None  # made, not opened before its turn
+    finally:
+        shot_go.set()
+    assert await bot.finished(first) == "👌"
+    assert await bot.finished(second) == "👌"
+    assert len(bot.photos_for(first)) == 1 and len(bot.photos_for(second)) == 1
+
+
 async def test_a_worker_killed_during_a_tail_leaves_one_photo(
     harness_factory: Any, capturer: Capturer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -136,6 +136,7 @@ class Capturer:
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
         self._spare = SparePage(self._prepare, self._discard)
+        self._locale = DEFAULT_LOCALE  # of the capture begun last: the next spare's guess
         # BROWSER_IDLE_CLOSE: the browser (and Playwright's driver) close after this
         # long without a visit; the next one starts them again (bot/browser/idle.py).
         self._idle = IdleWatch(idle_close, clock or LoopClock())
@@ -273,6 +274,16 @@ class Capturer:
 
     # --- what the bot calls ---
 
+    def spare_ahead(self) -> None:
+        """A capture already waits for this browser (its slot claimed it while its page
+        was shot): its page is made now, beside that shot, rather than once the page is
+        closed, which in a burst of real pages left each capture waiting 0.1-0.4 s for it
+        (docs/BENCHMARKS.md). Only then: made with nothing waiting, it would compete with
+        the shot for the browser process and slow links sent one by one."""
+        browser = self._browser
+        if self.options.spare_page and browser is not None and browser.is_connected():
+            self._spare.refill(browser, self._locale)
+
     async def capture(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Snapshot:
         """Snapshot of `url`; raises CaptureError (or a subclass) with a reason code.
 
@@ -364,6 +375,7 @@ class Capturer:
         action: Callable[[Visit], Awaitable[T]],
         ready: Callable[[], None] | None = None,
     ) -> T:
+        self._locale = locale
         prepared = await self._spare.take(browser, locale) or await self._prepare(browser, locale)
         context, page, session = prepared.context, prepared.page, prepared.session
         try:

@@ -391,6 +391,15 @@ class Worker:
         if slot.early is None and not self.p.outbound.stopping.is_set():
             slot.wake.clear()  # as before any look: a wake during the query looks again
             slot.early = asyncio.ensure_future(self._look(slot, states, None))
+            slot.early.add_done_callback(self._page_for_next)
+
+    def _page_for_next(self, look: asyncio.Future[Claim | None]) -> None:
+        """A next link was claimed while this slot's page is shot: the browser makes its
+        page now, beside the shot (bot/browser/capture.py `spare_ahead`)."""
+        if look.cancelled() or look.exception() is not None or look.result() is None:
+            return
+        if self.p.capturer is not None:
+            self.p.capturer.spare_ahead()
 
     async def _run_and_wake(self, kind: Kind, job: _Job, marks: Marks) -> None:
         try:
