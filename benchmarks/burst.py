@@ -11,7 +11,8 @@ Where the bot's time goes is measured per page by wrapping its own functions fro
 (nothing in the bot is changed for it): waiting to be claimed, waiting for a browser
 slot, opening the page, the settle wait, consent handling, the shot, reading the page
 (meta, HTML), storing, and sending the photo (pacing included), plus text extraction,
-which runs beside the photo.
+which runs beside the photo. `wait_for_page`: from the browser slot to the page being
+opened (the spare page taken, or still being made).
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def instrument() -> Phases:
     phases = Phases()
     phases.mark_on(worker, "capture", "claimed", lambda p, bot, record, **k: record.url)
     phases.mark_on(Capturer, "_in_browser", "slot", lambda self, url, *a: url)
+    phases.mark_on(Navigator, "open", "page", lambda self, url, *a: url)
     phases.wrap(Navigator, "open", "open+settle", lambda self, url, *a: url)
     phases.wrap(budget, "settle", "settle", lambda page, *a: page.url)
     phases.wrap(Navigator, "dismiss_consent", "consent", lambda self, visit: visit.url)
@@ -244,6 +246,8 @@ def _phase_table(
             table["wait_for_claim"].append(marks["claimed"] - at)
         if "claimed" in marks and "slot" in marks:
             table["wait_for_browser_slot"].append(marks["slot"] - marks["claimed"])
+        if "slot" in marks and "page" in marks:  # the spare page taken, or one made
+            table["wait_for_page"].append(marks["page"] - marks["slot"])
         for phase, seconds in phases.spans.get(key, {}).items():
             table[phase].append(seconds)
     return {phase: round(statistics.median(v), 3) for phase, v in sorted(table.items())}
