@@ -125,12 +125,20 @@ async def test_the_next_links_page_is_made_while_the_last_page_is_shot(
     consent_go.set()
     async with asyncio.timeout(45):
         await shooting.wait()
-    browser = shooting_page[0].context.browser
+    shooting_context = shooting_page[0].context
+    browser = shooting_context.browser
     assert browser is not None
+
+    def made_for_the_next() -> bool:
+        """Another context than the first link's, with its one page still blank."""
+        return any(
+            c is not shooting_context and [p.url for p in c.pages] == ["about:blank"]
+            for c in browser.contexts
+        )
+
     try:
         async with asyncio.timeout(30):
-            # The first link's context, and the one made for the second beside its shot.
-            while len(browser.contexts) < 2:  # noqa: ASYNC110 (Chromium's own state)
+            while not made_for_the_next():  # noqa: ASYNC110 (Chromium's own state)
                 await asyncio.sleep(0.02)
         assert bot.pages.hits.get("/article/next-2") is None  # made, not opened before its turn
     finally:
