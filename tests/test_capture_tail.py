@@ -6,7 +6,7 @@ link to another worker, which finishes it without a second photo (the send ledge
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -43,6 +43,56 @@ async def test_a_slot_captures_the_next_link_while_the_last_is_stored(
     assert loaded is not None and loaded.status == Status.DONE and loaded.text
 
 
+@dataclass
+class HeldPage:
+    """A link's page held twice: once loaded (before consent handling), and once about
+    to be shot. `go_on()` lets it on to the shot, `shoot()` lets the shot happen."""
+
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    shooting: asyncio.Event = field(default_factory=asyncio.Event)
+    consent_go: asyncio.Event = field(default_factory=asyncio.Event)
+    shot_go: asyncio.Event = field(default_factory=asyncio.Event)
+    page: Any = None  # Playwright's page, once it is about to be shot
+
+
+def hold_page(url: str, monkeypatch: pytest.MonkeyPatch) -> HeldPage:
+    held = HeldPage()
+    dismiss, real_shot = Navigator.dismiss_consent, shot._shot
+
+    async def held_consent(self: Navigator, visit: Visit) -> None:
+        if visit.url == url:
+            held.loaded.set()
+            await held.consent_go.wait()
+        await dismiss(self, visit)
+
+    async def held_shot(page: Any) -> bytes:
+        if page.url == url:
+            held.page = page
+            held.shooting.set()
+            await held.shot_go.wait()
+        return await real_shot(page)
+
+    monkeypatch.setattr(Navigator, "dismiss_consent", held_consent)
+    monkeypatch.setattr(shot, "_shot", held_shot)
+    return held
+
+
+async def _second_queued_while_first_is_shot(
+    bot: BotHarness, held: HeldPage, first_url: str, second_url: str, users: tuple[int, int]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first link's page loaded, the second link sent and queued (claimable once the
+    first page is ready), then the first page let on to its shot, which stays held."""
+    first = bot.send(users[0], first_url)
+    async with asyncio.timeout(45):
+        await held.loaded.wait()
+    second = bot.send(users[1], second_url)
+    await bot.wait_queued(users[1], second_url)
+    held.consent_go.set()
+    async with asyncio.timeout(45):
+        await held.shooting.wait()
+    return first, second
+
+
 async def test_a_slot_claims_its_next_link_while_its_page_is_shot(
     harness_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,39 +101,17 @@ async def test_a_slot_claims_its_next_link_while_its_page_is_shot(
     and opens the second page only after it."""
     bot: BotHarness = await harness_factory(capture_concurrency="1")
     first_url, second_url = bot.pages.url("/article/early-1"), bot.pages.url("/article/early-2")
-    loaded, shooting = asyncio.Event(), asyncio.Event()
-    consent_go, shot_go = asyncio.Event(), asyncio.Event()
-    dismiss, real_shot = Navigator.dismiss_consent, shot._shot
-
-    async def held_consent(self: Navigator, visit: Visit) -> None:
-        if visit.url == first_url:
-            loaded.set()
-            await consent_go.wait()
-        await dismiss(self, visit)
-
-    async def held_shot(page: Any) -> bytes:
-        if page.url == first_url:
-            shooting.set()
-            await shot_go.wait()
-        return await real_shot(page)
-
-    monkeypatch.setattr(Navigator, "dismiss_consent", held_consent)
-    monkeypatch.setattr(shot, "_shot", held_shot)
-    first = bot.send(64, first_url)
-    async with asyncio.timeout(45):
-        await loaded.wait()
-    second = bot.send(65, second_url)
-    await bot.wait_queued(65, second_url)  # claimable once the first page is ready
-    consent_go.set()  # the first page's shot still waits
-    async with asyncio.timeout(45):
-        await shooting.wait()
+    held = hold_page(first_url, monkeypatch)
+    first, second = await _second_queued_while_first_is_shot(
+        bot, held, first_url, second_url, (64, 65)
+    )
     (record,) = await bot.records(65)
     queue = bot.store.queue
     async with asyncio.timeout(30):
         while not await queue.leases.find_one({"_id": record.id}):  # noqa: ASYNC110 (the database)
             await asyncio.sleep(0.02)
     assert bot.pages.hits.get("/article/early-2") is None  # the one page is still busy
-    shot_go.set()
+    held.shot_go.set()
     assert await bot.finished(first) == "👌"
     assert await bot.finished(second) == "👌"
     assert len(bot.photos_for(first)) == 1 and len(bot.photos_for(second)) == 1
@@ -97,35 +125,11 @@ async def test_the_next_links_page_is_made_while_the_last_page_is_shot(
     in a burst each capture waited for it (docs/BENCHMARKS.md)."""
     bot: BotHarness = await harness_factory(capture_concurrency="1")
     first_url, second_url = bot.pages.url("/article/next-1"), bot.pages.url("/article/next-2")
-    loaded, shooting = asyncio.Event(), asyncio.Event()
-    consent_go, shot_go = asyncio.Event(), asyncio.Event()
-    dismiss, real_shot = Navigator.dismiss_consent, shot._shot
-    shooting_page: list[Any] = []
-
-    async def held_consent(self: Navigator, visit: Visit) -> None:
-        if visit.url == first_url:
-            loaded.set()
-            await consent_go.wait()
-        await dismiss(self, visit)
-
-    async def held_shot(page: Any) -> bytes:
-        if page.url == first_url:
-            shooting_page.append(page)
-            shooting.set()
-            await shot_go.wait()
-        return await real_shot(page)
-
-    monkeypatch.setattr(Navigator, "dismiss_consent", held_consent)
-    monkeypatch.setattr(shot, "_shot", held_shot)
-    first = bot.send(66, first_url)
-    async with asyncio.timeout(45):
-        await loaded.wait()
-    second = bot.send(67, second_url)
-    await bot.wait_queued(67, second_url)
-    consent_go.set()
-    async with asyncio.timeout(45):
-        await shooting.wait()
-    shooting_context = shooting_page[0].context
+    held = hold_page(first_url, monkeypatch)
+    first, second = await _second_queued_while_first_is_shot(
+        bot, held, first_url, second_url, (66, 67)
+    )
+    shooting_context = held.page.context
     browser = shooting_context.browser
     assert browser is not None
 
@@ -142,7 +146,7 @@ async def test_the_next_links_page_is_made_while_the_last_page_is_shot(
                 await asyncio.sleep(0.02)
         assert bot.pages.hits.get("/article/next-2") is None  # made, not opened before its turn
     finally:
-        shot_go.set()
+        held.shot_go.set()
     assert await bot.finished(first) == "👌"
     assert await bot.finished(second) == "👌"
     assert len(bot.photos_for(first)) == 1 and len(bot.photos_for(second)) == 1
