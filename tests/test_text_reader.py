@@ -7,7 +7,9 @@ the reader ignores (scripts, styles, comments) is not taken out of the page at a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -142,3 +144,35 @@ async def test_a_pages_scripts_styles_and_comments_stay_in_the_browser(
     assert len(html) < 10_000
     snap = await capturer.read_text(snap, html)
     assert "own words are what the reader keeps" in snap.text
+
+
+# A news page stamped with its date in words, as the burst's AP page is.
+DATED = (
+    "<html><head><title>Storm</title></head><body>"
+    "<div class='timestamp updated'>Jun 13, 4:03 PM EDT</div><article>"
+    + "".join(f"<p>The storm, paragraph {i}, crossed the coast overnight.</p>" for i in range(8))
+    + "</article></body></html>"
+)
+
+
+def test_a_dated_page_is_read_without_the_date_parsers_languages() -> None:
+    """The bot keeps no date. A date in words, searched for extensively, sends htmldate to
+    dateparser, which loads every language it knows on the child's first such page (2-5
+    s of CPU and ~47 MiB, docs/BENCHMARKS.md): the child reads such a page without it."""
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import text_child; "
+        "got = text_child.extract(sys.stdin.read(), 'http://127.0.0.1:1/storm'); "
+        "print(json.dumps([got.get('title'), got.get('text'), 'dateparser' in sys.modules]))"
+    )
+    child_dir = str(Path(CHILD[-1]).parent)
+    run = subprocess.run(
+        [sys.executable, "-P", "-c", script, child_dir],
+        input=DATED,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    title, text, loaded = json.loads(run.stdout)
+    assert title == "Storm" and "crossed the coast" in text
+    assert not loaded

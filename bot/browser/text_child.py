@@ -31,10 +31,20 @@ LENGTH = struct.Struct(">I")  # a frame's length, before its JSON (the reader's 
 
 def extract(html: str, url: str | None) -> dict[str, Any]:
     import trafilatura
+    from trafilatura.settings import set_date_params
 
     try:
         doc = trafilatura.bare_extraction(
-            html, url=url, with_metadata=True, include_comments=False, favor_precision=True
+            html,
+            url=url,
+            with_metadata=True,
+            include_comments=False,
+            favor_precision=True,
+            # The bot keeps no date. Searched for extensively, a date written out in words
+            # sends htmldate to dateparser, which loads every language it knows on the
+            # child's first such page: 2-5 s of CPU and ~47 MiB, the burst's 30 real
+            # pages' text otherwise the same (docs/BENCHMARKS.md).
+            date_extraction_params=set_date_params(extensive=False),
         )
     except Exception as exc:  # hostile markup: the screenshot still stands
         return {"error": type(exc).__name__}
