@@ -4,7 +4,8 @@ A context's first page starts a renderer process: about 150 ms of the ~400 ms th
 bare Playwright shot of a light page takes on the project's machine (docs/BENCHMARKS.md).
 The capturer keeps one page ready (its own context, proxy session and consent
 script, nothing loaded) and makes the next once a capture has finished, so a link
-sent on its own starts on a page that already exists.
+sent on its own starts on a page that already exists; when a capture slot has already
+claimed its next link, sooner, while the page before is shot (`Capturer.spare_ahead`).
 
 A spare serves one capture and is closed with it: no cookie, storage or cache of one
 link's page reaches another. It is made for one locale (the context's language cannot

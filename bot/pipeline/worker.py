@@ -3,8 +3,8 @@
 Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of them)
 claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
 free; delivery slots claim links whose photo or summary is owed. A capture slot looks
-for its next link once its page is about to be shot (`_look_early`) and starts it as
-soon as the page is shot: the rest of that stage (storing, the photo, the text, the
+for its next link once its page is about to be shot (`_look_early`; one found has its
+browser page made meanwhile) and starts it as soon as the page is shot: the rest of that stage (storing, the photo, the text, the
 reaction) goes on as a tail, under the same renewed lease, beside the next
 capture (at most TAILS_PER_SLOT tails a slot). A message's one new link is handed
 straight to an idle capture slot of the process that recorded it (`hand`), which claims
