@@ -53,6 +53,7 @@ class HeldPage:
     consent_go: asyncio.Event = field(default_factory=asyncio.Event)
     shot_go: asyncio.Event = field(default_factory=asyncio.Event)
     page: Any = None  # Playwright's page, once it is about to be shot
+    contexts_when_loaded: list[Any] = field(default_factory=list)  # the browser's, then
 
 
 def hold_page(url: str, monkeypatch: pytest.MonkeyPatch) -> HeldPage:
@@ -61,6 +62,8 @@ def hold_page(url: str, monkeypatch: pytest.MonkeyPatch) -> HeldPage:
 
     async def held_consent(self: Navigator, visit: Visit) -> None:
         if visit.url == url:
+            browser = visit.page.context.browser
+            held.contexts_when_loaded = list(browser.contexts) if browser is not None else []
             held.loaded.set()
             await held.consent_go.wait()
         await dismiss(self, visit)
@@ -132,11 +135,14 @@ async def test_the_next_links_page_is_made_while_the_last_page_is_shot(
     shooting_context = held.page.context
     browser = shooting_context.browser
     assert browser is not None
+    before = set(held.contexts_when_loaded)
 
     def made_for_the_next() -> bool:
-        """Another context than the first link's, with its one page still blank."""
+        """A context new since the first page loaded, with its one page still blank."""
         return any(
-            c is not shooting_context and [p.url for p in c.pages] == ["about:blank"]
+            c not in before
+            and c is not shooting_context
+            and [p.url for p in c.pages] == ["about:blank"]
             for c in browser.contexts
         )
 

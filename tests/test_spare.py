@@ -29,3 +29,16 @@ async def test_a_capture_in_another_language_gets_a_page_in_that_language(
     english = await capturer.capture(pages.url("/remember"), locale="en-US")
     assert english.title == "cookie-none storage-none lang-en-US"
     assert pages.languages[1].startswith("en-US")
+
+
+async def test_no_page_is_made_ahead_once_no_capture_is_in_flight(
+    capturer: Capturer, pages: PageServer
+) -> None:
+    """A slot whose next link was claimed while its page was shot asks for that link's page
+    then (`spare_ahead`). A claim answered only after the capture has ended (a slow
+    database) makes none: the idle close may be closing the browser meanwhile."""
+    await capturer.capture(pages.url("/remember"))
+    await capturer._spare.drop()  # no spare, as the idle close leaves it
+    assert capturer._idle.busy == 0  # nothing in flight
+    capturer.spare_ahead()
+    assert capturer._spare._next is None

@@ -4,17 +4,17 @@ Two kinds of slots: capture slots (one browser page each, CAPTURE_CONCURRENCY of
 claim `pending`/`capturing` links, and send the photo themselves when the chat's turn is
 free; delivery slots claim links whose photo or summary is owed. A capture slot looks
 for its next link once its page is about to be shot (`_look_early`; one found has its
-browser page made meanwhile) and starts it as soon as the page is shot: the rest of that stage (storing, the photo, the text, the
-reaction) goes on as a tail, under the same renewed lease, beside the next
-capture (at most TAILS_PER_SLOT tails a slot). A message's one new link is handed
-straight to an idle capture slot of the process that recorded it (`hand`), which claims
-it by its id and starts from the record in hand. A claim is a lease
-(storage/queue/claims.py) renewed while the stage runs; a worker that dies stops renewing, and
-any worker takes the stage over once the lease has run out. Restart resume and summary
-retries are this same loop: nothing else sweeps. A slot that dies of an unexpected error
-is logged with it and started again; a work entry whose link is gone (a crash between
-the two inserts, an import cut short, a stage writing after the trash) is dropped once
-it has been missing for GONE_GRACE.
+browser page made meanwhile) and starts it as soon as the page is shot: the rest of that
+stage (storing, the photo, the text, the reaction) goes on as a tail, under the same
+renewed lease, beside the next capture (at most TAILS_PER_SLOT tails a slot). A
+message's one new link is handed straight to an idle capture slot of the process that
+recorded it (`hand`), which claims it by its id and starts from the record in hand. A
+claim is a lease (storage/queue/claims.py) renewed while the stage runs; a worker that
+dies stops renewing, and any worker takes the stage over once the lease has run out.
+Restart resume and summary retries are this same loop: nothing else sweeps. A slot that
+dies of an unexpected error is logged with it and started again; a work entry whose link
+is gone (a crash between the two inserts, an import cut short, a stage writing after the
+trash) is dropped once it has been missing for GONE_GRACE.
 """
 
 from __future__ import annotations
