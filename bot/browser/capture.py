@@ -281,11 +281,12 @@ class Capturer:
         (docs/BENCHMARKS.md). Only then: made with nothing waiting, it would compete with
         the shot for the browser process and slow links sent one by one."""
         browser = self._browser
-        if not self.options.spare_page or browser is None or not browser.is_connected():
-            return
         # A claim looked for long ago (a database away) may end when the capture is done
-        # and the idle close under way: no page for a browser about to go.
-        if self._idle.busy and not self._launch_lock.locked():
+        # and the idle close under way: no page for a browser about to go. (`refill`
+        # itself skips a disconnected browser.)
+        if browser is None or not self.options.spare_page or self._launch_lock.locked():
+            return
+        if self._idle.busy:
             self._spare.refill(browser, self._locale)
 
     async def capture(self, url: str, *, locale: str = DEFAULT_LOCALE) -> Snapshot:
