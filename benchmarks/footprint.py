@@ -27,6 +27,7 @@ from typing import Any
 
 from playwright.async_api import async_playwright
 
+from benchmarks.common import RUN_GO_GC
 from benchmarks.realpages import RealPages
 from bot.browser.binary import find_chromium
 from bot.procmem import process_memory, pss
@@ -36,7 +37,6 @@ from tests.fakes.pages import PageServer
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_CLOSE = float(os.environ.get("BENCH_IDLE_CLOSE", "20"))
-GOMEMLIMIT = "64MiB"  # scripts/run.sh's default (FERRETDB_GOMEMLIMIT)
 MIB = 2**20
 
 
@@ -73,7 +73,7 @@ class WholeSet:
             f"127.0.0.1:{port}",
             "--sqlite-url",
             f"file:{data}/",
-            env={**os.environ, "GOMEMLIMIT": GOMEMLIMIT},
+            env={**{k: v for k, v in os.environ.items() if k != "GOGC"}, **RUN_GO_GC},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -149,7 +149,10 @@ async def photos(api: FakeBotAPI, since: int, count: int, peak: list[int], s: Wh
 async def run(api: FakeBotAPI, pages: PageServer, real: RealPages) -> dict[str, Any]:
     whole = WholeSet(api)
     await whole.start()
-    out: dict[str, Any] = {"idle_close_s": IDLE_CLOSE, "ferretdb_gomemlimit": GOMEMLIMIT}
+    out: dict[str, Any] = {
+        "idle_close_s": IDLE_CLOSE,
+        "ferretdb_gomemlimit": RUN_GO_GC["GOMEMLIMIT"],
+    }
     try:
         await asyncio.sleep(1)
         out["start_mib"] = round(whole.pss() / MIB, 1)

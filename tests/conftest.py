@@ -50,8 +50,17 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
     raise RuntimeError("ferretdb did not start listening")
 
 
-def start_ferretdb(data: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """A FerretDB (SQLite) process on a free port (or `port`), and its base URI."""
+# Go's collector only past 256 MiB: FerretDB's CPU in the two tests that write most
+# 46 -> 38 s, its RSS 96 -> 313 MiB at most (docs/BENCHMARKS.md). Tests only: the benches
+# start it as scripts/run.sh does (benchmarks/common.py).
+TEST_GO_GC = {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
+
+
+def start_ferretdb(
+    data: Path, port: int | None = None, go_gc: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A FerretDB (SQLite) process on a free port (or `port`), and its base URI; `go_gc`:
+    the Go collector's settings (the tests' by default)."""
     if not FERRETDB.exists():
         raise RuntimeError(f"{FERRETDB} is missing: run `make test`, which builds it")
     port = port or free_port()
@@ -59,9 +68,7 @@ def start_ferretdb(data: Path, port: int | None = None) -> tuple[subprocess.Pope
         [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        # Go's collector only past 256 MiB: FerretDB's CPU in the two tests that write most
-        # 46 -> 38 s, its RSS 96 -> 313 MiB at most (docs/BENCHMARKS.md). Tests only.
-        env={**os.environ, "GOGC": "off", "GOMEMLIMIT": "256MiB"},
+        env={**{k: v for k, v in os.environ.items() if k != "GOGC"}, **(go_gc or TEST_GO_GC)},
     )
     _wait_port(port, proc)
     return proc, f"mongodb://127.0.0.1:{port}"
