@@ -31,7 +31,7 @@ from benchmarks.common import RUN_GO_GC
 from benchmarks.realpages import RealPages
 from bot.browser.binary import find_chromium
 from bot.procmem import process_memory, pss
-from tests.conftest import FERRETDB, free_port
+from tests.conftest import FERRETDB, ferretdb_env, free_port
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 
@@ -73,7 +73,7 @@ class WholeSet:
             f"127.0.0.1:{port}",
             "--sqlite-url",
             f"file:{data}/",
-            env={**{k: v for k, v in os.environ.items() if k != "GOGC"}, **RUN_GO_GC},
+            env=ferretdb_env(RUN_GO_GC),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -56,6 +56,12 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
 TEST_GO_GC = {"GOGC": "off", "GOMEMLIMIT": "256MiB"}
 
 
+def ferretdb_env(go_gc: dict[str, str]) -> dict[str, str]:
+    """This process's environment with `go_gc` as the Go collector's settings (a `GOGC`
+    of the caller's own shell left out, so one not in `go_gc` is Go's default)."""
+    return {**{k: v for k, v in os.environ.items() if k != "GOGC"}, **go_gc}
+
+
 def start_ferretdb(
     data: Path, port: int | None = None, go_gc: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -68,7 +74,7 @@ def start_ferretdb(
         [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--sqlite-url", f"file:{data}/"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**{k: v for k, v in os.environ.items() if k != "GOGC"}, **(go_gc or TEST_GO_GC)},
+        env=ferretdb_env(go_gc or TEST_GO_GC),
     )
     _wait_port(port, proc)
     return proc, f"mongodb://127.0.0.1:{port}"
