@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bson import ObjectId
+
 from benchmarks.common import fresh_ferretdb, merge_results, seed_links, summary
 from storage.index.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
@@ -33,6 +35,8 @@ from tests.records import owned
 
 LINKS = int(os.environ.get("BENCH_FIND_LINKS", "100000"))
 SAMPLES = int(os.environ.get("BENCH_FIND_SAMPLES", "60"))
+# Leases are kept a day, one per link (bot/scheduler.py KEEP_MARKERS): a busy day's worth.
+DAY_OF_LEASES = int(os.environ.get("BENCH_FIND_LEASES", "20000"))
 BIG, SMALL, EMPTY = 1, 2, 3
 OTHERS = 900
 TAGS = [f"t{i}" for i in range(50)]
@@ -171,10 +175,31 @@ async def writes(store: LinkStore) -> dict[str, Any]:
     every = [v for values in per_op.values() for v in values]
     return {
         "_id find_one": lookups,
+        f"claim ({DAY_OF_LEASES} leases kept)": await claims(store),
         **{name: stats(values) for name, values in per_op.items()},
         "all capture writes": stats(every),
         "/find right after a capture": stats(mixed),
     }
+
+
+async def claims(store: LinkStore) -> dict[str, float]:
+    """A capture slot claiming the next link among a day of links' leases."""
+    queue, now = store.queue, utcnow()
+    for written in range(0, DAY_OF_LEASES, 1000):
+        batch = min(1000, DAY_OF_LEASES - written)
+        leases = [{"_id": ObjectId(), "lease": 1, "until": now} for _ in range(batch)]
+        await queue.leases.insert_many(leases)
+    await asyncio.sleep(1.0)  # a new collection's `_id` index comes within 0.5 s (idindex.go)
+    samples = []
+    for n in range(SAMPLES):
+        link_id = ObjectId()
+        await queue.work.insert_one({"_id": link_id, "status": "bench", "turn": n, "prio": 0})
+        start = time.perf_counter()
+        claim = await queue.claim("bench", {"bench"}, 60.0)
+        samples.append((time.perf_counter() - start) * 1000)
+        assert claim is not None and claim.link_id == link_id, claim
+        await queue.work.delete_one({"_id": link_id})
+    return stats(samples)
 
 
 async def heal_cost(store: LinkStore) -> dict[str, Any]:

@@ -172,12 +172,11 @@ class WorkQueue:
             query["prio"] = PRIO_BY_HAND
         cursor = self.work.find(query).sort([("prio", ASCENDING), ("turn", ASCENDING)])
         docs = await cursor.limit(CANDIDATES).to_list()
-        held = {
-            d["_id"]: d
-            async for d in self.leases.find({"_id": {"$in": [doc["_id"] for doc in docs]}})
-        }
         for doc in docs:
-            current = held.get(doc["_id"], {})
+            # Each candidate's lease by its `_id`, in turn, until one is free (mostly the
+            # first): FerretDB v1 answers that from an index, but `$in` by reading every
+            # lease kept (a day of links: 30 ms a claim at 1 000, 0.5 s at 20 000).
+            current = await self.leases.find_one({"_id": doc["_id"]}) or {}
             until = current.get("until")
             if until is not None and until > now:
                 continue
