@@ -222,7 +222,7 @@ async def test_a_claim_reads_leases_by_id_alone_however_many_are_kept(mongodb_ur
         reads.filters.clear()
         claim = await queue.claim("w1", {"pending"}, LEASE)
         assert claim is not None and claim.link_id == free
-        assert {f["_id"] for f in reads.filters} == {*busy, free}
         assert all(set(f) == {"_id"} and isinstance(f["_id"], ObjectId) for f in reads.filters)
+        assert {f["_id"] for f in reads.filters} == {*busy, free}
     finally:
         await client.close()
