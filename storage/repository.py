@@ -52,7 +52,6 @@ from storage.index.search import IndexListing, split_terms
 from storage.keys import HEAVY_FIELDS, WORK_STATES, key_id
 from storage.migrate import migrate, migrate_native
 from storage.models import (
-    UNFINISHED,
     LinkRecord,
     LlmUsage,
     Page,
@@ -570,47 +569,6 @@ class LinkStore:
                 doc["text"] = text.get("text", "")
                 doc["terms"] = split_terms(text.get("terms"))
         return LinkRecord.from_doc(doc)
-
-    async def _work_records(self, query: Doc, keep: set[str]) -> list[tuple[Doc, LinkRecord]]:
-        """Work entries matching `query` whose link is in a `keep` state; entries whose
-        link finished or is gone are dropped."""
-        out = []
-        async for entry in self.work.find(query).sort("updated_at", ASCENDING):
-            record = await self._load(entry["_id"])
-            status = str(record.status) if record is not None else None
-            if record is not None and status in keep:
-                out.append((entry, record))
-            elif record is None or (
-                status not in WORK_STATES and record.updated_at >= entry["updated_at"]
-            ):
-                # An entry newer than its link's last write belongs to a write still
-                # under way in another process: left alone.
-                await self._drop_work(entry)
-        return out
-
-    async def _drop_work(self, entry: Doc) -> None:
-        await self.work.delete_one({"_id": entry["_id"], "updated_at": entry["updated_at"]})
-
-    async def unfinished(self, before: datetime, limit: int = 500) -> list[LinkRecord]:
-        """Links left mid-way by an earlier process (untouched since `before`)."""
-        states = {str(s) for s in UNFINISHED}
-        query = {"status": {"$in": sorted(WORK_STATES)}, "updated_at": {"$lt": before}}
-        found = [r for _, r in await self._work_records(query, states) if r.updated_at < before]
-        return sorted(found, key=lambda r: r.updated_at)[:limit]
-
-    async def summary_failed(
-        self, older_than: datetime, max_attempts: int, limit: int = 20
-    ) -> list[LinkRecord]:
-        """Summaries that broke off and may be tried again, oldest first."""
-        query = {"status": str(Status.SUMMARY_FAILED), "updated_at": {"$lt": older_than}}
-        due = []
-        keep = {str(Status.SUMMARY_FAILED)}
-        for entry, record in await self._work_records(query, keep):
-            if record.summary_attempts >= max_attempts:
-                await self._drop_work(entry)  # given up: work holds only what may still run
-            elif record.updated_at < older_than:
-                due.append(record)
-        return sorted(due, key=lambda r: r.updated_at)[:limit]
 
     async def due_for_check(
         self, checked_before: datetime, limit: int = 50, skip: frozenset[ObjectId] = frozenset()
