@@ -24,8 +24,9 @@ from pymongo.errors import PyMongoError
 from storage.index.listing import After
 from storage.keys import WORK_STATES, key_id
 from storage.models import LinkRecord, utcnow
-from storage.repository import LinkStore, insert_many_new, light_doc
-from storage.upserts import set_by_id
+from storage.queue.claims import PRIO_BY_HAND
+from storage.repository import LinkStore, light_doc
+from storage.upserts import insert_many_new, set_by_id
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -101,22 +102,24 @@ async def _write_links(
 
 
 async def _queue(store: LinkStore, links: list[LinkRecord], *, prio: int, turn: float) -> None:
-    """Work entries for the unfinished ones (one already there is kept as it is)."""
-    await insert_many_new(
-        store.work,
-        [
-            {
-                "_id": r.id,
-                "owner_id": r.owner_id,
-                "status": str(r.status),
-                "updated_at": r.updated_at,
-                "prio": prio,
-                "turn": turn,
-            }
-            for r in links
-            if str(r.status) in WORK_STATES
-        ],
-    )
+    """Work entries for the unfinished ones (one already there is kept as it is); an
+    import's wait in the queue's backlog, out of the collection every claim reads."""
+    entries = [
+        {
+            "_id": r.id,
+            "owner_id": r.owner_id,
+            "status": str(r.status),
+            "updated_at": r.updated_at,
+            "prio": prio,
+            "turn": turn,
+        }
+        for r in links
+        if str(r.status) in WORK_STATES
+    ]
+    if prio == PRIO_BY_HAND:
+        await insert_many_new(store.work, entries)
+    else:
+        await store.queue.wait_later(entries)
 
 
 async def _key(store: LinkStore, links: list[LinkRecord]) -> None:
@@ -146,7 +149,7 @@ async def _take_back(store: LinkStore, ids: list[ObjectId]) -> bool:
     try:
         await store.keys.delete_many({"link_id": {"$in": ids}})
         await store.writes.delete_many(ids)
-        for coll in (store.texts, store.work):
+        for coll in (store.texts, store.work, store.queue.backlog):
             await _forget(coll, ids)
     except PyMongoError as exc:
         log.warning("could not take back a failed import batch: %s", type(exc).__name__)

@@ -39,7 +39,7 @@ from bson.errors import InvalidId
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 from pymongo.uri_parser import parse_uri
 
 import storage.driver  # noqa: F401  (PyMongo's server wait mended before 3.12)
@@ -66,6 +66,7 @@ from storage.queries import QueryStore
 from storage.queue.claims import WorkQueue
 from storage.rot import RotNews
 from storage.terms import tokenize
+from storage.upserts import insert_many_new
 from storage.writes import LinkWrites
 
 log = logging.getLogger(__name__)
@@ -628,17 +629,3 @@ class LinkStore:
     async def get_image(self, file_id: ObjectId) -> bytes:
         """The bytes; raises ImageNotFound (a LookupError) when there are none."""
         return await self.images.get(file_id)
-
-
-async def insert_many_new(coll: AsyncCollection[Doc], docs: list[Doc]) -> set[int]:
-    """Insert what can be inserted; the positions refused as duplicates."""
-    if not docs:
-        return set()
-    try:
-        await coll.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        return {int(e["index"]) for e in errors}
-    return set()

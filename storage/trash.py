@@ -84,7 +84,10 @@ class Trash:
         doc = await store.links.find_one({"_id": link_id})
         if doc is None or doc.get("owner_id") != owner_id:
             return None
-        work = await store.work.find_one({"_id": link_id})
+        # An imported link may still wait in the queue's backlog (storage/queue/claims.py).
+        work = await store.work.find_one({"_id": link_id}) or await store.queue.backlog.find_one(
+            {"_id": link_id}
+        )
         entry = {
             "_id": link_id,
             "owner_id": owner_id,
@@ -103,6 +106,7 @@ class Trash:
         if found is not None and found.get("link_id") == link_id:
             await store.keys.delete_one({"_id": key})
         await store.work.delete_one({"_id": link_id})
+        await store.queue.backlog.delete_one({"_id": link_id})
         return _trashed(entry)
 
     async def restore(self, owner_id: int, link_id: ObjectId) -> LinkRecord:

@@ -13,7 +13,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
 
 from storage.models import utcnow
-from storage.queue.claims import Claim, WorkQueue, _marker
+from storage.queue.claims import FEED, FEED_BELOW, Claim, WorkQueue, _marker
 from storage.repository import LinkStore
 from tests.conftest import INDEX_DIR
 
@@ -226,3 +226,54 @@ async def test_a_claim_reads_leases_by_id_alone_however_many_are_kept(mongodb_ur
         assert {f["_id"] for f in reads.filters} == {*busy, free}
     finally:
         await client.close()
+
+
+def _imported(n: int) -> list[dict[str, Any]]:
+    """Work entries of `n` links an import recorded at one moment (as storage/bulk.py)."""
+    return [
+        {"_id": ObjectId(), "owner_id": 5, "status": "pending", "prio": 1, "turn": 1000.0}
+        for _ in range(n)
+    ]
+
+
+async def _claim_and_finish(queue: WorkQueue) -> ObjectId | None:
+    claim = await queue.claim("w1", {"pending", "capturing"}, LEASE)
+    if claim is None:
+        return None
+    await queue.work.delete_one({"_id": claim.link_id})  # its stages done
+    return claim.link_id
+
+
+async def test_an_import_waits_outside_the_claimed_collection_and_is_fed_in_order(
+    queue: WorkQueue,
+) -> None:
+    """Every claim reads all of `work` on FerretDB: an import's thousands of links wait
+    in the backlog and come in a few at a time, oldest first, each claimed once; a link
+    sent by hand meanwhile goes before the rest of the import."""
+    entries = _imported(3 * FEED)
+    await queue.wait_later(entries[: 2 * FEED])
+    await queue.wait_later(entries[2 * FEED :])  # a second batch, written after
+    assert await queue.work.count_documents({}) == 0
+    claimed = [await _claim_and_finish(queue) for _ in range(FEED)]
+    assert claimed == [e["_id"] for e in entries[:FEED]]
+    assert await queue.work.count_documents({}) < FEED + FEED_BELOW
+    hand = await _queued(queue)  # prio 0, turn 1.0
+    assert await _claim_and_finish(queue) == hand["_id"]
+    while (link_id := await _claim_and_finish(queue)) is not None:
+        claimed.append(link_id)
+        assert await queue.work.count_documents({}) < FEED + FEED_BELOW
+    assert claimed == [e["_id"] for e in entries]
+    assert await queue.backlog.count_documents({}) == 0
+
+
+async def test_an_imported_link_asked_by_hand_leaves_the_backlog_first(queue: WorkQueue) -> None:
+    """The user sends a link an import recorded and has not reached: it is queued as
+    sent by hand, ahead of the import, whether still in the backlog or fed in already."""
+    entries = _imported(2 * FEED)
+    await queue.wait_later(entries)
+    first = await _claim_and_finish(queue)  # feeds the first FEED in
+    assert first == entries[0]["_id"]
+    for asked in (entries[-1]["_id"], entries[1]["_id"]):  # in the backlog; in `work`
+        assert await queue.enqueue(asked, 5, per_minute=1000) is None
+        assert await _claim_and_finish(queue) == asked
+    assert await _claim_and_finish(queue) == entries[2]["_id"]

@@ -104,6 +104,15 @@ async def consistent_links(store: LinkStore, owner: int) -> dict[str, list[str]]
     return {doc["url"]: doc["tags"] for doc in links.values()}
 
 
+async def queued(store: LinkStore, owner: int) -> list[object]:
+    """The owner's work entries: an import's wait in the queue's backlog until claimed."""
+    return [
+        d["_id"]
+        for coll in (store.work, store.queue.backlog)
+        async for d in coll.find({"owner_id": owner})
+    ]
+
+
 # --- a file never freezes the bot --------------------------------------------------
 
 
@@ -345,7 +354,7 @@ async def test_a_batch_that_fails_takes_back_what_it_wrote(
     text = await import_file(front, 42, data, "links.txt", word="stopped")
     assert "stopped after 250 of 600" in text
     assert await consistent(front.store, 42) == 250
-    assert await front.store.work.count_documents({"owner_id": 42}) == 250
+    assert len(await queued(front.store, 42)) == 250
     assert await front.store.db[bulk.BATCHES].count_documents({}) == 0
 
     monkeypatch.setattr(bulk, "_key", real)
@@ -360,6 +369,7 @@ from bot.library.bookmarks import Bookmark, Parsed
 from bot.guard.netguard import NetGuard
 from bot.library.transfer import import_links
 from storage import bulk
+from storage.queue import claims
 from storage.repository import LinkStore
 from storage.writes import LinkWrites
 
@@ -377,6 +387,7 @@ async def held(coll, docs):
     return await real(coll, docs)
 
 bulk.insert_many_new = held
+claims.insert_many_new = held  # an import's work entries wait in the queue's backlog
 real_links = LinkWrites.insert_many
 
 async def held_links(self, docs, first=None):  # links go through the announcing writer
@@ -400,7 +411,7 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("hook", ["links", "work", "link_keys"])
+@pytest.mark.parametrize("hook", ["links", "work_backlog", "link_keys"])
 async def test_a_kill_mid_import_leaves_no_key_without_its_link(
     mongodb_uri: str, tmp_path: Path, hook: str
 ) -> None:
@@ -434,8 +445,7 @@ async def test_a_kill_mid_import_leaves_no_key_without_its_link(
         await bulk.repair_imports(store, now=later)  # what the sweep job runs
         assert await consistent(store, 42) == written
         assert await store.db[bulk.BATCHES].count_documents({}) == 0
-        left = [w["_id"] async for w in store.work.find({"owner_id": 42})]
-        assert len(left) == written  # no work entry without its link
+        assert len(await queued(store, 42)) == written  # no work entry without its link
 
         marks = [Bookmark(url=f"{DEAD}/k{i}", tags=["k"]) for i in range(600)]
         counts = await import_bookmarks(store, marks, 42)

@@ -14,13 +14,15 @@ the queue, its owner's last turn) + 1`. A user with 500 queued links holds turns
 head+1 … head+500, so another user's single link gets head+1 and is claimed after at
 most about one of theirs. Separately each user is paced (USER_RATE_PER_MINUTE, GCRA):
 past the pace a link is not claimable before its time. Imported links carry `prio = 1` and are claimed after every link sent by
-hand.
+hand; they wait in `work_backlog` until capture claims run short and feed them into `work`
+(`_feed`), so a claim's query reads a few of them, not every one an import recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,14 +35,23 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from storage.models import utcnow
-from storage.upserts import set_by_id
+from storage.models import Status, utcnow
+from storage.upserts import insert_many_new, set_by_id
 
 Doc = dict[str, Any]
 CANDIDATES = 20
 PRIO_BY_HAND = 0
 PRIO_IMPORTED = 1
 _PACES_KEPT = 4096  # owners' paces remembered before those long past are forgotten
+# An import's links wait in `work_backlog`, oldest first, and come into `work` FEED at a
+# time when a capture claim finds fewer than FEED_BELOW candidates there: FerretDB v1
+# reads every `work` document for a claim, so 10 000 links waiting in it cost 0.34 s a
+# claim (docs/BENCHMARKS.md); the backlog is only ever read by `_id` or from its start.
+FEED = CANDIDATES
+FEED_BELOW = CANDIDATES // 2
+# Seconds before a backlog found empty is looked at again (another process may import).
+BACKLOG_RECHECK = 5.0
+_FED_STATUS = str(Status.PENDING)  # an imported link waits to be captured
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class WorkQueue:
         # two writers of different fields of one document can lose each other's write.
         # Only a claim's winner (and then its holder) writes a link's lease document.
         self.leases: AsyncCollection[Doc] = db["leases"]
+        self.backlog: AsyncCollection[Doc] = db["work_backlog"]
+        self._backlog_empty_at: float | None = None  # time.monotonic() when last found empty
         self._locks = [asyncio.Lock() for _ in range(64)]
         # Each owner's pace (GCRA's theoretical arrival time) as this process last wrote
         # it: `holds_next` tells from it, without a read, whether a new link will wait.
@@ -147,7 +160,10 @@ class WorkQueue:
         # between the two writes would start it before its time.
         if later is not None:  # not claimable before its pace allows
             await set_by_id(self.leases, link_id, {"until": later})
-        await self.work.update_one({"_id": link_id}, {"$set": {"turn": turn, "prio": prio}})
+        fields = {"turn": turn, "prio": prio}
+        done = await self.work.update_one({"_id": link_id}, {"$set": fields})
+        if not done.matched_count:
+            await self._from_backlog(link_id, fields)
 
     async def queued(self, link_id: ObjectId) -> bool:
         """False for a link whose work waits without a turn (recorded, never queued)."""
@@ -167,11 +183,14 @@ class WorkQueue:
         now = utcnow()
         # Only queued links (with a turn): until `enqueue` has written it, the front is
         # the one writer of the work document, so no update of it is lost.
-        query: Doc = {"status": {"$in": sorted(statuses)}, "turn": {"$ne": None}}
+        wanted = set(statuses)
+        query: Doc = {"status": {"$in": sorted(wanted)}, "turn": {"$ne": None}}
         if hand_only:
             query["prio"] = PRIO_BY_HAND
-        cursor = self.work.find(query).sort([("prio", ASCENDING), ("turn", ASCENDING)])
-        docs = await cursor.limit(CANDIDATES).to_list()
+        docs = await self._candidates(query)
+        starved = len(docs) < FEED_BELOW and not hand_only and _FED_STATUS in wanted
+        if starved and await self._feed():
+            docs = await self._candidates(query)
         for doc in docs:
             # Each candidate's lease by its `_id`, in turn, until one is free (mostly the
             # first): FerretDB v1 answers that from an index, but `$in` by reading every
@@ -185,6 +204,48 @@ class WorkQueue:
                 continue  # another worker took this one first
             return await self._lease(doc["_id"], number, str(doc.get("status")), worker, lease)
         return None
+
+    async def _candidates(self, query: Doc) -> list[Doc]:
+        cursor = self.work.find(query).sort([("prio", ASCENDING), ("turn", ASCENDING)])
+        return await cursor.limit(CANDIDATES).to_list()
+
+    async def wait_later(self, entries: list[Doc]) -> None:
+        """Work entries of imported links, kept in the backlog until capture claims need
+        them (`_feed`); one already in `work` stands there."""
+        await insert_many_new(self.backlog, entries)
+        self._backlog_empty_at = None
+
+    async def _feed(self) -> bool:
+        """The backlog's oldest entries into `work`; False when it had none.
+
+        Inserted first, then taken out of the backlog: a process killed between the two
+        leaves them in both, and the next feed meets them again. Those still in `work`
+        are refused as duplicates; one whose link has finished meanwhile is claimed once
+        more and dropped (bot/pipeline/worker.py `_reconcile`)."""
+        now = time.monotonic()
+        empty_at = self._backlog_empty_at
+        if empty_at is not None and now - empty_at < BACKLOG_RECHECK:
+            return False
+        # No filter and no sort: the one form FerretDB v1 reads without a scan (a limit),
+        # in the order written on both databases.
+        entries = await self.backlog.find({}).limit(FEED).to_list()
+        if not entries:
+            self._backlog_empty_at = now
+            return False
+        await insert_many_new(self.work, entries)
+        for entry in entries:
+            await self.backlog.delete_one({"_id": entry["_id"]})
+        return True
+
+    async def _from_backlog(self, link_id: ObjectId, fields: Doc) -> None:
+        """An imported link still in the backlog, now asked for by hand: into `work` with
+        its new turn, ahead of the rest of its import."""
+        entry = await self.backlog.find_one({"_id": link_id})
+        if entry is None:
+            return  # done, or gone: nothing to queue
+        if await insert_many_new(self.work, [{**entry, **fields}]):
+            await self.work.update_one({"_id": link_id}, {"$set": fields})  # fed meanwhile
+        await self.backlog.delete_one({"_id": link_id})
 
     async def claim_queued(
         self, link_id: ObjectId, turn: float, status: str, worker: str, lease: float
