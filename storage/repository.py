@@ -66,7 +66,7 @@ from storage.queries import QueryStore
 from storage.queue.claims import WorkQueue
 from storage.rot import RotNews
 from storage.terms import tokenize
-from storage.upserts import insert_many_new
+from storage.upserts import insert_many_new, set_by_id
 from storage.writes import LinkWrites
 
 log = logging.getLogger(__name__)
@@ -301,11 +301,9 @@ class LinkStore:
             owner_id = await self.writes.owner_of(link_id)
             if owner_id is None:
                 return  # the link is gone (deleted, or in the trash): no work for it
-        await self.work.update_one(
-            {"_id": link_id},
-            {"$set": {"status": str(status), "updated_at": when, "owner_id": owner_id}},
-            upsert=True,
-        )
+        # As an upsert that a feed of the import backlog inserting it first cannot fail.
+        fields = {"status": str(status), "updated_at": when, "owner_id": owner_id}
+        await set_by_id(self.work, link_id, fields)
 
     async def update(self, link_id: ObjectId, **fields: Any) -> None:
         """Set fields (dataclasses become sub-documents) and bump updated_at."""

@@ -44,11 +44,10 @@ PRIO_BY_HAND = 0
 PRIO_IMPORTED = 1
 _PACES_KEPT = 4096  # owners' paces remembered before those long past are forgotten
 # An import's links wait in `work_backlog`, oldest first, and come into `work` FEED at a
-# time when a capture claim finds fewer than FEED_BELOW candidates there: FerretDB v1
-# reads every `work` document for a claim, so 10 000 links waiting in it cost 0.34 s a
-# claim (docs/BENCHMARKS.md); the backlog is only ever read by `_id` or from its start.
+# time when a capture claim finds none it may take there: FerretDB v1 reads every `work`
+# document for a claim, so 10 000 links waiting in it cost 0.34 s a claim
+# (docs/BENCHMARKS.md); the backlog is only ever read by `_id` or from its start.
 FEED = CANDIDATES
-FEED_BELOW = CANDIDATES // 2
 # Seconds before a backlog found empty is looked at again (another process may import).
 BACKLOG_RECHECK = 5.0
 _FED_STATUS = str(Status.PENDING)  # an imported link waits to be captured
@@ -179,19 +178,23 @@ class WorkQueue:
     async def claim(
         self, worker: str, statuses: Iterable[str], lease: float, *, hand_only: bool = False
     ) -> Claim | None:
-        """The most deserving stage in `statuses` whose lease has run out, now ours."""
-        now = utcnow()
+        """The most deserving stage in `statuses` whose lease has run out, now ours. When
+        none is and captures were asked for, the import backlog's next links are fed in
+        (`_feed`) and looked at."""
         # Only queued links (with a turn): until `enqueue` has written it, the front is
         # the one writer of the work document, so no update of it is lost.
         wanted = set(statuses)
         query: Doc = {"status": {"$in": sorted(wanted)}, "turn": {"$ne": None}}
         if hand_only:
             query["prio"] = PRIO_BY_HAND
-        docs = await self._candidates(query)
-        starved = len(docs) < FEED_BELOW and not hand_only and _FED_STATUS in wanted
-        if starved and await self._feed():
-            docs = await self._candidates(query)
-        for doc in docs:
+        claim = await self._first_free(query, worker, lease)
+        if claim is None and not hand_only and _FED_STATUS in wanted and await self._feed():
+            claim = await self._first_free(query, worker, lease)
+        return claim
+
+    async def _first_free(self, query: Doc, worker: str, lease: float) -> Claim | None:
+        now = utcnow()
+        for doc in await self._candidates(query):
             # Each candidate's lease by its `_id`, in turn, until one is free (mostly the
             # first): FerretDB v1 answers that from an index, but `$in` by reading every
             # lease kept (a day of links: 30 ms a claim at 1 000, 0.5 s at 20 000).
@@ -241,8 +244,9 @@ class WorkQueue:
         """An imported link still in the backlog, now asked for by hand: into `work` with
         its new turn, ahead of the rest of its import."""
         entry = await self.backlog.find_one({"_id": link_id})
-        if entry is None:
-            return  # done, or gone: nothing to queue
+        if entry is None:  # fed in meanwhile (or done, or gone: then this matches nothing)
+            await self.work.update_one({"_id": link_id}, {"$set": fields})
+            return
         if await insert_many_new(self.work, [{**entry, **fields}]):
             await self.work.update_one({"_id": link_id}, {"$set": fields})  # fed meanwhile
         await self.backlog.delete_one({"_id": link_id})
