@@ -14,8 +14,8 @@ the queue, its owner's last turn) + 1`. A user with 500 queued links holds turns
 head+1 … head+500, so another user's single link gets head+1 and is claimed after at
 most about one of theirs. Separately each user is paced (USER_RATE_PER_MINUTE, GCRA):
 past the pace a link is not claimable before its time. Imported links carry `prio = 1` and are claimed after every link sent by
-hand; they wait in `work_backlog` until capture claims run short and feed them into `work`
-(`_feed`), so a claim's query reads a few of them, not every one an import recorded.
+hand; they wait in `work_backlog` until a capture claim finds no stage it may take and feeds
+the oldest into `work` (`_feed`), so a claim's query reads a few, not every one imported.
 """
 
 from __future__ import annotations
