@@ -214,7 +214,8 @@ class WorkQueue:
 
     async def wait_later(self, entries: list[Doc]) -> None:
         """Work entries of imported links, kept in the backlog until capture claims need
-        them (`_feed`); one already in `work` stands there."""
+        them (`_feed`). `work` is not read here: an entry already there stays as it is,
+        and the feed's insert of its copy is refused."""
         await insert_many_new(self.backlog, entries)
         self._backlog_empty_at = None
 
