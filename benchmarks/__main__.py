@@ -35,6 +35,7 @@ from playwright.async_api import async_playwright
 
 from benchmarks import burst, common, footprint
 from benchmarks.realpages import RealPages
+from bot import eventloop
 from bot.app import build_application, running
 from bot.browser.binary import find_chromium
 from bot.config import Settings
@@ -200,12 +201,12 @@ if __name__ == "__main__":
     # `burst`: only links back to back and the 30-real-page burst (results-burst.json).
     chosen = sys.argv[1:]
     if chosen == ["burst"]:
-        asyncio.run(main(only_burst=True))
+        eventloop.run(main(only_burst=True))
         sys.exit()
     if chosen == ["proxy"]:
         from benchmarks import proxy
 
-        asyncio.run(proxy.main())
+        eventloop.run(proxy.main())
         sys.exit()
     if chosen == ["imports"]:
         from benchmarks import imports
@@ -213,7 +214,7 @@ if __name__ == "__main__":
         imports.main()
         sys.exit()
     if not chosen:
-        asyncio.run(main())
+        eventloop.run(main())
     from benchmarks import find, linkrot, web
 
     if chosen in ([], ["find"]):

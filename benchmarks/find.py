@@ -28,6 +28,7 @@ from typing import Any
 from bson import ObjectId
 
 from benchmarks.common import fresh_ferretdb, merge_results, seed_links, summary
+from bot import eventloop
 from storage.index.heal import heal
 from storage.models import LinkRecord, Screenshot, Status, utcnow
 from storage.repository import LinkStore
@@ -317,7 +318,7 @@ def print_table(results: dict[str, Any]) -> None:
 def main() -> None:
     """A fresh FerretDB (SQLite, as `make run` starts it) for the run, stopped after."""
     with fresh_ferretdb("bench-find-") as (base, data):
-        results = asyncio.run(run(f"{base}/linksnap", data / "index.sqlite"))
+        results = eventloop.run(run(f"{base}/linksnap", data / "index.sqlite"))
     merge_results("find", results)
     print_table(results)
     print(f"find p95 {results['find_p95_ms']:.0f} ms")

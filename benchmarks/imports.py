@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import fresh_ferretdb, settings
+from bot import eventloop
 from bot.app import build_application, running
 from bot.services import Role
 from tests.fakes.botapi import Call, FakeBotAPI
@@ -160,7 +161,7 @@ async def _measure(mongo: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    results = asyncio.run(run())
+    results = eventloop.run(run())
     print(json.dumps(results, indent=2, ensure_ascii=False))
     (ROOT / "benchmarks" / "imports.json").write_text(
         json.dumps(results, indent=2, ensure_ascii=False) + "\n"

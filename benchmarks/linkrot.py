@@ -33,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.common import fresh_ferretdb, merge_results, seed_links
+from bot import eventloop
 from bot.guard.netguard import NetGuard
 from bot.library.rotround import IN_FLIGHT, CheckRound
 from storage.models import LinkRecord, Status, utcnow
@@ -151,7 +152,7 @@ async def run(uri: str, index_path: Path) -> dict[str, Any]:
 def main() -> None:
     """A fresh FerretDB (SQLite, as `make run` starts it) for the run, stopped after."""
     with fresh_ferretdb("bench-linkrot-") as (base, data):
-        results = asyncio.run(run(f"{base}/linksnap", data / "index.sqlite"))
+        results = eventloop.run(run(f"{base}/linksnap", data / "index.sqlite"))
     merge_results("linkrot", results)
     print(f"linkrot {results['checks_per_hour']} checks/hour")
 

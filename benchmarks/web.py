@@ -29,6 +29,7 @@ import aiohttp
 from playwright.async_api import async_playwright
 
 from benchmarks.common import fresh_ferretdb, merge_results, seed_links, settings, summary
+from bot import eventloop
 from bot.app import build_application, running
 from bot.browser.binary import find_chromium
 from bot.web.thumbnails import make as make_thumbnail
@@ -219,7 +220,7 @@ async def run(uri: str, index_dir: Path) -> dict[str, Any]:
 def main() -> None:
     """A fresh FerretDB (SQLite, as `make run` starts it) for the run, stopped after."""
     with fresh_ferretdb("bench-web-") as (base, data):
-        results = asyncio.run(run(f"{base}/linksnap", data / "index"))
+        results = eventloop.run(run(f"{base}/linksnap", data / "index"))
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["machine"] = f"{os.cpu_count()} cores"
     merge_results("web", results)

@@ -9,6 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
+from bot import eventloop
 from bot.app import StartupError, build_application, running
 from bot.config import Settings, describe_error
 from bot.logs import setup_logging
@@ -42,7 +43,7 @@ def main() -> int:
         secrets.append(settings.openai_api_key.get_secret_value())
     setup_logging(settings.log_level, secrets)
     try:
-        asyncio.run(serve(settings, role))
+        eventloop.run(serve(settings, role))
     except StartupError as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ from bot.app import start_capturer
 from bot.browser.binary import find_chromium
 from bot.browser.capture import Capturer
 from bot.config import Settings
+from bot.eventloop import new_loop
 from tests.clock import IDLE, FakeClock
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI
@@ -29,6 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # The derived /find index files of every test database: kept out of ./data.
 INDEX_DIR = tempfile.mkdtemp(prefix="linksnap-test-index-")
 FERRETDB = ROOT / "tools" / "ferretdb" / "bin" / "ferretdb"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every test runs on the loop the bot runs on (bot/eventloop.py)."""
+    return {"uvloop": new_loop}
 
 
 def free_port() -> int:

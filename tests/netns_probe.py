@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from playwright.async_api import async_playwright
 
+from bot import eventloop
 from bot.browser.binary import find_chromium
 from bot.browser.capture import CHROMIUM_ARGS, WEBRTC_SWITCHES, CaptureError, Capturer
 from bot.browser.pageguard import BrowserSwitchError
@@ -233,7 +234,7 @@ def main() -> None:
     parser.add_argument("--remote", action="store_true", help="through a browser server")
     parser.add_argument("--no-proxy", action="store_true", help="control: plain Playwright")
     ns = parser.parse_args()
-    result = asyncio.run(
+    result = eventloop.run(
         probe(ns.page, with_switch=not ns.without_switch, remote=ns.remote, proxy=not ns.no_proxy)
     )
     sys.stdout.write(json.dumps(result) + "\n")

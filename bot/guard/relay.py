@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 # Past this much unsent data an end stops reading from the other (asyncio's default is
 # 64 KiB; a page's images and scripts are often larger, and each pause costs a syscall).
@@ -29,8 +30,9 @@ class End(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is not an `asyncio.Transport` subclass).
+        self.transport = cast(asyncio.Transport, transport)
+        transport = self.transport
         transport.set_write_buffer_limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
