@@ -176,6 +176,30 @@ async def test_a_read_between_announcement_and_write_sees_the_write_next(
     assert await store.index.locked(lambda c: c.unsettled()) == []
 
 
+async def test_a_sync_behind_by_a_write_reads_each_journal_entry_once(
+    store: LinkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync first looks whether anything follows its position (the entry there and the
+    next, two `_id` look-ups); when something does, its replay takes those two as read
+    instead of asking the database again. A busy bot syncs about once a link (the ＋#tag
+    buttons' read), and each look-up is a command (docs/BENCHMARKS.md)."""
+    record = link(6, 3, ["a"])
+    assert await seed_links(store, [record]) == 1
+    await store.index.complete()
+    assert await store.set_tags(6, record.id, ["b"])
+    asked: list[int] = []
+    read = store.journal.entry
+
+    async def entry(seq: int) -> Any:
+        asked.append(seq)
+        return await read(seq)
+
+    monkeypatch.setattr(store.journal, "entry", entry)
+    assert await titles(store, 6, ["b"]) == ["page 6-3"]
+    assert asked, "the sync read no entry"
+    assert len(asked) == len(set(asked)), asked
+
+
 async def test_a_writer_that_died_after_announcing_costs_a_wait_not_a_gap(
     store: LinkStore, clock: Clock
 ) -> None:

@@ -178,14 +178,15 @@ class Journal:
                 self._head = seq
                 return seq
 
-    async def read(self, after: int, upto: int) -> list[Change]:
+    async def read(self, after: int, upto: int, first: Change | None = None) -> list[Change]:
         """Entries after `after` up to the first missing one (at most `upto`), in order:
         one `_id` look-up each while they are few, one pass over the (bounded)
-        collection for the rest when there turn out to be many."""
+        collection for the rest when there turn out to be many. `first`: the entry after
+        `after`, when the caller has just read it."""
         out: list[Change] = []
         seq = after + 1
         while seq <= upto and len(out) < _SCAN_ABOVE:
-            change = await self.entry(seq)
+            change = first if first is not None and seq == first.seq else await self.entry(seq)
             if change is None:
                 return out
             out.append(change)
