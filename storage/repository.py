@@ -340,8 +340,11 @@ class LinkStore:
         `replaced`, read before a photo's acknowledgement writes the new screenshot)."""
         return await self.links.find_one({"_id": link_id}, {"screenshot": 1, "original": 1})
 
-    async def save_capture(self, record: LinkRecord, *, replaced: Doc | None = None) -> None:
-        """A capture's result: page fields, text, screenshot, its terms, status captured.
+    async def save_capture(
+        self, record: LinkRecord, *, replaced: Doc | None = None, done: bool = False
+    ) -> None:
+        """A capture's result: page fields, text, screenshot, its terms, status captured
+        (`done`: nothing follows, its photo is out and no summary is made, so done).
 
         One call for a capture's fields and its page's search terms. The bytes of the
         screenshot (and file) this capture replaces (`replaced`, else what is stored
@@ -354,7 +357,7 @@ class LinkStore:
             shot.size = await self.images.size(shot.gridfs_id)
         await self.update(
             record.id,
-            status=Status.CAPTURED,
+            status=Status.DONE if done else Status.CAPTURED,
             final_url=record.final_url,
             http_status=record.http_status,
             title=record.title,

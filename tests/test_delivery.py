@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 import bot.services
 from storage.models import Status
+from storage.writes import LinkWrites
 from tests.conftest import base_env, settings_for, start_ferretdb
 from tests.fakes.botapi import Call, FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
@@ -108,6 +110,28 @@ async def test_a_chats_pace_never_holds_the_browser(harness_factory: Any) -> Non
     # second photo went out. (An order with a wide margin, not a race of seconds.)
     assert len(bot.photos_for(message)) <= 1
     await bot.api.wait_until(lambda: len(bot.photos_for(message)) == 1, timeout=60)
+
+
+async def test_without_a_summary_a_link_is_done_by_its_captures_own_write(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summaries off and its photo out: the capture's write marks the link done, with no
+    stage and no write after it (each write is a journal entry and a few database
+    commands a link: docs/BENCHMARKS.md). Four in all: recorded, its attempt counted,
+    its photo acknowledged, its capture stored."""
+    written: Counter[ObjectId] = Counter()
+    announce = LinkWrites._announce
+
+    async def counted(self: LinkWrites, link_id: ObjectId, *args: Any, **kwargs: Any) -> int:
+        written[link_id] += 1
+        return await announce(self, link_id, *args, **kwargs)
+
+    monkeypatch.setattr(LinkWrites, "_announce", counted)
+    message = bot.send(207, bot.pages.url("/article/one-write"))
+    assert await bot.finished(message) == "👌"
+    [record] = await bot.records(207)
+    assert record.status == Status.DONE and len(bot.photos_for(message)) == 1
+    assert written[record.id] == 4
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ async def capture(
     if html:
         snap = await p.capturer.read_text(snap, html)
     await _save(p, record, snap, replaced)
-    p.live.stage(record.id, Status.CAPTURED)
+    p.live.stage(record.id, record.status)
     return True
 
 
@@ -206,9 +206,13 @@ def _take_fields(record: LinkRecord, snap: Snapshot) -> None:
 
 
 async def _save(p: Pipeline, record: LinkRecord, snap: Snapshot, replaced: Doc | None) -> None:
-    """Store the capture with its text: status captured. It waits out an outage."""
+    """Store the capture with its text: status captured, or done when its photo is out
+    and nothing follows (no summary, no PDF file to send): one write fewer than a second
+    stage's. It waits out an outage."""
     _take_fields(record, snap)
-    await p.durably(lambda: p.store.save_capture(record, replaced=replaced))
+    done = bool(record.reply_message_id) and p.summarizer is None and record.kind != "pdf"
+    await p.durably(lambda: p.store.save_capture(record, replaced=replaced, done=done))
+    record.status = Status.DONE if done else Status.CAPTURED
 
 
 async def _keep_original(p: Pipeline, record: LinkRecord, snap: Snapshot) -> StoredFile | None:

@@ -496,12 +496,10 @@ class Worker:
             sending=self._sending,
             ahead=self.ahead,
         )
-        if not captured:
-            await finish(self.p, self.bot, record)
-        elif record.reply_message_id and self.p.summarizer is None and record.kind != "pdf":
-            # Its photo went out with the capture, and no summary (nor a PDF's file, left
-            # to a delivery slot) follows: it ends here rather than through another claim.
-            await summarize(self.p, self.bot, record, record.reply_message_id)
+        if not captured or record.status == Status.DONE:
+            # Failed; or its photo went out with the capture and nothing follows (no
+            # summary, nor a PDF's file left to a delivery slot): it ends here rather
+            # than through another claim.
             await finish(self.p, self.bot, record)
         return None
 
