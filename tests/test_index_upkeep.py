@@ -200,6 +200,29 @@ async def test_a_sync_behind_by_a_write_reads_each_journal_entry_once(
     assert len(asked) == len(set(asked)), asked
 
 
+async def test_a_replay_trusts_no_absence_seen_before_it_held_the_file(store: LinkStore) -> None:
+    """A sync may find nothing after its position, and by the time its replay holds the
+    file another process sharing it has replayed an entry written since: the replay
+    reads that entry rather than take the absence it saw for a dropped journal (which
+    would start the whole index again)."""
+    record = link(6, 4, ["a"])
+    assert await seed_links(store, [record]) == 1
+    await store.index.complete()
+    assert await store.set_tags(6, record.id, ["b"])
+    await store.index.sync()  # as the other process did, up to the new entry
+    listing = store.index
+    async with listing.lock:
+        catalog = await listing.open()
+        epoch = await listing.epoch()
+        state = await listing._run(catalog.state, epoch)
+        assert state is not None
+        assert await listing._begin(catalog)
+        await listing._replay_locked(catalog, epoch, seen={state[0]: None})
+        await listing._run(catalog.commit)
+    assert await listing.holds() is None  # still holds every bucket: no start again
+    assert await titles(store, 6, ["b"]) == ["page 6-4"]
+
+
 async def test_a_writer_that_died_after_announcing_costs_a_wait_not_a_gap(
     store: LinkStore, clock: Clock
 ) -> None:

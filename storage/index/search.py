@@ -403,11 +403,13 @@ class IndexListing:
         """Bring the catalog to the journal's head (or `upto`), in the open transaction.
         `seen`: entries read just before (by `_current`), not read again. An entry never
         changes once written; a journal dropped or restored in between is one a read a
-        moment later would have missed as well, and the next sync sees it."""
+        moment later would have missed as well, and the next sync sees it. An absence
+        seen is never trusted: another process sharing the file may have replayed an
+        entry written since, and taking it for a dropped journal would start again."""
         seen = seen or {}
         state = await self._run(catalog.state, epoch)
         if state is not None and state[0] > 0:
-            here = seen[state[0]] if state[0] in seen else await self.journal.entry(state[0])
+            here = seen.get(state[0]) or await self.journal.entry(state[0])
             if here is None or here.nonce != state[1]:
                 state = None  # the journal was dropped, restored or trimmed past us
         if state is None:
