@@ -178,15 +178,14 @@ class Journal:
                 self._head = seq
                 return seq
 
-    async def read(self, after: int, upto: int, first: Change | None = None) -> list[Change]:
+    async def read(self, after: int, upto: int) -> list[Change]:
         """Entries after `after` up to the first missing one (at most `upto`), in order:
         one `_id` look-up each while they are few, one pass over the (bounded)
-        collection for the rest when there turn out to be many. `first`: the entry after
-        `after`, when the caller has just read it."""
+        collection for the rest when there turn out to be many."""
         out: list[Change] = []
         seq = after + 1
         while seq <= upto and len(out) < _SCAN_ABOVE:
-            change = first if first is not None and seq == first.seq else await self.entry(seq)
+            change = await self.entry(seq)
             if change is None:
                 return out
             out.append(change)

@@ -30,7 +30,7 @@ import enum
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -363,10 +363,9 @@ class IndexListing:
         catalog = await self.open()
         epoch = await self.epoch()
         state = await self._run(catalog.state, epoch)
-        seen: dict[int, Change | None] = {}
         if (
             state is not None
-            and await self._current(*state, seen)
+            and await self._current(*state)
             and not await self._run(catalog.unsettled)
         ):
             return catalog  # the common case
@@ -374,42 +373,31 @@ class IndexListing:
             log.warning("search index busy and behind the journal")
             return None
         try:
-            await self._replay_locked(catalog, epoch, seen=seen)
+            await self._replay_locked(catalog, epoch)
             await self._run(catalog.commit)
         except BaseException:
             await self._run(catalog.rollback)
             raise
         return catalog
 
-    async def _current(self, position: int, nonce: str, seen: dict[int, Change | None]) -> bool:
-        """Nothing after `position`, and the entry at it is the one applied. The entries
-        read are put in `seen`, for the replay that follows when it is not."""
+    async def _current(self, position: int, nonce: str) -> bool:
+        """Nothing after `position`, and the entry at it is the one applied. The entry
+        after is looked at first: when there is one, the replay that follows reads the
+        entry at the position itself, after taking the file's lock (a journal dropped or
+        restored meanwhile must show there), so it is not read here too."""
         if position == 0:
             after, tail = await asyncio.gather(self.journal.entry(1), self.journal.tail())
             return after is None and tail == 0
-        after, here = await asyncio.gather(
-            self.journal.entry(position + 1), self.journal.entry(position)
-        )
-        seen.update({position: here, position + 1: after})
-        return after is None and here is not None and here.nonce == nonce
+        if await self.journal.entry(position + 1) is not None:
+            return False
+        here = await self.journal.entry(position)
+        return here is not None and here.nonce == nonce
 
-    async def _replay_locked(
-        self,
-        catalog: Catalog,
-        epoch: str,
-        upto: int | None = None,
-        seen: Mapping[int, Change | None] | None = None,
-    ) -> None:
-        """Bring the catalog to the journal's head (or `upto`), in the open transaction.
-        `seen`: entries read just before (by `_current`), not read again. An entry never
-        changes once written; a journal dropped or restored in between is one a read a
-        moment later would have missed as well, and the next sync sees it. An absence
-        seen is never trusted: another process sharing the file may have replayed an
-        entry written since, and taking it for a dropped journal would start again."""
-        seen = seen or {}
+    async def _replay_locked(self, catalog: Catalog, epoch: str, upto: int | None = None) -> None:
+        """Bring the catalog to the journal's head (or `upto`), in the open transaction."""
         state = await self._run(catalog.state, epoch)
         if state is not None and state[0] > 0:
-            here = seen.get(state[0]) or await self.journal.entry(state[0])
+            here = await self.journal.entry(state[0])
             if here is None or here.nonce != state[1]:
                 state = None  # the journal was dropped, restored or trimmed past us
         if state is None:
@@ -417,7 +405,7 @@ class IndexListing:
             return
         position = state[0]
         limit = position + REBUILD_AFTER if upto is None else min(upto, position + REBUILD_AFTER)
-        changes = await self.journal.read(position, limit, first=seen.get(position + 1))
+        changes = await self.journal.read(position, limit)
         if len(changes) == REBUILD_AFTER or sum(len(c.ids) for c in changes) > REBUILD_AFTER:
             await self._reset_locked(catalog, epoch)
             return
