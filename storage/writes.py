@@ -17,9 +17,10 @@ from bson import ObjectId
 from cachetools import LRUCache
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from storage.index.journal import Journal
+from storage.upserts import insert_many_new
 
 Doc = dict[str, Any]
 REV = "rev"
@@ -79,15 +80,8 @@ class LinkWrites:
             doc[REV] = seq
         if first is not None:
             await first()
-        refused: set[int] = set()
-        try:
-            await self.links.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            refused = {int(e["index"]) for e in errors}
-            # They will never land: readers waiting for them stop waiting.
+        refused = await insert_many_new(self.links, docs)
+        if refused:  # they will never land: readers waiting for them stop waiting
             gone = [docs[i] for i in sorted(refused)]
             await self.settle([d["_id"] for d in gone], sorted({int(d["owner_id"]) for d in gone}))
         for doc in docs:

@@ -19,6 +19,15 @@ from storage.repository import LinkStore
 from storage.trash import Trash
 
 
+async def work_of(store: LinkStore, owner: int) -> list[dict[str, Any]]:
+    """The owner's work entries: an import's wait in the queue's backlog until claimed."""
+    return [
+        d
+        for coll in (store.work, store.queue.backlog)
+        async for d in coll.find({"owner_id": owner})
+    ]
+
+
 def owned(owner: int, url: str, **fields: Any) -> LinkRecord:
     return LinkRecord(owner_id=owner, chat_id=owner, url=url, url_key=url_key(url), **fields)
 

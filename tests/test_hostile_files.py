@@ -37,7 +37,7 @@ from tests.conftest import INDEX_DIR, base_env, settings_for
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.records import import_bookmarks, owned, seed_links
+from tests.records import import_bookmarks, owned, seed_links, work_of
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 DEAD = "http://127.0.0.1:1"  # nothing listens here, and a front captures nothing anyway
@@ -102,15 +102,6 @@ async def consistent_links(store: LinkStore, owner: int) -> dict[str, list[str]]
     for link_id, doc in links.items():
         assert keys.get(key_id(owner, doc["url_key"])) == link_id, "a link without its key"
     return {doc["url"]: doc["tags"] for doc in links.values()}
-
-
-async def queued(store: LinkStore, owner: int) -> list[object]:
-    """The owner's work entries: an import's wait in the queue's backlog until claimed."""
-    return [
-        d["_id"]
-        for coll in (store.work, store.queue.backlog)
-        async for d in coll.find({"owner_id": owner})
-    ]
 
 
 # --- a file never freezes the bot --------------------------------------------------
@@ -354,7 +345,7 @@ async def test_a_batch_that_fails_takes_back_what_it_wrote(
     text = await import_file(front, 42, data, "links.txt", word="stopped")
     assert "stopped after 250 of 600" in text
     assert await consistent(front.store, 42) == 250
-    assert len(await queued(front.store, 42)) == 250
+    assert len(await work_of(front.store, 42)) == 250
     assert await front.store.db[bulk.BATCHES].count_documents({}) == 0
 
     monkeypatch.setattr(bulk, "_key", real)
@@ -445,7 +436,7 @@ async def test_a_kill_mid_import_leaves_no_key_without_its_link(
         await bulk.repair_imports(store, now=later)  # what the sweep job runs
         assert await consistent(store, 42) == written
         assert await store.db[bulk.BATCHES].count_documents({}) == 0
-        assert len(await queued(store, 42)) == written  # no work entry without its link
+        assert len(await work_of(store, 42)) == written  # no work entry without its link
 
         marks = [Bookmark(url=f"{DEAD}/k{i}", tags=["k"]) for i in range(600)]
         counts = await import_bookmarks(store, marks, 42)

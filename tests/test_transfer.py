@@ -19,7 +19,7 @@ from storage.models import LinkRecord, Status
 from tests.fakes.botapi import Call
 from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
-from tests.records import import_bookmarks, owned, seed_links
+from tests.records import import_bookmarks, owned, seed_links, work_of
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -216,9 +216,7 @@ async def test_export_then_import_into_fresh_users(bot: BotHarness) -> None:
     assert {r.summary for r in got} == {r.summary for r in mine}
     marked = await bot.store.links.find_one({"owner_id": 44})
     assert marked is not None and marked["imported"] is True
-    queued = [  # an import's entries wait in the queue's backlog until claims feed them in
-        w for c in (bot.store.work, bot.store.queue.backlog) async for w in c.find({"owner_id": 44})
-    ]
+    queued = await work_of(bot.store, 44)
     assert queued and all(w["prio"] == 1 for w in queued)  # behind every link sent by hand
     found = await bot.answer(44, "/find #n1 标题")
     assert "Seed 1 标题" in found

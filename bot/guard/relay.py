@@ -32,8 +32,7 @@ class End(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an `asyncio.Transport` subclass).
         self.transport = cast(asyncio.Transport, transport)
-        transport = self.transport
-        transport.set_write_buffer_limits(high=_HIGH_WATER)
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
