@@ -306,7 +306,11 @@ class LinkStore:
         await set_by_id(self.work, link_id, fields)
 
     async def update(self, link_id: ObjectId, **fields: Any) -> None:
-        """Set fields (dataclasses become sub-documents) and bump updated_at."""
+        """Set fields (dataclasses become sub-documents) and bump updated_at.
+
+        A status past the pipeline's (done, failed) leaves the link's work entry in place:
+        its stage drops it once the user has been told (`drop_work`), so a kill before
+        that leaves the link to be claimed, found ended, and told then, not never."""
         values = {k: _stored(v) for k, v in fields.items()}
         now = utcnow()
         values["updated_at"] = now
@@ -323,9 +327,6 @@ class LinkStore:
             # Gone (say moved to the trash while a stage ran): no work entry left behind.
             await self.work.delete_one({"_id": link_id})
             await self.texts.delete_one({"_id": link_id})
-            return
-        if status is not None and status not in WORK_STATES:
-            await self.work.delete_one({"_id": link_id})
 
     async def _put_text(self, link_id: ObjectId, heavy: Doc) -> None:
         if "terms" in heavy and not await self._terms_as_array():
@@ -509,7 +510,8 @@ class LinkStore:
         await self.updates.delete_many({"at": {"$lt": older_than}})
 
     async def drop_work(self, link_id: ObjectId) -> None:
-        """Nothing more will be tried for this link (e.g. summary retries used up)."""
+        """Nothing more will be tried for this link (it ended and the user was told, or
+        its summary retries are used up)."""
         await self.work.delete_one({"_id": link_id})
 
     async def work_without_link(self, link_id: ObjectId, grace: float) -> bool:

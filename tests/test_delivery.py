@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 
 import bot.services
 from storage.models import Status
 from storage.writes import LinkWrites
-from tests.conftest import base_env, settings_for, start_ferretdb
+from tests.conftest import base_env, free_port, settings_for, start_ferretdb
 from tests.fakes.botapi import Call, FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI, Script
 from tests.fakes.pages import PageServer
@@ -171,15 +172,20 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
     second = await start(env, tmp_path)
     try:
         await botapi.wait_until(
-            lambda: all(
-                any(
-                    c.method == "sendPhoto"
-                    and c.ok
-                    and (c.params.get("reply_parameters") or {}).get("message_id")
-                    == m["message_id"]
-                    for c in botapi.calls
+            lambda: (
+                all(
+                    any(
+                        c.method == "sendPhoto"
+                        and c.ok
+                        and (c.params.get("reply_parameters") or {}).get("message_id")
+                        == m["message_id"]
+                        for c in botapi.calls
+                    )
+                    for m in sent
                 )
-                for m in sent
+                # and each message its closing reaction (a kill between a link's last write
+                # and its reaction must not leave it at 👀)
+                and closed(botapi, 42) >= {m["message_id"] for m in sent}
             ),
             timeout=180,
         )
@@ -198,6 +204,77 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
     assert len(doubled) <= 2 and max(per_link.values()) <= 2, (at_kill, per_link)
     assert store_done
     assert second.returncode == 0
+
+
+@pytest.mark.timeout(300)
+async def test_sigkill_while_failures_wait_to_be_told_then_restart_tells_each(
+    botapi: FakeBotAPI, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Links that fail at once are ended before the user is told: their replies wait in
+    the chat's pace (1 a second after a burst of 3). A kill then must not leave a message
+    silent for good: the next start tells each failure and closes each message (🤷)."""
+    refused = free_port()  # nothing listens there: each link fails in moments
+    first = await polling(env, tmp_path, botapi)
+    try:
+        sent = [botapi.send_message(44, f"http://127.0.0.1:{refused}/gone-{i}") for i in range(10)]
+        await botapi.wait_until(lambda: len(told(botapi, 44)) >= 3, timeout=120)
+        await recorded(env["MONGODB_URI"], 44, len(sent))
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    at_kill = len(told(botapi, 44))
+    assert at_kill < len(sent)  # the rest were still waiting for the chat's turn
+    second = await start(env, tmp_path)
+    try:
+        ids = {m["message_id"] for m in sent}
+        await botapi.wait_until(
+            lambda: set(replied_to(told(botapi, 44))) == ids and closed(botapi, 44) >= ids,
+            timeout=180,
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 60)
+    per_link = Counter(replied_to(told(botapi, 44)))
+    # Only a reply in flight at the instant of the kill may repeat: one a capture slot.
+    assert sum(n - 1 for n in per_link.values()) <= 2, (at_kill, per_link)
+
+
+async def recorded(uri: str, owner: int, count: int) -> None:
+    """Until `count` links of `owner` are in the database."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        links = client.get_default_database()["links"]
+        for _ in range(1200):  # a minute at most
+            if await links.count_documents({"owner_id": owner}) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{count} links of {owner} not recorded")
+    finally:
+        await client.close()
+
+
+def told(api: FakeBotAPI, chat_id: int) -> list[Call]:
+    return [
+        c
+        for c in api.calls_of("sendMessage", chat_id, ok_only=True)
+        if "Couldn't capture" in c.params.get("text", "")
+    ]
+
+
+def replied_to(calls: list[Call]) -> list[int | None]:
+    return [(c.params.get("reply_parameters") or {}).get("message_id") for c in calls]
+
+
+def closed(api: FakeBotAPI, chat_id: int) -> set[int]:
+    """Messages given a closing reaction (👌 or 🤷)."""
+    return {
+        c.params["message_id"]
+        for c in api.calls_of("setMessageReaction", chat_id, ok_only=True)
+        if c.params["reaction"] and c.params["reaction"][0]["emoji"] in {"👌", "🤷"}
+    }
 
 
 @pytest.mark.timeout(300)

@@ -246,6 +246,9 @@ async def test_finished_links_leave_the_work_collection(store: LinkStore) -> Non
     await store.update(record.id, status=Status.SUMMARY_FAILED, summary_attempts=1)
     assert await work_entries(store) == {record.id: "summary_failed"}
     await store.update(record.id, status=Status.DONE)
+    # Kept until its stage has told the user (bot/pipeline/finish.py), then dropped.
+    assert await work_entries(store) == {record.id: "summary_failed"}
+    await store.drop_work(record.id)
     assert await work_entries(store) == {}
     due = await store.due_for_check(later)
     assert [r.id for r in due] == [record.id]

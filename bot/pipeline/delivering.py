@@ -52,6 +52,7 @@ async def deliver(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> int | No
     if await _silent(p, record):
         await p.store.update(record.id, status=Status.DONE)
         p.live.stage(record.id, Status.DONE)
+        await p.store.drop_work(record.id)  # nobody to tell
         return None
     await p.store.update(record.id, status=Status.DELIVERING)
     p.live.stage(record.id, Status.DELIVERING)

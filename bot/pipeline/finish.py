@@ -2,6 +2,9 @@
 
 Links of one message may finish on different workers; whichever finishes last sees
 every sibling finished and reacts (two finishing at once both react the same: harmless).
+A link that ended keeps its work entry until here, after its user was told (its photo,
+or why it failed, then this reaction): a kill before that leaves the entry to be claimed
+again, and the worker that finds the link ended tells it then (worker._reconcile).
 """
 
 from __future__ import annotations
@@ -12,17 +15,18 @@ from telegram.ext import ExtBot
 
 from bot.chat.replies import react
 from bot.pipeline.base import Pipeline
+from storage.keys import WORK_STATES
 from storage.models import UNFINISHED, LinkRecord, Status
 
 
 async def finish(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> None:
-    if record.source_message_id is None:
-        return
     current = await p.store.load(record.id, with_text=False)  # its status is what counts
     if current is None:
         return
-    links = [current, *await p.store.siblings_of(current)]
-    if any(link.status in UNFINISHED for link in links):
-        return
-    ok = all(link.status == Status.DONE for link in links)
-    await react(bot, current.chat_id, record.source_message_id, "👌" if ok else "🤷")
+    if record.source_message_id is not None:
+        links = [current, *await p.store.siblings_of(current)]
+        if not any(link.status in UNFINISHED for link in links):
+            ok = all(link.status == Status.DONE for link in links)
+            await react(bot, current.chat_id, record.source_message_id, "👌" if ok else "🤷")
+    if str(current.status) not in WORK_STATES:
+        await p.durably(lambda: p.store.drop_work(record.id))

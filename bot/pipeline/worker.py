@@ -37,7 +37,7 @@ from telegram.ext import ExtBot
 
 from bot.pipeline.ahead import Shot, ShotsAhead
 from bot.pipeline.base import MAX_SUMMARY_ATTEMPTS, Pipeline
-from bot.pipeline.capturing import capture
+from bot.pipeline.capturing import capture, tell_failed
 from bot.pipeline.delivering import deliver
 from bot.pipeline.files import make_ordered
 from bot.pipeline.finish import finish
@@ -459,16 +459,18 @@ class Worker:
         return await job.stage(record, marks)
 
     async def _reconcile(self, record: LinkRecord) -> None:
-        """The work entry named another stage than its link. A write the database lost
-        half of (the link written, then the connection gone) leaves them apart, and the
-        entry would be claimed again and again. The link is right: the entry follows it,
-        and a link that has finished gets its closing reaction, which that write's stage
-        did not reach."""
+        """The work entry named another stage than its link. A link that ended keeps its
+        entry until its user was told (bot/pipeline/finish.py): one found ended here
+        was cut short by a kill (or a write the database lost half of) before that, so
+        it is told now: why it failed (the one line a kill in its last moments may
+        repeat), and its message's closing reaction; then its entry goes. A link in
+        another stage than its entry says: the link is right, the entry follows it."""
         if str(record.status) in WORK_STATES:
             await self.p.store.update(record.id, status=record.status)
             self.wake()
             return
-        await self.p.store.drop_work(record.id)
+        if record.status == Status.FAILED:
+            await tell_failed(self.bot, record)
         await finish(self.p, self.bot, record)
 
     async def _renew(self, held: _Held, work: asyncio.Task[Any], finished: asyncio.Event) -> None:
