@@ -23,6 +23,7 @@ from bot.browser.binary import find_chromium
 from bot.browser.types import CaptureOptions
 from bot.chat.ordering import PerUserOrder
 from bot.chat.outbound import Outbound, Pace
+from bot.chat.receipts import GatedUpdates, Receipts
 from bot.config import Settings, split_listen
 from bot.guard.egress import EgressLimits, GuardProxy
 from bot.guard.netguard import NetGuard
@@ -65,6 +66,7 @@ def build_application(
     # is built, not when `bot` is imported; outbound.retry_seconds reads either form.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     root = settings.api_root
+    receipts = Receipts()  # links recorded before their update is confirmed (polling)
     builder = (
         ApplicationBuilder()
         .token(settings.token)
@@ -72,33 +74,41 @@ def build_application(
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(Outbound(_pace(settings)))
         .context_types(ContextTypes(context=Context, bot_data=BotData))
-        .concurrent_updates(PerUserOrder())
+        .concurrent_updates(PerUserOrder(receipts))
         .request(_bot_api_request(pool=32, connect=10, read=30, write=60, wait=30))
         # getUpdates as PTB's builder makes it: one connection, PTB's default timeouts.
-        .get_updates_request(_bot_api_request(pool=1))
+        .get_updates_request(_bot_api_request(pool=1, receipts=receipts))
     )
     if role is Role.WORKER:
         builder = builder.updater(None)
     app = builder.build()
     data: BotData = app.bot_data
     data.settings, data.role, data.shared_capturer = settings, role, capturer
+    data.receipts = receipts
     if role is not Role.WORKER:
         handlers.register(app)
     return app
 
 
 def _bot_api_request(
-    pool: int, connect: float = 5.0, read: float = 5.0, write: float = 5.0, wait: float = 1.0
+    pool: int,
+    connect: float = 5.0,
+    read: float = 5.0,
+    write: float = 5.0,
+    wait: float = 1.0,
+    receipts: Receipts | None = None,
 ) -> HTTPXRequest:
-    """PTB's request (its defaults unless given) with the process's one TLS context."""
-    return HTTPXRequest(
-        connection_pool_size=pool,
-        connect_timeout=connect,
-        read_timeout=read,
-        write_timeout=write,
-        pool_timeout=wait,
-        httpx_kwargs={"verify": tls_context()},
-    )
+    """PTB's request (its defaults unless given) with the process's one TLS context;
+    with `receipts`, the getUpdates request that confirms only settled updates."""
+    options: dict[str, Any] = {
+        "connection_pool_size": pool,
+        "connect_timeout": connect,
+        "read_timeout": read,
+        "write_timeout": write,
+        "pool_timeout": wait,
+        "httpx_kwargs": {"verify": tls_context()},
+    }
+    return HTTPXRequest(**options) if receipts is None else GatedUpdates(receipts, **options)
 
 
 def build_proxy(guard: NetGuard, settings: Settings) -> GuardProxy:
@@ -167,6 +177,7 @@ async def start_services(app: App) -> None:
         worker=worker,
         stopping=outbound.stopping,  # one signal: pacing, retries and waits all stop
     )
+    data.receipts.keep_with(store.settle_update)
 
 
 async def start_capturer(settings: Settings, *, clock: Clock | None = None) -> Capturer:

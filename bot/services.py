@@ -15,6 +15,7 @@ from telegram.ext import CallbackContext, ExtBot
 
 from bot.chat.ordering import InOrder
 from bot.chat.outbound import Outbound
+from bot.chat.receipts import Receipts
 from bot.config import Settings
 from bot.i18n import texts_for
 from bot.pipeline.base import Pipeline
@@ -151,6 +152,7 @@ class BotData:
     role: Role = Role.ALL
     shared_capturer: Capturer | None = None  # a browser owned by the caller (tests)
     services: Services | None = None
+    receipts: Receipts = field(default_factory=Receipts)  # build_application's
 
     def require_settings(self) -> Settings:
         if self.settings is None:

@@ -50,7 +50,8 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(MessageHandler(manage.RETAG_REPLY, manage.on_retag_reply))
     app.add_handler(MessageHandler(transfer.IMPORT_FILE, transfer.on_file, block=False))
     content = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND & ~filters.UpdateType.EDITED
-    app.add_handler(MessageHandler(content, links.on_message, block=False))
+    taken = links.Taken(app.bot_data.receipts)  # last: only an update it handles is taken
+    app.add_handler(MessageHandler(content & taken, links.on_message, block=False))
     app.add_handler(MessageHandler(filters.COMMAND, start.help_command))
     app.add_error_handler(errors.on_error)
     manage.schedule(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 from pymongo.errors import PyMongoError
 from telegram import Message, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.ext import ExtBot
+from telegram.ext import ExtBot, filters
 
 from bot.chat import render
 from bot.chat.links import ParsedMessage, Rejected, parse_message
+from bot.chat.receipts import Receipts
 from bot.chat.replies import react
 from bot.i18n import Texts
 from bot.pipeline import intake
@@ -37,14 +39,38 @@ class _Comment:
     used: bool = False
 
 
+class Taken(filters.UpdateFilter):
+    """Passes every update, noting that this handler takes it: the update is confirmed
+    to Telegram once its links are recorded, not as its handling begins
+    (bot/chat/receipts.py)."""
+
+    def __init__(self, receipts: Receipts) -> None:
+        super().__init__(name="Taken")
+        self.receipts = receipts
+
+    def filter(self, update: Update) -> bool:
+        self.receipts.take(update.update_id)
+        return True
+
+
 async def on_message(update: Update, context: Context) -> None:
-    """Screen, record and acknowledge; workers (bot/pipeline) do the rest."""
+    """Screen, record and acknowledge; workers (bot/pipeline) do the rest. The update is
+    settled (confirmed to Telegram with the next fetch) once its links are recorded."""
+    receipts = context.bot_data.receipts
+    try:
+        await _on_message(update, context, lambda: receipts.settle(update.update_id))
+    finally:
+        receipts.settle(update.update_id)
+
+
+async def _on_message(update: Update, context: Context, settled: Callable[[], None]) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
     parsed = parse_message(message)
     texts = texts_of(update)
     if not parsed.urls:
+        settled()  # nothing to record (a lone comment waits seconds for its link)
         await _no_links(message, parsed, texts, context)
         return
     services = context.services
@@ -60,6 +86,7 @@ async def on_message(update: Update, context: Context) -> None:
                 services, message, user.id, user.language_code or "en", parsed, texts
             )
     finally:
+        settled()
         await seen  # before any closing reaction, which must come after it
     if recorded is None:
         await react(context.bot, message.chat_id, message.message_id, "🤷")

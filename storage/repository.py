@@ -497,14 +497,29 @@ class LinkStore:
         found = [await self._load(i, with_text=False) for i in record.siblings]
         return [r for r in found if r is not None]
 
-    async def first_delivery(self, update_id: int) -> bool:
+    async def first_delivery(self, update_id: int, poller: str = "") -> bool:
         """True the first time any front sees this update (webhook retries and several
-        fronts behind one URL deliver some twice). A unique insert: atomic everywhere."""
+        fronts behind one URL deliver some twice). A unique insert: atomic everywhere.
+
+        `poller`: the polling process taking it. An update a poller before it took and
+        never settled (`settle_update`) is its again: that poller died holding it, and
+        Telegram sent it again because it was never confirmed."""
+        key = f"u{update_id}"
         try:
-            await self.updates.insert_one({"_id": f"u{update_id}", "at": utcnow()})
+            await self.updates.insert_one({"_id": key, "at": utcnow(), "by": poller})
         except DuplicateKeyError:
-            return False
+            if not poller:
+                return False
+            doc = await self.updates.find_one({"_id": key})
+            if doc is None or doc.get("settled") or doc.get("by") in ("", poller):
+                return False
+            await self.updates.update_one({"_id": key}, {"$set": {"by": poller}})
+            return True
         return True
+
+    async def settle_update(self, update_id: int) -> None:
+        """What the update asked for is safe (its links written): a repeat is skipped."""
+        await self.updates.update_one({"_id": f"u{update_id}"}, {"$set": {"settled": True}})
 
     async def forget_updates(self, older_than: datetime) -> None:
         await self.updates.delete_many({"at": {"$lt": older_than}})

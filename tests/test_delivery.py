@@ -23,6 +23,7 @@ from pymongo import AsyncMongoClient
 
 import bot.services
 from storage.models import Status
+from storage.repository import LinkStore
 from storage.writes import LinkWrites
 from tests.conftest import base_env, free_port, settings_for, start_ferretdb
 from tests.fakes.botapi import Call, FakeBotAPI
@@ -207,6 +208,42 @@ async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
 
 
 @pytest.mark.timeout(300)
+async def test_sigkill_while_a_burst_of_messages_is_recorded_loses_none(
+    botapi: FakeBotAPI, env: dict[str, str], pages: PageServer, tmp_path: Path
+) -> None:
+    """Ten messages at once from one user: each gets 👀 at once, and their links are
+    written one after another. A kill in between must lose none: what the bot had not
+    written it had not confirmed to Telegram either, so the next start is sent it again,
+    takes it although it was seen before, and answers every message."""
+    first = await polling(env, tmp_path, botapi)
+    try:
+        sent = [botapi.send_message(45, pages.url(f"/article/intake-{i}")) for i in range(10)]
+        await botapi.wait_until(
+            lambda: bool(botapi.calls_of("setMessageReaction", 45, ok_only=True)), timeout=60
+        )
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    written = await links_of(env["MONGODB_URI"], 45)
+    assert written < len(sent)  # the kill came while they were being written
+    second = await start(env, tmp_path)
+    try:
+        ids = {m["message_id"] for m in sent}
+        photos = lambda: botapi.calls_of("sendPhoto", 45, ok_only=True)  # noqa: E731
+        await botapi.wait_until(lambda: set(replied_to(photos())) == ids, timeout=180)
+        store_done = await all_done(env["MONGODB_URI"], [45], len(sent))
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 60)
+    assert store_done  # each link once, each done
+    per_link = Counter(replied_to(photos()))
+    assert sum(n - 1 for n in per_link.values()) <= 2, (written, per_link)
+
+
+@pytest.mark.timeout(300)
 async def test_sigkill_while_failures_wait_to_be_told_then_restart_tells_each(
     botapi: FakeBotAPI, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -240,6 +277,14 @@ async def test_sigkill_while_failures_wait_to_be_told_then_restart_tells_each(
     per_link = Counter(replied_to(told(botapi, 44)))
     # Only a reply in flight at the instant of the kill may repeat: one a capture slot.
     assert sum(n - 1 for n in per_link.values()) <= 2, (at_kill, per_link)
+
+
+async def links_of(uri: str, owner: int) -> int:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        return await client.get_default_database()["links"].count_documents({"owner_id": owner})
+    finally:
+        await client.close()
 
 
 async def recorded(uri: str, owner: int, count: int) -> None:
@@ -396,3 +441,21 @@ async def _print_queue(harness: BotHarness) -> None:
     for name in ("links", "work", "leases", "claims"):
         async for doc in db[name].find({}, {"text": 0, "screenshot": 0}):
             print(name, {k: doc.get(k) for k in list(doc)[:12]})
+
+
+async def test_a_repeat_is_taken_only_from_a_poller_that_never_settled_it(
+    mongodb_uri: str, tmp_path: Path
+) -> None:
+    """The repeat check behind the kill test above, one case at a time."""
+    store = LinkStore.connect(mongodb_uri, index_dir=tmp_path)
+    try:
+        assert await store.first_delivery(1, "dead")  # taken, then the poller died
+        assert not await store.first_delivery(1, "dead")  # the same poller: a repeat
+        assert await store.first_delivery(1, "next")  # sent again after the kill: taken
+        await store.settle_update(1)
+        assert not await store.first_delivery(1, "third")  # settled: never twice
+        assert await store.first_delivery(2, "")
+        assert not await store.first_delivery(2, "")  # a webhook's retry: skipped
+        assert not await store.first_delivery(2, "poller")  # nor taken by a poller
+    finally:
+        await store.close()

@@ -20,6 +20,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.chat.receipts import Receipts
 from bot.keyed_lock import KeyedLocks
 
 HOLD_AT_MOST = 3.0  # seconds an update holds the next one of the same user
@@ -28,11 +29,19 @@ HOLD_AT_MOST = 3.0  # seconds an update holds the next one of the same user
 class PerUserOrder(BaseUpdateProcessor):
     """Concurrent across users, in order within one user (or chat, when there is no user)."""
 
-    def __init__(self, max_concurrent_updates: int = 256) -> None:
+    def __init__(self, receipts: Receipts | None = None, max_concurrent_updates: int = 256) -> None:
         super().__init__(max_concurrent_updates)
         self._locks = KeyedLocks()
+        self._receipts = receipts or Receipts()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        try:
+            await self._in_order(update, coroutine)
+        finally:
+            if isinstance(update, Update):
+                self._receipts.handled(update.update_id)
+
+    async def _in_order(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = _key(update)
         if key is None:
             await coroutine

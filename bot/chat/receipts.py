@@ -1,0 +1,133 @@
+"""Polled updates are confirmed to Telegram only once the links they carry are recorded.
+
+PTB's Updater confirms a batch of updates (the next getUpdates' offset) as soon as it has
+queued them, and a message's links are recorded moments later, by a handler running
+beside the others (handlers/links.py): a process killed in between (the OOM killer on a
+small host, a deploy's SIGKILL) lost links it had already answered with 👀, and Telegram
+does not send a confirmed update again. So the request that fetches the next batch
+waits until each update fetched before is settled: its links recorded, or its handling
+over without the links handler. SETTLE_AT_MOST seconds at most: a handler waiting out a
+database outage tells its user so, and other users' messages must not wait for it.
+
+A poller killed before it settled an update leaves it unconfirmed, and Telegram sends
+it again to the next start; the repeat check (handlers/dedupe.py) lets it through when
+the poller that took it (`token`) never settled it, and settled updates are marked so in
+the database (`keep_with`) so that one settled but not yet confirmed is not done twice.
+
+Webhook deliveries are answered by PTB as they are queued; this covers polling, the
+default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
+
+log = logging.getLogger(__name__)
+
+SETTLE_AT_MOST = 5.0  # seconds the next fetch waits, at most, for the batches before
+
+
+class Receipts:
+    """Updates fetched and not yet settled, by id."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(8)  # this process, as the poller holding an update
+        self._open: set[int] = set()
+        self._taken: set[int] = set()  # the links handler settles these itself
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._mark: Callable[[int], Awaitable[None]] | None = None
+        self._marking: set[asyncio.Task[None]] = set()
+
+    def keep_with(self, mark: Callable[[int], Awaitable[None]]) -> None:
+        """Where a settled update is marked so (the database, once it is open)."""
+        self._mark = mark
+
+    def polled(self, update_id: int) -> bool:
+        """Whether this process fetched the update and has not settled it yet."""
+        return update_id in self._open
+
+    def fetched(self, update_ids: Iterable[int]) -> None:
+        self._open.update(update_ids)
+        if self._open:
+            self._settled.clear()
+
+    def take(self, update_id: int) -> None:
+        """The links handler will run for it, and settles it once its links are recorded."""
+        if update_id in self._open:
+            self._taken.add(update_id)
+
+    def handled(self, update_id: int) -> None:
+        """Its handlers ran (those beside the others were started): settled, unless the
+        links handler took it."""
+        if update_id not in self._taken:
+            self.settle(update_id)
+
+    def settle(self, update_id: int) -> None:
+        if update_id not in self._open:
+            return
+        self._taken.discard(update_id)
+        self._open.discard(update_id)
+        if not self._open:
+            self._settled.set()
+        if self._mark is not None:
+            task = asyncio.ensure_future(self._mark(update_id))
+            self._marking.add(task)
+            task.add_done_callback(self._marked)
+
+    def _marked(self, task: asyncio.Task[None]) -> None:
+        self._marking.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Not lost: at worst a kill before the confirmation repeats its answer.
+            log.warning("a settled update not marked so: %s", exc)
+
+    async def settled(self) -> None:
+        """Until every update fetched so far is settled, SETTLE_AT_MOST seconds at most."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_AT_MOST):
+                await self._settled.wait()
+
+
+class GatedUpdates(HTTPXRequest):
+    """The getUpdates request: sent once the updates fetched before are settled, and the
+    ids of those it brings noted before PTB queues them."""
+
+    def __init__(self, receipts: Receipts, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.receipts = receipts
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        await self.receipts.settled()
+        code, payload = await super().do_request(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
+        if code == 200:
+            self.receipts.fetched(_update_ids(payload))
+        return code, payload
+
+
+def _update_ids(payload: bytes) -> list[int]:
+    try:
+        result = json.loads(payload).get("result")
+    except (ValueError, AttributeError):
+        return []
+    if not isinstance(result, list):
+        return []
+    return [u["update_id"] for u in result if isinstance(u, dict) and "update_id" in u]
