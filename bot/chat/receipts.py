@@ -11,8 +11,9 @@ database outage tells its user so, and other users' messages must not wait for i
 
 A poller killed before it settled an update leaves it unconfirmed, and Telegram sends
 it again to the next start; the repeat check (handlers/dedupe.py) lets it through when
-the poller that took it (`token`) never settled it, and settled updates are marked so in
-the database (`keep_with`) so that one settled but not yet confirmed is not done twice.
+the poller that took it (`token`) never settled it. An update settled while others
+still hold the confirmation is marked so in the database (`keep_with`), so that a kill
+then does not have it done twice.
 
 Webhook deliveries are answered by PTB as they are queued; this covers polling, the
 default.
@@ -77,8 +78,11 @@ class Receipts:
         self._taken.discard(update_id)
         self._open.discard(update_id)
         if not self._open:
+            # The fetch this lets go confirms it within moments: no mark (a database
+            # command a link) for a repeat that only a kill in those moments could bring.
             self._settled.set()
-        if self._mark is not None:
+            return
+        if self._mark is not None:  # others hold the confirmation, up to SETTLE_AT_MOST
             task = asyncio.ensure_future(self._mark(update_id))
             self._marking.add(task)
             task.add_done_callback(self._marked)

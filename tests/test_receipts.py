@@ -1,0 +1,49 @@
+"""The getUpdates gate's bookkeeping (bot/chat/receipts.py), without Telegram: which
+updates hold the next fetch, and which are marked settled in the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.chat.receipts import Receipts
+
+
+async def test_the_next_fetch_waits_for_every_update_before_and_marks_held_ones() -> None:
+    receipts = Receipts()
+    marked: list[int] = []
+
+    async def mark(update_id: int) -> None:
+        marked.append(update_id)
+
+    receipts.keep_with(mark)
+    receipts.fetched([1, 2, 3])
+    receipts.take(2)  # the links handler's: settled when its links are written
+    fetch = asyncio.ensure_future(receipts.settled())
+    receipts.handled(1)  # a command, answered
+    receipts.handled(3)
+    receipts.handled(2)  # its handlers started; its links not written yet
+    await asyncio.sleep(0)
+    assert not fetch.done()  # the links handler's update holds the fetch
+    receipts.settle(2)
+    await asyncio.wait_for(fetch, 1)  # a positive signal: every one settled
+    await asyncio.sleep(0)
+    # 1 and 3 were settled while 2 still held the confirmation: marked, so a kill then
+    # does not have them done twice. 2, the last, is confirmed by the fetch it let go.
+    assert marked == [1, 3]
+    assert not receipts.polled(2) and not receipts.polled(3)
+
+
+async def test_updates_not_polled_here_are_left_alone() -> None:
+    """Webhook deliveries (never fetched by this process) neither hold nor are marked."""
+    receipts = Receipts()
+    marked: list[int] = []
+
+    async def mark(update_id: int) -> None:
+        marked.append(update_id)
+
+    receipts.keep_with(mark)
+    receipts.take(7)
+    receipts.handled(7)
+    receipts.settle(7)
+    await asyncio.wait_for(receipts.settled(), 1)
+    assert marked == [] and not receipts.polled(7)
