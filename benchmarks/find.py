@@ -169,6 +169,8 @@ async def writes(store: LinkStore) -> dict[str, Any]:
             store.update(record.id, status=Status.CAPTURED, title="t", text=record.text),
         )
         await clock("update (done)", store.update(record.id, status=Status.DONE))
+        # As the pipeline's finish does once the user was told.
+        await clock("drop_work", store.drop_work(record.id))
         # The next /find replays these writes from the journal first.
         start = time.perf_counter()
         await find_cmd(store, BIG, [record.tags[0]], "", 0)

@@ -88,6 +88,15 @@ class DueBatch:
     named: int
 
 
+# What a link queued again writes into its work entry (bot/pipeline/intake.requeue).
+_REQUEUED = frozenset({str(Status.PENDING), str(Status.CAPTURED)})
+
+
+def _queued_after(doc: Doc, ended_at: datetime) -> bool:
+    at = doc.get("updated_at")
+    return str(doc.get("status")) in _REQUEUED and isinstance(at, datetime) and at > ended_at
+
+
 class StoreConflict(LinksnapError):
     """A write kept losing races with other processes (should not happen in practice)."""
 
@@ -524,10 +533,18 @@ class LinkStore:
     async def forget_updates(self, older_than: datetime) -> None:
         await self.updates.delete_many({"at": {"$lt": older_than}})
 
-    async def drop_work(self, link_id: ObjectId) -> None:
+    async def drop_work(self, link_id: ObjectId, ended_at: datetime | None = None) -> None:
         """Nothing more will be tried for this link (it ended and the user was told, or
-        its summary retries are used up)."""
-        await self.work.delete_one({"_id": link_id})
+        its summary retries are used up). `ended_at`: the link's last write as the caller
+        read it ended; an entry queued after that (🔄, or the link sent again, while its
+        end was being told) is put back, not lost."""
+        if ended_at is None:
+            await self.work.delete_one({"_id": link_id})
+            return
+        doc = await self.work.find_one_and_delete({"_id": link_id})
+        if doc is not None and _queued_after(doc, ended_at):
+            with contextlib.suppress(DuplicateKeyError):  # queued again meanwhile
+                await self.work.insert_one(doc)
 
     async def work_without_link(self, link_id: ObjectId, grace: float) -> bool:
         """A claimed work entry whose link is not there. True when it was dropped: its

@@ -73,6 +73,31 @@ async def test_work_whose_link_is_gone_is_dropped(
         assert markers <= 2, (link_id, markers)
 
 
+async def test_a_link_queued_again_while_its_end_is_told_keeps_its_work(
+    bot: BotHarness,
+) -> None:
+    """A link's work entry stays until its end was told (bot/pipeline/finish.py). Sent
+    again (or 🔄) meanwhile, it is queued again into that entry: the drop that follows
+    the telling must not take the new entry with it (the link would stay pending, and
+    every later send of it be answered "on its way" for good)."""
+    store = bot.store
+    record, _ = await store.add_pending(pending(44, 1))
+    await store.start_attempt(record.id)
+    await store.mark_failed(record.id, "refused: ")
+    ended = await store.load(record.id)  # what finish read: failed
+    assert ended is not None and await store.work.find_one({"_id": record.id}) is not None
+    await store.update(record.id, status=Status.PENDING)  # queued again meanwhile
+    await store.drop_work(record.id, ended.updated_at)  # finish, once it has told
+    again = await store.work.find_one({"_id": record.id})
+    assert again is not None and again["status"] == "pending"
+    # Not queued again: the drop stands.
+    await store.mark_failed(record.id, "refused: ")
+    ended = await store.load(record.id)
+    assert ended is not None
+    await store.drop_work(record.id, ended.updated_at)
+    assert await store.work.find_one({"_id": record.id}) is None
+
+
 async def test_a_stage_writing_after_its_link_went_to_the_trash_leaves_no_work(
     bot: BotHarness,
 ) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+import bot.chat.receipts as receipts_module
 from bot.chat.receipts import Receipts
 
 
@@ -47,3 +50,23 @@ async def test_updates_not_polled_here_are_left_alone() -> None:
     receipts.settle(7)
     await asyncio.wait_for(receipts.settled(), 1)
     assert marked == [] and not receipts.polled(7)
+
+
+async def test_an_update_waited_for_its_most_holds_no_later_fetch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message whose links wait out a database outage holds the next fetch for
+    SETTLE_AT_MOST; that fetch confirms it anyway, so it holds no fetch after."""
+    monkeypatch.setattr(receipts_module, "SETTLE_AT_MOST", 0.05)
+    receipts = Receipts()
+    receipts.fetched([1])
+    receipts.take(1)
+    receipts.handled(1)
+    await asyncio.wait_for(receipts.settled(), 5)  # waited its most, then let go
+    receipts.fetched([2])
+    receipts.handled(2)
+    waited = asyncio.ensure_future(receipts.settled())
+    await asyncio.sleep(0)
+    assert waited.done()  # 1, still unsettled, no longer holds anything
+    assert receipts.polled(1)  # nor is it forgotten: its handler settles it later
+    receipts.settle(1)

@@ -41,7 +41,10 @@ class Receipts:
 
     def __init__(self) -> None:
         self.token = secrets.token_hex(8)  # this process, as the poller holding an update
-        self._open: set[int] = set()
+        self._open: set[int] = set()  # fetched here, not settled yet
+        # Of those, the ones holding the next fetch: a fetch that waited SETTLE_AT_MOST
+        # confirms them anyway, and then they no longer hold any.
+        self._holding: set[int] = set()
         self._taken: set[int] = set()  # the links handler settles these itself
         self._settled = asyncio.Event()
         self._settled.set()
@@ -57,8 +60,10 @@ class Receipts:
         return update_id in self._open
 
     def fetched(self, update_ids: Iterable[int]) -> None:
-        self._open.update(update_ids)
-        if self._open:
+        ids = set(update_ids)
+        self._open |= ids
+        self._holding |= ids
+        if self._holding:
             self._settled.clear()
 
     def take(self, update_id: int) -> None:
@@ -77,7 +82,10 @@ class Receipts:
             return
         self._taken.discard(update_id)
         self._open.discard(update_id)
-        if not self._open:
+        if update_id not in self._holding:
+            return  # confirmed already, by a fetch that waited its most
+        self._holding.discard(update_id)
+        if not self._holding:
             # The fetch this lets go confirms it within moments: no mark (a database
             # command a link) for a repeat that only a kill in those moments could bring.
             self._settled.set()
@@ -94,10 +102,15 @@ class Receipts:
             log.warning("a settled update not marked so: %s", exc)
 
     async def settled(self) -> None:
-        """Until every update fetched so far is settled, SETTLE_AT_MOST seconds at most."""
+        """Until every update fetched so far is settled, SETTLE_AT_MOST seconds at most;
+        then the fetch that follows confirms them, settled or not, and none of them
+        holds a later one (a message whose links wait out a database outage must not
+        slow every other user's for as long)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE_AT_MOST):
                 await self._settled.wait()
+        self._holding.clear()
+        self._settled.set()
 
 
 class GatedUpdates(HTTPXRequest):

@@ -19,14 +19,22 @@ from storage.keys import WORK_STATES
 from storage.models import UNFINISHED, LinkRecord, Status
 
 
-async def finish(p: Pipeline, bot: ExtBot[Any], record: LinkRecord) -> None:
-    current = await p.store.load(record.id, with_text=False)  # its status is what counts
+async def finish(
+    p: Pipeline, bot: ExtBot[Any], record: LinkRecord, *, keep_requeued: bool = True
+) -> None:
+    """`keep_requeued`: an entry the link was queued again into while this told its end
+    (🔄, the link sent again) stays. Off for a link found ended by a later claim
+    (worker._reconcile): its entry goes whatever it says, so that one restored by a
+    clock behind another host's is not claimed and told again without end."""
+    store = p.store
+    current = await p.durably(lambda: store.load(record.id, with_text=False))
     if current is None:
         return
     if record.source_message_id is not None:
-        links = [current, *await p.store.siblings_of(current)]
+        links = [current, *await p.durably(lambda: store.siblings_of(current))]
         if not any(link.status in UNFINISHED for link in links):
             ok = all(link.status == Status.DONE for link in links)
             await react(bot, current.chat_id, record.source_message_id, "👌" if ok else "🤷")
     if str(current.status) not in WORK_STATES:
-        await p.durably(lambda: p.store.drop_work(record.id))
+        ended = current.updated_at if keep_requeued else None
+        await p.durably(lambda: store.drop_work(record.id, ended))

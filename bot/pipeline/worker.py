@@ -454,6 +454,7 @@ class Worker:
                 return None
             return utcnow() + timedelta(seconds=self.gone_grace)
         if str(record.status) not in job.states:
+            marks.released()  # no page: the slot goes on while this one is told
             await self._reconcile(record)
             return None
         return await job.stage(record, marks)
@@ -471,7 +472,7 @@ class Worker:
             return
         if record.status == Status.FAILED:
             await tell_failed(self.bot, record)
-        await finish(self.p, self.bot, record)
+        await finish(self.p, self.bot, record, keep_requeued=False)
 
     async def _renew(self, held: _Held, work: asyncio.Task[Any], finished: asyncio.Event) -> None:
         while not finished.is_set():
