@@ -9,11 +9,13 @@ group, 30/s overall) and the `botapi` fixture fails any test that made a call in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import time
 from asyncio.subprocess import Process
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -154,21 +156,27 @@ async def polling(env: dict[str, str], cwd: Path, botapi: FakeBotAPI) -> Process
     return proc
 
 
+@contextlib.asynccontextmanager
+async def sigkilled(env: dict[str, str], cwd: Path, botapi: FakeBotAPI) -> AsyncIterator[Process]:
+    """`python -m bot`, polling, SIGKILLed as the block ends (the block waits for the
+    moment to kill it)."""
+    proc = await polling(env, cwd, botapi)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+
 @pytest.mark.timeout(300)
 async def test_sigkill_mid_burst_then_restart_delivers_every_photo_once(
     botapi: FakeBotAPI, env: dict[str, str], pages: PageServer, tmp_path: Path
 ) -> None:
-    first = await polling(env, tmp_path, botapi)
-    try:
+    async with sigkilled(env, tmp_path, botapi):
         sent = [botapi.send_message(42, pages.url(f"/article/kill-{i}")) for i in range(20)]
         photos = lambda: botapi.calls_of("sendPhoto", 42, ok_only=True)  # noqa: E731
         await botapi.wait_until(lambda: len(photos()) >= 5, timeout=120)
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
-    finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
     at_kill = len(photos())
     second = await start(env, tmp_path)
     try:
@@ -215,18 +223,11 @@ async def test_sigkill_while_a_burst_of_messages_is_recorded_loses_none(
     written one after another. A kill in between must lose none: what the bot had not
     written it had not confirmed to Telegram either, so the next start is sent it again,
     takes it although it was seen before, and answers every message."""
-    first = await polling(env, tmp_path, botapi)
-    try:
+    async with sigkilled(env, tmp_path, botapi):
         sent = [botapi.send_message(45, pages.url(f"/article/intake-{i}")) for i in range(10)]
         await botapi.wait_until(
             lambda: bool(botapi.calls_of("setMessageReaction", 45, ok_only=True)), timeout=60
         )
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
-    finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
     written = await links_of(env["MONGODB_URI"], 45)
     assert written < len(sent)  # the kill came while they were being written
     second = await start(env, tmp_path)
@@ -251,17 +252,10 @@ async def test_sigkill_while_failures_wait_to_be_told_then_restart_tells_each(
     the chat's pace (1 a second after a burst of 3). A kill then must not leave a message
     silent for good: the next start tells each failure and closes each message (🤷)."""
     refused = free_port()  # nothing listens there: each link fails in moments
-    first = await polling(env, tmp_path, botapi)
-    try:
+    async with sigkilled(env, tmp_path, botapi):
         sent = [botapi.send_message(44, f"http://127.0.0.1:{refused}/gone-{i}") for i in range(10)]
         await botapi.wait_until(lambda: len(told(botapi, 44)) >= 3, timeout=120)
         await recorded(env["MONGODB_URI"], 44, len(sent))
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
-    finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
     at_kill = len(told(botapi, 44))
     assert at_kill < len(sent)  # the rest were still waiting for the chat's turn
     second = await start(env, tmp_path)

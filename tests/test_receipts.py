@@ -11,14 +11,20 @@ import bot.chat.receipts as receipts_module
 from bot.chat.receipts import Receipts
 
 
-async def test_the_next_fetch_waits_for_every_update_before_and_marks_held_ones() -> None:
-    receipts = Receipts()
+def marking(receipts: Receipts) -> list[int]:
+    """The updates `receipts` marks settled in the database, in order."""
     marked: list[int] = []
 
     async def mark(update_id: int) -> None:
         marked.append(update_id)
 
     receipts.keep_with(mark)
+    return marked
+
+
+async def test_the_next_fetch_waits_for_every_update_before_and_marks_held_ones() -> None:
+    receipts = Receipts()
+    marked = marking(receipts)
     receipts.fetched([1, 2, 3])
     receipts.take(2)  # the links handler's: settled when its links are written
     fetch = asyncio.ensure_future(receipts.settled())
@@ -39,12 +45,7 @@ async def test_the_next_fetch_waits_for_every_update_before_and_marks_held_ones(
 async def test_updates_not_polled_here_are_left_alone() -> None:
     """Webhook deliveries (never fetched by this process) neither hold nor are marked."""
     receipts = Receipts()
-    marked: list[int] = []
-
-    async def mark(update_id: int) -> None:
-        marked.append(update_id)
-
-    receipts.keep_with(mark)
+    marked = marking(receipts)
     receipts.take(7)
     receipts.handled(7)
     receipts.settle(7)
