@@ -167,6 +167,19 @@ def file_size(size: int) -> str:
     return f"{value:.1f} GB"
 
 
+def failure_line(texts: Texts, url: str, error: str, why: str | None = None) -> str:
+    """The line telling a user why a link failed: `why` as its stage worded it (escaped),
+    else from its stored `error` ("reason: detail"; reason "telegram" when Telegram
+    refused the photo)."""
+    reason, _, detail = error.partition(": ")
+    if reason == "telegram":
+        why = esc(clip(detail, 300)) if why is None else why
+        return texts.snapshot_refused.format(url=esc(clip(url, 300)), reason=why)
+    if why is None:
+        why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
+    return texts.failed_link.format(url=esc(url[:300]), reason=why)
+
+
 def capture_reason(exc: CaptureError, texts: Texts) -> str:
     """Why a capture failed, in the user's language (escaped; sizes and types where known)."""
     if isinstance(exc, DownloadRefused):

@@ -236,23 +236,17 @@ async def failed(
 ) -> None:
     """The link ends here; the user is told why (`why`, else the reason's text)."""
     texts = texts_for(record.lang_code)
-    await p.store.mark_failed(record.id, f"{reason}: {detail}")
+    error = f"{reason}: {detail}"
+    await p.store.mark_failed(record.id, error)
     if why is None:
         why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
     p.live.stage(record.id, Status.FAILED, reason=html.unescape(why))
-    await reply(bot, record, texts.failed_link.format(url=render.esc(record.url[:300]), reason=why))
+    await reply(bot, record, render.failure_line(texts, record.url, error, why))
 
 
 async def tell_failed(bot: ExtBot[Any], record: LinkRecord) -> None:
-    """Why `record` failed, from what was stored (`error`, "reason: detail"): for a link
-    whose stage was cut short before it told its user. A file's size or type, which the
-    stage itself names, is not stored; its reason is."""
-    texts = texts_for(record.lang_code)
-    reason, _, detail = (record.error or "").partition(": ")
-    url = render.esc(render.clip(record.url, 300))
-    if reason == "telegram":  # delivering._refused
-        why = render.esc(render.clip(detail, 300))
-        await reply(bot, record, texts.snapshot_refused.format(url=url, reason=why))
-        return
-    why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
-    await reply(bot, record, texts.failed_link.format(url=url, reason=why))
+    """Why `record` failed, from what was stored (`error`): for a link whose stage was
+    cut short before it told its user. A file's size or type, which the stage itself
+    names, is not stored; its reason is."""
+    line = render.failure_line(texts_for(record.lang_code), record.url, record.error or "")
+    await reply(bot, record, line)

@@ -163,13 +163,14 @@ async def _refused(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, exc: Teleg
     """Telegram will not take the photo: the link fails, and the user hears so (🤷 and a
     line naming what failed), never only the 👀 it started with."""
     log.warning("Telegram refused the snapshot: %s", exc)
-    await p.store.mark_failed(record.id, f"telegram: {exc}")
+    error = f"telegram: {exc}"
+    await p.store.mark_failed(record.id, error)
     record.status = Status.FAILED
     p.live.stage(record.id, Status.FAILED)
-    texts = texts_for(record.lang_code)
-    url = render.esc(render.clip(record.url, 300))
-    reason = render.esc(render.clip(getattr(exc, "message", str(exc)), 300))
-    await reply(bot, record, texts.snapshot_refused.format(url=url, reason=reason))
+    why = render.esc(render.clip(getattr(exc, "message", str(exc)), 300))
+    await reply(
+        bot, record, render.failure_line(texts_for(record.lang_code), record.url, error, why)
+    )
     await finish(p, bot, record)
 
 
