@@ -32,7 +32,7 @@ func main() {
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		lvl = slog.LevelWarn
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	logger := slog.New(lazyAttrs{base: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})})
 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:      ferretdb.ListenerConfig{TCP: *listen},
