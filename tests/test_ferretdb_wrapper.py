@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 
@@ -30,7 +31,9 @@ def test_debug_log_still_names_each_statements_arguments(tmp_path: Path) -> None
         )
         try:
             _wait_port(port, proc)
-            with MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=10_000) as c:
+            uri = f"mongodb://127.0.0.1:{port}"
+            client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+            with client as c:
                 c.wrapper.things.insert_one({"marker": "needle-4711"})
                 assert c.wrapper.things.find_one({"marker": "needle-4711"}) is not None
         finally:
