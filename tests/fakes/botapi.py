@@ -9,6 +9,7 @@ call, and lets a test play users: messages, forwards, shares and button presses.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import itertools
@@ -21,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from PIL import Image, UnidentifiedImageError
 
 from tests.fakes.telegram_rules import (
@@ -924,6 +926,18 @@ def _check_markup(markup: Any, chat_type: str = "private") -> None:
                 _check_web_app(button["web_app"])
 
 
+@functools.lru_cache(maxsize=1024)
+def _disposition(header: str) -> tuple[str | None, str | None]:
+    """A part's name and filename, by aiohttp's own parser, once per distinct header.
+    Its parser escapes a 128-character class anew on every call, and `part.name` and
+    `part.filename` each call it: profiled, 11 ms of CPU a link in a bench whose bot
+    shares this fake's process (Telegram's parsing is not on the bot's machine)."""
+    _, params = parse_content_disposition(header or None)
+    return content_disposition_filename(params, "name"), content_disposition_filename(
+        params, "filename"
+    )
+
+
 async def _read_params(
     request: web.Request,
 ) -> tuple[dict[str, Any], dict[str, bytes], dict[str, str]]:
@@ -933,14 +947,17 @@ async def _read_params(
     if request.content_type.startswith("multipart/"):
         reader = await request.multipart()
         async for part in reader:
-            if not isinstance(part, BodyPartReader) or part.name is None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            name, filename = _disposition(part.headers.get(hdrs.CONTENT_DISPOSITION, ""))
+            if name is None:
                 continue
             data = await part.read()
-            if part.filename:
-                files[part.name] = bytes(data)
-                filenames[part.name] = part.filename
+            if filename:
+                files[name] = bytes(data)
+                filenames[name] = filename
             else:
-                raw[part.name] = bytes(data).decode()
+                raw[name] = bytes(data).decode()
     elif request.content_type == "application/json":
         body = await request.json()
         raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
