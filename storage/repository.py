@@ -644,8 +644,12 @@ class LinkStore:
         items = [LinkRecord.from_doc(d) for d in found.docs]
         return Page(items=items, total=found.total, page=page, page_size=page_size)
 
-    async def tag_counts(self, owner_id: int, limit: int = 100) -> list[TagCount]:
-        rows = await self.listing.tag_counts(owner_id, limit)
+    async def tag_counts(
+        self, owner_id: int, limit: int = 100, *, stale_up_to: float = 0.0
+    ) -> list[TagCount]:
+        """The owner's tags, most used first; `stale_up_to`: seconds of lag behind the
+        latest writes that the asker accepts for a cheaper answer (0: current)."""
+        rows = await self.listing.tag_counts(owner_id, limit, stale_up_to=stale_up_to)
         return [TagCount(tag, n) for tag, n in rows]
 
     async def find(

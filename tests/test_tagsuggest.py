@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from bot.chat.callbacks import AddTag, codec_for
 from bot.i18n import texts_for
 from bot.library.tagsuggest import (
     KNOWN_TAGS_FOR,
+    TAGS_STALE_UP_TO,
     KnownTags,
     from_page,
     near_twins,
@@ -22,6 +24,7 @@ from bot.library.tagsuggest import (
 )
 from bot.summarize import Summarizer
 from storage.models import LinkRecord, Status
+from storage.repository import LinkStore
 from tests.fakes.openai_server import FakeOpenAI, Script, message_text
 from tests.harness import BotHarness
 from tests.records import owned, seed_links
@@ -109,7 +112,11 @@ def test_parse_model_tags() -> None:
     assert parse_model_tags("rust, go") == ["rust", "go"]
 
 
-async def _user_with_tags(bot: BotHarness, owner: int, tags: dict[str, int]) -> None:
+async def _user_with_tags(
+    bot: BotHarness, owner: int, tags: dict[str, int], store: LinkStore | None = None
+) -> None:
+    """`owner`'s links with these tags, each tag on that many links, written through
+    `store` (another process's; by default the harness's own)."""
     records = []
     for tag, count in tags.items():
         for i in range(count):
@@ -123,7 +130,7 @@ async def _user_with_tags(bot: BotHarness, owner: int, tags: dict[str, int]) -> 
                     created_at=datetime(2026, 1, 1, tzinfo=UTC),
                 )
             )
-    await seed_links(bot.store, records)
+    await seed_links(store or bot.store, records)
 
 
 def _page(owner: int, tags: list[str]) -> LinkRecord:
@@ -243,31 +250,47 @@ async def test_summary_brings_suggestions_keeps_buttons_and_a_retag_made_meanwhi
 
 
 async def test_a_burst_reads_a_users_tags_once_and_a_new_tag_shows_after_a_while(
-    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Suggestions for a burst of links come from one read of the user's tags (each read
-    first brings the listing up to every write since the last); askers at the same time
-    share it, a failed read is not kept, and a tag added shows once KNOWN_TAGS_FOR has
-    passed (an injected clock), well inside the minute reads converge in."""
-    await _user_with_tags(bot, 43, {"javascript": 2})
+    """Suggestions for a burst of links come from one read of the user's tags; askers at
+    the same time share it, a failed read is not kept, and a tag added (by another
+    process: this one learns of it from the journal alone) shows once KNOWN_TAGS_FOR has
+    passed and the listing index's last catch-up with the writes is older than
+    TAGS_STALE_UP_TO (injected clocks; no upkeep runs), well inside the minute reads
+    converge in."""
+    uri = bot.settings.mongodb_uri.get_secret_value()
+    store = LinkStore.connect(uri, index_path=tmp_path / "reader.sqlite")
+    other = LinkStore.connect(uri, index_path=tmp_path / "writer.sqlite")
+    await _user_with_tags(bot, 43, {"javascript": 2}, store=other)
     reads: list[int] = []
-    real = bot.store.tag_counts
+    real = store.tag_counts
 
-    async def tag_counts(owner_id: int, limit: int) -> Any:
+    async def tag_counts(owner_id: int, limit: int, **how: float) -> Any:
         reads.append(owner_id)
         if len(reads) == 1:
             raise ConnectionError("the database went away")
-        return await real(owner_id, limit)
+        return await real(owner_id, limit, **how)
 
-    monkeypatch.setattr(bot.store, "tag_counts", tag_counts)
+    monkeypatch.setattr(store, "tag_counts", tag_counts)
     now = [1000.0]
     known = KnownTags(clock=lambda: now[0])
-    with pytest.raises(ConnectionError):
-        await known.of(bot.store, 43)
-    got = await asyncio.gather(*(known.of(bot.store, 43) for _ in range(5)))
-    assert got == [["javascript"]] * 5 and reads == [43, 43]
-    await _user_with_tags(bot, 43, {"cooking": 3})
-    now[0] += KNOWN_TAGS_FOR - 1
-    assert await known.of(bot.store, 43) == ["javascript"] and len(reads) == 2
-    now[0] += 2
-    assert await known.of(bot.store, 43) == ["cooking", "javascript"] and len(reads) == 3
+    caught_up = [0.0]  # seconds since the reader's index last caught up with the writes
+    monkeypatch.setattr(store.index, "clock", lambda: 1_800_000_000.0 + caught_up[0])
+    try:
+        await store.index.complete()  # the reader's index holds every owner
+        with pytest.raises(ConnectionError):
+            await known.of(store, 43)
+        got = await asyncio.gather(*(known.of(store, 43) for _ in range(5)))
+        assert got == [["javascript"]] * 5 and reads == [43, 43]
+        await _user_with_tags(bot, 43, {"cooking": 3}, store=other)
+        now[0] += KNOWN_TAGS_FOR - 1
+        assert await known.of(store, 43) == ["javascript"] and len(reads) == 2
+        now[0] += 2  # the cache's time is up; the index caught up less than TAGS_STALE_UP_TO ago
+        caught_up[0] = TAGS_STALE_UP_TO - 1
+        assert await known.of(store, 43) == ["javascript"] and len(reads) == 3
+        now[0] += KNOWN_TAGS_FOR + 1
+        caught_up[0] = TAGS_STALE_UP_TO + 1
+        assert await known.of(store, 43) == ["cooking", "javascript"] and len(reads) == 4
+    finally:
+        await store.close()
+        await other.close()

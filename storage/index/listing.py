@@ -58,8 +58,11 @@ class Listing(Protocol):
         """The owner's links carrying every tag and every term, newest first."""
         ...
 
-    async def tag_counts(self, owner_id: int, limit: int) -> list[tuple[str, int]]:
-        """(tag, links carrying it), most used first, then by name."""
+    async def tag_counts(
+        self, owner_id: int, limit: int, *, stale_up_to: float = 0.0
+    ) -> list[tuple[str, int]]:
+        """(tag, links carrying it), most used first, then by name. `stale_up_to`: an
+        answer as of a catch-up with the writes at most that many seconds ago will do."""
         ...
 
     async def owner_page(self, owner_id: int, after: After | None, limit: int) -> list[Doc]:
@@ -133,8 +136,10 @@ class ChosenListing:
     ) -> Found:
         return await (await self.chosen()).find(owner_id, tags, terms, offset, limit)
 
-    async def tag_counts(self, owner_id: int, limit: int) -> list[tuple[str, int]]:
-        return await (await self.chosen()).tag_counts(owner_id, limit)
+    async def tag_counts(
+        self, owner_id: int, limit: int, *, stale_up_to: float = 0.0
+    ) -> list[tuple[str, int]]:
+        return await (await self.chosen()).tag_counts(owner_id, limit, stale_up_to=stale_up_to)
 
     async def owner_page(self, owner_id: int, after: After | None, limit: int) -> list[Doc]:
         return await (await self.chosen()).owner_page(owner_id, after, limit)

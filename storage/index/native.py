@@ -93,7 +93,10 @@ class NativeListing:
         words = [{"terms": {"$regex": f"(^| ){re.escape(t)}( |$)"}} for t in terms]
         return [doc["_id"] async for doc in self.texts.find({"$and": words}, {"_id": 1})]
 
-    async def tag_counts(self, owner_id: int, limit: int) -> list[tuple[str, int]]:
+    async def tag_counts(
+        self, owner_id: int, limit: int, *, stale_up_to: float = 0.0
+    ) -> list[tuple[str, int]]:
+        """MongoDB's own answer, always current (`stale_up_to` makes it no cheaper)."""
         pipeline: list[Doc] = [
             {"$match": {"owner_id": owner_id}},
             {"$project": {"tags": 1}},

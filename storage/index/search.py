@@ -125,6 +125,7 @@ class IndexListing:
         self._quiet.set()
         self._links_count: int | None = None
         self.pinned: int | None = None  # the oldest entry a rebuild under way still needs
+        self._current_at: float | None = None  # when the catalog last matched the journal
 
     # -- life ------------------------------------------------------------------------
 
@@ -188,8 +189,14 @@ class IndexListing:
             return await self.native.find(owner_id, tags, terms, offset, limit)
         return Found(*got)
 
-    async def tag_counts(self, owner_id: int, limit: int) -> list[tuple[str, int]]:
-        got = await self._answer(owner_id, lambda c: c.tag_counts(owner_id, limit))
+    async def tag_counts(
+        self, owner_id: int, limit: int, *, stale_up_to: float = 0.0
+    ) -> list[tuple[str, int]]:
+        def counts(c: Catalog) -> list[tuple[str, int]]:
+            return c.tag_counts(owner_id, limit)
+
+        got = await self._recent(owner_id, counts, stale_up_to) if stale_up_to > 0 else None
+        got = got if got is not None else await self._answer(owner_id, counts)
         return got if got is not None else await self.native.tag_counts(owner_id, limit)
 
     async def owner_page(self, owner_id: int, after: After | None, limit: int) -> list[Doc]:
@@ -291,6 +298,28 @@ class IndexListing:
             await asyncio.shield(self._fill)  # rebuilt: the next round answers
         return None
 
+    async def _recent(
+        self, owner_id: int, fn: Callable[[Catalog], T], stale_up_to: float
+    ) -> T | None:
+        """`fn` on the catalog as this process last brought it up to the journal (the
+        upkeep does every TICK), when that was at most `stale_up_to` seconds ago and the
+        owner's bucket is held; else None. No database command: a read that a few seconds'
+        lag does not hurt (the ＋#tag suggestions) skips the catch-up each new asker would
+        make, a third of a link's commands in a burst from many users."""
+        if not self._recent_enough(stale_up_to):
+            return None
+        async with self.lock:
+            catalog = self._catalog
+            if catalog is None or not self._recent_enough(stale_up_to):
+                return None
+            ready = await self._run(catalog.ready)
+            if ready is not None and bucket_of(owner_id) not in ready:
+                return None
+            return await self._run(fn, catalog)
+
+    def _recent_enough(self, stale_up_to: float) -> bool:
+        return self._current_at is not None and self.clock() - self._current_at <= stale_up_to
+
     async def _word(self, catalog: Catalog, bucket: int) -> bool:
         """Index the words of the bucket's rows stored without them (a restore or a
         rebuild leaves them for later), under the index's lock; False when another
@@ -362,12 +391,14 @@ class IndexListing:
         the asker's own included (an import whose rows the busy file could not take)."""
         catalog = await self.open()
         epoch = await self.epoch()
+        asked_at = self.clock()  # the journal as read from here on is at least this recent
         state = await self._run(catalog.state, epoch)
         if (
             state is not None
             and await self._current(*state)
             and not await self._run(catalog.unsettled)
         ):
+            self._current_at = asked_at
             return catalog  # the common case
         if not await self._begin(catalog):
             log.warning("search index busy and behind the journal")
@@ -378,6 +409,7 @@ class IndexListing:
         except BaseException:
             await self._run(catalog.rollback)
             raise
+        self._current_at = asked_at
         return catalog
 
     async def _current(self, position: int, nonce: str) -> bool:
