@@ -153,8 +153,10 @@ async def start_services(app: App) -> None:
             raise
     outbound = app.bot.rate_limiter
     assert isinstance(outbound, Outbound)
+    outbound.holds = SendLedger(store.db)
     if data.role is not Role.ALL:  # other processes write to the same chats
-        outbound.ledger = SendLedger(store.db)
+        outbound.ledger = outbound.holds
+    await outbound.restore_holds()
     pipeline = Pipeline(
         store=store,
         guard=capturer.guard if capturer else NetGuard(settings.capture_allow_private),

@@ -273,6 +273,43 @@ async def test_sigkill_while_failures_wait_to_be_told_then_restart_tells_each(
     assert sum(n - 1 for n in per_link.values()) <= 2, (at_kill, per_link)
 
 
+@pytest.mark.timeout(300)
+async def test_sigterm_while_a_failure_line_waits_out_a_429_then_restart_tells_it(
+    botapi: FakeBotAPI, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A link fails at once, and Telegram answers its line with a 429 (wait 10 s), twice.
+    The bot is stopped (SIGTERM) during the first wait: a stopping bot gives up a line
+    Telegram refuses with a 429 (the first, if the stop came before the bot read it,
+    else its try after the wait). The line must not be lost with it: the next start
+    waits out the window the 429 set (a call inside it is a flood violation), tells the
+    line once, and closes the message (🤷)."""
+    refused = free_port()
+    env = {**env, "SHUTDOWN_GRACE": "30"}  # the stop outlasts the wait: the try is made
+    botapi.inject_retry_after(46, 10, methods={"sendMessage"}, times=2)
+    first = await polling(env, tmp_path, botapi)
+    try:
+        sent = botapi.send_message(46, f"http://127.0.0.1:{refused}/gone")
+        await botapi.wait_for(
+            lambda c: c.method == "sendMessage" and c.error_code == 429, timeout=60
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(first.wait(), 60)
+    assert not told(botapi, 46)
+    second = await start(env, tmp_path)
+    try:
+        await botapi.wait_until(
+            lambda: bool(told(botapi, 46)) and sent["message_id"] in closed(botapi, 46),
+            timeout=120,
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 60)
+    assert replied_to(told(botapi, 46)) == [sent["message_id"]]
+    refusals = [c for c in botapi.calls_of("sendMessage", 46) if c.error_code == 429]
+    assert len(refusals) == 2
+
+
 async def links_of(uri: str, owner: int) -> int:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:

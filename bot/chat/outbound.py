@@ -274,6 +274,10 @@ class Outbound(BaseRateLimiter[Send]):
         # Set when several processes share one bot (front/worker roles): their calls to
         # one chat then take turns through MongoDB as well (storage/queue/pacing.py).
         self.ledger: SendLedger | None = None
+        # Where each 429's window is written (the ledger, or this alone for one process):
+        # a restart inside a window must not call that chat before it ends
+        # (`restore_holds`), and Telegram may lengthen a ban broken early.
+        self.holds: SendLedger | None = None
         self._overall = _Bucket(self.pace.overall_per_second, self.pace.overall_per_second, 0.1)
         self._lanes: dict[int | str, _Lane] = {}
         self.stopping = asyncio.Event()
@@ -305,6 +309,20 @@ class Outbound(BaseRateLimiter[Send]):
         if isinstance(chat, int) and chat > 0:
             return _Bucket(p.private_burst, p.private_per_second, p.margin)
         return _Bucket(p.group_burst, p.group_per_minute / 60, p.margin)
+
+    async def restore_holds(self) -> None:
+        """Hold each chat a 429 still holds, as a process before this one was told (read
+        once at start: a database that is away leaves them to Telegram's next 429)."""
+        if self.holds is None:
+            return
+        try:
+            held = await self.holds.holds()
+        except PyMongoError:
+            return
+        for chat, seconds in held.items():
+            key = _chat_key(chat)
+            if key is not None:
+                self._lane(key).hold(seconds)
 
     def free_now(self, chat_id: int) -> bool:
         """A new message to this chat would go out without waiting behind anything. Never
@@ -442,9 +460,10 @@ class Outbound(BaseRateLimiter[Send]):
             seconds = retry_seconds(exc)
             lane.hold(seconds)
             log.info("flood control: %s held for %.0f s", endpoint, seconds)
-            if self.ledger is not None:
+            book = self.ledger or self.holds
+            if book is not None:
                 with contextlib.suppress(PyMongoError):
-                    await self.ledger.hold(chat, time.time() + seconds + 0.05)
+                    await book.hold(chat, time.time() + seconds + 0.05)
             raise
 
 

@@ -10,12 +10,21 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
-from bot.chat.outbound import ACK, Priority, Send
+from bot.chat.outbound import ACK, Priority, Send, is_passing
 from storage.models import LinkRecord, Screenshot
 
 log = logging.getLogger(__name__)
 
 PHOTO_MAX_SIDES = 10_000
+
+
+class NotTold(Exception):
+    """A line or reaction that ends a link's story did not reach its user: Telegram could
+    not take it (a 429, a fault) when the bot stopped trying, as it does on a stop (while
+    running it tries until it lands). The link keeps its work entry, so a later claim
+    (this start's or the next's) tells it (bot/pipeline/worker._reconcile)."""
+
+
 PHOTO_MAX_RATIO = 20
 
 
@@ -81,8 +90,11 @@ def reply_to(record: LinkRecord) -> ReplyParameters | None:
     return ReplyParameters(record.source_message_id, allow_sending_without_reply=True)
 
 
-async def reply(bot: ExtBot[Any], record: LinkRecord, text: str) -> None:
-    """A text reply to the user's message; a failure is logged, never raised.
+async def reply(
+    bot: ExtBot[Any], record: LinkRecord, text: str, *, must_tell: bool = False
+) -> None:
+    """A text reply to the user's message; a failure is logged, never raised, except
+    with `must_tell` one that trying again could cure: NotTold then.
 
     A link no message asked for (an imported bookmark: `source_message_id` None) gets
     none: an import of old bookmarks must not post a line per dead link. Its status says
@@ -96,11 +108,16 @@ async def reply(bot: ExtBot[Any], record: LinkRecord, text: str) -> None:
             record.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply_to(record)
         )
     except TelegramError as exc:
+        if must_tell and is_passing(exc):
+            raise NotTold(record.id) from exc
         log.warning("reply failed: %s", exc)
 
 
-async def react(bot: ExtBot[Any], chat_id: int, message_id: int, emoji: str) -> None:
-    """Set a reaction; a failure here must never stop the work it decorates.
+async def react(
+    bot: ExtBot[Any], chat_id: int, message_id: int, emoji: str, *, must_tell: bool = False
+) -> None:
+    """Set a reaction; a failure here must never stop the work it decorates (except with
+    `must_tell`, as `reply`: NotTold for one that trying again could cure).
 
     👀 goes ahead of everything in the chat; the closing reaction after the replies.
     """
@@ -108,4 +125,6 @@ async def react(bot: ExtBot[Any], chat_id: int, message_id: int, emoji: str) -> 
     try:
         await bot.set_message_reaction(chat_id, message_id, emoji, rate_limit_args=send)
     except TelegramError as exc:
+        if must_tell and is_passing(exc):
+            raise NotTold(chat_id, message_id) from exc
         log.info("reaction %s not set: %s", emoji, exc)

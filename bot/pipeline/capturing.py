@@ -241,7 +241,7 @@ async def failed(
     if why is None:
         why = texts.capture_reasons.get(reason, texts.capture_reasons["browser"])
     p.live.stage(record.id, Status.FAILED, reason=html.unescape(why))
-    await reply(bot, record, render.failure_line(texts, record.url, error, why))
+    await reply(bot, record, render.failure_line(texts, record.url, error, why), must_tell=True)
 
 
 async def tell_failed(bot: ExtBot[Any], record: LinkRecord) -> None:
@@ -249,4 +249,4 @@ async def tell_failed(bot: ExtBot[Any], record: LinkRecord) -> None:
     cut short before it told its user. A file's size or type, which the stage itself
     names, is not stored; its reason is."""
     line = render.failure_line(texts_for(record.lang_code), record.url, record.error or "")
-    await reply(bot, record, line)
+    await reply(bot, record, line, must_tell=True)

@@ -168,9 +168,8 @@ async def _refused(p: Pipeline, bot: ExtBot[Any], record: LinkRecord, exc: Teleg
     record.status = Status.FAILED
     p.live.stage(record.id, Status.FAILED)
     why = render.esc(render.clip(getattr(exc, "message", str(exc)), 300))
-    await reply(
-        bot, record, render.failure_line(texts_for(record.lang_code), record.url, error, why)
-    )
+    line = render.failure_line(texts_for(record.lang_code), record.url, error, why)
+    await reply(bot, record, line, must_tell=True)
     await finish(p, bot, record)
 
 

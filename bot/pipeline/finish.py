@@ -3,8 +3,9 @@
 Links of one message may finish on different workers; whichever finishes last sees
 every sibling finished and reacts (two finishing at once both react the same: harmless).
 A link that ended keeps its work entry until here, after its user was told (its photo,
-or why it failed, then this reaction): a kill before that leaves the entry to be claimed
-again, and the worker that finds the link ended tells it then (worker._reconcile).
+or why it failed, then this reaction): a kill before that, or a stop while Telegram
+would not take the line or the reaction (NotTold), leaves the entry to be claimed again,
+and the worker that finds the link ended tells it then (worker._reconcile).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ async def finish(
         links = [current, *await p.durably(lambda: store.siblings_of(current))]
         if not any(link.status in UNFINISHED for link in links):
             ok = all(link.status == Status.DONE for link in links)
-            await react(bot, current.chat_id, record.source_message_id, "👌" if ok else "🤷")
+            emoji = "👌" if ok else "🤷"
+            await react(bot, current.chat_id, record.source_message_id, emoji, must_tell=True)
     if str(current.status) not in WORK_STATES:
         ended = current.updated_at if keep_requeued else None
         await p.durably(lambda: store.drop_work(record.id, ended))

@@ -35,6 +35,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 from telegram.ext import ExtBot
 
+from bot.chat.replies import NotTold
 from bot.pipeline.ahead import Shot, ShotsAhead
 from bot.pipeline.base import MAX_SUMMARY_ATTEMPTS, Pipeline
 from bot.pipeline.capturing import capture, tell_failed
@@ -427,6 +428,12 @@ class Worker:
                 work.cancel()
                 await asyncio.gather(work, return_exceptions=True)
                 raise
+        except NotTold:
+            # Telegram would not take a link's last line or reaction as the bot stopped:
+            # the entry stays, claimable at once by the next start, which tells it.
+            log.warning("%s: its user was not told yet; told at its next claim", claim.link_id)
+            stopping = self.p.outbound.stopping.is_set()
+            not_before = None if stopping else utcnow() + timedelta(seconds=LEASE)
         except Exception:
             log.exception("a stage failed; it is claimed again after a pause")
             not_before = utcnow() + timedelta(seconds=LEASE)

@@ -49,6 +49,15 @@ class SendLedger:
         doc = await self.slots.find_one({"_id": f"hold:{chat}"})
         return max(0.0, float(doc["until"]) - time.time()) if doc else 0.0
 
+    async def holds(self) -> dict[str, float]:
+        """Every chat still held (its key as written, without `hold:`): seconds left."""
+        now = time.time()
+        out = {}
+        async for doc in self.slots.find({"until": {"$gt": now}}):
+            if str(doc["_id"]).startswith("hold:"):
+                out[str(doc["_id"])[5:]] = float(doc["until"]) - now
+        return out
+
     async def forget(self, older_than: datetime) -> None:
         with contextlib.suppress(Exception):
             await self.slots.delete_many({"at": {"$lt": older_than}})
