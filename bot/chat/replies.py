@@ -11,6 +11,7 @@ from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
 from bot.chat.outbound import ACK, Priority, Send, is_passing
+from storage.errors import LinksnapError
 from storage.models import LinkRecord, Screenshot
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 PHOTO_MAX_SIDES = 10_000
 
 
-class NotTold(Exception):
+class NotTold(LinksnapError):
     """A line or reaction that ends a link's story did not reach its user: Telegram could
     not take it (a 429, a fault) when the bot stopped trying, as it does on a stop (while
     running it tries until it lands). The link keeps its work entry, so a later claim
