@@ -110,7 +110,7 @@ _SHIM = """(() => {
   if (window.autoconsentReceiveMessage) return;
   const report = window.%(binding)s;
   const config = %(config)s;
-  const all = %(rules)s;
+  const all = JSON.parse(%(rules)s);
   const mainFrame = window.top === window;
   const index = all.index;
   let compact = all;
@@ -206,7 +206,9 @@ class ConsentRules:
         shim = _SHIM % {
             "binding": BINDING,
             "config": json.dumps(_config(int(hide_seconds * 1000))),
-            "rules": self.rules_json,
+            # As a string for JSON.parse: V8 reads 257 KB of rules so in 3 ms a document
+            # (each frame too), against 7 ms as an object literal (measured in Chromium).
+            "rules": json.dumps(self.rules_json),
         }
         return shim + "\n" + self.bundle
 
