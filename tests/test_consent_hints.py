@@ -91,6 +91,11 @@ def test_hints_of_patterns_like_the_rules() -> None:
     assert url_hints(r"(?i)^https://example\.com/") is None
     assert url_hints(r"^https://(example\.com|x)/") is None
     assert url_hints(r"^https://(?<name>example)\.com/") is None
+    # Python reads these escapes as one character, JavaScript as the letter itself
+    # (`exam\aple` matches "examaple" there): no hints rather than wrong ones.
+    assert url_hints(r"^https://exam\aple\.com/") is None
+    assert url_hints(r"^https://abcde\N{DIGIT ONE}fghij/") is None
+    assert url_hints("^https://example\\.com/[😀]") is None
 
 
 def test_every_string_an_installed_pattern_matches_holds_one_of_its_hints(

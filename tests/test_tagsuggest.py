@@ -259,8 +259,8 @@ async def test_a_burst_reads_a_users_tags_once_and_a_new_tag_shows_after_a_while
     TAGS_STALE_UP_TO (injected clocks; no upkeep runs), well inside the minute reads
     converge in."""
     uri = bot.settings.mongodb_uri.get_secret_value()
-    store = LinkStore.connect(uri, index_path=tmp_path / "reader.sqlite")
-    other = LinkStore.connect(uri, index_path=tmp_path / "writer.sqlite")
+    store = LinkStore.connect(uri, index_path=tmp_path / "reader.sqlite", listing="index")
+    other = LinkStore.connect(uri, index_path=tmp_path / "writer.sqlite", listing="index")
     await _user_with_tags(bot, 43, {"javascript": 2}, store=other)
     reads: list[int] = []
     real = store.tag_counts

@@ -255,6 +255,10 @@ def _site_patterns(
 
 
 MIN_HINT = 5  # characters beyond a scheme and `www.`: shorter text is in too many URLs
+# What Python reads as a character that JavaScript (no `u` flag) reads as other text: an
+# escaped letter other than the escapes both read alike (`\a`, `\N{...}`, `\U...` are
+# the letter itself in JavaScript), or a character beyond U+FFFF (two code units there).
+_READ_OTHERWISE = re.compile(r"\\[^dDwWsSbBfnrtvxu\W\d_]|[\U00010000-\U0010FFFF]")
 
 
 def url_hints(pattern: str) -> list[str] | None:
@@ -263,6 +267,8 @@ def url_hints(pattern: str) -> list[str] | None:
     told. Read from Python's parse of the pattern: the rules' patterns are written for
     JavaScript, and one Python reads otherwise fails to parse or is given none (a case-
     folding flag, a group repeated)."""
+    if _READ_OTHERWISE.search(pattern):
+        return None
     try:
         parsed = re._parser.parse(pattern)  # type: ignore[attr-defined]
     except Exception:  # not Python's syntax (or not this Python's parser): no hints

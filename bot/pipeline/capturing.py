@@ -27,7 +27,7 @@ from telegram.ext import ExtBot
 from bot.browser.errors import CaptureError, FileTooLarge
 from bot.browser.types import Snapshot
 from bot.chat import render
-from bot.chat.replies import reply
+from bot.chat.replies import NotTold, reply
 from bot.futures import retrieved
 from bot.i18n import texts_for
 from bot.pipeline.ahead import Shot, ShotsAhead
@@ -97,12 +97,18 @@ async def capture(
     kept = asyncio.ensure_future(p.durably(lambda: _keep_original(p, record, snap)))
     for task in (stored, kept):
         task.add_done_callback(retrieved)  # a stop leaves them to finish for the ack
-    sent = await _photo_now(p, bot, record, snap, tags, stored, sending)
+    untold: NotTold | None = None
+    try:
+        sent = await _photo_now(p, bot, record, snap, tags, stored, sending)
+    except NotTold as exc:  # refused, and why not told as the bot stops: the files still
+        sent, untold = True, exc  # belong to the record (the next start tells it)
     replaced = await asyncio.shield(stored)
     record.original = await asyncio.shield(kept)
     if sent and record.status == Status.FAILED:  # Telegram refused the photo: link ended
         shot, original = record.screenshot, record.original
         await p.durably(lambda: p.store.update(record.id, screenshot=shot, original=original))
+        if untold is not None:
+            raise untold
         return True
     if html:
         snap = await p.capturer.read_text(snap, html)

@@ -35,8 +35,10 @@ async def finish(
         links = [current, *await p.durably(lambda: store.siblings_of(current))]
         if not any(link.status in UNFINISHED for link in links):
             ok = all(link.status == Status.DONE for link in links)
+            # 🤷 comes after a failure's line, which a retelling would repeat: given up
+            # as the bot stops, it is lost (the line told why); 👌 is told again.
             emoji = "👌" if ok else "🤷"
-            await react(bot, current.chat_id, record.source_message_id, emoji, must_tell=True)
+            await react(bot, current.chat_id, record.source_message_id, emoji, must_tell=ok)
     if str(current.status) not in WORK_STATES:
         ended = current.updated_at if keep_requeued else None
         await p.durably(lambda: store.drop_work(record.id, ended))

@@ -318,7 +318,9 @@ class IndexListing:
             return await self._run(fn, catalog)
 
     def _recent_enough(self, stale_up_to: float) -> bool:
-        return self._current_at is not None and self.clock() - self._current_at <= stale_up_to
+        if self._current_at is None:
+            return False
+        return 0 <= self.clock() - self._current_at <= stale_up_to  # a clock set back: ask
 
     async def _word(self, catalog: Catalog, bucket: int) -> bool:
         """Index the words of the bucket's rows stored without them (a restore or a

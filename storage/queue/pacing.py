@@ -59,5 +59,8 @@ class SendLedger:
         return out
 
     async def forget(self, older_than: datetime) -> None:
+        """Slots written before `older_than`, and holds that have run out (a 429's window
+        may be longer than the slots are kept)."""
+        live_hold = {"until": {"$gt": time.time()}}
         with contextlib.suppress(Exception):
-            await self.slots.delete_many({"at": {"$lt": older_than}})
+            await self.slots.delete_many({"at": {"$lt": older_than}, "$nor": [live_hold]})
