@@ -414,9 +414,11 @@ async def test_a_bucket_restored_while_the_fill_looked_elsewhere_is_not_rebuilt_
     from storage.index import rebuild as rebuild_module
 
     gate, in_passes, go_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    rebuilding = asyncio.Event()
     real_rebuild, real_run = search.rebuild, rebuild_module._Passes.run
 
     async def held_back(listing: Any, buckets: set[int]) -> Built:
+        rebuilding.set()
         await gate.wait()
         return await real_rebuild(listing, buckets)
 
@@ -430,6 +432,8 @@ async def test_a_bucket_restored_while_the_fill_looked_elsewhere_is_not_rebuilt_
     front = await driven(mongodb_uri, tmp_path / "stale.sqlite", clock)
     try:
         assert len(await titles(front, 12, [])) == 3  # from MongoDB; the fill is waiting
+        # Only once the fill found no shelves (on a loaded machine it may look later).
+        await asyncio.wait_for(rebuilding.wait(), 60)
         assert await store.index.upkeep.shelve() == BUCKETS
         assert len(await titles(front, 12, [])) == 3  # restored from the new shelf
         assert await front.index.holds() == {bucket_of(12)}
