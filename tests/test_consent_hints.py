@@ -1,5 +1,5 @@
 """A consent rule's URL pattern is compiled for a document only when the URL holds one of
-its hints (bot/browser/consent.url_hints): text every URL it matches contains. A hint
+its hints (bot/browser/pattern_hints.url_hints): text every URL it matches contains. A hint
 that a matching URL lacks would leave that site's banner in the shot, so: every string
 drawn from each installed pattern holds a hint, and Chromium picks the same rules for a
 document with the hints as without them."""
@@ -15,7 +15,8 @@ import pytest
 from playwright.async_api import Page, async_playwright
 
 from bot.browser.binary import find_chromium
-from bot.browser.consent import DEFAULT_RULES_DIR, SELECT_JS, ConsentRules, load_rules, url_hints
+from bot.browser.consent import DEFAULT_RULES_DIR, SELECT_JS, ConsentRules, load_rules
+from bot.browser.pattern_hints import url_hints
 
 C = re._constants  # type: ignore[attr-defined]
 
