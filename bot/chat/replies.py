@@ -17,6 +17,7 @@ from storage.models import LinkRecord, Screenshot
 log = logging.getLogger(__name__)
 
 PHOTO_MAX_SIDES = 10_000
+PHOTO_MAX_RATIO = 20
 
 
 class NotTold(LinksnapError):
@@ -24,9 +25,6 @@ class NotTold(LinksnapError):
     not take it (a 429, a fault) when the bot stopped trying, as it does on a stop (while
     running it tries until it lands). The link keeps its work entry, so a later claim
     (this start's or the next's) tells it (bot/pipeline/worker._reconcile)."""
-
-
-PHOTO_MAX_RATIO = 20
 
 
 async def send_media(
