@@ -206,3 +206,19 @@ async def test_a_reply_held_up_on_its_way_does_not_bring_the_next_too_soon(
 
     await bot.api.wait_until(lambda: sum(c.ok for c in answers()) == 5, timeout=60)
     assert [c.error_code for c in answers() if not c.ok] == []
+
+
+async def test_a_summary_starts_when_its_capture_ends_not_at_the_idle_poll(
+    harness_factory: Any, llm: FakeOpenAI, monkeypatch: Any
+) -> None:
+    """A capture that leaves its link a summary wakes a delivery slot as it ends: with the
+    idle poll an hour away, the summary still follows the photo."""
+    from bot.pipeline import worker
+
+    monkeypatch.setattr(worker, "IDLE_POLL", 3600.0)
+    bot = await start_bot(harness_factory, llm)
+    llm.enqueue(Script(chunks=words(5, "s"), interval=0.05))
+    sent = bot.send(42, bot.pages.url("/article/woken"))
+    assert await bot.finished(sent, timeout=30) == "👌"
+    [record] = await bot.records(42)
+    assert record.status == Status.DONE and record.summary == "".join(words(5, "s"))

@@ -78,10 +78,12 @@ TAILS_PER_SLOT = 8
 class Marks:
     """What a stage tells its slot: `ready`, a capture's page is about to be shot (the
     slot looks for its next link meanwhile); `released`, the stage no longer needs its
-    slot (a capture: the page is shot)."""
+    slot (a capture: the page is shot); `handed_on`, a capture left its link a delivery
+    stage (the photo, a summary or a file still to send), claimable once it ends."""
 
     ready: Callable[[], None]
     released: Callable[[], None]
+    handed_on: Callable[[], None] = lambda: None
 
 
 # A stage returns when its link may be tried again (a summary retry), or None. It is
@@ -335,7 +337,7 @@ class Worker:
                     record.id, handed.turn, str(record.status), self.name, LEASE
                 )
             return await self.p.store.queue.claim(
-                self.name, states, LEASE, hand_only=slot.hand_only
+                self.name, states, LEASE, hand_only=slot.hand_only, held=self._held.keys()
             )
         except PyMongoError as exc:
             log.warning("claiming work failed (%s); trying again", type(exc).__name__)
@@ -359,9 +361,9 @@ class Worker:
     async def _run_or_leave(self, slot: _Slot, job: _Job) -> None:
         """Run the stage; a capture slot returns once its page is shot and there is room
         for one more tail, leaving the rest of the stage running under its lease."""
-        released, ready = asyncio.Event(), asyncio.Event()
-        marks = Marks(ready=ready.set, released=released.set)
-        run = asyncio.create_task(self._run_and_wake(slot.kind, job, marks))
+        released, ready, handed_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        marks = Marks(ready=ready.set, released=released.set, handed_on=handed_on.set)
+        run = asyncio.create_task(self._run_and_wake(job, marks, handed_on))
         self._running.add(run)
         run.add_done_callback(self._running.discard)
         try:
@@ -402,12 +404,14 @@ class Worker:
         if self.p.capturer is not None:
             self.p.capturer.spare_ahead()
 
-    async def _run_and_wake(self, kind: Kind, job: _Job, marks: Marks) -> None:
+    async def _run_and_wake(self, job: _Job, marks: Marks, handed_on: asyncio.Event) -> None:
         try:
             await self._run(job, marks)
         finally:
             marks.released()
-        if kind is Kind.CAPTURE:
+        # Only then: a link that ended with its capture left nothing to claim, and a look
+        # that finds nothing is a query on `work` (the idle poll finds anything else).
+        if handed_on.is_set():
             self.wake(Kind.DELIVERY)  # the link's delivery (or summary) is claimable now
 
     async def _run(self, job: _Job, marks: Marks) -> None:
@@ -511,6 +515,8 @@ class Worker:
             # summary, nor a PDF's file left to a delivery slot): it ends here rather
             # than through another claim.
             await finish(self.p, self.bot, record)
+        elif str(record.status) in DELIVERY_STATES:
+            marks.handed_on()
         return None
 
     async def _deliver(self, record: LinkRecord, marks: Marks) -> datetime | None:
