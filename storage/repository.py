@@ -150,6 +150,7 @@ class LinkStore:
         listing: ListingKind | str = ListingKind.AUTO,
         clock: Callable[[], float] = time.time,
         heal_every: float | None = None,
+        journal_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self.db = db
@@ -158,7 +159,7 @@ class LinkStore:
         self.keys: AsyncCollection[Doc] = db["link_keys"]
         self.work: AsyncCollection[Doc] = db["work"]
         self.meta: AsyncCollection[Doc] = db["meta"]
-        self.journal = Journal(db["changes"], db["index_positions"])
+        self.journal = Journal(db["changes"], db["index_positions"], clock=journal_clock)
         self.writes = LinkWrites(self.links, self.journal)
         path = index_path or DEFAULT_INDEX_DIR / f"{db.name}.sqlite"
         self.native = NativeListing(self.links, self.texts)
@@ -186,6 +187,7 @@ class LinkStore:
         listing: ListingKind | str = ListingKind.AUTO,
         clock: Callable[[], float] = time.time,
         heal_every: float | None = None,
+        journal_clock: Callable[[], float] = time.monotonic,
     ) -> LinkStore:
         """`index_path` names the derived index file; else one is chosen in `index_dir`
         (default ./data/index) for this server and database. `listing` says what answers
@@ -195,7 +197,15 @@ class LinkStore:
         )
         db = client.get_default_database()
         path = index_path or default_index_path(uri, db.name, Path(index_dir or DEFAULT_INDEX_DIR))
-        return cls(client, db, index_path=path, listing=listing, clock=clock, heal_every=heal_every)
+        return cls(
+            client,
+            db,
+            index_path=path,
+            listing=listing,
+            clock=clock,
+            heal_every=heal_every,
+            journal_clock=journal_clock,
+        )
 
     async def close(self) -> None:
         await self.listing.close()

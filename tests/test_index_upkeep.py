@@ -24,7 +24,7 @@ from storage.index import catalog, search
 from storage.index import upkeep as upkeep_module
 from storage.index.catalog import BUCKETS, bucket_of
 from storage.index.heal import Healed
-from storage.index.journal import Journal
+from storage.index.journal import FRESH_FOR, TRIM_AGE, Journal
 from storage.index.rebuild import Built
 from storage.index.upkeep import HEAL_EVERY
 from storage.models import LinkRecord, Status
@@ -63,7 +63,9 @@ async def titles(store: LinkStore, owner: int, tags: list[str], words: str = "")
 
 async def driven(uri: str, path: Path, clock: Clock) -> LinkStore:
     """A store whose upkeep the test drives itself."""
-    store = LinkStore.connect(uri, index_path=path, listing="index", clock=clock)
+    store = LinkStore.connect(
+        uri, index_path=path, listing="index", clock=clock, journal_clock=clock
+    )
     await store.ensure_indexes()
     await store.index.upkeep.stop()
     return store
@@ -331,11 +333,36 @@ async def test_a_quiet_writer_announces_above_what_was_trimmed_meanwhile(
         await owners_links(store, [7], 2)
         await owners_links(store, [8], 2)
         await store.index.complete()
+        clock.advance(TRIM_AGE)  # what existed that long ago may be trimmed
         assert await store.index.upkeep.trim() == 2  # entries 1 and 2 trimmed
         marks = [link(42, n, ["late"]) for n in range(3)]
         assert await bulk.record_imported(quiet, marks, prio=1, turn=0.0) == 3
         assert await store.journal.tail() < await store.journal.head()
         assert await titles(store, 42, ["late"]) == ["page 42-2", "page 42-1", "page 42-0"]
+    finally:
+        await quiet.close()
+
+
+async def test_a_trim_takes_no_entry_younger_than_trim_age(
+    store: LinkStore, mongodb_uri: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A writer that appended moments ago appends next without reading the tail: no
+    number above its last can have been trimmed since. That holds only because a trim
+    takes no entry younger than TRIM_AGE; here another process writes and trims at once,
+    and the writer's next entry (an import) must still land where indexes read."""
+    quiet = await driven(mongodb_uri, tmp_path / "quiet.sqlite", clock)
+    try:
+        await owners_links(quiet, [43], 1)  # its last append: entry 1, just now
+        await owners_links(store, [7], 2)
+        await owners_links(store, [8], 2)
+        await store.index.complete()
+        await store.index.upkeep.trim()  # all of it younger than TRIM_AGE: none taken
+        clock.advance(FRESH_FOR / 2)
+        marks = [link(44, n, ["soon"]) for n in range(3)]
+        assert await bulk.record_imported(quiet, marks, prio=1, turn=0.0) == 3
+        assert await titles(store, 44, ["soon"]) == ["page 44-2", "page 44-1", "page 44-0"]
+        clock.advance(TRIM_AGE)
+        assert await store.index.upkeep.trim() > 0  # old enough now
     finally:
         await quiet.close()
 

@@ -12,7 +12,13 @@ read-modify-write (which FerretDB v1 does not make atomic) is involved.
 
 The journal is bounded: entries every listing index has applied, and every shelf has
 passed (storage/index/shelves.py), are trimmed (`trim`), and the `tail` document says up to
-where. Entries are present exactly for tail < seq <= head, so "entry n exists" is
+where. A number trimmed is free again, so an append that lands on one must be taken back:
+it reads the tail after each insert, except within FRESH_FOR of its own last append. That
+read is needed only when the number could have been trimmed, and a trimmer takes only
+entries that existed TRIM_AGE ago by its own clock, while every number above this
+process's last append was written after it: an append sooner than TRIM_AGE after that
+cannot meet a trimmed one. Durations only, each on its own host's clock, never two
+clocks compared. Entries are present exactly for tail < seq <= head, so "entry n exists" is
 monotone above the tail and the head is found by galloping from there in O(log n) `_id`
 look-ups: the one query FerretDB answers from an index. A dropped journal gets a new
 epoch; a restored one shows as a missing or different entry at an index's position.
@@ -27,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +55,12 @@ _PROBES_BEFORE_RESYNC = 8
 # Above this many entries to read, one pass over the (bounded) collection is cheaper than
 # a look-up each on FerretDB.
 _SCAN_ABOVE = 64
+# An entry is trimmed only once it existed this many seconds ago, as its trimmer saw it.
+TRIM_AGE = 30.0
+# An append this soon after this process's previous one skips the tail's read (half
+# TRIM_AGE: a margin, not a need).
+FRESH_FOR = TRIM_AGE / 2
+_SAMPLE_EVERY = 1.0  # seconds between the numbers a trimmer keeps for TRIM_AGE
 
 
 def key(seq: int) -> str:
@@ -79,11 +93,22 @@ def _change(doc: Doc) -> Change:
 
 
 class Journal:
-    def __init__(self, entries: AsyncCollection[Doc], positions: AsyncCollection[Doc]) -> None:
+    def __init__(
+        self,
+        entries: AsyncCollection[Doc],
+        positions: AsyncCollection[Doc],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.entries = entries
         # Where each live listing index is (for trimming): {_id: index id, position, at}.
         self.positions = positions
+        self._clock = clock  # durations only
         self._head: int | None = None  # newest entry this process knows to exist
+        # When this process's last append was made (before its insert): every number
+        # above it was written since. None: not known (none yet, or the journal moved).
+        self._appended_at: float | None = None
+        # (first seen, last seen, a number existing then): what `trim` may take once old.
+        self._seen: deque[tuple[float, float, int]] = deque()
         # One append at a time in this process: its writers would otherwise all try the
         # same next number and retry one another's (k writers, k² inserts).
         self._appending = asyncio.Lock()
@@ -112,7 +137,9 @@ class Journal:
         """The newest entry's number (the tail for an empty journal); `known` must exist."""
         low = max(known, self._head or 0)
         if low and await self.entry(low) is None:
-            low = 0  # dropped or trimmed under us
+            low = 0  # dropped or trimmed under us: what was seen of it says nothing now
+            self._appended_at = None
+            self._seen.clear()
         if not low:
             low = await self._first()
         step = 1
@@ -127,6 +154,7 @@ class Journal:
             else:
                 high = mid
         self._head = low
+        self._saw(low)
         return low
 
     async def _first(self) -> int:
@@ -149,7 +177,7 @@ class Journal:
     ) -> int:
         """Record that these links are about to change (`heal`: have changed already, behind
         the journal's back); returns the entry's number."""
-        doc: Doc = {"ids": list(ids), "o": sorted(set(owners)), "at": utcnow()}
+        doc: Doc = {"ids": list(ids), "o": sorted(set(owners))}
         if gone:
             doc["g"] = True
         if heal:
@@ -158,25 +186,53 @@ class Journal:
             seq = (self._head if self._head is not None else await self.head()) + 1
             misses = 0
             while True:
+                began = self._clock()
                 try:
                     await self.entries.insert_one(
-                        {"_id": key(seq), "n": secrets.token_hex(6), **doc}
+                        {"_id": key(seq), "n": secrets.token_hex(6), "at": utcnow(), **doc}
                     )
                 except DuplicateKeyError:
                     misses += 1
                     # Busy with other processes: look the head up again rather than walk.
                     seq = (await self.head(seq) if misses % _PROBES_BEFORE_RESYNC == 0 else seq) + 1
                     continue
-                if seq <= await self.tail():
+                if not self._fresh() and seq <= await self.tail():
                     # A number trimmed since this process last knew the head (another one
                     # wrote and trimmed meanwhile): no index reads below the tail, so the
                     # write would never reach one. Take it back and append at the head.
                     await self.entries.delete_one({"_id": key(seq)})
-                    self._head = None
+                    self._head = self._appended_at = None
                     seq = await self.head() + 1
                     continue
-                self._head = seq
+                self._head, self._appended_at = seq, began
+                self._saw(seq)
                 return seq
+
+    def _fresh(self) -> bool:
+        """Whether no number above this process's last append can have been trimmed yet."""
+        if self._appended_at is None:
+            return False
+        return 0.0 <= self._clock() - self._appended_at < FRESH_FOR
+
+    def _saw(self, seq: int) -> None:
+        """Entry `seq` exists now: a trim TRIM_AGE from now may take it. One sample a
+        second, each kept at the latest time it stood for (a trim then waits longer)."""
+        now = self._clock()
+        if self._seen and 0.0 <= now - self._seen[-1][0] < _SAMPLE_EVERY:
+            first, _, highest = self._seen[-1]
+            self._seen[-1] = (first, now, max(highest, seq))
+        else:
+            self._aged()  # those old enough become one: at most ~TRIM_AGE samples kept
+            self._seen.append((now, now, seq))
+
+    def _aged(self) -> int:
+        """The highest number that existed TRIM_AGE ago, as this process saw (0: none)."""
+        now, aged = self._clock(), 0
+        while self._seen and now - self._seen[0][1] >= TRIM_AGE:
+            aged = max(aged, self._seen.popleft()[2])
+        if aged:  # still the bound of the next trim, until a later sample ages
+            self._seen.appendleft((now - TRIM_AGE, now - TRIM_AGE, aged))
+        return aged
 
     async def read(self, after: int, upto: int) -> list[Change]:
         """Entries after `after` up to the first missing one (at most `upto`), in order:
@@ -233,9 +289,10 @@ class Journal:
         return lowest
 
     async def trim(self, upto: int) -> int:
-        """Delete the entries up to `upto` (never the head); returns the new tail."""
+        """Delete the entries up to `upto` (never the head, nor any that did not exist
+        TRIM_AGE ago as this process saw); returns the new tail."""
         head = await self.head()
-        upto = min(upto, head - 1)
+        upto = min(upto, head - 1, self._aged())
         tail = await self.tail()
         if upto <= tail:
             return tail
