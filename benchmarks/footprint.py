@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,9 +64,10 @@ class WholeSet:
         self.api = api
         self.fdb: asyncio.subprocess.Process | None = None
         self.bot: asyncio.subprocess.Process | None = None
+        self.data: Path | None = None  # FerretDB's files and the index: removed at stop
 
     async def start(self) -> None:
-        data = Path(tempfile.mkdtemp(prefix="bench-whole-"))
+        data = self.data = Path(tempfile.mkdtemp(prefix="bench-whole-"))
         port = free_port()
         self.fdb = await asyncio.create_subprocess_exec(
             str(FERRETDB),
@@ -125,6 +127,8 @@ class WholeSet:
             if proc is not None and proc.returncode is None:
                 proc.terminate()
                 await proc.wait()
+        if self.data is not None:
+            shutil.rmtree(self.data, ignore_errors=True)
 
 
 async def photos(api: FakeBotAPI, since: int, count: int, peak: list[int], s: WholeSet) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -148,8 +149,9 @@ async def _measure(mongo: str) -> dict[str, Any]:
     api = FakeBotAPI(private_burst=1000, private_rate=1000)
     await api.start()
     results: dict[str, Any] = {}
+    index_dir = tempfile.mkdtemp(prefix="bench-index-")
     try:
-        cfg = settings(api, mongo, search_index_dir=tempfile.mkdtemp(prefix="bench-index-"))
+        cfg = settings(api, mongo, search_index_dir=index_dir)
         async with running(build_application(cfg, role=Role.FRONT), cfg):
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             for index, (name, make) in enumerate(SHAPES.items()):
@@ -157,6 +159,7 @@ async def _measure(mongo: str) -> dict[str, Any]:
                 print(name, results[name], flush=True)
     finally:
         await api.stop()
+        shutil.rmtree(index_dir, ignore_errors=True)
     return results
 
 

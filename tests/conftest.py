@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -27,8 +29,10 @@ from tests.fakes.pages import PageServer, Sentinel
 from tests.harness import BotHarness
 
 ROOT = Path(__file__).resolve().parent.parent
-# The derived /find index files of every test database: kept out of ./data.
+# The derived /find index files of every test database: kept out of ./data, and removed
+# when the process that made the folder ends (each test worker has its own).
 INDEX_DIR = tempfile.mkdtemp(prefix="linksnap-test-index-")
+atexit.register(shutil.rmtree, INDEX_DIR, ignore_errors=True)
 FERRETDB = ROOT / "tools" / "ferretdb" / "bin" / "ferretdb"
 
 

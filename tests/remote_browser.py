@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -20,9 +21,10 @@ class RemoteBrowser:
         self._proc: subprocess.Popen[str] | None = None
         self.ws_endpoint = ""
         self.log = Path(tempfile.gettempdir()) / "launch-server.log"
+        self._folder: Path | None = None  # its config and log: removed at stop
 
     def start(self, timeout: float = 30) -> str:
-        folder = Path(tempfile.mkdtemp())
+        folder = self._folder = Path(tempfile.mkdtemp())
         config = folder / "launch-server.json"
         self.log = folder / "stderr.log"
         config.write_text(json.dumps(server_config(self._host, 0, args=self._args)))
@@ -37,14 +39,14 @@ class RemoteBrowser:
         reader.start()
         reader.join(timeout)
         if not line or not line[0].startswith("ws://"):
-            self.stop()
-            raise RuntimeError(
-                f"browser server did not start: {line!r} {self.log.read_text()[-2000:]}"
-            )
+            self.stop(keep_log=True)
+            said = self.log.read_text()[-2000:]
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RuntimeError(f"browser server did not start: {line!r} {said}")
         self.ws_endpoint = line[0].strip()
         return self.ws_endpoint
 
-    def stop(self) -> None:
+    def stop(self, *, keep_log: bool = False) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -53,3 +55,6 @@ class RemoteBrowser:
                 self._proc.kill()
                 self._proc.wait(5)
         self._proc = None
+        if self._folder is not None and not keep_log:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,7 @@ async def test_the_printed_pdf_has_the_page_text(capturer: Capturer, pages: Page
 
 @pytest.mark.parametrize("where", ["local", "remote"])
 async def test_the_mhtml_shows_the_page_with_its_server_gone(
-    capturer: Capturer, remote_capturer: Capturer, ui_browser: Any, where: str
+    capturer: Capturer, remote_capturer: Capturer, ui_browser: Any, where: str, tmp_path: Path
 ) -> None:
     """Made while the page's own server runs; opened in Chromium after it has stopped."""
     server = PageServer()  # its own server, so it can be stopped
@@ -81,7 +80,7 @@ async def test_the_mhtml_shows_the_page_with_its_server_gone(
     finally:
         await server.stop()
     assert archived.kind is ArtifactKind.MHTML and archived.file_name.endswith(".mhtml")
-    folder = Path(tempfile.mkdtemp())
+    folder = tmp_path
     (folder / "page.mhtml").write_bytes(archived.data)
     # The tests' own session Chromium (a user's browser), in a fresh context.
     context = await ui_browser.new_context(viewport={"width": 1280, "height": 800})
