@@ -1,5 +1,6 @@
 """JobQueue jobs: link-rot checks and the digest (one worker per round, each round
-claimed like a stage) and housekeeping.
+claimed like a stage), imports a killed front left (bot/library/importing.py), and
+housekeeping.
 
 Resuming unfinished links and retrying failed summaries are not jobs: workers claim
 them like any other stage (bot/pipeline/worker.py).
@@ -17,7 +18,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 from telegram.ext import Application
 
-from bot.library import linkrot
+from bot.library import importing, linkrot
 from bot.library.digest import Digest
 from bot.library.rotround import CheckRound, RoundResult
 from bot.services import Context, Role, Services
@@ -39,6 +40,9 @@ DUE_SHARE = 0.8
 DIGEST_ASK_EVERY = 600.0
 HOUSEKEEPING_EVERY = 3600.0
 IMPORT_REPAIR_EVERY = 300.0
+# A front looks this often for a file whose import a killed process left (the order's
+# lease, bot/library/importing.LEASE, must have run out first).
+IMPORT_RESUME_EVERY = 15.0
 KEEP_MARKERS = timedelta(days=1)
 
 
@@ -118,6 +122,24 @@ async def finish_cut_imports(context: Context) -> None:
         log.info("finished cut-off import batches: %d links kept", kept)
 
 
+async def resume_imports(context: Context) -> None:
+    """Files whose importing process died are imported again, one at a time, beside
+    everything else (an import takes longer than a job should)."""
+    services = context.services
+    if services.resuming is None or services.resuming.done():
+        services.resuming = services.spawn(_resume_all(context, services))
+
+
+async def _resume_all(context: Context, services: Services) -> None:
+    try:
+        while not services.stopping.is_set() and await importing.resume(
+            context.bot, services.importer()
+        ):
+            pass
+    except PyMongoError as exc:
+        log.warning("cut-off imports not resumed now: %s", type(exc).__name__)
+
+
 def schedule(app: Application[Any, Any, Any, Any, Any, Any], role: Role) -> None:
     queue = app.job_queue
     if queue is None:
@@ -126,6 +148,10 @@ def schedule(app: Application[Any, Any, Any, Any, Any, Any], role: Role) -> None
     queue.run_repeating(
         finish_cut_imports, interval=IMPORT_REPAIR_EVERY, first=IMPORT_REPAIR_EVERY, name="imports"
     )
+    if role is not Role.WORKER:
+        queue.run_repeating(
+            resume_imports, interval=IMPORT_RESUME_EVERY, first=1.0, name="resume imports"
+        )
     if role is not Role.FRONT:
         # Asked often, from a minute after start: a bot restarted more often than a round
         # lasts still checks its links, and only one of N workers does each round.

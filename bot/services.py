@@ -18,6 +18,7 @@ from bot.chat.outbound import Outbound
 from bot.chat.receipts import Receipts
 from bot.config import Settings
 from bot.i18n import texts_for
+from bot.library.importing import Importer
 from bot.pipeline.base import Pipeline
 from bot.pipeline.intake import Recorded
 from bot.pipeline.worker import Kind, Worker
@@ -63,6 +64,7 @@ class Services:
     worker: Worker | None  # None in a front-only process
     web: WebAddress | None = None  # where the pages are (set once the front serves them)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    resuming: asyncio.Task[Any] | None = None  # imports a killed front left (bot/scheduler.py)
     # One user's links are recorded (and so given turns) in the order they were sent.
     recording: InOrder = field(default_factory=InOrder)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -78,6 +80,11 @@ class Services:
     @property
     def summarizer(self) -> Summarizer | None:
         return self.pipeline.summarizer
+
+    def importer(self) -> Importer:
+        """What a bookmark file's import needs of this process (bot/library/importing.py)."""
+        p = self.pipeline
+        return Importer(self.store, p.guard, self.outbound, self.wake_workers, p.durably)
 
     def wake_workers(self, *, delivery: bool = True) -> None:
         """New work was recorded: a worker in this process claims it without waiting.

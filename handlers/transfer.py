@@ -5,30 +5,23 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from telegram import Message, Update
-from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram import Update
 from telegram.ext import filters
 
 from bot.chat import render
 from bot.chat.outbound import Priority
 from bot.chat.progress import ProgressMessage
-from bot.i18n import Texts
-from bot.library import import_reader
-from bot.library.bookmarks import BadEncoding, ImportRefused, Malformed, NoLinks, TooDeep, TooMany
+from bot.library import importing
 from bot.library.transfer import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_MB,
     MAX_UPLOAD_BYTES,
-    ImportCounts,
-    ImportStopped,
     export_links,
-    import_links,
 )
 from bot.services import Context
-from bot.tags import MAX_TAGS_PER_LINK
 from handlers.common import texts_of
 from storage.bulk import owner_counts
+from storage.queue.imports import ImportOrder
 
 log = logging.getLogger(__name__)
 EXPORT_PROGRESS_FROM = 1000  # links; a smaller export is done before a message would help
@@ -118,90 +111,16 @@ async def on_file(update: Update, context: Context) -> None:
     if data.get(_IMPORTING):
         await message.reply_text(texts.import_busy)
         return
+    order = ImportOrder(
+        chat_id=message.chat_id,
+        message_id=message.message_id,
+        owner_id=user.id,
+        file_id=document.file_id,
+        name=name,
+        lang=user.language_code or "en",
+    )
     data[_IMPORTING] = True
     try:
-        await _import(context, message, user.id, user.language_code or "en", texts, name)
+        await importing.start(context.bot, context.services.importer(), order)
     finally:
         data.pop(_IMPORTING, None)
-
-
-async def _import(
-    context: Context, message: Message, user_id: int, lang: str, texts: Texts, name: str
-) -> None:
-    assert message.document is not None
-    services = context.services
-    shown = texts.import_reading.format(name=name)
-    sent = await message.reply_text(shown, parse_mode=ParseMode.HTML)
-    counts = ImportCounts(total=0)
-
-    def render_counts() -> str:
-        return texts.import_progress.format(
-            name=name, saved=counts.saved, total=counts.total, duplicates=counts.duplicates
-        )
-
-    progress = ProgressMessage(
-        context.bot, services.outbound, message.chat_id, sent.message_id, render_counts, shown=shown
-    )
-    try:
-        file = await context.bot.get_file(message.document.file_id)
-        raw = bytes(await file.download_as_bytearray())
-        parsed = await import_reader.read(raw)  # in a child process, bounded
-    except BadRequest as exc:  # "file is too big": the size was not in the message
-        log.info("import file not fetched: %s", exc.message)
-        await progress.finish(
-            texts.import_too_big.format(size="?", limit=MAX_IMPORT_MB), Priority.NEW
-        )
-        return
-    except ImportRefused as exc:
-        await progress.finish(_refusal(exc, texts), Priority.NEW)
-        return
-
-    def moved(now: ImportCounts) -> None:
-        nonlocal counts
-        counts = now
-        progress.changed()
-
-    try:
-        counts = await import_links(
-            services.store,
-            services.pipeline.guard,
-            parsed,
-            owner_id=user_id,
-            chat_id=message.chat_id,
-            lang=lang,
-            on_progress=moved,
-        )
-    except ImportStopped as stopped:
-        log.warning("import stopped by a database error", exc_info=stopped.__cause__)
-        c = stopped.counts
-        await progress.finish(
-            texts.import_stopped.format(name=name, saved=c.saved, total=c.total), Priority.NEW
-        )
-        return
-    services.wake_workers()
-    invalid = texts.import_invalid.format(count=counts.invalid) if counts.invalid else ""
-    if counts.capped:
-        invalid += texts.import_capped.format(count=counts.capped, limit=MAX_TAGS_PER_LINK)
-    done = texts.import_done.format(
-        name=name, saved=counts.saved, duplicates=counts.duplicates, invalid=invalid
-    )
-    # Among new messages: the imported links' own capture replies must not hold it back.
-    await progress.finish(done, Priority.NEW)
-
-
-def _refusal(exc: ImportRefused, texts: Texts) -> str:
-    if isinstance(exc, Malformed):
-        return texts.import_malformed.format(kind=exc.kind, detail=render.esc(exc.detail))
-    if isinstance(exc, NoLinks):
-        return texts.import_empty
-    if isinstance(exc, BadEncoding):
-        return texts.import_encoding.format(detail=render.esc(exc.detail))
-    if isinstance(exc, TooDeep):
-        return texts.import_too_deep
-    if isinstance(exc, TooMany):
-        return texts.import_too_many.format(limit=exc.limit)
-    if isinstance(exc, import_reader.TooSlow):
-        return texts.import_too_slow.format(seconds=f"{exc.seconds:.0f}")
-    if isinstance(exc, import_reader.TooCostly):
-        return texts.import_too_costly
-    return texts.import_unknown

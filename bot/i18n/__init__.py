@@ -77,6 +77,7 @@ class Texts:
     import_malformed: str
     import_empty: str
     import_stopped: str
+    import_cut: str
     import_busy: str
     stats: str
     stats_model: str

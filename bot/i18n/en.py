@@ -117,6 +117,7 @@ TEXTS = Texts(
     import_malformed="I couldn't read that {kind} file: {detail}. Nothing was imported.",
     import_empty="I found no web links in that file. Nothing was imported.",
     import_stopped="⚠️ The import of {name} stopped after {saved} of {total} links: my database is not answering. The links saved so far are kept; send the file again later to import the rest (duplicates are skipped).",
+    import_cut="⚠️ The import of {name} was cut short {tries} times (my process was restarted while reading it), so I stopped trying. {saved} links were saved; send the file again to import the rest (duplicates are skipped).",
     import_busy="An import of yours is still running; send the next file when it has finished.",
     stats="<b>Your linksnap</b>\n🔗 Links: {links}\n🏷 Tags: {tags}\n📅 This month: {captured} captured, {failed} failed, {pending} waiting\n🖼 Screenshots: {storage}\n🤖 LLM tokens: {tokens}",
     stats_model="\n  • {model}: {prompt} prompt + {completion} completion",

@@ -114,6 +114,7 @@ TEXTS = Texts(
     import_malformed="无法读取这个 {kind} 文件：{detail}。未导入任何内容。",
     import_empty="这个文件里没有找到网页链接。未导入任何内容。",
     import_stopped="⚠️ {name} 的导入在 {saved} / {total} 处中断：数据库没有响应。已保存的链接会保留；稍后再发送一次文件即可导入其余部分（重复的会跳过）。",
+    import_cut="⚠️ {name} 的导入已被中断 {tries} 次（读取时我的进程重启了），所以我不再重试。已保存 {saved} 个链接；再发送一次文件即可导入其余部分（重复的会跳过）。",
     import_busy="你的上一个导入仍在进行，请等它完成后再发送下一个文件。",
     stats="<b>你的 linksnap</b>\n🔗 链接：{links}\n🏷 标签：{tags}\n📅 本月：截图 {captured} 个，失败 {failed} 个，等待中 {pending} 个\n🖼 截图占用：{storage}\n🤖 LLM 用量：{tokens}",
     stats_model="\n  • {model}：输入 {prompt} + 输出 {completion}",
