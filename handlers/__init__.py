@@ -48,7 +48,11 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(buttons.on_button))  # decoded by bot/chat/callbacks.py
     app.add_handler(InlineQueryHandler(inline.on_inline_query))
     app.add_handler(MessageHandler(manage.RETAG_REPLY, manage.on_retag_reply))
-    app.add_handler(MessageHandler(transfer.IMPORT_FILE, transfer.on_file, block=False))
+    # A file's update is confirmed once the file is written down (bot/library/importing.py).
+    file_taken = links.Taken(app.bot_data.receipts)  # last: only an update it handles
+    app.add_handler(
+        MessageHandler(transfer.IMPORT_FILE & file_taken, transfer.on_file, block=False)
+    )
     content = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND & ~filters.UpdateType.EDITED
     taken = links.Taken(app.bot_data.receipts)  # last: only an update it handles is taken
     app.add_handler(MessageHandler(content & taken, links.on_message, block=False))

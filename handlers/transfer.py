@@ -95,6 +95,13 @@ async def import_command(update: Update, context: Context) -> None:
 
 async def on_file(update: Update, context: Context) -> None:
     """A bookmark file: read it whole, then record its links with one progress message."""
+    try:
+        await _on_file(update, context)
+    finally:
+        context.bot_data.receipts.settle(update.update_id)
+
+
+async def _on_file(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or message.document is None:
         return
@@ -120,7 +127,14 @@ async def on_file(update: Update, context: Context) -> None:
         lang=user.language_code or "en",
     )
     data[_IMPORTING] = True
+    receipts = context.bot_data.receipts
     try:
-        await importing.start(context.bot, context.services.importer(), order)
+        # Confirmed to Telegram once it is written down (`Taken`, handlers/__init__.py).
+        await importing.start(
+            context.bot,
+            context.services.importer(),
+            order,
+            written=lambda: receipts.settle(update.update_id),
+        )
     finally:
         data.pop(_IMPORTING, None)

@@ -150,7 +150,7 @@ class LinkStore:
         listing: ListingKind | str = ListingKind.AUTO,
         clock: Callable[[], float] = time.time,
         heal_every: float | None = None,
-        journal_clock: Callable[[], float] = time.monotonic,
+        journal_clock: Callable[[], float] | None = None,
     ) -> None:
         self._client = client
         self.db = db
@@ -187,7 +187,7 @@ class LinkStore:
         listing: ListingKind | str = ListingKind.AUTO,
         clock: Callable[[], float] = time.time,
         heal_every: float | None = None,
-        journal_clock: Callable[[], float] = time.monotonic,
+        journal_clock: Callable[[], float] | None = None,
     ) -> LinkStore:
         """`index_path` names the derived index file; else one is chosen in `index_dir`
         (default ./data/index) for this server and database. `listing` says what answers

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from storage.models import utcnow
 from storage.queue.imports import MAX_TRIES, ImportOrder, ImportOrders
 from storage.repository import LinkStore
 from tests.conftest import INDEX_DIR
@@ -159,3 +161,48 @@ async def test_a_file_cut_short_too_often_is_given_up_and_its_user_told(bot: Bot
     while await orders.coll.count_documents({}):  # both closed
         assert loop.time() < deadline, await orders.coll.find({}).to_list()
         await asyncio.sleep(0.05)
+
+
+async def test_a_second_file_while_one_is_imported_is_refused(bot: BotHarness) -> None:
+    """An import of the user's is under way (here: held by another front, as one resumed
+    after a restart would be): a second file is refused, not imported beside it with a
+    progress message of its own."""
+    orders = ImportOrders(bot.store.db)
+    running = ImportOrder(49, 900, owner_id=49, file_id="BQACbig", name="big.html", lang="en")
+    assert await orders.open(running, "another front", lease=600.0)
+    bot.api.send_document(49, f"{DEAD}/second".encode(), "more.txt")
+    told = await bot.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.params.get("chat_id") == 49, timeout=30
+    )
+    assert "still running" in told.params["text"], told.params["text"]
+    assert await bot.store.links.count_documents({"owner_id": 49}) == 0
+
+
+async def test_an_import_that_fails_is_told_and_not_tried_again(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something unexpected breaks the import: the user is told so in its progress
+    message, and its order is closed, not resumed to fail the same way three times."""
+    from bot.library import importing
+
+    async def broken(raw: bytes) -> None:
+        raise RuntimeError("a reader bug")
+
+    monkeypatch.setattr(importing.import_reader, "read", broken)
+    message_id = await bot.send_file(50, f"{DEAD}/x".encode(), "links.txt")
+    text = await bot.final_text(50, message_id, "went wrong", timeout=30)
+    assert "Something went wrong on my side" in text
+    assert await ImportOrders(bot.store.db).coll.count_documents({}) == 0
+
+
+async def test_a_try_whose_claimer_died_before_taking_it_is_skipped(bot: BotHarness) -> None:
+    """A front claimed an order's next try (its marker) and died before it wrote the order
+    down as its own: once that marker is older than a lease, the next try is claimed."""
+    orders = ImportOrders(bot.store.db)
+    order = ImportOrder(51, 1, owner_id=51, file_id="BQACx", name="x.txt", lang="en")
+    assert await orders.open(order, "a front killed since", lease=0.0)
+    long_ago = utcnow() - timedelta(hours=1)
+    await orders.claims.insert_one({"_id": f"import:{order.key}:2", "at": long_ago})
+    assert await orders.abandoned("front a", lease=60.0) is None  # try 2 is skipped
+    taken = await orders.abandoned("front b", lease=60.0)
+    assert taken is not None and taken.key == order.key and taken.tries == 3

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from storage import bulk
 from storage.index import catalog, search
@@ -365,6 +366,29 @@ async def test_a_trim_takes_no_entry_younger_than_trim_age(
         assert await store.index.upkeep.trim() > 0  # old enough now
     finally:
         await quiet.close()
+
+
+async def test_a_trimmer_that_read_an_older_tail_never_sets_it_back(
+    store: LinkStore, clock: Clock
+) -> None:
+    """Every process trims, each to its own bound: one that read the tail before another
+    raised it must not lower it again, or a writer below the true tail would pass its
+    check and announce where no index reads."""
+    journal = store.journal
+    for _ in range(6):
+        await journal.append([ObjectId()], [1])
+    clock.advance(TRIM_AGE)
+    assert await journal.trim(4) == 4
+    racing = Journal(store.db["changes"], store.db["index_positions"], clock=clock)
+    await racing.head()
+    clock.advance(TRIM_AGE)
+
+    async def read_before_the_other_trim() -> int:
+        return 1
+
+    racing.tail = read_before_the_other_trim  # type: ignore[method-assign]
+    await racing.trim(2)
+    assert await journal.tail() == 4
 
 
 async def test_a_dropped_journal_means_starting_again_never_a_gap(

@@ -58,6 +58,12 @@ class ProgressMessage:
                 self._dirty.clear()
                 await self._edit(self._render(), PROGRESS)
 
+    async def stop(self) -> None:
+        """No more edits (the work it showed was cut short here and goes on elsewhere)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
     async def finish(self, text: str, priority: Priority = Priority.FINAL) -> None:
         """Stop the intermediate edits and show `text` (a call that must land).
 
@@ -65,9 +71,7 @@ class ProgressMessage:
         action is owed (an import's result), which final edits of other work must not
         hold back.
         """
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self.stop()
         await self._edit(text, _FINAL if priority is Priority.FINAL else Send(priority))
 
     async def _edit(self, text: str, send: Send) -> None:

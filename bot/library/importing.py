@@ -36,7 +36,6 @@ from storage.repository import LinkStore
 
 log = logging.getLogger(__name__)
 
-HOLDER = uuid.uuid4().hex  # this process, as the holder of the imports it runs
 LEASE = 60.0  # seconds; renewed every LEASE / 4 while the file is imported
 
 # A database call retried while the database is away (the pipeline's `durably`).
@@ -54,40 +53,67 @@ class Importer:
     durably: Durably
 
 
-async def start(bot: ExtBot[Any], importer: Importer, order: ImportOrder) -> None:
-    """A file just sent: written down, then imported. A file already written down (its
-    update delivered again) is left to whoever holds, or takes over, its order."""
+async def start(
+    bot: ExtBot[Any],
+    importer: Importer,
+    order: ImportOrder,
+    written: Callable[[], None] = lambda: None,
+) -> None:
+    """A file just sent: written down (then `written` is called: its update may be
+    confirmed to Telegram), then imported. A file already written down (its update
+    delivered again) is left to whoever holds, or takes over, its order; a file sent while
+    another of the user's is imported (perhaps resumed after a restart) is refused."""
     orders = ImportOrders(importer.store.db)
+    holder = uuid.uuid4().hex
+    texts = texts_for(order.lang)
     try:
-        opened = await orders.open(order, HOLDER, LEASE)
+        other = await orders.of_owner(order.owner_id)
+        if other is not None and other != order.key:
+            await _reply(bot, order, texts.import_busy)
+            return
+        opened = await orders.open(order, holder, LEASE)
+        written()
     except PyMongoError:
         log.exception("database unavailable while writing an import down")
-        await _reply(bot, order, texts_for(order.lang).db_down)
+        await _reply(bot, order, texts.db_down)
         return
     if opened:
-        await _run(bot, importer, orders, order)
+        await _run(bot, importer, orders, _Import(order, holder))
 
 
 async def resume(bot: ExtBot[Any], importer: Importer) -> bool:
     """A file whose importing process died, imported again here; False when none is."""
     orders = ImportOrders(importer.store.db)
-    order = await orders.abandoned(HOLDER, LEASE)
+    holder = uuid.uuid4().hex
+    order = await orders.abandoned(holder, LEASE)
     if order is None:
         return False
     log.info("resuming the import of message %s (try %d)", order.key, order.tries)
     try:
         if order.tries > MAX_TRIES:
-            texts = texts_for(order.lang)
-            cut = texts.import_cut.format(name=order.name, saved=order.saved, tries=order.tries - 1)
-            await _reply(bot, order, cut)
+            await _give_up(bot, importer, order)
             await importer.durably(lambda: orders.close(order))
         else:
-            await _run(bot, importer, orders, order)
+            await _run(bot, importer, orders, _Import(order, holder))
     except (BadRequest, Forbidden) as exc:
         # The chat is gone, or the user blocked the bot: nobody to import for any more.
         log.info("import %s dropped: its chat can't be told (%s)", order.key, exc.message)
         await importer.durably(lambda: orders.close(order))
     return True
+
+
+async def _give_up(bot: ExtBot[Any], importer: Importer, order: ImportOrder) -> None:
+    """Cut short too often (a file that brings its process down, say): the user is told
+    how far it got, in its progress message."""
+    texts = texts_for(order.lang)
+    cut = texts.import_cut.format(name=order.name, saved=order.saved, tries=order.tries - 1)
+    if order.progress_id is None:
+        await _reply(bot, order, cut)
+        return
+    progress = ProgressMessage(
+        bot, importer.outbound, order.chat_id, order.progress_id, lambda: cut
+    )
+    await progress.finish(cut, Priority.NEW)
 
 
 async def _reply(bot: ExtBot[Any], order: ImportOrder, text: str) -> int:
@@ -102,10 +128,13 @@ async def _reply(bot: ExtBot[Any], order: ImportOrder, text: str) -> int:
 
 @dataclasses.dataclass
 class _Import:
-    """One import under way: its order as the renewals write it, and its counts."""
+    """One try at a file: its order as the renewals write it (by `holder`, this try),
+    and its counts."""
 
     order: ImportOrder
+    holder: str
     counts: ImportCounts = dataclasses.field(default_factory=lambda: ImportCounts(total=0))
+    moved: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # to be renewed
 
     def shown(self) -> ImportCounts:
         """The counts over every try: what earlier tries saved is met again as duplicates."""
@@ -119,17 +148,55 @@ class _Import:
         return dataclasses.replace(self.order, saved=self.shown().saved)
 
 
-async def _run(
-    bot: ExtBot[Any], importer: Importer, orders: ImportOrders, order: ImportOrder
-) -> None:
-    texts = texts_for(order.lang)
-    shown = texts.import_reading.format(name=order.name)
-    if order.progress_id is None:
-        order = dataclasses.replace(order, progress_id=await _reply(bot, order, shown))
-        with contextlib.suppress(PyMongoError):  # a try after a kill goes on in this message
-            await orders.renew(order, HOLDER, LEASE)
-    assert order.progress_id is not None
-    run = _Import(order)
+async def _run(bot: ExtBot[Any], importer: Importer, orders: ImportOrders, run: _Import) -> None:
+    """The import, its order renewed all along and closed once the user was told; a
+    stop lets the order go for the next start, a takeover leaves it to the taker."""
+    work = asyncio.ensure_future(_import(bot, importer, run))
+    renewer = asyncio.ensure_future(_renew(orders, run, work))
+    try:
+        await work
+        # Still renewed while this waits out an outage: nobody takes it up meanwhile.
+        await importer.durably(lambda: orders.close(run.order))
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            return  # taken over by another front, which tells the user
+        with contextlib.suppress(PyMongoError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(orders.release(run.order, run.holder)), 2.0)
+        raise
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+
+
+async def _renew(orders: ImportOrders, run: _Import, work: asyncio.Future[None]) -> None:
+    """Keep the order this try's, with how far it got (written as each batch is saved,
+    so that a try after a kill counts them as saved); taken over, this try stops."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.moved.wait(), LEASE / 4)
+        run.moved.clear()
+        try:
+            ours = await orders.renew(run.written(), run.holder, LEASE)
+        except PyMongoError:
+            continue  # the database is away; the import waits for it too
+        if not ours:
+            log.warning("import %s taken over; stopping this try", run.order.key)
+            work.cancel()
+            return
+
+
+async def _import(bot: ExtBot[Any], importer: Importer, run: _Import) -> None:
+    """Show progress, fetch, read and record the file, and tell the user how it ended."""
+    texts = texts_for(run.order.lang)
+    shown = texts.import_reading.format(name=run.order.name)
+    progress_id = run.order.progress_id
+    if progress_id is None:
+        progress_id = await _reply(bot, run.order, shown)
+        run.order = dataclasses.replace(run.order, progress_id=progress_id)
+        run.moved.set()  # a try after a kill goes on in this message
+    order = run.order
 
     def render_counts() -> str:
         c = run.shown()
@@ -138,65 +205,23 @@ async def _run(
         )
 
     progress = ProgressMessage(
-        bot, importer.outbound, order.chat_id, order.progress_id, render_counts, shown=shown
+        bot, importer.outbound, order.chat_id, progress_id, render_counts, shown=shown
     )
-    moved = asyncio.Event()  # the counts moved: the renewal writes them at once
-    work = asyncio.ensure_future(_import(bot, importer, run, progress, texts, moved))
-    if await _held(orders, run, work, moved):
-        await importer.durably(lambda: orders.close(order))
-
-
-async def _held(
-    orders: ImportOrders, run: _Import, work: asyncio.Future[None], moved: asyncio.Event
-) -> bool:
-    """Wait for the import, its order renewed meanwhile; True once it ended here, False
-    when another front took the order over (that one tells the user)."""
-    renewer = asyncio.ensure_future(_renew(orders, run, work, moved))
     try:
-        await work
-        return True
+        text = await _record(bot, importer, run, progress, texts)
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # The process stops: the order is let go for the next start (or another front).
-            with contextlib.suppress(PyMongoError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(orders.release(run.order, HOLDER)), 2.0)
-            raise
-        return False
-    finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
+        await progress.stop()
+        raise
+    except Exception:  # told here and closed: a resumed try would only fail the same way
+        log.exception("import %s failed", order.key)
+        text = texts.internal_error
+    await progress.finish(text, Priority.NEW)
 
 
-async def _renew(
-    orders: ImportOrders, run: _Import, work: asyncio.Future[None], moved: asyncio.Event
-) -> None:
-    """Keep the order ours, with how far it got (written as each batch is saved, so that
-    a try after a kill counts them as saved); an order taken over stops this copy."""
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(moved.wait(), LEASE / 4)
-        moved.clear()
-        try:
-            ours = await orders.renew(run.written(), HOLDER, LEASE)
-        except PyMongoError:
-            continue  # the database is away; the import waits for it too
-        if not ours:
-            log.warning("import %s taken over; stopping this copy", run.order.key)
-            work.cancel()
-            return
-
-
-async def _import(
-    bot: ExtBot[Any],
-    importer: Importer,
-    run: _Import,
-    progress: ProgressMessage,
-    texts: Texts,
-    moved: asyncio.Event,
-) -> None:
-    """Fetch, read and record the file, and tell the user how it ended."""
+async def _record(
+    bot: ExtBot[Any], importer: Importer, run: _Import, progress: ProgressMessage, texts: Texts
+) -> str:
+    """Fetch, read and record the file; what the user is told of it."""
     order = run.order
     try:
         file = await bot.get_file(order.file_id)
@@ -204,18 +229,14 @@ async def _import(
         parsed = await import_reader.read(raw)  # in a child process, bounded
     except BadRequest as exc:  # "file is too big": the size was not in the message
         log.info("import file not fetched: %s", exc.message)
-        await progress.finish(
-            texts.import_too_big.format(size="?", limit=MAX_IMPORT_MB), Priority.NEW
-        )
-        return
+        return texts.import_too_big.format(size="?", limit=MAX_IMPORT_MB)
     except ImportRefused as exc:
-        await progress.finish(_refusal(exc, texts), Priority.NEW)
-        return
+        return _refusal(exc, texts)
 
     def progressed(now: ImportCounts) -> None:
         run.counts = now
         progress.changed()
-        moved.set()
+        run.moved.set()
 
     try:
         run.counts = await import_links(
@@ -231,11 +252,9 @@ async def _import(
         log.warning("import stopped by a database error", exc_info=stopped.__cause__)
         run.counts = stopped.counts
         c = run.shown()
-        text = texts.import_stopped.format(name=order.name, saved=c.saved, total=c.total)
-        await progress.finish(text, Priority.NEW)
-        return
+        return texts.import_stopped.format(name=order.name, saved=c.saved, total=c.total)
     importer.wake()
-    await progress.finish(_done(run.shown(), order.name, texts), Priority.NEW)
+    return _done(run.shown(), order.name, texts)
 
 
 def _done(counts: ImportCounts, name: str, texts: Texts) -> str:

@@ -61,6 +61,7 @@ DELIVERY_STATES = frozenset(
 LEASE = 20.0  # seconds; renewed every LEASE / 4 while a stage runs
 ORPHAN_AGE = timedelta(seconds=10)  # a live front queues what it records within moments
 IDLE_POLL = 1.0  # seconds between looks by one idle slot of each kind, unwoken (`_poll`)
+RENEW_RETRY = 0.5  # seconds before a renewal the database did not answer is tried again
 # A work entry whose link is missing this long is dropped (an import writes its work
 # entries just before its links; a link may be on its way back from the trash).
 GONE_GRACE = 60.0
@@ -486,15 +487,20 @@ class Worker:
         await finish(self.p, self.bot, record, keep_requeued=False)
 
     async def _renew(self, held: _Held, work: asyncio.Task[Any], finished: asyncio.Event) -> None:
+        wait = LEASE / 4
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), LEASE / 4)
+                await asyncio.wait_for(finished.wait(), wait)
             if finished.is_set():
                 return
             try:
                 ours = await self.p.store.queue.renew(held.claim, LEASE)
             except PyMongoError:
-                continue  # the database is away; the stage waits for it too
+                # The database is away; the stage waits for it too. Asked again soon: once
+                # it is back, another worker's poll may take a lease that ran out meanwhile.
+                wait = RENEW_RETRY
+                continue
+            wait = LEASE / 4
             if not ours:
                 log.warning("lease of %s taken over; stopping this copy", held.claim.link_id)
                 work.cancel()

@@ -63,6 +63,14 @@ FRESH_FOR = TRIM_AGE / 2
 _SAMPLE_EVERY = 1.0  # seconds between the numbers a trimmer keeps for TRIM_AGE
 
 
+def since_boot() -> float:
+    """Seconds on a clock that also runs while the host sleeps (CLOCK_BOOTTIME; elsewhere
+    the monotonic clock): a host suspended for minutes must not find its last append
+    "moments ago" while other processes wrote and trimmed meanwhile."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
+
+
 def key(seq: int) -> str:
     return f"{seq:016d}"
 
@@ -97,12 +105,12 @@ class Journal:
         self,
         entries: AsyncCollection[Doc],
         positions: AsyncCollection[Doc],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.entries = entries
         # Where each live listing index is (for trimming): {_id: index id, position, at}.
         self.positions = positions
-        self._clock = clock  # durations only
+        self._clock = clock or since_boot  # durations only
         self._head: int | None = None  # newest entry this process knows to exist
         # When this process's last append was made (before its insert): every number
         # above it was written since. None: not known (none yet, or the journal moved).
@@ -296,8 +304,12 @@ class Journal:
         tail = await self.tail()
         if upto <= tail:
             return tail
-        # The tail first: a reader that finds it never gallops into the hole below.
-        await set_by_id(self.entries, TAIL_ID, {"seq": upto})
+        # The tail first: a reader that finds it never gallops into the hole below. Only
+        # ever raised: a trimmer racing with a lower bound must not set it back.
+        with contextlib.suppress(DuplicateKeyError):  # it exists, at or above `upto`
+            await self.entries.update_one(
+                {"_id": TAIL_ID, "seq": {"$lt": upto}}, {"$set": {"seq": upto}}, upsert=True
+            )
         await self.entries.delete_many({"_id": {"$gt": key(tail), "$lte": key(upto)}})
         return upto
 

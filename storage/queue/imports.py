@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -95,6 +95,12 @@ class ImportOrders:
             return False
         return True
 
+    async def of_owner(self, owner_id: int) -> str | None:
+        """The key of an order of this user's, if one is being imported (or waits to be
+        resumed)."""
+        doc = await self.coll.find_one({"owner_id": owner_id}, {"_id": 1})
+        return str(doc["_id"]) if doc is not None else None
+
     async def renew(self, order: ImportOrder, holder: str, lease: float) -> bool:
         """Extend the lease, keeping how far the import got (`saved`, its progress message);
         False when the order is no longer `holder`'s (closed, or taken over)."""
@@ -115,16 +121,30 @@ class ImportOrders:
             if until is not None and until > now:
                 continue
             tries = int(doc.get("tries") or 1) + 1
-            marker = {"_id": f"import:{doc['_id']}:{tries}", "worker": holder, "at": now}
-            marker["token"] = uuid.uuid4().hex
-            try:
-                await self.claims.insert_one(marker)
-            except DuplicateKeyError:
-                continue  # another front took this try first
+            if not await self._mark(doc, tries, holder, now, lease):
+                continue
             fields = {"by": holder, "tries": tries, "until": now + timedelta(seconds=lease)}
             await self.coll.update_one({"_id": doc["_id"]}, {"$set": fields})
             return _order(doc, tries)
         return None
+
+    async def _mark(self, doc: Doc, tries: int, holder: str, now: datetime, lease: float) -> bool:
+        """Whether this claim of the order's try `tries` won. A try whose marker is older
+        than a lease (its front died before it wrote the order) is skipped: the next
+        round claims the one after."""
+        key, token = f"import:{doc['_id']}:{tries}", uuid.uuid4().hex
+        try:
+            await self.claims.insert_one({"_id": key, "worker": holder, "token": token, "at": now})
+            return True
+        except DuplicateKeyError:
+            left = await self.claims.find_one({"_id": key}) or {}
+        if left.get("token") == token:
+            return True  # a driver retry met this call's own insert
+        at = left.get("at")
+        if isinstance(at, datetime) and at < now - timedelta(seconds=lease):
+            skipped = {"_id": doc["_id"], "tries": tries - 1}
+            await self.coll.update_one(skipped, {"$set": {"tries": tries}})
+        return False
 
     async def release(self, order: ImportOrder, holder: str) -> None:
         """`holder` stops (its import cancelled): the order may be taken at once."""
