@@ -305,7 +305,7 @@ class WorkQueue:
         """
         for _ in range(3):
             now = utcnow()
-            left = await self._insert_marker(_marker(doc, number), worker, now)
+            left = await insert_marker(self.claims, _marker(doc, number), worker, now)
             if left is None:
                 return number
             at = left.get("at")
@@ -313,21 +313,6 @@ class WorkQueue:
                 return None
             number += 1
         return None
-
-    async def _insert_marker(self, key: str, worker: str, now: datetime) -> Doc | None:
-        """None when this call's insert of marker `key` won; else the marker that stands
-        ({} if it was deleted meanwhile). A driver retry that meets this call's own landed
-        insert counts as won: ours through a per-call token, not the worker's name, which
-        its slots share."""
-        token = uuid.uuid4().hex
-        try:
-            await self.claims.insert_one({"_id": key, "worker": worker, "token": token, "at": now})
-            return None
-        except DuplicateKeyError:
-            left = await self.claims.find_one({"_id": key})
-        if left is not None and left.get("token") == token:
-            return None
-        return left or {}
 
     async def renew(self, claim: Claim, lease: float) -> bool:
         """Extend our lease; False when the stage is no longer ours (taken over, or done)."""
@@ -370,13 +355,31 @@ class WorkQueue:
         """True for exactly one worker per round of a periodic job (e.g. the link-rot
         check), so N workers do not each run it."""
         key = f"round:{name}:{number}"
-        return await self._insert_marker(key, worker, utcnow()) is None
+        return await insert_marker(self.claims, key, worker, utcnow()) is None
 
     async def forget_claims(self, older_than: datetime) -> None:
         """Claim markers only matter while their lease could be contested."""
         with contextlib.suppress(Exception):
             await self.claims.delete_many({"at": {"$lt": older_than}})
             await self.leases.delete_many({"until": {"$lt": older_than}})
+
+
+async def insert_marker(
+    claims: AsyncCollection[Doc], key: str, worker: str, now: datetime
+) -> Doc | None:
+    """None when this call's insert of marker `key` won; else the marker that stands
+    ({} if it was deleted meanwhile). A driver retry that meets this call's own landed
+    insert counts as won: ours through a per-call token, not the worker's name, which
+    its slots share."""
+    token = uuid.uuid4().hex
+    try:
+        await claims.insert_one({"_id": key, "worker": worker, "token": token, "at": now})
+        return None
+    except DuplicateKeyError:
+        left = await claims.find_one({"_id": key})
+    if left is not None and left.get("token") == token:
+        return None
+    return left or {}
 
 
 def _marker(doc: Doc, number: int) -> str:

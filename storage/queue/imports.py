@@ -17,7 +17,6 @@ FerretDB v1, as storage/queue/claims.py does for stages).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.models import utcnow
+from storage.queue.claims import insert_marker
 
 Doc = dict[str, Any]
 MAX_TRIES = 3  # a file whose import was cut short this often is given up (the user told)
@@ -132,14 +132,9 @@ class ImportOrders:
         """Whether this claim of the order's try `tries` won. A try whose marker is older
         than a lease (its front died before it wrote the order) is skipped: the next
         round claims the one after."""
-        key, token = f"import:{doc['_id']}:{tries}", uuid.uuid4().hex
-        try:
-            await self.claims.insert_one({"_id": key, "worker": holder, "token": token, "at": now})
+        left = await insert_marker(self.claims, f"import:{doc['_id']}:{tries}", holder, now)
+        if left is None:
             return True
-        except DuplicateKeyError:
-            left = await self.claims.find_one({"_id": key}) or {}
-        if left.get("token") == token:
-            return True  # a driver retry met this call's own insert
         at = left.get("at")
         if isinstance(at, datetime) and at < now - timedelta(seconds=lease):
             skipped = {"_id": doc["_id"], "tries": tries - 1}
