@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from storage.models import utcnow
 from storage.queue.claims import FEED, Claim, WorkQueue, _marker
+from storage.queue.orders import FileOrders
 from storage.repository import LinkStore
 from tests.conftest import INDEX_DIR
 
@@ -57,6 +58,27 @@ async def test_a_fresh_marker_of_another_worker_is_not_taken(queue: WorkQueue) -
     doc = await _queued(queue)
     await queue.claims.insert_one({"_id": _marker(doc, 1), "worker": "w1", "at": utcnow()})
     assert await queue.claim("w2", {"pending"}, LEASE) is None
+
+
+async def test_a_file_order_whose_claimer_died_is_taken_once_a_lease_old(
+    queue: WorkQueue,
+) -> None:
+    """A worker claimed a front's file order (its marker) and died before it wrote its
+    lease: the order is not stuck behind that marker (its asker's next press would find
+    it still waiting), but neither is a fresh claim taken from a live worker."""
+    orders = FileOrders(queue.work.database)
+    link_id = ObjectId()
+    await orders.ask(link_id, 7, "pdf", "en-US")
+    doc = await orders.coll.find_one({})
+    assert doc is not None
+    first = f"file:{doc['_id']}:{doc['asked_at'].timestamp()}:1"
+    await orders.claims.insert_one({"_id": first, "worker": "w1", "at": utcnow()})
+    assert await orders.claim("w2", lease=300.0) is None  # w1 may still be writing it
+    long_ago = utcnow() - timedelta(seconds=600)
+    await orders.claims.update_one({"_id": first}, {"$set": {"at": long_ago}})
+    order = await orders.claim("w2", lease=300.0)
+    assert order is not None and order.link_id == link_id and order.tries == 2
+    assert await orders.claim("w3", lease=300.0) is None  # now w2's, for its lease
 
 
 async def test_one_worker_per_round_of_a_periodic_job(queue: WorkQueue) -> None:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -295,24 +295,9 @@ class WorkQueue:
         return Claim(link_id, number, status)
 
     async def _mark(self, doc: Doc, number: int, worker: str, lease: float) -> int | None:
-        """Insert the claim marker for lease `number`; the number won, or None if another
-        worker won it.
-
-        A marker can exist with no lease written after it: the claimer lost the database
-        (or died) between the two writes, or the driver retried an insert that had landed
-        and met it. Our own marker is ours; another's, once older than a lease, is
-        abandoned and the next number is tried, so the link is never stuck behind it.
-        """
-        for _ in range(3):
-            now = utcnow()
-            left = await insert_marker(self.claims, _marker(doc, number), worker, now)
-            if left is None:
-                return number
-            at = left.get("at")
-            if at is not None and at > now - timedelta(seconds=lease):
-                return None
-            number += 1
-        return None
+        """Insert the claim marker for lease `number` (or a later one, past markers
+        abandoned); the number won, or None if another worker won it."""
+        return await claim_number(self.claims, lambda n: _marker(doc, n), number, worker, lease)
 
     async def renew(self, claim: Claim, lease: float) -> bool:
         """Extend our lease; False when the stage is no longer ours (taken over, or done)."""
@@ -362,6 +347,34 @@ class WorkQueue:
         with contextlib.suppress(Exception):
             await self.claims.delete_many({"at": {"$lt": older_than}})
             await self.leases.delete_many({"until": {"$lt": older_than}})
+
+
+async def claim_number(
+    claims: AsyncCollection[Doc],
+    key_of: Callable[[int], str],
+    first: int,
+    worker: str,
+    lease: float,
+) -> int | None:
+    """The number this call claimed, from `first` on: the first whose marker `key_of(n)`
+    it inserted; None when another claimer holds one within its lease.
+
+    A marker can stand with nothing written after it: its claimer lost the database (or
+    died) between the marker and what it writes next, or the driver retried an insert
+    that had landed and met it. Our own marker is ours (`insert_marker`'s token);
+    another's, once older than a lease, is abandoned and the next number is tried, so
+    nothing is stuck behind it."""
+    number = first
+    for _ in range(3):
+        now = utcnow()
+        left = await insert_marker(claims, key_of(number), worker, now)
+        if left is None:
+            return number
+        at = left.get("at")
+        if at is not None and at > now - timedelta(seconds=lease):
+            return None
+        number += 1
+    return None
 
 
 async def insert_marker(

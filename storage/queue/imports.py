@@ -18,14 +18,14 @@ FerretDB v1, as storage/queue/claims.py does for stages).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.models import utcnow
-from storage.queue.claims import insert_marker
+from storage.queue.claims import claim_number
 
 Doc = dict[str, Any]
 MAX_TRIES = 3  # a file whose import was cut short this often is given up (the user told)
@@ -120,26 +120,24 @@ class ImportOrders:
             until = doc.get("until")
             if until is not None and until > now:
                 continue
-            tries = int(doc.get("tries") or 1) + 1
-            if not await self._mark(doc, tries, holder, now, lease):
-                continue
+            tries = await self._mark(doc, holder, lease)
+            if tries is None:
+                continue  # another front holds this order
             fields = {"by": holder, "tries": tries, "until": now + timedelta(seconds=lease)}
             await self.coll.update_one({"_id": doc["_id"]}, {"$set": fields})
             return _order(doc, tries)
         return None
 
-    async def _mark(self, doc: Doc, tries: int, holder: str, now: datetime, lease: float) -> bool:
-        """Whether this claim of the order's try `tries` won. A try whose marker is older
-        than a lease (its front died before it wrote the order) is skipped: the next
-        round claims the one after."""
-        left = await insert_marker(self.claims, f"import:{doc['_id']}:{tries}", holder, now)
-        if left is None:
-            return True
-        at = left.get("at")
-        if isinstance(at, datetime) and at < now - timedelta(seconds=lease):
-            skipped = {"_id": doc["_id"], "tries": tries - 1}
-            await self.coll.update_one(skipped, {"$set": {"tries": tries}})
-        return False
+    async def _mark(self, doc: Doc, holder: str, lease: float) -> int | None:
+        """The order's try this claim won, or None. A try whose claimer died before it
+        wrote the order down is passed over once its marker is a lease old (and counts
+        as a try cut short)."""
+
+        def key_of(tries: int) -> str:
+            return f"import:{doc['_id']}:{tries}"
+
+        first = int(doc.get("tries") or 1) + 1
+        return await claim_number(self.claims, key_of, first, holder, lease)
 
     async def release(self, order: ImportOrder, holder: str) -> None:
         """`holder` stops (its import cancelled): the order may be taken at once."""

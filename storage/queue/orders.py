@@ -10,7 +10,6 @@ claims.py), then holds it for a lease: a worker that dies leaves it to the next 
 from __future__ import annotations
 
 import contextlib
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from storage.artifacts import file_key
 from storage.models import utcnow
+from storage.queue.claims import claim_number
 
 Doc = dict[str, Any]
 
@@ -86,31 +86,34 @@ class FileOrders:
         for doc in docs:
             if doc.get("until") is not None and doc["until"] > now:
                 continue
+            tries = await self._mark(doc, worker, lease)
+            if tries is None:
+                continue  # another worker holds this order
             order = FileOrder(
                 link_id=doc["link_id"],
                 owner_id=int(doc["owner_id"]),
                 kind=str(doc["kind"]),
                 locale=str(doc.get("locale") or "en-US"),
                 asked_at=doc["asked_at"],
-                tries=int(doc.get("tries") or 0) + 1,
+                tries=tries,
             )
-            if await self._mark(doc["_id"], order, worker, now):
-                until = utcnow() + timedelta(seconds=lease)
-                await self.coll.update_one(
-                    {"_id": doc["_id"]}, {"$set": {"until": until, "tries": order.tries}}
-                )
-                return order
+            until = utcnow() + timedelta(seconds=lease)
+            await self.coll.update_one(
+                {"_id": doc["_id"]}, {"$set": {"until": until, "tries": tries}}
+            )
+            return order
         return None
 
-    async def _mark(self, key: str, order: FileOrder, worker: str, now: datetime) -> bool:
-        marker = f"file:{key}:{order.asked_at.timestamp()}:{order.tries}"
-        try:
-            await self.claims.insert_one(
-                {"_id": marker, "worker": worker, "token": uuid.uuid4().hex, "at": now}
-            )
-        except DuplicateKeyError:
-            return False  # another worker claimed this try first
-        return True
+    async def _mark(self, doc: Doc, worker: str, lease: float) -> int | None:
+        """The order's try this claim won (a try whose claimer died before it wrote its
+        lease is passed over once a lease old), or None."""
+        asked = doc["asked_at"].timestamp()
+
+        def key_of(tries: int) -> str:
+            return f"file:{doc['_id']}:{asked}:{tries}"
+
+        first = int(doc.get("tries") or 0) + 1
+        return await claim_number(self.claims, key_of, first, worker, lease)
 
     async def done(self, order: FileOrder) -> None:
         """Made: the file is in `link_files`, and the asker finds it there."""
