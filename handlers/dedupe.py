@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 
 async def once(update: Update, context: Context) -> None:
     receipts = context.bot_data.receipts
-    # Polled by this process: a poller before it may have died holding it
-    # (bot/chat/receipts.py).
-    poller = receipts.token if receipts.polled(update.update_id) else ""
+    # Taken by this process (polled, or delivered to its webhook and not answered yet):
+    # a process before it may have died holding it (bot/chat/receipts.py).
+    poller = receipts.token if receipts.held(update.update_id) else ""
     try:
         first = await context.services.store.first_delivery(update.update_id, poller)
     except PyMongoError:

@@ -39,7 +39,7 @@ async def test_the_next_fetch_waits_for_every_update_before_and_marks_held_ones(
     # 1 and 3 were settled while 2 still held the confirmation: marked, so a kill then
     # does not have them done twice. 2, the last, is confirmed by the fetch it let go.
     assert marked == [1, 3]
-    assert not receipts.polled(2) and not receipts.polled(3)
+    assert not receipts.held(2) and not receipts.held(3)
 
 
 async def test_updates_not_polled_here_are_left_alone() -> None:
@@ -50,7 +50,7 @@ async def test_updates_not_polled_here_are_left_alone() -> None:
     receipts.handled(7)
     receipts.settle(7)
     await asyncio.wait_for(receipts.settled(), 1)
-    assert marked == [] and not receipts.polled(7)
+    assert marked == [] and not receipts.held(7)
 
 
 async def test_an_update_waited_for_its_most_holds_no_later_fetch(
@@ -69,5 +69,29 @@ async def test_an_update_waited_for_its_most_holds_no_later_fetch(
     waited = asyncio.ensure_future(receipts.settled())
     await asyncio.sleep(0)
     assert waited.done()  # 1, still unsettled, no longer holds anything
-    assert receipts.polled(1)  # nor is it forgotten: its handler settles it later
+    assert receipts.held(1)  # nor is it forgotten: its handler settles it later
     receipts.settle(1)
+
+
+async def test_a_webhook_delivery_is_answered_once_settled_or_after_its_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its POST waits for its links (a kill before the answer: Telegram delivers it
+    again), but not beyond SETTLE_AT_MOST, and it never holds a fetch."""
+    monkeypatch.setattr(receipts_module, "SETTLE_AT_MOST", 0.05)
+    receipts = Receipts()
+    marked = marking(receipts)
+    receipts.delivered(5)
+    receipts.take(5)
+    answer = asyncio.ensure_future(receipts.answered(5))
+    receipts.handled(5)  # its handlers started; its links not written yet
+    await asyncio.sleep(0)
+    assert not answer.done() and receipts.held(5)
+    receipts.settle(5)
+    await asyncio.wait_for(answer, 1)  # a positive signal: answered once settled
+    assert marked == [] and not receipts.held(5)
+    receipts.delivered(6)
+    receipts.take(6)
+    await asyncio.wait_for(receipts.answered(6), 5)  # never settled: answered at its most
+    assert receipts.held(6)  # still its handler's to settle (a repeat is let through)
+    await asyncio.wait_for(receipts.settled(), 1)  # it holds no fetch

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-from tests.conftest import free_port
+from storage.models import LinkRecord
+from storage.repository import LinkStore
+from tests.conftest import INDEX_DIR, free_port
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.pages import PageServer
 from tests.harness import BotHarness
+from tests.processes import all_done, bot_env, start, stop
 
 
 def start_update(update_id: int, user_id: int, language: str) -> dict[str, Any]:
@@ -56,3 +65,105 @@ async def test_webhook_serves_port_and_checks_secret(harness_factory: Any) -> No
     reply = await bot.api.wait_for(lambda c: c.method == "sendMessage" and c.ok, timeout=20)
     assert "保存快照" in reply.result["text"]
     assert not bot.api.calls_of("getUpdates")
+
+
+def link_update(update_id: int, user_id: int, url: str) -> dict[str, Any]:
+    update = start_update(update_id, user_id, "en")
+    update["message"]["text"] = url
+    update["message"]["entities"] = [{"type": "url", "offset": 0, "length": len(url)}]
+    return update
+
+
+async def test_a_webhook_delivery_is_answered_once_its_links_are_written(
+    harness_factory: Any, pages: PageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram does not deliver an answered update again: answered before its link was
+    written, a kill in between would lose a link its user saw 👀 for."""
+    port = free_port()
+    bot: BotHarness = await harness_factory(
+        webhook_url="https://bot.example/hook/abc", port=str(port)
+    )
+    entered, release = asyncio.Event(), asyncio.Event()
+    write = LinkStore.add_pending
+
+    async def held(store: LinkStore, record: LinkRecord) -> tuple[LinkRecord, bool]:
+        entered.set()
+        await release.wait()
+        return await write(store, record)
+
+    monkeypatch.setattr(LinkStore, "add_pending", held)
+    bot.api.send_message(9, "hello")  # registers the chat with the fake
+    link = pages.url("/article/hooked")
+    async with aiohttp.ClientSession() as http:
+        post = asyncio.ensure_future(
+            http.post(f"http://127.0.0.1:{port}/hook/abc", json=link_update(3, 9, link))
+        )
+        await asyncio.wait_for(entered.wait(), 30)
+        # 👀 went out (a round trip to the Bot API after the update was queued), and the
+        # POST is still waiting for the link to be written.
+        try:
+            await bot.api.wait_for(lambda c: c.method == "setMessageReaction" and c.ok, 30)
+            assert not post.done()
+        finally:
+            release.set()
+        answer = await asyncio.wait_for(post, 30)
+        assert answer.status == 200
+    assert [r.url for r in await bot.records(9)] == [link]
+
+
+async def _urls_written(uri: str, owner_id: int) -> set[str]:
+    store = LinkStore.connect(uri, index_dir=INDEX_DIR)
+    try:
+        return {d["url"] async for d in store.links.find({"owner_id": owner_id}, {"url": 1})}
+    finally:
+        await store.close()
+
+
+async def _deliver(http: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> bool:
+    """One POST as Telegram makes it; whether it was answered 200."""
+    try:
+        async with http.post(url, json=update) as answer:
+            return answer.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+@pytest.mark.timeout(300)
+async def test_a_webhook_killed_before_it_answered_loses_no_link(
+    botapi: FakeBotAPI, mongodb_uri: str, pages: PageServer, tmp_path: Path
+) -> None:
+    """Ten messages delivered at once; the bot SIGKILLed at its first 👀. Every update it
+    had answered has its link written; Telegram delivers the others again, to the next
+    start, which takes them although the first had seen them: each link recorded, done."""
+    port = free_port()
+    env = bot_env(botapi, mongodb_uri, webhook_url="https://bot.example/hook/abc", port=str(port))
+    hook = f"http://127.0.0.1:{port}/hook/abc"
+    botapi.send_message(46, "hello")  # registers the chat with the fake
+    links = [pages.url(f"/article/hook-{i}") for i in range(10)]
+    updates = [link_update(100 + i, 46, link) for i, link in enumerate(links)]
+    first = await start(env, tmp_path)
+    try:
+        await botapi.wait_for(lambda c: c.method == "setWebhook" and c.ok, timeout=60)
+        async with aiohttp.ClientSession() as http:
+            posts = [asyncio.ensure_future(_deliver(http, hook, u)) for u in updates]
+            reacted = lambda: bool(botapi.calls_of("setMessageReaction", 46, ok_only=True))  # noqa: E731
+            await botapi.wait_until(reacted, timeout=60)
+            first.send_signal(signal.SIGKILL)
+            answered = await asyncio.gather(*posts)
+    finally:
+        if first.returncode is None:
+            first.kill()
+        await first.wait()
+    written = await _urls_written(mongodb_uri, 46)
+    assert len(written) < len(links)  # the kill came while they were being written
+    assert {link for link, ok in zip(links, answered, strict=True) if ok} <= written
+    second = await start(env, tmp_path)
+    try:
+        await botapi.wait_until(lambda: len(botapi.calls_of("setWebhook", ok_only=True)) == 2, 60)
+        async with aiohttp.ClientSession() as http:
+            again = [u for u, ok in zip(updates, answered, strict=True) if not ok]
+            assert all(await asyncio.gather(*(_deliver(http, hook, u) for u in again)))
+        assert await all_done(mongodb_uri, [46], len(links), timeout=120)
+    finally:
+        await stop(second)
+    assert await _urls_written(mongodb_uri, 46) == set(links)

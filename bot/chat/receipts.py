@@ -15,8 +15,9 @@ the poller that took it (`token`) never settled it. An update settled while othe
 still hold the confirmation is marked so in the database (`keep_with`), so that a kill
 then does not have it done twice.
 
-Webhook deliveries are answered by PTB as they are queued; this covers polling, the
-default.
+A webhook delivery is held the same way: the web server answers Telegram's POST only
+once its update is settled (`delivered`, `answered`), SETTLE_AT_MOST seconds at most, so
+a kill before that leaves Telegram to deliver it again, to the next start.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Receipts:
         self._taken: set[int] = set()  # the links handler settles these itself
         self._settled = asyncio.Event()
         self._settled.set()
+        self._answers: dict[int, asyncio.Event] = {}  # webhook deliveries waiting to be answered
         self._mark: Callable[[int], Awaitable[None]] | None = None
         self._marking: set[asyncio.Task[None]] = set()
 
@@ -55,9 +57,30 @@ class Receipts:
         """Where a settled update is marked so (the database, once it is open)."""
         self._mark = mark
 
-    def polled(self, update_id: int) -> bool:
-        """Whether this process fetched the update and has not settled it yet."""
+    def held(self, update_id: int) -> bool:
+        """Whether this process took the update (fetched it, or was delivered it by the
+        webhook) and has not settled it yet."""
         return update_id in self._open
+
+    def delivered(self, update_id: int) -> None:
+        """A webhook delivery, about to be queued: held here as a fetched update is (a
+        repeat after a kill is let through), but holding no fetch."""
+        self._open.add(update_id)
+        self._answers.setdefault(update_id, asyncio.Event())
+
+    async def answered(self, update_id: int) -> None:
+        """Until the delivered update is settled, SETTLE_AT_MOST seconds at most: then
+        its POST is answered (a message whose links wait out a database outage must not
+        hold Telegram's delivery for longer)."""
+        done = self._answers.get(update_id)
+        if done is None:
+            return
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_AT_MOST):
+                    await done.wait()
+        finally:
+            self._answers.pop(update_id, None)
 
     def fetched(self, update_ids: Iterable[int]) -> None:
         ids = set(update_ids)
@@ -82,6 +105,9 @@ class Receipts:
             return
         self._taken.discard(update_id)
         self._open.discard(update_id)
+        if (delivered := self._answers.get(update_id)) is not None:
+            delivered.set()  # its POST is answered; no fetch confirms it, none is held
+            return
         if update_id not in self._holding:
             return  # confirmed already, by a fetch that waited its most
         self._holding.discard(update_id)

@@ -2,7 +2,8 @@
 webhook too, on one port (a PaaS gives a `web` process one).
 
 The webhook is PTB's documented custom-server pattern: check the secret header, turn
-the JSON into an `Update`, put it on the Application's update queue.
+the JSON into an `Update`, put it on the Application's update queue; answered once the
+update is settled (its links written), as a polled update is confirmed.
 """
 
 from __future__ import annotations
@@ -126,5 +127,10 @@ class WebServer:
             update = Update.de_json(await request.json(), self.app.bot)
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400)
+        # Answered once its links are written (a kill before that: Telegram delivers it
+        # again, to the next start), SETTLE_AT_MOST seconds at most (bot/chat/receipts.py).
+        receipts = self.app.bot_data.receipts
+        receipts.delivered(update.update_id)
         await self.app.update_queue.put(update)
+        await receipts.answered(update.update_id)
         return web.Response(status=200)
