@@ -49,7 +49,8 @@ class Receipts:
         self._taken: set[int] = set()  # the links handler settles these itself
         self._settled = asyncio.Event()
         self._settled.set()
-        self._answers: dict[int, asyncio.Event] = {}  # webhook deliveries waiting to be answered
+        self._delivered: set[int] = set()  # of those, delivered by the webhook
+        self._answers: dict[int, asyncio.Event] = {}  # their POSTs waiting to be answered
         self._mark: Callable[[int], Awaitable[None]] | None = None
         self._marking: set[asyncio.Task[None]] = set()
 
@@ -66,6 +67,7 @@ class Receipts:
         """A webhook delivery, about to be queued: held here as a fetched update is (a
         repeat after a kill is let through), but holding no fetch."""
         self._open.add(update_id)
+        self._delivered.add(update_id)
         self._answers.setdefault(update_id, asyncio.Event())
 
     async def answered(self, update_id: int) -> None:
@@ -105,8 +107,13 @@ class Receipts:
             return
         self._taken.discard(update_id)
         self._open.discard(update_id)
-        if (delivered := self._answers.get(update_id)) is not None:
-            delivered.set()  # its POST is answered; no fetch confirms it, none is held
+        if update_id in self._delivered:
+            # Marked settled before its POST is answered (or after, if that waited its
+            # most): the same update delivered to another front (several behind one
+            # URL) is skipped there.
+            self._delivered.discard(update_id)
+            waiting = self._answers.get(update_id)
+            self._mark_then(update_id, waiting.set if waiting is not None else lambda: None)
             return
         if update_id not in self._holding:
             return  # confirmed already, by a fetch that waited its most
@@ -116,10 +123,17 @@ class Receipts:
             # command a link) for a repeat that only a kill in those moments could bring.
             self._settled.set()
             return
-        if self._mark is not None:  # others hold the confirmation, up to SETTLE_AT_MOST
-            task = asyncio.ensure_future(self._mark(update_id))
-            self._marking.add(task)
-            task.add_done_callback(self._marked)
+        self._mark_then(update_id)  # others hold the confirmation, up to SETTLE_AT_MOST
+
+    def _mark_then(self, update_id: int, then: Callable[[], None] = lambda: None) -> None:
+        """Mark the update settled in the database, then call `then` (marked or not)."""
+        if self._mark is None:
+            then()
+            return
+        task = asyncio.ensure_future(self._mark(update_id))
+        self._marking.add(task)
+        task.add_done_callback(self._marked)
+        task.add_done_callback(lambda _: then())
 
     def _marked(self, task: asyncio.Task[None]) -> None:
         self._marking.discard(task)
