@@ -73,29 +73,44 @@ async def test_an_update_waited_for_its_most_holds_no_later_fetch(
     receipts.settle(1)
 
 
-async def test_a_webhook_delivery_is_answered_once_settled_or_after_its_most(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_webhook_delivery_is_answered_once_settled_and_marked() -> None:
     """Its POST waits for its links (a kill before the answer: Telegram delivers it
-    again), but not beyond SETTLE_AT_MOST, and it never holds a fetch."""
-    monkeypatch.setattr(receipts_module, "SETTLE_AT_MOST", 0.05)
+    again) and for the mark that makes another front skip it; it holds no fetch."""
     receipts = Receipts()
-    marked = marking(receipts)
+    marked: list[int] = []
+    marks_land = asyncio.Event()
+
+    async def mark(update_id: int) -> None:
+        await marks_land.wait()
+        marked.append(update_id)
+
+    receipts.keep_with(mark)
     receipts.delivered(5)
     receipts.take(5)
     answer = asyncio.ensure_future(receipts.answered(5))
     receipts.handled(5)  # its handlers started; its links not written yet
-    await asyncio.sleep(0)
+    await asyncio.wait_for(receipts.settled(), 1)  # it holds no fetch
     assert not answer.done() and receipts.held(5)
     receipts.settle(5)
-    await asyncio.wait_for(answer, 1)  # a positive signal: answered once settled
-    # Marked before the answer: delivered again to another front, it is skipped there.
+    await asyncio.sleep(0)
+    assert not answer.done()  # settled, not marked yet
+    marks_land.set()
+    await asyncio.wait_for(answer, 1)  # a positive signal: answered once marked
     assert marked == [5] and not receipts.held(5)
+
+
+async def test_a_webhook_delivery_is_answered_after_its_most_and_marked_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message whose links wait out a database outage does not hold Telegram's POST
+    beyond SETTLE_AT_MOST; settled later, it is still marked."""
+    monkeypatch.setattr(receipts_module, "SETTLE_AT_MOST", 0.05)
+    receipts = Receipts()
+    marked = marking(receipts)
     receipts.delivered(6)
     receipts.take(6)
     await asyncio.wait_for(receipts.answered(6), 5)  # never settled: answered at its most
     assert receipts.held(6)  # still its handler's to settle (a repeat is let through)
-    await asyncio.wait_for(receipts.settled(), 1)  # it holds no fetch
     receipts.settle(6)
     await asyncio.sleep(0)
-    assert marked == [5, 6]
+    assert marked == [6]

@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+import bot.chat.receipts as receipts_module
+from bot.chat.receipts import SETTLE_AT_MOST
 from storage.models import LinkRecord
 from storage.repository import LinkStore
 from tests.conftest import INDEX_DIR, free_port
@@ -83,6 +85,8 @@ async def test_a_webhook_delivery_is_answered_once_its_links_are_written(
     bot: BotHarness = await harness_factory(
         webhook_url="https://bot.example/hook/abc", port=str(port)
     )
+    # The POST's wait is capped (five seconds): not reached here however slow the host.
+    monkeypatch.setattr(receipts_module, "SETTLE_AT_MOST", 600.0)
     entered, release = asyncio.Event(), asyncio.Event()
     write = LinkStore.add_pending
 
@@ -119,13 +123,14 @@ async def _urls_written(uri: str, owner_id: int) -> set[str]:
         await store.close()
 
 
-async def _deliver(http: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> bool:
-    """One POST as Telegram makes it; whether it was answered 200."""
+async def _deliver(http: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> float | None:
+    """One POST as Telegram makes it: seconds until it was answered 200, or None."""
+    began = time.monotonic()
     try:
         async with http.post(url, json=update) as answer:
-            return answer.status == 200
+            return time.monotonic() - began if answer.status == 200 else None
     except aiohttp.ClientError:
-        return False
+        return None
 
 
 @pytest.mark.timeout(300)
@@ -156,13 +161,21 @@ async def test_a_webhook_killed_before_it_answered_loses_no_link(
         await first.wait()
     written = await _urls_written(mongodb_uri, 46)
     assert len(written) < len(links)  # the kill came while they were being written
-    assert {link for link, ok in zip(links, answered, strict=True) if ok} <= written
+    # Answered before the answer's cap (one answered at SETTLE_AT_MOST may come before
+    # its link, by design: a database outage must not hold Telegram's delivery).
+    in_time = {
+        link
+        for link, took in zip(links, answered, strict=True)
+        if took is not None and took < SETTLE_AT_MOST
+    }
+    assert in_time <= written
     second = await start(env, tmp_path)
     try:
         await botapi.wait_until(lambda: len(botapi.calls_of("setWebhook", ok_only=True)) == 2, 60)
         async with aiohttp.ClientSession() as http:
-            again = [u for u, ok in zip(updates, answered, strict=True) if not ok]
-            assert all(await asyncio.gather(*(_deliver(http, hook, u) for u in again)))
+            again = [u for u, took in zip(updates, answered, strict=True) if took is None]
+            took_again = await asyncio.gather(*(_deliver(http, hook, u) for u in again))
+            assert None not in took_again
         assert await all_done(mongodb_uri, [46], len(links), timeout=120)
     finally:
         await stop(second)
