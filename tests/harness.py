@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -14,6 +15,7 @@ from bot.chat.links import url_key
 from bot.config import Settings
 from bot.services import Services
 from storage.models import LinkRecord
+from storage.queue.imports import ImportOrders
 from storage.repository import LinkStore
 from tests.fakes.botapi import Call, FakeBotAPI
 from tests.fakes.openai_server import FakeOpenAI
@@ -131,6 +133,16 @@ class BotHarness:
             since=start,
         )
         return int(reply.result["message_id"])
+
+    async def import_closed(self, user_id: int, timeout: float = 30) -> None:
+        """Until the user's import order is closed: it is closed just after its last line
+        is told, and a file sent before that is refused as another import's (a window
+        of moments, which a test sending its next file at once would meet)."""
+        orders = ImportOrders(self.store.db).coll
+        deadline = time.monotonic() + timeout
+        while await orders.count_documents({"owner_id": user_id}):
+            assert time.monotonic() < deadline, "the import's order was never closed"
+            await asyncio.sleep(0.05)
 
     async def final_text(
         self, chat_id: int, message_id: int, word: str, timeout: float = 120

@@ -75,8 +75,10 @@ def nested_folders(depth: int) -> bytes:
 async def import_file(
     bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported", lang: str = "en"
 ) -> str:
-    """Send a file; the import message's closing text."""
-    return await bot.final_text(user, await bot.send_file(user, data, name, lang), word)
+    """Send a file; the import message's closing text (its order closed)."""
+    text = await bot.final_text(user, await bot.send_file(user, data, name, lang), word)
+    await bot.import_closed(user)
+    return text
 
 
 async def stored(store: LinkStore, owner: int, count: int, timeout: float = 20) -> None:

@@ -180,9 +180,11 @@ def documents_to(bot: BotHarness, chat_id: int, since: int) -> list[Call]:
 async def import_file(
     bot: BotHarness, user: int, data: bytes, name: str, word: str = "Imported"
 ) -> tuple[str, int]:
-    """Send a file; the import message's closing text, and its message id."""
+    """Send a file; the import message's closing text (its order closed), and its id."""
     message_id = await bot.send_file(user, data, name)
-    return await bot.final_text(user, message_id, word), message_id
+    text = await bot.final_text(user, message_id, word)
+    await bot.import_closed(user)
+    return text, message_id
 
 
 def summary(record: LinkRecord) -> tuple[str, str | None, list[str], str]:
