@@ -126,15 +126,16 @@ async def _on_file(update: Update, context: Context) -> None:
         name=name,
         lang=user.language_code or "en",
     )
+    # Until the order is written down; from then on the written order refuses a next
+    # file, up to the moment its last line is told (storage/queue/imports.py `ending`).
     data[_IMPORTING] = True
     receipts = context.bot_data.receipts
+
+    def written() -> None:
+        receipts.settle(update.update_id)  # confirmed to Telegram (`Taken`, handlers/__init__.py)
+        data.pop(_IMPORTING, None)
+
     try:
-        # Confirmed to Telegram once it is written down (`Taken`, handlers/__init__.py).
-        await importing.start(
-            context.bot,
-            context.services.importer(),
-            order,
-            written=lambda: receipts.settle(update.update_id),
-        )
+        await importing.start(context.bot, context.services.importer(), order, written=written)
     finally:
         data.pop(_IMPORTING, None)

@@ -207,3 +207,29 @@ async def test_a_try_whose_claimer_died_before_taking_it_is_skipped(bot: BotHarn
     taken = await orders.abandoned("front b", lease=60.0)  # try 2 is passed over
     assert taken is not None and taken.key == order.key and taken.tries == 3
     assert await orders.abandoned("front c", lease=60.0) is None  # now front b's
+
+
+async def test_a_next_file_sent_as_the_last_line_is_told_is_imported(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's order is closed just after its last line is told (so that a kill
+    before the line resumes it): a next file sent in between is imported, not refused
+    as another import's. Here the close is held until the second file is done."""
+    closing, close = asyncio.Event(), ImportOrders.close
+
+    async def held(orders: ImportOrders, order: ImportOrder) -> None:
+        await closing.wait()
+        await close(orders, order)
+
+    monkeypatch.setattr(ImportOrders, "close", held)
+    try:
+        first = await bot.send_file(48, f"{DEAD}/one".encode(), "one.txt")
+        await bot.final_text(48, first, "Imported", timeout=30)
+        assert await ImportOrders(bot.store.db).coll.count_documents({"owner_id": 48}) == 1
+        second = await bot.send_file(48, f"{DEAD}/two".encode(), "two.txt")
+        assert "still running" not in (bot.api.message_text(48, second) or "")
+        text = await bot.final_text(48, second, "Imported", timeout=30)
+        assert "1 new links saved" in text, text
+    finally:
+        closing.set()
+    await bot.import_closed(48)

@@ -91,6 +91,7 @@ async def resume(bot: ExtBot[Any], importer: Importer) -> bool:
     log.info("resuming the import of message %s (try %d)", order.key, order.tries)
     try:
         if order.tries > MAX_TRIES:
+            await importer.durably(lambda: orders.ending(order))
             await _give_up(bot, importer, order)
             await importer.durably(lambda: orders.close(order))
         else:
@@ -215,6 +216,9 @@ async def _import(bot: ExtBot[Any], importer: Importer, run: _Import) -> None:
     except Exception:  # told here and closed: a resumed try would only fail the same way
         log.exception("import %s failed", order.key)
         text = texts.internal_error
+    # From here a next file of the user's is taken, not refused for this one: its order
+    # is closed just after the line is told (or resumed, if a kill comes first).
+    await importer.durably(lambda: ImportOrders(importer.store.db).ending(order))
     await progress.finish(text, Priority.NEW)
 
 

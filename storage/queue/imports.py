@@ -97,9 +97,15 @@ class ImportOrders:
 
     async def of_owner(self, owner_id: int) -> str | None:
         """The key of an order of this user's, if one is being imported (or waits to be
-        resumed)."""
-        doc = await self.coll.find_one({"owner_id": owner_id}, {"_id": 1})
+        resumed) and its last line is not being told (`ending`)."""
+        doc = await self.coll.find_one({"owner_id": owner_id, "ending": {"$ne": True}}, {"_id": 1})
         return str(doc["_id"]) if doc is not None else None
+
+    async def ending(self, order: ImportOrder) -> None:
+        """The import's last line is about to be told: a next file of the user's is no
+        longer refused for it. The order stays until it is closed, so a kill before the
+        line is told still leaves it to be resumed."""
+        await self.coll.update_one({"_id": order.key}, {"$set": {"ending": True}})
 
     async def renew(self, order: ImportOrder, holder: str, lease: float) -> bool:
         """Extend the lease, keeping how far the import got (`saved`, its progress message);
