@@ -152,7 +152,7 @@ class _Import:
 async def _run(bot: ExtBot[Any], importer: Importer, orders: ImportOrders, run: _Import) -> None:
     """The import, its order renewed all along and closed once the user was told; a
     stop lets the order go for the next start, a takeover leaves it to the taker."""
-    work = asyncio.ensure_future(_import(bot, importer, run))
+    work = asyncio.ensure_future(_import(bot, importer, orders, run))
     renewer = asyncio.ensure_future(_renew(orders, run, work))
     try:
         await work
@@ -188,7 +188,7 @@ async def _renew(orders: ImportOrders, run: _Import, work: asyncio.Future[None])
             return
 
 
-async def _import(bot: ExtBot[Any], importer: Importer, run: _Import) -> None:
+async def _import(bot: ExtBot[Any], importer: Importer, orders: ImportOrders, run: _Import) -> None:
     """Show progress, fetch, read and record the file, and tell the user how it ended."""
     texts = texts_for(run.order.lang)
     shown = texts.import_reading.format(name=run.order.name)
@@ -218,7 +218,7 @@ async def _import(bot: ExtBot[Any], importer: Importer, run: _Import) -> None:
         text = texts.internal_error
     # From here a next file of the user's is taken, not refused for this one: its order
     # is closed just after the line is told (or resumed, if a kill comes first).
-    await importer.durably(lambda: ImportOrders(importer.store.db).ending(order))
+    await importer.durably(lambda: orders.ending(order))
     await progress.finish(text, Priority.NEW)
 
 
