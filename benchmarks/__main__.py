@@ -36,7 +36,7 @@ from playwright.async_api import async_playwright
 from benchmarks import burst, common, footprint
 from benchmarks.realpages import RealPages
 from bot import eventloop
-from bot.app import build_application, running
+from bot.app import build_application, running, set_heap_aside
 from bot.browser.binary import find_chromium
 from bot.config import Settings
 from tests.fakes.botapi import FakeBotAPI
@@ -156,6 +156,7 @@ async def _measure(mongo: str, only_burst: bool) -> None:
     results: dict[str, Any] = {}
     try:
         async with running(build_application(settings(api, mongo)), settings(api, mongo)):
+            set_heap_aside()  # as `python -m bot` does once started
             await api.wait_for(lambda c: c.method == "getUpdates", timeout=60)
             if not only_burst:
                 results["reaction_s"] = await bench_reaction(api, pages)

@@ -10,7 +10,7 @@ import sys
 from pydantic import ValidationError
 
 from bot import eventloop
-from bot.app import StartupError, build_application, running
+from bot.app import StartupError, build_application, running, set_heap_aside
 from bot.config import Settings, describe_error
 from bot.logs import setup_logging
 from bot.services import Role
@@ -24,6 +24,7 @@ async def serve(settings: Settings, role: Role) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(build_application(settings, role=role), settings):
+        set_heap_aside()
         await stop.wait()
 
 

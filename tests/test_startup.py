@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,9 @@ async def test_python_m_bot_answers_start(
         await api.stop()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert api.token.split(":")[1] not in stderr.decode()
+    # Its start-up heap is set aside from the collector's full passes (a stall each).
+    frozen = re.search(r"started; (\d+) objects set aside", stderr.decode())
+    assert frozen is not None and int(frozen.group(1)) > 10_000, stderr.decode()[-2000:]
 
 
 def _refused_once(monkeypatch: pytest.MonkeyPatch, refusal: OperationFailure) -> list[int]:
