@@ -323,8 +323,10 @@ def set_heap_aside() -> int:
     services: ~150 000 objects) aside from the collector's full passes, and say how many.
     A full pass walks every object, every few dozen links: it took 80-160 ms, a stall on
     one link's way to its photo, and ~11 ms once the start-up heap is set aside
-    (docs/BENCHMARKS.md). Collected first, so nothing set aside is garbage. For a process
-    that runs one bot (`python -m bot`), not one that starts many (the tests)."""
+    (docs/BENCHMARKS.md). Collected first, so nothing set aside is garbage then; what is
+    set aside is still freed when its last reference goes, and only cycles among it stay
+    (the first browser's objects once the idle close ends it: ~1 000 objects, once). For
+    a process that runs one bot (`python -m bot`), not one that starts many (the tests)."""
     gc.collect()
     gc.freeze()
     count = gc.get_freeze_count()
