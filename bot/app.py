@@ -314,6 +314,7 @@ async def running(app: App, settings: Settings) -> AsyncIterator[App]:
             await data.services.drain(settings.shutdown_grace)
         if app.running:
             await app.stop()
+        await data.receipts.marked()  # before the database closes
         await stop_services(app)
         await app.shutdown()
 

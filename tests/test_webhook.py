@@ -180,3 +180,51 @@ async def test_a_webhook_killed_before_it_answered_loses_no_link(
     finally:
         await stop(second)
     assert await _urls_written(mongodb_uri, 46) == set(links)
+
+
+async def test_a_stop_waits_for_a_settled_mark_so_a_repeat_is_not_answered_twice(
+    harness_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivered update, once handled, is marked settled in the database so that its
+    repeat is skipped. A stop reached while that mark is on its way (here held until the
+    stop waits for marks, or else until the database closes) must let it land: lost,
+    the repeat Telegram sends after the cut POST is handled again by the next start, and
+    the user gets a second answer."""
+    hook = "https://bot.example/hook/abc"
+    port = free_port()
+    first: BotHarness = await harness_factory(webhook_url=hook, port=str(port))
+    store = first.services.store
+    go = asyncio.Event()
+
+    async def held_mark(update_id: int) -> None:
+        await go.wait()
+        await store.settle_update(update_id)
+
+    first.app.bot_data.receipts.keep_with(held_mark)
+    marked = receipts_module.Receipts.marked
+
+    async def waited(receipts: receipts_module.Receipts) -> None:
+        go.set()  # the stop waits for marks now: the held one may go on its way
+        await marked(receipts)
+
+    monkeypatch.setattr(receipts_module.Receipts, "marked", waited)
+    close = store.close
+
+    async def closing() -> None:
+        await close()
+        go.set()  # without that wait: the mark goes once the database has closed
+
+    monkeypatch.setattr(store, "close", closing)
+    first.api.send_message(11, "hello")  # registers the chat with the fake
+    update = start_update(40, 11, "en")
+    async with aiohttp.ClientSession() as http:
+        post = asyncio.ensure_future(_deliver(http, f"http://127.0.0.1:{port}/hook/abc", update))
+        await first.api.wait_for(lambda c: c.method == "sendMessage" and c.ok, 30)
+        await first.stop()  # the POST still waits for the mark: cut, or answered
+        await post
+        again_port = free_port()
+        second: BotHarness = await harness_factory(webhook_url=hook, port=str(again_port))
+        await _deliver(http, f"http://127.0.0.1:{again_port}/hook/abc", update)  # the repeat
+        await second.handled(update["message"])
+    answers = [c for c in second.api.calls_of("sendMessage") if c.params["chat_id"] == 11]
+    assert len(answers) == 1  # the first start's only

@@ -141,6 +141,14 @@ class Receipts:
             # Not lost: at worst a kill before the confirmation repeats its answer.
             log.warning("a settled update not marked so: %s", exc)
 
+    async def marked(self) -> None:
+        """Until the settled marks on their way have landed (or failed), SETTLE_AT_MOST
+        seconds at most. A stop waits for them before it closes the database: a mark lost
+        there leaves its update open to a repeat (a webhook answer or a confirmation the
+        stop cut short), which the next start would handle again, answering twice."""
+        if self._marking:
+            await asyncio.wait(set(self._marking), timeout=SETTLE_AT_MOST)
+
     async def settled(self) -> None:
         """Until every update fetched so far is settled, SETTLE_AT_MOST seconds at most;
         then the fetch that follows confirms them, settled or not, and none of them
