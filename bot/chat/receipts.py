@@ -34,7 +34,9 @@ from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 log = logging.getLogger(__name__)
 
-SETTLE_AT_MOST = 5.0  # seconds the next fetch waits, at most, for the batches before
+# Seconds, at most, that the next fetch waits for the batches before, that a webhook
+# POST waits for its update, and that a stop waits for the settled marks on their way.
+SETTLE_AT_MOST = 5.0
 
 
 class Receipts:
